@@ -1,0 +1,459 @@
+"""The ``sieve`` command line: the same core functions as the app, headless.
+
+Errors are one line on stderr naming the file, column or parameter, exit code 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .workspace import DEFAULT_WORKSPACE, SieveError, Workspace
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Sieve: map a text dataset and pick a balanced, reproducible subset under per-cluster budgets.")
+err = Console(stderr=True)
+out = Console()
+
+WS_OPT = typer.Option(DEFAULT_WORKSPACE, "--workspace", "-w", help="Workspace folder (DuckDB file + artifacts).")
+
+
+# -- shared option groups ----------------------------------------------------------------
+
+
+def _ingest_params(data, text, template, vectors, fmt):
+    from .ingest import IngestParams, TextSpec, unescape_template
+
+    if text is None and template is None:
+        raise SieveError("give --text COLUMN or --template '{col1}\\n{col2}'")
+    spec = TextSpec(column=text, template=unescape_template(template) if template is not None else None)
+    return IngestParams(str(data), spec, vectors, fmt)
+
+
+def _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size, min_samples, seed):
+    from .cluster import ClusterParams
+    from .embed import EmbedParams
+    from .pipeline import MapParams
+    from .project import ProjectParams
+
+    return MapParams(
+        EmbedParams(model=model, batch_size=batch_size, device=device),
+        ProjectParams(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, cluster_dims=dims, seed=seed),
+        ClusterParams(min_cluster_size=min_cluster_size, min_samples=min_samples),
+    )
+
+
+def _parse_overrides(items: list[str]) -> dict[int, int]:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SieveError(f"--override {item!r} must look like CLUSTER=ROWS, e.g. 3=50")
+        c, n = item.split("=", 1)
+        try:
+            out[int(c)] = int(n)
+        except ValueError as exc:
+            raise SieveError(f"--override {item!r} must look like CLUSTER=ROWS with whole numbers") from exc
+    return out
+
+
+def _parse_ids(text: Optional[str], what: str) -> tuple[int, ...]:
+    if not text:
+        return ()
+    p = Path(text)
+    raw = p.read_text() if p.is_file() else text
+    try:
+        return tuple(int(x) for x in raw.replace(",", " ").split())
+    except ValueError as exc:
+        raise SieveError(f"--{what} takes row ids separated by commas (or a file of them): {exc}") from exc
+
+
+def _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override, score_column,
+                   ascending, pin, ban):
+    from .select import SelectParams
+
+    noise_v: str | int = noise
+    if noise not in ("include", "exclude"):
+        try:
+            noise_v = int(noise)
+        except ValueError as exc:
+            raise SieveError(f"--noise must be include, exclude or a row budget, got {noise!r}") from exc
+    return SelectParams(
+        budget=budget, policy=policy, pick=pick, seed=seed, noise=noise_v, min_per_cluster=min_per_cluster,
+        max_per_cluster=max_per_cluster, overrides=_parse_overrides(override), score_column=score_column,
+        score_ascending=ascending, pins=_parse_ids(pin, "pin"), bans=_parse_ids(ban, "ban"),
+    )
+
+
+@contextlib.contextmanager
+def _progress():
+    """A rich progress display; yields (progress_cb, on_stage_cb) for core.pipeline."""
+    bars: dict[str, int] = {}
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err, transient=False) as prog:
+
+        def progress(stage, done, total, msg):
+            if stage not in bars:
+                bars[stage] = prog.add_task(stage, total=max(total, 1))
+            prog.update(bars[stage], completed=done, total=max(total, 1), description=f"{stage}: {msg}")
+
+        def on_stage(stage, event, info):
+            if event == "done":
+                if stage not in bars:
+                    bars[stage] = prog.add_task(stage, total=1)
+                state = "cached" if info["cached"] else f"{info['seconds']:.1f} s"
+                prog.update(bars[stage], completed=prog.tasks[bars[stage]].total, description=f"{stage}: {state}")
+
+        yield progress, on_stage
+
+
+def _fail(exc: BaseException) -> None:
+    err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _guard(fn):
+    """Turn library errors into one line on stderr and a non-zero exit."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from .embed import Cancelled
+
+        try:
+            return fn(*args, **kwargs)
+        except SieveError as exc:
+            _fail(exc)
+        except Cancelled as exc:
+            err.print(f"cancelled: {exc}")
+            raise typer.Exit(130)
+        except KeyboardInterrupt:
+            err.print("interrupted: finished chunks are kept; run the command again to resume")
+            raise typer.Exit(130)
+        except OSError as exc:
+            _fail(SieveError(f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)))
+
+    return wrapper
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+@app.command()
+@_guard
+def ingest(
+    data: str = typer.Argument(..., help="A file or glob: .csv .tsv .json .jsonl .parquet"),
+    text: Optional[str] = typer.Option(None, "--text", "-t", help="Column holding the text."),
+    template: Optional[str] = typer.Option(None, help="Text template over columns, e.g. '{instruction}\\n{input}'."),
+    vectors: Optional[str] = typer.Option(None, help="Column of precomputed vectors (skips the model)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="csv, tsv, json, jsonl or parquet (default: extension)."),
+    workspace: Path = WS_OPT,
+):
+    """Load a dataset into the workspace."""
+    from .ingest import ingest as do_ingest
+
+    info, cached = do_ingest(Workspace(workspace), _ingest_params(data, text, template, vectors, fmt))
+    _print_dataset(info, cached)
+
+
+def _print_dataset(info, cached):
+    state = " (already loaded)" if cached else ""
+    err.print(
+        f"dataset{state}: {info.n_rows} rows, {info.n_empty} empty text(s) excluded from embedding, "
+        f"{info.n_duplicates} exact duplicate(s); text from {info.text.describe()}"
+    )
+
+
+@app.command()
+@_guard
+def embed(
+    model: str = typer.Option("all-MiniLM-L6-v2", help="sentence-transformers name or local path."),
+    batch_size: int = typer.Option(64, help="Texts per batch."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    workspace: Path = WS_OPT,
+):
+    """Embed the current dataset (cached by model and text; resumable)."""
+    from .embed import EmbedParams, run_embed
+
+    ws = Workspace(workspace)
+    with _progress() as (progress, _):
+        res = run_embed(ws, EmbedParams(model=model, batch_size=batch_size, device=device),
+                        progress=lambda d, t, m: progress("embed", d, t, m))
+    err.print(f"embeddings: {res.n_rows} x {res.dim} from {res.model_id}"
+              + (" (cached)" if res.cached else f", {res.n_computed} computed"))
+
+
+MODEL_OPT = typer.Option("all-MiniLM-L6-v2", help="sentence-transformers name or local path.")
+
+
+@app.command("map")
+@_guard
+def map_(
+    model: str = MODEL_OPT,
+    batch_size: int = typer.Option(64),
+    device: str = typer.Option("auto"),
+    n_neighbors: int = typer.Option(15, help="UMAP n_neighbors."),
+    min_dist: float = typer.Option(0.1, help="UMAP min_dist of the 2-D map."),
+    metric: str = typer.Option("cosine", help="UMAP metric."),
+    dims: int = typer.Option(5, help="Dimensions of the projection used for clustering."),
+    min_cluster_size: Optional[int] = typer.Option(None, help="HDBSCAN min_cluster_size (default ~sqrt(n)/2)."),
+    min_samples: Optional[int] = typer.Option(None, help="HDBSCAN min_samples (default min(10, min_cluster_size))."),
+    seed: int = typer.Option(42, help="Seed of the projection."),
+    workspace: Path = WS_OPT,
+):
+    """Embed (if needed), project, cluster and label the current dataset."""
+    from .pipeline import build_map, load_map
+
+    ws = Workspace(workspace)
+    params = _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size,
+                         min_samples, seed)
+    with _progress() as (progress, on_stage):
+        keys = build_map(ws, params, progress=progress, on_stage=on_stage)
+    _print_clusters(load_map(ws, keys))
+
+
+def _print_clusters(data):
+    t = Table(title=f"{len([c for c in data.clusters if c.id >= 0])} clusters", show_lines=False)
+    for col in ("id", "name", "size", "keywords"):
+        t.add_column(col)
+    for c in data.clusters:
+        t.add_row(str(c.id), c.name, str(c.size), ", ".join(c.keywords[:6]))
+    err.print(t)
+    for note in data.notes:
+        err.print(f"note: {note}")
+
+
+SELECT_OPTS = dict(
+    budget=typer.Option(..., "--budget", "-b", help="Total rows to select."),
+    policy=typer.Option("equal", help="proportional, equal or sqrt."),
+    pick=typer.Option("random", help="random, centroid, diverse or score."),
+    seed=typer.Option(0, help="Seed of the pick."),
+    noise=typer.Option("include", help="include, exclude, or a row budget for unclustered rows."),
+    min_per_cluster=typer.Option(0, "--min", help="Floor per cluster."),
+    max_per_cluster=typer.Option(None, "--max", help="Cap per cluster."),
+    override=typer.Option(None, "--override", help="CLUSTER=ROWS, repeatable."),
+    score_column=typer.Option(None, help="Numeric column for --pick score."),
+    ascending=typer.Option(False, "--ascending", help="With --pick score: lowest first."),
+    pin=typer.Option(None, help="Row ids always included (comma-separated, or a file)."),
+    ban=typer.Option(None, help="Row ids never included (comma-separated, or a file)."),
+)
+
+
+@app.command("select")
+@_guard
+def select_(
+    budget: int = SELECT_OPTS["budget"],
+    policy: str = SELECT_OPTS["policy"],
+    pick: str = SELECT_OPTS["pick"],
+    seed: int = SELECT_OPTS["seed"],
+    noise: str = SELECT_OPTS["noise"],
+    min_per_cluster: int = SELECT_OPTS["min_per_cluster"],
+    max_per_cluster: Optional[int] = SELECT_OPTS["max_per_cluster"],
+    override: Optional[list[str]] = SELECT_OPTS["override"],
+    score_column: Optional[str] = SELECT_OPTS["score_column"],
+    ascending: bool = SELECT_OPTS["ascending"],
+    pin: Optional[str] = SELECT_OPTS["pin"],
+    ban: Optional[str] = SELECT_OPTS["ban"],
+    workspace: Path = WS_OPT,
+):
+    """Choose rows from the current map and remember the choice for `sieve export`."""
+    from .pipeline import load_map, run_selection
+
+    ws = Workspace(workspace)
+    params = _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override,
+                            score_column, ascending, pin, ban)
+    data = load_map(ws)
+    selection = run_selection(ws, data, params)
+    ws.set_meta("selection", params.to_dict())
+    _print_selection(data, selection)
+
+
+def _print_selection(data, selection):
+    from .metrics import selection_metrics
+
+    m = selection_metrics(data.labels, selection.positions, data.vectors, eligible=None)
+    names = data.cluster_names
+    t = Table(title=f"{len(selection)} rows selected")
+    for col in ("cluster", "name", "size", "selected"):
+        t.add_column(col)
+    for c, n in sorted(selection.allocation.items(), key=lambda kv: (kv[0] == -1, kv[0])):
+        t.add_row(str(c), names.get(c, str(c)), str(m.counts_full.get(c, 0)), str(n))
+    err.print(t)
+    rnd = f" (random: {m.nn_distance_random:.3f})" if m.nn_distance_random is not None else ""
+    nn = f"{m.nn_distance:.3f}" if m.nn_distance is not None else "n/a"
+    err.print(f"coverage {m.coverage:.0%} of clusters, JS divergence {m.jsd:.3f}, mean NN distance {nn}{rnd}")
+    for note in selection.notes:
+        err.print(f"note: {note}")
+    return m
+
+
+@app.command()
+@_guard
+def export(
+    out_path: Path = typer.Option(..., "--out", "-o", help="Output file: .parquet, .jsonl or .csv."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="parquet, jsonl or csv (default: extension)."),
+    manifest: Optional[Path] = typer.Option(None, help="Manifest path (default: OUT + .manifest.json)."),
+    workspace: Path = WS_OPT,
+):
+    """Export the last selection (from `sieve select`) and its manifest."""
+    from .pipeline import load_map, run_selection
+    from .select import SelectParams
+
+    ws = Workspace(workspace)
+    saved = ws.get_meta("selection")
+    if not saved:
+        raise SieveError("no selection yet; run `sieve select --budget N` first")
+    data = load_map(ws)
+    params = SelectParams.from_dict(saved)
+    _export(ws, data, params, run_selection(ws, data, params), out_path, fmt, manifest)
+
+
+def _export(ws, data, params, selection, out_path, fmt, manifest_path):
+    from .export import build_manifest, export_rows, format_for, write_manifest
+    from .metrics import selection_metrics
+    from .pipeline import current_map
+
+    fmt = format_for(out_path, fmt)
+    _, map_params = current_map(ws)
+    metrics = selection_metrics(data.labels, selection.positions, data.vectors)
+    path = export_rows(ws, selection, data.cluster_names, out_path, fmt,
+                       keep_text=data.dataset.text.template is not None)
+    mpath = Path(manifest_path) if manifest_path else Path(str(path) + ".manifest.json")
+    man = build_manifest(data, map_params, params, selection, metrics, {"path": str(path), "format": fmt})
+    write_manifest(mpath, man)
+    err.print(f"wrote {len(selection)} rows to {path}")
+    err.print(f"wrote manifest to {mpath.resolve()}")
+    return man
+
+
+@app.command()
+@_guard
+def run(
+    data: str = typer.Argument(..., help="A file or glob: .csv .tsv .json .jsonl .parquet"),
+    text: Optional[str] = typer.Option(None, "--text", "-t"),
+    template: Optional[str] = typer.Option(None),
+    vectors: Optional[str] = typer.Option(None),
+    fmt_in: Optional[str] = typer.Option(None, "--input-format"),
+    model: str = MODEL_OPT,
+    batch_size: int = typer.Option(64),
+    device: str = typer.Option("auto"),
+    n_neighbors: int = typer.Option(15),
+    min_dist: float = typer.Option(0.1),
+    metric: str = typer.Option("cosine"),
+    dims: int = typer.Option(5),
+    min_cluster_size: Optional[int] = typer.Option(None),
+    min_samples: Optional[int] = typer.Option(None),
+    map_seed: int = typer.Option(42, help="Seed of the projection."),
+    budget: int = SELECT_OPTS["budget"],
+    policy: str = SELECT_OPTS["policy"],
+    pick: str = SELECT_OPTS["pick"],
+    seed: int = SELECT_OPTS["seed"],
+    noise: str = SELECT_OPTS["noise"],
+    min_per_cluster: int = SELECT_OPTS["min_per_cluster"],
+    max_per_cluster: Optional[int] = SELECT_OPTS["max_per_cluster"],
+    override: Optional[list[str]] = SELECT_OPTS["override"],
+    score_column: Optional[str] = SELECT_OPTS["score_column"],
+    ascending: bool = SELECT_OPTS["ascending"],
+    pin: Optional[str] = SELECT_OPTS["pin"],
+    ban: Optional[str] = SELECT_OPTS["ban"],
+    out_path: Path = typer.Option(..., "--out", "-o"),
+    fmt: Optional[str] = typer.Option(None, "--format"),
+    manifest: Optional[Path] = typer.Option(None),
+    workspace: Path = WS_OPT,
+):
+    """Everything: ingest -> embed -> map -> select -> export."""
+    from .export import format_for
+    from .ingest import ingest as do_ingest
+    from .pipeline import build_map, load_map, run_selection
+
+    format_for(out_path, fmt)  # fail fast on a bad output name
+    ws = Workspace(workspace)
+    ingest_params = _ingest_params(data, text, template, vectors, fmt_in)
+    map_params = _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size,
+                             min_samples, map_seed)
+    sel_params = _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override,
+                                score_column, ascending, pin, ban)
+    info, cached = do_ingest(ws, ingest_params)
+    _print_dataset(info, cached)
+    t0 = time.perf_counter()
+    with _progress() as (progress, on_stage):
+        keys = build_map(ws, map_params, progress=progress, on_stage=on_stage)
+    mdata = load_map(ws, keys)
+    _print_clusters(mdata)
+    selection = run_selection(ws, mdata, sel_params)
+    ws.set_meta("selection", sel_params.to_dict())
+    _print_selection(mdata, selection)
+    _export(ws, mdata, sel_params, selection, out_path, fmt, manifest)
+    err.print(f"done in {time.perf_counter() - t0:.1f} s")
+
+
+@app.command()
+@_guard
+def reproduce(
+    manifest_path: Path = typer.Argument(..., help="A manifest written by `sieve export` or `sieve run`."),
+    out_path: Path = typer.Option(..., "--out", "-o"),
+    data: Optional[str] = typer.Option(None, help="The data, if not at the manifest's recorded path."),
+    fmt: Optional[str] = typer.Option(None, "--format"),
+    manifest: Optional[Path] = typer.Option(None, help="Where to write the new manifest."),
+    workspace: Path = WS_OPT,
+):
+    """Rebuild the exact subset of a manifest; fails if the row ids differ."""
+    from .export import format_for, read_manifest
+    from .pipeline import reproduce as do_reproduce
+
+    format_for(out_path, fmt)
+    man = read_manifest(manifest_path)
+    ws = Workspace(workspace)
+    with _progress() as (progress, on_stage):
+        mdata, selection, _, sel_params = do_reproduce(ws, man, data, progress=progress, on_stage=on_stage)
+    new = _export(ws, mdata, sel_params, selection, out_path, fmt, manifest)
+    if new["selected_row_ids"] != man["selected_row_ids"]:
+        a, b = set(new["selected_row_ids"]), set(man["selected_row_ids"])
+        raise SieveError(f"reproduced subset differs from the manifest: {len(a - b)} row(s) added, "
+                         f"{len(b - a)} missing")
+    err.print(f"reproduced: identical {len(selection)} row ids (sha256 {new['selected_ids_sha256'][:12]})")
+
+
+@app.command()
+@_guard
+def info(workspace: Path = WS_OPT):
+    """What the workspace holds."""
+    from .ingest import current_dataset
+
+    ws = Workspace(workspace)
+    _print_dataset(current_dataset(ws), False)
+    m = ws.get_meta("map")
+    if m:
+        err.print(f"map: model {m['keys']['model_id']}, keys {m['keys']}")
+    s = ws.get_meta("selection")
+    if s:
+        err.print(f"selection: budget {s['budget']}, policy {s['policy']}, pick {s['pick']}, seed {s['seed']}")
+
+
+@app.command("app")
+def app_(port: int = typer.Option(8501), workspace: Path = WS_OPT):
+    """Open the Streamlit app."""
+    import os
+
+    app_py = Path(__file__).resolve().parent.parent / "app.py"
+    if not app_py.is_file():
+        _fail(SieveError(f"app.py not found next to the core package ({app_py}); run from a source checkout"))
+    env = dict(os.environ, SIEVE_WORKSPACE=str(workspace))
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "streamlit", "run", str(app_py),
+                                      "--server.port", str(port)], env=env))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Export: the chosen rows (every original column + cluster id/name, rank, reason)
+as Parquet, JSONL or CSV, and a manifest that lets ``sieve reproduce`` rebuild them.
+Both are written to a temporary name and renamed, so no partial file ever has the
+final name."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from .ingest import DATASET_TABLE
+from .workspace import SCHEMA_VERSION, SieveError, Workspace, atomic_path, atomic_write_json
+
+FORMATS = ("parquet", "jsonl", "csv")
+MANIFEST_VERSION = 1
+_EXT = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
+
+
+def format_for(path: Path | str, fmt: str | None = None) -> str:
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise SieveError(f"format must be one of {FORMATS}, got {fmt!r}")
+        return fmt
+    ext = Path(path).suffix.lower()
+    if ext not in _EXT:
+        raise SieveError(f"cannot tell the export format from {str(path)!r}; use .parquet, .jsonl or .csv")
+    return _EXT[ext]
+
+
+def selection_table(selection, cluster_names: dict[int, str]):
+    """The selection as an Arrow table keyed by ``sieve_row_id``."""
+    import pyarrow as pa
+
+    return pa.table({
+        "sieve_row_id": pa.array(np.asarray(selection.row_ids, dtype=np.int64)),
+        "sieve_cluster_id": pa.array(np.asarray(selection.clusters, dtype=np.int32)),
+        "sieve_cluster_name": pa.array([cluster_names.get(int(c), str(c)) for c in selection.clusters], pa.string()),
+        "sieve_rank": pa.array(np.asarray(selection.ranks, dtype=np.int32)),
+        "sieve_reason": pa.array(list(selection.reasons), pa.string()),
+    })
+
+
+def _copy_options(fmt: str) -> str:
+    return {"parquet": "(FORMAT parquet)", "jsonl": "(FORMAT json)", "csv": "(FORMAT csv, HEADER true)"}[fmt]
+
+
+def export_rows(ws: Workspace, selection, cluster_names: dict[int, str], path: Path | str,
+                fmt: str | None = None, *, keep_text: bool = False) -> Path:
+    """Write the chosen rows to ``path`` atomically; returns the final path."""
+    path = Path(path).expanduser().resolve()
+    fmt = format_for(path, fmt)
+    if len(selection.row_ids) == 0:
+        raise SieveError("the selection is empty; nothing to export")
+    sel = selection_table(selection, cluster_names)
+    drop = "sieve_text_ok, sieve_text_hash" + ("" if keep_text else ", sieve_text")
+    with ws.connect() as con, atomic_path(path) as tmp:
+        con.register("sieve_sel", sel)
+        try:
+            literal = str(tmp).replace("'", "''")
+            con.execute(
+                f"""COPY (
+                    SELECT d.* EXCLUDE ({drop}), s.* EXCLUDE (sieve_row_id)
+                    FROM {DATASET_TABLE} d JOIN sieve_sel s USING (sieve_row_id)
+                    ORDER BY s.sieve_cluster_id = -1, s.sieve_cluster_id, s.sieve_rank
+                ) TO '{literal}' {_copy_options(fmt)}"""
+            )
+        finally:
+            con.unregister("sieve_sel")
+    return path
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("sieve", "numpy", "duckdb", "pyarrow", "umap-learn", "hdbscan", "scikit-learn", "torch",
+                 "sentence-transformers", "transformers", "pynndescent", "numba"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def ids_digest(row_ids) -> str:
+    h = hashlib.sha256()
+    for r in sorted(int(x) for x in row_ids):
+        h.update(f"{r}\n".encode())
+    return h.hexdigest()
+
+
+def build_manifest(data, map_params, select_params, selection, metrics=None, export: dict | None = None) -> dict:
+    """Everything needed to rebuild ``selection`` from the same data."""
+    ds = data.dataset
+    per_cluster = []
+    chosen = {int(c): int(n) for c, n in zip(*np.unique(selection.clusters, return_counts=True))} if len(selection) else {}
+    for c in data.clusters:
+        per_cluster.append({"id": c.id, "name": c.name, "size": c.size, "keywords": c.keywords,
+                            "budget": selection.allocation.get(c.id, 0), "selected": chosen.get(c.id, 0)})
+    mp = map_params.to_dict()
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "schema_version": SCHEMA_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "dataset": {
+            "sources": ds.sources,
+            "fingerprint": ds.fingerprint,
+            "key": ds.key,
+            "n_rows": ds.n_rows,
+            "n_empty": ds.n_empty,
+            "n_duplicates": ds.n_duplicates,
+            "text": {"column": ds.text.column, "template": ds.text.template},
+            "vector_column": ds.vector_column,
+        },
+        "model": {"id": data.keys.model_id, "dim": int(data.vectors.shape[1]), "params": mp["embed"]},
+        "project": {"params": mp["project"], "key": data.keys.project},
+        "cluster": {"params": mp["cluster"], "key": data.keys.cluster,
+                    "n_clusters": len([c for c in data.clusters if c.id >= 0])},
+        "label": {"params": mp["label"], "key": data.keys.label},
+        "select": select_params.to_dict(),
+        "clusters": per_cluster,
+        "notes": list(data.notes) + list(selection.notes),
+        "metrics": metrics.to_dict() if metrics is not None else None,
+        "versions": library_versions(),
+        "export": export or {},
+        "n_selected": int(len(selection)),
+        "selected_ids_sha256": ids_digest(selection.row_ids),
+        "selected_row_ids": sorted(int(x) for x in selection.row_ids),
+    }
+
+
+def write_manifest(path: Path | str, manifest: dict) -> Path:
+    path = Path(path).expanduser().resolve()
+    atomic_write_json(path, manifest)
+    return path
+
+
+def read_manifest(path: Path | str) -> dict:
+    import json
+
+    p = Path(path)
+    if not p.is_file():
+        raise SieveError(f"manifest {p} does not exist")
+    try:
+        m = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SieveError(f"manifest {p} is not valid JSON: {exc}") from exc
+    for key in ("dataset", "model", "project", "cluster", "select", "selected_row_ids"):
+        if key not in m:
+            raise SieveError(f"manifest {p} lacks the {key!r} section; is it a Sieve manifest?")
+    if m.get("manifest_version", 0) > MANIFEST_VERSION:
+        raise SieveError(f"manifest {p} has version {m.get('manifest_version')}, newer than this Sieve understands")
+    return m

@@ -1,0 +1,207 @@
+"""Chains the stages through the workspace.  The CLI, the app and the tests all use
+these functions, so every surface computes the same thing.
+
+``build_map`` runs embed -> project -> cluster -> label, skipping cached stages.
+``load_map`` reads the result back as aligned arrays (:class:`MapData`).
+``run_selection`` applies :class:`SelectParams` to a map.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .cluster import ClusterParams, run_cluster
+from .embed import EmbedParams, Encoder, run_embed
+from .ingest import DatasetInfo, current_dataset, load_column
+from .label import ClusterInfo, LabelParams, load_labels, run_label
+from .project import ProjectParams, run_project
+from .select import Selection, SelectParams, select
+from .workspace import SieveError, Workspace
+
+META_MAP = "map"
+STAGES = ("embed", "project", "cluster", "label")
+
+StageCallback = Callable[[str, str, dict], None]  # (stage, event 'start'|'done', info)
+Progress = Callable[[str, int, int, str], None]  # (stage, done, total, message)
+
+
+@dataclass
+class MapParams:
+    embed: EmbedParams = field(default_factory=EmbedParams)
+    project: ProjectParams = field(default_factory=ProjectParams)
+    cluster: ClusterParams = field(default_factory=ClusterParams)
+    label: LabelParams = field(default_factory=LabelParams)
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return {k: asdict(getattr(self, k)) for k in ("embed", "project", "cluster", "label")}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MapParams":
+        return cls(EmbedParams(**d["embed"]), ProjectParams(**d["project"]), ClusterParams(**d["cluster"]),
+                   LabelParams(**d["label"]))
+
+
+@dataclass
+class MapKeys:
+    dataset: str
+    embed: str
+    project: str
+    cluster: str
+    label: str
+    model_id: str
+    timings: dict[str, float] = field(default_factory=dict)
+    cached: dict[str, bool] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def build_map(
+    ws: Workspace,
+    params: MapParams = MapParams(),
+    *,
+    encoder: Encoder | None = None,
+    on_stage: StageCallback | None = None,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> MapKeys:
+    info = current_dataset(ws)
+    timings, cached = {}, {}
+
+    def stage(name, fn):
+        if on_stage:
+            on_stage(name, "start", {})
+        t0 = time.perf_counter()
+        out = fn()
+        timings[name] = round(time.perf_counter() - t0, 3)
+        was_cached = out[1] if isinstance(out, tuple) else out.cached
+        cached[name] = bool(was_cached)
+        if on_stage:
+            on_stage(name, "done", {"seconds": timings[name], "cached": cached[name]})
+        return out
+
+    def prog(name):
+        return (lambda done, total, msg: progress(name, done, total, msg)) if progress else None
+
+    emb = stage("embed", lambda: run_embed(ws, params.embed, encoder=encoder, progress=prog("embed"), cancel=cancel))
+    pkey, _ = stage("project", lambda: run_project(ws, emb.key, params.project, progress=prog("project")))
+    ckey, _ = stage("cluster", lambda: run_cluster(ws, pkey, params.cluster))
+    lkey, _ = stage("label", lambda: run_label(ws, ckey, emb.key, params.label))
+    keys = MapKeys(info.key, emb.key, pkey, ckey, lkey, emb.model_id, timings, cached)
+    ws.set_meta(META_MAP, {"keys": keys.to_dict(), "params": params.to_dict()})
+    return keys
+
+
+def current_map(ws: Workspace) -> tuple[MapKeys, MapParams]:
+    d = ws.get_meta(META_MAP)
+    info = current_dataset(ws)
+    if not d or d["keys"]["dataset"] != info.key:
+        raise SieveError(f"workspace {ws.root} has no map of the current dataset yet; run `sieve map` first")
+    return MapKeys(**d["keys"]), MapParams.from_dict(d["params"])
+
+
+@dataclass
+class MapData:
+    """Everything the later stages and the app need, aligned by position."""
+
+    dataset: DatasetInfo
+    keys: MapKeys
+    row_ids: np.ndarray  # (n,) int64
+    xy: np.ndarray  # (n, 2) float32
+    labels: np.ndarray  # (n,) int32, -1 = noise
+    strength: np.ndarray  # (n,) float32
+    vectors: np.ndarray  # (n, d) float32, memory-mapped
+    clusters: list[ClusterInfo]
+    notes: list[str] = field(default_factory=list)
+    params: MapParams | None = None
+
+    @property
+    def cluster_names(self) -> dict[int, str]:
+        return {c.id: c.name for c in self.clusters}
+
+    def positions(self, row_ids) -> np.ndarray:
+        """Positions of the given row ids (which must be on the map)."""
+        return np.searchsorted(self.row_ids, np.asarray(row_ids, dtype=np.int64))
+
+
+def load_map(ws: Workspace, keys: MapKeys | None = None) -> MapData:
+    params = None
+    if keys is None:
+        keys, params = current_map(ws)
+    emb, _ = ws.load_artifact("embed", keys.embed)
+    proj, pmeta = ws.load_artifact("project", keys.project)
+    clus, cmeta = ws.load_artifact("cluster", keys.cluster)
+    row_ids = np.asarray(emb["row_ids"])
+    for name, arr in (("project", proj["row_ids"]), ("cluster", clus["row_ids"])):
+        if not np.array_equal(row_ids, np.asarray(arr)):
+            raise SieveError(f"the {name} result does not match the embeddings; re-run the map")
+    return MapData(
+        dataset=current_dataset(ws),
+        keys=keys,
+        row_ids=row_ids,
+        xy=np.asarray(proj["xy"]),
+        labels=np.asarray(clus["labels"]),
+        strength=np.asarray(clus["strength"]),
+        vectors=emb["vectors"],
+        clusters=load_labels(ws, keys.label),
+        notes=list(pmeta.get("notes", [])) + list(cmeta.get("notes", [])),
+        params=params,
+    )
+
+
+def score_values(ws: Workspace, column: str, row_ids: np.ndarray) -> np.ndarray:
+    """A numeric column as float64 aligned to ``row_ids`` (nulls become NaN)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = load_column(ws, column, row_ids)
+    if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_decimal(col.type)):
+        raise SieveError(f"score_column {column!r} has type {col.type}; it must be numeric")
+    return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+
+
+def run_selection(ws: Workspace, data: MapData, params: SelectParams) -> Selection:
+    scores = score_values(ws, params.score_column, data.row_ids) if params.score_column else None
+    vectors = data.vectors if params.pick in ("centroid", "diverse") else None
+    return select(data.labels, data.row_ids, params, vectors=vectors, scores=scores)
+
+
+def reproduce(
+    ws: Workspace,
+    manifest: dict,
+    data: str | None = None,
+    *,
+    allow_changed_data: bool = False,
+    encoder: Encoder | None = None,
+    on_stage: StageCallback | None = None,
+    progress: Progress | None = None,
+) -> tuple[MapData, Selection, MapParams, SelectParams]:
+    """Rebuild a manifest's selection from its data (or ``data``, a path or glob)."""
+    from .ingest import IngestParams, TextSpec, ingest
+
+    ds = manifest["dataset"]
+    source = data if data is not None else tuple(ds["sources"])
+    info, _ = ingest(ws, IngestParams(source, TextSpec(**ds["text"]), ds.get("vector_column")))
+    if info.fingerprint != ds["fingerprint"] and not allow_changed_data:
+        raise SieveError(
+            f"data {info.sources[0]} differs from the data the manifest was made from "
+            f"(fingerprint {info.fingerprint[:12]} vs {ds['fingerprint'][:12]}); pass the original files"
+        )
+    map_params = MapParams.from_dict({
+        "embed": manifest["model"]["params"],
+        "project": manifest["project"]["params"],
+        "cluster": manifest["cluster"]["params"],
+        "label": manifest.get("label", {}).get("params") or LabelParams().__dict__,
+    })
+    keys = build_map(ws, map_params, encoder=encoder, on_stage=on_stage, progress=progress)
+    data_ = load_map(ws, keys)
+    data_.params = map_params
+    sel_params = SelectParams.from_dict(manifest["select"])
+    selection = run_selection(ws, data_, sel_params)
+    return data_, selection, map_params, sel_params

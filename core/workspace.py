@@ -1,0 +1,258 @@
+"""The workspace: one folder holding a DuckDB file (the dataset and small tables)
+and content-addressed artifacts (arrays + a JSON sidecar) for each pipeline stage.
+
+Every artifact lives in ``artifacts/<stage>/<key>/`` where ``key`` is a hash of the
+stage's parameters, the key of its input and ``SCHEMA_VERSION``.  An artifact folder
+is built under a temporary name and renamed into place, so it either exists whole
+or not at all; ``meta.json`` inside it names the parent artifact (lineage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+DB_NAME = "sieve.duckdb"
+DEFAULT_WORKSPACE = ".sieve"
+
+
+class SieveError(ValueError):
+    """A user-facing error: one line that names the file, column or parameter."""
+
+
+class WorkspaceBusy(SieveError):
+    """Another process holds the workspace's write lock."""
+
+
+def quote_ident(name: str) -> str:
+    """Quote an SQL identifier for DuckDB (double quotes, inner quotes doubled)."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _jsonable(obj: Any) -> Any:
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return _jsonable(asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(_jsonable(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def stable_hash(*parts: Any, length: int = 16) -> str:
+    """A short, stable hex digest of any JSON-able parts (dataclasses included)."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(canonical_json(p).encode())
+        h.update(b"\x00")
+    return h.hexdigest()[:length]
+
+
+def stage_key(stage: str, params: Any, parent: str | None) -> str:
+    """The cache key of a stage: its params, its input's key and the schema version."""
+    return stable_hash({"stage": stage, "schema": SCHEMA_VERSION, "params": params, "parent": parent})
+
+
+def _tmp_sibling(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def atomic_write_json(path: Path | str, obj: Any) -> Path:
+    return atomic_write_bytes(path, (json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n").encode())
+
+
+def atomic_save_npy(path: Path | str, arr: np.ndarray) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path)
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, arr, allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise SieveError(f"nothing was written to {path}")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink()
+
+
+class Workspace:
+    """A folder with ``sieve.duckdb`` and ``artifacts/``.  Cheap to construct."""
+
+    def __init__(self, root: Path | str = DEFAULT_WORKSPACE, *, lock_timeout: float = 30.0):
+        self.root = Path(root).expanduser().resolve()
+        self.lock_timeout = lock_timeout
+        if self.root.exists() and not self.root.is_dir():
+            raise SieveError(f"workspace path {self.root} exists and is not a folder")
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / DB_NAME
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
+
+    # -- DuckDB ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def connect(self, *, read_only: bool = False):
+        """Open the workspace database for the duration of a block.
+
+        DuckDB allows one writing process per file.  A second process waits up to
+        ``lock_timeout`` seconds, then gets a clear :class:`WorkspaceBusy`.
+        """
+        import duckdb
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                con = duckdb.connect(str(self.db_path), read_only=read_only and self.db_path.exists())
+                break
+            except duckdb.IOException as exc:  # lock held by another process
+                msg = str(exc)
+                if "lock" not in msg.lower() or time.monotonic() >= deadline:
+                    raise WorkspaceBusy(
+                        f"workspace {self.root} is in use by another process and stayed locked for "
+                        f"{self.lock_timeout:.0f} s; wait for it to finish or use another --workspace"
+                    ) from exc
+                time.sleep(0.2)
+        try:
+            _ensure_meta_table(con, read_only)
+            yield con
+        finally:
+            con.close()
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        if not self.db_path.exists():
+            return default
+        with self.connect() as con:
+            row = con.execute("SELECT value FROM sieve_meta WHERE key = ?", [key]).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value: Any, con=None) -> None:
+        payload = json.dumps(_jsonable(value), sort_keys=True)
+        sql = "INSERT OR REPLACE INTO sieve_meta(key, value) VALUES (?, ?)"
+        if con is not None:
+            con.execute(sql, [key, payload])
+            return
+        with self.connect() as c:
+            c.execute(sql, [key, payload])
+
+    # -- artifacts ------------------------------------------------------------
+    def artifact_dir(self, stage: str, key: str) -> Path:
+        return self.artifacts / stage / key
+
+    def has_artifact(self, stage: str, key: str) -> bool:
+        return (self.artifact_dir(stage, key) / "meta.json").is_file()
+
+    def save_artifact(self, stage: str, key: str, arrays: dict[str, np.ndarray], meta: dict) -> Path:
+        """Write arrays and a sidecar atomically as one folder."""
+        final = self.artifact_dir(stage, key)
+        if final.exists():
+            shutil.rmtree(final)
+        with atomic_path(final) as tmp:
+            tmp.mkdir(parents=True)
+            for name, arr in arrays.items():
+                np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
+            sidecar = {
+                "stage": stage,
+                "key": key,
+                "schema": SCHEMA_VERSION,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "arrays": {n: {"shape": list(a.shape), "dtype": str(a.dtype)} for n, a in arrays.items()},
+                **meta,
+            }
+            (tmp / "meta.json").write_text(json.dumps(_jsonable(sidecar), indent=2, sort_keys=True))
+        return final
+
+    def load_artifact(self, stage: str, key: str, *, mmap: bool = True) -> tuple[dict[str, np.ndarray], dict]:
+        d = self.artifact_dir(stage, key)
+        meta_path = d / "meta.json"
+        if not meta_path.is_file():
+            raise SieveError(f"no {stage} result with key {key} in workspace {self.root}; run that stage first")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("schema") != SCHEMA_VERSION:
+            raise SieveError(
+                f"{stage} artifact {key} was written by schema {meta.get('schema')}, expected {SCHEMA_VERSION}; "
+                "it will be recomputed"
+            )
+        arrays = {
+            name: np.load(d / f"{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+            for name in meta.get("arrays", {})
+        }
+        return arrays, meta
+
+
+def _ensure_meta_table(con, read_only: bool) -> None:
+    if read_only:
+        return
+    con.execute("CREATE TABLE IF NOT EXISTS sieve_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+
+
+def fetch_arrow(result):
+    """The rows of an executed DuckDB statement as a pyarrow Table (DuckDB 1.x and 2.x)."""
+    fetch = getattr(result, "to_arrow_table", None) or getattr(result, "fetch_arrow_table")
+    return fetch()
