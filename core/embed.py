@@ -263,9 +263,10 @@ def _vectors_from_column(ws: Workspace, column: str, normalize: bool) -> np.ndar
     from .workspace import quote_ident
 
     with ws.connect() as con:
-        tbl = fetch_arrow(con.execute(
+        tbl = fetch_arrow(
+            con,
             f"SELECT {quote_ident(column)}::FLOAT[] FROM {DATASET_TABLE} WHERE sieve_text_ok ORDER BY sieve_row_id"
-        ))
+        )
     col = tbl.column(0).combine_chunks()
     n = len(col)
     flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
@@ -289,11 +290,12 @@ def _embed_with_cache(ws, texts, hashes, encoder: Encoder, params: EmbedParams, 
     with ws.connect() as con:
         _ensure_cache_table(con)
         con.register("wanted", pa.table({"text_hash": pa.array(unique, pa.string())}))
-        found = fetch_arrow(con.execute(
+        found = fetch_arrow(
+            con,
             f"SELECT c.text_hash, c.chunk, c.pos FROM {CACHE_TABLE} c JOIN wanted w USING (text_hash) "
             "WHERE c.model_key = ?",
             [model_key],
-        ))
+        )
         con.unregister("wanted")
     cached = {h: (c, p) for h, c, p in zip(*(found.column(i).to_pylist() for i in range(3)))}
     # A cache row whose chunk file went missing is treated as not cached.

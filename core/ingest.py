@@ -363,9 +363,10 @@ def load_texts(ws: Workspace, *, only_ok: bool = True):
 
     where = "WHERE sieve_text_ok" if only_ok else ""
     with ws.connect() as con:
-        tbl = fetch_arrow(con.execute(
+        tbl = fetch_arrow(
+            con,
             f"SELECT sieve_row_id, sieve_text, sieve_text_hash FROM {DATASET_TABLE} {where} ORDER BY sieve_row_id"
-        ))
+        )
     row_ids = tbl.column(0).to_numpy().astype(np.int64)
     return row_ids, tbl.column(1).to_pylist(), tbl.column(2).to_pylist()
 
@@ -375,9 +376,10 @@ def load_column(ws: Workspace, column: str, row_ids=None):
     info = current_dataset(ws)
     _require_column(column, info.columns, "column")
     with ws.connect() as con:
-        tbl = fetch_arrow(con.execute(
+        tbl = fetch_arrow(
+            con,
             f"SELECT sieve_row_id, {quote_ident(column)} FROM {DATASET_TABLE} ORDER BY sieve_row_id"
-        ))
+        )
     import numpy as np
 
     ids = tbl.column(0).to_numpy()

@@ -252,7 +252,8 @@ def _ensure_meta_table(con, read_only: bool) -> None:
     con.execute("CREATE TABLE IF NOT EXISTS sieve_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
 
 
-def fetch_arrow(result):
-    """The rows of an executed DuckDB statement as a pyarrow Table (DuckDB 1.x and 2.x)."""
-    fetch = getattr(result, "to_arrow_table", None) or getattr(result, "fetch_arrow_table")
+def fetch_arrow(con, sql: str, params: list | None = None):
+    """Run a query and return its rows as a pyarrow Table, without DuckDB 2's extra copy."""
+    rel = con.sql(sql, params=params) if params else con.sql(sql)
+    fetch = getattr(rel, "to_arrow_table", None) or getattr(rel, "arrow")
     return fetch()

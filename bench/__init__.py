@@ -1,0 +1,1 @@
+"""Benchmarks for Sieve: `python -m bench --help`."""
