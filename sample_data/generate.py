@@ -1002,6 +1002,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="pad every instruction to roughly this many words")
     p.add_argument("--clean", action="store_true", help="no duplicates / empty / long rows")
     a = p.parse_args(argv)
+    if Path(a.out).suffix.lower() not in (".csv", ".parquet", ".jsonl"):
+        p.error("--out must end in .csv, .parquet or .jsonl")
+    if a.rows < 0:
+        p.error("--rows must be >= 0")
     t0 = time.perf_counter()
     table = generate_rows(a.rows, a.seed, long_words=a.long_words, mess=not a.clean)
     out = write_table(table, a.out)
