@@ -32,6 +32,7 @@ FORMATS = {
     ".pq": "parquet",
 }
 RESERVED_PREFIX = "sieve_"
+MAX_LINE_BYTES = 64 * 1024 * 1024  # one CSV line (DuckDB's default is 2 MB)
 DATASET_TABLE = "dataset"
 META_DATASET = "dataset"
 
@@ -172,9 +173,10 @@ def fingerprint_files(paths: list[Path]) -> str:
 def reader_sql(fmt: str) -> str:
     """A DuckDB table function over the bound file list ``?``."""
     if fmt == "csv":
-        return "read_csv(?, header=true, auto_detect=true, union_by_name=true)"
+        return f"read_csv(?, header=true, auto_detect=true, union_by_name=true, max_line_size={MAX_LINE_BYTES})"
     if fmt == "tsv":
-        return "read_csv(?, header=true, delim='\t', auto_detect=true, union_by_name=true)"
+        return (f"read_csv(?, header=true, delim='\t', auto_detect=true, union_by_name=true, "
+                f"max_line_size={MAX_LINE_BYTES})")
     if fmt == "json":
         return "read_json(?, format='auto', union_by_name=true)"
     if fmt == "jsonl":
@@ -261,6 +263,8 @@ def _load(con, paths: list[Path], fmt: str, params: IngestParams, key: str, fing
     columns = {row[0]: row[1] for row in described}
     if len(columns) != len(described):
         raise SieveError(f"{_name(paths)} has duplicate column names")
+    if fmt in ("csv", "tsv"):
+        _check_csv_header(con, files, fmt, paths)
     reserved = [c for c in columns if c.lower().startswith(RESERVED_PREFIX)]
     if reserved:
         raise SieveError(f"column {reserved[0]!r} in {_name(paths)} uses the reserved prefix {RESERVED_PREFIX!r}")
@@ -316,6 +320,21 @@ def _load(con, paths: list[Path], fmt: str, params: IngestParams, key: str, fing
     )
 
 
+def _check_csv_header(con, files: list[str], fmt: str, paths: list[Path]) -> None:
+    """DuckDB renames repeated CSV headers (text, text_1); we refuse them instead."""
+    delim = "\t" if fmt == "tsv" else None
+    for f, p in zip(files, paths):
+        opts = f", delim='{delim}'" if delim else ""
+        row = con.execute(
+            f"SELECT * FROM read_csv(?, header=false, all_varchar=true, max_line_size={MAX_LINE_BYTES}{opts}) LIMIT 1",
+            [f],
+        ).fetchone()
+        names = [str(x).strip() for x in (row or ()) if x is not None]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise SieveError(f"{p} has duplicate column name(s) {dupes}; rename them so each column is unique")
+
+
 def _check_vector_column(con, name: str, columns: dict[str, str]) -> int:
     _require_column(name, columns, "vector column")
     dtype = columns[name].upper()
@@ -343,8 +362,17 @@ def _name(paths: list[Path]) -> str:
     return str(paths[0]) if len(paths) == 1 else f"{paths[0]} (+{len(paths) - 1} more files)"
 
 
+_INFORMATIVE = ("invalid unicode", "not utf-8", "expected number of columns", "malformed", "unterminated",
+                "could not convert", "mismatch", "no magic bytes", "not a parquet")
+
+
 def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    """DuckDB's first error line, plus its most telling detail line when there is one."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    detail = next((ln for ln in lines[1:] if any(k in ln.lower() for k in _INFORMATIVE)), None)
+    return f"{lines[0]} {detail}" if detail and detail not in lines[0] else lines[0]
 
 
 # -- readers used by later stages --------------------------------------------------
