@@ -74,6 +74,24 @@ def export_rows(ws: Workspace, selection, cluster_names: dict[int, str], path: P
     return path
 
 
+def confine_path(path: Path | str, root: Path | str) -> Path:
+    """``path`` resolved inside ``root`` (server mode).  Absolute paths and any ``..``
+    are refused, so a user can only write below the configured export folder."""
+    raw = str(path).strip()
+    if not raw:
+        raise SieveError("export path is empty")
+    p = Path(raw)
+    if p.is_absolute() or raw.startswith("~"):
+        raise SieveError(f"export path {raw!r} must be relative to the export folder, not absolute")
+    if any(part == ".." for part in p.parts):
+        raise SieveError(f"export path {raw!r} must not contain '..'")
+    root = Path(root).expanduser().resolve()
+    final = (root / p).resolve()
+    if final != root and root not in final.parents:  # e.g. through a symlink
+        raise SieveError(f"export path {raw!r} leaves the export folder {root}")
+    return final
+
+
 def library_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for dist in ("sieve", "numpy", "duckdb", "pyarrow", "umap-learn", "hdbscan", "scikit-learn", "torch",
