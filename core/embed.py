@@ -228,29 +228,30 @@ def run_embed(
 ) -> EmbedResult:
     from .ingest import current_dataset, load_texts
 
-    info = current_dataset(ws)
-    key, mid = embed_key(ws, params)
-    if ws.has_artifact("embed", key):
-        _, meta = ws.load_artifact("embed", key)
-        return EmbedResult(key, meta["model_id"], meta["dim"], meta["n_rows"], 0, True)
+    with ws.lock("embedding"):
+        info = current_dataset(ws)
+        key, mid = embed_key(ws, params)
+        if ws.has_artifact("embed", key):
+            _, meta = ws.load_artifact("embed", key)
+            return EmbedResult(key, meta["model_id"], meta["dim"], meta["n_rows"], 0, True)
 
-    row_ids, texts, hashes = load_texts(ws)
-    if info.vector_column:
-        vectors = _vectors_from_column(ws, info.vector_column, params.normalize)
-        n_computed = 0
-    else:
-        if encoder is None:
-            encoder = load_encoder(params.model, params.device, params.normalize)
-        mid = encoder.model_id
-        vectors, n_computed = _embed_with_cache(ws, texts, hashes, encoder, params, progress, cancel)
-    ws.save_artifact(
-        "embed",
-        key,
-        {"vectors": vectors, "row_ids": row_ids},
-        {"parent": info.key, "model_id": mid, "dim": int(vectors.shape[1]), "n_rows": int(len(row_ids)),
-         "params": params, "input_hash": _hash_list(hashes)},
-    )
-    return EmbedResult(key, mid, int(vectors.shape[1]), int(len(row_ids)), n_computed, False)
+        row_ids, texts, hashes = load_texts(ws)
+        if info.vector_column:
+            vectors = _vectors_from_column(ws, info.vector_column, params.normalize)
+            n_computed = 0
+        else:
+            if encoder is None:
+                encoder = load_encoder(params.model, params.device, params.normalize)
+            mid = encoder.model_id
+            vectors, n_computed = _embed_with_cache(ws, texts, hashes, encoder, params, progress, cancel)
+        ws.save_artifact(
+            "embed",
+            key,
+            {"vectors": vectors, "row_ids": row_ids},
+            {"parent": info.key, "model_id": mid, "dim": int(vectors.shape[1]), "n_rows": int(len(row_ids)),
+             "params": params, "input_hash": _hash_list(hashes)},
+        )
+        return EmbedResult(key, mid, int(vectors.shape[1]), int(len(row_ids)), n_computed, False)
 
 
 def load_embeddings(ws: Workspace, key: str) -> tuple[np.ndarray, np.ndarray]:

@@ -227,32 +227,33 @@ def ingest(ws: Workspace, params: IngestParams, progress: Progress | None = None
         {"text": params.text, "vectors": params.vector_column, "format": fmt},
         fingerprint,
     )
-    current = ws.get_meta(META_DATASET)
-    if current and current.get("key") == key:
-        return DatasetInfo.from_dict(current), True
+    with ws.lock("ingest"):
+        current = ws.get_meta(META_DATASET)
+        if current and current.get("key") == key:
+            return DatasetInfo.from_dict(current), True
 
-    import duckdb
+        import duckdb
 
-    if progress:
-        progress(1, 3, f"reading {len(paths)} file(s)")
-    with ws.connect() as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            info = _load(con, paths, fmt, params, key, fingerprint)
-            ws.set_meta(META_DATASET, info.to_dict(), con=con)
-            con.execute("COMMIT")
-        except SieveError:
-            con.execute("ROLLBACK")
-            raise
-        except duckdb.Error as exc:
-            con.execute("ROLLBACK")
-            raise SieveError(f"could not read {_name(paths)} as {fmt}: {_first_line(exc)}") from exc
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    if progress:
-        progress(3, 3, "loaded")
-    return info, False
+        if progress:
+            progress(1, 3, f"reading {len(paths)} file(s)")
+        with ws.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                info = _load(con, paths, fmt, params, key, fingerprint)
+                ws.set_meta(META_DATASET, info.to_dict(), con=con)
+                con.execute("COMMIT")
+            except SieveError:
+                con.execute("ROLLBACK")
+                raise
+            except duckdb.Error as exc:
+                con.execute("ROLLBACK")
+                raise SieveError(f"could not read {_name(paths)} as {fmt}: {_first_line(exc)}") from exc
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        if progress:
+            progress(3, 3, "loaded")
+        return info, False
 
 
 def _load(con, paths: list[Path], fmt: str, params: IngestParams, key: str, fingerprint: str) -> DatasetInfo:

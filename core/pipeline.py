@@ -71,31 +71,32 @@ def build_map(
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> MapKeys:
-    info = current_dataset(ws)
-    timings, cached = {}, {}
+    with ws.lock("the map"):
+        info = current_dataset(ws)
+        timings, cached = {}, {}
 
-    def stage(name, fn):
-        if on_stage:
-            on_stage(name, "start", {})
-        t0 = time.perf_counter()
-        out = fn()
-        timings[name] = round(time.perf_counter() - t0, 3)
-        was_cached = out[1] if isinstance(out, tuple) else out.cached
-        cached[name] = bool(was_cached)
-        if on_stage:
-            on_stage(name, "done", {"seconds": timings[name], "cached": cached[name]})
-        return out
+        def stage(name, fn):
+            if on_stage:
+                on_stage(name, "start", {})
+            t0 = time.perf_counter()
+            out = fn()
+            timings[name] = round(time.perf_counter() - t0, 3)
+            was_cached = out[1] if isinstance(out, tuple) else out.cached
+            cached[name] = bool(was_cached)
+            if on_stage:
+                on_stage(name, "done", {"seconds": timings[name], "cached": cached[name]})
+            return out
 
-    def prog(name):
-        return (lambda done, total, msg: progress(name, done, total, msg)) if progress else None
+        def prog(name):
+            return (lambda done, total, msg: progress(name, done, total, msg)) if progress else None
 
-    emb = stage("embed", lambda: run_embed(ws, params.embed, encoder=encoder, progress=prog("embed"), cancel=cancel))
-    pkey, _ = stage("project", lambda: run_project(ws, emb.key, params.project, progress=prog("project")))
-    ckey, _ = stage("cluster", lambda: run_cluster(ws, pkey, params.cluster))
-    lkey, _ = stage("label", lambda: run_label(ws, ckey, emb.key, params.label))
-    keys = MapKeys(info.key, emb.key, pkey, ckey, lkey, emb.model_id, timings, cached)
-    ws.set_meta(META_MAP, {"keys": keys.to_dict(), "params": params.to_dict()})
-    return keys
+        emb = stage("embed", lambda: run_embed(ws, params.embed, encoder=encoder, progress=prog("embed"), cancel=cancel))
+        pkey, _ = stage("project", lambda: run_project(ws, emb.key, params.project, progress=prog("project")))
+        ckey, _ = stage("cluster", lambda: run_cluster(ws, pkey, params.cluster))
+        lkey, _ = stage("label", lambda: run_label(ws, ckey, emb.key, params.label))
+        keys = MapKeys(info.key, emb.key, pkey, ckey, lkey, emb.model_id, timings, cached)
+        ws.set_meta(META_MAP, {"keys": keys.to_dict(), "params": params.to_dict()})
+        return keys
 
 
 def current_map(ws: Workspace) -> tuple[MapKeys, MapParams]:

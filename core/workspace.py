@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from dataclasses import asdict, is_dataclass
@@ -135,11 +136,16 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
                 tmp.unlink()
 
 
+_held = threading.local()  # per-thread re-entrancy count of workspace locks
+
+
 class Workspace:
     """A folder with ``sieve.duckdb`` and ``artifacts/``.  Cheap to construct."""
 
-    def __init__(self, root: Path | str = DEFAULT_WORKSPACE, *, lock_timeout: float = 30.0):
+    def __init__(self, root: Path | str = DEFAULT_WORKSPACE, *, lock_timeout: float | None = None):
         self.root = Path(root).expanduser().resolve()
+        if lock_timeout is None:
+            lock_timeout = float(os.environ.get("SIEVE_LOCK_TIMEOUT", "30"))
         self.lock_timeout = lock_timeout
         if self.root.exists() and not self.root.is_dir():
             raise SieveError(f"workspace path {self.root} exists and is not a folder")
@@ -154,6 +160,57 @@ class Workspace:
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r})"
+
+    # -- the write lock ----------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, what: str = "a stage"):
+        """Hold the workspace's write lock (a ``flock`` on ``.lock``) for a block.
+
+        Re-entrant within a thread.  Another process or thread waits up to
+        ``lock_timeout`` seconds, then gets :class:`WorkspaceBusy`.
+        """
+        import fcntl
+
+        counts = getattr(_held, "counts", None)
+        if counts is None:
+            counts = _held.counts = {}
+        key = str(self.root)
+        if counts.get(key):
+            counts[key] += 1
+            try:
+                yield
+            finally:
+                counts[key] -= 1
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        fh = open(self.root / ".lock", "a+")
+        deadline = time.monotonic() + self.lock_timeout
+        try:
+            while True:
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        fh.seek(0)
+                        holder = fh.read().strip() or "another process"
+                        raise WorkspaceBusy(
+                            f"workspace {self.root} is busy ({holder}) and stayed busy for "
+                            f"{self.lock_timeout:.0f} s; try {what} again when it is done"
+                        ) from None
+                    time.sleep(0.1)
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()} is running {what}")
+            fh.flush()
+            counts[key] = 1
+            try:
+                yield
+            finally:
+                counts[key] = 0
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        finally:
+            fh.close()
 
     # -- DuckDB ---------------------------------------------------------------
     @contextlib.contextmanager
@@ -211,10 +268,11 @@ class Workspace:
     def save_artifact(self, stage: str, key: str, arrays: dict[str, np.ndarray], meta: dict) -> Path:
         """Write arrays and a sidecar atomically as one folder."""
         final = self.artifact_dir(stage, key)
-        if final.exists():
-            shutil.rmtree(final)
-        with atomic_path(final) as tmp:
-            tmp.mkdir(parents=True)
+        if final.exists() and not (final / "meta.json").is_file():
+            shutil.rmtree(final, ignore_errors=True)  # a folder without its sidecar is not an artifact
+        tmp = _tmp_sibling(final)
+        tmp.mkdir(parents=True)
+        try:
             for name, arr in arrays.items():
                 np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
             sidecar = {
@@ -226,6 +284,15 @@ class Workspace:
                 **meta,
             }
             (tmp / "meta.json").write_text(json.dumps(_jsonable(sidecar), indent=2, sort_keys=True))
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if not (final / "meta.json").is_file():
+                    raise
+                # Another process stored the same key first; keys name content, so keep theirs.
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
         return final
 
     def load_artifact(self, stage: str, key: str, *, mmap: bool = True) -> tuple[dict[str, np.ndarray], dict]:
