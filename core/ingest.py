@@ -139,6 +139,9 @@ def resolve_sources(source: str | Path | list | tuple) -> list[Path]:
         if p.is_dir():
             raise SieveError(f"{src} is a folder; give a file or a glob such as {src}/*.parquet")
         paths = [p]
+    for p in paths:
+        if p.stat().st_size == 0:
+            raise SieveError(f"file {p} is empty")
     return [p.resolve() for p in paths]
 
 
@@ -173,7 +176,8 @@ def fingerprint_files(paths: list[Path]) -> str:
 def reader_sql(fmt: str) -> str:
     """A DuckDB table function over the bound file list ``?``."""
     if fmt == "csv":
-        return f"read_csv(?, header=true, auto_detect=true, union_by_name=true, max_line_size={MAX_LINE_BYTES})"
+        return (f"read_csv(?, header=true, delim=',', auto_detect=true, union_by_name=true, "
+                f"max_line_size={MAX_LINE_BYTES})")
     if fmt == "tsv":
         return (f"read_csv(?, header=true, delim='\t', auto_detect=true, union_by_name=true, "
                 f"max_line_size={MAX_LINE_BYTES})")
@@ -271,6 +275,9 @@ def _load(con, paths: list[Path], fmt: str, params: IngestParams, key: str, fing
         raise SieveError(f"column {reserved[0]!r} in {_name(paths)} uses the reserved prefix {RESERVED_PREFIX!r}")
     n_rows = con.execute("SELECT count(*) FROM sieve_raw").fetchone()[0]
     if n_rows == 0:
+        if fmt in ("csv", "tsv") and any(_has_body(p) for p in paths):
+            raise SieveError(f"{_name(paths)} looks malformed: its header was read but no row could be parsed "
+                             "(an unterminated quote?)")
         raise SieveError(f"{_name(paths)} has no rows")
     text_sql, text_params = text_expression(params.text, columns)
     vector_dim = None
@@ -321,6 +328,13 @@ def _load(con, paths: list[Path], fmt: str, params: IngestParams, key: str, fing
     )
 
 
+def _has_body(path: Path) -> bool:
+    """True when a text file has something after its first line."""
+    with open(path, "rb") as fh:
+        fh.readline()
+        return bool(fh.read(4096).strip())
+
+
 def _check_csv_header(con, files: list[str], fmt: str, paths: list[Path]) -> None:
     """DuckDB renames repeated CSV headers (text, text_1); we refuse them instead."""
     delim = "\t" if fmt == "tsv" else None
@@ -363,7 +377,7 @@ def _name(paths: list[Path]) -> str:
     return str(paths[0]) if len(paths) == 1 else f"{paths[0]} (+{len(paths) - 1} more files)"
 
 
-_INFORMATIVE = ("invalid unicode", "not utf-8", "expected number of columns", "malformed", "unterminated",
+_INFORMATIVE = ("not possible to automatically detect", "invalid unicode", "not utf-8", "expected number of columns", "malformed", "unterminated",
                 "could not convert", "mismatch", "no magic bytes", "not a parquet")
 
 

@@ -157,14 +157,22 @@ def load_map(ws: Workspace, keys: MapKeys | None = None) -> MapData:
 
 
 def score_values(ws: Workspace, column: str, row_ids: np.ndarray) -> np.ndarray:
-    """A numeric column as float64 aligned to ``row_ids`` (nulls become NaN)."""
+    """A numeric column as float64 aligned to ``row_ids``.
+
+    SQL NULLs are missing scores (NaN here; they rank last).  NaN or infinite
+    values stored in the data are refused, naming the column."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     col = load_column(ws, column, row_ids)
     if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_decimal(col.type)):
         raise SieveError(f"score_column {column!r} has type {col.type}; it must be numeric")
-    return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    values = pc.cast(col, pa.float64())
+    present = values.drop_null().to_numpy(zero_copy_only=False)
+    bad = int((~np.isfinite(present)).sum())
+    if bad:
+        raise SieveError(f"score_column {column!r} has {bad} NaN or infinite value(s); fix or drop them first")
+    return values.to_numpy(zero_copy_only=False).astype(np.float64)
 
 
 def run_selection(ws: Workspace, data: MapData, params: SelectParams) -> Selection:
