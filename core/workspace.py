@@ -237,7 +237,7 @@ class Workspace:
                     ) from exc
                 time.sleep(0.2)
         try:
-            _ensure_meta_table(con, read_only)
+            _ensure_meta_table(con, read_only, self.root)
             yield con
         finally:
             con.close()
@@ -313,10 +313,42 @@ class Workspace:
         return arrays, meta
 
 
-def _ensure_meta_table(con, read_only: bool) -> None:
+DERIVED_META = ("dataset", "map", "selection")
+DERIVED_TABLES = ("dataset", "embed_cache")
+
+
+def _ensure_meta_table(con, read_only: bool, root: Path | None = None) -> None:
+    """Create the meta table, and check the workspace's schema version.
+
+    A workspace written by an older schema is migrated by dropping what it derived
+    (dataset table, embedding index, stage pointers and artifacts), so it is rebuilt
+    rather than misread; one written by a newer Sieve is refused.
+    """
     if read_only:
         return
     con.execute("CREATE TABLE IF NOT EXISTS sieve_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    row = con.execute("SELECT value FROM sieve_meta WHERE key = 'schema_version'").fetchone()
+    found = json.loads(row[0]) if row else None
+    if found == SCHEMA_VERSION:
+        return
+    if found is None:
+        has_data = con.execute("SELECT count(*) FROM sieve_meta").fetchone()[0] > 0
+        found = 0 if has_data else SCHEMA_VERSION
+    if isinstance(found, int) and found > SCHEMA_VERSION:
+        raise SieveError(
+            f"workspace {root} was written by a newer Sieve (schema {found}, this one reads {SCHEMA_VERSION}); "
+            "upgrade Sieve or use another --workspace"
+        )
+    if found != SCHEMA_VERSION:
+        con.execute("BEGIN TRANSACTION")
+        for t in DERIVED_TABLES:
+            con.execute(f"DROP TABLE IF EXISTS {quote_ident(t)}")
+        con.execute(f"DELETE FROM sieve_meta WHERE key IN ({', '.join('?' * len(DERIVED_META))})", list(DERIVED_META))
+        con.execute("COMMIT")
+        if root is not None:
+            shutil.rmtree(root / "artifacts", ignore_errors=True)
+            shutil.rmtree(root / "cache", ignore_errors=True)
+    con.execute("INSERT OR REPLACE INTO sieve_meta(key, value) VALUES ('schema_version', ?)", [json.dumps(SCHEMA_VERSION)])
 
 
 def fetch_arrow(con, sql: str, params: list | None = None):
