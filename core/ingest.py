@@ -273,7 +273,7 @@ def _load(con, paths: list[Path], fmt: str, params: IngestParams, key: str, fing
     reserved = [c for c in columns if c.lower().startswith(RESERVED_PREFIX)]
     if reserved:
         raise SieveError(f"column {reserved[0]!r} in {_name(paths)} uses the reserved prefix {RESERVED_PREFIX!r}")
-    n_rows = con.execute("SELECT count(*) FROM sieve_raw").fetchone()[0]
+    n_rows = con.execute("SELECT count(*) FROM sieve_raw").fetchall()[0][0]
     if n_rows == 0:
         if fmt in ("csv", "tsv") and any(_has_body(p) for p in paths):
             raise SieveError(f"{_name(paths)} looks malformed: its header was read but no row could be parsed "
@@ -310,7 +310,7 @@ def _load(con, paths: list[Path], fmt: str, params: IngestParams, key: str, fing
     n_empty, n_distinct = con.execute(
         f"SELECT count(*) FILTER (WHERE NOT sieve_text_ok), "
         f"count(DISTINCT sieve_text_hash) FILTER (WHERE sieve_text_ok) FROM {DATASET_TABLE}"
-    ).fetchone()
+    ).fetchall()[0]
     if n_empty == n_rows:
         what = f"vector column {params.vector_column!r}" if params.vector_column else f"text {params.text.describe()}"
         raise SieveError(f"every row of {_name(paths)} has an empty {what}; nothing to embed")
@@ -343,7 +343,7 @@ def _check_csv_header(con, files: list[str], fmt: str, paths: list[Path]) -> Non
         row = con.execute(
             f"SELECT * FROM read_csv(?, header=false, all_varchar=true, max_line_size={MAX_LINE_BYTES}{opts}) LIMIT 1",
             [f],
-        ).fetchone()
+        ).fetchall()[0]
         names = [str(x).strip() for x in (row or ()) if x is not None]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -357,7 +357,7 @@ def _check_vector_column(con, name: str, columns: dict[str, str]) -> int:
     if not (dtype.endswith("]") and any(dtype.startswith(t) for t in numeric)):
         raise SieveError(f"vector column {name!r} has type {columns[name]}; expected a list of numbers")
     q = quote_ident(name)
-    lo, hi = con.execute(f"SELECT min(len({q})), max(len({q})) FROM sieve_raw WHERE {q} IS NOT NULL").fetchone()
+    lo, hi = con.execute(f"SELECT min(len({q})), max(len({q})) FROM sieve_raw WHERE {q} IS NOT NULL").fetchall()[0]
     if lo is None:
         raise SieveError(f"vector column {name!r} is entirely null")
     if lo != hi:
@@ -367,7 +367,7 @@ def _check_vector_column(con, name: str, columns: dict[str, str]) -> int:
     bad = con.execute(
         f"SELECT count(*) FROM sieve_raw WHERE {q} IS NOT NULL AND "
         f"len(list_filter({q}::DOUBLE[], x -> x IS NULL OR isnan(x) OR isinf(x))) > 0"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if bad:
         raise SieveError(f"vector column {name!r} has {bad} vector(s) with null, NaN or infinite values")
     return int(lo)

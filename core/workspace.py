@@ -246,7 +246,8 @@ class Workspace:
         if not self.db_path.exists():
             return default
         with self.connect() as con:
-            row = con.execute("SELECT value FROM sieve_meta WHERE key = ?", [key]).fetchone()
+            rows = con.execute("SELECT value FROM sieve_meta WHERE key = ?", [key]).fetchall()
+        row = rows[0] if rows else None
         return default if row is None else json.loads(row[0])
 
     def set_meta(self, key: str, value: Any, con=None) -> None:
@@ -327,12 +328,13 @@ def _ensure_meta_table(con, read_only: bool, root: Path | None = None) -> None:
     if read_only:
         return
     con.execute("CREATE TABLE IF NOT EXISTS sieve_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
-    row = con.execute("SELECT value FROM sieve_meta WHERE key = 'schema_version'").fetchone()
+    rows = con.execute("SELECT value FROM sieve_meta WHERE key = 'schema_version'").fetchall()
+    row = rows[0] if rows else None
     found = json.loads(row[0]) if row else None
     if found == SCHEMA_VERSION:
         return
     if found is None:
-        has_data = con.execute("SELECT count(*) FROM sieve_meta").fetchone()[0] > 0
+        has_data = con.execute("SELECT count(*) FROM sieve_meta").fetchall()[0][0] > 0
         found = 0 if has_data else SCHEMA_VERSION
     if isinstance(found, int) and found > SCHEMA_VERSION:
         raise SieveError(
