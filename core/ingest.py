@@ -176,8 +176,9 @@ def fingerprint_files(paths: list[Path]) -> str:
 def reader_sql(fmt: str) -> str:
     """A DuckDB table function over the bound file list ``?``."""
     if fmt == "csv":
-        return (f"read_csv(?, header=true, delim=',', auto_detect=true, union_by_name=true, "
-                f"max_line_size={MAX_LINE_BYTES})")
+        # RFC 4180 quoting, so an unterminated quote is an error, not a silently different dialect.
+        return (f"read_csv(?, header=true, delim=',', quote='\"', escape='\"', auto_detect=true, "
+                f"union_by_name=true, max_line_size={MAX_LINE_BYTES})")
     if fmt == "tsv":
         return (f"read_csv(?, header=true, delim='\t', auto_detect=true, union_by_name=true, "
                 f"max_line_size={MAX_LINE_BYTES})")
@@ -251,7 +252,8 @@ def ingest(ws: Workspace, params: IngestParams, progress: Progress | None = None
                 raise
             except duckdb.Error as exc:
                 con.execute("ROLLBACK")
-                raise SieveError(f"could not read {_name(paths)} as {fmt}: {_first_line(exc)}") from exc
+                hint = " (rows with different numbers of fields, or an unterminated quote?)" if "sniffing" in str(exc) else ""
+                raise SieveError(f"could not read {_name(paths)} as {fmt}: {_first_line(exc)}{hint}") from exc
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
@@ -366,7 +368,7 @@ def _check_vector_column(con, name: str, columns: dict[str, str]) -> int:
         raise SieveError(f"vector column {name!r} holds empty vectors")
     bad = con.execute(
         f"SELECT count(*) FROM sieve_raw WHERE {q} IS NOT NULL AND "
-        f"len(list_filter({q}::DOUBLE[], x -> x IS NULL OR isnan(x) OR isinf(x))) > 0"
+        f"len(list_filter({q}::DOUBLE[], lambda x: x IS NULL OR isnan(x) OR isinf(x))) > 0"
     ).fetchall()[0][0]
     if bad:
         raise SieveError(f"vector column {name!r} has {bad} vector(s) with null, NaN or infinite values")
