@@ -45,6 +45,8 @@ class EmbedParams:
             raise SieveError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if not isinstance(self.chunk_size, int) or self.chunk_size < 1:
             raise SieveError(f"chunk_size must be a positive integer, got {self.chunk_size!r}")
+        if not isinstance(self.normalize, bool):
+            raise SieveError(f"normalize must be true or false, got {self.normalize!r}")
         if self.device not in DEVICES:
             raise SieveError(f"device must be one of {DEVICES}, got {self.device!r}")
 

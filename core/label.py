@@ -25,6 +25,8 @@ class LabelParams:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise SieveError(f"{name} must be a positive integer, got {v!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise SieveError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.n_name_words > self.n_keywords:
             raise SieveError("n_name_words must not exceed n_keywords")
 

@@ -31,6 +31,18 @@ def _int_keys(d: Mapping | None, what: str) -> dict:
     return out
 
 
+def _row_ids(values, what: str) -> tuple[int, ...]:
+    out = set()
+    for x in values or ():
+        if isinstance(x, bool) or not isinstance(x, (int, np.integer, str)):
+            raise SieveError(f"{what}: row ids must be whole numbers, got {x!r}")
+        try:
+            out.add(int(x))
+        except ValueError as exc:
+            raise SieveError(f"{what}: row ids must be whole numbers, got {x!r}") from exc
+    return tuple(sorted(out))
+
+
 @dataclass
 class SelectParams:
     budget: int
@@ -76,16 +88,21 @@ class SelectParams:
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise SieveError(f"overrides: budget for cluster {c} must be a non-negative integer, got {v!r}")
         self.bounds = _int_keys(self.bounds, "bounds")
-        for c, (lo, hi) in self.bounds.items():
+        for c, b in self.bounds.items():
+            if not isinstance(b, (list, tuple)) or len(b) != 2:
+                raise SieveError(f"bounds: cluster {c} needs (min, max), got {b!r}")
+            lo, hi = b
             for v in (lo, hi):
                 if v is not None and (not isinstance(v, (int, np.integer)) or v < 0):
                     raise SieveError(f"bounds: min/max for cluster {c} must be non-negative integers, got {v!r}")
             if lo is not None and hi is not None and lo > hi:
                 raise SieveError(f"bounds: min {lo} is larger than max {hi} for cluster {c}")
+        if not isinstance(self.score_ascending, bool):
+            raise SieveError(f"score_ascending must be true or false, got {self.score_ascending!r}")
         if self.pick == "score" and not self.score_column:
             raise SieveError("pick='score' needs a score_column")
-        self.pins = tuple(sorted({int(x) for x in self.pins}))
-        self.bans = tuple(sorted({int(x) for x in self.bans}))
+        self.pins = _row_ids(self.pins, "pins")
+        self.bans = _row_ids(self.bans, "bans")
         clash = sorted(set(self.pins) & set(self.bans))
         if clash:
             raise SieveError(f"pins and bans conflict: row id(s) {clash[:10]} are both pinned and banned")
@@ -103,7 +120,7 @@ class SelectParams:
     @classmethod
     def from_dict(cls, d: dict) -> "SelectParams":
         d = dict(d)
-        d["bounds"] = {k: tuple(v) for k, v in (d.get("bounds") or {}).items()}
+        d["bounds"] = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in (d.get("bounds") or {}).items()}
         d["pins"] = tuple(d.get("pins") or ())
         d["bans"] = tuple(d.get("bans") or ())
         return cls(**d)
