@@ -1,0 +1,173 @@
+"""The ``sieve`` command line, as a user runs it: subprocesses, exit codes, files on disk.
+
+The end-to-end test runs ``sieve run`` on the committed sample (sample_data/prompts.csv)
+with the real packaged model, then ``sieve reproduce`` from the manifest in a fresh
+workspace, and checks that the very same row ids come back.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pyarrow.csv as pacsv
+import pytest
+
+from tests.fakes import SAMPLE_CSV, read_any, run_sieve, write_table
+
+SIEVE_COLS = ["sieve_cluster_id", "sieve_cluster_name", "sieve_rank", "sieve_reason"]
+
+
+def sieve(*args, timeout=600) -> subprocess.CompletedProcess:
+    return run_sieve(*args, timeout=timeout)
+
+
+def assert_one_line_error(proc, *needles):
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    err = proc.stderr.strip()
+    assert "Traceback" not in err and "Traceback" not in proc.stdout
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error:"), err
+    for n in needles:
+        assert n in err, err
+
+
+# -- end to end on the committed sample (run in the background, see conftest.SieveCliE2E) ---------
+
+
+def test_run_end_to_end_on_the_sample(sieve_cli_e2e):
+    e = sieve_cli_e2e
+    proc = e.run
+    assert proc is not None and proc.returncode == 0, (proc and proc.stderr[-3000:])
+    t = read_any(e.out)
+    original = pacsv.read_csv(SAMPLE_CSV).column_names
+    assert t.column_names == ["sieve_row_id"] + original + SIEVE_COLS
+    assert t.num_rows == e.budget
+    ids = t.column("sieve_row_id").to_pylist()
+    assert len(set(ids)) == e.budget
+    assert set(t.column("sieve_reason").to_pylist()) == {"diverse"}
+
+    man = json.loads(e.manifest.read_text())
+    assert man["selected_row_ids"] == sorted(ids) and man["n_selected"] == e.budget
+    assert man["select"]["policy"] == "equal" and man["select"]["pick"] == "diverse"
+    assert man["model"]["id"] == "sentence-transformers/all-MiniLM-L6-v2" and man["model"]["dim"] == 384
+    assert man["dataset"]["n_rows"] == pacsv.read_csv(SAMPLE_CSV).num_rows
+    # equal policy: per-cluster budgets differ by at most one unless a group is exhausted
+    budgets = [(c["budget"], c["size"]) for c in man["clusters"]]
+    assert sum(b for b, _ in budgets) == e.budget
+    open_ = [b for b, s in budgets if b < s]
+    assert max(b for b, _ in budgets) - min(open_) <= 1
+    assert man["cluster"]["n_clusters"] >= 5
+    assert f"wrote {e.budget} rows" in proc.stderr
+
+
+def test_reproduce_in_a_fresh_workspace_gives_identical_rows(sieve_cli_e2e):
+    e = sieve_cli_e2e
+    assert e.run is not None and e.run.returncode == 0, (e.run and e.run.stderr[-3000:])
+    proc = e.reproduce
+    assert proc is not None and proc.returncode == 0, (proc and proc.stderr[-3000:])
+    assert "reproduced: identical" in proc.stderr
+    a, b = read_any(e.out), read_any(e.again)
+    assert b.num_rows == e.budget
+    assert b.column("sieve_row_id").to_pylist() == a.column("sieve_row_id").to_pylist()
+    assert b.column("sieve_rank").to_pylist() == a.column("sieve_rank").to_pylist()
+    assert b.column("sieve_cluster_name").to_pylist() == a.column("sieve_cluster_name").to_pylist()
+    m1 = json.loads(e.manifest.read_text())
+    m2 = json.loads(Path(str(e.again) + ".manifest.json").read_text())
+    assert m1["selected_row_ids"] == m2["selected_row_ids"]
+    assert m1["selected_ids_sha256"] == m2["selected_ids_sha256"]
+    assert m1["dataset"]["fingerprint"] == m2["dataset"]["fingerprint"]
+    assert e.ws1 != e.ws2 and (e.ws2 / "sieve.duckdb").is_file()  # a fresh, separate workspace
+
+
+# -- errors: one clear line, exit code 2 -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("extra,needles", [
+    (["--text", "no_such_column"], ["'no_such_column'"]),
+    (["--text", "text", "--budget", "0"], ["budget"]),
+    (["--text", "text", "--policy", "bogus"], ["policy", "bogus"]),
+    (["--text", "text", "--pick", "nearest"], ["pick", "nearest"]),
+    (["--text", "text", "--min", "5", "--max", "2"], ["min_per_cluster", "max_per_cluster"]),
+    (["--text", "text", "--override", "3"], ["--override"]),
+    (["--template", "{instruction} {nope}"], ["'nope'"]),
+    ([], ["--text"]),
+])
+def test_run_errors_are_one_line_naming_the_problem(extra, needles, tmp_path):
+    args = ["run", SAMPLE_CSV, "--out", tmp_path / "o.parquet", "-w", tmp_path / "ws"]
+    if "--budget" not in extra:
+        args += ["--budget", "10"]
+    proc = sieve(*args, *extra)
+    assert_one_line_error(proc, *needles)
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_other_command_errors(tmp_path):
+    assert_one_line_error(sieve("run", tmp_path / "missing.csv", "--text", "t", "--budget", "5", "--out",
+                                tmp_path / "o.csv", "-w", tmp_path / "ws"), "missing.csv")
+    assert_one_line_error(sieve("run", SAMPLE_CSV, "--text", "text", "--budget", "5", "--out",
+                                tmp_path / "o.xlsx", "-w", tmp_path / "ws"), "o.xlsx")
+    assert_one_line_error(sieve("reproduce", tmp_path / "nothing.json", "--out", tmp_path / "o.csv",
+                                "-w", tmp_path / "ws"), "nothing.json")
+    assert_one_line_error(sieve("export", "--out", tmp_path / "o.csv", "-w", tmp_path / "empty_ws"))
+    assert_one_line_error(sieve("select", "--budget", "5", "-w", tmp_path / "empty_ws"), "no dataset")
+
+
+# -- step by step -------------------------------------------------------------------------------------
+
+
+def test_step_by_step_commands(tmp_path):
+    from sample_data.generate import generate_rows
+
+    table = generate_rows(160, seed=5, mess=True)
+    data = write_table(table, tmp_path / "small.csv")
+    ws = tmp_path / "ws"
+
+    p = sieve("ingest", data, "--template", r"{instruction}\n{input}", "-w", ws)
+    assert p.returncode == 0, p.stderr
+    assert f"{table.num_rows} rows" in p.stderr
+    n_empty = int(p.stderr.split(" rows, ")[1].split(" empty")[0])
+    assert n_empty >= 1  # the messy sample has a null / empty instruction or two
+    assert "(already loaded)" in sieve("ingest", data, "--template", r"{instruction}\n{input}", "-w", ws).stderr
+
+    p = sieve("embed", "-w", ws)
+    assert p.returncode == 0, p.stderr
+    assert f"{table.num_rows - n_empty} x 384" in p.stderr and "computed" in p.stderr
+    p = sieve("embed", "-w", ws)
+    assert p.returncode == 0 and "(cached)" in p.stderr
+
+    p = sieve("map", "--min-cluster-size", "6", "-w", ws)
+    assert p.returncode == 0, p.stderr
+    assert "clusters" in p.stderr
+
+    p = sieve("select", "--budget", "30", "--policy", "proportional", "--pick", "centroid", "--pin", "0,1",
+              "-w", ws)
+    assert p.returncode == 0, p.stderr
+    assert "30 rows selected" in p.stderr
+
+    out = tmp_path / "picked.csv"
+    p = sieve("export", "--out", out, "-w", ws)
+    assert p.returncode == 0, p.stderr
+    t = read_any(out)
+    assert t.num_rows == 30
+    assert {0, 1} <= set(t.column("sieve_row_id").to_pylist())
+    assert set(table.column_names) | set(SIEVE_COLS) | {"sieve_text"} <= set(t.column_names)  # template: text kept
+    man = json.loads(Path(str(out) + ".manifest.json").read_text())
+    assert man["select"]["pins"] == [0, 1] and man["select"]["budget"] == 30
+    assert man["dataset"]["text"] == {"column": None, "template": "{instruction}\n{input}"}
+    assert man["selected_row_ids"] == sorted(t.column("sieve_row_id").to_pylist())
+
+    p = sieve("info", "-w", ws)
+    assert p.returncode == 0 and "budget 30" in p.stderr
+
+    # reproducing against different data fails fast, naming the mismatch
+    changed = tmp_path / "changed.csv"
+    shutil.copy(data, changed)
+    with open(changed, "a") as fh:
+        fh.write('"p-x","extra row","","extra row","history","crowd",0.5,"en"\n')
+    p = sieve("reproduce", str(out) + ".manifest.json", "--data", changed, "--out", tmp_path / "r.csv",
+              "-w", tmp_path / "ws2")
+    assert_one_line_error(p, "fingerprint")
+    assert not (tmp_path / "r.csv").exists()

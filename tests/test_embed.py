@@ -1,0 +1,292 @@
+"""Embed: length-sorted batches, the (model, text hash) cache, resumability, the real model."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.embed import (
+    DEFAULT_MODEL_ID,
+    Cancelled,
+    EmbedParams,
+    default_model_path,
+    embed_texts,
+    length_order,
+    load_embeddings,
+    model_id,
+    resolve_model,
+    run_embed,
+)
+from core.ingest import IngestParams, TextSpec, ingest
+from core.workspace import SieveError, Workspace
+from tests.fakes import HashEncoder, write_table
+
+
+def _ingest_texts(ws: Workspace, texts, path: Path) -> None:
+    write_table(pa.table({"k": list(range(len(texts))), "text": list(texts)}), path)
+    ingest(ws, IngestParams(str(path), TextSpec(column="text")))
+
+
+def _texts(n: int, prefix: str = "text") -> list[str]:
+    # varied lengths so that length-sorting matters
+    return [f"{prefix} {i} " + "word " * (i * 7 % 13) for i in range(n)]
+
+
+# -- pure: length_order and embed_texts -------------------------------------------------
+
+
+@given(st.lists(st.text(max_size=30), max_size=60))
+@settings(max_examples=150, deadline=None)
+def test_length_order_is_longest_first_ties_by_position(texts):
+    order = length_order(texts)
+    assert sorted(order.tolist()) == list(range(len(texts)))
+    keys = [(-len(texts[i]), i) for i in order]
+    assert keys == sorted(keys)
+
+
+def test_length_order_example():
+    assert length_order(["aa", "b", "cccc", "dd", ""]).tolist() == [2, 0, 3, 1, 4]
+
+
+@given(st.lists(st.text(alphabet="abc xyz", max_size=25), min_size=0, max_size=50),
+       st.integers(min_value=1, max_value=9))
+@settings(max_examples=100, deadline=None)
+def test_embed_texts_sorted_batches_and_input_order(texts, batch_size):
+    enc = HashEncoder(dim=8)
+    progress = []
+    out = embed_texts(texts, enc, batch_size, progress=lambda d, t, m: progress.append((d, t)))
+    assert out.shape == (len(texts), 8) and out.dtype == np.float32
+    # rows come back in input order: each row equals the text's own (per-text deterministic) vector
+    for i, t in enumerate(texts):
+        np.testing.assert_array_equal(out[i], HashEncoder(dim=8).encode([t])[0])
+    # batches: at most batch_size, every text exactly once, lengths never increase across the run
+    assert all(1 <= len(b) <= batch_size for b in enc.calls)
+    assert sorted(enc.texts_seen) == sorted(texts)
+    lengths = [len(t) for t in enc.texts_seen]
+    assert lengths == sorted(lengths, reverse=True)
+    # progress: monotonic, ends at the total
+    dones = [d for d, _ in progress]
+    assert dones == sorted(dones) and all(t == len(texts) for _, t in progress)
+    if texts:
+        assert dones[-1] == len(texts)
+
+
+def test_embed_texts_cancel_and_bad_encoder():
+    with pytest.raises(Cancelled):
+        embed_texts(["a", "b"], HashEncoder(), 1, cancel=lambda: True)
+
+    class Wrong(HashEncoder):
+        def encode(self, texts):
+            return np.zeros((len(texts), self.dim + 1), np.float32)
+
+    with pytest.raises(SieveError, match="shape"):
+        embed_texts(["a", "b"], Wrong(), 2)
+
+
+# -- run_embed: the cache ------------------------------------------------------------------
+
+
+def test_second_run_is_cached_and_computes_nothing(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    texts = _texts(30)
+    _ingest_texts(ws, texts, tmp_path / "d.parquet")
+    enc = HashEncoder()
+    first = run_embed(ws, EmbedParams(batch_size=8), encoder=enc)
+    assert (first.cached, first.n_computed, first.n_rows, first.dim) == (False, 30, 30, 16)
+    assert first.model_id == enc.model_id
+    enc2 = HashEncoder()
+    second = run_embed(ws, EmbedParams(batch_size=8), encoder=enc2)
+    assert second.cached is True and second.n_computed == 0 and second.key == first.key
+    assert enc2.calls == []
+    row_ids, vectors = load_embeddings(ws, first.key)
+    assert row_ids.tolist() == list(range(30))
+    np.testing.assert_array_equal(vectors, enc.encode(texts))
+
+
+def test_superset_computes_only_new_texts(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    old = _texts(40)
+    _ingest_texts(ws, old, tmp_path / "a.parquet")
+    enc = HashEncoder()
+    run_embed(ws, EmbedParams(batch_size=8, chunk_size=16), encoder=enc)
+
+    new = _texts(15, prefix="fresh")
+    superset = old[:25] + new[:5] + old[25:] + new[5:] + old[:3]  # new rows in the middle, old repeated
+    _ingest_texts(ws, superset, tmp_path / "b.parquet")
+    enc2 = HashEncoder()
+    res = run_embed(ws, EmbedParams(batch_size=8, chunk_size=16), encoder=enc2)
+    assert res.cached is False
+    assert res.n_computed == len(set(new)) == 15
+    assert sorted(enc2.texts_seen) == sorted(new)
+    _, vectors = load_embeddings(ws, res.key)
+    np.testing.assert_array_equal(vectors, HashEncoder().encode(superset))
+
+
+def test_duplicate_texts_are_embedded_once(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    texts = ["same", "other", "same", "third", "other", "same"]
+    _ingest_texts(ws, texts, tmp_path / "d.csv")
+    enc = HashEncoder()
+    res = run_embed(ws, EmbedParams(), encoder=enc)
+    assert res.n_computed == 3 and sorted(enc.texts_seen) == ["other", "same", "third"]
+    _, v = load_embeddings(ws, res.key)
+    assert v.shape == (6, 16)
+    np.testing.assert_array_equal(v[0], v[2])
+    np.testing.assert_array_equal(v[0], v[5])
+    np.testing.assert_array_equal(v[1], v[4])
+    assert not np.array_equal(v[0], v[1])
+
+
+def test_cache_is_per_model(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    _ingest_texts(ws, _texts(10), tmp_path / "d.parquet")
+    a = run_embed(ws, EmbedParams(model="model-a"), encoder=HashEncoder(model_id="model-a"))
+    enc_b = HashEncoder(model_id="model-b", seed=1)
+    b = run_embed(ws, EmbedParams(model="model-b"), encoder=enc_b)
+    assert a.key != b.key and b.n_computed == 10 and len(enc_b.texts_seen) == 10
+
+
+def test_progress_is_monotonic_and_ends_at_total(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    texts = _texts(37)
+    _ingest_texts(ws, texts, tmp_path / "d.parquet")
+    seen = []
+    run_embed(ws, EmbedParams(batch_size=4, chunk_size=10), encoder=HashEncoder(),
+              progress=lambda d, t, m: seen.append((d, t)))
+    dones = [d for d, _ in seen]
+    assert dones == sorted(dones)
+    assert {t for _, t in seen} == {37}
+    assert dones[-1] == 37
+    assert len(seen) >= 37 // 4  # called per batch, not just at the end
+
+
+@pytest.mark.parametrize("how", ["cancel", "crash"])
+def test_interrupted_run_resumes_only_missing_chunks(how, tmp_path):
+    texts = _texts(50)
+    params = EmbedParams(batch_size=5, chunk_size=10)  # 2 batches per chunk, 5 chunks
+
+    # the reference: one uninterrupted run in its own workspace
+    ref_ws = Workspace(tmp_path / "ref")
+    _ingest_texts(ref_ws, texts, tmp_path / "d.parquet")
+    ref = run_embed(ref_ws, params, encoder=HashEncoder())
+    _, ref_vectors = load_embeddings(ref_ws, ref.key)
+
+    ws = Workspace(tmp_path / "ws")
+    _ingest_texts(ws, texts, tmp_path / "d.parquet")
+    if how == "cancel":
+        enc = HashEncoder()
+        # stop after 5 batches: 2 whole chunks are done, the 3rd is half-way
+        with pytest.raises(Cancelled):
+            run_embed(ws, params, encoder=enc, cancel=lambda: len(enc.calls) >= 5)
+    else:
+        enc = HashEncoder(fail_after_calls=5)
+        with pytest.raises(RuntimeError, match="simulated"):
+            run_embed(ws, params, encoder=enc)
+    assert len(enc.calls) == 5
+    assert not ws.has_artifact("embed", ref.key)  # no half-finished result
+
+    enc2 = HashEncoder()
+    res = run_embed(ws, params, encoder=enc2)
+    assert res.cached is False
+    assert res.n_computed == 50 - 2 * 10  # the two finished chunks are not recomputed
+    done_before = set(t for call in enc.calls[:4] for t in call)
+    assert not done_before & set(enc2.texts_seen)
+    assert sorted(enc2.texts_seen) == sorted(set(texts) - done_before)
+    _, vectors = load_embeddings(ws, res.key)
+    assert res.key == ref.key
+    np.testing.assert_array_equal(np.asarray(vectors), np.asarray(ref_vectors))
+
+
+def test_missing_chunk_file_is_recomputed(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    texts = _texts(20)
+    _ingest_texts(ws, texts, tmp_path / "a.parquet")
+    run_embed(ws, EmbedParams(chunk_size=10), encoder=HashEncoder())
+    chunks = sorted((ws.root / "cache" / "embed").rglob("*.npy"))
+    assert len(chunks) == 2
+    chunks[0].unlink()
+    # a new dataset with the same texts needs a new artifact, and must not trust the lost chunk
+    _ingest_texts(ws, texts + ["one more"], tmp_path / "b.parquet")
+    enc = HashEncoder()
+    res = run_embed(ws, EmbedParams(chunk_size=10), encoder=enc)
+    assert res.n_computed == 11
+    _, v = load_embeddings(ws, res.key)
+    np.testing.assert_array_equal(v, HashEncoder().encode(texts + ["one more"]))
+
+
+# -- parameter validation ---------------------------------------------------------------
+
+EMBED_BAD = {
+    "model": ["", "   ", 3],
+    "batch_size": [0, -4, 2.5, "64"],
+    "device": ["gpu", "", None],
+    "normalize": ["no", None],  # a truthy string must not silently mean True
+    "chunk_size": [0, -1, 10.0],
+}
+
+
+def test_embed_bad_cases_cover_every_field():
+    assert set(EMBED_BAD) == {f.name for f in dataclasses.fields(EmbedParams)}
+
+
+@pytest.mark.parametrize("field,value", [(f, v) for f, vs in EMBED_BAD.items() for v in vs])
+def test_embed_params_bad_value_names_the_field(field, value):
+    with pytest.raises(ValueError) as exc:
+        EmbedParams(**{field: value})
+    assert field in str(exc.value)
+
+
+# -- the real packaged model -----------------------------------------------------------------
+
+
+def test_default_model_resolves_to_the_local_package():
+    path = Path(resolve_model("all-MiniLM-L6-v2"))
+    assert path == default_model_path() and path.is_dir()
+    assert (path / "config.json").is_file() or (path / "modules.json").is_file()
+    for alias in ("all-MiniLM-L6-v2", "default", DEFAULT_MODEL_ID):
+        assert model_id(alias) == DEFAULT_MODEL_ID
+
+
+def test_real_model_embeddings(sieve_real_map, sieve_real_encoder):
+    """~600 generated texts through run_embed with the real model (session map)."""
+    m = sieve_real_map
+    assert m.keys.model_id == DEFAULT_MODEL_ID
+    row_ids, vectors = load_embeddings(m.ws, m.keys.embed)
+    vectors = np.asarray(vectors)
+    assert vectors.shape == (m.table.num_rows, 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    # same-topic texts are closer than different-topic texts, on average and for most rows
+    topics = m.topics()
+    sims = vectors @ vectors.T
+    same = topics[:, None] == topics[None, :]
+    np.fill_diagonal(same, False)
+    other = topics[:, None] != topics[None, :]
+    mean_same = (sims * same).sum(1) / same.sum(1)
+    mean_other = (sims * other).sum(1) / other.sum(1)
+    assert (mean_same > mean_other).mean() > 0.95
+    assert mean_same.mean() > mean_other.mean() + 0.15  # measured: 0.29 vs 0.03
+
+
+def test_real_model_semantic_similarity(sieve_real_encoder):
+    enc = sieve_real_encoder
+    assert enc.dim == 384 and enc.model_id == DEFAULT_MODEL_ID
+    texts = [
+        "How do I bake a loaf of sourdough bread at home?",
+        "Give me a simple recipe for homemade whole wheat bread.",
+        "Write a SQL query that returns duplicate email addresses from the users table.",
+        "How do I find repeated rows in a PostgreSQL table?",
+        "What is the best way to train for my first marathon?",
+    ]
+    v = embed_texts(texts, enc, batch_size=2)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
+    s = v @ v.T
+    assert s[0, 1] > s[0, 2] and s[0, 1] > s[0, 3] and s[0, 1] > s[0, 4]
+    assert s[2, 3] > s[2, 0] and s[2, 3] > s[2, 1] and s[2, 3] > s[2, 4]
+    # batching does not change the vectors
+    np.testing.assert_allclose(embed_texts(texts, enc, batch_size=5), v, atol=1e-5)
