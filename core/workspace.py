@@ -137,6 +137,15 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
 
 
 _held = threading.local()  # per-thread re-entrancy count of workspace locks
+_connect_locks: dict[str, threading.RLock] = {}
+_connect_locks_guard = threading.Lock()
+
+
+def _connect_lock(root: Path) -> threading.RLock:
+    """One re-entrant lock per workspace per process: DuckDB refuses two threads
+    attaching the same file at the same moment ("Unique file handle conflict")."""
+    with _connect_locks_guard:
+        return _connect_locks.setdefault(str(root), threading.RLock())
 
 
 class Workspace:
@@ -218,8 +227,15 @@ class Workspace:
         """Open the workspace database for the duration of a block.
 
         DuckDB allows one writing process per file.  A second process waits up to
-        ``lock_timeout`` seconds, then gets a clear :class:`WorkspaceBusy`.
+        ``lock_timeout`` seconds, then gets a clear :class:`WorkspaceBusy`.  Threads of
+        one process (app sessions) take turns.
         """
+        with _connect_lock(self.root):
+            with self._open(read_only) as con:
+                yield con
+
+    @contextlib.contextmanager
+    def _open(self, read_only: bool):
         import duckdb
 
         self.root.mkdir(parents=True, exist_ok=True)
