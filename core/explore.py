@@ -1,0 +1,394 @@
+"""Explore: the app's UI-independent logic (no Streamlit here).
+
+Pure numpy part (fast at 1M rows):
+
+- :func:`points_in_box` / :func:`points_in_lasso`: boolean masks over all rows.
+- :func:`selection_mask`: a Streamlit/Plotly selection event -> row mask over ALL rows.
+  Box and lasso shapes are re-applied on the server, so a map that draws only a
+  sample still selects every row inside the shape.
+- :func:`draw_sample`: which rows to draw (deterministic, small clusters whole).
+- :func:`text_search`: case-insensitive literal substring search.
+- :func:`selection_summary` / :func:`cluster_table`: stats for the tables.
+
+Small I/O helpers for the app (DuckDB / files, imported lazily) follow at the end:
+:func:`preview_source`, :func:`fetch_rows`, :func:`export_bytes`, :func:`save_upload`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+NOISE = -1
+
+# -- shapes -------------------------------------------------------------------------
+
+
+def _xy(xy) -> tuple[np.ndarray, np.ndarray]:
+    xy = np.asarray(xy)
+    if xy.ndim != 2 or xy.shape[1] != 2:
+        raise ValueError(f"xy must have shape (n, 2), got {xy.shape}")
+    return xy[:, 0], xy[:, 1]
+
+
+def points_in_box(xy, x0: float, x1: float, y0: float, y1: float) -> np.ndarray:
+    """Rows inside the axis-aligned box (edges included; corners in any order)."""
+    x, y = _xy(xy)
+    xa, xb = sorted((float(x0), float(x1)))
+    ya, yb = sorted((float(y0), float(y1)))
+    return (x >= xa) & (x <= xb) & (y >= ya) & (y <= yb)
+
+
+def points_in_lasso(xy, xs: Sequence[float], ys: Sequence[float]) -> np.ndarray:
+    """Rows inside the polygon (even-odd rule; the polygon closes itself).
+
+    Vectorised ray casting: rows outside the polygon's bounding box are dropped
+    first, the rest are bucketed by y once (a radix sort), and each edge only
+    touches the rows in the buckets of its own y-band.
+    """
+    x, y = _xy(xy)
+    px = np.asarray(xs, dtype=np.float64).ravel()
+    py = np.asarray(ys, dtype=np.float64).ravel()
+    n = len(x)
+    out = np.zeros(n, dtype=bool)
+    if len(px) != len(py):
+        raise ValueError("lasso x and y must have the same length")
+    if len(px) < 3 or n == 0:
+        return out
+    ok = np.isfinite(px) & np.isfinite(py)
+    px, py = px[ok], py[ok]
+    if len(px) < 3:
+        return out
+    cand = np.nonzero((x >= px.min()) & (x <= px.max()) & (y >= py.min()) & (y <= py.max()))[0]
+    if len(cand) == 0:
+        return out
+    cy = y[cand].astype(np.float64)
+    cx = x[cand].astype(np.float64)
+    # Bucket the rows by y (a 16-bit key, so numpy's stable argsort is a radix sort).
+    nb = int(min(4096, max(1, len(cand) // 64)))
+    y_lo, y_hi = float(py.min()), float(py.max())
+    scale = nb / (y_hi - y_lo) if y_hi > y_lo else 0.0
+    bins = np.clip(((cy - y_lo) * scale).astype(np.int64), 0, nb - 1).astype(np.uint16)
+    order = np.argsort(bins, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(np.bincount(bins, minlength=nb))])
+    cy, cx = cy[order], cx[order]
+    inside = np.zeros(len(cand), dtype=bool)
+    xj, yj = px[-1], py[-1]
+    for xi, yi in zip(px.tolist(), py.tolist()):
+        if yi != yj:
+            lo, hi = (yi, yj) if yi < yj else (yj, yi)
+            a = int(starts[min(nb - 1, max(0, int((lo - y_lo) * scale)))])
+            b = int(starts[min(nb - 1, max(0, int((hi - y_lo) * scale))) + 1])
+            if b > a:
+                band_y, band_x = cy[a:b], cx[a:b]
+                cross = xi + (band_y - yi) * ((xj - xi) / (yj - yi))
+                inside[a:b] ^= (band_y >= lo) & (band_y < hi) & (band_x < cross)
+        xj, yj = xi, yi
+    out[cand[order[inside]]] = True
+    return out
+
+
+def _as_selection(event: Any) -> Mapping:
+    """The ``selection`` part of a plotly_chart event (or the event itself)."""
+    if event is None:
+        return {}
+    sel = event.get("selection", event) if hasattr(event, "get") else {}
+    return sel if hasattr(sel, "get") else {}
+
+
+def _customdata_position(cd: Any) -> int | None:
+    """customdata comes back as a scalar (go.Scattergl), a list, or ``{"0": id}`` (px)."""
+    if cd is None:
+        return None
+    if isinstance(cd, Mapping):
+        cd = cd.get("0", next(iter(cd.values()), None)) if cd else None
+    elif isinstance(cd, (list, tuple)):
+        cd = cd[0] if cd else None
+    try:
+        return int(cd)
+    except (TypeError, ValueError):
+        return None
+
+
+def has_shapes(event: Any) -> bool:
+    sel = _as_selection(event)
+    return bool(sel.get("box")) or bool(sel.get("lasso"))
+
+
+def selection_mask(
+    event: Any,
+    xy,
+    *,
+    trace_positions: Sequence[np.ndarray] | None = None,
+    allowed: np.ndarray | None = None,
+) -> np.ndarray:
+    """A boolean mask over ALL rows of ``xy`` for a plotly selection event.
+
+    Box and lasso shapes (``selection.box`` / ``selection.lasso``, each with ``x`` and
+    ``y`` lists) are applied to every row, and their union is taken.  Without any
+    shape, clicked ``selection.points`` are mapped back through ``customdata`` (a
+    row position) or, failing that, ``trace_positions[curve_number][point_index]``.
+    ``allowed`` (a mask) restricts the result, e.g. to the clusters on display.
+    """
+    n = len(np.asarray(xy))
+    mask = np.zeros(n, dtype=bool)
+    sel = _as_selection(event)
+    boxes = sel.get("box") or []
+    lassos = sel.get("lasso") or []
+    for b in boxes:
+        bx, by = list(b.get("x") or []), list(b.get("y") or [])
+        if len(bx) >= 2 and len(by) >= 2:
+            mask |= points_in_box(xy, min(bx), max(bx), min(by), max(by))
+    for la in lassos:
+        lx, ly = list(la.get("x") or []), list(la.get("y") or [])
+        if len(lx) >= 3 and len(lx) == len(ly):
+            mask |= points_in_lasso(xy, lx, ly)
+    if not boxes and not lassos:
+        for p in sel.get("points") or []:
+            pos = _customdata_position(p.get("customdata"))
+            if pos is None and trace_positions is not None:
+                c, i = p.get("curve_number"), p.get("point_index", p.get("point_number"))
+                if c is not None and i is not None and 0 <= c < len(trace_positions):
+                    tp = trace_positions[c]
+                    pos = int(tp[i]) if 0 <= i < len(tp) else None
+            if pos is not None and 0 <= pos < n:
+                mask[pos] = True
+    if allowed is not None:
+        mask &= np.asarray(allowed, dtype=bool)
+    return mask
+
+
+# -- what to draw -----------------------------------------------------------------------
+
+
+def draw_sample(labels, max_points: int = 100_000, seed: int = 0, *, min_keep: int = 200) -> np.ndarray:
+    """Sorted positions of at most ``max_points`` rows to draw.
+
+    Every row when there are few enough.  Otherwise each cluster keeps at least
+    ``min_keep`` rows (a smaller cluster is kept whole) and the rest of the room is
+    shared in proportion to size; rows inside a cluster are drawn with a generator
+    seeded by ``(seed, cluster)``, so the result is the same on every call.
+    """
+    from .select import allocate
+
+    labels = np.asarray(labels)
+    n = len(labels)
+    if max_points < 1:
+        raise ValueError("max_points must be positive")
+    if n <= max_points:
+        return np.arange(n, dtype=np.int64)
+    groups, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    sizes = {int(g): int(c) for g, c in zip(groups, counts)}
+    floor = min(int(min_keep), max_points // max(len(groups), 1))
+    alloc = allocate(sizes, int(max_points), "proportional", lower={g: min(s, floor) for g, s in sizes.items()})
+    order = np.argsort(inverse, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    out = []
+    for j, g in enumerate(groups.tolist()):
+        members = order[starts[j] : starts[j + 1]]
+        k = alloc.counts[int(g)]
+        if k >= len(members):
+            out.append(members)
+        elif k > 0:
+            rng = np.random.default_rng([int(seed), int(g) + 1 if g >= 0 else 10**9])
+            out.append(members[rng.choice(len(members), k, replace=False)])
+    return np.sort(np.concatenate(out)).astype(np.int64) if out else np.zeros(0, np.int64)
+
+
+# -- search and stats -------------------------------------------------------------------
+
+
+def text_search(texts, query: str | None) -> np.ndarray:
+    """Rows whose text contains ``query`` (case-insensitive, literal: no regex)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(list(texts), pa.string())
+    n = len(arr)
+    if not query or not str(query).strip():
+        return np.zeros(n, dtype=bool)
+    hit = pc.match_substring(arr, pattern=str(query), ignore_case=True)
+    return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def snippet(text: Any, length: int = 80) -> str:
+    """A one-line, HTML-escaped prefix of ``text`` for Plotly hover labels."""
+    import html
+
+    s = "" if text is None else " ".join(str(text).split())
+    if len(s) > length:
+        s = s[: max(1, length - 1)] + "…"
+    return html.escape(s, quote=True)
+
+
+def selection_summary(labels, mask_or_positions, names: Mapping[int, str] | None = None) -> dict:
+    """Rows selected and the clusters they touch, biggest first.
+
+    Returns ``{"rows": n, "clusters": [{"id", "name", "count", "share"}...]}`` where
+    ``share`` is the part of that cluster that is selected.
+    """
+    labels = np.asarray(labels)
+    sel = np.asarray(mask_or_positions)
+    if sel.dtype == bool:
+        chosen = labels[sel]
+    else:
+        chosen = labels[sel.astype(np.int64)]
+    names = names or {}
+    out = []
+    if len(chosen):
+        ids, cnt = np.unique(chosen, return_counts=True)
+        full_ids, full_cnt = np.unique(labels, return_counts=True)
+        full = dict(zip(full_ids.tolist(), full_cnt.tolist()))
+        for c, k in sorted(zip(ids.tolist(), cnt.tolist()), key=lambda t: (-t[1], t[0])):
+            out.append({"id": int(c), "name": names.get(int(c), str(c)), "count": int(k),
+                        "share": float(k) / full[c]})
+    return {"rows": int(len(chosen)), "clusters": out}
+
+
+def cluster_table(clusters: Iterable[Any], n_total: int | None = None) -> list[dict]:
+    """One row per cluster (``ClusterInfo`` objects or dicts): id, name, keywords, size, share."""
+    rows = []
+    for c in clusters:
+        d = c if isinstance(c, Mapping) else c.__dict__
+        rows.append({"id": int(d["id"]), "name": d["name"], "keywords": ", ".join(d.get("keywords") or []),
+                     "size": int(d["size"])})
+    total = n_total if n_total else sum(r["size"] for r in rows)
+    for r in rows:
+        r["share"] = (r["size"] / total) if total else 0.0
+    return rows
+
+
+def ids_in(row_ids: np.ndarray, ids: Iterable[int]) -> np.ndarray:
+    """Mask over ``row_ids`` (sorted) of the given ids."""
+    row_ids = np.asarray(row_ids, dtype=np.int64)
+    ids = np.asarray(sorted(set(int(i) for i in ids)), dtype=np.int64)
+    return np.isin(row_ids, ids, assume_unique=True) if len(ids) else np.zeros(len(row_ids), bool)
+
+
+def column_kinds(columns: Mapping[str, str]) -> dict[str, list[str]]:
+    """Split DuckDB column types into text-like, numeric and vector-like (list of numbers) columns."""
+    numeric_t = ("FLOAT", "DOUBLE", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "DECIMAL", "HUGEINT", "REAL",
+                 "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
+    text, numeric, vector = [], [], []
+    for name, t in columns.items():
+        if name.lower().startswith("sieve_"):
+            continue
+        u = str(t).upper()
+        nested = any(tok in u for tok in ("STRUCT", "MAP", "[]", "LIST", "UNION"))
+        if u.endswith("]") and any(u.startswith(p) for p in numeric_t):
+            vector.append(name)
+        elif not nested and any(u.startswith(p) for p in numeric_t):
+            numeric.append(name)
+        elif not nested:
+            text.append(name)
+    return {"text": text, "numeric": numeric, "vector": vector}
+
+
+# -- file names --------------------------------------------------------------------------
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_filename(name: str, *, max_len: int = 100, default: str = "upload") -> str:
+    """A file name that is safe to join to a folder: no path parts, no odd characters.
+
+    ``../../etc/passwd`` -> ``passwd``; ``my data (1).CSV`` -> ``my_data_1_.csv`` (the
+    extension is lower-cased so the format can be detected).
+    """
+    base = re.split(r"[\\/]", str(name or ""))[-1]
+    base = _SAFE.sub("_", base).strip("._ ")
+    stem, dot, ext = base.rpartition(".")
+    if not dot:
+        stem, ext = base, ""
+    stem = stem.strip("._ ") or default
+    ext = ext.lower()[:12]
+    stem = stem[: max(1, max_len - len(ext) - 1)]
+    return f"{stem}.{ext}" if ext else stem
+
+
+# -- I/O helpers for the app (lazy imports) ----------------------------------------------
+
+
+def save_upload(root: Path | str, name: str, data) -> Path:
+    """Write uploaded bytes to ``root/uploads/<hash>-<safe name>`` (atomically, once)."""
+    from .workspace import atomic_write_bytes
+
+    buf = memoryview(data) if not isinstance(data, (bytes, bytearray, memoryview)) else data
+    digest = hashlib.sha256(buf).hexdigest()[:12]
+    path = Path(root) / "uploads" / f"{digest}-{safe_filename(name)}"
+    if not path.is_file():
+        atomic_write_bytes(path, bytes(buf))
+    return path
+
+
+def preview_source(source, *, limit: int = 20, file_format: str | None = None):
+    """(preview rows as a pandas DataFrame, {column: type}, resolved paths) of a file or glob."""
+    import duckdb
+
+    from .ingest import detect_format, reader_sql, resolve_sources
+    from .workspace import SieveError
+
+    paths = resolve_sources(source)
+    fmt = detect_format(paths, file_format)
+    files = [str(p) for p in paths]
+    con = duckdb.connect()
+    try:
+        rel = f"SELECT * FROM {reader_sql(fmt)}"
+        cols = {r[0]: r[1] for r in con.execute(f"DESCRIBE {rel}", [files]).fetchall()}
+        df = con.execute(f"{rel} LIMIT {int(limit)}", [files]).fetchdf()
+    except duckdb.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SieveError(f"could not read {files[0]} as {fmt}: {first}") from exc
+    finally:
+        con.close()
+    return df, cols, paths
+
+
+def fetch_rows(ws, row_ids, *, columns: Sequence[str] | None = None):
+    """The dataset rows with these ids (original columns + ``sieve_text``), in the ids' order."""
+    import pyarrow as pa
+
+    from .ingest import DATASET_TABLE
+
+    ids = [int(i) for i in row_ids]
+    wanted = pa.table({"sieve_row_id": pa.array(ids, pa.int64()), "sieve_order": pa.array(range(len(ids)), pa.int64())})
+    with ws.connect() as con:
+        con.register("sieve_wanted", wanted)
+        try:
+            rel = con.sql(f"SELECT d.* FROM {DATASET_TABLE} d JOIN sieve_wanted w USING (sieve_row_id) "
+                          "ORDER BY w.sieve_order")
+            tbl = (getattr(rel, "to_arrow_table", None) or rel.arrow)()
+        finally:
+            con.unregister("sieve_wanted")
+    if columns is not None:
+        return tbl.select(["sieve_row_id", *[c for c in columns if c != "sieve_row_id"]])
+    drop = [c for c in ("sieve_text_ok", "sieve_text_hash") if c in tbl.column_names]
+    return tbl.drop(drop) if drop else tbl
+
+
+EXPORT_MIME = {"parquet": "application/vnd.apache.parquet", "jsonl": "application/jsonl", "csv": "text/csv"}
+
+
+def export_bytes(ws, selection, cluster_names: Mapping[int, str], fmt: str, *, keep_text: bool = False) -> bytes:
+    """The exported file's bytes (written to a temporary folder with core.export, then read)."""
+    import tempfile
+
+    from .export import export_rows, format_for
+
+    fmt = format_for(f"x.{fmt}", fmt)
+    with tempfile.TemporaryDirectory(prefix="sieve-export-") as tmp:
+        path = export_rows(ws, selection, dict(cluster_names), Path(tmp) / f"subset.{fmt}", fmt, keep_text=keep_text)
+        return path.read_bytes()
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$&:=\"'])")
+
+
+def escape_markdown(text: Any) -> str:
+    """Backslash-escape every Markdown/HTML-significant character, so data shows as typed."""
+    s = "" if text is None else " ".join(str(text).split())
+    return _MD_SPECIAL.sub(r"\\\1", s)

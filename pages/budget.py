@@ -1,0 +1,291 @@
+"""Budget: split a row budget across clusters (policy, noise handling, per-cluster
+sliders or a min/max/override table), pick rows inside each cluster, and see how
+the subset compares with the full set and with a random subset of the same size."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import streamlit as st
+
+from pages import common as C
+
+MAX_SLIDERS = 12
+NOISE_MODES = ("include", "exclude", "own budget")
+MODES = ("Automatic", "Sliders", "Table")
+
+
+@C.safe_callback
+def _budget_from_slider() -> None:
+    C.ss()[C.C_BUDGET] = int(C.ss()[C.W_BUDGET_SLIDER])
+    C.ss()[C.W_BUDGET_NUMBER] = C.ss()[C.C_BUDGET]
+
+
+@C.safe_callback
+def _budget_from_number() -> None:
+    C.ss()[C.C_BUDGET] = int(C.ss()[C.W_BUDGET_NUMBER])
+    C.ss()[C.W_BUDGET_SLIDER] = C.ss()[C.C_BUDGET]
+
+
+def _sizes(data) -> dict[int, int]:
+    ids, cnt = np.unique(data.labels, return_counts=True)
+    return {int(c): int(k) for c, k in zip(ids, cnt)}
+
+
+def _total_widgets(n: int, disabled: bool) -> None:
+    C.ss()[C.C_BUDGET] = int(min(max(1, C.ss().get(C.C_BUDGET, C.default_budget(n))), n))
+    for w in (C.W_BUDGET_SLIDER, C.W_BUDGET_NUMBER):
+        if C.ss().get(w) != C.ss()[C.C_BUDGET]:
+            C.ss()[w] = C.ss()[C.C_BUDGET]
+    c1, c2 = st.columns([3, 1])
+    c1.slider("Total budget (rows)", 1, n, key=C.W_BUDGET_SLIDER, on_change=_budget_from_slider, disabled=disabled)
+    c2.number_input("Rows", 1, n, step=1, key=C.W_BUDGET_NUMBER, on_change=_budget_from_number, disabled=disabled)
+
+
+def _persisted(widget, label: str, wkey: str, ckey: str, default, *args, **kwargs):
+    C.init_widget(wkey, ckey, default)
+    value = widget(label, *args, key=wkey, **kwargs)
+    C.ss()[ckey] = value
+    return value
+
+
+def _sliders(data, sizes: dict[int, int], auto: dict[int, int], include_noise: bool) -> None:
+    names = data.cluster_names
+    saved = C.ss().get(C.C_SLIDERS) or {}
+    values = {}
+    ids = [c for c in sorted(sizes, key=lambda c: (c < 0, c)) if c >= 0 or include_noise]
+    cols = st.columns(3)
+    for j, c in enumerate(ids):
+        wkey = f"{C.W_SLIDER_PREFIX}{C.ss().get(C.K_MAP_KEY)}.{c}"
+        if wkey not in C.ss():
+            C.ss()[wkey] = int(min(saved.get(c, auto.get(c, 0)), sizes[c]))
+        values[c] = int(cols[j % 3].slider(f"{c}: {names.get(c, c)} ({sizes[c]:,} rows)", 0, sizes[c], key=wkey))
+    C.ss()[C.C_SLIDERS] = values
+
+
+def _table(data, sizes: dict[int, int]) -> None:
+    import pandas as pd
+
+    names = data.cluster_names
+    canon = C.ss().get(C.C_TABLE) or {}
+    wkey = C.ss().get(C.K_TABLE_WKEY)
+    if wkey is None or wkey not in C.ss() or C.ss().get(C.K_TABLE_BASE) is None:
+        seq = C.ss().get(C.K_TABLE_SEQ, 0) + 1
+        C.ss()[C.K_TABLE_SEQ] = seq
+        wkey = f"{C.W_TABLE_PREFIX}{seq}"
+        ids = sorted(sizes, key=lambda c: (c < 0, c))
+        C.ss()[C.K_TABLE_BASE] = pd.DataFrame({
+            "cluster": ids,
+            "name": [names.get(c, str(c)) for c in ids],
+            "size": [sizes[c] for c in ids],
+            "min": pd.array([canon.get(c, (None, None, None))[0] for c in ids], dtype="Int64"),
+            "max": pd.array([canon.get(c, (None, None, None))[1] for c in ids], dtype="Int64"),
+            "override": pd.array([canon.get(c, (None, None, None))[2] for c in ids], dtype="Int64"),
+        })
+        C.ss()[C.K_TABLE_WKEY] = wkey
+    base = C.ss()[C.K_TABLE_BASE]
+    st.caption("Leave a cell empty for no constraint. *override* is an exact budget for that cluster.")
+    edited = st.data_editor(
+        base, key=wkey, hide_index=True, width="stretch", num_rows="fixed",
+        disabled=["cluster", "name", "size"],
+        column_config={
+            "min": st.column_config.NumberColumn(min_value=0, step=1, format="%d"),
+            "max": st.column_config.NumberColumn(min_value=0, step=1, format="%d"),
+            "override": st.column_config.NumberColumn(min_value=0, step=1, format="%d"),
+        },
+    )
+
+    def val(v):
+        return None if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA else int(v)
+
+    table = {}
+    for row in edited.itertuples(index=False):
+        lo, hi, ov = val(row.min), val(row.max), val(row.override)
+        if lo is not None or hi is not None or ov is not None:
+            table[int(row.cluster)] = (lo, hi, ov)
+    C.ss()[C.C_TABLE] = table
+
+
+def _settings(data, info, sizes: dict[int, int]) -> None:
+    from core.explore import column_kinds
+    from core.select import PICKS, POLICIES
+
+    n = len(data.row_ids)
+    n_clusters = len([c for c in sizes if c >= 0])
+    st.subheader("Split")
+    modes = MODES if n_clusters <= MAX_SLIDERS else ("Automatic", "Table")
+    default_mode = "Automatic"
+    if C.ss().get(C.C_PER_CLUSTER_MODE) not in modes:
+        C.ss()[C.C_PER_CLUSTER_MODE] = default_mode
+    if C.ss().get(C.W_MODE, default_mode) not in modes:
+        del C.ss()[C.W_MODE]
+    c1, c2, c3 = st.columns(3)
+    mode = _persisted(c1.radio, "Per-cluster budgets", C.W_MODE, C.C_PER_CLUSTER_MODE, default_mode, modes,
+                      horizontal=True,
+                      help="Automatic: the policy splits the total. Sliders: set each cluster's rows (the total is "
+                           "their sum). Table: min/max/override per cluster.")
+    _persisted(c2.selectbox, "Policy", C.W_POLICY, C.C_POLICY, "equal", POLICIES,
+               help="proportional: like the full set; equal: the same for every cluster; sqrt: in between.")
+    noise = _persisted(c3.selectbox, "Unclustered rows", C.W_NOISE, C.C_NOISE, "include", NOISE_MODES,
+                       help="include: treated as one more group; exclude: never picked; own budget: a fixed count.")
+    _total_widgets(n, disabled=(mode == "Sliders"))
+    c1, c2, c3 = st.columns(3)
+    if noise == "own budget":
+        _persisted(c1.number_input, "Unclustered budget (rows)", C.W_NOISE_BUDGET, C.C_NOISE_BUDGET, 0,
+                   min_value=0, max_value=int(sizes.get(-1, 0)), step=1)
+    _persisted(c2.number_input, "Min per cluster", C.W_MIN, C.C_MIN, 0, min_value=0, max_value=n, step=1)
+    _persisted(c3.number_input, "Max per cluster (0 = no cap)", C.W_MAX, C.C_MAX, 0, min_value=0, max_value=n, step=1)
+
+    st.subheader("Pick")
+    c1, c2, c3, c4 = st.columns(4)
+    pick = _persisted(c1.selectbox, "Method", C.W_PICK, C.C_PICK, "random", PICKS,
+                      help="random (seeded); centroid: nearest the cluster centre; diverse: k-center greedy; "
+                           "score: by a numeric column.")
+    _persisted(c2.number_input, "Seed", C.W_SEED, C.C_SEED, 0, min_value=0, max_value=2**31 - 1, step=1)
+    if pick == "score":
+        numeric = column_kinds(info.columns)["numeric"]
+        if not numeric:
+            st.warning("The dataset has no numeric column to pick by score.")
+        else:
+            if C.ss().get(C.C_SCORE_COLUMN) not in numeric:
+                C.ss()[C.C_SCORE_COLUMN] = numeric[0]
+            _persisted(c3.selectbox, "Score column", C.W_SCORE, C.C_SCORE_COLUMN, numeric[0], numeric)
+            _persisted(c4.checkbox, "Lowest first", C.W_ASCENDING, C.C_ASCENDING, False)
+
+
+def _allocation_table(data, sizes, selection) -> None:
+    import pandas as pd
+
+    from core.explore import escape_markdown
+
+    names = data.cluster_names
+    pins, bans = C.pins(), C.bans()
+    pin_l = data.labels[data.positions(sorted(pins))] if pins else np.zeros(0, int)
+    ban_l = data.labels[data.positions(sorted(bans))] if bans else np.zeros(0, int)
+    chosen = dict(zip(*np.unique(selection.clusters, return_counts=True))) if len(selection) else {}
+    rows = []
+    for c in sorted(sizes, key=lambda c: (c < 0, c)):
+        rows.append({"cluster": c, "name": escape_markdown(names.get(c, str(c))), "size": sizes[c],
+                     "budget": selection.allocation.get(c, 0), "selected": int(chosen.get(c, 0)),
+                     "pinned": int((pin_l == c).sum()), "banned": int((ban_l == c).sum())})
+    st.table(pd.DataFrame(rows).set_index("cluster"))
+
+
+def _charts(data, sizes, selection, metrics) -> None:
+    import plotly.graph_objects as go
+
+    from core.explore import draw_sample
+
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Cluster coverage", f"{metrics.coverage:.0%}", help="Clusters with at least one chosen row.")
+    c2.metric("Jensen–Shannon divergence", f"{metrics.jsd:.3f}",
+              help="0 = the subset has the full set's cluster mix; 1 = disjoint.")
+    if metrics.nn_distance is not None:
+        delta = None
+        if metrics.nn_distance_random is not None:
+            delta = f"{metrics.nn_distance - metrics.nn_distance_random:+.3f} vs random"
+        c3.metric("Diversity (mean NN distance)", f"{metrics.nn_distance:.3f}", delta=delta,
+                  help="Mean cosine distance from each chosen row to its nearest other chosen row; "
+                       "compared with random subsets of the same size.")
+    else:
+        c3.caption("Diversity is computed on request for large subsets.")
+        if c3.button("Compute diversity", key=C.W_DIVERSITY):
+            C.ss()[C.K_WANT_DIVERSITY] = True
+            st.rerun()
+    st.text(f"coverage={metrics.coverage:.4f} jsd={metrics.jsd:.4f} "
+            f"nn_distance={metrics.nn_distance if metrics.nn_distance is None else round(metrics.nn_distance, 4)} "
+            f"nn_distance_random="
+            f"{metrics.nn_distance_random if metrics.nn_distance_random is None else round(metrics.nn_distance_random, 4)}")
+
+    names = data.cluster_names
+    ids = sorted(sizes, key=lambda c: (c < 0, c))
+    full_n = max(1, sum(sizes.values()))
+    sub_n = max(1, len(selection))
+    chosen = dict(zip(*np.unique(selection.clusters, return_counts=True))) if len(selection) else {}
+    labels = [("noise" if c < 0 else str(c)) for c in ids]
+    hover = [html.escape(str(names.get(c, c))) for c in ids]
+    fig = go.Figure([
+        go.Bar(name="full set", x=labels, y=[sizes[c] / full_n for c in ids], marker_color="#9e9e9e",
+               customdata=list(zip([sizes[c] for c in ids], hover)),
+               hovertemplate="%{x}: %{customdata[1]}<br>%{customdata[0]} rows (%{y:.1%})<extra>full</extra>"),
+        go.Bar(name="subset", x=labels, y=[chosen.get(c, 0) / sub_n for c in ids], marker_color="#1f77b4",
+               customdata=list(zip([int(chosen.get(c, 0)) for c in ids], hover)),
+               hovertemplate="%{x}: %{customdata[1]}<br>%{customdata[0]} rows (%{y:.1%})<extra>subset</extra>"),
+    ])
+    fig.update_layout(barmode="group", height=380, xaxis=dict(type="category", title="cluster"),
+                      margin=dict(l=10, r=10, t=70, b=10), yaxis_tickformat=".0%",
+                      title="Share of rows per cluster: full set vs subset",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
+    bg = draw_sample(data.labels, 30_000, seed=0)
+    chosen_pos = np.asarray(selection.positions, dtype=np.int64)
+    if len(chosen_pos) > 30_000:
+        chosen_pos = chosen_pos[draw_sample(data.labels[chosen_pos], 30_000, seed=1)]
+    m = go.Figure([
+        go.Scattergl(x=data.xy[bg, 0], y=data.xy[bg, 1], mode="markers", name="all rows", hoverinfo="skip",
+                     marker=dict(size=3, color="#bdbdbd", opacity=0.6)),
+        go.Scattergl(x=data.xy[chosen_pos, 0], y=data.xy[chosen_pos, 1], mode="markers", name="chosen",
+                     hoverinfo="skip", marker=dict(size=5, color="#d62728")),
+    ])
+    m.update_layout(height=380, margin=dict(l=10, r=10, t=70, b=10), title="Chosen rows on the map",
+                    xaxis=dict(showticklabels=False), yaxis=dict(showticklabels=False),
+                    legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
+    left, right = st.columns([3, 2])
+    left.plotly_chart(fig, key="budget_bars", config={"displaylogo": False})
+    right.plotly_chart(m, key="budget_map", config={"displaylogo": False})
+
+
+def body() -> None:
+    st.title("Budget")
+    ws = C.get_workspace()
+    info = C.current_dataset_or_none(ws)
+    if info is None:
+        C.need("No dataset is loaded yet. Choose one on the Data page first.", C.PAGE_DATA, "Go to Data", ":material/description:")
+        return
+    data = C.get_map(ws)
+    if data is None:
+        C.need("There is no map of this dataset yet. Compute it on the Map page first.", C.PAGE_MAP,
+               "Go to Map", ":material/scatter_plot:")
+        return
+    sizes = _sizes(data)
+    _settings(data, info, sizes)
+
+    mode = C.ss().get(C.C_PER_CLUSTER_MODE, "Automatic")
+    if mode != "Automatic":
+        # The automatic split of the current total seeds the sliders / shows beside the table.
+        from core.select import SelectParams
+
+        auto = {}
+        if mode == "Sliders":
+            from core.select import select
+
+            p = C.params_from_state(data, info).to_dict()
+            p.update(overrides={}, bounds={}, pick="random", score_column=None, budget=int(C.ss()[C.C_BUDGET]))
+            auto = select(data.labels, data.row_ids, SelectParams.from_dict(p)).allocation
+        st.subheader("Per-cluster budgets")
+        if mode == "Sliders":
+            st.caption("Each slider is that cluster's exact budget; the total is their sum. They start from the "
+                       "policy's split of the total above.")
+            _sliders(data, sizes, auto, include_noise=C.ss().get(C.C_NOISE) == "include")
+        else:
+            _table(data, sizes)
+
+    params = C.params_from_state(data, info)
+    C.ss()[C.K_SELECT_PARAMS] = params
+    want = True if C.ss().get(C.K_WANT_DIVERSITY) else None
+    result = C.current_selection(ws, data, params, diversity=want)
+    selection, metrics = result["selection"], result["metrics"]
+
+    st.subheader("Result")
+    st.text(f"budget_total={len(selection)}")
+    st.text(f"budget_requested={params.budget} policy={params.policy} pick={params.pick} seed={params.seed} "
+            f"pins={len(params.pins)} bans={len(params.bans)}")
+    for note in selection.notes:
+        st.warning(note)
+    _charts(data, sizes, selection, metrics)
+    st.subheader("Per-cluster allocation")
+    _allocation_table(data, sizes, selection)
+    st.page_link(C.PAGE_EXPORT, label="Next: export the subset", icon=":material/download:")
+
+
+C.run_page(body)

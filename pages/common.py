@@ -1,0 +1,453 @@
+"""Shared by the pages: session-state key constants, the two cached resources
+(model, workspace), and small helpers that load core objects into session state.
+
+Rules: pages read session state only through the constants below; st.cache_resource
+holds only the encoder and the Workspace handle; everything computed per session
+lives in st.session_state (keyed by the map/params it was computed from).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import streamlit as st
+
+from core.workspace import DEFAULT_WORKSPACE, SieveError, Workspace, canonical_json
+
+log = logging.getLogger("sieve.app")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_PATH = REPO_ROOT / "sample_data" / "prompts.csv"
+SAMPLE_TEXT_COLUMN = "text"
+MAX_DRAWN = 100_000
+AUTO_DIVERSITY_MAX = 20_000  # larger subsets compute the NN diversity on request
+
+PAGE_DATA = "pages/data.py"
+PAGE_MAP = "pages/map.py"
+PAGE_BUDGET = "pages/budget.py"
+PAGE_EXPORT = "pages/export.py"
+
+# -- session-state keys (app state) ---------------------------------------------------
+K_AUTOLOADED = "sieve.autoloaded"  # bool: the sample was auto-loaded once this session
+K_MAP = "sieve.map"  # core.pipeline.MapData of the current map
+K_MAP_KEY = "sieve.map_key"  # its label key (identifies the whole chain)
+K_TEXTS = "sieve.texts"  # list[str] aligned with K_MAP rows
+K_FIG = "sieve.fig"  # {"key": ..., "fig": go.Figure, "traces": [positions per trace]}
+K_CHART_VERSION = "sieve.chart_version"  # bumped to reset the chart widget
+K_SELECTED = "sieve.selected_ids"  # np.ndarray of selected row ids (sorted)
+K_SELECTED_HOW = "sieve.selected_how"  # a short description of the last selection
+K_PINS = "sieve.pins"  # set[int] row ids always included
+K_BANS = "sieve.bans"  # set[int] row ids never included
+K_PINBAN_DATASET = "sieve.pinban_dataset"  # dataset key the pins/bans belong to
+K_SELECT_PARAMS = "sieve.select_params"  # last core.select.SelectParams from the Budget page
+K_SELECTION = "sieve.selection"  # {"key", "selection", "metrics"} cache
+K_MAP_RUN = "sieve.map_run"  # {"timings", "cached"} of the last Compute map
+K_COMPUTING = "sieve.computing"  # True while build_map runs (detects an interrupted run)
+K_FLASH = "sieve.flash"  # list[(level, message)] shown once at the next page render
+K_TABLE_BASE = "sieve.cluster_table_base"  # base DataFrame of the per-cluster editor
+K_TABLE_WKEY = "sieve.cluster_table_wkey"  # its widget key
+K_TABLE_SEQ = "sieve.cluster_table_seq"
+K_UPLOADS = "sieve.uploads"  # {uploaded file id: saved path}
+K_SEARCH = "sieve.search"  # {"key": (map key, query), "mask": bool array}
+K_WANT_DIVERSITY = "sieve.want_diversity"  # the user asked for the NN diversity of a large subset
+K_SAVE_DEFAULT = "sieve.save_default"  # the default file name last offered on the Export page
+K_LAST_SAVE = "sieve.last_save"  # {"path", "manifest", "rows"} of the last Save on the Export page
+
+# Canonical (persisted) values of widgets.  Widget state is dropped when a page is
+# left, so each widget is initialised from its canonical key on the next visit.
+C_SOURCE_KIND = "sieve.c.source_kind"
+C_SOURCE_PATH = "sieve.c.source_path"
+C_TEXT_MODE = "sieve.c.text_mode"
+C_TEXT_COLUMN = "sieve.c.text_column"
+C_TEMPLATE = "sieve.c.template"
+C_VECTOR_COLUMN = "sieve.c.vector_column"
+C_SCORE_COLUMN = "sieve.c.score_column"
+C_FILE_FORMAT = "sieve.c.file_format"
+C_MAP_SETTINGS = "sieve.c.map_settings"  # dict of the advanced map settings
+C_FILTER = "sieve.c.cluster_filter"
+C_SEARCH = "sieve.c.search"
+C_HIGHLIGHT = "sieve.c.highlight"
+C_BUDGET = "sieve.c.budget"
+C_POLICY = "sieve.c.policy"
+C_NOISE = "sieve.c.noise"
+C_NOISE_BUDGET = "sieve.c.noise_budget"
+C_MIN = "sieve.c.min_per_cluster"
+C_MAX = "sieve.c.max_per_cluster"
+C_PER_CLUSTER_MODE = "sieve.c.per_cluster_mode"
+C_SLIDERS = "sieve.c.sliders"  # {cluster id: rows} of the slider mode
+C_TABLE = "sieve.c.cluster_table"  # {cluster id: (min, max, override)} of the table mode
+C_PICK = "sieve.c.pick"
+C_ASCENDING = "sieve.c.ascending"
+C_SEED = "sieve.c.seed"
+C_FORMAT = "sieve.c.export_format"
+C_SAVE_PATH = "sieve.c.save_path"
+
+# Widget keys.
+W_BUDGET_SLIDER = "w.budget_slider"
+W_BUDGET_NUMBER = "w.budget_number"
+W_ASCENDING = "w.ascending"
+W_BAN = "w.ban"
+W_CLEAR = "w.clear"
+W_CLEAR_BANS = "w.clear_bans"
+W_CLEAR_PINS = "w.clear_pins"
+W_COMPUTE = "w.compute"
+W_DIVERSITY = "w.diversity"
+W_DOWNLOAD = "w.download"
+W_DOWNLOAD_MANIFEST = "w.download_manifest"
+W_FILE_FORMAT = "w.file_format"
+W_FILTER = "w.filter"
+W_FORMAT = "w.format"
+W_HIGHLIGHT = "w.highlight"
+W_LOAD = "w.load"
+W_MATCH_PAGE = "w.match_page"
+W_MAX = "w.max"
+W_MIN = "w.min"
+W_MODE = "w.mode"
+W_NOISE = "w.noise"
+W_NOISE_BUDGET = "w.noise_budget"
+W_PICK = "w.pick"
+W_PIN = "w.pin"
+W_POLICY = "w.policy"
+W_SAVE = "w.save"
+W_SAVE_PATH = "w.save_path"
+W_SCORE = "w.score"
+W_SCORE_COLUMN = "w.score_column"
+W_SEARCH = "w.search"
+W_SEED = "w.seed"
+W_SELECT_MATCHES = "w.select_matches"
+W_SEL_PAGE = "w.sel_page"
+W_SOURCE_KIND = "w.source_kind"
+W_SOURCE_PATH = "w.source_path"
+W_SQL_SELECT = "w.sql_select"
+W_SQL_WHERE = "w.sql_where"
+W_STOP = "w.stop"
+W_TEMPLATE = "w.template"
+W_TEXT_COLUMN = "w.text_column"
+W_TEXT_MODE = "w.text_mode"
+W_UPLOAD = "w.upload"
+W_VECTOR_COLUMN = "w.vector_column"
+W_MAP_PREFIX = "w.map."  # + setting name (Map page advanced settings)
+W_SLIDER_PREFIX = "w.slider."  # + map key + "." + cluster id (Budget page sliders)
+W_TABLE_PREFIX = "w.cluster_table."  # + a counter (Budget page per-cluster editor)
+
+
+def ss() -> Any:
+    return st.session_state
+
+
+# -- cached resources (only these two) ----------------------------------------------------
+
+
+def workspace_root() -> str:
+    return os.environ.get("SIEVE_WORKSPACE") or DEFAULT_WORKSPACE
+
+
+def export_root(ws: Workspace) -> Path:
+    """Where "Save" may write on the server: $SIEVE_EXPORT_DIR, else <workspace>/exports."""
+    return Path(os.environ.get("SIEVE_EXPORT_DIR") or (ws.root / "exports")).expanduser().resolve()
+
+
+@st.cache_resource(show_spinner=False)
+def _workspace(root: str) -> Workspace:
+    return Workspace(root)
+
+
+def get_workspace() -> Workspace:
+    return _workspace(workspace_root())
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def get_encoder(model: str, device: str, normalize: bool):
+    from core.embed import load_encoder
+
+    return load_encoder(model, device=device, normalize=normalize)
+
+
+# -- errors -----------------------------------------------------------------------------
+
+
+def flash(level: str, message: str) -> None:
+    ss().setdefault(K_FLASH, []).append((level, message))
+
+
+def show_flash() -> None:
+    for level, message in ss().pop(K_FLASH, []):
+        getattr(st, level, st.info)(message)
+
+
+def report_error(exc: BaseException) -> str:
+    """One line for the UI (SieveError's own message; never a traceback)."""
+    from core.embed import Cancelled
+
+    if isinstance(exc, SieveError):
+        return str(exc)
+    if isinstance(exc, Cancelled):
+        return str(exc)
+    log.exception("unexpected error in the app")
+    if isinstance(exc, OSError) and getattr(exc, "filename", None):
+        return f"{exc.strerror or exc} ({exc.filename})"
+    return f"unexpected {type(exc).__name__}: {exc}"
+
+
+def run_page(body: Callable[[], None]) -> None:
+    """Render a page; any error becomes one st.error line (never a traceback)."""
+    show_flash()
+    try:
+        body()
+    except Exception as exc:  # Streamlit's own rerun/stop signals are BaseException, not caught here
+        st.error(report_error(exc))
+
+
+def safe_callback(fn: Callable) -> Callable:
+    """Widget callbacks run outside the page body; keep their errors off the UI too."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            flash("error", report_error(exc))
+
+    return wrapper
+
+
+# -- persisted widget values ---------------------------------------------------------------
+
+
+def init_widget(wkey: str, ckey: str, default: Any) -> None:
+    """Give a widget its persisted value when it (re)appears."""
+    if wkey not in ss():
+        ss()[wkey] = ss().get(ckey, default)
+
+
+def persist(wkey: str, ckey: str) -> Callable[[], None]:
+    def cb():
+        ss()[ckey] = ss()[wkey]
+
+    return cb
+
+
+# -- dataset / map in session state ----------------------------------------------------------
+
+
+def current_dataset_or_none(ws: Workspace):
+    from core.ingest import current_dataset
+
+    try:
+        return current_dataset(ws)
+    except SieveError:
+        return None
+
+
+def _reset_map_state() -> None:
+    for k in (K_MAP, K_MAP_KEY, K_TEXTS, K_FIG, K_SELECTED, K_SELECTED_HOW, K_SELECTION, K_TABLE_BASE,
+              K_TABLE_WKEY, K_SEARCH):
+        ss().pop(k, None)
+
+
+def _sync_pins_bans(dataset_key: str) -> None:
+    """Pins, bans and per-cluster settings name row/cluster ids of one dataset: drop them when it changes."""
+    previous = ss().get(K_PINBAN_DATASET)
+    ss()[K_PINBAN_DATASET] = dataset_key
+    if previous is not None and previous != dataset_key:
+        ss()[K_PINS] = set()
+        ss()[K_BANS] = set()
+        for k in (C_SLIDERS, C_TABLE, C_FILTER):
+            ss().pop(k, None)
+
+
+def get_map(ws: Workspace):
+    """The current map of the current dataset (loaded once per session and map), or None."""
+    from core.ingest import load_texts
+    from core.pipeline import current_map, load_map
+
+    info = current_dataset_or_none(ws)
+    if info is None:
+        _reset_map_state()
+        return None
+    _sync_pins_bans(info.key)
+    try:
+        keys, _ = current_map(ws)
+    except SieveError:
+        _reset_map_state()
+        return None
+    if ss().get(K_MAP_KEY) == keys.label and K_MAP in ss():
+        return ss()[K_MAP]
+    if ss().get(K_MAP_KEY) is not None:  # another map: its cluster ids mean other clusters
+        for k in (C_SLIDERS, C_TABLE, C_FILTER):
+            ss().pop(k, None)
+    _reset_map_state()
+    data = load_map(ws)
+    row_ids, texts, _ = load_texts(ws)
+    if not np.array_equal(np.asarray(row_ids), np.asarray(data.row_ids)):
+        raise SieveError("the dataset changed since the map was computed; compute the map again")
+    ss()[K_MAP] = data
+    ss()[K_MAP_KEY] = keys.label
+    ss()[K_TEXTS] = texts
+    ss()[K_SELECTED] = np.zeros(0, np.int64)
+    return data
+
+
+def pins() -> set[int]:
+    return ss().setdefault(K_PINS, set())
+
+
+def bans() -> set[int]:
+    return ss().setdefault(K_BANS, set())
+
+
+def selected_ids() -> np.ndarray:
+    return ss().get(K_SELECTED, np.zeros(0, np.int64))
+
+
+# -- selection (Budget / Export) ---------------------------------------------------------------
+
+
+def current_selection(ws: Workspace, data, params, *, diversity: bool | None = None) -> dict:
+    """Run core selection + metrics for ``params`` once per (map, params); cached in session state."""
+    from core.metrics import selection_metrics
+    from core.pipeline import run_selection
+
+    key = canonical_json({"map": ss().get(K_MAP_KEY), "params": params.to_dict()})
+    cached = ss().get(K_SELECTION)
+    if cached is None or cached["key"] != key:
+        selection = run_selection(ws, data, params)
+        cached = {"key": key, "selection": selection, "metrics": None, "metrics_nn": False}
+        ss()[K_SELECTION] = cached
+    want_nn = diversity if diversity is not None else len(cached["selection"]) <= AUTO_DIVERSITY_MAX
+    if cached["metrics"] is None or (want_nn and not cached["metrics_nn"]):
+        sel = cached["selection"]
+        eligible = None
+        if params.bans:
+            from core.explore import ids_in
+
+            eligible = np.nonzero(~ids_in(data.row_ids, params.bans))[0]
+        cached["metrics"] = selection_metrics(data.labels, sel.positions, data.vectors if want_nn else None,
+                                              eligible=eligible, seed=params.seed)
+        cached["metrics_nn"] = bool(want_nn)
+    return cached
+
+
+def params_from_state(data, info) -> Any:
+    """SelectParams from the canonical Budget settings (+ pins/bans); raises SieveError."""
+    from core.select import SelectParams
+
+    n = len(data.row_ids)
+    mode = ss().get(C_PER_CLUSTER_MODE, "Automatic")
+    noise_mode = ss().get(C_NOISE, "include")
+    noise: str | int = noise_mode
+    if noise_mode == "own budget":
+        noise = int(ss().get(C_NOISE_BUDGET, 0))
+    max_pc = int(ss().get(C_MAX, 0) or 0)
+    overrides, bounds = {}, {}
+    budget = int(ss().get(C_BUDGET, default_budget(n)))
+    if mode == "Sliders" and ss().get(C_SLIDERS):
+        overrides = {int(c): int(v) for c, v in ss()[C_SLIDERS].items()}
+        budget = max(1, sum(overrides.values()) + (int(noise) if isinstance(noise, int) and -1 not in overrides else 0))
+    elif mode == "Table" and ss().get(C_TABLE):
+        for c, (lo, hi, ov) in ss()[C_TABLE].items():
+            if ov is not None:
+                overrides[int(c)] = int(ov)
+            if lo is not None or hi is not None:
+                bounds[int(c)] = (None if lo is None else int(lo), None if hi is None else int(hi))
+    score_column = ss().get(C_SCORE_COLUMN) or None
+    pick = ss().get(C_PICK, "random")
+    return SelectParams(
+        budget=min(budget, n), policy=ss().get(C_POLICY, "equal"), pick=pick, seed=int(ss().get(C_SEED, 0)),
+        noise=noise, min_per_cluster=int(ss().get(C_MIN, 0) or 0), max_per_cluster=max_pc or None,
+        overrides=overrides, bounds=bounds, score_column=score_column if pick == "score" else None,
+        score_ascending=bool(ss().get(C_ASCENDING, False)), pins=tuple(sorted(pins())), bans=tuple(sorted(bans())),
+    )
+
+
+def default_budget(n: int) -> int:
+    """About a tenth of the rows, rounded to a round number."""
+    if n <= 10:
+        return max(1, n)
+    b = n / 10
+    step = 10 ** max(0, len(str(int(b))) - 1)
+    return int(min(n, max(1, round(b / step) * step)))
+
+
+# -- rendering helpers ------------------------------------------------------------------------
+
+
+def need(message: str, page: str, label: str, icon: str = ":material/arrow_forward:") -> None:
+    """Say what is missing and link to the page that provides it."""
+    st.info(message)
+    st.page_link(page, label=label, icon=icon)
+
+
+def cluster_colors(ids: list[int]) -> dict[int, str]:
+    import plotly.colors as pc
+
+    palette = pc.qualitative.Plotly + pc.qualitative.D3 + pc.qualitative.Set2 + pc.qualitative.Dark24
+    out, j = {}, 0
+    for c in ids:
+        if c < 0:
+            out[c] = "#9e9e9e"
+        else:
+            out[c] = palette[j % len(palette)]
+            j += 1
+    return out
+
+
+def map_figure(data, texts, drawn: np.ndarray, *, visible: set[int] | None = None,
+               highlight: np.ndarray | None = None, height: int = 720):
+    """A Scattergl figure with one trace per cluster (noise first, grey); returns
+    (figure, positions per trace).  ``customdata`` holds each point's row position."""
+    import html
+
+    import plotly.graph_objects as go
+
+    from core.explore import snippet
+
+    names = data.cluster_names
+    labels = data.labels
+    ids = sorted({int(c) for c in np.unique(labels)}, key=lambda c: (c >= 0, c))
+    colors = cluster_colors(ids)
+    drawn = np.asarray(drawn, dtype=np.int64)
+    dl = labels[drawn]
+    snip_len = 100 if len(drawn) <= 20_000 else 50
+    fig = go.Figure()
+    traces = []
+    for c in ids:
+        if visible is not None and c not in visible:
+            continue
+        pos = drawn[dl == c]
+        if len(pos) == 0:
+            continue
+        xy = np.asarray(data.xy[pos], dtype=np.float32)
+        fig.add_trace(go.Scattergl(
+            x=xy[:, 0], y=xy[:, 1], mode="markers", name=html.escape(names.get(c, str(c))),
+            customdata=pos.astype(np.int32), text=[snippet(texts[i], snip_len) for i in pos],
+            hovertemplate="%{text}<extra>%{fullData.name}</extra>",
+            marker=dict(size=4 if c >= 0 else 3, color=colors[c], opacity=0.8 if c >= 0 else 0.45),
+        ))
+        traces.append(pos)
+    if highlight is not None and highlight.any():
+        pos = drawn[highlight[drawn]]
+        if visible is not None:
+            pos = pos[np.isin(labels[pos], list(visible))]
+        if len(pos):
+            xy = np.asarray(data.xy[pos], dtype=np.float32)
+            fig.add_trace(go.Scattergl(
+                x=xy[:, 0], y=xy[:, 1], mode="markers", name="search matches",
+                customdata=pos.astype(np.int32), text=[snippet(texts[i], snip_len) for i in pos],
+                hovertemplate="%{text}<extra>match</extra>",
+                marker=dict(size=8, color="rgba(0,0,0,0)", line=dict(width=1.5, color="#d62728")),
+            ))
+            traces.append(pos)
+    fig.update_layout(
+        height=height, margin=dict(l=10, r=10, t=30, b=10), dragmode="select", uirevision="sieve-map",
+        legend=dict(itemclick=False, itemdoubleclick=False, itemsizing="constant", font=dict(size=11)),
+        xaxis=dict(showticklabels=False, title=None, zeroline=False),
+        yaxis=dict(showticklabels=False, title=None, zeroline=False),
+        hoverlabel=dict(align="left"),
+    )
+    return fig, traces

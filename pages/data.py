@@ -1,0 +1,189 @@
+"""Data: choose a file (the bundled sample, a path or glob, or an upload), preview
+it, choose the text column or a template (and optionally vector/score columns),
+and load it into the workspace."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import common as C
+
+SOURCES = ("Bundled sample", "Path or glob", "Upload")
+UPLOAD_TYPES = ["csv", "tsv", "tab", "json", "jsonl", "ndjson", "parquet", "pq"]
+NONE = "(none)"
+AUTO = "(from extension)"
+
+
+def _ingest(ws, source: str, spec, vector_column, file_format, *, quiet: bool = False):
+    from core.ingest import IngestParams, ingest
+
+    params = IngestParams(source, spec, vector_column, file_format)
+    bar = None if quiet else st.progress(0.0, text="loading")
+
+    def progress(done, total, msg):
+        if bar is not None:
+            bar.progress(min(1.0, done / max(total, 1)), text=msg)
+
+    info, cached = ingest(ws, params, progress=progress)
+    if bar is not None:
+        bar.empty()
+    return info, cached
+
+
+def _autoload_sample(ws) -> None:
+    """First launch: load the bundled sample so a new user can click straight through."""
+    from core.ingest import TextSpec
+
+    if C.ss().get(C.K_AUTOLOADED) or C.current_dataset_or_none(ws) is not None or not C.SAMPLE_PATH.is_file():
+        return
+    C.ss()[C.K_AUTOLOADED] = True
+    with st.spinner("Loading the bundled sample…"):
+        _ingest(ws, str(C.SAMPLE_PATH), TextSpec(column=C.SAMPLE_TEXT_COLUMN), None, None, quiet=True)
+    C.flash("success", "Loaded the bundled sample (sample_data/prompts.csv). Go on to the Map page, or choose "
+                       "another file below.")
+
+
+def _source(ws) -> str | None:
+    from core.explore import save_upload
+
+    # Start from what the workspace holds, so the page describes the loaded dataset.
+    info = C.current_dataset_or_none(ws)
+    if info is not None and C.C_SOURCE_KIND not in C.ss() and len(info.sources) == 1 \
+            and info.sources[0] != str(C.SAMPLE_PATH):
+        C.ss()[C.C_SOURCE_KIND] = SOURCES[1]
+        C.ss().setdefault(C.C_SOURCE_PATH, info.sources[0])
+    if info is not None and C.C_TEXT_MODE not in C.ss():
+        C.ss()[C.C_TEXT_MODE] = "Column" if info.text.column is not None else "Template"
+        if info.text.column is not None:
+            C.ss().setdefault(C.C_TEXT_COLUMN, info.text.column)
+        else:
+            C.ss().setdefault(C.C_TEMPLATE, info.text.template.replace("\n", "\\n"))
+        if info.vector_column:
+            C.ss().setdefault(C.C_VECTOR_COLUMN, info.vector_column)
+    C.init_widget(C.W_SOURCE_KIND, C.C_SOURCE_KIND, SOURCES[0])
+    kind = st.radio("Data source", SOURCES, key=C.W_SOURCE_KIND, horizontal=True,
+                    on_change=C.persist(C.W_SOURCE_KIND, C.C_SOURCE_KIND))
+    if kind == SOURCES[0]:
+        st.caption(f"Synthetic instruction prompts: `{C.SAMPLE_PATH.relative_to(C.REPO_ROOT)}`")
+        return str(C.SAMPLE_PATH)
+    if kind == SOURCES[1]:
+        C.init_widget(C.W_SOURCE_PATH, C.C_SOURCE_PATH, "")
+        path = st.text_input("File path or glob (CSV, TSV, JSON, JSONL, Parquet)", key=C.W_SOURCE_PATH,
+                             placeholder="/data/prompts/*.parquet",
+                             on_change=C.persist(C.W_SOURCE_PATH, C.C_SOURCE_PATH))
+        return path.strip() or None
+    up = st.file_uploader("Upload a file", type=UPLOAD_TYPES, key=C.W_UPLOAD)
+    if up is None:
+        return None
+    saved = C.ss().setdefault(C.K_UPLOADS, {})
+    path = saved.get(up.file_id)
+    if path is None or not path.is_file():
+        with st.spinner("Saving the upload…"):
+            path = save_upload(ws.root, up.name, up.getbuffer())
+        saved[up.file_id] = path
+    st.caption(f"Saved as `{path.name}` in the workspace's uploads folder.")
+    return str(path)
+
+
+def _show_current(ws) -> None:
+    info = C.current_dataset_or_none(ws)
+    st.subheader("Loaded dataset")
+    if info is None:
+        st.info("No dataset is loaded yet. Choose a source above and press **Load dataset**.")
+        return
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Rows", f"{info.n_rows:,}")
+    c2.metric("Empty texts", f"{info.n_empty:,}", help="Null, empty or whitespace-only; kept but never embedded.")
+    c3.metric("Exact duplicates", f"{info.n_duplicates:,}")
+    c4.metric("Rows to embed", f"{info.n_embeddable:,}")
+    st.text(f"rows={info.n_rows} empty={info.n_empty} duplicates={info.n_duplicates}")
+    st.text(f"source: {', '.join(info.sources[:3])}{' …' if len(info.sources) > 3 else ''}")
+    st.text(f"text: {info.text.describe()}" + (f"; vectors: column {info.vector_column!r}" if info.vector_column else ""))
+    st.page_link(C.PAGE_MAP, label="Next: compute the map", icon=":material/scatter_plot:")
+
+
+def body() -> None:
+    ws = C.get_workspace()
+    st.title("Data")
+    st.caption(f"Workspace: `{ws.root}`")
+    _autoload_sample(ws)
+    current = st.container()  # filled last, so it shows the result of a Load on this run
+    st.subheader("Choose data")
+    try:
+        _choose(ws)
+    except Exception as exc:  # keep the loaded dataset's summary on screen below the error
+        st.error(C.report_error(exc))
+    with current:
+        _show_current(ws)
+
+
+def _choose(ws) -> None:
+    from core.explore import column_kinds, preview_source
+    from core.ingest import FORMATS, TextSpec, unescape_template
+
+    source = _source(ws)
+    if not source:
+        st.info("Give a file path or glob, or upload a file.")
+        return
+
+    with st.expander("File format", expanded=False):
+        formats = [AUTO] + sorted(set(FORMATS.values()))
+        C.init_widget(C.W_FILE_FORMAT, C.C_FILE_FORMAT, AUTO)
+        fmt = st.selectbox("Read as", formats, key=C.W_FILE_FORMAT,
+                           on_change=C.persist(C.W_FILE_FORMAT, C.C_FILE_FORMAT))
+    file_format = None if fmt == AUTO else fmt
+
+    try:
+        df, columns, paths = preview_source(source, limit=20, file_format=file_format)
+    except C.SieveError as exc:
+        st.error(str(exc))
+        return
+    st.markdown("**Preview**")
+    st.caption(f"First {len(df)} rows of {len(paths)} file(s); {len(columns)} columns.")
+    st.dataframe(df, hide_index=True, width="stretch")
+
+    kinds = column_kinds(columns)
+    st.markdown("**Columns**")
+    C.init_widget(C.W_TEXT_MODE, C.C_TEXT_MODE, "Column")
+    mode = st.radio("Text to embed", ["Column", "Template"], key=C.W_TEXT_MODE, horizontal=True,
+                    on_change=C.persist(C.W_TEXT_MODE, C.C_TEXT_MODE))
+    text_candidates = kinds["text"] or [c for c in columns if not c.lower().startswith("sieve_")]
+    if mode == "Column":
+        preferred = C.ss().get(C.C_TEXT_COLUMN)
+        if preferred not in text_candidates:
+            preferred = next((c for c in ("text", "prompt", "instruction", "content") if c in text_candidates),
+                             text_candidates[0] if text_candidates else None)
+        if C.ss().get(C.W_TEXT_COLUMN) not in text_candidates:
+            C.ss()[C.W_TEXT_COLUMN] = preferred
+        col = st.selectbox("Text column", text_candidates, key=C.W_TEXT_COLUMN,
+                           on_change=C.persist(C.W_TEXT_COLUMN, C.C_TEXT_COLUMN))
+        C.ss()[C.C_TEXT_COLUMN] = col
+        spec_args = {"column": col}
+    else:
+        default_t = "\\n".join("{" + c + "}" for c in text_candidates[:2])
+        C.init_widget(C.W_TEMPLATE, C.C_TEMPLATE, default_t)
+        tpl = st.text_input("Template (columns in braces; \\n for a new line)", key=C.W_TEMPLATE,
+                            on_change=C.persist(C.W_TEMPLATE, C.C_TEMPLATE))
+        spec_args = {"template": unescape_template(tpl)}
+
+    c1, c2 = st.columns(2)
+    vec_opts = [NONE] + kinds["vector"]
+    if C.ss().get(C.W_VECTOR_COLUMN) not in vec_opts:
+        C.ss()[C.W_VECTOR_COLUMN] = C.ss().get(C.C_VECTOR_COLUMN) if C.ss().get(C.C_VECTOR_COLUMN) in vec_opts else NONE
+    vec = c1.selectbox("Precomputed vector column (optional; skips the model)", vec_opts, key=C.W_VECTOR_COLUMN,
+                       on_change=C.persist(C.W_VECTOR_COLUMN, C.C_VECTOR_COLUMN))
+    score_opts = [NONE] + kinds["numeric"]
+    if C.ss().get(C.W_SCORE_COLUMN) not in score_opts:
+        C.ss()[C.W_SCORE_COLUMN] = C.ss().get(C.C_SCORE_COLUMN) if C.ss().get(C.C_SCORE_COLUMN) in score_opts else NONE
+    score = c2.selectbox("Score column (optional; for picking by score)", score_opts, key=C.W_SCORE_COLUMN)
+    C.ss()[C.C_SCORE_COLUMN] = None if score == NONE else score
+
+    if st.button("Load dataset", type="primary", key=C.W_LOAD):
+        spec = TextSpec(**spec_args)
+        info, cached = _ingest(ws, source, spec, None if vec == NONE else vec, file_format)
+        C.get_map(ws)  # drop any map of another dataset from this session
+        st.success(("Already loaded: " if cached else "Loaded: ")
+                   + f"{info.n_rows:,} rows, {info.n_empty:,} empty, {info.n_duplicates:,} duplicates.")
+
+
+C.run_page(body)

@@ -1,0 +1,135 @@
+"""Export: download or save the chosen rows (Parquet, JSONL or CSV) with a manifest
+that `sieve reproduce` turns back into the same rows."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import streamlit as st
+
+from pages import common as C
+
+FORMATS = ("parquet", "jsonl", "csv")
+
+
+def _manifest(data, params, result, fmt: str, export_info: dict) -> dict:
+    from core.export import build_manifest
+
+    map_params = data.params
+    if map_params is None:
+        from core.pipeline import current_map
+
+        _, map_params = current_map(C.get_workspace())
+    return build_manifest(data, map_params, params, result["selection"], result["metrics"], export_info)
+
+
+def _file_builder(ws, selection, names: dict, fmt: str, keep_text: bool):
+    """A no-argument callable for st.download_button: builds the file only on click
+    (on another thread, so it touches no session state)."""
+    from core.explore import export_bytes
+
+    def build() -> bytes:
+        return export_bytes(ws, selection, names, fmt, keep_text=keep_text)
+
+    return build
+
+
+def _save(ws, data, params, result, fmt: str, name: str) -> None:
+    """Export under the server's export folder (a web user names a file inside it, never a free path)."""
+    from core.export import confine_path, export_rows, format_for, write_manifest
+
+    name = name.strip()
+    if not name:
+        raise C.SieveError("give a file name to save to, e.g. subset.parquet")
+    if not Path(name).suffix:
+        name = f"{name}.{fmt}"
+    path = confine_path(name, C.export_root(ws))
+    fmt = format_for(path)  # the extension decides; an unknown one is a clear error
+    keep_text = data.dataset.text.template is not None
+    out = export_rows(ws, result["selection"], data.cluster_names, path, fmt, keep_text=keep_text)
+    mpath = Path(str(out) + ".manifest.json")
+    write_manifest(mpath, _manifest(data, params, result, fmt, {"path": str(out), "format": fmt}))
+    ws.set_meta("selection", params.to_dict())  # `sieve export` in a shell now repeats this choice
+    C.ss()[C.K_LAST_SAVE] = {"path": str(out), "manifest": str(mpath), "rows": len(result["selection"])}
+
+
+def body() -> None:
+    st.title("Export")
+    ws = C.get_workspace()
+    info = C.current_dataset_or_none(ws)
+    if info is None:
+        C.need("No dataset is loaded yet. Choose one on the Data page first.", C.PAGE_DATA, "Go to Data", ":material/description:")
+        return
+    data = C.get_map(ws)
+    if data is None:
+        C.need("There is no map of this dataset yet. Compute it on the Map page first.", C.PAGE_MAP,
+               "Go to Map", ":material/scatter_plot:")
+        return
+    params = C.ss().get(C.K_SELECT_PARAMS)
+    if params is None:
+        C.need("No budget has been set in this session yet. Choose one on the Budget page first.", C.PAGE_BUDGET,
+               "Go to Budget", ":material/balance:")
+        return
+    # Pins/bans may have changed on the Map page since the Budget page ran.
+    params = C.params_from_state(data, info)
+    C.ss()[C.K_SELECT_PARAMS] = params
+    result = C.current_selection(ws, data, params)
+    selection = result["selection"]
+    n = len(selection)
+
+    st.text(f"export_rows={n}")
+    st.caption(f"{n:,} rows: budget {params.budget:,}, policy {params.policy}, pick {params.pick}, seed {params.seed}, "
+               f"{len(params.pins)} pinned, {len(params.bans)} banned.")
+    C.init_widget(C.W_FORMAT, C.C_FORMAT, FORMATS[0])
+    fmt = st.radio("Format", FORMATS, key=C.W_FORMAT, horizontal=True, on_change=C.persist(C.W_FORMAT, C.C_FORMAT))
+    C.ss()[C.C_FORMAT] = fmt
+    file_name = f"sieve-subset-{n}.{fmt}"
+    manifest_name = f"{file_name}.manifest.json"
+    keep_text = data.dataset.text.template is not None
+    from core.explore import EXPORT_MIME
+
+    st.subheader("Download")
+    c1, c2 = st.columns(2)
+    c1.download_button(f"Download {file_name}", data=_file_builder(ws, selection, dict(data.cluster_names), fmt,
+                                                                   keep_text),
+                       file_name=file_name, mime=EXPORT_MIME[fmt], key=C.W_DOWNLOAD, type="primary",
+                       on_click="ignore", icon=":material/download:")
+    manifest = _manifest(data, params, result, fmt, {"file_name": file_name, "format": fmt})
+    c2.download_button(f"Download {manifest_name}", data=json.dumps(manifest, indent=2, sort_keys=True),
+                       file_name=manifest_name, mime="application/json", key=C.W_DOWNLOAD_MANIFEST,
+                       on_click="ignore", icon=":material/description:")
+    st.caption("The file is built when you click. To rebuild exactly these rows later:")
+    st.code(f"sieve reproduce {shlex.quote(manifest_name)} --out {shlex.quote('reproduced.' + fmt)}", language="bash")
+
+    st.subheader("Save on the server")
+    root = C.export_root(ws)
+    last_default = C.ss().get(C.K_SAVE_DEFAULT)
+    if C.ss().get(C.C_SAVE_PATH) in (None, last_default):  # follow the budget/format until the user types a name
+        C.ss()[C.C_SAVE_PATH] = file_name
+        if C.ss().get(C.W_SAVE_PATH) == last_default:
+            C.ss()[C.W_SAVE_PATH] = file_name
+    C.ss()[C.K_SAVE_DEFAULT] = file_name
+    C.init_widget(C.W_SAVE_PATH, C.C_SAVE_PATH, file_name)
+    path_text = st.text_input(f"File name inside the export folder {root} (the extension sets the format)",
+                              key=C.W_SAVE_PATH, on_change=C.persist(C.W_SAVE_PATH, C.C_SAVE_PATH))
+    C.ss()[C.C_SAVE_PATH] = path_text
+    if st.button("Save", key=C.W_SAVE):
+        _save(ws, data, params, result, fmt, path_text)
+    last = C.ss().get(C.K_LAST_SAVE)
+    if last:
+        st.success(f"Saved {last['rows']:,} rows to {last['path']} and the manifest to {last['manifest']}.")
+        st.text(f"saved_rows={last['rows']}")
+        st.text(f"saved_path={last['path']}")
+        out = Path(last["path"])
+        again = out.with_name(f"{out.stem}.reproduced{out.suffix}")
+        st.code(f"sieve reproduce {shlex.quote(last['manifest'])} --out {shlex.quote(str(again))}", language="bash")
+
+    st.subheader("Manifest")
+    st.caption("Everything needed to rebuild this subset: the data's fingerprint, model and parameters, "
+               "the selection settings, library versions and the chosen row ids.")
+    st.json(manifest, expanded=1)
+
+
+C.run_page(body)

@@ -1,0 +1,433 @@
+"""Map: compute (embed -> project -> cluster -> label) with progress, then explore
+the clusters: box/lasso selection re-applied to all rows on the server, search,
+a cluster filter, and pins/bans that the Budget page honours."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import streamlit as st
+
+from pages import common as C
+
+STAGES = ("embed", "project", "cluster", "label")
+PAGE_SIZE = 100
+ALL = "all clusters"
+
+# (name, default) of the advanced settings; widgets are keyed "w.map.<name>".
+SETTINGS = {
+    "model": "all-MiniLM-L6-v2", "device": "auto", "batch_size": 64,
+    "n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "dims": 5,
+    "min_cluster_size": 0, "min_samples": 0, "seed": 42,
+}
+
+
+def _settings_from_params(params) -> dict:
+    if params is None:
+        return dict(SETTINGS)
+    return {
+        "model": params.embed.model, "device": params.embed.device, "batch_size": params.embed.batch_size,
+        "n_neighbors": params.project.n_neighbors, "min_dist": float(params.project.min_dist),
+        "metric": params.project.metric, "dims": params.project.cluster_dims,
+        "min_cluster_size": params.cluster.min_cluster_size or 0, "min_samples": params.cluster.min_samples or 0,
+        "seed": params.project.seed,
+    }
+
+
+def _advanced(data) -> dict:
+    from core.embed import DEVICES
+    from core.project import METRICS
+
+    saved = C.ss().get(C.C_MAP_SETTINGS) or _settings_from_params(getattr(data, "params", None))
+    for name, default in SETTINGS.items():
+        if C.W_MAP_PREFIX + name not in C.ss():
+            C.ss()[C.W_MAP_PREFIX + name] = saved.get(name, default)
+    with st.expander("Advanced settings", expanded=False):
+        st.caption("Changing a setting recomputes only the stages that depend on it; the rest come from the cache.")
+        c1, c2, c3 = st.columns(3)
+        c1.text_input("Model (sentence-transformers name or local folder)", key=C.W_MAP_PREFIX + "model")
+        c2.selectbox("Device", DEVICES, key=C.W_MAP_PREFIX + "device")
+        c3.number_input("Batch size", min_value=1, max_value=4096, step=16, key=C.W_MAP_PREFIX + "batch_size")
+        st.markdown("**UMAP**")
+        c1, c2, c3, c4 = st.columns(4)
+        c1.slider("n_neighbors", 2, 200, key=C.W_MAP_PREFIX + "n_neighbors")
+        c2.slider("min_dist", 0.0, 1.0, step=0.01, key=C.W_MAP_PREFIX + "min_dist")
+        c3.selectbox("metric", METRICS, key=C.W_MAP_PREFIX + "metric")
+        c4.number_input("dims (for clustering)", min_value=2, max_value=100, key=C.W_MAP_PREFIX + "dims")
+        st.markdown("**HDBSCAN**")
+        c1, c2, c3 = st.columns(3)
+        c1.number_input("min_cluster_size (0 = auto, about √n / 2)", min_value=0, max_value=1_000_000,
+                        key=C.W_MAP_PREFIX + "min_cluster_size")
+        c2.number_input("min_samples (0 = auto)", min_value=0, max_value=100_000, key=C.W_MAP_PREFIX + "min_samples")
+        c3.number_input("seed", min_value=0, max_value=2**31 - 1, key=C.W_MAP_PREFIX + "seed")
+    values = {name: C.ss()[C.W_MAP_PREFIX + name] for name in SETTINGS}
+    C.ss()[C.C_MAP_SETTINGS] = values
+    return values
+
+
+def _map_params(v: dict):
+    from core.cluster import ClusterParams
+    from core.embed import EmbedParams
+    from core.pipeline import MapParams
+    from core.project import ProjectParams
+
+    return MapParams(
+        EmbedParams(model=str(v["model"]).strip(), batch_size=int(v["batch_size"]), device=v["device"]),
+        ProjectParams(n_neighbors=int(v["n_neighbors"]), min_dist=float(v["min_dist"]), metric=v["metric"],
+                      cluster_dims=int(v["dims"]), seed=int(v["seed"])),
+        ClusterParams(min_cluster_size=int(v["min_cluster_size"]) or None, min_samples=int(v["min_samples"]) or None),
+    )
+
+
+def _compute(ws, info, params) -> None:
+    from core.embed import Cancelled, embed_key
+    from core.pipeline import build_map
+
+    encoder = None
+    if not info.vector_column:
+        key, _ = embed_key(ws, params.embed)
+        if not ws.has_artifact("embed", key):
+            with st.spinner(f"Loading model {params.embed.model}…"):
+                encoder = C.get_encoder(params.embed.model, params.embed.device, params.embed.normalize)
+    box = st.container(border=True)
+    lines = {s: box.empty() for s in STAGES}
+    bars: dict[str, object] = {}
+    started: dict[str, float] = {}
+    details: dict[str, str] = {}  # each stage's first progress message, e.g. "2048 cached, 882 to embed"
+    last = [0.0]
+    for s in STAGES:
+        lines[s].text(f"{s}: waiting")
+
+    def on_stage(stage, event, meta):
+        if event == "start":
+            started[stage] = time.perf_counter()
+            lines[stage].text(f"{stage}: running…")
+        else:
+            state = "cached (skipped)" if meta.get("cached") else f"done in {meta['seconds']:.1f} s"
+            lines[stage].text(f"{stage}: {state}" + (f" ({details[stage]})" if stage in details else ""))
+            if stage in bars:
+                bars.pop(stage).empty()
+
+    def progress(stage, done, total, msg):
+        if stage not in details:
+            details[stage] = msg
+            lines[stage].text(f"{stage}: running… ({msg})")
+        now = time.perf_counter()
+        if done < total and now - last[0] < 0.25:
+            return
+        last[0] = now
+        if stage not in bars:
+            bars[stage] = box.progress(0.0)
+        elapsed = now - started.get(stage, now)
+        bars[stage].progress(min(1.0, done / max(total, 1)), text=f"{stage}: {msg} ({done:,}/{total:,}, {elapsed:.0f} s)")
+
+    C.ss()[C.K_COMPUTING] = True
+    try:
+        keys = build_map(ws, params, encoder=encoder, on_stage=on_stage, progress=progress)
+    except Cancelled as exc:
+        C.ss()[C.K_COMPUTING] = False
+        st.warning(f"{exc}. Press **Compute map** again to resume.")
+        return
+    except Exception:
+        C.ss()[C.K_COMPUTING] = False
+        raise
+    C.ss()[C.K_COMPUTING] = False
+    C.ss()[C.K_MAP_RUN] = {"timings": keys.timings, "cached": keys.cached, "details": details}
+    C.get_map(ws)
+    st.rerun()
+
+
+def _compute_section(ws, info, data) -> None:
+    settings = _advanced(data)
+    c1, c2, c3 = st.columns([1, 1, 4])
+    go_clicked = c1.button("Compute map", type="primary", key=C.W_COMPUTE)
+    stop_clicked = c2.button("Stop", key=C.W_STOP, help="Stops after the current batch; finished chunks are kept.")
+    if C.ss().get(C.K_COMPUTING) and not go_clicked:
+        C.ss()[C.K_COMPUTING] = False
+        st.warning(("Stopped. " if stop_clicked else "The map computation was interrupted. ")
+                   + "Embeddings finished so far are kept; press **Compute map** to resume where it stopped.")
+    run = C.ss().get(C.K_MAP_RUN)
+    if run and data is not None:
+        details = run.get("details", {})
+        parts = [f"{s}: " + ("cached" if run["cached"].get(s) else f"{run['timings'].get(s, 0):.1f} s")
+                 + (f" ({details[s]})" if s == "embed" and s in details and not run["cached"].get(s) else "")
+                 for s in STAGES if s in run["timings"]]
+        c3.caption("Last run — " + ", ".join(parts))
+    if go_clicked:
+        _compute(ws, info, _map_params(settings))
+
+
+# -- exploring -------------------------------------------------------------------------------
+
+
+def _search_mask(data, query: str) -> np.ndarray:
+    from core.explore import text_search
+
+    key = (C.ss().get(C.K_MAP_KEY), query)
+    cached = C.ss().get(C.K_SEARCH)
+    if cached is None or cached["key"] != key:
+        cached = {"key": key, "mask": text_search(C.ss()[C.K_TEXTS], query)}
+        C.ss()[C.K_SEARCH] = cached
+    return cached["mask"]
+
+
+def _figure(data, visible: set[int] | None, query: str, highlight: bool):
+    """The chart's figure, cached in session state so it is identical across reruns."""
+    from core.explore import draw_sample
+
+    key = (C.ss().get(C.K_MAP_KEY), tuple(sorted(visible)) if visible is not None else None,
+           query if (highlight and query) else None)
+    cached = C.ss().get(C.K_FIG)
+    if cached is not None and cached["key"] == key:
+        return cached
+    drawn = cached["drawn"] if cached is not None and cached["key"][0] == key[0] else \
+        draw_sample(data.labels, C.MAX_DRAWN, seed=0)
+    hl = _search_mask(data, query) if (highlight and query) else None
+    fig, traces = C.map_figure(data, C.ss()[C.K_TEXTS], drawn, visible=visible, highlight=hl)
+    allowed = None if visible is None else np.isin(data.labels, list(visible))
+    if cached is not None and cached["key"][0] == key[0] and len(C.selected_ids()):
+        C.ss()[C.K_SELECTED] = np.zeros(0, np.int64)
+        st.toast("The map changed (filter or highlight), so the selection was cleared.")
+    C.ss()[C.K_CHART_VERSION] = C.ss().get(C.K_CHART_VERSION, 0) + 1
+    cached = {"key": key, "fig": fig, "traces": traces, "drawn": drawn, "allowed": allowed}
+    C.ss()[C.K_FIG] = cached
+    return cached
+
+
+def _chart_key() -> str:
+    return f"map_chart_{C.ss().get(C.K_CHART_VERSION, 0)}"
+
+
+@C.safe_callback
+def _on_select() -> None:
+    from core.explore import has_shapes, selection_mask
+
+    data = C.ss().get(C.K_MAP)
+    fig = C.ss().get(C.K_FIG)
+    if data is None or fig is None:
+        return
+    event = C.ss().get(_chart_key())
+    mask = selection_mask(event, data.xy, trace_positions=fig["traces"], allowed=fig["allowed"])
+    C.ss()[C.K_SELECTED] = np.asarray(data.row_ids[mask], dtype=np.int64)
+    sel = (event or {}).get("selection", {}) if hasattr(event, "get") else {}
+    how = "box" if sel.get("box") else "lasso" if sel.get("lasso") else "points"
+    C.ss()[C.K_SELECTED_HOW] = how if mask.any() or has_shapes(event) else "none"
+
+
+def _bump_chart() -> None:
+    C.ss()[C.K_CHART_VERSION] = C.ss().get(C.K_CHART_VERSION, 0) + 1
+
+
+@C.safe_callback
+def _pin() -> None:
+    ids = {int(i) for i in C.selected_ids()}
+    C.pins().update(ids)
+    C.bans().difference_update(ids)
+    C.flash("success", f"Pinned {len(ids):,} row(s): they are always included.")
+
+
+@C.safe_callback
+def _ban() -> None:
+    ids = {int(i) for i in C.selected_ids()}
+    C.bans().update(ids)
+    C.pins().difference_update(ids)
+    C.flash("success", f"Banned {len(ids):,} row(s): they are never included.")
+
+
+@C.safe_callback
+def _clear() -> None:
+    C.ss()[C.K_SELECTED] = np.zeros(0, np.int64)
+    C.ss()[C.K_SELECTED_HOW] = "none"
+    _bump_chart()
+
+
+@C.safe_callback
+def _select_matches() -> None:
+    data = C.ss()[C.K_MAP]
+    query = C.ss().get(C.C_SEARCH, "")
+    mask = _search_mask(data, query)
+    fig = C.ss().get(C.K_FIG)
+    if fig is not None and fig["allowed"] is not None:
+        mask = mask & fig["allowed"]
+    C.ss()[C.K_SELECTED] = np.asarray(data.row_ids[mask], dtype=np.int64)
+    C.ss()[C.K_SELECTED_HOW] = "search"
+    _bump_chart()
+
+
+def _summary(data) -> None:
+    from core.explore import ids_in, selection_summary
+
+    ids = C.selected_ids()
+    mask = ids_in(data.row_ids, ids)
+    summ = selection_summary(data.labels, mask, data.cluster_names)
+    st.metric("Selected rows", f"{summ['rows']:,}")
+    st.text(f"selected_count={summ['rows']}")
+    st.text(f"clusters_touched={len(summ['clusters'])}")
+    st.text(f"pinned_count={len(C.pins())} banned_count={len(C.bans())}")
+    empty = summ["rows"] == 0
+    st.button("Pin selection", key=C.W_PIN, on_click=_pin, disabled=empty, width="stretch",
+              icon=":material/push_pin:", help="Always include these rows in the subset.")
+    st.button("Ban selection", key=C.W_BAN, on_click=_ban, disabled=empty, width="stretch",
+              icon=":material/block:", help="Never include these rows in the subset.")
+    st.button("Clear selection", key=C.W_CLEAR, on_click=_clear, width="stretch", icon=":material/deselect:")
+    if summ["clusters"]:
+        import pandas as pd
+
+        df = pd.DataFrame(summ["clusters"])[["name", "count", "share"]]
+        st.dataframe(df, hide_index=True, width="stretch", height=min(300, 38 + 35 * len(df)),
+                     column_config={"name": st.column_config.TextColumn("cluster touched"),
+                                    "count": st.column_config.NumberColumn("rows", format="%d"),
+                                    "share": st.column_config.NumberColumn("of cluster", format="percent")})
+    c1, c2 = st.columns(2)
+    if c1.button("Clear pins", key=C.W_CLEAR_PINS, disabled=not C.pins(), width="stretch"):
+        C.pins().clear()
+        st.rerun()
+    if c2.button("Clear bans", key=C.W_CLEAR_BANS, disabled=not C.bans(), width="stretch"):
+        C.bans().clear()
+        st.rerun()
+
+
+def _rows_table(ws, data, ids: np.ndarray, what: str, key: str) -> None:
+    from core.explore import fetch_rows
+
+    n = len(ids)
+    if n == 0:
+        st.caption(f"No {what}.")
+        return
+    pages = (n + PAGE_SIZE - 1) // PAGE_SIZE
+    page = 1
+    if pages > 1:
+        page = int(st.number_input(f"Page (of {pages:,}, {PAGE_SIZE} rows each)", 1, pages, 1, key=key))
+    chunk = np.sort(np.asarray(ids, dtype=np.int64))[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    df = fetch_rows(ws, chunk).to_pandas()
+    pos = data.positions(chunk)
+    names = data.cluster_names
+    # Columns the app adds use the reserved sieve_ prefix, so they never clash with the data's.
+    df.insert(1, "sieve_cluster", [names.get(int(c), str(c)) for c in data.labels[pos]])
+    pins, bans = C.pins(), C.bans()
+    df.insert(2, "sieve_status", ["pinned" if int(i) in pins else "banned" if int(i) in bans else "" for i in chunk])
+    if "sieve_text" in df.columns:
+        df.insert(3, "sieve_text", df.pop("sieve_text"))
+    st.dataframe(df, hide_index=True, width="stretch", height=380, column_config={
+        "sieve_row_id": st.column_config.NumberColumn("row id", format="%d"),
+        "sieve_cluster": st.column_config.TextColumn("cluster"),
+        "sieve_status": st.column_config.TextColumn("status"),
+        "sieve_text": st.column_config.TextColumn("embedded text", width="large"),
+    })
+
+
+def _sql_filter(ws, data, fig) -> None:
+    """Select rows by a SQL WHERE expression over the data's columns (core.query runs it sandboxed)."""
+    st.caption("A DuckDB WHERE expression over the dataset's columns, e.g. `quality > 0.8 AND source = 'forum'`. "
+               "It runs in a sandbox that sees only this dataset.")
+    where = st.text_input("WHERE", key=C.W_SQL_WHERE, placeholder="length(sieve_text) > 200")
+    if st.button("Select matching rows", key=C.W_SQL_SELECT, disabled=not where.strip()):
+        from core.query import run_filter
+
+        try:
+            ids = np.asarray(run_filter(ws, where), dtype=np.int64)
+        except C.SieveError as exc:
+            st.error(str(exc))
+            return
+        mask = np.isin(data.row_ids, ids)
+        if fig["allowed"] is not None:
+            mask &= fig["allowed"]
+        C.ss()[C.K_SELECTED] = np.asarray(data.row_ids[mask], dtype=np.int64)
+        C.ss()[C.K_SELECTED_HOW] = "sql"
+        _bump_chart()
+        off_map = len(ids) - int(np.isin(ids, data.row_ids).sum())
+        C.flash("success", f"Selected {int(mask.sum()):,} row(s) matching the filter"
+                + (f" ({off_map:,} more match but have no text, so they are not on the map)" if off_map else "") + ".")
+        st.rerun()
+
+
+def _cluster_table(data) -> None:
+    import pandas as pd
+
+    from core.explore import cluster_table
+
+    df = pd.DataFrame(cluster_table(data.clusters, len(data.row_ids)))
+    st.dataframe(df, hide_index=True, width="stretch",
+                 column_config={"share": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)})
+    st.text(f"clusters={len([c for c in data.clusters if c.id >= 0])} unclustered="
+            f"{int((data.labels < 0).sum())}")
+
+
+def _explore(ws, data) -> None:
+    names = data.cluster_names
+    ids = sorted(names, key=lambda c: (c < 0, c))
+    c1, c2, c3 = st.columns([3, 2, 1])
+    valid = [c for c in C.ss().get(C.C_FILTER, []) if c in names]
+    if C.W_FILTER not in C.ss():
+        C.ss()[C.W_FILTER] = valid
+    chosen = c1.multiselect("Show clusters (empty = all)", ids, key=C.W_FILTER,
+                            format_func=lambda c: f"{c}: {names.get(c, c)}")
+    C.ss()[C.C_FILTER] = list(chosen)
+    C.init_widget(C.W_SEARCH, C.C_SEARCH, "")
+    query = c2.text_input("Search texts (case-insensitive)", key=C.W_SEARCH,
+                          on_change=C.persist(C.W_SEARCH, C.C_SEARCH))
+    C.ss()[C.C_SEARCH] = query
+    C.init_widget(C.W_HIGHLIGHT, C.C_HIGHLIGHT, False)
+    c3.write("")
+    highlight = c3.checkbox("Highlight on map", key=C.W_HIGHLIGHT, on_change=C.persist(C.W_HIGHLIGHT, C.C_HIGHLIGHT),
+                            help="Redraws the map, which clears the current selection.")
+    visible = set(chosen) if chosen else None
+    fig = _figure(data, visible, query.strip(), highlight)
+
+    left, right = st.columns([4, 1.3])
+    with left:
+        st.plotly_chart(fig["fig"], key=_chart_key(), on_select=_on_select, selection_mode=("points", "box", "lasso"),
+                        config={"displaylogo": False, "scrollZoom": True})
+        drawn = len(fig["drawn"])
+        note = f"Drawing {drawn:,} of {len(data.row_ids):,} rows (every cluster represented)" \
+            if drawn < len(data.row_ids) else f"{drawn:,} rows"
+        st.caption(note + ". Drag a box (or pick the lasso in the toolbar) to select; the shape is applied to all "
+                   "rows on the server. In pan mode a click selects one point; double-click clears. Use the filter "
+                   "above to hide clusters (legend clicks are disabled).")
+    with right:
+        _summary(data)
+
+    query = query.strip()
+    tabs = st.tabs(["Selected rows", "Clusters", "Search matches", "SQL filter"])
+    with tabs[0]:
+        _rows_table(ws, data, C.selected_ids(), "rows selected — draw a box or lasso on the map", C.W_SEL_PAGE)
+    with tabs[1]:
+        _cluster_table(data)
+    with tabs[2]:
+        if not query:
+            st.caption("Type in the search box to find texts.")
+        else:
+            mask = _search_mask(data, query)
+            if fig["allowed"] is not None:
+                mask = mask & fig["allowed"]
+            st.text(f"search_matches={int(mask.sum())}")
+            st.button("Select matches", key=C.W_SELECT_MATCHES, on_click=_select_matches, disabled=not mask.any())
+            _rows_table(ws, data, data.row_ids[mask], "matches", C.W_MATCH_PAGE)
+    with tabs[3]:
+        _sql_filter(ws, data, fig)
+    for note in data.notes:
+        st.caption(f"Note: {note}")
+
+
+def body() -> None:
+    st.title("Map")
+    ws = C.get_workspace()
+    info = C.current_dataset_or_none(ws)
+    if info is None:
+        C.need("No dataset is loaded yet. Choose one on the Data page first.", C.PAGE_DATA, "Go to Data", ":material/description:")
+        return
+    data = C.get_map(ws)
+    st.caption(f"Dataset: {info.n_rows:,} rows ({info.n_embeddable:,} to embed) from "
+               f"{', '.join(info.sources[:2])}{' …' if len(info.sources) > 2 else ''}")
+    _compute_section(ws, info, data)
+    if data is None:
+        st.info("No map of this dataset yet. Press **Compute map** (the first run on the sample takes about a minute "
+                "on a CPU; later runs reuse cached stages).")
+        return
+    n_clusters = len([c for c in data.clusters if c.id >= 0])
+    st.caption(f"Map: {len(data.row_ids):,} rows, {n_clusters} clusters, model {data.keys.model_id}")
+    _explore(ws, data)
+
+
+C.run_page(body)

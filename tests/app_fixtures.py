@@ -1,0 +1,131 @@
+"""Fixtures for the app tests: a small map built with core and a fake encoder.
+
+Import the fixtures into a test module with ``from tests.app_fixtures import *``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+N_ROWS = 400
+DIM = 48
+# Words the generator uses in every topic ("Please help me ..."); the fake encoder skips them.
+STOP = set("""help with what please should explain from give write about need between some thank thanks when
+advance detailed step using quick question that this keep brief after list bullet points best last year hello
+could would your have there they their them then than into like make does much many more most very also just
+only other which where while will were been being here know want make tell show short simple really""".split())
+
+
+class HashEncoder:
+    """A deterministic bag-of-words encoder: each word adds a fixed random vector,
+    so texts that share vocabulary (the generator's topics) land close together."""
+
+    model_id = "test/hash-bow"
+    dim = DIM
+
+    def __init__(self):
+        self._cache: dict[str, np.ndarray] = {}
+
+    def _word(self, w: str) -> np.ndarray:
+        v = self._cache.get(w)
+        if v is None:
+            seed = int.from_bytes(hashlib.md5(w.encode()).digest()[:8], "little")
+            v = np.random.default_rng(seed).normal(size=self.dim).astype(np.float32)
+            self._cache[w] = v
+        return v
+
+    def encode(self, texts):
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, t in enumerate(texts):
+            words = [w for w in re.findall(r"[a-z]{4,}", t.lower()) if w not in STOP]
+            for w in words:
+                out[i] += self._word(w)
+            n = np.linalg.norm(out[i])
+            out[i] = out[i] / n if n else out[i]
+        return out
+
+
+def build_small_map(root: Path, n_rows: int = N_ROWS, seed: int = 7):
+    """Ingest generated rows into a workspace at ``root`` and build its map. Returns (ws, MapData)."""
+    import pyarrow.parquet as pq
+
+    from core.cluster import ClusterParams
+    from core.embed import EmbedParams
+    from core.ingest import IngestParams, TextSpec, ingest
+    from core.pipeline import MapParams, build_map, load_map
+    from core.project import ProjectParams
+    from core.workspace import Workspace
+    from sample_data.generate import generate_rows
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    data_path = root.parent / f"{root.name}-rows.parquet"
+    pq.write_table(generate_rows(n_rows, seed=seed), data_path)
+    ws = Workspace(root)
+    ingest(ws, IngestParams(str(data_path), TextSpec(column="text")))
+    params = MapParams(EmbedParams(model="test/hash-bow"), ProjectParams(n_neighbors=10, seed=1),
+                       ClusterParams(min_cluster_size=8))
+    build_map(ws, params, encoder=HashEncoder())
+    return ws, load_map(ws)
+
+
+@pytest.fixture(scope="session")
+def small_map(tmp_path_factory):
+    """(workspace, MapData) of a ~400-row map, built once per test session."""
+    return build_small_map(tmp_path_factory.mktemp("app-map") / "ws")
+
+
+@pytest.fixture
+def map_env(small_map, monkeypatch):
+    """SIEVE_WORKSPACE pointing at the small map's workspace."""
+    ws, data = small_map
+    monkeypatch.setenv("SIEVE_WORKSPACE", str(ws.root))
+    return ws, data
+
+
+@pytest.fixture
+def empty_env(tmp_path, monkeypatch):
+    """SIEVE_WORKSPACE pointing at an empty workspace."""
+    root = tmp_path / "empty-ws"
+    monkeypatch.setenv("SIEVE_WORKSPACE", str(root))
+    return root
+
+
+def new_app(timeout: float = 60):
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(APP, default_timeout=timeout)
+
+
+def open_page(page: str, timeout: float = 60, *, state: dict | None = None):
+    """An AppTest with ``state`` seeded into session state, run once on ``page``."""
+    at = new_app(timeout)
+    for k, v in (state or {}).items():
+        at.session_state[k] = v
+    at.switch_page(page)
+    at.run()
+    return at
+
+
+def texts(at) -> list[str]:
+    return [t.value for t in at.text]
+
+
+def text_value(at, prefix: str) -> str:
+    """The value of a plain ``st.text("prefix=value")`` line."""
+    for t in texts(at):
+        for part in t.split():
+            if part.startswith(prefix + "="):
+                return part.split("=", 1)[1]
+    raise AssertionError(f"no text {prefix}=... in {texts(at)}")
+
+
+def no_errors(at) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]

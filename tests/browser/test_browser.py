@@ -1,0 +1,338 @@
+"""Real-browser tests: Debian Chromium driven by Playwright (see /work/shared/BROWSER_TESTING.md).
+
+One app server on a fresh workspace for the whole module; the tests run in order and
+share one browser page (one Streamlit session), like a person clicking through:
+Data -> Map (compute, stop, resume) -> box and lasso selections -> Budget slider -> Export.
+
+Run: ``pytest tests/browser -m browser``.  Needs Debian's chromium (``make browser-deps``,
+which ``make test`` runs first); without it these tests fail, they never skip.
+Screenshots go to $SIEVE_SHOTS (default /tmp/sieve-shots), outside git.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+REPO = Path(__file__).resolve().parents[2]
+SHOTS = Path(os.environ.get("SIEVE_SHOTS", "/tmp/sieve-shots"))
+GD = "document.querySelector('[data-testid=stPlotlyChart] .js-plotly-plot')"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _chromium_present():
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make browser-deps` (apt chromium) first"
+
+
+# -- server and browser ----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("browser") / "ws"
+
+
+@pytest.fixture(scope="module")
+def app_url(workspace):
+    port = _free_port()
+    env = dict(os.environ, SIEVE_WORKSPACE=str(workspace))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    log = open(SHOTS / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none",
+         "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"streamlit did not start; see {log.name}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args():
+    return {"executable_path": CHROMIUM, "args": [
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args():
+    return {"viewport": {"width": 1400, "height": 1000}, "accept_downloads": True}
+
+
+@pytest.fixture(scope="module")
+def ui(browser, app_url):
+    """One page (one Streamlit session) shared by the tests of this module, in order."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(app_url)
+    page.wait_for_selector("[data-testid=stApp]")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield page
+    context.close()
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def shot(page, name: str, height: int = 1800) -> None:
+    page.set_viewport_size({"width": 1400, "height": height})
+    time.sleep(0.8)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def texts(page) -> list[str]:
+    """The plain st.text lines, read in one go (elements come and go during reruns)."""
+    return page.evaluate("() => [...document.querySelectorAll('[data-testid=stText]')].map(e => e.innerText)")
+
+
+def text_value(page, prefix: str) -> str:
+    for t in texts(page):
+        for part in t.split():
+            if part.startswith(prefix + "="):
+                return part.split("=", 1)[1]
+    raise AssertionError(f"no {prefix}= in {texts(page)}")
+
+
+def wait_text(page, prefix: str, predicate, timeout: float = 30_000) -> str:
+    js = """([prefix, timeout]) => [...document.querySelectorAll('[data-testid=stText]')]
+              .some(e => e.innerText.split(/\\s+/).some(p => p.startsWith(prefix + '=')))"""
+    page.wait_for_function(js, arg=[prefix, timeout], timeout=timeout)
+    deadline = time.time() + timeout / 1000
+    while True:
+        try:
+            v = text_value(page, prefix)
+            if predicate(v):
+                return v
+        except AssertionError:
+            pass
+        if time.time() > deadline:
+            page.screenshot(path=str(SHOTS / f"failed-{prefix}.png"), full_page=True)
+            alerts = page.evaluate("() => [...document.querySelectorAll('[data-testid=stAlert]')].map(e => e.innerText)")
+            raise AssertionError(f"{prefix}= never satisfied the condition; texts {texts(page)}; alerts {alerts}")
+        time.sleep(0.2)
+
+
+def goto(page, name: str) -> None:
+    page.get_by_role("link", name=name).first.click()
+    page.wait_for_function(f"() => document.querySelector('h1') && document.querySelector('h1').innerText.includes('{name}')")
+
+
+def wait_chart(page) -> None:
+    """Wait for the run to finish with exactly one map chart drawn (a reset chart replaces the old one)."""
+    page.wait_for_selector("[data-testid=stPlotlyChart] .js-plotly-plot", timeout=60_000)
+    page.wait_for_function(
+        f"""() => {{ const app = document.querySelector('[data-testid=stApp]');
+            if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+            if (document.querySelectorAll('[data-testid=stPlotlyChart]').length !== 1) return false;
+            const gd = {GD}; return gd && gd._fullLayout && gd.querySelector('.nsewdrag'); }}""", timeout=60_000)
+
+
+def to_px(page, x: float, y: float) -> tuple[float, float]:
+    return tuple(page.evaluate(
+        f"""([x, y]) => {{ const gd = {GD}; const r = gd.getBoundingClientRect(); const fl = gd._fullLayout;
+            return [r.left + fl.xaxis._offset + fl.xaxis.d2p(x), r.top + fl.yaxis._offset + fl.yaxis.d2p(y)]; }}""",
+        [x, y]))
+
+
+def axis_ranges(page):
+    r = page.evaluate(f"() => {{ const fl = {GD}._fullLayout; return [fl.xaxis.range, fl.yaxis.range]; }}")
+    return r[0], r[1]
+
+
+def drag_mode(page, mode: str) -> None:
+    page.locator("[data-testid=stPlotlyChart]").first.hover()
+    page.locator(f".modebar-btn[data-attr=dragmode][data-val={mode}]").first.click()
+
+
+def plotly_selections(page) -> list[dict]:
+    return page.evaluate(f"() => JSON.parse(JSON.stringify({GD}.layout.selections || []))")
+
+
+def load_map_here(workspace: Path):
+    from core.pipeline import load_map
+    from core.workspace import Workspace
+
+    return load_map(Workspace(workspace))
+
+
+# -- the flow ---------------------------------------------------------------------------------
+
+
+def test_data_page_autoloads_sample(ui):
+    v = wait_text(ui, "rows", lambda v: int(v) > 0, timeout=60_000)
+    assert int(v) == 3000 or int(v) > 0
+    assert "Bundled sample" in ui.locator("[data-testid=stRadio]").first.inner_text()
+    shot(ui, "data", 1400)
+
+
+def test_compute_map_stop_and_resume(ui, workspace):
+    goto(ui, "Map")
+    compute = ui.get_by_role("button", name="Compute map")
+    compute.click()
+    # Stop once the first 2048-row chunk is saved (progress beyond it), then resume.
+    ui.wait_for_function("""() => [...document.querySelectorAll('[data-testid=stProgress]')].some(e => {
+        const m = e.innerText.match(/\\(([\\d,]+)\\//); return m && parseInt(m[1].replace(/,/g, '')) > 2048; })""",
+                         timeout=300_000)
+    ui.get_by_role("button", name="Stop").click()
+    ui.get_by_text("Stopped.").wait_for(timeout=60_000)
+    assert "resume" in ui.get_by_text("Stopped.").inner_text()
+    compute.click()
+    wait_text(ui, "selected_count", lambda v: v == "0", timeout=300_000)
+    wait_chart(ui)
+    # The resumed run embedded only what the stopped one had not finished.
+    caption = " ".join(ui.locator("[data-testid=stCaptionContainer]").all_inner_texts())
+    assert "Last run" in caption and "2048 cached" in caption, caption
+    data = load_map_here(workspace)
+    n_clusters = len([c for c in data.clusters if c.id >= 0])
+    assert text_value(ui, "clusters") == str(n_clusters)
+
+
+def test_box_selection_matches_server_count(ui, workspace):
+    from core.explore import points_in_box
+
+    data = load_map_here(workspace)
+    wait_chart(ui)
+    (xa, xb), (ya, yb) = axis_ranges(ui)
+    x0, x1 = xa + 0.15 * (xb - xa), xa + 0.6 * (xb - xa)
+    y0, y1 = ya + 0.15 * (yb - ya), ya + 0.6 * (yb - ya)
+    drag_mode(ui, "select")
+    a, b = to_px(ui, x0, y0), to_px(ui, x1, y1)
+    ui.mouse.move(*a)
+    ui.mouse.down()
+    ui.mouse.move(*b, steps=8)
+    ui.mouse.up()
+    got = int(wait_text(ui, "selected_count", lambda v: v != "0"))
+    sel = [s for s in plotly_selections(ui) if s.get("type") == "rect"]
+    assert len(sel) == 1
+    s = sel[0]
+    want = int(points_in_box(data.xy, s["x0"], s["x1"], s["y0"], s["y1"]).sum())
+    assert got == want
+    shot(ui, "map-box", 1400)
+
+
+def _lasso_path(path: str) -> tuple[list[float], list[float]]:
+    pts = path.strip("MZ").replace("M", "").split("L")
+    xs, ys = zip(*[(float(p.split(",")[0]), float(p.split(",")[1])) for p in pts if p])
+    return list(xs), list(ys)
+
+
+def test_lasso_selection_matches_server_count(ui, workspace):
+    from core.explore import points_in_lasso
+
+    data = load_map_here(workspace)
+    ui.get_by_role("button", name="Clear selection").click()
+    wait_text(ui, "selected_count", lambda v: v == "0")
+    wait_chart(ui)
+    (xa, xb), (ya, yb) = axis_ranges(ui)
+    cx, cy = (xa + xb) / 2, (ya + yb) / 2
+    rx, ry = 0.35 * (xb - xa), 0.35 * (yb - ya)
+    t = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    verts = [(cx + rx * np.cos(a) * (1 + 0.3 * np.sin(3 * a)), cy + ry * np.sin(a)) for a in t]
+    drag_mode(ui, "lasso")
+    px = [to_px(ui, x, y) for x, y in verts]
+    ui.mouse.move(*px[0])
+    ui.mouse.down()
+    for p in px[1:] + [px[0]]:
+        ui.mouse.move(*p, steps=4)
+    ui.mouse.up()
+    got = int(wait_text(ui, "selected_count", lambda v: v != "0"))
+    sel = [s for s in plotly_selections(ui) if s.get("type") == "path"]
+    assert len(sel) == 1
+    xs, ys = _lasso_path(sel[0]["path"])
+    want = int(points_in_lasso(data.xy, xs, ys).sum())
+    assert got == want
+    # Pin the lasso's rows; the budget must include them.
+    ui.get_by_role("button", name="Pin selection").click()
+    wait_text(ui, "pinned_count", lambda v: v == str(got))
+    shot(ui, "map", 1500)
+
+
+def test_budget_slider_changes_allocation(ui, workspace):
+    from core.select import SelectParams, select
+
+    ui.get_by_role("button", name="Clear pins").click()
+    wait_text(ui, "pinned_count", lambda v: v == "0")
+    goto(ui, "Budget")
+    start = int(wait_text(ui, "budget_total", lambda v: int(v) > 0))
+    slider = ui.get_by_role("slider", name="Total budget (rows)")
+    slider.focus()
+    for _ in range(5):
+        ui.keyboard.press("ArrowRight")
+    total = int(wait_text(ui, "budget_total", lambda v: int(v) == start + 5))
+    assert ui.get_by_role("spinbutton", name="Rows").input_value() == str(total)
+    data = load_map_here(workspace)
+    want = select(data.labels, data.row_ids, SelectParams(budget=total, policy="equal")).allocation
+    got = {}
+    deadline = time.time() + 20
+    while time.time() < deadline:  # the table may still be the previous run's for a moment
+        rows = ui.evaluate("""() => { const t = document.querySelector('[data-testid=stTable] table');
+            if (!t) return null;
+            return [...t.querySelectorAll('tr')].map(r => [...r.querySelectorAll('th, td')].map(c => c.innerText.trim())); }""")
+        if rows and "budget" in rows[0]:
+            col = rows[0].index("budget")
+            got = {int(r[0]): int(r[col]) for r in rows[1:] if r and r[0].lstrip("-").isdigit()}
+            if sum(got.values()) == total:
+                break
+        time.sleep(0.3)
+    assert got == want and sum(got.values()) == total
+    shot(ui, "budget", 1900)
+
+
+def test_export_download_matches_manifest(ui, tmp_path):
+    import pyarrow.parquet as pq
+
+    total = int(text_value(ui, "budget_total"))
+    goto(ui, "Export")
+    assert int(wait_text(ui, "export_rows", lambda v: int(v) > 0)) == total
+    with ui.expect_download() as dl:
+        ui.get_by_role("button", name=f"Download sieve-subset-{total}.parquet", exact=True).click()
+    path = tmp_path / "subset.parquet"
+    dl.value.save_as(path)
+    table = pq.read_table(path)
+    assert table.num_rows == total
+    with ui.expect_download() as dlm:
+        ui.get_by_role("button", name=f"Download sieve-subset-{total}.parquet.manifest.json", exact=True).click()
+    manifest = json.loads(Path(dlm.value.path()).read_text())
+    assert sorted(table.column("sieve_row_id").to_pylist()) == manifest["selected_row_ids"]
+    assert manifest["n_selected"] == total
+    assert "sieve reproduce" in ui.locator("[data-testid=stCode]").first.inner_text()
+    shot(ui, "export", 1400)

@@ -1,0 +1,423 @@
+"""AppTest (no browser) tests of the Streamlit pages, on a small map built with core
+and a fake encoder (see tests/app_fixtures.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pages import common as C
+from tests.app_fixtures import (  # noqa: F401  (fixtures)
+    empty_env,
+    map_env,
+    new_app,
+    no_errors,
+    open_page,
+    small_map,
+    text_value,
+    texts,
+)
+
+
+def _links(at) -> list[str]:
+    return [el.proto.page for el in at.get("page_link")]
+
+
+# -- prerequisites ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page_path", [C.PAGE_MAP, C.PAGE_BUDGET, C.PAGE_EXPORT])
+def test_missing_dataset_links_to_data(empty_env, page_path):
+    at = open_page(page_path)
+    no_errors(at)
+    assert any("No dataset" in i.value for i in at.info)
+    assert any(link == "data" for link in _links(at))
+
+
+def test_missing_map_links_to_map(map_env, tmp_path, monkeypatch):
+    from core.ingest import IngestParams, TextSpec, ingest
+    from core.workspace import Workspace
+
+    # A workspace with a dataset but no map.
+    root = tmp_path / "no-map"
+    ingest(Workspace(root), IngestParams(str(C.SAMPLE_PATH), TextSpec(column="text")))
+    monkeypatch.setenv("SIEVE_WORKSPACE", str(root))
+    at = open_page(C.PAGE_BUDGET)
+    no_errors(at)
+    assert any("no map" in i.value for i in at.info)
+    assert any(link == "map" for link in _links(at))
+    at = open_page(C.PAGE_MAP)
+    no_errors(at)
+    assert any(b.label == "Compute map" for b in at.button)
+
+
+def test_export_without_budget_links_to_budget(map_env):
+    at = open_page(C.PAGE_EXPORT)
+    no_errors(at)
+    assert any(link == "budget" for link in _links(at))
+
+
+# -- data ----------------------------------------------------------------------------------
+
+
+def test_data_page_autoloads_sample_and_shows_counts(empty_env):
+    from core.ingest import current_dataset
+    from core.workspace import Workspace
+
+    at = new_app().run()
+    no_errors(at)
+    info = current_dataset(Workspace(empty_env))
+    assert info.sources == [str(C.SAMPLE_PATH)]
+    assert text_value(at, "rows") == str(info.n_rows)
+    assert text_value(at, "empty") == str(info.n_empty)
+    assert text_value(at, "duplicates") == str(info.n_duplicates)
+    assert at.radio(key="w.source_kind").value == "Bundled sample"
+    assert at.selectbox(key="w.text_column").value == "text"
+    # The map page now offers to compute.
+    at.switch_page(C.PAGE_MAP).run()
+    no_errors(at)
+    assert any(b.label == "Compute map" for b in at.button)
+
+
+def test_data_page_bad_path_is_one_line_error(empty_env):
+    at = new_app().run()
+    at.radio(key="w.source_kind").set_value("Path or glob").run()
+    at.text_input(key="w.source_path").input("/no/such/file.csv").run()
+    assert not at.exception
+    assert any("/no/such/file.csv" in e.value and "does not exist" in e.value for e in at.error)
+    at.text_input(key="w.source_path").input("/tmp/*.nothing-matches-this").run()
+    assert any("no file matches" in e.value for e in at.error)
+
+
+def test_data_page_loads_a_path_with_template(empty_env, tmp_path):
+    import pyarrow as pa
+
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"q": ["a b", "c d", "", "a b"], "ctx": ["x", None, "y", "x"],
+                             "score": [1.0, 2.0, 3.0, 4.0]}), path)
+    at = new_app().run()
+    at.radio(key="w.source_kind").set_value("Path or glob").run()
+    at.text_input(key="w.source_path").input(str(path)).run()
+    no_errors(at)
+    at.radio(key="w.text_mode").set_value("Template").run()
+    at.text_input(key="w.template").input("{q}\\n{ctx}").run()
+    at.selectbox(key="w.score_column").set_value("score").run()
+    at.button(key="w.load").click().run()
+    no_errors(at)
+    assert text_value(at, "rows") == "4"
+    assert text_value(at, "duplicates") == "1"
+    assert at.session_state[C.C_SCORE_COLUMN] == "score"
+
+
+def test_data_page_upload_is_saved_under_workspace_with_safe_name(empty_env):
+    at = new_app().run()
+    at.radio(key="w.source_kind").set_value("Upload").run()
+    body = b"prompt,score\nhello world,1\nsecond row,2\n,3\n"
+    at.file_uploader(key="w.upload").upload("../../evil name;rm.CSV", body, "text/csv").run()
+    no_errors(at)
+    uploads = list((empty_env / "uploads").iterdir())
+    assert len(uploads) == 1 and uploads[0].read_bytes() == body
+    assert uploads[0].name.endswith("-evil_name_rm.csv")
+    at.selectbox(key="w.text_column").set_value("prompt").run()
+    at.button(key="w.load").click().run()
+    no_errors(at)
+    assert text_value(at, "rows") == "3" and text_value(at, "empty") == "1"
+
+
+# -- map -----------------------------------------------------------------------------------
+
+
+def _chart(at):
+    charts = [el for el in at.get("plotly_chart")]
+    assert len(charts) == 1
+    return charts[0]
+
+
+def _select(at, selection: dict):
+    """Send a plotly selection event (private AppTest API: WidgetState with a JSON string)."""
+    states = at._tree.get_widget_states()
+    w = states.widgets.add()
+    w.id = _chart(at).proto.id
+    w.string_value = json.dumps({"selection": selection})
+    return at._run(states)
+
+
+def test_map_page_loads_existing_map(map_env):
+    _, data = map_env
+    at = open_page(C.PAGE_MAP)
+    no_errors(at)
+    n_clusters = len([c for c in data.clusters if c.id >= 0])
+    assert text_value(at, "clusters") == str(n_clusters)
+    assert text_value(at, "selected_count") == "0"
+    fig = json.loads(_chart(at).proto.spec)
+    names = [t["name"] for t in fig["data"]]
+    assert names[0] == "unclustered" and len(names) == n_clusters + 1
+    assert all(t["type"] == "scattergl" for t in fig["data"])
+
+
+def test_map_box_and_lasso_select_all_rows_and_pin(map_env):
+    from core.explore import points_in_box, points_in_lasso
+
+    _, data = map_env
+    at = open_page(C.PAGE_MAP)
+    x0, x1 = np.percentile(data.xy[:, 0], [10, 60])
+    y0, y1 = np.percentile(data.xy[:, 1], [10, 60])
+    at = _select(at, {"points": [], "point_indices": [], "box": [{"x": [float(x0), float(x1)],
+                                                                  "y": [float(y0), float(y1)]}], "lasso": []})
+    no_errors(at)
+    want = int(points_in_box(data.xy, x0, x1, y0, y1).sum())
+    assert want > 0
+    assert text_value(at, "selected_count") == str(want)
+
+    lx = [float(v) for v in np.percentile(data.xy[:, 0], [5, 95, 50])]
+    ly = [float(v) for v in np.percentile(data.xy[:, 1], [5, 5, 95])]
+    at = _select(at, {"points": [], "point_indices": [], "box": [], "lasso": [{"x": lx, "y": ly}]})
+    want = int(points_in_lasso(data.xy, lx, ly).sum())
+    assert text_value(at, "selected_count") == str(want)
+
+    at.button(key="w.pin").click().run()
+    no_errors(at)
+    assert text_value(at, "pinned_count") == str(want)
+    at.button(key="w.clear").click().run()
+    assert text_value(at, "selected_count") == "0"
+    assert text_value(at, "pinned_count") == str(want)  # pins survive clearing the selection
+
+
+def test_map_search_select_matches_and_ban(map_env):
+    _, data = map_env
+    at = open_page(C.PAGE_MAP)
+    at.text_input(key="w.search").input("PYTHON").run()
+    no_errors(at)
+    texts_ = at.session_state[C.K_TEXTS]
+    want = sum("python" in t.lower() for t in texts_)
+    assert want > 0
+    assert text_value(at, "search_matches") == str(want)
+    at.button(key="w.select_matches").click().run()
+    assert text_value(at, "selected_count") == str(want)
+    at.button(key="w.ban").click().run()
+    assert text_value(at, "banned_count") == str(want)
+    # The budget never picks a banned row.
+    at.switch_page(C.PAGE_BUDGET).run()
+    no_errors(at)
+    sel = at.session_state[C.K_SELECTION]["selection"]
+    assert not set(sel.row_ids.tolist()) & at.session_state[C.K_BANS]
+
+
+def test_map_cluster_filter_restricts_figure_and_selection(map_env):
+    from core.explore import points_in_box
+
+    _, data = map_env
+    at = open_page(C.PAGE_MAP)
+    at.multiselect(key="w.filter").set_value([0]).run()
+    no_errors(at)
+    fig = json.loads(_chart(at).proto.spec)
+    assert len(fig["data"]) == 1
+    lo, hi = data.xy.min(axis=0) - 1, data.xy.max(axis=0) + 1
+    at = _select(at, {"points": [], "box": [{"x": [float(lo[0]), float(hi[0])], "y": [float(lo[1]), float(hi[1])]}],
+                      "lasso": []})
+    assert text_value(at, "selected_count") == str(int((data.labels == 0).sum()))
+    assert int(points_in_box(data.xy, lo[0], hi[0], lo[1], hi[1]).sum()) == len(data.labels)
+
+
+# -- budget --------------------------------------------------------------------------------
+
+
+def _alloc(at) -> dict[int, int]:
+    df = at.table[0].value
+    return {int(c): int(b) for c, b in zip(df.index, df["budget"])}
+
+
+def test_budget_widgets_change_allocation(map_env):
+    _, data = map_env
+    at = open_page(C.PAGE_BUDGET)
+    no_errors(at)
+    n = len(data.row_ids)
+    start = int(text_value(at, "budget_total"))
+    assert start == C.default_budget(n)
+    assert sum(_alloc(at).values()) == start
+
+    at.slider(key=C.W_BUDGET_SLIDER).set_value(120).run()
+    no_errors(at)
+    assert text_value(at, "budget_total") == "120"
+    assert at.number_input(key=C.W_BUDGET_NUMBER).value == 120  # kept in sync
+    equal = _alloc(at)
+    assert sum(equal.values()) == 120
+
+    at.number_input(key=C.W_BUDGET_NUMBER).set_value(90).run()
+    assert text_value(at, "budget_total") == "90"
+    assert at.slider(key=C.W_BUDGET_SLIDER).value == 90
+
+    at.selectbox(key="w.policy").set_value("proportional").run()
+    prop = _alloc(at)
+    assert sum(prop.values()) == 90 and prop != equal
+    sizes = {int(c): int((data.labels == c).sum()) for c in np.unique(data.labels)}
+    big, small = max(sizes, key=sizes.get), min(sizes, key=sizes.get)
+    assert prop[big] >= prop[small]
+
+    at.selectbox(key="w.noise").set_value("exclude").run()
+    assert _alloc(at)[-1] == 0 and text_value(at, "budget_total") == "90"
+
+
+def test_budget_same_settings_same_rows_and_seed_changes_them(map_env):
+    at = open_page(C.PAGE_BUDGET)
+    first = at.session_state[C.K_SELECTION]["selection"].row_ids.copy()
+    at.run()
+    assert np.array_equal(at.session_state[C.K_SELECTION]["selection"].row_ids, first)
+    at.number_input(key="w.seed").set_value(5).run()
+    second = at.session_state[C.K_SELECTION]["selection"].row_ids
+    assert not np.array_equal(np.sort(second), np.sort(first))
+    at.number_input(key="w.seed").set_value(0).run()
+    assert np.array_equal(at.session_state[C.K_SELECTION]["selection"].row_ids, first)
+
+
+def test_budget_sliders_per_cluster(map_env):
+    _, data = map_env
+    at = open_page(C.PAGE_BUDGET)
+    at.radio(key="w.mode").set_value("Sliders").run()
+    no_errors(at)
+    sliders = [s for s in at.slider if s.key and s.key.startswith(C.W_SLIDER_PREFIX)]
+    n_groups = len(np.unique(data.labels))
+    assert len(sliders) == n_groups  # one per cluster + unclustered (noise included)
+    before = sum(s.value for s in sliders)
+    assert text_value(at, "budget_total") == str(before)
+    target = sliders[0]
+    target.set_value(3).run()
+    no_errors(at)
+    after = sum(s.value for s in at.slider if s.key and s.key.startswith(C.W_SLIDER_PREFIX))
+    assert text_value(at, "budget_total") == str(after)
+    cid = int(target.key.rsplit(".", 1)[1])
+    assert _alloc(at)[cid] == 3
+
+
+def test_budget_table_overrides_and_bounds(map_env):
+    _, data = map_env
+    at = open_page(C.PAGE_BUDGET, state={C.C_PER_CLUSTER_MODE: "Table", C.C_BUDGET: 80,
+                                         C.C_TABLE: {0: (None, None, 25), 1: (None, 2, None)}})
+    no_errors(at)
+    alloc = _alloc(at)
+    assert alloc[0] == 25 and alloc[1] <= 2 and sum(alloc.values()) == 80
+
+
+def test_budget_pins_are_honoured(map_env):
+    _, data = map_env
+    pins = {int(x) for x in data.row_ids[:5]}
+    at = open_page(C.PAGE_BUDGET, state={C.K_PINS: set(pins), C.K_PINBAN_DATASET: data.dataset.key,
+                                         C.C_BUDGET: 30})
+    no_errors(at)
+    sel = at.session_state[C.K_SELECTION]["selection"]
+    assert pins <= set(sel.row_ids.tolist())
+    assert text_value(at, "budget_total") == "30"
+
+
+def test_budget_bad_settings_show_error_not_traceback(map_env):
+    at = open_page(C.PAGE_BUDGET, state={C.C_PER_CLUSTER_MODE: "Table", C.C_BUDGET: 5,
+                                         C.C_TABLE: {0: (None, None, 20)}})
+    assert not at.exception
+    assert any("budget=5" in e.value for e in at.error)
+
+
+# -- export --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_export_saves_file_and_manifest(map_env, tmp_path, monkeypatch, fmt):
+    from core.export import read_manifest
+
+    _, data = map_env
+    monkeypatch.setenv("SIEVE_EXPORT_DIR", str(tmp_path))
+    at = open_page(C.PAGE_BUDGET)
+    at.number_input(key=C.W_BUDGET_NUMBER).set_value(77).run()
+    at.switch_page(C.PAGE_EXPORT).run()
+    no_errors(at)
+    assert text_value(at, "export_rows") == "77"
+    at.radio(key="w.format").set_value(fmt).run()
+    assert at.text_input(key="w.save_path").value == f"sieve-subset-77.{fmt}"  # follows budget and format
+    out = tmp_path / "sub" / f"subset.{fmt}"
+    at.text_input(key="w.save_path").input(f"sub/subset.{fmt}").run()
+    at.button(key="w.save").click().run()
+    no_errors(at)
+    assert text_value(at, "saved_rows") == "77"
+    if fmt == "parquet":
+        ids = pq.read_table(out).column("sieve_row_id").to_pylist()
+    else:
+        import csv
+
+        with open(out, newline="") as fh:
+            ids = [int(r["sieve_row_id"]) for r in csv.DictReader(fh)]
+    assert len(ids) == 77
+    man = read_manifest(str(out) + ".manifest.json")
+    assert sorted(ids) == man["selected_row_ids"] and man["n_selected"] == 77
+    assert any("sieve reproduce" in c.value for c in at.code)
+    assert at.json  # the manifest is shown
+
+
+@pytest.mark.parametrize("name,message", [("subset.xlsx", "xlsx"), ("../escape.parquet", ".."),
+                                          ("/etc/evil.parquet", "absolute")])
+def test_export_path_is_confined_to_export_folder(map_env, tmp_path, monkeypatch, name, message):
+    monkeypatch.setenv("SIEVE_EXPORT_DIR", str(tmp_path / "exports"))
+    at = open_page(C.PAGE_BUDGET)
+    at.switch_page(C.PAGE_EXPORT).run()
+    at.text_input(key="w.save_path").input(name).run()
+    at.button(key="w.save").click().run()
+    assert not at.exception
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert not (tmp_path / "escape.parquet").exists() and not list(tmp_path.glob("**/*.xlsx"))
+
+
+def test_export_download_builds_bytes_on_demand(map_env):
+    """The download button's data is a callable; the same builder gives the file's bytes."""
+    import io
+
+    from core.explore import export_bytes
+
+    ws, data = map_env
+    at = open_page(C.PAGE_BUDGET)
+    sel = at.session_state[C.K_SELECTION]["selection"]
+    raw = export_bytes(ws, sel, data.cluster_names, "parquet")
+    tbl = pq.read_table(io.BytesIO(raw))
+    assert tbl.num_rows == len(sel)
+    assert sorted(tbl.column("sieve_row_id").to_pylist()) == sorted(sel.row_ids.tolist())
+    raw_jsonl = export_bytes(ws, sel, data.cluster_names, "jsonl")
+    assert len(raw_jsonl.decode().strip().splitlines()) == len(sel)
+    at.switch_page(C.PAGE_EXPORT).run()
+    labels = [b.label for b in at.get("download_button")]
+    assert any(lbl.endswith(".parquet") for lbl in labels) and any("manifest" in lbl for lbl in labels)
+
+
+def test_map_highlight_adds_trace_and_hover_is_escaped(map_env):
+    _, data = map_env
+    at = open_page(C.PAGE_MAP)
+    at.text_input(key="w.search").input("python").run()
+    before = json.loads(_chart(at).proto.spec)
+    at.checkbox(key="w.highlight").check().run()
+    no_errors(at)
+    after = json.loads(_chart(at).proto.spec)
+    assert len(after["data"]) == len(before["data"]) + 1 and after["data"][-1]["name"] == "search matches"
+    # The figure is cached: an unrelated rerun sends the identical figure (so a selection survives).
+    at.run()
+    assert json.loads(_chart(at).proto.spec) == after
+
+    texts_ = ["<b>bold</b> & <script>alert(1)</script>"] * len(data.row_ids)
+    fig, traces = C.map_figure(data, texts_, np.arange(len(data.row_ids)))
+    hover = fig.data[0].text[0]
+    assert "<b>" not in hover and "&lt;b&gt;bold&lt;/b&gt;" in hover and "&lt;script&gt;" in hover
+    assert sum(len(t) for t in traces) == len(data.row_ids)
+
+
+def test_map_sql_filter_selects_rows_and_refuses_files(map_env):
+    _, data = map_env
+    at = open_page(C.PAGE_MAP)
+    at.text_input(key="w.sql_where").input("source = 'forum'").run()
+    at.button(key="w.sql_select").click().run()
+    no_errors(at)
+    from core.query import run_filter
+
+    want = int(np.isin(data.row_ids, run_filter(map_env[0], "source = 'forum'")).sum())
+    assert want > 0 and text_value(at, "selected_count") == str(want)
+    at.text_input(key="w.sql_where").input("1=1) OR (SELECT count(*) FROM read_csv('/etc/passwd')) > 0 OR (1").run()
+    at.button(key="w.sql_select").click().run()
+    assert not at.exception
+    assert at.error and text_value(at, "selected_count") == str(want)

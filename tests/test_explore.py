@@ -1,0 +1,222 @@
+"""core.explore: shapes -> masks, selection events, sampling, search, helpers."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from core import explore as ex
+
+
+def _naive_pip(xy, xs, ys):
+    """Textbook even-odd ray casting, one edge at a time over all points."""
+    x, y = xy[:, 0].astype(float), xy[:, 1].astype(float)
+    inside = np.zeros(len(x), bool)
+    j = len(xs) - 1
+    for i in range(len(xs)):
+        xi, yi, xj, yj = xs[i], ys[i], xs[j], ys[j]
+        if yi != yj:
+            inside ^= ((yi > y) != (yj > y)) & (x < xi + (y - yi) * (xj - xi) / (yj - yi))
+        j = i
+    return inside
+
+
+def _star(n_vertices=100, r0=1.5, amp=0.5, lobes=5):
+    t = np.linspace(0, 2 * np.pi, n_vertices, endpoint=False)
+    r = r0 + amp * np.sin(lobes * t)
+    return r * np.cos(t), r * np.sin(t)
+
+
+def test_points_in_box_any_corner_order():
+    xy = np.array([[0, 0], [1, 1], [2, 2], [0.5, 1.5]], dtype=np.float32)
+    m = ex.points_in_box(xy, 1.6, -0.1, 1.6, -0.1)
+    assert m.tolist() == [True, True, False, True]
+
+
+def test_points_in_lasso_square_and_triangle():
+    xy = np.array([[0.5, 0.5], [1.2, 0.5], [0.1, 0.9], [-0.1, 0.5]])
+    sq = ex.points_in_lasso(xy, [0, 1, 1, 0], [0, 0, 1, 1])
+    assert sq.tolist() == [True, False, True, False]
+    tri = ex.points_in_lasso(xy, [0, 2, 0], [0, 0, 2])
+    assert tri.tolist() == [True, True, True, False]
+
+
+def test_points_in_lasso_matches_reference_on_random_polygons():
+    rng = np.random.default_rng(1)
+    xy = rng.normal(size=(20_000, 2)).astype(np.float32)
+    for k in range(20):
+        nv = int(rng.integers(3, 60))
+        xs, ys = rng.normal(size=nv) * 1.5, rng.normal(size=nv) * 1.5  # self-intersecting too
+        assert np.array_equal(ex.points_in_lasso(xy, xs, ys), _naive_pip(xy, xs, ys)), k
+    xs, ys = _star()
+    assert np.array_equal(ex.points_in_lasso(xy, xs, ys), _naive_pip(xy, xs, ys))
+
+
+def test_points_in_lasso_degenerate():
+    xy = np.zeros((5, 2))
+    assert not ex.points_in_lasso(xy, [0, 1], [0, 1]).any()  # fewer than 3 vertices
+    assert not ex.points_in_lasso(np.zeros((0, 2)), [0, 1, 1], [0, 0, 1]).any()
+    assert not ex.points_in_lasso(xy + 5, [0, 1, 1], [0, 0, 1]).any()  # all outside the bbox
+    with pytest.raises(ValueError):
+        ex.points_in_lasso(np.zeros(5), [0, 1, 1], [0, 0, 1])
+
+
+def test_points_in_lasso_is_fast_at_one_million_rows():
+    rng = np.random.default_rng(0)
+    xy = rng.normal(size=(1_000_000, 2)).astype(np.float32)
+    xs, ys = _star(100)
+    ex.points_in_lasso(xy, xs, ys)  # warm up
+    best = min(_timed(lambda: ex.points_in_lasso(xy, xs, ys)) for _ in range(3))
+    # ~60-150 ms on an idle 2-core machine; generous bound for loaded CI machines.
+    assert best < 1.5, best
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+# -- selection events ---------------------------------------------------------------------
+
+
+def _grid(n=50):
+    g = np.stack(np.meshgrid(np.arange(n), np.arange(n)), -1).reshape(-1, 2).astype(np.float32)
+    return g
+
+
+def test_selection_mask_box_union_and_all_rows():
+    xy = _grid()
+    event = {"selection": {"points": [{"customdata": 0}], "box": [
+        {"x": [0.5, 2.5], "y": [0.5, 1.5]}, {"x": [10, 11], "y": [10, 10]}], "lasso": []}}
+    m = ex.selection_mask(event, xy)
+    want = ex.points_in_box(xy, 0.5, 2.5, 0.5, 1.5) | ex.points_in_box(xy, 10, 11, 10, 10)
+    assert np.array_equal(m, want)
+    assert m.sum() == 2 + 2  # (1,1),(2,1) and (10,10),(11,10); the clicked point is ignored with shapes
+
+
+def test_selection_mask_lasso_and_allowed():
+    xy = _grid(20)
+    lasso = {"x": [0, 5, 5, 0], "y": [0, 0, 5, 5]}
+    m = ex.selection_mask({"selection": {"lasso": [lasso]}}, xy)
+    assert np.array_equal(m, ex.points_in_lasso(xy, lasso["x"], lasso["y"]))
+    allowed = xy[:, 0] < 2
+    m2 = ex.selection_mask({"lasso": [lasso]}, xy, allowed=allowed)  # bare selection dict works too
+    assert np.array_equal(m2, m & allowed)
+
+
+def test_selection_mask_points_via_customdata_or_traces():
+    xy = _grid(5)
+    ev = {"selection": {"points": [{"customdata": 3}, {"customdata": {"0": 7}}, {"customdata": [9]},
+                                   {"curve_number": 1, "point_index": 1}], "box": [], "lasso": []}}
+    m = ex.selection_mask(ev, xy, trace_positions=[np.array([0, 1]), np.array([20, 21])])
+    assert np.nonzero(m)[0].tolist() == [3, 7, 9, 21]
+
+
+def test_selection_mask_empty_and_malformed():
+    xy = _grid(5)
+    assert not ex.selection_mask(None, xy).any()
+    assert not ex.selection_mask({}, xy).any()
+    assert not ex.selection_mask({"selection": {"box": [{"x": [1]}], "lasso": [{"x": [1, 2], "y": [1]}]}}, xy).any()
+    assert not ex.selection_mask({"selection": {"points": [{"customdata": "x"}, {"customdata": 999}]}}, xy).any()
+
+
+# -- sampling --------------------------------------------------------------------------------
+
+
+def test_draw_sample_all_rows_when_small():
+    labels = np.array([0, 0, 1, -1])
+    assert ex.draw_sample(labels, 10).tolist() == [0, 1, 2, 3]
+
+
+def test_draw_sample_deterministic_bounded_and_keeps_small_clusters():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(-1, 30, size=200_000)
+    labels[:40] = 99  # a tiny cluster
+    s1 = ex.draw_sample(labels, 10_000, seed=3)
+    s2 = ex.draw_sample(labels, 10_000, seed=3)
+    assert np.array_equal(s1, s2)
+    assert len(s1) <= 10_000 and len(s1) >= 9_900
+    assert np.all(np.diff(s1) > 0)
+    assert (labels[s1] == 99).sum() == 40  # small cluster kept whole
+    assert set(np.unique(labels[s1])) == set(np.unique(labels))
+    s3 = ex.draw_sample(labels, 10_000, seed=4)
+    assert not np.array_equal(s1, s3)
+
+
+def test_draw_sample_many_clusters_stays_bounded():
+    labels = np.repeat(np.arange(5000), 30)  # 150k rows, 5000 clusters
+    s = ex.draw_sample(labels, 20_000)
+    assert len(s) <= 20_000
+
+
+# -- search and stats ------------------------------------------------------------------------
+
+
+def test_text_search_literal_case_insensitive():
+    texts = ["Hello World", "a.b*c", None, "(unbalanced", "HELLO"]
+    assert ex.text_search(texts, "hello").tolist() == [True, False, False, False, True]
+    assert ex.text_search(texts, ".b*").tolist() == [False, True, False, False, False]
+    assert ex.text_search(texts, "(").tolist() == [False, False, False, True, False]
+    assert not ex.text_search(texts, "").any()
+    assert not ex.text_search(texts, "   ").any()
+
+
+def test_selection_summary_and_cluster_table():
+    labels = np.array([0, 0, 0, 1, 1, -1])
+    s = ex.selection_summary(labels, np.array([True, True, False, True, False, False]), {0: "a", 1: "b"})
+    assert s["rows"] == 3
+    assert s["clusters"][0] == {"id": 0, "name": "a", "count": 2, "share": pytest.approx(2 / 3)}
+    assert s["clusters"][1]["id"] == 1
+    s2 = ex.selection_summary(labels, np.array([5, 0]), {})
+    assert s2["rows"] == 2 and {c["id"] for c in s2["clusters"]} == {-1, 0}
+    assert ex.selection_summary(labels, np.zeros(6, bool))["clusters"] == []
+    rows = ex.cluster_table([{"id": 0, "name": "x", "keywords": ["k1", "k2"], "size": 3},
+                             {"id": -1, "name": "unclustered", "keywords": [], "size": 1}])
+    assert rows[0]["keywords"] == "k1, k2" and rows[0]["share"] == pytest.approx(0.75)
+
+
+def test_ids_in_and_column_kinds():
+    assert ex.ids_in(np.array([1, 3, 5, 7]), [5, 1, 42]).tolist() == [True, False, True, False]
+    assert not ex.ids_in(np.array([1, 2]), []).any()
+    kinds = ex.column_kinds({"text": "VARCHAR", "q": "DOUBLE", "n": "BIGINT", "v": "FLOAT[]", "s": "STRUCT(a INT)",
+                             "sieve_text": "VARCHAR", "tags": "VARCHAR[]"})
+    assert kinds == {"text": ["text"], "numeric": ["q", "n"], "vector": ["v"]}
+
+
+# -- names and escaping ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw,safe", [
+    ("../../etc/passwd", "passwd"),
+    ("..\\..\\windows\\evil.CSV", "evil.csv"),
+    ("my data (1).CSV", "my_data_1.csv"),
+    ("", "upload"),
+    ("....", "upload"),
+    (".hidden.parquet", "hidden.parquet"),
+    ("a/b/ok.jsonl", "ok.jsonl"),
+    ("x" * 300 + ".csv", "x" * 96 + ".csv"),
+    ("résumé;rm -rf.tsv", "r_sum_rm_-rf.tsv"),
+])
+def test_safe_filename(raw, safe):
+    out = ex.safe_filename(raw)
+    assert out == safe
+    assert "/" not in out and "\\" not in out and not out.startswith(".")
+
+
+def test_save_upload_stays_in_uploads(tmp_path):
+    p = ex.save_upload(tmp_path, "../../../evil name.csv", b"a,b\n1,2\n")
+    assert p.parent == tmp_path / "uploads"
+    assert p.name.endswith("-evil_name.csv") and p.read_bytes() == b"a,b\n1,2\n"
+    assert ex.save_upload(tmp_path, "../../../evil name.csv", b"a,b\n1,2\n") == p  # idempotent
+
+
+def test_snippet_and_markdown_escape():
+    s = ex.snippet("<script>alert('x')</script>\n   more", 200)
+    assert "<" not in s and "&lt;script&gt;" in s and "\n" not in s
+    assert len(ex.snippet("y" * 500, 80)) <= 80
+    md = ex.escape_markdown("**bold** [link](http://x) <b>")
+    assert "**" not in md.replace("\\*", "")
+    assert md.startswith("\\*\\*bold")
