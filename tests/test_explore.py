@@ -63,24 +63,17 @@ def test_points_in_lasso_degenerate():
         ex.points_in_lasso(np.zeros(5), [0, 1, 1], [0, 0, 1])
 
 
-def test_points_in_lasso_is_fast_at_one_million_rows():
+def test_points_in_lasso_at_one_million_rows_matches_the_box():
+    """A rectangular lasso over 1M points selects exactly what the same box selects
+    (timing is measured in bench/, not here)."""
     rng = np.random.default_rng(0)
     xy = rng.normal(size=(1_000_000, 2)).astype(np.float32)
-    xs, ys = _star(100)
-    ex.points_in_lasso(xy, xs, ys)  # warm up
-    best = min(_timed(lambda: ex.points_in_lasso(xy, xs, ys)) for _ in range(3))
-    # ~60-150 ms on an idle 2-core machine; generous bound for loaded CI machines.
-    assert best < 1.5, best
-
-
-def _timed(fn):
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-# -- selection events ---------------------------------------------------------------------
-
+    xs, ys = [-0.5, 1.25, 1.25, -0.5], [-1.0, -1.0, 0.75, 0.75]
+    lasso = ex.points_in_lasso(xy, xs, ys)
+    box = ex.points_in_box(xy, -0.5, 1.25, -1.0, 0.75)
+    on_edge = np.isin(xy[:, 0], [-0.5, 1.25]) | np.isin(xy[:, 1], [-1.0, 0.75])
+    assert np.array_equal(lasso[~on_edge], box[~on_edge])
+    assert 100_000 < lasso.sum() < 600_000
 
 def _grid(n=50):
     g = np.stack(np.meshgrid(np.arange(n), np.arange(n)), -1).reshape(-1, 2).astype(np.float32)
