@@ -319,10 +319,10 @@ def export(
 def _export(ws, data, params, selection, out_path, fmt, manifest_path):
     from .export import build_manifest, export_rows, format_for, write_manifest
     from .metrics import selection_metrics
-    from .pipeline import current_map
+    from .pipeline import map_by_label
 
     fmt = format_for(out_path, fmt)
-    _, map_params = current_map(ws)
+    map_params = data.params or map_by_label(ws, data.keys.label)[1]
     metrics = selection_metrics(data.labels, selection.positions, data.vectors)
     path = export_rows(ws, selection, data.cluster_names, out_path, fmt,
                        keep_text=data.dataset.text.template is not None)

@@ -95,7 +95,9 @@ def build_map(
         ckey, _ = stage("cluster", lambda: run_cluster(ws, pkey, params.cluster))
         lkey, _ = stage("label", lambda: run_label(ws, ckey, emb.key, params.label))
         keys = MapKeys(info.key, emb.key, pkey, ckey, lkey, emb.model_id, timings, cached)
-        ws.set_meta(META_MAP, {"keys": keys.to_dict(), "params": params.to_dict()})
+        record = {"keys": keys.to_dict(), "params": params.to_dict()}
+        ws.set_meta(META_MAP, record)  # the workspace's latest map (for the CLI's next stage)
+        ws.set_meta(f"{META_MAP}:{lkey}", record)  # every map by its label key (for app sessions)
         return keys
 
 
@@ -104,6 +106,19 @@ def current_map(ws: Workspace) -> tuple[MapKeys, MapParams]:
     info = current_dataset(ws)
     if not d or d["keys"]["dataset"] != info.key:
         raise SieveError(f"workspace {ws.root} has no map of the current dataset yet; run `sieve map` first")
+    return MapKeys(**d["keys"]), MapParams.from_dict(d["params"])
+
+
+def map_by_label(ws: Workspace, label_key: str) -> tuple[MapKeys, MapParams]:
+    """A map recorded by :func:`build_map`, by its label key, if it is of the current dataset.
+
+    App sessions keep their own map's key, so one session computing a new map never
+    changes what another session is looking at.
+    """
+    d = ws.get_meta(f"{META_MAP}:{label_key}")
+    info = current_dataset(ws)
+    if not d or d["keys"]["dataset"] != info.key:
+        raise SieveError(f"map {label_key} is not a map of the current dataset; compute the map again")
     return MapKeys(**d["keys"]), MapParams.from_dict(d["params"])
 
 
@@ -135,6 +150,11 @@ def load_map(ws: Workspace, keys: MapKeys | None = None) -> MapData:
     params = None
     if keys is None:
         keys, params = current_map(ws)
+    else:
+        try:
+            params = map_by_label(ws, keys.label)[1]
+        except SieveError:
+            params = None
     emb, _ = ws.load_artifact("embed", keys.embed)
     proj, pmeta = ws.load_artifact("project", keys.project)
     clus, cmeta = ws.load_artifact("cluster", keys.cluster)

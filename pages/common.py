@@ -261,28 +261,40 @@ def _sync_pins_bans(dataset_key: str) -> None:
             ss().pop(k, None)
 
 
-def get_map(ws: Workspace):
-    """The current map of the current dataset (loaded once per session and map), or None."""
+def get_map(ws: Workspace, label_key: str | None = None):
+    """This session's map (or None).
+
+    A session keeps its own map's label key: another session computing a map with
+    other settings never changes what this one shows.  A new session starts from the
+    workspace's latest map.  ``label_key`` switches this session to that map (after
+    it computed one).
+    """
     from core.ingest import load_texts
-    from core.pipeline import current_map, load_map
+    from core.pipeline import current_map, load_map, map_by_label
 
     info = current_dataset_or_none(ws)
     if info is None:
         _reset_map_state()
         return None
     _sync_pins_bans(info.key)
+    want = label_key or ss().get(K_MAP_KEY)
     try:
-        keys, _ = current_map(ws)
+        keys = map_by_label(ws, want)[0] if want else None
     except SieveError:
-        _reset_map_state()
-        return None
+        keys = None
+    if keys is None:
+        try:
+            keys, _ = current_map(ws)
+        except SieveError:
+            _reset_map_state()
+            return None
     if ss().get(K_MAP_KEY) == keys.label and K_MAP in ss():
         return ss()[K_MAP]
     if ss().get(K_MAP_KEY) is not None:  # another map: its cluster ids mean other clusters
         for k in (C_SLIDERS, C_TABLE, C_FILTER):
             ss().pop(k, None)
     _reset_map_state()
-    data = load_map(ws)
+    data = load_map(ws, keys)
     row_ids, texts, _ = load_texts(ws)
     if not np.array_equal(np.asarray(row_ids), np.asarray(data.row_ids)):
         raise SieveError("the dataset changed since the map was computed; compute the map again")

@@ -134,7 +134,7 @@ def _compute(ws, info, params) -> None:
         raise
     C.ss()[C.K_COMPUTING] = False
     C.ss()[C.K_MAP_RUN] = {"timings": keys.timings, "cached": keys.cached, "details": details}
-    C.get_map(ws)
+    C.get_map(ws, keys.label)
     st.rerun()
 
 

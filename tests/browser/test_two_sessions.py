@@ -1,0 +1,154 @@
+"""Two browser sessions (two Playwright contexts) on one workspace at the same time:
+each keeps its own selection and budget, both run stages at once, and neither sees a
+lock error or the other's state."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.app_fixtures import build_small_map
+from tests.browser.test_browser import (  # noqa: F401  (fixtures and helpers shared with the main flow)
+    CHROMIUM,
+    REPO,
+    SHOTS,
+    _chromium_present,
+    _free_port,
+    axis_ranges,
+    browser_context_args,
+    browser_type_launch_args,
+    drag_mode,
+    goto,
+    plotly_selections,
+    text_value,
+    to_px,
+    wait_chart,
+    wait_text,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    ws, data = build_small_map(tmp_path_factory.mktemp("two-sessions") / "ws")
+    port = _free_port()
+    env = dict(os.environ, SIEVE_WORKSPACE=str(ws.root), SIEVE_LOCK_TIMEOUT="600")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    log = open(SHOTS / "streamlit-two-sessions.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
+         "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none",
+         "--browser.gatherUsageStats", "false"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        assert time.time() < deadline and proc.poll() is None, f"streamlit did not start; see {log.name}"
+        time.sleep(0.3)
+    yield ws, data, url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def _open(browser, url):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = ctx.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    page.wait_for_selector("[data-testid=stApp]")
+    goto(page, "Map")
+    wait_chart(page)
+    return ctx, page
+
+
+def _box(page, fx0, fx1):
+    """Box-select the horizontal band [fx0, fx1] of the axes (fractions), full height."""
+    (xa, xb), (ya, yb) = axis_ranges(page)
+    drag_mode(page, "select")
+    a = to_px(page, xa + fx0 * (xb - xa), ya + 0.02 * (yb - ya))
+    b = to_px(page, xa + fx1 * (xb - xa), ya + 0.98 * (yb - ya))
+    page.mouse.move(*a)
+    page.mouse.down()
+    page.mouse.move(*b, steps=8)
+    page.mouse.up()
+    got = int(wait_text(page, "selected_count", lambda v: v != "0"))
+    rect = [s for s in plotly_selections(page) if s.get("type") == "rect"][0]
+    return got, rect
+
+
+def _errors(page) -> list[str]:
+    return page.evaluate(
+        "() => [...document.querySelectorAll('[data-testid=stException], [data-testid=stAlert]')]"
+        ".map(e => e.innerText).filter(t => /error|lock|conflict|busy/i.test(t))")
+
+
+def test_two_sessions_keep_their_own_state_and_compute_at_once(browser, shared):
+    from core.cluster import ClusterParams
+    from core.explore import points_in_box
+    from core.pipeline import build_map, current_map, load_map
+    from tests.app_fixtures import HashEncoder
+
+    ws, data, url = shared
+    ctx_a, a = _open(browser, url)
+    ctx_b, b = _open(browser, url)
+    try:
+        # each session selects its own half of the map
+        got_a, ra = _box(a, 0.02, 0.48)
+        got_b, rb = _box(b, 0.52, 0.98)
+        assert got_a == int(points_in_box(data.xy, ra["x0"], ra["x1"], ra["y0"], ra["y1"]).sum())
+        assert got_b == int(points_in_box(data.xy, rb["x0"], rb["x1"], rb["y0"], rb["y1"]).sum())
+        assert got_a != got_b
+        assert int(text_value(a, "selected_count")) == got_a  # B's selection did not leak into A
+
+        # both change a clustering parameter and compute at the same moment
+        for page, mcs in ((a, 9), (b, 12)):
+            page.get_by_text("Advanced settings").first.click()
+            box = page.get_by_label("min_cluster_size (0 = auto, about √n / 2)")
+            box.fill(str(mcs))
+            box.press("Enter")
+            page.wait_for_function("() => document.querySelector('[data-testid=stApp]')"
+                                   ".getAttribute('data-test-script-state') === 'notRunning'")
+        a.get_by_role("button", name="Compute map").click()
+        b.get_by_role("button", name="Compute map").click()
+        for page in (a, b):
+            page.get_by_text("Last run").first.wait_for(timeout=300_000)
+            wait_chart(page)
+        assert _errors(a) == [] and _errors(b) == []
+
+        # each session now shows the map of its own parameters
+        _, params = current_map(ws)
+        for page, mcs in ((a, 9), (b, 12)):
+            p = type(params)(params.embed, params.project, ClusterParams(min_cluster_size=mcs), params.label)
+            expected = load_map(ws, build_map(ws, p, encoder=HashEncoder()))
+            n_clusters = len([c for c in expected.clusters if c.id >= 0])
+            caption = page.get_by_text("Map:").first.inner_text()
+            assert f"{n_clusters} clusters" in caption, (mcs, caption)
+
+        # and its own budget
+        goto(a, "Budget")
+        goto(b, "Budget")
+        for page, n in ((a, 37), (b, 81)):
+            box = page.get_by_label("Rows", exact=True)
+            box.fill(str(n))
+            box.press("Enter")
+        assert wait_text(a, "budget_total", lambda v: v == "37") == "37"
+        assert wait_text(b, "budget_total", lambda v: v == "81") == "81"
+        assert _errors(a) == [] and _errors(b) == []
+    finally:
+        ctx_a.close()
+        ctx_b.close()
