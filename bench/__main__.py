@@ -89,11 +89,12 @@ def median(runs: list[dict], key: str) -> float:
     return statistics.median(vals) if vals else float("nan")
 
 
-def render(results: dict, repeats: int, started: str) -> str:
+def render(results: dict, repeats: int, started: str, load: str) -> str:
     lines = [
         f"### Stage timings, {started}",
         "",
-        f"Machine: {machine()}.  Medians of {repeats} run(s); each stage in a fresh process on a fresh workspace "
+        f"Machine: {machine()}; load average {load} (a figure above ~0.3 means other work shared the cores).  "
+        f"Medians of {repeats} run(s); each stage in a fresh process on a fresh workspace "
         "(earlier stages cached).  `stage s` is the stage's own call; `process s` adds imports, numba "
         "compilation and loading cached inputs; peak RSS is the process's.  Model: all-MiniLM-L6-v2, fp32, CPU.",
         "",
@@ -110,6 +111,13 @@ def render(results: dict, repeats: int, started: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def prepend(path: Path, section: str) -> None:
+    """Insert a '### ' section at the top of RESULTS.md, keeping earlier runs below it."""
+    old = path.read_text() if path.exists() else "# Benchmark results\n\nNewest first; earlier runs are kept for comparison.\n"
+    head, _, rest = old.partition("\n### ")
+    path.write_text(head.rstrip() + "\n\n" + section.rstrip() + "\n" + ("\n### " + rest if rest else ""))
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     ap.add_argument("--sizes", default="sample,50000", help="comma-separated: 'sample' or row counts")
@@ -118,16 +126,15 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results = {}
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="sieve-bench-") as tmp:
         for size in args.sizes.split(","):
             results[size] = bench_size(size.strip(), args.repeats, Path(tmp), lambda m: print(m, flush=True))
-    table = render(results, args.repeats, started)
+    load = f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end"
+    table = render(results, args.repeats, started, load)
     print(table)
     if not args.no_write:
-        old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nNewest first; earlier runs are kept for comparison.\n"
-        head, _, rest = old.partition("\n### ")
-        body = table + ("\n### " + rest if rest else "")
-        RESULTS.write_text(head.rstrip() + "\n\n" + body)
+        prepend(RESULTS, table)
 
 
 if __name__ == "__main__":
