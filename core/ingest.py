@@ -285,29 +285,21 @@ def _load(con, paths: list[Path], fmt: str, params: IngestParams, key: str, fing
     vector_dim = None
     if params.vector_column is not None:
         vector_dim = _check_vector_column(con, params.vector_column, columns)
+    has_vector = f" AND {quote_ident(params.vector_column)} IS NOT NULL" if params.vector_column else ""
     con.execute(f"DROP TABLE IF EXISTS {DATASET_TABLE}")
     con.execute(
         f"""
         CREATE TABLE {DATASET_TABLE} AS
-        SELECT (row_number() OVER (ORDER BY rowid)) - 1 AS sieve_row_id, *,
-               {text_sql} AS sieve_text
-        FROM sieve_raw
+        SELECT *,
+               sieve_text IS NOT NULL AND NOT regexp_matches(sieve_text, '^\\s*$'){has_vector} AS sieve_text_ok,
+               md5(coalesce(sieve_text, '')) AS sieve_text_hash
+        FROM (
+            SELECT (row_number() OVER (ORDER BY rowid)) - 1 AS sieve_row_id, *, {text_sql} AS sieve_text
+            FROM sieve_raw
+        )
         """,
         text_params,
     )
-    con.execute(
-        f"""
-        ALTER TABLE {DATASET_TABLE} ADD COLUMN sieve_text_ok BOOLEAN;
-        ALTER TABLE {DATASET_TABLE} ADD COLUMN sieve_text_hash VARCHAR;
-        UPDATE {DATASET_TABLE} SET
-            sieve_text_ok = sieve_text IS NOT NULL AND NOT regexp_matches(sieve_text, '^\\s*$'),
-            sieve_text_hash = md5(coalesce(sieve_text, ''));
-        """
-    )
-    if params.vector_column is not None:
-        con.execute(
-            f"UPDATE {DATASET_TABLE} SET sieve_text_ok = false WHERE {quote_ident(params.vector_column)} IS NULL"
-        )
     con.execute("DROP TABLE sieve_raw")
     n_empty, n_distinct = con.execute(
         f"SELECT count(*) FILTER (WHERE NOT sieve_text_ok), "
