@@ -10,6 +10,9 @@ import numpy as np
 from .workspace import SieveError, Workspace, stage_key
 
 NOISE = -1
+# Bumped when the stage's output changes, so cached results of older code are recomputed
+# (only this stage and the ones after it; the embeddings are kept).  2: soft membership.
+STAGE_VERSION = 2
 NOISE_NAME = "unclustered"
 METHODS = ("eom", "leaf")
 
@@ -48,6 +51,11 @@ class Clustering:
     strength: np.ndarray  # (n,) float32 membership strength in [0, 1]
     params: ClusterParams  # with the defaults resolved
     notes: list[str] = field(default_factory=list)
+    # For noise rows: the cluster they belong to most (HDBSCAN soft membership) and how
+    # strongly, so a selection can take noise into its nearest cluster above a threshold.
+    # For clustered rows: their own label and strength.
+    soft_labels: np.ndarray | None = None
+    soft_strength: np.ndarray | None = None
 
     @property
     def n_clusters(self) -> int:
@@ -66,7 +74,8 @@ def cluster(points: np.ndarray, params: ClusterParams = ClusterParams()) -> Clus
         notes.append(
             f"only {n} row(s), fewer than 2 x min_cluster_size={p.min_cluster_size}: all rows form one cluster"
         )
-        return Clustering(np.zeros(n, np.int32), np.ones(n, np.float32), p, notes)
+        ones = np.ones(n, np.float32)
+        return Clustering(np.zeros(n, np.int32), ones, p, notes, np.zeros(n, np.int32), ones)
 
     import hdbscan
 
@@ -76,35 +85,57 @@ def cluster(points: np.ndarray, params: ClusterParams = ClusterParams()) -> Clus
         cluster_selection_method=p.method,
         cluster_selection_epsilon=float(p.epsilon),
         core_dist_n_jobs=1,
+        prediction_data=True,
     )
     raw = model.fit_predict(points).astype(np.int64)
     strength = np.nan_to_num(np.asarray(model.probabilities_, dtype=np.float32), nan=0.0)
-    labels = relabel_by_size(raw)
+    labels, mapping = relabel_by_size(raw, return_mapping=True)
+    soft_labels, soft_strength = labels.copy(), strength.copy()
     if (labels == NOISE).all():
         notes.append("HDBSCAN found no cluster: every row is unclustered; try a smaller min_cluster_size")
-    return Clustering(labels, strength, p, notes)
+    else:
+        _soft_membership(model, points, raw, mapping, soft_labels, soft_strength)
+    return Clustering(labels, strength, p, notes, soft_labels, soft_strength)
 
 
-def relabel_by_size(raw: np.ndarray) -> np.ndarray:
-    """Renumber clusters 0..k-1 by decreasing size (ties: smaller old id first); keep -1."""
+def _soft_membership(model, points, raw, mapping, soft_labels, soft_strength, chunk: int = 4096) -> None:
+    """Fill in, for noise rows, their most likely cluster and its membership (in place)."""
+    from hdbscan.prediction import membership_vector
+
+    noise = np.nonzero(raw < 0)[0]
+    order = np.array([mapping[k] for k in range(len(mapping))], dtype=np.int32)  # raw id -> renumbered id
+    for start in range(0, len(noise), chunk):
+        idx = noise[start : start + chunk]
+        mv = np.nan_to_num(np.asarray(membership_vector(model, points[idx]), dtype=np.float64), nan=0.0)
+        if mv.ndim == 1:
+            mv = mv.reshape(len(idx), -1)
+        best = mv.argmax(axis=1)
+        soft_labels[idx] = order[best]
+        soft_strength[idx] = mv[np.arange(len(idx)), best].astype(np.float32)
+
+
+def relabel_by_size(raw: np.ndarray, return_mapping: bool = False):
+    """Renumber clusters 0..k-1 by decreasing size (ties: smaller old id first); keep -1.
+    With ``return_mapping``, also the dict old id -> new id."""
     ids, counts = np.unique(raw[raw >= 0], return_counts=True)
     order = np.lexsort((ids, -counts))
     mapping = {int(ids[o]): new for new, o in enumerate(order)}
     out = np.full(len(raw), NOISE, dtype=np.int32)
     for old, new in mapping.items():
         out[raw == old] = new
-    return out
+    return (out, mapping) if return_mapping else out
 
 
 def run_cluster(ws: Workspace, project_key: str, params: ClusterParams = ClusterParams()) -> tuple[str, bool]:
-    key = stage_key("cluster", params, project_key)
+    key = stage_key("cluster", {"params": params, "version": STAGE_VERSION}, project_key)
     if ws.has_artifact("cluster", key):
         return key, True
     arrays, _ = ws.load_artifact("project", project_key)
     result = cluster(np.asarray(arrays["xnd"]), params)
     ws.save_artifact(
         "cluster", key,
-        {"labels": result.labels, "strength": result.strength, "row_ids": np.asarray(arrays["row_ids"])},
+        {"labels": result.labels, "strength": result.strength, "soft_labels": result.soft_labels,
+         "soft_strength": result.soft_strength, "row_ids": np.asarray(arrays["row_ids"])},
         {"parent": project_key, "params": params, "resolved_params": result.params, "notes": result.notes,
          "n_clusters": result.n_clusters},
     )

@@ -136,6 +136,8 @@ class MapData:
     clusters: list[ClusterInfo]
     notes: list[str] = field(default_factory=list)
     params: MapParams | None = None
+    soft_labels: np.ndarray | None = None  # (n,) int32: for noise rows, their most likely cluster
+    soft_strength: np.ndarray | None = None  # (n,) float32: that cluster's soft membership
 
     @property
     def cluster_names(self) -> dict[int, str]:
@@ -173,6 +175,8 @@ def load_map(ws: Workspace, keys: MapKeys | None = None) -> MapData:
         clusters=load_labels(ws, keys.label),
         notes=list(pmeta.get("notes", [])) + list(cmeta.get("notes", [])),
         params=params,
+        soft_labels=np.asarray(clus["soft_labels"]) if "soft_labels" in clus else None,
+        soft_strength=np.asarray(clus["soft_strength"]) if "soft_strength" in clus else None,
     )
 
 
