@@ -81,13 +81,14 @@ def _tmp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
-def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
+def _atomic_write(path: Path | str, write) -> Path:
+    """Call ``write(fh)`` on a temp file beside ``path``, fsync it, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_sibling(path)
     try:
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -95,6 +96,10 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
+    return _atomic_write(path, lambda fh: fh.write(data))
 
 
 def atomic_write_json(path: Path | str, obj: Any) -> Path:
@@ -102,19 +107,7 @@ def atomic_write_json(path: Path | str, obj: Any) -> Path:
 
 
 def atomic_save_npy(path: Path | str, arr: np.ndarray) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_sibling(path)
-    try:
-        with open(tmp, "wb") as fh:
-            np.save(fh, arr, allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return _atomic_write(path, lambda fh: np.save(fh, arr, allow_pickle=False))
 
 
 @contextlib.contextmanager
