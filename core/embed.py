@@ -211,12 +211,16 @@ class EmbedResult:
     cached: bool
 
 
-def embed_key(ws: Workspace, params: EmbedParams) -> tuple[str, str]:
-    """(artifact key, model id) for the current dataset and these params."""
+def embed_key(ws: Workspace, params: EmbedParams, encoder: Encoder | None = None) -> tuple[str, str]:
+    """(artifact key, model id) for the current dataset and these params.  With an
+    ``encoder``, its own ``model_id`` names the vectors (not ``params.model``)."""
     from .ingest import current_dataset
 
     info = current_dataset(ws)
-    mid = f"column:{info.vector_column}" if info.vector_column else model_id(params.model)
+    if info.vector_column:
+        mid = f"column:{info.vector_column}"
+    else:
+        mid = encoder.model_id if encoder is not None else model_id(params.model)
     return stage_key("embed", {"model": mid, "normalize": params.normalize}, info.key), mid
 
 
@@ -232,7 +236,7 @@ def run_embed(
 
     with ws.lock("embedding"):
         info = current_dataset(ws)
-        key, mid = embed_key(ws, params)
+        key, mid = embed_key(ws, params, encoder)
         if ws.has_artifact("embed", key):
             _, meta = ws.load_artifact("embed", key)
             return EmbedResult(key, meta["model_id"], meta["dim"], meta["n_rows"], 0, True)
@@ -244,7 +248,8 @@ def run_embed(
         else:
             if encoder is None:
                 encoder = load_encoder(params.model, params.device, params.normalize)
-            mid = encoder.model_id
+                if encoder.model_id != mid:  # the key must name the model that made the vectors
+                    key, mid = embed_key(ws, params, encoder)
             vectors, n_computed = _embed_with_cache(ws, texts, hashes, encoder, params, progress, cancel)
         ws.save_artifact(
             "embed",

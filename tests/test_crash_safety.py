@@ -45,7 +45,8 @@ CHILD = textwrap.dedent(
 
     ws = Workspace(sys.argv[1])
     print("started", flush=True)
-    run_embed(ws, EmbedParams(batch_size=8, chunk_size=24), encoder=SlowEncoder(dim=16))
+    run_embed(ws, EmbedParams(batch_size=8, chunk_size=24), encoder=SlowEncoder(dim=16),
+              progress=lambda done, total, msg: print(f"progress {{done}} {{total}}", flush=True))
     print("finished", flush=True)
     """
 )
@@ -96,7 +97,13 @@ def test_sigkill_during_embedding_then_resume(base_ws, tmp_path):
         child = subprocess.Popen([sys.executable, "-c", CHILD.format(root=str(REPO_ROOT)), str(ws.root)],
                                  cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert child.stdout.readline().strip() == "started"
-        time.sleep(float(rng.uniform(0.05, 1.6)))
+        # Kill after a random number of progress events (so the moment is random within the
+        # run however loaded the machine is), plus a random few milliseconds.
+        events = int(rng.integers(0, 50))
+        for _ in range(events):
+            if not child.stdout.readline():
+                break
+        time.sleep(float(rng.uniform(0.0, 0.03)))
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
         # no temp files survive as artifacts; the workspace opens and its index is consistent
