@@ -152,3 +152,16 @@ def test_two_sessions_keep_their_own_state_and_compute_at_once(browser, shared):
     finally:
         ctx_a.close()
         ctx_b.close()
+
+
+def test_selecting_every_drawn_point_still_updates_the_app(browser, shared):
+    """A box around the whole plot sends one event with every drawn point; the app must
+    receive it (server.maxWidgetStateSize) and count every row."""
+    ws, data, url = shared
+    ctx, page = _open(browser, url)
+    try:
+        got, rect = _box(page, 0.01, 0.99)  # the axes are padded, so this covers every point
+        assert got == len(data.row_ids)
+        assert _errors(page) == []
+    finally:
+        ctx.close()
