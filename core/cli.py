@@ -76,8 +76,22 @@ def _parse_ids(text: Optional[str], what: str) -> tuple[int, ...]:
         raise SieveError(f"--{what} takes row ids separated by commas (or a file of them): {exc}") from exc
 
 
+def _parse_strata_bounds(items: list[str]) -> dict[str, tuple[int | None, int | None]]:
+    out = {}
+    for item in items or []:
+        if "=" not in item or ":" not in item.split("=", 1)[1]:
+            raise SieveError(f"--strata-bound {item!r} must look like STRATUM=MIN:MAX (either may be empty), e.g. forum=:50")
+        name, rng = item.rsplit("=", 1)
+        lo, hi = rng.split(":", 1)
+        try:
+            out[name] = (int(lo) if lo.strip() else None, int(hi) if hi.strip() else None)
+        except ValueError as exc:
+            raise SieveError(f"--strata-bound {item!r}: MIN and MAX must be whole numbers") from exc
+    return out
+
+
 def _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override, score_column,
-                   ascending, pin, ban):
+                   ascending, pin, ban, **depth):
     from .select import SelectParams
 
     noise_v: str | int = noise
@@ -86,10 +100,23 @@ def _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_c
             noise_v = int(noise)
         except ValueError as exc:
             raise SieveError(f"--noise must be include, exclude or a row budget, got {noise!r}") from exc
+    extra = {}
+    if depth:
+        ref = depth.get("reference")
+        extra = dict(
+            dedup=depth["dedup"], near_dup_threshold=depth["near_dup"], mmr_lambda=depth["mmr_lambda"],
+            soft_noise_threshold=depth["soft_noise"], budget_unit=depth["budget_unit"],
+            tokenizer=depth["tokenizer"], strata_column=depth["strata"],
+            strata_bounds=_parse_strata_bounds(depth.get("strata_bound") or []),
+            reference_path=str(Path(ref).expanduser().resolve()) if ref else None,
+            reference_text=depth["reference_text"], coverage_distance=depth["coverage_distance"],
+            leakage=depth["leakage"] if ref else ("off" if depth["leakage"] == "warn" else depth["leakage"]),
+            leakage_threshold=depth["leakage_threshold"],
+        )
     return SelectParams(
         budget=budget, policy=policy, pick=pick, seed=seed, noise=noise_v, min_per_cluster=min_per_cluster,
         max_per_cluster=max_per_cluster, overrides=_parse_overrides(override), score_column=score_column,
-        score_ascending=ascending, pins=_parse_ids(pin, "pin"), bans=_parse_ids(ban, "ban"),
+        score_ascending=ascending, pins=_parse_ids(pin, "pin"), bans=_parse_ids(ban, "ban"), **extra,
     )
 
 
@@ -232,18 +259,39 @@ def _print_clusters(data):
 
 
 SELECT_OPTS = dict(
-    budget=typer.Option(..., "--budget", "-b", help="Total rows to select."),
+    budget=typer.Option(..., "--budget", "-b", help="Total rows (or tokens, with --budget-unit tokens) to select."),
     policy=typer.Option("equal", help="proportional, equal or sqrt."),
-    pick=typer.Option("random", help="random, centroid, diverse or score."),
+    pick=typer.Option("random", help="random, centroid, core, boundary, diverse, facility, mmr or score."),
     seed=typer.Option(0, help="Seed of the pick."),
     noise=typer.Option("include", help="include, exclude, or a row budget for unclustered rows."),
     min_per_cluster=typer.Option(0, "--min", help="Floor per cluster."),
     max_per_cluster=typer.Option(None, "--max", help="Cap per cluster."),
     override=typer.Option(None, "--override", help="CLUSTER=ROWS, repeatable."),
-    score_column=typer.Option(None, help="Numeric column for --pick score."),
+    score_column=typer.Option(None, help="Numeric column for --pick score (or the relevance of --pick mmr)."),
     ascending=typer.Option(False, "--ascending", help="With --pick score: lowest first."),
     pin=typer.Option(None, help="Row ids always included (comma-separated, or a file)."),
     ban=typer.Option(None, help="Row ids never included (comma-separated, or a file)."),
+)
+
+DEPTH_OPTS = dict(
+    dedup=typer.Option("none", "--dedup", help="none, exact (normalised text) or near (also embeddings within a "
+                                               "cluster above --near-dup): one pick per duplicate group."),
+    near_dup=typer.Option(0.95, "--near-dup", help="Cosine similarity that makes two rows near-duplicates."),
+    mmr_lambda=typer.Option(0.5, "--mmr-lambda", help="With --pick mmr: 1 = most relevant, 0 = most novel."),
+    soft_noise=typer.Option(None, "--soft-noise",
+                            help="Unclustered rows with HDBSCAN soft membership >= this join their cluster."),
+    budget_unit=typer.Option("rows", "--budget-unit", help="rows or tokens (budget, min/max, overrides in tokens)."),
+    tokenizer=typer.Option("model", "--tokenizer", help="With --budget-unit tokens: model (the embedding "
+                                                        "model's tokenizer) or words."),
+    strata=typer.Option(None, "--strata", help="A column to split each cluster's budget across (e.g. source)."),
+    strata_bound=typer.Option(None, "--strata-bound", help="STRATUM=MIN:MAX per cluster x stratum cell, repeatable."),
+    reference=typer.Option(None, "--reference", help="A reference/eval file: coverage and leakage check."),
+    reference_text=typer.Option("text", "--reference-text", help="The reference file's text column."),
+    coverage_distance=typer.Option(0.3, "--coverage-distance",
+                                   help="A reference row is covered within this cosine distance."),
+    leakage=typer.Option("warn", "--leakage", help="With --reference: off, warn or drop rows that are "
+                                                   "near-copies of reference rows."),
+    leakage_threshold=typer.Option(0.95, "--leakage-threshold", help="Cosine similarity that counts as leakage."),
 )
 
 
@@ -262,6 +310,19 @@ def select_(
     ascending: bool = SELECT_OPTS["ascending"],
     pin: Optional[str] = SELECT_OPTS["pin"],
     ban: Optional[str] = SELECT_OPTS["ban"],
+    dedup: str = DEPTH_OPTS["dedup"],
+    near_dup: float = DEPTH_OPTS["near_dup"],
+    mmr_lambda: float = DEPTH_OPTS["mmr_lambda"],
+    soft_noise: Optional[float] = DEPTH_OPTS["soft_noise"],
+    budget_unit: str = DEPTH_OPTS["budget_unit"],
+    tokenizer: str = DEPTH_OPTS["tokenizer"],
+    strata: Optional[str] = DEPTH_OPTS["strata"],
+    strata_bound: Optional[list[str]] = DEPTH_OPTS["strata_bound"],
+    reference: Optional[str] = DEPTH_OPTS["reference"],
+    reference_text: str = DEPTH_OPTS["reference_text"],
+    coverage_distance: float = DEPTH_OPTS["coverage_distance"],
+    leakage: str = DEPTH_OPTS["leakage"],
+    leakage_threshold: float = DEPTH_OPTS["leakage_threshold"],
     workspace: Path = WS_OPT,
 ):
     """Choose rows from the current map and remember the choice for `sieve export`."""
@@ -269,27 +330,39 @@ def select_(
 
     ws = Workspace(workspace)
     params = _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override,
-                            score_column, ascending, pin, ban)
+                            score_column, ascending, pin, ban, dedup=dedup, near_dup=near_dup, mmr_lambda=mmr_lambda, soft_noise=soft_noise, budget_unit=budget_unit, tokenizer=tokenizer, strata=strata, strata_bound=strata_bound, reference=reference, reference_text=reference_text, coverage_distance=coverage_distance, leakage=leakage, leakage_threshold=leakage_threshold)
     data = load_map(ws)
     selection = run_selection(ws, data, params)
     ws.set_meta("selection", params.to_dict())
-    _print_selection(data, selection)
+    _print_selection(data, selection, params)
 
 
-def _print_selection(data, selection):
-    from .metrics import selection_metrics
+def _print_selection(data, selection, params):
+    import numpy as np
 
-    m = selection_metrics(data.labels, selection.positions, data.vectors, eligible=None)
+    from .pipeline import selection_report
+
+    m = selection_report(data, selection, params, vectors=len(selection) <= 20_000)
     names = data.cluster_names
-    t = Table(title=f"{len(selection)} rows selected")
-    for col in ("cluster", "name", "size", "selected"):
+    unit = params.unit
+    t = Table(title=f"{len(selection)} rows selected" + (f" ({int(selection.tokens.sum()):,} tokens)"
+                                                          if selection.tokens is not None else ""))
+    for col in ("cluster", "name", "size", f"budget ({unit})", "selected"):
         t.add_column(col)
+    chosen = dict(zip(*np.unique(selection.clusters, return_counts=True))) if len(selection) else {}
     for c, n in sorted(selection.allocation.items(), key=lambda kv: (kv[0] == -1, kv[0])):
-        t.add_row(str(c), names.get(c, str(c)), str(m.counts_full.get(c, 0)), str(n))
+        t.add_row(str(c), names.get(c, str(c)), str(m.counts_full.get(c, 0)), str(n), str(int(chosen.get(c, 0))))
     err.print(t)
     rnd = f" (random: {m.nn_distance_random:.3f})" if m.nn_distance_random is not None else ""
     nn = f"{m.nn_distance:.3f}" if m.nn_distance is not None else "n/a"
     err.print(f"coverage {m.coverage:.0%} of clusters, JS divergence {m.jsd:.3f}, mean NN distance {nn}{rnd}")
+    cmp = Table(title=f"this subset vs random subsets of the same size (mean of {m.n_random})")
+    for col in ("metric", "subset", "random", "better"):
+        cmp.add_column(col)
+    for row in m.comparison():
+        fmt = (lambda v: "n/a" if v is None else f"{v:.3f}")
+        cmp.add_row(row["metric"], fmt(row["subset"]), fmt(row["random"]), str(row["better"] or ""))
+    err.print(cmp)
     for note in selection.notes:
         err.print(f"note: {note}")
     return m
@@ -301,6 +374,8 @@ def export(
     out_path: Path = typer.Option(..., "--out", "-o", help="Output file: .parquet, .jsonl or .csv."),
     fmt: Optional[str] = typer.Option(None, "--format", help="parquet, jsonl or csv (default: extension)."),
     manifest: Optional[Path] = typer.Option(None, help="Manifest path (default: OUT + .manifest.json)."),
+    include_duplicates: bool = typer.Option(False, "--include-duplicates",
+                                            help="Also export the other members of each chosen duplicate group."),
     workspace: Path = WS_OPT,
 ):
     """Export the last selection (from `sieve select`) and its manifest."""
@@ -313,23 +388,27 @@ def export(
         raise SieveError("no selection yet; run `sieve select --budget N` first")
     data = load_map(ws)
     params = SelectParams.from_dict(saved)
-    _export(ws, data, params, run_selection(ws, data, params), out_path, fmt, manifest)
+    _export(ws, data, params, run_selection(ws, data, params), out_path, fmt, manifest,
+            include_duplicates=include_duplicates)
 
 
-def _export(ws, data, params, selection, out_path, fmt, manifest_path):
+def _export(ws, data, params, selection, out_path, fmt, manifest_path, *, include_duplicates: bool = False):
     from .export import build_manifest, export_rows, format_for, write_manifest
-    from .metrics import selection_metrics
-    from .pipeline import map_by_label
+    from .pipeline import map_by_label, selection_report
 
     fmt = format_for(out_path, fmt)
     map_params = data.params or map_by_label(ws, data.keys.label)[1]
-    metrics = selection_metrics(data.labels, selection.positions, data.vectors)
+    metrics = selection_report(data, selection, params, vectors=len(selection) <= 20_000)
     path = export_rows(ws, selection, data.cluster_names, out_path, fmt,
-                       keep_text=data.dataset.text.template is not None)
+                       keep_text=data.dataset.text.template is not None, include_duplicates=include_duplicates)
     mpath = Path(manifest_path) if manifest_path else Path(str(path) + ".manifest.json")
-    man = build_manifest(data, map_params, params, selection, metrics, {"path": str(path), "format": fmt})
+    man = build_manifest(data, map_params, params, selection, metrics,
+                         {"path": str(path), "format": fmt, "include_duplicates": include_duplicates})
     write_manifest(mpath, man)
-    err.print(f"wrote {len(selection)} rows to {path}")
+    extra = ""
+    if include_duplicates and selection.duplicate_positions is not None:
+        extra = f" (+{len(selection.duplicate_positions)} duplicate(s) of them)"
+    err.print(f"wrote {len(selection)} rows{extra} to {path}")
     err.print(f"wrote manifest to {mpath.resolve()}")
     return man
 
@@ -364,9 +443,24 @@ def run(
     ascending: bool = SELECT_OPTS["ascending"],
     pin: Optional[str] = SELECT_OPTS["pin"],
     ban: Optional[str] = SELECT_OPTS["ban"],
+    dedup: str = DEPTH_OPTS["dedup"],
+    near_dup: float = DEPTH_OPTS["near_dup"],
+    mmr_lambda: float = DEPTH_OPTS["mmr_lambda"],
+    soft_noise: Optional[float] = DEPTH_OPTS["soft_noise"],
+    budget_unit: str = DEPTH_OPTS["budget_unit"],
+    tokenizer: str = DEPTH_OPTS["tokenizer"],
+    strata: Optional[str] = DEPTH_OPTS["strata"],
+    strata_bound: Optional[list[str]] = DEPTH_OPTS["strata_bound"],
+    reference: Optional[str] = DEPTH_OPTS["reference"],
+    reference_text: str = DEPTH_OPTS["reference_text"],
+    coverage_distance: float = DEPTH_OPTS["coverage_distance"],
+    leakage: str = DEPTH_OPTS["leakage"],
+    leakage_threshold: float = DEPTH_OPTS["leakage_threshold"],
     out_path: Path = typer.Option(..., "--out", "-o"),
     fmt: Optional[str] = typer.Option(None, "--format"),
     manifest: Optional[Path] = typer.Option(None),
+    include_duplicates: bool = typer.Option(False, "--include-duplicates",
+                                            help="Also export the other members of each chosen duplicate group."),
     workspace: Path = WS_OPT,
 ):
     """Everything: ingest -> embed -> map -> select -> export."""
@@ -380,7 +474,7 @@ def run(
     map_params = _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size,
                              min_samples, map_seed)
     sel_params = _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override,
-                                score_column, ascending, pin, ban)
+                                score_column, ascending, pin, ban, dedup=dedup, near_dup=near_dup, mmr_lambda=mmr_lambda, soft_noise=soft_noise, budget_unit=budget_unit, tokenizer=tokenizer, strata=strata, strata_bound=strata_bound, reference=reference, reference_text=reference_text, coverage_distance=coverage_distance, leakage=leakage, leakage_threshold=leakage_threshold)
     info, cached = do_ingest(ws, ingest_params)
     _print_dataset(info, cached)
     t0 = time.perf_counter()
@@ -390,8 +484,8 @@ def run(
     _print_clusters(mdata)
     selection = run_selection(ws, mdata, sel_params)
     ws.set_meta("selection", sel_params.to_dict())
-    _print_selection(mdata, selection)
-    _export(ws, mdata, sel_params, selection, out_path, fmt, manifest)
+    _print_selection(mdata, selection, sel_params)
+    _export(ws, mdata, sel_params, selection, out_path, fmt, manifest, include_duplicates=include_duplicates)
     err.print(f"done in {time.perf_counter() - t0:.1f} s")
 
 
@@ -414,7 +508,8 @@ def reproduce(
     ws = Workspace(workspace)
     with _progress() as (progress, on_stage):
         mdata, selection, _, sel_params = do_reproduce(ws, man, data, progress=progress, on_stage=on_stage)
-    new = _export(ws, mdata, sel_params, selection, out_path, fmt, manifest)
+    new = _export(ws, mdata, sel_params, selection, out_path, fmt, manifest,
+                  include_duplicates=bool(man.get("export", {}).get("include_duplicates", False)))
     if new["selected_row_ids"] != man["selected_row_ids"]:
         a, b = set(new["selected_row_ids"]), set(man["selected_row_ids"])
         raise SieveError(f"reproduced subset differs from the manifest: {len(a - b)} row(s) added, "

@@ -373,7 +373,8 @@ def fetch_rows(ws, row_ids, *, columns: Sequence[str] | None = None):
 EXPORT_MIME = {"parquet": "application/vnd.apache.parquet", "jsonl": "application/jsonl", "csv": "text/csv"}
 
 
-def export_bytes(ws, selection, cluster_names: Mapping[int, str], fmt: str, *, keep_text: bool = False) -> bytes:
+def export_bytes(ws, selection, cluster_names: Mapping[int, str], fmt: str, *, keep_text: bool = False,
+                 include_duplicates: bool = False) -> bytes:
     """The exported file's bytes (written to a temporary folder with core.export, then read)."""
     import tempfile
 
@@ -381,7 +382,8 @@ def export_bytes(ws, selection, cluster_names: Mapping[int, str], fmt: str, *, k
 
     fmt = format_for(f"x.{fmt}", fmt)
     with tempfile.TemporaryDirectory(prefix="sieve-export-") as tmp:
-        path = export_rows(ws, selection, dict(cluster_names), Path(tmp) / f"subset.{fmt}", fmt, keep_text=keep_text)
+        path = export_rows(ws, selection, dict(cluster_names), Path(tmp) / f"subset.{fmt}", fmt, keep_text=keep_text,
+                           include_duplicates=include_duplicates)
         return path.read_bytes()
 
 

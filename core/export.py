@@ -32,17 +32,41 @@ def format_for(path: Path | str, fmt: str | None = None) -> str:
     return _EXT[ext]
 
 
-def selection_table(selection, cluster_names: dict[int, str]):
-    """The selection as an Arrow table keyed by ``sieve_row_id``."""
+def selection_table(selection, cluster_names: dict[int, str], *, include_duplicates: bool = False):
+    """The selection as an Arrow table keyed by ``sieve_row_id``.
+
+    With duplicate groups (dedup) it has ``sieve_group_size`` (rows the chosen row stands
+    for: a training weight).  ``include_duplicates`` adds the other members of each
+    chosen row's group, with reason ``duplicate-of:<row id>``, rank 0 and the group size."""
     import pyarrow as pa
 
-    return pa.table({
-        "sieve_row_id": pa.array(np.asarray(selection.row_ids, dtype=np.int64)),
-        "sieve_cluster_id": pa.array(np.asarray(selection.clusters, dtype=np.int32)),
-        "sieve_cluster_name": pa.array([cluster_names.get(int(c), str(c)) for c in selection.clusters], pa.string()),
-        "sieve_rank": pa.array(np.asarray(selection.ranks, dtype=np.int32)),
-        "sieve_reason": pa.array(list(selection.reasons), pa.string()),
-    })
+    ids = np.asarray(selection.row_ids, dtype=np.int64)
+    clusters = np.asarray(selection.clusters, dtype=np.int32)
+    ranks = np.asarray(selection.ranks, dtype=np.int32)
+    reasons = list(selection.reasons)
+    sizes = getattr(selection, "group_sizes", None)
+    if include_duplicates and sizes is not None and selection.duplicate_positions is not None \
+            and len(selection.duplicate_positions):
+        dpos = np.asarray(selection.duplicate_positions, dtype=np.int64)
+        of = np.asarray(selection.duplicate_of, dtype=np.int64)
+        at = {int(r): i for i, r in enumerate(ids)}
+        idx = np.array([at[int(r)] for r in of], dtype=np.int64)
+        labels = selection.labels
+        ids = np.concatenate([ids, np.asarray(selection.duplicate_row_ids, dtype=np.int64)])
+        clusters = np.concatenate([clusters, clusters[idx] if labels is None else np.asarray(labels)[dpos].astype(np.int32)])
+        ranks = np.concatenate([ranks, np.zeros(len(dpos), np.int32)])
+        reasons = reasons + [f"duplicate-of:{int(r)}" for r in of]
+        sizes = np.concatenate([np.asarray(sizes), np.asarray(sizes)[idx]])
+    cols = {
+        "sieve_row_id": pa.array(ids),
+        "sieve_cluster_id": pa.array(clusters.astype(np.int32)),
+        "sieve_cluster_name": pa.array([cluster_names.get(int(c), str(c)) for c in clusters], pa.string()),
+        "sieve_rank": pa.array(ranks.astype(np.int32)),
+        "sieve_reason": pa.array(reasons, pa.string()),
+    }
+    if sizes is not None:
+        cols["sieve_group_size"] = pa.array(np.asarray(sizes, dtype=np.int64))
+    return pa.table(cols)
 
 
 def _copy_options(fmt: str) -> str:
@@ -50,13 +74,16 @@ def _copy_options(fmt: str) -> str:
 
 
 def export_rows(ws: Workspace, selection, cluster_names: dict[int, str], path: Path | str,
-                fmt: str | None = None, *, keep_text: bool = False) -> Path:
-    """Write the chosen rows to ``path`` atomically; returns the final path."""
+                fmt: str | None = None, *, keep_text: bool = False, include_duplicates: bool = False) -> Path:
+    """Write the chosen rows to ``path`` atomically; returns the final path.
+
+    ``include_duplicates``: also the other members of each chosen row's duplicate group
+    (reason ``duplicate-of:<row id>``, after the chosen rows of their cluster)."""
     path = Path(path).expanduser().resolve()
     fmt = format_for(path, fmt)
     if len(selection.row_ids) == 0:
         raise SieveError("the selection is empty; nothing to export")
-    sel = selection_table(selection, cluster_names)
+    sel = selection_table(selection, cluster_names, include_duplicates=include_duplicates)
     drop = "sieve_text_ok, sieve_text_hash" + ("" if keep_text else ", sieve_text")
     with ws.connect() as con, atomic_path(path) as tmp:
         con.register("sieve_sel", sel)
@@ -66,7 +93,8 @@ def export_rows(ws: Workspace, selection, cluster_names: dict[int, str], path: P
                 f"""COPY (
                     SELECT d.* EXCLUDE ({drop}), s.* EXCLUDE (sieve_row_id)
                     FROM {DATASET_TABLE} d JOIN sieve_sel s USING (sieve_row_id)
-                    ORDER BY s.sieve_cluster_id = -1, s.sieve_cluster_id, s.sieve_rank
+                    ORDER BY s.sieve_cluster_id = -1, s.sieve_cluster_id, s.sieve_rank = 0, s.sieve_rank,
+                             s.sieve_row_id
                 ) TO '{literal}' {_copy_options(fmt)}"""
             )
         finally:
@@ -139,6 +167,8 @@ def build_manifest(data, map_params, select_params, selection, metrics=None, exp
                     "n_clusters": len([c for c in data.clusters if c.id >= 0])},
         "label": {"params": mp["label"], "key": data.keys.label},
         "select": select_params.to_dict(),
+        "budget_unit": select_params.budget_unit,
+        "selection": _jsonable_stats(getattr(selection, "stats", {}) or {}),
         "clusters": per_cluster,
         "notes": list(data.notes) + list(selection.notes),
         "metrics": metrics.to_dict() if metrics is not None else None,
@@ -148,6 +178,12 @@ def build_manifest(data, map_params, select_params, selection, metrics=None, exp
         "selected_ids_sha256": ids_digest(selection.row_ids),
         "selected_row_ids": sorted(int(x) for x in selection.row_ids),
     }
+
+
+def _jsonable_stats(stats: dict) -> dict:
+    import json
+
+    return json.loads(json.dumps(stats, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
 def write_manifest(path: Path | str, manifest: dict) -> Path:

@@ -1,16 +1,30 @@
-"""Metrics: how a selection compares with the full set.
+"""Metrics: how a selection compares with the full set -- and with random subsets of
+the same size drawn from the same eligible rows (averaged over ``n_random`` seeds),
+so every number has its baseline beside it.
 
-None of these is quadratic in the dataset: the nearest-neighbour diversity works
-on the subset (sampled to at most ``max_rows`` query rows).
+* coverage: share of (non-noise) clusters with at least one chosen row
+* jsd: Jensen-Shannon divergence of the cluster distributions (0 = same mix)
+* nn_distance: mean cosine distance from a chosen row to its nearest other chosen row
+* facility: mean over a deterministic sample of all rows of max(0, highest cosine
+  similarity to a chosen row) -- how well the subset represents everything
+* dup_rate: share of chosen rows that are an exact (normalised text) or near
+  (cosine >= ``near_threshold``) duplicate of another chosen row
+* reference_coverage: share of reference rows within ``coverage_distance`` (cosine
+  distance) of a chosen row
+
+None of these is quadratic in the dataset: the vector metrics work on the subset
+(queries sampled to at most ``max_rows``) and on a sample of clients.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from .cluster import NOISE
+
+RANDOM_KEYS = ("coverage", "jsd", "nn_distance", "facility", "dup_rate", "reference_coverage")
 
 
 @dataclass
@@ -23,12 +37,39 @@ class SelectionMetrics:
     jsd: float  # Jensen-Shannon divergence (base 2, 0..1) of the cluster distributions
     nn_distance: float | None  # mean cosine distance to the nearest other chosen row
     nn_distance_random: float | None  # the same for random subsets of the same size
+    facility: float | None = None  # facility-location value (see the module docstring)
+    dup_rate: float | None = None  # share of chosen rows duplicating another chosen row
+    reference_coverage: float | None = None  # share of reference rows near a chosen row
+    random: dict = field(default_factory=dict)  # the same metrics, mean over random subsets
+    n_random: int = 0
+    near_threshold: float = 0.95
+    coverage_distance: float | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["counts_full"] = {str(k): v for k, v in self.counts_full.items()}
         d["counts_subset"] = {str(k): v for k, v in self.counts_subset.items()}
+        d["comparison"] = self.comparison()
         return d
+
+    def comparison(self) -> list[dict]:
+        """Rows of 'this subset vs random' for display: metric, subset, random, better."""
+        higher = {"coverage": True, "jsd": False, "nn_distance": True, "facility": True, "dup_rate": False,
+                  "reference_coverage": True}
+        names = {"coverage": "cluster coverage", "jsd": "JS divergence to the full set",
+                 "nn_distance": "mean NN distance (diversity)", "facility": "facility-location value",
+                 "dup_rate": "duplicate rate", "reference_coverage": "reference coverage"}
+        out = []
+        for k in RANDOM_KEYS:
+            mine, rnd = getattr(self, k), self.random.get(k)
+            if mine is None and rnd is None:
+                continue
+            better = None
+            if mine is not None and rnd is not None:
+                better = "subset" if (mine > rnd if higher[k] else mine < rnd) else ("tie" if mine == rnd else "random")
+            out.append({"metric": names[k], "key": k, "subset": mine, "random": rnd, "better": better,
+                        "higher_is_better": higher[k]})
+        return out
 
 
 def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
@@ -52,14 +93,11 @@ def coverage(labels: np.ndarray, chosen: np.ndarray) -> float:
     return len(hit) / len(groups) if groups else 0.0
 
 
-def mean_nn_distance(vectors: np.ndarray, idx: np.ndarray, *, max_rows: int = 4000, seed: int = 0,
-                     block: int = 2048) -> float | None:
-    """Mean cosine distance from each chosen row (up to ``max_rows`` sampled) to its nearest other chosen row."""
-    idx = np.asarray(idx)
-    if len(idx) < 2:
-        return None
+def _nn_sims(vectors: np.ndarray, idx: np.ndarray, *, max_rows: int, seed: int, block: int):
+    """(query indices into sorted idx, their highest similarity to another chosen row, sorted idx)."""
     rng = np.random.default_rng(seed)
-    base = np.asarray(vectors[np.sort(idx)], dtype=np.float32)
+    sidx = np.sort(np.asarray(idx))
+    base = np.asarray(vectors[sidx], dtype=np.float32)
     base /= np.maximum(np.linalg.norm(base, axis=1, keepdims=True), 1e-12)
     q_idx = np.arange(len(base))
     if len(base) > max_rows:
@@ -70,35 +108,138 @@ def mean_nn_distance(vectors: np.ndarray, idx: np.ndarray, *, max_rows: int = 40
         sims = base[qi] @ base.T
         sims[np.arange(len(qi)), qi] = -np.inf  # not itself
         best[start : start + block] = sims.max(axis=1)
+    return q_idx, best, sidx
+
+
+def mean_nn_distance(vectors: np.ndarray, idx: np.ndarray, *, max_rows: int = 4000, seed: int = 0,
+                     block: int = 2048) -> float | None:
+    """Mean cosine distance from each chosen row (up to ``max_rows`` sampled) to its nearest other chosen row."""
+    idx = np.asarray(idx)
+    if len(idx) < 2:
+        return None
+    _, best, _ = _nn_sims(vectors, idx, max_rows=max_rows, seed=seed, block=block)
     return float(np.mean(1.0 - best))
 
 
+def duplicate_rate(idx: np.ndarray, *, keys: np.ndarray | None = None, vectors: np.ndarray | None = None,
+                   near_threshold: float = 0.95, max_rows: int = 4000, seed: int = 0) -> float | None:
+    """Share of chosen rows (``max_rows`` sampled) with an exact-key or near (cosine >= threshold) twin among the chosen."""
+    idx = np.sort(np.asarray(idx, dtype=np.int64))
+    if len(idx) == 0 or (keys is None and vectors is None):
+        return None
+    dup = np.zeros(len(idx), bool)
+    if keys is not None:
+        k = np.asarray(keys)[idx]
+        _, inv, cnt = np.unique(k, return_inverse=True, return_counts=True)
+        dup |= cnt[inv] > 1
+    q = np.arange(len(idx))
+    if vectors is not None and len(idx) >= 2:
+        q, best, _ = _nn_sims(vectors, idx, max_rows=max_rows, seed=seed, block=2048)
+        return float(np.mean(dup[q] | (best >= near_threshold)))
+    return float(np.mean(dup[q]))
+
+
+def _nn_and_dups(vectors, idx, keys, near_threshold, seed, max_rows=4000):
+    """(mean NN distance, duplicate rate) from one nearest-neighbour pass."""
+    idx = np.asarray(idx, dtype=np.int64)
+    if len(idx) < 2:
+        return None, (duplicate_rate(idx, keys=keys) if keys is not None else (0.0 if len(idx) else None))
+    q, best, sidx = _nn_sims(vectors, idx, max_rows=max_rows, seed=seed, block=2048)
+    dup = best >= near_threshold
+    if keys is not None:
+        k = np.asarray(keys)[sidx]
+        _, inv, cnt = np.unique(k, return_inverse=True, return_counts=True)
+        dup |= (cnt[inv] > 1)[q]
+    return float(np.mean(1.0 - best)), float(np.mean(dup))
+
+
+def facility_clients(n: int, *, max_clients: int = 2000, seed: int = 0) -> np.ndarray:
+    """A deterministic sample of row positions the facility value is measured on."""
+    if n <= max_clients:
+        return np.arange(n)
+    return np.sort(np.random.default_rng([seed, 1234]).choice(n, max_clients, replace=False))
+
+
+def facility_score(vectors: np.ndarray, idx: np.ndarray, clients: np.ndarray) -> float | None:
+    """Mean over ``clients`` (positions) of max(0, highest cosine similarity to a chosen row)."""
+    from .nn import max_sim
+
+    idx = np.asarray(idx, dtype=np.int64)
+    if len(idx) == 0:
+        return None
+    best, _ = max_sim(vectors[np.asarray(clients)], vectors[np.sort(idx)])
+    return float(np.mean(np.maximum(best, 0.0)))
+
+
+def reference_coverage(reference: np.ndarray, vectors: np.ndarray, idx: np.ndarray, distance: float) -> float | None:
+    """Share of reference rows whose nearest chosen row is within ``distance`` (cosine)."""
+    from .nn import max_sim
+
+    idx = np.asarray(idx, dtype=np.int64)
+    if len(idx) == 0 or len(reference) == 0:
+        return None
+    best, _ = max_sim(reference, vectors[np.sort(idx)])
+    return float(np.mean(1.0 - best <= distance + 1e-7))
+
+
 def selection_metrics(labels: np.ndarray, chosen: np.ndarray, vectors: np.ndarray | None = None, *,
-                      eligible: np.ndarray | None = None, n_random: int = 5, seed: int = 0) -> SelectionMetrics:
+                      eligible: np.ndarray | None = None, n_random: int = 5, seed: int = 0,
+                      keys: np.ndarray | None = None, near_threshold: float = 0.95,
+                      reference: np.ndarray | None = None, coverage_distance: float = 0.3) -> SelectionMetrics:
     """``chosen``: positions into ``labels``/``vectors``.  The random baseline draws
-    ``len(chosen)`` rows from ``eligible`` (default: all rows), ``n_random`` times."""
+    ``len(chosen)`` rows from ``eligible`` (default: all rows), ``n_random`` times.
+
+    ``keys``: normalised-text hashes per row (exact duplicates in dup_rate);
+    ``reference``: reference vectors (reference_coverage).  Without ``vectors`` only the
+    label metrics (and the exact duplicate rate) are computed."""
     labels = np.asarray(labels)
     chosen = np.asarray(chosen, dtype=np.int64)
     groups = sorted(set(labels.tolist()))
     full = {c: int((labels == c).sum()) for c in groups}
     sub_labels = labels[chosen]
     sub = {c: int((sub_labels == c).sum()) for c in groups}
-    nn = nn_rand = None
-    if vectors is not None and len(chosen) >= 2:
-        nn = mean_nn_distance(vectors, chosen, seed=seed)
-        pool = np.arange(len(labels)) if eligible is None else np.asarray(eligible)
-        if len(pool) >= len(chosen):
-            rng = np.random.default_rng(seed + 1)
-            vals = [mean_nn_distance(vectors, rng.choice(pool, len(chosen), replace=False), seed=seed)
-                    for _ in range(n_random)]
-            nn_rand = float(np.mean(vals))
+    pool = np.arange(len(labels)) if eligible is None else np.asarray(eligible)
+    clients = facility_clients(len(labels), seed=seed) if vectors is not None else None
+    full_arr = np.array([full[c] for c in groups])
+
+    def measure(idx: np.ndarray) -> dict:
+        sl = labels[idx]
+        out = {"coverage": coverage(labels, idx),
+               "jsd": jensen_shannon(full_arr, np.array([int((sl == c).sum()) for c in groups]))}
+        if vectors is not None:
+            out["nn_distance"], out["dup_rate"] = _nn_and_dups(vectors, idx, keys, near_threshold, seed)
+            out["facility"] = facility_score(vectors, idx, clients)
+            if reference is not None:
+                out["reference_coverage"] = reference_coverage(reference, vectors, idx, coverage_distance)
+        elif keys is not None:
+            out["dup_rate"] = duplicate_rate(idx, keys=keys)
+        return out
+
+    mine = measure(chosen)
+    rand: dict = {}
+    n_done = 0
+    if len(pool) >= len(chosen) and len(chosen) > 0 and n_random > 0:
+        rng = np.random.default_rng(seed + 1)
+        runs = [measure(rng.choice(pool, len(chosen), replace=False)) for _ in range(n_random)]
+        n_done = len(runs)
+        for k in RANDOM_KEYS:
+            vals = [r[k] for r in runs if r.get(k) is not None]
+            if vals:
+                rand[k] = float(np.mean(vals))
     return SelectionMetrics(
         n_full=int(len(labels)),
         n_subset=int(len(chosen)),
         counts_full=full,
         counts_subset=sub,
-        coverage=coverage(labels, chosen),
-        jsd=jensen_shannon(np.array([full[c] for c in groups]), np.array([sub[c] for c in groups])),
-        nn_distance=nn,
-        nn_distance_random=nn_rand,
+        coverage=mine["coverage"],
+        jsd=mine["jsd"],
+        nn_distance=mine.get("nn_distance"),
+        nn_distance_random=rand.get("nn_distance"),
+        facility=mine.get("facility"),
+        dup_rate=mine.get("dup_rate"),
+        reference_coverage=mine.get("reference_coverage"),
+        random=rand,
+        n_random=n_done,
+        near_threshold=float(near_threshold),
+        coverage_distance=float(coverage_distance) if reference is not None else None,
     )

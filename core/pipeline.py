@@ -199,10 +199,53 @@ def score_values(ws: Workspace, column: str, row_ids: np.ndarray) -> np.ndarray:
     return values.to_numpy(zero_copy_only=False).astype(np.float64)
 
 
-def run_selection(ws: Workspace, data: MapData, params: SelectParams) -> Selection:
+def run_selection(ws: Workspace, data: MapData, params: SelectParams, *, encoder: Encoder | None = None) -> Selection:
+    """Apply ``params`` to a map, gathering what they need (scores, vectors, duplicate
+    groups, token counts, strata, soft membership, reference vectors) from the
+    workspace, where the expensive ones are cached.  ``encoder`` embeds the reference
+    set (default: the map's own model)."""
+    from . import select_inputs as si
+    from .select import VECTOR_PICKS
+
     scores = score_values(ws, params.score_column, data.row_ids) if params.score_column else None
-    vectors = data.vectors if params.pick in ("centroid", "diverse") else None
-    return select(data.labels, data.row_ids, params, vectors=vectors, scores=scores)
+    needs_vectors = params.pick in VECTOR_PICKS or params.dedup == "near" or params.leakage != "off"
+    vectors = data.vectors if needs_vectors else None
+    groups = si.duplicate_groups(ws, data, params) if params.dedup != "none" else None
+    tokens = si.token_counts(ws, data, params.tokenizer) if params.budget_unit == "tokens" else None
+    strata = si.strata_values(ws, params.strata_column, data.row_ids) if params.strata_column else None
+    reference = sims = None
+    if params.reference_path:
+        reference = si.reference_vectors(ws, data, params, encoder)
+        if params.leakage != "off":
+            sims = si.reference_sims(ws, data, reference, params.seed)
+    selection = select(data.labels, data.row_ids, params, vectors=vectors, scores=scores, groups=groups,
+                       token_counts=tokens, strata=strata, soft_labels=data.soft_labels,
+                       soft_strength=data.soft_strength, reference_vectors=reference, reference_sims=sims)
+    if params.dedup != "none":
+        selection.context["text_keys"] = si.text_keys(ws, data)
+    if reference is not None:
+        selection.context["reference_vectors"] = reference
+    return selection
+
+
+def selection_report(data: MapData, selection: Selection, params: SelectParams, *, vectors: bool = True,
+                     n_random: int = 5):
+    """The selection's metrics beside random subsets of the same size (``n_random`` seeds),
+    on the selection's own clusters (soft noise applied) and eligible rows (not banned).
+
+    ``vectors=False`` skips the vector metrics (diversity, facility value, near
+    duplicates, reference coverage), e.g. for very large subsets."""
+    from .metrics import selection_metrics
+
+    labels = selection.labels if selection.labels is not None else data.labels
+    eligible = None
+    if params.bans:
+        eligible = np.nonzero(~np.isin(data.row_ids, np.asarray(params.bans, dtype=np.int64)))[0]
+    ref = selection.context.get("reference_vectors")
+    return selection_metrics(labels, selection.positions, data.vectors if vectors else None, eligible=eligible,
+                             n_random=n_random, seed=params.seed, keys=selection.context.get("text_keys"),
+                             near_threshold=params.near_dup_threshold,
+                             reference=ref if vectors else None, coverage_distance=params.coverage_distance)
 
 
 def reproduce(
@@ -236,5 +279,5 @@ def reproduce(
     data_ = load_map(ws, keys)
     data_.params = map_params
     sel_params = SelectParams.from_dict(manifest["select"])
-    selection = run_selection(ws, data_, sel_params)
+    selection = run_selection(ws, data_, sel_params, encoder=encoder)
     return data_, selection, map_params, sel_params

@@ -443,6 +443,19 @@ SELECT_BAD = {
     "score_ascending": ["yes"],
     "pins": [("a",)],
     "bans": [("a",)],
+    "dedup": ["fuzzy", None],
+    "near_dup_threshold": [0, 1.5, -0.1, True, "0.9", float("nan")],
+    "mmr_lambda": [-0.1, 1.1, None],
+    "soft_noise_threshold": [-0.5, 2, "x"],
+    "budget_unit": ["bytes", None],
+    "tokenizer": ["gpt", None],
+    "strata_column": ["", 3],
+    "strata_bounds": [{"a": (3, 1)}, {"a": (-1, None)}, {"a": 5}, [1]],  # also: bounds without a column
+    "reference_path": ["", 5],
+    "reference_text": ["", None],
+    "coverage_distance": [-0.1, 3, None],
+    "leakage": ["maybe", "drop"],  # 'drop' without a reference_path
+    "leakage_threshold": [0, 1.2, None],
 }
 
 

@@ -1,0 +1,72 @@
+"""A reference (evaluation) set: its texts read with DuckDB like ingest reads data,
+embedded with the map's own model, cached as an artifact keyed by (model id, text
+column, file fingerprint).  Used for coverage of the reference by a subset and for
+the leakage check (candidate rows that are near-copies of reference rows).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .workspace import SieveError, Workspace, fetch_arrow, quote_ident, stage_key
+
+STAGE = "reference"
+
+
+def read_reference_texts(path: str, column: str = "text") -> tuple[list[str], str]:
+    """Non-empty texts of ``column`` in ``path`` (a file or glob) and the files' fingerprint."""
+    import duckdb
+
+    from .ingest import detect_format, fingerprint_files, reader_sql, resolve_sources
+
+    try:
+        paths = resolve_sources(path)
+    except SieveError as exc:
+        raise SieveError(f"reference_path: {exc}") from exc
+    fmt = detect_format(paths, None)
+    files = [str(p) for p in paths]
+    con = duckdb.connect(":memory:")
+    try:
+        try:
+            con.execute(f"CREATE TEMP TABLE ref AS SELECT * FROM {reader_sql(fmt)}", [files])
+        except duckdb.Error as exc:
+            raise SieveError(f"reference_path: could not read {files[0]} as {fmt}: "
+                             f"{str(exc).strip().splitlines()[0]}") from exc
+        cols = [r[0] for r in con.execute("DESCRIBE ref").fetchall()]
+        if column not in cols:
+            raise SieveError(f"reference_text: column {column!r} is not in {files[0]}; columns are "
+                             + ", ".join(repr(c) for c in cols[:20]))
+        q = quote_ident(column)
+        tbl = fetch_arrow(con, f"SELECT CAST({q} AS VARCHAR) FROM ref WHERE {q} IS NOT NULL "
+                               f"AND NOT regexp_matches(CAST({q} AS VARCHAR), '^\\s*$')")
+    finally:
+        con.close()
+    texts = tbl.column(0).to_pylist()
+    if not texts:
+        raise SieveError(f"reference_path: {files[0]} has no non-empty {column!r} text")
+    return texts, fingerprint_files(paths)
+
+
+def reference_vectors(ws: Workspace, path: str, column: str, model: str, *, encoder=None,
+                      normalize: bool = True, batch_size: int = 64, device: str = "auto") -> np.ndarray:
+    """(r, d) unit vectors of the reference texts, embedded with ``model`` (cached)."""
+    from .embed import embed_texts, load_encoder, model_id
+
+    texts, fingerprint = read_reference_texts(path, column)
+    mid = encoder.model_id if encoder is not None else model_id(model)
+    key = stage_key(STAGE, {"model": mid, "column": column, "normalize": normalize}, fingerprint)
+    if ws.has_artifact(STAGE, key):
+        arrays, _ = ws.load_artifact(STAGE, key, mmap=False)
+        return np.asarray(arrays["vectors"], dtype=np.float32)
+    if encoder is None:
+        encoder = load_encoder(model, device=device, normalize=normalize)
+    vecs = embed_texts(texts, encoder, batch_size)
+    if normalize:
+        n = np.linalg.norm(vecs, axis=1, keepdims=True)
+        vecs = vecs / np.where(n == 0, 1, n)
+    ws.save_artifact(STAGE, key, {"vectors": vecs.astype(np.float32)},
+                     {"model_id": mid, "column": column, "fingerprint": fingerprint,
+                      "source": str(Path(path)), "n_rows": len(texts)})
+    return vecs.astype(np.float32)
