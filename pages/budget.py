@@ -33,6 +33,19 @@ def _sizes(data) -> dict[int, int]:
     return {int(c): int(k) for c, k in zip(ids, cnt)}
 
 
+def _token_budget_widget(data, info) -> None:
+    from core.select_inputs import token_counts
+
+    ws = C.get_workspace()
+    total = int(np.asarray(token_counts(ws, data, C.ss().get(C.C_TOKENIZER, "model"))).sum())
+    if not C.ss().get(C.C_TOKEN_BUDGET):
+        C.ss()[C.C_TOKEN_BUDGET] = max(1, total // 10)
+    _persisted(st.number_input, f"Total budget (tokens; the whole set has {total:,})", C.W_TOKEN_BUDGET,
+               C.C_TOKEN_BUDGET, max(1, total // 10), min_value=1, step=1000,
+               help="Rows are taken in pick order while they fit; the total never exceeds this.")
+    st.text(f"tokens_total={total}")
+
+
 def _total_widgets(n: int, disabled: bool) -> None:
     C.ss()[C.C_BUDGET] = int(min(max(1, C.ss().get(C.C_BUDGET, C.default_budget(n))), n))
     for w in (C.W_BUDGET_SLIDER, C.W_BUDGET_NUMBER):
@@ -109,7 +122,7 @@ def _table(data, sizes: dict[int, int]) -> None:
 
 def _settings(data, info, sizes: dict[int, int]) -> None:
     from core.explore import column_kinds
-    from core.select import PICKS, POLICIES
+    from core.select import BUDGET_UNITS, PICKS, POLICIES, TOKENIZERS
 
     n = len(data.row_ids)
     n_clusters = len([c for c in sizes if c >= 0])
@@ -120,6 +133,18 @@ def _settings(data, info, sizes: dict[int, int]) -> None:
         C.ss()[C.C_PER_CLUSTER_MODE] = default_mode
     if C.ss().get(C.W_MODE, default_mode) not in modes:
         del C.ss()[C.W_MODE]
+    u1, u2 = st.columns(2)
+    unit = _persisted(u1.radio, "Budget unit", C.W_UNIT, C.C_UNIT, "rows", BUDGET_UNITS, horizontal=True,
+                      help="tokens: the budget (and min/max/overrides) count tokens; policies weigh each "
+                           "cluster's token mass.")
+    if unit == "tokens":
+        _persisted(u2.selectbox, "Tokenizer", C.W_TOKENIZER, C.C_TOKENIZER, "model", TOKENIZERS,
+                   help="model: the embedding model's own tokenizer; words: whitespace-separated words.")
+        modes = ("Automatic", "Table")
+        if C.ss().get(C.C_PER_CLUSTER_MODE) not in modes:
+            C.ss()[C.C_PER_CLUSTER_MODE] = default_mode
+        if C.ss().get(C.W_MODE, default_mode) not in modes:
+            del C.ss()[C.W_MODE]
     c1, c2, c3 = st.columns(3)
     mode = _persisted(c1.radio, "Per-cluster budgets", C.W_MODE, C.C_PER_CLUSTER_MODE, default_mode, modes,
                       horizontal=True,
@@ -129,20 +154,35 @@ def _settings(data, info, sizes: dict[int, int]) -> None:
                help="proportional: like the full set; equal: the same for every cluster; sqrt: in between.")
     noise = _persisted(c3.selectbox, "Unclustered rows", C.W_NOISE, C.C_NOISE, "include", NOISE_MODES,
                        help="include: treated as one more group; exclude: never picked; own budget: a fixed count.")
-    _total_widgets(n, disabled=(mode == "Sliders"))
+    if unit == "tokens":
+        _token_budget_widget(data, info)
+    else:
+        _total_widgets(n, disabled=(mode == "Sliders"))
     c1, c2, c3 = st.columns(3)
+    top = n if unit == "rows" else None
     if noise == "own budget":
-        _persisted(c1.number_input, "Unclustered budget (rows)", C.W_NOISE_BUDGET, C.C_NOISE_BUDGET, 0,
-                   min_value=0, max_value=int(sizes.get(-1, 0)), step=1)
-    _persisted(c2.number_input, "Min per cluster", C.W_MIN, C.C_MIN, 0, min_value=0, max_value=n, step=1)
-    _persisted(c3.number_input, "Max per cluster (0 = no cap)", C.W_MAX, C.C_MAX, 0, min_value=0, max_value=n, step=1)
+        _persisted(c1.number_input, f"Unclustered budget ({unit})", C.W_NOISE_BUDGET, C.C_NOISE_BUDGET, 0,
+                   min_value=0, max_value=int(sizes.get(-1, 0)) if unit == "rows" else None, step=1)
+    _persisted(c2.number_input, f"Min per cluster ({unit})", C.W_MIN, C.C_MIN, 0, min_value=0, max_value=top, step=1)
+    _persisted(c3.number_input, f"Max per cluster ({unit}; 0 = no cap)", C.W_MAX, C.C_MAX, 0, min_value=0,
+               max_value=top, step=1)
 
     st.subheader("Pick")
     c1, c2, c3, c4 = st.columns(4)
     pick = _persisted(c1.selectbox, "Method", C.W_PICK, C.C_PICK, "random", PICKS,
-                      help="random (seeded); centroid: nearest the cluster centre; diverse: k-center greedy; "
-                           "score: by a numeric column.")
+                      help="random (seeded); centroid / core: nearest the cluster centre; boundary: farthest "
+                           "from it; diverse: k-center greedy; facility: greedy facility location (represents "
+                           "the whole cluster); mmr: relevance vs. novelty; score: by a numeric column.")
     _persisted(c2.number_input, "Seed", C.W_SEED, C.C_SEED, 0, min_value=0, max_value=2**31 - 1, step=1)
+    if pick == "mmr":
+        _persisted(c3.slider, "MMR λ (relevance vs. novelty)", C.W_MMR_LAMBDA, C.C_MMR_LAMBDA, 0.5, 0.0, 1.0,
+                   step=0.05, help="1: the most relevant rows; near 0: each pick as unlike the others as possible.")
+        numeric = column_kinds(info.columns)["numeric"]
+        options = [""] + numeric
+        if C.ss().get(C.C_RELEVANCE, "") not in options:
+            C.ss()[C.C_RELEVANCE] = ""
+        _persisted(c4.selectbox, "Relevance", C.W_RELEVANCE, C.C_RELEVANCE, "", options,
+                   format_func=lambda c: "similarity to the centre" if c == "" else f"score: {c}")
     if pick == "score":
         numeric = column_kinds(info.columns)["numeric"]
         if not numeric:
@@ -152,6 +192,51 @@ def _settings(data, info, sizes: dict[int, int]) -> None:
                 C.ss()[C.C_SCORE_COLUMN] = numeric[0]
             _persisted(c3.selectbox, "Score column", C.W_SCORE, C.C_SCORE_COLUMN, numeric[0], numeric)
             _persisted(c4.checkbox, "Lowest first", C.W_ASCENDING, C.C_ASCENDING, False)
+    _depth_settings(data, info)
+
+
+def _depth_settings(data, info) -> None:
+    from core.explore import column_kinds
+    from core.select import DEDUP_MODES, LEAKAGE_MODES
+
+    st.subheader("Duplicates, noise and strata")
+    c1, c2, c3, c4 = st.columns(4)
+    dedup = _persisted(c1.selectbox, "Duplicates", C.W_DEDUP, C.C_DEDUP, "none", DEDUP_MODES,
+                       help="exact: rows with the same normalised text form one group; near: also rows of one "
+                            "cluster whose embeddings are nearly identical. A budget counts groups and picks one "
+                            "representative of each (its group size becomes sieve_group_size in the export).")
+    if dedup == "near":
+        _persisted(c2.number_input, "Near-duplicate similarity", C.W_NEAR_DUP, C.C_NEAR_DUP, 0.95, min_value=0.5,
+                   max_value=1.0, step=0.01, format="%.2f")
+    soft = _persisted(c3.checkbox, "Soft noise", C.W_SOFT_NOISE_ON, C.C_SOFT_NOISE_ON, False,
+                      help="Unclustered rows whose HDBSCAN soft membership reaches the threshold join their "
+                           "most likely cluster for this selection.")
+    if soft:
+        _persisted(c4.slider, "Soft membership ≥", C.W_SOFT_NOISE, C.C_SOFT_NOISE, 0.1, 0.0, 1.0, step=0.01)
+    kinds = column_kinds(info.columns)
+    text_col = info.text.column
+    options = [""] + [c for c in kinds["text"] + kinds["numeric"] if c != text_col]
+    if C.ss().get(C.C_STRATA, "") not in options:
+        C.ss()[C.C_STRATA] = ""
+    s1, _ = st.columns([1, 3])
+    _persisted(s1.selectbox, "Strata column", C.W_STRATA, C.C_STRATA, "", options,
+               format_func=lambda c: "none" if c == "" else c,
+               help="Split each cluster's budget across this column's values (e.g. source or language) "
+                    "by the same policy.")
+
+    with st.expander("Reference set: coverage and leakage", expanded=bool(C.ss().get(C.C_REFERENCE))):
+        r1, r2 = st.columns([3, 1])
+        _persisted(r1.text_input, "Reference / eval file (path on the server)", C.W_REFERENCE, C.C_REFERENCE, "",
+                   help="Embedded with the map's model. Coverage: share of its rows near a chosen row. "
+                        "Leakage: candidate rows that are near-copies of its rows.")
+        _persisted(r2.text_input, "Its text column", C.W_REFERENCE_TEXT, C.C_REFERENCE_TEXT, "text")
+        r1, r2, r3 = st.columns(3)
+        _persisted(r1.selectbox, "Leakage", C.W_LEAKAGE, C.C_LEAKAGE, "warn", LEAKAGE_MODES,
+                   help="warn: report rows that are near-copies of reference rows; drop: never pick them.")
+        _persisted(r2.number_input, "Leakage similarity", C.W_LEAKAGE_THRESHOLD, C.C_LEAKAGE_THRESHOLD, 0.95,
+                   min_value=0.5, max_value=1.0, step=0.01, format="%.2f")
+        _persisted(r3.number_input, "Coverage distance", C.W_COVERAGE_DISTANCE, C.C_COVERAGE_DISTANCE, 0.3,
+                   min_value=0.0, max_value=2.0, step=0.05, format="%.2f")
 
 
 def _allocation_table(data, sizes, selection) -> None:
@@ -170,6 +255,47 @@ def _allocation_table(data, sizes, selection) -> None:
                      "budget": selection.allocation.get(c, 0), "selected": int(chosen.get(c, 0)),
                      "pinned": int((pin_l == c).sum()), "banned": int((ban_l == c).sum())})
     st.table(pd.DataFrame(rows).set_index("cluster"))
+
+
+def _comparison(metrics) -> None:
+    """This subset vs random subsets of the same size, metric by metric."""
+    import pandas as pd
+
+    rows = metrics.comparison()
+    if not rows:
+        return
+    st.markdown(f"**This subset vs random** (mean of {metrics.n_random} random subsets of the same size from "
+                "the same eligible rows)")
+    arrow = {"subset": "✔ subset", "random": "random", "tie": "tie", None: ""}
+    df = pd.DataFrame([{"metric": r["metric"] + (" ↑" if r["higher_is_better"] else " ↓"),
+                        "this subset": None if r["subset"] is None else round(r["subset"], 4),
+                        "random": None if r["random"] is None else round(r["random"], 4),
+                        "better": arrow[r["better"]]} for r in rows]).set_index("metric")
+    st.dataframe(df, width="stretch")
+    st.text("vs_random " + " ".join(f"{r['key']}={r['subset'] if r['subset'] is None else round(r['subset'], 4)}/"
+                                    f"{r['random'] if r['random'] is None else round(r['random'], 4)}" for r in rows))
+
+
+def _depth_results(selection, params) -> None:
+    """One line per depth option that changed something (plain text for tests, a caption for people)."""
+    s = selection.stats
+    parts = []
+    if "soft_noise_moved" in s:
+        parts.append(f"soft_noise_moved={s['soft_noise_moved']}")
+    if "groups" in s:
+        parts.append(f"dedup_groups={s['groups']} duplicate_rows={s['duplicate_rows']}")
+    if "tokens_used" in s:
+        parts.append(f"tokens_used={s['tokens_used']} tokens_budget={s['tokens_budget']}")
+    if "leaked" in s:
+        parts.append(f"leaked={s['leaked']}")
+    if parts:
+        st.text(" ".join(parts))
+    if "soft_noise_moved" in s:
+        st.caption(f"Soft noise moved {s['soft_noise_moved']:,} unclustered row(s) into their most likely cluster.")
+    if "groups" in s:
+        st.caption(f"{s['duplicate_rows']:,} duplicate row(s) collapsed into {s['groups']:,} groups; the chosen rows "
+                   f"stand for {s.get('chosen_group_rows', len(selection)):,} rows "
+                   f"({s.get('chosen_duplicates', 0):,} duplicates can be exported with them on the Export page).")
 
 
 def _charts(data, sizes, selection, metrics) -> None:
@@ -193,6 +319,7 @@ def _charts(data, sizes, selection, metrics) -> None:
         if c3.button("Compute diversity", key=C.W_DIVERSITY):
             C.ss()[C.K_WANT_DIVERSITY] = True
             st.rerun()
+    _comparison(metrics)
     st.text(f"coverage={metrics.coverage:.4f} jsd={metrics.jsd:.4f} "
             f"nn_distance={metrics.nn_distance if metrics.nn_distance is None else round(metrics.nn_distance, 4)} "
             f"nn_distance_random="
@@ -257,11 +384,12 @@ def body() -> None:
 
         auto = {}
         if mode == "Sliders":
-            from core.select import select
+            from core.pipeline import run_selection
 
             p = C.params_from_state(data, info).to_dict()
-            p.update(overrides={}, bounds={}, pick="random", score_column=None, budget=int(C.ss()[C.C_BUDGET]))
-            auto = select(data.labels, data.row_ids, SelectParams.from_dict(p)).allocation
+            p.update(overrides={}, bounds={}, pick="random", score_column=None, budget=int(C.ss()[C.C_BUDGET]),
+                     reference_path=None, leakage="off")
+            auto = run_selection(ws, data, SelectParams.from_dict(p)).allocation
         st.subheader("Per-cluster budgets")
         if mode == "Sliders":
             st.caption("Each slider is that cluster's exact budget; the total is their sum. They start from the "
@@ -282,8 +410,11 @@ def body() -> None:
             f"pins={len(params.pins)} bans={len(params.bans)}")
     for note in selection.notes:
         st.warning(note)
+    _depth_results(selection, params)
     _charts(data, sizes, selection, metrics)
     st.subheader("Per-cluster allocation")
+    if params.budget_unit == "tokens":
+        st.caption("budget is in tokens; selected counts rows.")
     _allocation_table(data, sizes, selection)
     st.page_link(C.PAGE_EXPORT, label="Next: export the subset", icon=":material/download:")
 

@@ -84,6 +84,22 @@ C_TABLE = "sieve.c.cluster_table"  # {cluster id: (min, max, override)} of the t
 C_PICK = "sieve.c.pick"
 C_ASCENDING = "sieve.c.ascending"
 C_SEED = "sieve.c.seed"
+C_DEDUP = "sieve.c.dedup"
+C_NEAR_DUP = "sieve.c.near_dup_threshold"
+C_MMR_LAMBDA = "sieve.c.mmr_lambda"
+C_RELEVANCE = "sieve.c.mmr_relevance"  # a score column as the mmr relevance, or "" for the centre
+C_SOFT_NOISE_ON = "sieve.c.soft_noise_on"
+C_SOFT_NOISE = "sieve.c.soft_noise_threshold"
+C_UNIT = "sieve.c.budget_unit"
+C_TOKENIZER = "sieve.c.tokenizer"
+C_TOKEN_BUDGET = "sieve.c.token_budget"
+C_STRATA = "sieve.c.strata_column"
+C_REFERENCE = "sieve.c.reference_path"
+C_REFERENCE_TEXT = "sieve.c.reference_text"
+C_LEAKAGE = "sieve.c.leakage"
+C_LEAKAGE_THRESHOLD = "sieve.c.leakage_threshold"
+C_COVERAGE_DISTANCE = "sieve.c.coverage_distance"
+C_INCLUDE_DUPLICATES = "sieve.c.include_duplicates"
 C_FORMAT = "sieve.c.export_format"
 C_SAVE_PATH = "sieve.c.save_path"
 
@@ -93,6 +109,22 @@ W_BUDGET_NUMBER = "w.budget_number"
 W_ASCENDING = "w.ascending"
 W_BAN = "w.ban"
 W_CLEAR = "w.clear"
+W_COVERAGE_DISTANCE = "w.coverage_distance"
+W_DEDUP = "w.dedup"
+W_INCLUDE_DUPLICATES = "w.include_duplicates"
+W_LEAKAGE = "w.leakage"
+W_LEAKAGE_THRESHOLD = "w.leakage_threshold"
+W_MMR_LAMBDA = "w.mmr_lambda"
+W_NEAR_DUP = "w.near_dup"
+W_REFERENCE = "w.reference"
+W_REFERENCE_TEXT = "w.reference_text"
+W_RELEVANCE = "w.relevance"
+W_SOFT_NOISE = "w.soft_noise"
+W_SOFT_NOISE_ON = "w.soft_noise_on"
+W_STRATA = "w.strata"
+W_TOKEN_BUDGET = "w.token_budget"
+W_TOKENIZER = "w.tokenizer"
+W_UNIT = "w.budget_unit"
 W_CLEAR_BANS = "w.clear_bans"
 W_CLEAR_PINS = "w.clear_pins"
 W_COMPUTE = "w.compute"
@@ -321,28 +353,33 @@ def selected_ids() -> np.ndarray:
 
 
 def current_selection(ws: Workspace, data, params, *, diversity: bool | None = None) -> dict:
-    """Run core selection + metrics for ``params`` once per (map, params); cached in session state."""
-    from core.metrics import selection_metrics
-    from core.pipeline import run_selection
+    """Run core selection + metrics (beside random subsets of the same size) for ``params``
+    once per (map, params); cached in session state."""
+    from core.pipeline import run_selection, selection_report
 
     key = canonical_json({"map": ss().get(K_MAP_KEY), "params": params.to_dict()})
     cached = ss().get(K_SELECTION)
     if cached is None or cached["key"] != key:
-        selection = run_selection(ws, data, params)
+        encoder = reference_encoder(ws, data) if params.reference_path else None
+        selection = run_selection(ws, data, params, encoder=encoder)
         cached = {"key": key, "selection": selection, "metrics": None, "metrics_nn": False}
         ss()[K_SELECTION] = cached
     want_nn = diversity if diversity is not None else len(cached["selection"]) <= AUTO_DIVERSITY_MAX
     if cached["metrics"] is None or (want_nn and not cached["metrics_nn"]):
-        sel = cached["selection"]
-        eligible = None
-        if params.bans:
-            from core.explore import ids_in
-
-            eligible = np.nonzero(~ids_in(data.row_ids, params.bans))[0]
-        cached["metrics"] = selection_metrics(data.labels, sel.positions, data.vectors if want_nn else None,
-                                              eligible=eligible, seed=params.seed)
+        cached["metrics"] = selection_report(data, cached["selection"], params, vectors=bool(want_nn))
         cached["metrics_nn"] = bool(want_nn)
     return cached
+
+
+def reference_encoder(ws: Workspace, data):
+    """The map's own model (cached resource) for embedding a reference set."""
+    params = data.params
+    if params is None:
+        from core.pipeline import map_by_label
+
+        params = map_by_label(ws, data.keys.label)[1]
+    e = params.embed
+    return get_encoder(e.model, e.device, e.normalize)
 
 
 def params_from_state(data, info) -> Any:
@@ -350,7 +387,10 @@ def params_from_state(data, info) -> Any:
     from core.select import SelectParams
 
     n = len(data.row_ids)
+    unit = ss().get(C_UNIT, "rows")
     mode = ss().get(C_PER_CLUSTER_MODE, "Automatic")
+    if unit == "tokens" and mode == "Sliders":
+        mode = "Automatic"
     noise_mode = ss().get(C_NOISE, "include")
     noise: str | int = noise_mode
     if noise_mode == "own budget":
@@ -358,6 +398,8 @@ def params_from_state(data, info) -> Any:
     max_pc = int(ss().get(C_MAX, 0) or 0)
     overrides, bounds = {}, {}
     budget = int(ss().get(C_BUDGET, default_budget(n)))
+    if unit == "tokens":
+        budget = max(1, int(ss().get(C_TOKEN_BUDGET) or 1))
     if mode == "Sliders" and ss().get(C_SLIDERS):
         overrides = {int(c): int(v) for c, v in ss()[C_SLIDERS].items()}
         budget = max(1, sum(overrides.values()) + (int(noise) if isinstance(noise, int) and -1 not in overrides else 0))
@@ -369,11 +411,27 @@ def params_from_state(data, info) -> Any:
                 bounds[int(c)] = (None if lo is None else int(lo), None if hi is None else int(hi))
     score_column = ss().get(C_SCORE_COLUMN) or None
     pick = ss().get(C_PICK, "random")
+    if pick == "score":
+        score = score_column
+    elif pick == "mmr":
+        score = ss().get(C_RELEVANCE) or None
+    else:
+        score = None
+    reference = (ss().get(C_REFERENCE) or "").strip() or None
     return SelectParams(
-        budget=min(budget, n), policy=ss().get(C_POLICY, "equal"), pick=pick, seed=int(ss().get(C_SEED, 0)),
+        budget=min(budget, n) if unit == "rows" else budget, policy=ss().get(C_POLICY, "equal"), pick=pick,
+        seed=int(ss().get(C_SEED, 0)),
         noise=noise, min_per_cluster=int(ss().get(C_MIN, 0) or 0), max_per_cluster=max_pc or None,
-        overrides=overrides, bounds=bounds, score_column=score_column if pick == "score" else None,
+        overrides=overrides, bounds=bounds, score_column=score,
         score_ascending=bool(ss().get(C_ASCENDING, False)), pins=tuple(sorted(pins())), bans=tuple(sorted(bans())),
+        dedup=ss().get(C_DEDUP, "none"), near_dup_threshold=float(ss().get(C_NEAR_DUP, 0.95)),
+        mmr_lambda=float(ss().get(C_MMR_LAMBDA, 0.5)),
+        soft_noise_threshold=float(ss().get(C_SOFT_NOISE, 0.1)) if ss().get(C_SOFT_NOISE_ON) else None,
+        budget_unit=unit, tokenizer=ss().get(C_TOKENIZER, "model"), strata_column=ss().get(C_STRATA) or None,
+        reference_path=reference, reference_text=ss().get(C_REFERENCE_TEXT) or "text",
+        coverage_distance=float(ss().get(C_COVERAGE_DISTANCE, 0.3)),
+        leakage=ss().get(C_LEAKAGE, "warn") if reference else "off",
+        leakage_threshold=float(ss().get(C_LEAKAGE_THRESHOLD, 0.95)),
     )
 
 

@@ -25,18 +25,18 @@ def _manifest(data, params, result, fmt: str, export_info: dict) -> dict:
     return build_manifest(data, map_params, params, result["selection"], result["metrics"], export_info)
 
 
-def _file_builder(ws, selection, names: dict, fmt: str, keep_text: bool):
+def _file_builder(ws, selection, names: dict, fmt: str, keep_text: bool, include_duplicates: bool = False):
     """A no-argument callable for st.download_button: builds the file only on click
     (on another thread, so it touches no session state)."""
     from core.explore import export_bytes
 
     def build() -> bytes:
-        return export_bytes(ws, selection, names, fmt, keep_text=keep_text)
+        return export_bytes(ws, selection, names, fmt, keep_text=keep_text, include_duplicates=include_duplicates)
 
     return build
 
 
-def _save(ws, data, params, result, fmt: str, name: str) -> None:
+def _save(ws, data, params, result, fmt: str, name: str, include_duplicates: bool = False) -> None:
     """Export under the server's export folder (a web user names a file inside it, never a free path)."""
     from core.export import confine_path, export_rows, format_for, write_manifest
 
@@ -48,9 +48,11 @@ def _save(ws, data, params, result, fmt: str, name: str) -> None:
     path = confine_path(name, C.export_root(ws))
     fmt = format_for(path)  # the extension decides; an unknown one is a clear error
     keep_text = data.dataset.text.template is not None
-    out = export_rows(ws, result["selection"], data.cluster_names, path, fmt, keep_text=keep_text)
+    out = export_rows(ws, result["selection"], data.cluster_names, path, fmt, keep_text=keep_text,
+                      include_duplicates=include_duplicates)
     mpath = Path(str(out) + ".manifest.json")
-    write_manifest(mpath, _manifest(data, params, result, fmt, {"path": str(out), "format": fmt}))
+    write_manifest(mpath, _manifest(data, params, result, fmt, {"path": str(out), "format": fmt,
+                                                                "include_duplicates": include_duplicates}))
     ws.set_meta("selection", params.to_dict())  # `sieve export` in a shell now repeats this choice
     C.ss()[C.K_LAST_SAVE] = {"path": str(out), "manifest": str(mpath), "rows": len(result["selection"])}
 
@@ -85,6 +87,15 @@ def body() -> None:
     C.init_widget(C.W_FORMAT, C.C_FORMAT, FORMATS[0])
     fmt = st.radio("Format", FORMATS, key=C.W_FORMAT, horizontal=True, on_change=C.persist(C.W_FORMAT, C.C_FORMAT))
     C.ss()[C.C_FORMAT] = fmt
+    include_dups = False
+    if selection.group_sizes is not None:
+        n_dups = 0 if selection.duplicate_positions is None else len(selection.duplicate_positions)
+        C.init_widget(C.W_INCLUDE_DUPLICATES, C.C_INCLUDE_DUPLICATES, False)
+        include_dups = st.checkbox(f"Also export the {n_dups:,} other member(s) of the chosen duplicate groups "
+                                   "(reason duplicate-of:<row id>)", key=C.W_INCLUDE_DUPLICATES,
+                                   on_change=C.persist(C.W_INCLUDE_DUPLICATES, C.C_INCLUDE_DUPLICATES))
+        C.ss()[C.C_INCLUDE_DUPLICATES] = include_dups
+        st.caption("Each chosen row carries sieve_group_size: the rows it stands for (usable as a training weight).")
     file_name = f"sieve-subset-{n}.{fmt}"
     manifest_name = f"{file_name}.manifest.json"
     keep_text = data.dataset.text.template is not None
@@ -93,10 +104,11 @@ def body() -> None:
     st.subheader("Download")
     c1, c2 = st.columns(2)
     c1.download_button(f"Download {file_name}", data=_file_builder(ws, selection, dict(data.cluster_names), fmt,
-                                                                   keep_text),
+                                                                   keep_text, include_dups),
                        file_name=file_name, mime=EXPORT_MIME[fmt], key=C.W_DOWNLOAD, type="primary",
                        on_click="ignore", icon=":material/download:")
-    manifest = _manifest(data, params, result, fmt, {"file_name": file_name, "format": fmt})
+    manifest = _manifest(data, params, result, fmt, {"file_name": file_name, "format": fmt,
+                                                     "include_duplicates": include_dups})
     c2.download_button(f"Download {manifest_name}", data=json.dumps(manifest, indent=2, sort_keys=True),
                        file_name=manifest_name, mime="application/json", key=C.W_DOWNLOAD_MANIFEST,
                        on_click="ignore", icon=":material/description:")
@@ -116,7 +128,7 @@ def body() -> None:
                               key=C.W_SAVE_PATH, on_change=C.persist(C.W_SAVE_PATH, C.C_SAVE_PATH))
     C.ss()[C.C_SAVE_PATH] = path_text
     if st.button("Save", key=C.W_SAVE):
-        _save(ws, data, params, result, fmt, path_text)
+        _save(ws, data, params, result, fmt, path_text, include_dups)
     last = C.ss().get(C.K_LAST_SAVE)
     if last:
         st.success(f"Saved {last['rows']:,} rows to {last['path']} and the manifest to {last['manifest']}.")
