@@ -298,7 +298,7 @@ def test_budget_slider_changes_allocation(ui, workspace):
     for _ in range(5):
         ui.keyboard.press("ArrowRight")
     total = int(wait_text(ui, "budget_total", lambda v: int(v) == start + 5))
-    assert ui.get_by_role("spinbutton", name="Rows").input_value() == str(total)
+    assert ui.get_by_role("spinbutton", name="Rows", exact=True).input_value() == str(total)
     data = load_map_here(workspace)
     want = select(data.labels, data.row_ids, SelectParams(budget=total, policy="equal")).allocation
     got = {}
