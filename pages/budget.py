@@ -365,14 +365,11 @@ def _charts(data, sizes, selection, metrics) -> None:
 def body() -> None:
     st.title("Budget")
     ws = C.get_workspace()
-    info = C.current_dataset_or_none(ws)
+    info = C.dataset_or_guidance(ws)
     if info is None:
-        C.need("No dataset is loaded yet. Choose one on the Data page first.", C.PAGE_DATA, "Go to Data", ":material/description:")
         return
-    data = C.get_map(ws)
+    data = C.map_or_guidance(ws)
     if data is None:
-        C.need("There is no map of this dataset yet. Compute it on the Map page first.", C.PAGE_MAP,
-               "Go to Map", ":material/scatter_plot:")
         return
     sizes = _sizes(data)
     _settings(data, info, sizes)

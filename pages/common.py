@@ -293,6 +293,24 @@ def _sync_pins_bans(dataset_key: str) -> None:
             ss().pop(k, None)
 
 
+def dataset_or_guidance(ws: Workspace):
+    """The current dataset, or None after telling the user to load one (with a link)."""
+    info = current_dataset_or_none(ws)
+    if info is None:
+        need("No dataset is loaded yet. Choose one on the Data page first.", PAGE_DATA, "Go to Data",
+             ":material/description:")
+    return info
+
+
+def map_or_guidance(ws: Workspace):
+    """This session's map, or None after telling the user to compute one (with a link)."""
+    data = get_map(ws)
+    if data is None:
+        need("There is no map of this dataset yet. Compute it on the Map page first.", PAGE_MAP, "Go to Map",
+             ":material/scatter_plot:")
+    return data
+
+
 def get_map(ws: Workspace, label_key: str | None = None):
     """This session's map (or None).
 

@@ -60,14 +60,11 @@ def _save(ws, data, params, result, fmt: str, name: str, include_duplicates: boo
 def body() -> None:
     st.title("Export")
     ws = C.get_workspace()
-    info = C.current_dataset_or_none(ws)
+    info = C.dataset_or_guidance(ws)
     if info is None:
-        C.need("No dataset is loaded yet. Choose one on the Data page first.", C.PAGE_DATA, "Go to Data", ":material/description:")
         return
-    data = C.get_map(ws)
+    data = C.map_or_guidance(ws)
     if data is None:
-        C.need("There is no map of this dataset yet. Compute it on the Map page first.", C.PAGE_MAP,
-               "Go to Map", ":material/scatter_plot:")
         return
     params = C.ss().get(C.K_SELECT_PARAMS)
     if params is None:

@@ -413,9 +413,8 @@ def _explore(ws, data) -> None:
 def body() -> None:
     st.title("Map")
     ws = C.get_workspace()
-    info = C.current_dataset_or_none(ws)
+    info = C.dataset_or_guidance(ws)
     if info is None:
-        C.need("No dataset is loaded yet. Choose one on the Data page first.", C.PAGE_DATA, "Go to Data", ":material/description:")
         return
     data = C.get_map(ws)
     st.caption(f"Dataset: {info.n_rows:,} rows ({info.n_embeddable:,} to embed) from "
