@@ -11,6 +11,7 @@ Screenshots go to $SIEVE_SHOTS (default /tmp/sieve-shots), outside git.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -50,12 +51,13 @@ def workspace(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("browser") / "ws"
 
 
-@pytest.fixture(scope="module")
-def app_url(workspace):
+@contextlib.contextmanager
+def running_app(env_extra: dict, log_name: str):
+    """A fresh `streamlit run app.py` on a free port (env + ``env_extra``); yields its URL."""
     port = _free_port()
-    env = dict(os.environ, SIEVE_WORKSPACE=str(workspace))
+    env = dict(os.environ, **env_extra)
     SHOTS.mkdir(parents=True, exist_ok=True)
-    log = open(SHOTS / "streamlit.log", "w")
+    log = open(SHOTS / log_name, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none",
@@ -82,6 +84,12 @@ def app_url(workspace):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(workspace):
+    with running_app({"SIEVE_WORKSPACE": str(workspace)}, "streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

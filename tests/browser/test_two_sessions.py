@@ -4,28 +4,19 @@ lock error or the other's state."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from tests.app_fixtures import build_small_map
 from tests.browser.test_browser import (  # noqa: F401  (fixtures and helpers shared with the main flow)
-    CHROMIUM,
-    REPO,
-    SHOTS,
     _chromium_present,
-    _free_port,
     axis_ranges,
     browser_context_args,
     browser_type_launch_args,
     drag_mode,
     goto,
     plotly_selections,
+    running_app,
     text_value,
     to_px,
     wait_chart,
@@ -38,31 +29,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
     ws, data = build_small_map(tmp_path_factory.mktemp("two-sessions") / "ws")
-    port = _free_port()
-    env = dict(os.environ, SIEVE_WORKSPACE=str(ws.root), SIEVE_LOCK_TIMEOUT="600")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    log = open(SHOTS / "streamlit-two-sessions.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
-         "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none",
-         "--browser.gatherUsageStats", "false"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            pass
-        assert time.time() < deadline and proc.poll() is None, f"streamlit did not start; see {log.name}"
-        time.sleep(0.3)
-    yield ws, data, url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    env = {"SIEVE_WORKSPACE": str(ws.root), "SIEVE_LOCK_TIMEOUT": "600"}
+    with running_app(env, "streamlit-two-sessions.log") as url:
+        yield ws, data, url
 
 
 def _open(browser, url):
