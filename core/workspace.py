@@ -10,6 +10,7 @@ or not at all; ``meta.json`` inside it names the parent artifact (lineage).
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -78,7 +79,45 @@ def stage_key(stage: str, params: Any, parent: str | None) -> str:
 
 
 def _tmp_sibling(path: Path) -> Path:
+    sweep_stale_temps(path)
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def sweep_stale_temps(path: Path | str) -> list[Path]:
+    """Remove temp files/folders beside ``path`` left by writers that were killed.
+
+    A temp name carries its writer's pid (``.NAME.tmp-PID-xxxx``); it is removed only
+    when that process no longer exists, so a concurrent writer's file is never touched.
+    Returns what was removed."""
+    path = Path(path)
+    removed: list[Path] = []
+    try:
+        candidates = list(path.parent.glob(f".{glob.escape(path.name)}.tmp-*"))
+    except OSError:
+        return removed
+    for tmp in candidates:
+        pid_text = tmp.name.rsplit(".tmp-", 1)[-1].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+            continue
+        try:
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
 
 
 def _atomic_write(path: Path | str, write) -> Path:

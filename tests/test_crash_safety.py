@@ -10,6 +10,7 @@ corrupts nothing.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -174,4 +175,26 @@ def test_sigkill_during_export_never_leaves_a_partial_file(fmt, tmp_path):
         leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(f".out{trial}")]
         for p in leftovers:  # a killed writer may leave its temp file, never the final name
             assert ".tmp-" in p.name
+        if leftovers:  # the next write of that path sweeps the dead writer's temp file
+            from core.workspace import atomic_write_bytes
+
+            atomic_write_bytes(out, b"x")
+            assert not [p for p in tmp_path.iterdir() if p.name.startswith(f".out{trial}")]
+            out.unlink()
     assert "absent" in outcomes, outcomes  # at least one kill landed mid-write
+
+
+def test_sweep_keeps_live_writers_temp_files(tmp_path):
+    from core.workspace import sweep_stale_temps
+
+    target = tmp_path / "out.parquet"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".out.parquet.tmp-{dead_pid}-abcd1234"
+    live = tmp_path / f".out.parquet.tmp-{os.getppid()}-abcd1234"  # our parent is alive
+    mine = tmp_path / f".out.parquet.tmp-{os.getpid()}-abcd1234"
+    other = tmp_path / f".other.parquet.tmp-{dead_pid}-abcd1234"
+    for p in (stale, live, mine, other):
+        p.write_bytes(b"partial")
+    assert sweep_stale_temps(target) == [stale]
+    assert live.exists() and mine.exists() and other.exists() and not stale.exists()
