@@ -179,6 +179,12 @@ def workspace_root() -> str:
     return os.environ.get("SIEVE_WORKSPACE") or DEFAULT_WORKSPACE
 
 
+def data_root() -> Path | None:
+    """Server mode: $SIEVE_DATA_DIR is the only folder the Data page's path box may read."""
+    root = os.environ.get("SIEVE_DATA_DIR")
+    return Path(root).expanduser().resolve() if root else None
+
+
 def export_root(ws: Workspace) -> Path:
     """Where "Save" may write on the server: $SIEVE_EXPORT_DIR, else <workspace>/exports."""
     return Path(os.environ.get("SIEVE_EXPORT_DIR") or (ws.root / "exports")).expanduser().resolve()

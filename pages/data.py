@@ -68,10 +68,18 @@ def _source(ws) -> str | None:
         return str(C.SAMPLE_PATH)
     if kind == SOURCES[1]:
         C.init_widget(C.W_SOURCE_PATH, C.C_SOURCE_PATH, "")
-        path = st.text_input("File path or glob (CSV, TSV, JSON, JSONL, Parquet)", key=C.W_SOURCE_PATH,
-                             placeholder="/data/prompts/*.parquet",
+        data_root = C.data_root()
+        where = f", relative to `{data_root}`" if data_root else ""
+        path = st.text_input(f"File path or glob (CSV, TSV, JSON, JSONL, Parquet){where}", key=C.W_SOURCE_PATH,
+                             placeholder="prompts/*.parquet" if data_root else "/data/prompts/*.parquet",
                              on_change=C.persist(C.W_SOURCE_PATH, C.C_SOURCE_PATH))
-        return path.strip() or None
+        if not path.strip():
+            return None
+        if data_root:
+            from core.ingest import confine_source
+
+            return confine_source(path, data_root)
+        return path.strip()
     up = st.file_uploader("Upload a file", type=UPLOAD_TYPES, key=C.W_UPLOAD)
     if up is None:
         return None

@@ -92,6 +92,27 @@ def test_data_page_bad_path_is_one_line_error(empty_env):
     assert any("no file matches" in e.value for e in at.error)
 
 
+def test_data_page_path_box_is_confined_to_the_data_dir(empty_env, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "rows.csv").write_text("prompt\nhello world\nsecond row\n")
+    (tmp_path / "secret.csv").write_text("prompt\nsecret\n")
+    monkeypatch.setenv("SIEVE_DATA_DIR", str(data))
+    at = new_app().run()
+    at.radio(key="w.source_kind").set_value("Path or glob").run()
+    at.text_input(key="w.source_path").input(str(tmp_path / "secret.csv")).run()
+    assert not at.exception
+    assert any("must be relative to the data folder" in e.value for e in at.error)
+    at.text_input(key="w.source_path").input("../secret.csv").run()
+    assert any("must not contain '..'" in e.value for e in at.error)
+    at.text_input(key="w.source_path").input("rows.csv").run()
+    no_errors(at)
+    at.selectbox(key="w.text_column").set_value("prompt").run()
+    at.button(key="w.load").click().run()
+    no_errors(at)
+    assert text_value(at, "rows") == "2"
+
+
 def test_data_page_loads_a_path_with_template(empty_env, tmp_path):
     import pyarrow as pa
 

@@ -101,6 +101,28 @@ def test_export_path_cannot_escape_through_a_symlink(tmp_path):
         confine_path("link/escaped.csv", root)
 
 
+@pytest.mark.parametrize("bad", ["/etc/passwd", "../outside.csv", "a/../../x.csv", "~/x.csv", "", "link/*.csv"])
+def test_data_paths_are_confined_in_server_mode(bad, tmp_path):
+    from core.ingest import confine_source
+
+    root = tmp_path / "data"
+    root.mkdir()
+    (tmp_path / "secret.csv").write_text("text\nsecret\n")
+    (root / "link").symlink_to(tmp_path)  # a symlink out of the data folder
+    with pytest.raises(SieveError):
+        confine_source(bad, root)
+
+
+def test_data_path_inside_is_allowed(tmp_path):
+    from core.ingest import confine_source
+
+    root = tmp_path / "data"
+    (root / "sub").mkdir(parents=True)
+    for name in ("a.csv", "b.csv"):
+        (root / "sub" / name).write_text("text\nhello\n")
+    assert confine_source("sub/*.csv", root) == str(root.resolve() / "sub/*.csv")
+
+
 def test_ids_from_filter_are_numpy_int64(table):
     ids = filter_rows(table, "quality < 1")
     assert ids.dtype == np.int64 and ids.tolist() == [0, 1, 2, 3]
