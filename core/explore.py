@@ -165,6 +165,18 @@ def selection_mask(
 # -- what to draw -----------------------------------------------------------------------
 
 
+def _codes_counts(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(labels, return_inverse=True, return_counts=True)``, by counting for cluster ids."""
+    labels = np.asarray(labels)
+    if len(labels) and labels.dtype.kind in "iu" and labels.min() >= -1 and labels.max() < 10_000_000:
+        shifted = labels.astype(np.int64) + 1
+        cnt = np.bincount(shifted)
+        present = cnt > 0
+        return (np.nonzero(present)[0] - 1).astype(labels.dtype), (np.cumsum(present) - 1)[shifted], cnt[present]
+    groups, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    return groups, inverse.ravel(), counts
+
+
 def draw_sample(labels, max_points: int = 100_000, seed: int = 0, *, min_keep: int = 200) -> np.ndarray:
     """Sorted positions of at most ``max_points`` rows to draw.
 
@@ -181,11 +193,11 @@ def draw_sample(labels, max_points: int = 100_000, seed: int = 0, *, min_keep: i
         raise ValueError("max_points must be positive")
     if n <= max_points:
         return np.arange(n, dtype=np.int64)
-    groups, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    groups, inverse, counts = _codes_counts(labels)
     sizes = {int(g): int(c) for g, c in zip(groups, counts)}
     floor = min(int(min_keep), max_points // max(len(groups), 1))
     alloc = allocate(sizes, int(max_points), "proportional", lower={g: min(s, floor) for g, s in sizes.items()})
-    order = np.argsort(inverse, kind="stable")
+    order = np.argsort(inverse.astype(np.uint16) if len(groups) < 2**16 else inverse, kind="stable")  # radix
     starts = np.concatenate([[0], np.cumsum(counts)])
     out = []
     for j, g in enumerate(groups.tolist()):
@@ -225,6 +237,16 @@ def snippet(text: Any, length: int = 80) -> str:
     return html.escape(s, quote=True)
 
 
+def _counts(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(labels, return_counts=True)``; by counting for cluster ids (small integers >= -1)."""
+    labels = np.asarray(labels)
+    if len(labels) and labels.dtype.kind in "iu" and labels.min() >= -1 and labels.max() < 10_000_000:
+        cnt = np.bincount(labels.astype(np.int64) + 1)
+        present = np.nonzero(cnt)[0]
+        return (present - 1).astype(labels.dtype), cnt[present]
+    return np.unique(labels, return_counts=True)
+
+
 def selection_summary(labels, mask_or_positions, names: Mapping[int, str] | None = None) -> dict:
     """Rows selected and the clusters they touch, biggest first.
 
@@ -240,8 +262,8 @@ def selection_summary(labels, mask_or_positions, names: Mapping[int, str] | None
     names = names or {}
     out = []
     if len(chosen):
-        ids, cnt = np.unique(chosen, return_counts=True)
-        full_ids, full_cnt = np.unique(labels, return_counts=True)
+        ids, cnt = _counts(chosen)
+        full_ids, full_cnt = _counts(labels)
         full = dict(zip(full_ids.tolist(), full_cnt.tolist()))
         for c, k in sorted(zip(ids.tolist(), cnt.tolist()), key=lambda t: (-t[1], t[0])):
             out.append({"id": int(c), "name": names.get(int(c), str(c)), "count": int(k),
@@ -265,8 +287,24 @@ def cluster_table(clusters: Iterable[Any], n_total: int | None = None) -> list[d
 def ids_in(row_ids: np.ndarray, ids: Iterable[int]) -> np.ndarray:
     """Mask over ``row_ids`` (sorted) of the given ids."""
     row_ids = np.asarray(row_ids, dtype=np.int64)
-    ids = np.asarray(sorted(set(int(i) for i in ids)), dtype=np.int64)
-    return np.isin(row_ids, ids, assume_unique=True) if len(ids) else np.zeros(len(row_ids), bool)
+    if isinstance(ids, np.ndarray):
+        ids = ids.astype(np.int64, copy=False).ravel()
+        if len(ids) > 1 and not (ids[1:] >= ids[:-1]).all():
+            ids = np.sort(ids)
+        if len(ids) > 1:
+            ids = ids[np.r_[True, ids[1:] != ids[:-1]]]
+    else:
+        ids = np.asarray(sorted(set(int(i) for i in ids)), dtype=np.int64)
+    if not len(ids) or not len(row_ids):
+        return np.zeros(len(row_ids), bool)
+    if len(row_ids) < 2 or (row_ids[1:] > row_ids[:-1]).all():  # sorted (the map's order): a binary search
+        loc = np.searchsorted(row_ids, ids)
+        hit = loc < len(row_ids)
+        hit[hit] = row_ids[loc[hit]] == ids[hit]
+        out = np.zeros(len(row_ids), bool)
+        out[loc[hit]] = True
+        return out
+    return np.isin(row_ids, ids, assume_unique=True)
 
 
 def column_kinds(columns: Mapping[str, str]) -> dict[str, list[str]]:

@@ -28,6 +28,10 @@ Depth options (all in :class:`SelectParams`, all recorded in the manifest):
   interleaved (cell ranks round-robin) in the cluster's output order.
 * ``reference_path`` / ``leakage``: candidate rows with cosine similarity >=
   ``leakage_threshold`` to a reference row are reported ('warn') or banned ('drop').
+* ``algo_version``: 2 (new params) runs 'diverse' on a seeded candidate pool of
+  ``max(DIVERSE_POOL_MIN, DIVERSE_POOL_FACTOR * k)`` rows per cluster (fast at 1M rows;
+  the same ids as 1 when every cluster fits the pool); 1 (a dict without the field, i.e.
+  an older manifest) is the original exact greedy.  See docs/SELECTION.md.
 """
 
 from __future__ import annotations
@@ -55,6 +59,14 @@ MISSING_STRATUM = "(missing)"
 
 FACILITY_MAX_CLIENTS = 1000  # rows of a cluster that the facility objective is evaluated on
 FACILITY_MAX_CANDIDATES = 10_000  # candidates evaluated per cluster (a deterministic sample beyond)
+
+# Versions of the pick algorithms.  1: the original exact k-center greedy for pick='diverse'
+# (what a manifest without ``algo_version`` replays).  2: k-center greedy on a seeded
+# candidate pool of bounded size per cluster, with float32 matrix-vector updates (fast at 1M rows).
+ALGO_VERSIONS = (1, 2)
+ALGO_VERSION = 2  # the default for new parameters
+DIVERSE_POOL_MIN = 1024  # algo_version 2: candidates per cluster (or strata cell) 'diverse' runs on, at least ...
+DIVERSE_POOL_FACTOR = 8  # ... and at least this many per row to pick (all candidates when fewer)
 
 
 def _int_keys(d: Mapping | None, what: str) -> dict:
@@ -129,6 +141,9 @@ class SelectParams:
     coverage_distance: float = 0.3  # a reference row is covered if a chosen row is within this cosine distance
     leakage: str = "off"  # off | warn | drop: candidate rows that are near-copies of reference rows
     leakage_threshold: float = 0.95  # cosine similarity to a reference row that counts as leakage
+    # Pick algorithm version (see ALGO_VERSIONS).  New params get the fast one; a dict
+    # without this field (an older manifest) gets 1, so it replays the same rows.
+    algo_version: int = ALGO_VERSION
 
     def __post_init__(self):
         if isinstance(self.budget, bool) or not isinstance(self.budget, (int, np.integer)) or self.budget < 1:
@@ -205,6 +220,10 @@ class SelectParams:
         self.leakage_threshold = _fraction(self.leakage_threshold, "leakage_threshold", lo_open=True)
         if self.leakage != "off" and not self.reference_path:
             raise SieveError(f"leakage={self.leakage!r} needs a reference_path (the evaluation set)")
+        if isinstance(self.algo_version, bool) or not isinstance(self.algo_version, (int, np.integer)) \
+                or self.algo_version not in ALGO_VERSIONS:
+            raise SieveError(f"algo_version must be one of {ALGO_VERSIONS}, got {self.algo_version!r}")
+        self.algo_version = int(self.algo_version)
 
     @property
     def unit(self) -> str:
@@ -224,7 +243,7 @@ class SelectParams:
             "strata_bounds": {k: list(v) for k, v in sorted(self.strata_bounds.items())},
             "reference_path": self.reference_path, "reference_text": self.reference_text,
             "coverage_distance": self.coverage_distance, "leakage": self.leakage,
-            "leakage_threshold": self.leakage_threshold,
+            "leakage_threshold": self.leakage_threshold, "algo_version": self.algo_version,
         }
 
     @classmethod
@@ -235,6 +254,7 @@ class SelectParams:
                               for k, v in (d.get("strata_bounds") or {}).items()}
         d["pins"] = tuple(d.get("pins") or ())
         d["bans"] = tuple(d.get("bans") or ())
+        d.setdefault("algo_version", 1)  # written before versions existed: the original algorithms
         unknown = sorted(set(d) - {f for f in cls.__dataclass_fields__})
         if unknown:
             raise SieveError(f"unknown selection parameter(s) {unknown}; is this manifest from a newer Sieve?")
@@ -464,6 +484,130 @@ def pick_diverse(candidates: np.ndarray, k: int, vectors: np.ndarray, centroid: 
     return candidates[np.asarray(chosen, dtype=np.int64)]
 
 
+def diverse_pool_size(n: int, k: int, cost: np.ndarray | None = None, capacity: int | None = None) -> int:
+    """How many candidates the fast 'diverse' pick (algo_version 2) runs on: all of them up to
+    ``DIVERSE_POOL_MIN``, else ``max(DIVERSE_POOL_MIN, DIVERSE_POOL_FACTOR * k)`` (k estimated
+    from the median cost for a token budget)."""
+    if cost is not None and capacity is not None and len(cost):
+        k = int(math.ceil(max(0, capacity) / max(1.0, float(np.median(cost))))) + 1
+    return int(min(n, max(DIVERSE_POOL_MIN, DIVERSE_POOL_FACTOR * max(k, 0))))
+
+
+def pick_diverse_pool(candidates: np.ndarray, k: int, rows, centroid: np.ndarray, order: np.ndarray,
+                      seeds: np.ndarray | None = None, *, cost: np.ndarray | None = None,
+                      capacity: int | None = None, pool_size: int | None = None) -> np.ndarray:
+    """k-center greedy on a bounded candidate pool (``pick='diverse'``, algo_version 2).
+
+    The pool is the first :func:`diverse_pool_size` candidates in the seeded random
+    ``order`` (a rank per candidate; all candidates when there are few).  On the pool it
+    is exactly the farthest-point greedy of :func:`pick_diverse` -- starting from the
+    seeds (pins), else from the candidate nearest ``centroid``; each step takes the open
+    candidate whose highest cosine similarity to the rows chosen so far is lowest (for
+    unit vectors: the farthest, ties to the first candidate) -- kept up to date with one
+    float32 matrix-vector product per pick, so a pick costs ``pool x dim``, not
+    ``cluster x dim``.  ``rows[positions]`` gives unit vectors.  If a token budget
+    outlasts the pool, the other candidates follow in ``order`` while they fit."""
+    n = len(candidates)
+    if k <= 0 or n == 0:
+        return candidates[:0]
+    order = np.asarray(order)
+    size = diverse_pool_size(n, k, cost, capacity) if pool_size is None else int(min(n, pool_size))
+    by_rank = np.argsort(order, kind="stable")
+    pool = np.arange(n) if size >= n else np.sort(by_rank[:size])
+    rest = by_rank[size:] if size < n else np.zeros(0, np.int64)
+    V = rows[candidates[pool]]
+    pc = None if cost is None or capacity is None else np.asarray(cost, dtype=np.int64)[pool]
+    b = _Budget(len(pool), k, pc, capacity)
+    chosen: list[int] = []
+    if seeds is not None and len(seeds):
+        S = rows[np.asarray(seeds, dtype=np.int64)]
+        maxsim = np.full(len(pool), -np.inf, dtype=np.float32)
+        for s in range(0, len(S), 1024):
+            np.maximum(maxsim, (V @ S[s : s + 1024].T).max(axis=1), out=maxsim)
+    else:
+        d = np.linalg.norm(V - centroid, axis=1)
+        first = next((int(i) for i in np.lexsort((candidates[pool], d)) if b.open[i]), None)
+        if first is None:
+            return candidates[:0]
+        chosen.append(first)
+        b.take(first)
+        maxsim = V @ V[first]
+    maxsim = np.asarray(maxsim, dtype=np.float32)
+    maxsim[~b.open] = np.inf
+    tmp = np.empty(len(pool), dtype=np.float32)
+    if b.cost is None:  # rows: a plain loop (no per-step scan of the open set)
+        dot, maximum, inf = np.dot, np.maximum, np.inf
+        for _ in range(min(k, len(pool)) - len(chosen)):
+            nxt = int(maxsim.argmin())  # the farthest open candidate; ties -> the first
+            chosen.append(nxt)
+            dot(V, V[nxt], out=tmp)
+            maximum(maxsim, tmp, out=maxsim)
+            maxsim[nxt] = inf
+        b.taken = len(chosen)
+    while b.cost is not None and not b.done():
+        nxt = int(np.argmin(maxsim))
+        chosen.append(nxt)
+        b.take(nxt)
+        np.dot(V, V[nxt], out=tmp)
+        np.maximum(maxsim, tmp, out=maxsim)
+        maxsim[~b.open] = np.inf
+    out = candidates[pool[np.asarray(chosen, dtype=np.int64)]]
+    if len(rest) and b.taken < k and (b.left is None or b.left > 0):
+        more = _static(candidates[rest], np.arange(len(rest)), k - b.taken,
+                       None if cost is None else np.asarray(cost)[rest], b.left)
+        out = np.concatenate([out, more])
+    return out
+
+
+class _RowCache:
+    """Unit vectors of map positions, gathered (and normalised) on first use only, so a
+    cluster's centre sample and its candidate pools read each row once."""
+
+    def __init__(self, vectors: np.ndarray):
+        self.vectors = vectors
+        self.pos = np.zeros(0, np.int64)
+        self.unit = np.zeros((0, vectors.shape[1]), np.float32)
+
+    def __getitem__(self, idx) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64)
+        loc = np.searchsorted(self.pos, idx)
+        found = loc < len(self.pos)
+        found[found] = self.pos[loc[found]] == idx[found]
+        if not found.all():
+            missing = idx[~found]
+            if len(missing) > 1 and not (missing[1:] > missing[:-1]).all():
+                missing = np.unique(missing)
+            new = _unit(np.take(self.vectors, missing, axis=0))
+            pos = np.concatenate([self.pos, missing])
+            order = np.argsort(pos, kind="stable")
+            self.pos = pos[order]
+            self.unit = np.concatenate([self.unit, new])[order] if len(self.unit) else new
+            loc = np.searchsorted(self.pos, idx)
+        return self.unit[loc]
+
+
+def _pool_order(members: np.ndarray, seed: int, cluster_id: int) -> np.ndarray:
+    """A seeded random rank per member (aligned with ``members``)."""
+    rng = np.random.default_rng([seed, 11, cluster_id + 1 if cluster_id >= 0 else 10**9])
+    return rng.permutation(len(members))
+
+
+def _rank_lookup(members: np.ndarray, rank: np.ndarray):
+    """positions (members of the cluster) -> their ranks."""
+    by_pos = np.argsort(members, kind="stable")
+    sorted_members = members[by_pos]
+    return lambda positions: rank[by_pos[np.searchsorted(sorted_members, positions)]]
+
+
+def _sample_centroid(rows, members: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """Unit mean of the members' unit vectors -- of the ``DIVERSE_POOL_MIN`` lowest-ranked
+    members for a bigger cluster (summed in ``members`` order)."""
+    sample = members if len(members) <= DIVERSE_POOL_MIN else members[np.sort(np.argsort(rank)[:DIVERSE_POOL_MIN])]
+    c = rows[sample].mean(axis=0)
+    norm = np.linalg.norm(c)
+    return c / (norm if norm > 0 else 1)
+
+
 def pick_score(candidates: np.ndarray, k: int, scores: np.ndarray, ascending: bool, *,
                cost: np.ndarray | None = None, capacity: int | None = None) -> np.ndarray:
     s = np.asarray(scores[candidates], dtype=np.float64)
@@ -660,7 +804,7 @@ def _relevance(scores: np.ndarray, ascending: bool) -> np.ndarray:
 
 def _pick_cell(params: SelectParams, cands: np.ndarray, k: int, capacity: int | None, cost: np.ndarray | None, *,
                cluster_id: int, stratum: str | None, vectors, centroid, scores, seeds: np.ndarray,
-               members: np.ndarray) -> np.ndarray:
+               members: np.ndarray, pool_rank=None) -> np.ndarray:
     """Candidates (positions) chosen in pick order: ``k`` rows, or rows fitting ``capacity`` tokens."""
     if len(cands) == 0 or (capacity is None and k <= 0) or (capacity is not None and capacity <= 0 and
                                                            not (cost is not None and (cost[cands] == 0).any())):
@@ -678,6 +822,9 @@ def _pick_cell(params: SelectParams, cands: np.ndarray, k: int, capacity: int | 
         return pick_centroid(cands, k, vectors, centroid, **kw)
     if pick == "boundary":
         return pick_boundary(cands, k, vectors, centroid, **kw)
+    if pick == "diverse" and params.algo_version >= 2:
+        return pick_diverse_pool(cands, k, vectors, centroid, pool_rank(cands),
+                                 seeds=seeds if len(seeds) else None, **kw)
     if pick == "diverse":
         return pick_diverse(cands, k, vectors, centroid, seeds=seeds if len(seeds) else None, **kw)
     if pick == "facility":
@@ -734,13 +881,20 @@ def _pick_clusters(params, clusters, members_of, alloc, pinned, avail, w, tokens
         k = alloc.counts[c]
         pins_c = members[pinned[members]]
         cands = members[avail[members] & ~pinned[members]]
-        centroid = rows = None
-        if need_centroid:
+        centroid = rows = pool_rank = None
+        if need_centroid and params.pick == "diverse" and params.algo_version >= 2:
+            # Fast path: only the rows of a centre sample, the pools and the pins are read.
+            rows = _RowCache(vectors)
+            rank = _pool_order(members, params.seed, c)
+            pool_rank = _rank_lookup(members, rank)
+            centroid = _sample_centroid(rows, members, rank)
+        elif need_centroid:
             rows = _ClusterRows(vectors, members)
             centroid = rows[members].mean(axis=0)  # members in row-id order, as before
             norm = np.linalg.norm(centroid)
             centroid = centroid / (norm if norm > 0 else 1)
-        kw = dict(cluster_id=c, vectors=rows, centroid=centroid, scores=scores, seeds=pins_c, members=members)
+        kw = dict(cluster_id=c, vectors=rows, centroid=centroid, scores=scores, seeds=pins_c, members=members,
+                  pool_rank=pool_rank)
         if snames is None:
             if tokens_mode:
                 picked = _pick_cell(params, cands, 0, k - int(w[pins_c].sum()), w, stratum=None, **kw)
@@ -770,6 +924,18 @@ def _pick_clusters(params, clusters, members_of, alloc, pinned, avail, w, tokens
         out_pos.append(chosen)
         out_rank.append(np.arange(1, len(chosen) + 1, dtype=np.int32))
         out_reason.extend(["pinned"] * len(pins_c) + [params.pick] * len(picked))
+
+
+def _small_unique(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(labels, return_inverse=True)`` for cluster ids (small integers >= -1), by counting."""
+    labels = np.asarray(labels)
+    if len(labels) == 0 or labels.dtype.kind not in "iu" or labels.min() < -1 or labels.max() > 10_000_000:
+        return np.unique(labels, return_inverse=True)
+    shifted = labels.astype(np.int64) + 1
+    present = np.bincount(shifted) > 0
+    values = np.nonzero(present)[0]
+    lookup = np.cumsum(present) - 1
+    return (values - 1).astype(labels.dtype), lookup[shifted].astype(np.intp)
 
 
 def select(
@@ -845,7 +1011,8 @@ def select(
                          f"{params.soft_noise_threshold:g} joined their most likely cluster")
         stats["soft_noise_moved"] = int(moved.sum())
 
-    order = np.argsort(row_ids, kind="stable")
+    ids_sorted = bool(n < 2 or (row_ids[1:] > row_ids[:-1]).all())  # the usual case: map order = id order
+    order = np.arange(n) if ids_sorted else np.argsort(row_ids, kind="stable")
     sorted_ids = row_ids[order]
 
     def positions_of(ids: Sequence[int], what: str) -> np.ndarray:
@@ -921,7 +1088,7 @@ def select(
     avail = active & ~banned
     w = cost_all if tokens_mode else np.ones(n, np.int64)
 
-    clusters_arr, inv = np.unique(eff, return_inverse=True)
+    clusters_arr, inv = _small_unique(eff)
     clusters = [int(c) for c in clusters_arr]
 
     def per_cluster(mask) -> dict[int, int]:
@@ -932,7 +1099,10 @@ def select(
     sizes = per_cluster(avail)
     pin_counts = per_cluster(pinned)
     lower, upper, fixed = group_bounds(sizes, params, pin_counts)
-    by_cluster = np.lexsort((row_ids, inv))
+    if ids_sorted:  # the same order as lexsort((row_ids, inv)); a radix sort for small cluster counts
+        by_cluster = np.argsort(inv.astype(np.uint16) if len(clusters) < 2**16 else inv, kind="stable")
+    else:
+        by_cluster = np.lexsort((row_ids, inv))
     bounds_idx = np.searchsorted(inv[by_cluster], np.arange(len(clusters) + 1))
     members_of = {c: by_cluster[bounds_idx[i] : bounds_idx[i + 1]] for i, c in enumerate(clusters)}
 

@@ -264,8 +264,11 @@ def _comparison(metrics) -> None:
     rows = metrics.comparison()
     if not rows:
         return
+    vec_note = ""
+    if metrics.n_random_vectors is not None and metrics.n_random_vectors < metrics.n_random:
+        vec_note = f"; vector metrics on {metrics.n_random_vectors} of them, sampled rows"
     st.markdown(f"**This subset vs random** (mean of {metrics.n_random} random subsets of the same size from "
-                "the same eligible rows)")
+                f"the same eligible rows{vec_note})")
     arrow = {"subset": "✔ subset", "random": "random", "tie": "tie", None: ""}
     df = pd.DataFrame([{"metric": r["metric"] + (" ↑" if r["higher_is_better"] else " ↓"),
                         "this subset": None if r["subset"] is None else round(r["subset"], 4),
