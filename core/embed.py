@@ -3,13 +3,29 @@
 Pure part: :func:`embed_texts` (length-sorted batches through any :class:`Encoder`).
 I/O part: :func:`run_embed` caches vectors by (model, text hash) in chunks, so a
 re-run computes nothing and an interrupted run resumes where it stopped.
+
+Backends (``EmbedParams.backend``):
+
+- ``"torch"``: sentence-transformers as is (exact fp32 on the CPU, fp16 on CUDA).
+- ``"onnx-int8"``: the model exported locally to ONNX and quantized per channel to
+  int8 (:mod:`core.onnx_embed`); CPU only; median cosine ~0.99 to fp32.
+- ``"static"``: a preview, token vectors distilled from the model
+  (:mod:`core.static_embed`); tens of times faster, coarser clusters.
+- ``"auto"`` (the default) resolves to ``"onnx-int8"`` on the CPU when onnxruntime
+  is importable, else ``"torch"`` (always ``"torch"`` on CUDA/MPS).  What is
+  recorded (artifact meta, map record, manifest) is the *resolved* backend; a params
+  dict without ``backend`` (older manifests) means ``"torch"``.
+
+Each backend names its vectors with its own model id (``"<model id>#onnx-int8"``,
+``"<model id>#static"``; torch keeps the bare model id), so the cache key and the
+embed artifact never mix vectors of two backends.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
@@ -21,6 +37,9 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {"default", DEFAULT_MODEL.lower(), DEFAULT_MODEL_ID.lower()}
 DEVICES = ("auto", "cpu", "cuda", "mps")
+BACKENDS = ("auto", "torch", "onnx-int8", "static")
+DEFAULT_BATCH_SIZE = 64
+CUDA_BATCH_SIZE = 256  # used on CUDA when batch_size was left at its default
 
 Progress = Callable[[int, int, str], None]
 CancelCheck = Callable[[], bool]
@@ -33,10 +52,11 @@ class Cancelled(Exception):
 @dataclass(frozen=True)
 class EmbedParams:
     model: str = DEFAULT_MODEL
-    batch_size: int = 64
+    batch_size: int = DEFAULT_BATCH_SIZE
     device: str = "auto"
     normalize: bool = True
     chunk_size: int = 2048  # rows per resumable chunk
+    backend: str = "auto"  # auto | torch | onnx-int8 | static (see the module docstring)
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model.strip():
@@ -49,6 +69,32 @@ class EmbedParams:
             raise SieveError(f"normalize must be true or false, got {self.normalize!r}")
         if self.device not in DEVICES:
             raise SieveError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.backend not in BACKENDS:
+            raise SieveError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.backend in ("onnx-int8", "static") and self.device in ("cuda", "mps"):
+            raise SieveError(f"backend {self.backend!r} runs on the CPU only; use backend 'torch' "
+                             f"(or 'auto') with device {self.device!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EmbedParams":
+        """Params from a manifest/map record; without ``backend`` (written before
+        backends existed) the backend is ``"torch"``, the old behaviour."""
+        d = dict(d)
+        d.setdefault("backend", "torch")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def resolved(self, encoder: "Encoder | None" = None) -> "EmbedParams":
+        """These params with ``backend="auto"`` replaced by the backend that will run
+        (with an ``encoder``, the backend it declares, if any)."""
+        if encoder is not None:
+            b = getattr(encoder, "backend", None)
+            return replace(self, backend=b) if b in BACKENDS and b != self.backend else self
+        if self.backend != "auto":
+            return self
+        return replace(self, backend=resolve_backend(self.backend, self.device))
 
 
 class Encoder(Protocol):
@@ -90,6 +136,71 @@ def model_id(name: str) -> str:
     return str(p.resolve()) if p.exists() else name
 
 
+def onnxruntime_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def resolve_backend(backend: str = "auto", device: str = "auto") -> str:
+    """The backend that ``backend`` means on this machine ("auto": onnx-int8 on the CPU
+    when onnxruntime is importable, else torch; torch on CUDA/MPS)."""
+    if backend not in BACKENDS:
+        raise SieveError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend != "auto":
+        return backend
+    if not onnxruntime_available():
+        return "torch"
+    if device == "auto":
+        device = "cpu" if _cpu_only_torch() else pick_device("auto")
+    return "onnx-int8" if device == "cpu" else "torch"
+
+
+def _cpu_only_torch() -> bool:
+    """True when the installed torch is a CPU build on a non-Apple machine (known
+    without importing torch, which takes seconds)."""
+    import sys
+
+    if "torch" in sys.modules:
+        return False  # already imported: ask it
+    try:
+        from importlib.metadata import version
+
+        return "+cpu" in version("torch") and sys.platform != "darwin"
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def backend_model_id(name: str, backend: str) -> str:
+    """The id naming vectors of ``name`` made by ``backend`` (torch: the bare model id)."""
+    mid = model_id(name)
+    return mid if backend == "torch" else f"{mid}#{backend}"
+
+
+def backend_caption(backend: str) -> str:
+    """One line for the UI: what ``backend`` is, with its measured speed and agreement."""
+    from .onnx_embed import ONNX_QUALITY
+    from .static_embed import PREVIEW_QUALITY
+
+    q, p = ONNX_QUALITY, PREVIEW_QUALITY
+    onnx = (f"onnx-int8: int8 ONNX Runtime on the CPU, about {q['speedup_short']:.1f}x fp32 on short texts "
+            f"({q['speedup_long']:.1f}x on long ones), median cosine {q['median_cosine']:.3f} to fp32, "
+            f"cluster ARI {q['ari_vs_fp32']:.2f}")
+    static = (f"static (preview): distilled token vectors, about {p['speedup_short']:.0f}x fp32 on short texts; "
+              f"clusters agree with fp32 at ARI {p['ari_vs_fp32']:.2f}; use it to look around, then recompute")
+    torch = "torch: sentence-transformers as is, exact fp32 on the CPU (fp16 on CUDA), the reference"
+    lines = {"auto": f"auto: onnx-int8 on the CPU when onnxruntime is installed, else torch; on a GPU torch. {onnx}",
+             "torch": torch, "onnx-int8": onnx, "static": static}
+    if backend == "torch":
+        return torch
+    return lines.get(backend, "") + f" (measured on {q['measured_on']})"
+
+
+def effective_batch_size(batch_size: int, device: str) -> int:
+    """Large batches on CUDA when the user left ``batch_size`` at its default."""
+    return CUDA_BATCH_SIZE if device == "cuda" and batch_size == DEFAULT_BATCH_SIZE else batch_size
+
+
 def pick_device(preference: str = "auto") -> str:
     import torch
 
@@ -107,7 +218,12 @@ def pick_device(preference: str = "auto") -> str:
 
 
 class SentenceTransformerEncoder:
-    """sentence-transformers behind the :class:`Encoder` protocol; fp16 on CUDA."""
+    """sentence-transformers behind the :class:`Encoder` protocol; fp16 on CUDA.
+
+    Besides ``encode`` it offers ``tokenize`` + ``encode_tokenized`` so that
+    :func:`embed_texts` can tokenize the next batch while the GPU computes this one."""
+
+    backend = "torch"
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", normalize: bool = True):
         from sentence_transformers import SentenceTransformer
@@ -130,6 +246,10 @@ class SentenceTransformerEncoder:
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
 
+    @property
+    def prefetch(self) -> bool:
+        return self.device == "cuda"  # on the CPU a second busy thread only slows things down
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         out = self._model.encode(
             list(texts),
@@ -140,8 +260,36 @@ class SentenceTransformerEncoder:
         )
         return np.asarray(out, dtype=np.float32)
 
+    def tokenize(self, texts: Sequence[str]):
+        return self._model.tokenize(list(texts))  # CPU tensors, padded to the batch's longest
 
-def load_encoder(model: str = DEFAULT_MODEL, device: str = "auto", normalize: bool = True) -> Encoder:
+    def encode_tokenized(self, features) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            feats = {k: (v.to(self.device, non_blocking=True) if hasattr(v, "to") else v) for k, v in features.items()}
+            emb = self._model.forward(feats)["sentence_embedding"].float()
+            if self.normalize:
+                emb = torch.nn.functional.normalize(emb, p=2, dim=1)
+            return emb.cpu().numpy().astype(np.float32, copy=False)
+
+
+def load_encoder(model: str = DEFAULT_MODEL, device: str = "auto", normalize: bool = True, backend: str = "torch",
+                 *, params: EmbedParams | None = None, progress: Progress | None = None) -> Encoder:
+    """The encoder of ``backend`` ("auto" is resolved here), or of ``params``.
+
+    ``backend`` defaults to "torch" so that existing callers keep sentence-transformers."""
+    if params is not None:
+        model, device, normalize, backend = params.model, params.device, params.normalize, params.backend
+    backend = resolve_backend(backend, device)
+    if backend == "onnx-int8":
+        from .onnx_embed import OnnxInt8Encoder
+
+        return OnnxInt8Encoder(model, normalize=normalize, progress=progress)
+    if backend == "static":
+        from .static_embed import StaticEncoder
+
+        return StaticEncoder(model, normalize=normalize, progress=progress)
     return SentenceTransformerEncoder(model, device=device, normalize=normalize)
 
 
@@ -163,21 +311,49 @@ def embed_texts(
     progress_offset: int = 0,
     progress_total: int | None = None,
 ) -> np.ndarray:
-    """Embed ``texts`` in length-sorted batches; rows come back in input order."""
+    """Embed ``texts`` in length-sorted batches; rows come back in input order.
+
+    An encoder with ``prefetch`` true (sentence-transformers on CUDA) and
+    ``tokenize``/``encode_tokenized`` gets the next batch tokenized on one helper
+    thread while the current batch computes."""
     n = len(texts)
     out = np.empty((n, encoder.dim), dtype=np.float32)
     order = length_order(texts)
     total = progress_total if progress_total is not None else n
-    for start in range(0, n, batch_size):
-        if cancel is not None and cancel():
-            raise Cancelled("embedding cancelled; finished chunks are kept and a re-run resumes")
-        idx = order[start : start + batch_size]
-        vecs = encoder.encode([texts[i] for i in idx])
-        if vecs.shape != (len(idx), encoder.dim):
-            raise SieveError(f"encoder {encoder.model_id} returned shape {vecs.shape}, expected {(len(idx), encoder.dim)}")
-        out[idx] = vecs
-        if progress:
-            progress(progress_offset + min(start + batch_size, n), total, "embedding")
+    starts = list(range(0, n, batch_size))
+    prefetch = bool(getattr(encoder, "prefetch", False)) and hasattr(encoder, "tokenize") \
+        and hasattr(encoder, "encode_tokenized") and len(starts) > 1
+    pool = pending = None
+    if prefetch:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sieve-tokenize")
+
+        def batch_texts(start):
+            return [texts[i] for i in order[start : start + batch_size]]
+
+        pending = pool.submit(encoder.tokenize, batch_texts(starts[0]))
+    try:
+        for k, start in enumerate(starts):
+            if cancel is not None and cancel():
+                raise Cancelled("embedding cancelled; finished chunks are kept and a re-run resumes")
+            idx = order[start : start + batch_size]
+            if prefetch:
+                features = pending.result()
+                if k + 1 < len(starts):
+                    pending = pool.submit(encoder.tokenize, batch_texts(starts[k + 1]))
+                vecs = encoder.encode_tokenized(features)
+            else:
+                vecs = encoder.encode([texts[i] for i in idx])
+            if vecs.shape != (len(idx), encoder.dim):
+                raise SieveError(f"encoder {encoder.model_id} returned shape {vecs.shape}, "
+                                 f"expected {(len(idx), encoder.dim)}")
+            out[idx] = vecs
+            if progress:
+                progress(progress_offset + min(start + batch_size, n), total, "embedding")
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return out
 
 
@@ -213,14 +389,17 @@ class EmbedResult:
 
 def embed_key(ws: Workspace, params: EmbedParams, encoder: Encoder | None = None) -> tuple[str, str]:
     """(artifact key, model id) for the current dataset and these params.  With an
-    ``encoder``, its own ``model_id`` names the vectors (not ``params.model``)."""
+    ``encoder``, its own ``model_id`` names the vectors (not ``params.model``); else
+    the (resolved) backend's model id does, so two backends never share a key."""
     from .ingest import current_dataset
 
     info = current_dataset(ws)
     if info.vector_column:
         mid = f"column:{info.vector_column}"
+    elif encoder is not None:
+        mid = encoder.model_id
     else:
-        mid = encoder.model_id if encoder is not None else model_id(params.model)
+        mid = backend_model_id(params.model, resolve_backend(params.backend, params.device))
     return stage_key("embed", {"model": mid, "normalize": params.normalize}, info.key), mid
 
 
@@ -236,6 +415,8 @@ def run_embed(
 
     with ws.lock("embedding"):
         info = current_dataset(ws)
+        if not info.vector_column:
+            params = params.resolved(encoder)  # what is recorded names the backend that ran
         key, mid = embed_key(ws, params, encoder)
         if ws.has_artifact("embed", key):
             _, meta = ws.load_artifact("embed", key)
@@ -247,10 +428,12 @@ def run_embed(
             n_computed = 0
         else:
             if encoder is None:
-                encoder = load_encoder(params.model, params.device, params.normalize)
+                encoder = load_encoder(params=params, progress=progress)
                 if encoder.model_id != mid:  # the key must name the model that made the vectors
                     key, mid = embed_key(ws, params, encoder)
-            vectors, n_computed = _embed_with_cache(ws, texts, hashes, encoder, params, progress, cancel)
+            dev = getattr(encoder, "device", "cpu")
+            run_params = replace(params, batch_size=effective_batch_size(params.batch_size, dev))
+            vectors, n_computed = _embed_with_cache(ws, texts, hashes, encoder, run_params, progress, cancel)
         ws.save_artifact(
             "embed",
             key,

@@ -17,6 +17,9 @@ import threading
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Exported ONNX models, the distilled preview model and numba's cache go to a folder of
+# this test session (subprocesses inherit it), never to the user's ~/.cache/sieve.
+os.environ.setdefault("SIEVE_CACHE_DIR", tempfile.mkdtemp(prefix="sieve-test-cache-"))
 
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402

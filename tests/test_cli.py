@@ -52,7 +52,9 @@ def test_run_end_to_end_on_the_sample(sieve_cli_e2e):
     man = json.loads(e.manifest.read_text())
     assert man["selected_row_ids"] == sorted(ids) and man["n_selected"] == e.budget
     assert man["select"]["policy"] == "equal" and man["select"]["pick"] == "diverse"
-    assert man["model"]["id"] == "sentence-transformers/all-MiniLM-L6-v2" and man["model"]["dim"] == 384
+    # the CPU default backend is the int8 ONNX export of the packaged model
+    assert man["model"]["id"] == "sentence-transformers/all-MiniLM-L6-v2#onnx-int8" and man["model"]["dim"] == 384
+    assert man["model"]["params"]["backend"] == "onnx-int8"
     assert man["dataset"]["n_rows"] == pacsv.read_csv(SAMPLE_CSV).num_rows
     # equal policy: per-cluster budgets differ by at most one unless a group is exhausted
     budgets = [(c["budget"], c["size"]) for c in man["clusters"]]

@@ -224,6 +224,7 @@ def test_missing_chunk_file_is_recomputed(tmp_path):
 
 EMBED_BAD = {
     "model": ["", "   ", 3],
+    "backend": ["onnx", "", None],
     "batch_size": [0, -4, 2.5, "64"],
     "device": ["gpu", "", None],
     "normalize": ["no", None],  # a truthy string must not silently mean True
