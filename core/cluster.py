@@ -1,9 +1,20 @@
-"""Cluster: HDBSCAN on the n-D projection.  Noise is its own group, id -1."""
+"""Cluster: HDBSCAN on the n-D projection.  Noise is its own group, id -1.
+
+Up to ``fit_sample`` rows, HDBSCAN (the ``hdbscan`` package) runs on every row, with soft
+membership for noise rows.  Above it, HDBSCAN is fitted on a seeded sample of that many
+rows (``min_cluster_size`` scaled to the sample) and every other row takes the cluster of
+its nearest sample row in mutual-reachability distance (noise if that row is noise), which
+keeps 1M rows well under a minute.  Soft membership is optional at scale (``soft``:
+None = on up to ``SOFT_MAX_ROWS`` rows).  A params dict without these fields (an old
+manifest) means the old behaviour: every row, soft membership on.
+
+cuML's HDBSCAN is used instead when it imports and a GPU is present (not exact-checked).
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -15,6 +26,10 @@ NOISE = -1
 STAGE_VERSION = 2
 NOISE_NAME = "unclustered"
 METHODS = ("eom", "leaf")
+DEFAULT_FIT_SAMPLE = 200_000
+SOFT_MAX_ROWS = 200_000
+SAMPLE_SEED = 0
+ASSIGN_CHUNK = 100_000
 
 
 def default_min_cluster_size(n: int) -> int:
@@ -28,6 +43,10 @@ class ClusterParams:
     min_samples: int | None = None  # None: min(min_cluster_size, 10)
     method: str = "eom"
     epsilon: float = 0.0
+    # Above this many rows: fit on a seeded sample of this size, assign the rest.  None: never.
+    fit_sample: int | None = DEFAULT_FIT_SAMPLE
+    # Soft membership of noise rows: True, False or None (auto: on up to SOFT_MAX_ROWS rows).
+    soft: bool | None = None
 
     def __post_init__(self):
         if self.min_cluster_size is not None and (not isinstance(self.min_cluster_size, int) or self.min_cluster_size < 2):
@@ -38,11 +57,33 @@ class ClusterParams:
             raise SieveError(f"method must be one of {METHODS}, got {self.method!r}")
         if not isinstance(self.epsilon, (int, float)) or self.epsilon < 0:
             raise SieveError(f"epsilon must be >= 0, got {self.epsilon!r}")
+        if self.fit_sample is not None and (not isinstance(self.fit_sample, int) or self.fit_sample < 100):
+            raise SieveError(f"fit_sample must be an integer >= 100 or None, got {self.fit_sample!r}")
+        if self.soft is not None and not isinstance(self.soft, bool):
+            raise SieveError(f"soft must be true, false or null, got {self.soft!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClusterParams":
+        """From a manifest/meta dict; missing fields mean the old behaviour."""
+        return cls(**{**LEGACY_CLUSTER, **d})
+
+    def key_dict(self) -> dict:
+        """What the cache key hashes: fields at their legacy value are left out, so old
+        keys (and cached artifacts) stay valid."""
+        d = asdict(self)
+        for k, v in LEGACY_CLUSTER.items():
+            if d.get(k) == v:
+                d.pop(k)
+        return d
 
     def resolved(self, n: int) -> "ClusterParams":
         mcs = self.min_cluster_size or default_min_cluster_size(n)
         ms = self.min_samples or min(mcs, 10)
-        return ClusterParams(mcs, ms, self.method, self.epsilon)
+        soft = self.soft if self.soft is not None else n <= SOFT_MAX_ROWS
+        return ClusterParams(mcs, ms, self.method, self.epsilon, self.fit_sample, soft)
+
+
+LEGACY_CLUSTER = {"fit_sample": None, "soft": True}
 
 
 @dataclass
@@ -62,8 +103,26 @@ class Clustering:
         return int(len(set(self.labels.tolist()) - {NOISE}))
 
 
+def _hdbscan(points: np.ndarray, p: ClusterParams, prediction_data: bool):
+    import hdbscan
+
+    model = hdbscan.HDBSCAN(
+        min_cluster_size=p.min_cluster_size,
+        min_samples=p.min_samples,
+        cluster_selection_method=p.method,
+        cluster_selection_epsilon=float(p.epsilon),
+        core_dist_n_jobs=1,
+        prediction_data=prediction_data,
+    )
+    raw = model.fit_predict(points).astype(np.int64)
+    strength = np.nan_to_num(np.asarray(model.probabilities_, dtype=np.float32), nan=0.0)
+    return model, raw, strength
+
+
 def cluster(points: np.ndarray, params: ClusterParams = ClusterParams()) -> Clustering:
     """Pure: points (n, k) -> labels.  Cluster ids are renumbered by size (0 = largest)."""
+    from . import warmup
+
     points = np.asarray(points, dtype=np.float64)
     n = len(points)
     if n == 0:
@@ -77,25 +136,69 @@ def cluster(points: np.ndarray, params: ClusterParams = ClusterParams()) -> Clus
         ones = np.ones(n, np.float32)
         return Clustering(np.zeros(n, np.int32), ones, p, notes, np.zeros(n, np.int32), ones)
 
-    import hdbscan
-
-    model = hdbscan.HDBSCAN(
-        min_cluster_size=p.min_cluster_size,
-        min_samples=p.min_samples,
-        cluster_selection_method=p.method,
-        cluster_selection_epsilon=float(p.epsilon),
-        core_dist_n_jobs=1,
-        prediction_data=True,
-    )
-    raw = model.fit_predict(points).astype(np.int64)
-    strength = np.nan_to_num(np.asarray(model.probabilities_, dtype=np.float32), nan=0.0)
+    warmup.wait_for_warmup()
+    if warmup.gpu_available():  # pragma: no cover - no GPU in CI
+        model, raw, strength = _gpu_hdbscan(points, p)
+        notes.append("HDBSCAN ran on the GPU (cuML)")
+    elif p.fit_sample is not None and n > p.fit_sample:
+        model = None
+        raw, strength = _sample_fit_assign(points, p, notes)
+    else:
+        model, raw, strength = _hdbscan(points, p, prediction_data=bool(p.soft))
     labels, mapping = relabel_by_size(raw, return_mapping=True)
     soft_labels, soft_strength = labels.copy(), strength.copy()
     if (labels == NOISE).all():
         notes.append("HDBSCAN found no cluster: every row is unclustered; try a smaller min_cluster_size")
-    else:
+    elif p.soft and model is not None and getattr(model, "prediction_data_", None) is not None:
         _soft_membership(model, points, raw, mapping, soft_labels, soft_strength)
+    elif p.soft:
+        notes.append("soft membership is not available for a map clustered on a sample; "
+                     "noise rows keep no nearest cluster")
     return Clustering(labels, strength, p, notes, soft_labels, soft_strength)
+
+
+def _sample_fit_assign(points: np.ndarray, p: ClusterParams, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """HDBSCAN on a seeded sample, then every other row takes the label (and strength) of
+    its nearest sample row in mutual-reachability distance."""
+    from sklearn.neighbors import KDTree
+
+    n = len(points)
+    s = int(p.fit_sample)
+    rng = np.random.default_rng(SAMPLE_SEED)
+    fit_rows = np.sort(rng.choice(n, s, replace=False))
+    sp = ClusterParams(max(2, round(p.min_cluster_size * s / n)), None, p.method, p.epsilon, None, False)
+    sp = sp.resolved(s)
+    sp = ClusterParams(sp.min_cluster_size, min(p.min_samples, sp.min_cluster_size), p.method, p.epsilon, None, False)
+    sample = np.ascontiguousarray(points[fit_rows])
+    _, raw_s, strength_s = _hdbscan(sample, sp, prediction_data=False)
+    notes.append(f"HDBSCAN was fitted on a seeded sample of {s:,} of {n:,} rows (min_cluster_size "
+                 f"{sp.min_cluster_size}, min_samples {sp.min_samples}); the others took the cluster "
+                 "of their nearest sample row")
+    k = sp.min_samples
+    tree = KDTree(sample)
+    core = tree.query(sample, k=k + 1)[0][:, -1] if k > 0 else np.zeros(s)  # the sample's core distances
+    raw = np.full(n, NOISE, np.int64)
+    strength = np.zeros(n, np.float32)
+    raw[fit_rows], strength[fit_rows] = raw_s, strength_s
+    rest = np.setdiff1d(np.arange(n), fit_rows)
+    for start in range(0, len(rest), ASSIGN_CHUNK):
+        rows = rest[start : start + ASSIGN_CHUNK]
+        dist, idx = tree.query(points[rows], k=max(k, 1))
+        own_core = dist[:, -1:]
+        mr = np.maximum(np.maximum(dist, own_core), core[idx])
+        best = idx[np.arange(len(rows)), mr.argmin(axis=1)]
+        raw[rows], strength[rows] = raw_s[best], strength_s[best]
+    return raw, strength
+
+
+def _gpu_hdbscan(points: np.ndarray, p: ClusterParams):  # pragma: no cover - no GPU in CI
+    from cuml.cluster import HDBSCAN as CuHDBSCAN
+
+    model = CuHDBSCAN(min_cluster_size=p.min_cluster_size, min_samples=p.min_samples,
+                      cluster_selection_method=p.method, cluster_selection_epsilon=float(p.epsilon))
+    raw = np.asarray(model.fit_predict(points.astype(np.float32))).astype(np.int64)
+    strength = np.nan_to_num(np.asarray(model.probabilities_, dtype=np.float32), nan=0.0)
+    return None, raw, strength
 
 
 def _soft_membership(model, points, raw, mapping, soft_labels, soft_strength, chunk: int = 4096) -> None:
@@ -126,8 +229,12 @@ def relabel_by_size(raw: np.ndarray, return_mapping: bool = False):
     return (out, mapping) if return_mapping else out
 
 
+def cluster_key(params: ClusterParams, project_key: str) -> str:
+    return stage_key("cluster", {"params": params.key_dict(), "version": STAGE_VERSION}, project_key)
+
+
 def run_cluster(ws: Workspace, project_key: str, params: ClusterParams = ClusterParams()) -> tuple[str, bool]:
-    key = stage_key("cluster", {"params": params, "version": STAGE_VERSION}, project_key)
+    key = cluster_key(params, project_key)
     if ws.has_artifact("cluster", key):
         return key, True
     arrays, _ = ws.load_artifact("project", project_key)

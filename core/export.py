@@ -166,6 +166,7 @@ def build_manifest(data, map_params, select_params, selection, metrics=None, exp
         "cluster": {"params": mp["cluster"], "key": data.keys.cluster,
                     "n_clusters": len([c for c in data.clusters if c.id >= 0])},
         "label": {"params": mp["label"], "key": data.keys.label},
+        "map": map_section(data, map_params),
         "select": select_params.to_dict(),
         "budget_unit": select_params.budget_unit,
         "selection": _jsonable_stats(getattr(selection, "stats", {}) or {}),
@@ -186,10 +187,150 @@ def _jsonable_stats(stats: dict) -> dict:
     return json.loads(json.dumps(stats, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
-def write_manifest(path: Path | str, manifest: dict) -> Path:
+# -- the map sidecar ------------------------------------------------------------------------
+# A parallel (non-exact) UMAP map is not bit-reproducible, so the export stores the map
+# (row ids, 2-D and n-D coordinates, cluster labels, strengths, soft membership) in
+# ``<manifest stem>.map.npz`` next to the manifest; the manifest's "map" section names it
+# and records a hash of its content, and ``sieve reproduce`` imports it into a workspace
+# that lacks the map.
+
+MAP_ARRAYS = ("row_ids", "xy", "xnd", "labels", "strength", "soft_labels", "soft_strength")
+
+
+def _map_arrays(data) -> dict[str, np.ndarray]:
+    if data.xnd is None:
+        raise SieveError("the map has no n-D projection loaded; load it with core.pipeline.load_map")
+    n = len(data.row_ids)
+    soft_l = data.soft_labels if data.soft_labels is not None else data.labels
+    soft_s = data.soft_strength if data.soft_strength is not None else data.strength
+    return {
+        "row_ids": np.asarray(data.row_ids, dtype=np.int64).reshape(n),
+        "xy": np.asarray(data.xy, dtype=np.float32),
+        "xnd": np.asarray(data.xnd, dtype=np.float32),
+        "labels": np.asarray(data.labels, dtype=np.int32),
+        "strength": np.asarray(data.strength, dtype=np.float32),
+        "soft_labels": np.asarray(soft_l, dtype=np.int32),
+        "soft_strength": np.asarray(soft_s, dtype=np.float32),
+    }
+
+
+def map_digest(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 of the map arrays' names, dtypes, shapes and bytes (not of the zip file,
+    whose bytes carry timestamps)."""
+    h = hashlib.sha256()
+    for name in MAP_ARRAYS:
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}\n".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def map_sidecar_name(manifest_path: Path | str) -> str:
+    """``subset.parquet.manifest.json`` -> ``subset.parquet.manifest.map.npz``."""
+    name = Path(manifest_path).name
+    stem = name[: -len(".json")] if name.lower().endswith(".json") else name
+    return f"{stem}.map.npz"
+
+
+def map_section(data, map_params) -> dict:
+    """The manifest's "map" section: the stored map's hash and whether reproducing needs it."""
+    arrays = _map_arrays(data) if getattr(data, "xnd", None) is not None else None
+    pmeta = (data.stage_meta or {}).get("project", {})
+    cmeta = (data.stage_meta or {}).get("cluster", {})
+    # a parallel or GPU optimisation made it: recomputing would give another map
+    required = not pmeta.get("reproducible", bool(getattr(map_params.project, "exact", True)))
+    return {
+        "required": required,  # parallel UMAP: the map cannot be recomputed bit for bit
+        "file": None,  # set by write_manifest when it writes the sidecar
+        "sha256": map_digest(arrays) if arrays is not None else None,
+        "n_rows": int(len(data.row_ids)),
+        "project_key": data.keys.project,
+        "cluster_key": data.keys.cluster,
+        "project_notes": list(pmeta.get("notes", [])),
+        "cluster_notes": list(cmeta.get("notes", [])),
+        "resolved_params": cmeta.get("resolved_params"),
+        "n_clusters": cmeta.get("n_clusters"),
+    }
+
+
+def map_sidecar_bytes(data) -> bytes:
+    """The map sidecar as bytes (e.g. for a download button beside the manifest)."""
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **_map_arrays(data))
+    return buf.getvalue()
+
+
+def write_map_sidecar(path: Path | str, data) -> Path:
     path = Path(path).expanduser().resolve()
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **_map_arrays(data))
+    return path
+
+
+def write_manifest(path: Path | str, manifest: dict, data=None) -> Path:
+    """Write ``manifest`` atomically.  With ``data`` (the MapData it was built from) and a
+    map that cannot be recomputed exactly, first write the map sidecar next to it."""
+    path = Path(path).expanduser().resolve()
+    section = manifest.get("map")
+    if data is not None and section and section.get("required") and section.get("sha256"):
+        name = map_sidecar_name(path)
+        write_map_sidecar(path.with_name(name), data)
+        manifest = {**manifest, "map": {**section, "file": name}}
     atomic_write_json(path, manifest)
     return path
+
+
+def import_map_sidecar(ws: Workspace, manifest: dict, manifest_path, embed_key: str, project_key: str,
+                       cluster_key: str, map_params) -> None:
+    """Store a manifest's map sidecar as the workspace's project and cluster artifacts
+    (keys ``project_key`` / ``cluster_key``), after checking its hash and row ids."""
+    section = manifest.get("map") or {}
+    name = section.get("file")
+    base = Path(manifest_path).expanduser().resolve().parent if manifest_path else Path.cwd()
+    if not name:
+        guess = map_sidecar_name(manifest_path) if manifest_path else "<manifest>.map.npz"
+        raise SieveError(
+            f"the manifest's map was made with parallel UMAP (exact=false), which cannot be recomputed "
+            f"exactly, and the manifest names no map file; expected {base / guess}")
+    path = base / name
+    if not path.is_file():
+        raise SieveError(
+            f"map file {path} is missing: the manifest's map was made with parallel UMAP (exact=false) and "
+            f"cannot be recomputed exactly; put {name} next to the manifest")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: np.asarray(z[k]) for k in MAP_ARRAYS}
+    except Exception as exc:  # noqa: BLE001 - zip/npy errors of every kind
+        raise SieveError(f"map file {path} is not a readable Sieve map file ({type(exc).__name__}: {exc})") from exc
+    if map_digest(arrays) != section.get("sha256"):
+        raise SieveError(f"map file {path} does not match the manifest's hash; it is corrupted or from another export")
+    from .embed import load_embeddings
+
+    row_ids, _ = load_embeddings(ws, embed_key)
+    if not np.array_equal(np.asarray(row_ids, dtype=np.int64), arrays["row_ids"]):
+        raise SieveError(f"map file {path} has other row ids than the data; pass the manifest's original data")
+    if project_key != section.get("project_key") or cluster_key != section.get("cluster_key"):
+        raise SieveError(f"map file {path} was made for other map keys than this Sieve computes "
+                         f"(project {section.get('project_key')} vs {project_key}); re-export with this version")
+    n = len(arrays["row_ids"])
+    if any(len(arrays[k]) != n for k in MAP_ARRAYS):
+        raise SieveError(f"map file {path} has arrays of different lengths")
+    note = f"map imported from {path.name} (parallel UMAP is not recomputed)"
+    if not ws.has_artifact("project", project_key):
+        ws.save_artifact("project", project_key,
+                         {"xy": arrays["xy"], "xnd": arrays["xnd"], "row_ids": arrays["row_ids"]},
+                         {"parent": embed_key, "params": map_params.project,
+                          "notes": list(section.get("project_notes") or []) + [note], "imported_from": str(path)})
+    if not ws.has_artifact("cluster", cluster_key):
+        ws.save_artifact("cluster", cluster_key,
+                         {k: arrays[k] for k in ("labels", "strength", "soft_labels", "soft_strength", "row_ids")},
+                         {"parent": project_key, "params": map_params.cluster,
+                          "resolved_params": section.get("resolved_params"),
+                          "notes": list(section.get("cluster_notes") or []), "n_clusters": section.get("n_clusters"),
+                          "imported_from": str(path)})
 
 
 def read_manifest(path: Path | str) -> dict:

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .cluster import ClusterParams, run_cluster
+from .cluster import ClusterParams, cluster_key, run_cluster
 from .embed import EmbedParams, Encoder, run_embed
 from .ingest import DatasetInfo, current_dataset, load_column
 from .label import ClusterInfo, LabelParams, load_labels, run_label
-from .project import ProjectParams, run_project
+from .project import ProjectParams, project_key, run_project
 from .select import Selection, SelectParams, select
 from .workspace import SieveError, Workspace
 
@@ -43,8 +44,9 @@ class MapParams:
 
     @classmethod
     def from_dict(cls, d: dict) -> "MapParams":
-        return cls(EmbedParams(**d["embed"]), ProjectParams(**d["project"]), ClusterParams(**d["cluster"]),
-                   LabelParams(**d["label"]))
+        # from_dict: fields an old dict lacks keep their old meaning (exact seeded UMAP, ...)
+        return cls(EmbedParams.from_dict(d["embed"]), ProjectParams.from_dict(d["project"]),
+                   ClusterParams.from_dict(d["cluster"]), LabelParams(**d["label"]))
 
 
 @dataclass
@@ -70,7 +72,14 @@ def build_map(
     on_stage: StageCallback | None = None,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
+    before_project: Callable[[str], None] | None = None,
 ) -> MapKeys:
+    """``before_project(embed_key)`` runs after the embeddings, under the workspace lock
+    (``reproduce`` uses it to import a manifest's stored map)."""
+    from dataclasses import replace
+
+    # Record the backend that runs ("auto" means different things on different machines).
+    params = replace(params, embed=params.embed.resolved(encoder))
     with ws.lock("the map"):
         info = current_dataset(ws)
         timings, cached = {}, {}
@@ -91,6 +100,8 @@ def build_map(
             return (lambda done, total, msg: progress(name, done, total, msg)) if progress else None
 
         emb = stage("embed", lambda: run_embed(ws, params.embed, encoder=encoder, progress=prog("embed"), cancel=cancel))
+        if before_project is not None:
+            before_project(emb.key)
         pkey, _ = stage("project", lambda: run_project(ws, emb.key, params.project, progress=prog("project")))
         ckey, _ = stage("cluster", lambda: run_cluster(ws, pkey, params.cluster))
         lkey, _ = stage("label", lambda: run_label(ws, ckey, emb.key, params.label))
@@ -138,6 +149,8 @@ class MapData:
     params: MapParams | None = None
     soft_labels: np.ndarray | None = None  # (n,) int32: for noise rows, their most likely cluster
     soft_strength: np.ndarray | None = None  # (n,) float32: that cluster's soft membership
+    xnd: np.ndarray | None = None  # (n, cluster_dims) float32: the projection HDBSCAN ran on
+    stage_meta: dict = field(default_factory=dict)  # {"project": meta, "cluster": meta} of the artifacts
 
     @property
     def cluster_names(self) -> dict[int, str]:
@@ -177,6 +190,8 @@ def load_map(ws: Workspace, keys: MapKeys | None = None) -> MapData:
         params=params,
         soft_labels=np.asarray(clus["soft_labels"]) if "soft_labels" in clus else None,
         soft_strength=np.asarray(clus["soft_strength"]) if "soft_strength" in clus else None,
+        xnd=proj["xnd"],
+        stage_meta={"project": pmeta, "cluster": cmeta},
     )
 
 
@@ -257,8 +272,14 @@ def reproduce(
     encoder: Encoder | None = None,
     on_stage: StageCallback | None = None,
     progress: Progress | None = None,
+    manifest_path: str | Path | None = None,
 ) -> tuple[MapData, Selection, MapParams, SelectParams]:
-    """Rebuild a manifest's selection from its data (or ``data``, a path or glob)."""
+    """Rebuild a manifest's selection from its data (or ``data``, a path or glob).
+
+    A map made with the parallel (non-exact) UMAP cannot be recomputed bit for bit, so
+    its project and cluster results come from the workspace when it has them, else from
+    the map file the export wrote next to the manifest (``manifest["map"]["file"]``,
+    relative to ``manifest_path``'s folder), checked against its hash and row ids."""
     from .ingest import IngestParams, TextSpec, ingest
 
     ds = manifest["dataset"]
@@ -275,7 +296,22 @@ def reproduce(
         "cluster": manifest["cluster"]["params"],
         "label": manifest.get("label", {}).get("params") or LabelParams().__dict__,
     })
-    keys = build_map(ws, map_params, encoder=encoder, on_stage=on_stage, progress=progress)
+
+    def import_stored_map(embed_key: str) -> None:
+        from .export import import_map_sidecar
+
+        pkey = project_key(map_params.project, embed_key)
+        ckey = cluster_key(map_params.cluster, pkey)
+        if ws.has_artifact("project", pkey) and ws.has_artifact("cluster", ckey):
+            return
+        if not (manifest.get("map") or {}).get("required"):
+            return  # a seeded single-threaded map (every map of an old manifest) recomputes exactly
+        if info.fingerprint != ds["fingerprint"]:
+            return  # changed data (allowed): the stored map is of other rows; recompute
+        import_map_sidecar(ws, manifest, manifest_path, embed_key, pkey, ckey, map_params)
+
+    keys = build_map(ws, map_params, encoder=encoder, on_stage=on_stage, progress=progress,
+                     before_project=import_stored_map)
     data_ = load_map(ws, keys)
     data_.params = map_params
     sel_params = SelectParams.from_dict(manifest["select"])

@@ -200,10 +200,10 @@ def get_workspace() -> Workspace:
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
-def get_encoder(model: str, device: str, normalize: bool):
+def get_encoder(model: str, device: str, normalize: bool, backend: str = "torch"):
     from core.embed import load_encoder
 
-    return load_encoder(model, device=device, normalize=normalize)
+    return load_encoder(model, device=device, normalize=normalize, backend=backend)
 
 
 # -- errors -----------------------------------------------------------------------------
@@ -232,8 +232,18 @@ def report_error(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {exc}"
 
 
+def start_warmup() -> None:
+    """Compile UMAP/HDBSCAN once per process in a background thread, so the first map is
+    not slowed by numba compilation (idempotent; SIEVE_NO_WARMUP=1 turns it off)."""
+    if not os.environ.get("SIEVE_NO_WARMUP"):
+        from core.warmup import start_background_warmup
+
+        start_background_warmup()
+
+
 def run_page(body: Callable[[], None]) -> None:
     """Render a page; any error becomes one st.error line (never a traceback)."""
+    start_warmup()
     show_flash()
     try:
         body()
@@ -403,7 +413,7 @@ def reference_encoder(ws: Workspace, data):
 
         params = map_by_label(ws, data.keys.label)[1]
     e = params.embed
-    return get_encoder(e.model, e.device, e.normalize)
+    return get_encoder(e.model, e.device, e.normalize, getattr(e, "backend", "torch"))
 
 
 def params_from_state(data, info) -> Any:

@@ -52,7 +52,7 @@ def _save(ws, data, params, result, fmt: str, name: str, include_duplicates: boo
                       include_duplicates=include_duplicates)
     mpath = Path(str(out) + ".manifest.json")
     write_manifest(mpath, _manifest(data, params, result, fmt, {"path": str(out), "format": fmt,
-                                                                "include_duplicates": include_duplicates}))
+                                                                "include_duplicates": include_duplicates}), data)
     ws.set_meta("selection", params.to_dict())  # `sieve export` in a shell now repeats this choice
     C.ss()[C.K_LAST_SAVE] = {"path": str(out), "manifest": str(mpath), "rows": len(result["selection"])}
 

@@ -17,9 +17,9 @@ ALL = "all clusters"
 
 # (name, default) of the advanced settings; widgets are keyed "w.map.<name>".
 SETTINGS = {
-    "model": "all-MiniLM-L6-v2", "device": "auto", "batch_size": 64,
+    "model": "all-MiniLM-L6-v2", "device": "auto", "batch_size": 64, "backend": "auto",
     "n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "dims": 5,
-    "min_cluster_size": 0, "min_samples": 0, "seed": 42,
+    "min_cluster_size": 0, "min_samples": 0, "seed": 42, "exact": False,
 }
 
 
@@ -28,15 +28,16 @@ def _settings_from_params(params) -> dict:
         return dict(SETTINGS)
     return {
         "model": params.embed.model, "device": params.embed.device, "batch_size": params.embed.batch_size,
+        "backend": getattr(params.embed, "backend", "auto"),
         "n_neighbors": params.project.n_neighbors, "min_dist": float(params.project.min_dist),
         "metric": params.project.metric, "dims": params.project.cluster_dims,
         "min_cluster_size": params.cluster.min_cluster_size or 0, "min_samples": params.cluster.min_samples or 0,
-        "seed": params.project.seed,
+        "seed": params.project.seed, "exact": bool(getattr(params.project, "exact", False)),
     }
 
 
 def _advanced(data) -> dict:
-    from core.embed import DEVICES
+    from core.embed import BACKENDS, DEVICES, backend_caption
     from core.project import METRICS
 
     saved = C.ss().get(C.C_MAP_SETTINGS) or _settings_from_params(getattr(data, "params", None))
@@ -49,12 +50,17 @@ def _advanced(data) -> dict:
         c1.text_input("Model (sentence-transformers name or local folder)", key=C.W_MAP_PREFIX + "model")
         c2.selectbox("Device", DEVICES, key=C.W_MAP_PREFIX + "device")
         c3.number_input("Batch size", min_value=1, max_value=4096, step=16, key=C.W_MAP_PREFIX + "batch_size")
+        c1, c2 = st.columns([1, 2])
+        c1.selectbox("Embedding backend", BACKENDS, key=C.W_MAP_PREFIX + "backend")
+        c2.caption(backend_caption(C.ss()[C.W_MAP_PREFIX + "backend"]))
         st.markdown("**UMAP**")
         c1, c2, c3, c4 = st.columns(4)
         c1.slider("n_neighbors", 2, 200, key=C.W_MAP_PREFIX + "n_neighbors")
         c2.slider("min_dist", 0.0, 1.0, step=0.01, key=C.W_MAP_PREFIX + "min_dist")
         c3.selectbox("metric", METRICS, key=C.W_MAP_PREFIX + "metric")
         c4.number_input("dims (for clustering)", min_value=2, max_value=100, key=C.W_MAP_PREFIX + "dims")
+        st.checkbox("Exact (seeded, single-threaded, slower)", key=C.W_MAP_PREFIX + "exact",
+                    help="Bit-reproducible UMAP. Otherwise UMAP runs in parallel and exports store the map.")
         st.markdown("**HDBSCAN**")
         c1, c2, c3 = st.columns(3)
         c1.number_input("min_cluster_size (0 = auto, about √n / 2)", min_value=0, max_value=1_000_000,
@@ -73,9 +79,10 @@ def _map_params(v: dict):
     from core.project import ProjectParams
 
     return MapParams(
-        EmbedParams(model=str(v["model"]).strip(), batch_size=int(v["batch_size"]), device=v["device"]),
+        EmbedParams(model=str(v["model"]).strip(), batch_size=int(v["batch_size"]), device=v["device"],
+                    backend=v.get("backend", "auto")).resolved(),
         ProjectParams(n_neighbors=int(v["n_neighbors"]), min_dist=float(v["min_dist"]), metric=v["metric"],
-                      cluster_dims=int(v["dims"]), seed=int(v["seed"])),
+                      cluster_dims=int(v["dims"]), seed=int(v["seed"]), exact=bool(v.get("exact", False))),
         ClusterParams(min_cluster_size=int(v["min_cluster_size"]) or None, min_samples=int(v["min_samples"]) or None),
     )
 
@@ -89,7 +96,8 @@ def _compute(ws, info, params) -> None:
         key, _ = embed_key(ws, params.embed)
         if not ws.has_artifact("embed", key):
             with st.spinner(f"Loading model {params.embed.model}…"):
-                encoder = C.get_encoder(params.embed.model, params.embed.device, params.embed.normalize)
+                encoder = C.get_encoder(params.embed.model, params.embed.device, params.embed.normalize,
+                                        params.embed.backend)
     box = st.container(border=True)
     lines = {s: box.empty() for s in STAGES}
     bars: dict[str, object] = {}

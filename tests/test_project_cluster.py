@@ -201,12 +201,16 @@ PROJECT_BAD = {
     "cluster_dims": [1, 101, 2.0, None],
     "cluster_min_dist": [-1, 2.0, "0"],
     "seed": [-1, 1.5, "42", None],
+    "exact": [1, "yes", None],
+    "fit_sample": [0, 99, 2.5, "1000"],
 }
 CLUSTER_BAD = {
     "min_cluster_size": [1, 0, -3, 2.5, "10"],
     "min_samples": [0, -1, 1.5, "3"],
     "method": ["dbscan", "", None],
     "epsilon": [-0.5, "0.1", None],
+    "fit_sample": [0, 50, 1.5, "1000"],
+    "soft": [1, "yes"],
 }
 
 

@@ -1,0 +1,189 @@
+"""Numba start-up costs: an on-disk compile cache and a background warm-up.
+
+UMAP, pynndescent and fast-hdbscan are compiled by numba the first time they run in a
+process (20-60 s on a small machine).  Two things cut that down:
+
+* :func:`configure_numba_cache` points ``NUMBA_CACHE_DIR`` at a Sieve cache folder
+  (``$SIEVE_CACHE_DIR/numba``, default ``~/.cache/sieve/numba``) unless the user set it,
+  and :func:`enable_disk_cache` turns numba's disk cache on for umap-learn's compiled
+  functions (umap-learn caches almost none itself; pynndescent caches its own), so a
+  new process loads machine code from disk instead of compiling it again.
+* :func:`start_background_warmup` compiles the UMAP/HDBSCAN paths on a tiny array once
+  per process, in a daemon thread (the app starts it on first page load).  The project
+  and cluster stages call :func:`wait_for_warmup` first, so they never compile the same
+  code concurrently with it.
+
+Importing this module sets the cache folder; it imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import threading
+from pathlib import Path
+
+_lock = threading.Lock()
+_thread: threading.Thread | None = None
+_done = threading.Event()
+_error: BaseException | None = None
+_cache_enabled: set[str] = set()
+_gpu: bool | None = None
+
+UMAP_MODULES = ("umap.utils", "umap.distances", "umap.sparse", "umap.umap_", "umap.layouts", "umap.spectral")
+
+
+def cache_dir() -> Path:
+    """Sieve's cache folder: ``$SIEVE_CACHE_DIR`` or ``~/.cache/sieve``."""
+    return Path(os.environ.get("SIEVE_CACHE_DIR") or Path.home() / ".cache" / "sieve").expanduser()
+
+
+def configure_numba_cache() -> str | None:
+    """Set ``NUMBA_CACHE_DIR`` to ``<cache_dir>/numba`` unless already set; returns it.
+    If numba is already imported its configuration is reloaded so the folder applies."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return os.environ["NUMBA_CACHE_DIR"]
+    path = cache_dir() / "numba"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # read-only home: numba falls back to its own places
+    os.environ["NUMBA_CACHE_DIR"] = str(path)
+    if "numba" in sys.modules:
+        try:
+            from numba.core import config
+
+            config.reload_config()
+        except Exception:  # pragma: no cover - numba internals
+            pass
+    return str(path)
+
+
+def enable_disk_cache(modules=UMAP_MODULES) -> int:
+    """Turn on numba's disk cache for the not-yet-cached jitted functions of ``modules``
+    (imported here).  Returns how many functions it enabled."""
+    if os.environ.get("SIEVE_NUMBA_DISK_CACHE", "1") == "0":
+        return 0
+    configure_numba_cache()
+    import importlib
+    import warnings
+
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    count = 0
+    with _lock:
+        for name in modules:
+            if name in _cache_enabled:
+                continue
+            try:
+                mod = importlib.import_module(name)
+            except ImportError:
+                continue
+            for obj in list(vars(mod).values()):
+                if isinstance(obj, Dispatcher) and isinstance(getattr(obj, "_cache", None), NullCache) \
+                        and obj.__module__ == name:
+                    try:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            obj.enable_caching()
+                            _separate_cache_files(obj)
+                        count += 1
+                    except Exception:  # e.g. a function numba cannot cache: it just compiles
+                        pass
+            _cache_enabled.add(name)
+    return count
+
+
+def _separate_cache_files(dispatcher) -> None:
+    """Numba's cache index is keyed by signature only, not by options such as
+    ``parallel``: umap-learn wraps one Python function in a serial and a parallel
+    dispatcher, which would then load each other's machine code.  Give each set of
+    options its own cache files."""
+    import hashlib
+
+    from numba.core.caching import IndexDataCacheFile
+
+    cache = dispatcher._cache
+    opts = repr(sorted((str(k), repr(v)) for k, v in dispatcher.targetoptions.items()))
+    opts += repr(sorted((str(k), repr(v)) for k, v in (getattr(dispatcher, "locals", None) or {}).items()))
+    suffix = hashlib.sha256(opts.encode()).hexdigest()[:10]
+    cache._cache_file = IndexDataCacheFile(
+        cache_path=cache._cache_path, filename_base=f"{cache._impl.filename_base}-{suffix}",
+        source_stamp=cache._impl.locator.get_source_stamp())
+
+
+def gpu_available() -> bool:
+    """True when cuML imports and a CUDA device is present (``SIEVE_NO_GPU=1``: never)."""
+    global _gpu
+    if os.environ.get("SIEVE_NO_GPU"):
+        return False
+    if _gpu is None:
+        _gpu = False
+        if importlib.util.find_spec("cuml") is not None:
+            try:  # pragma: no cover - no GPU in CI
+                import cupy
+
+                _gpu = cupy.cuda.runtime.getDeviceCount() > 0
+            except Exception:
+                _gpu = False
+    return _gpu
+
+
+def warm_up(n: int = 300, dims: int = 16) -> None:
+    """Compile the map's numba code paths on a tiny synthetic array (a few seconds with a
+    warm disk cache; 20-60 s cold)."""
+    import numpy as np
+
+    from .cluster import ClusterParams, cluster
+    from .project import ProjectParams, project
+
+    enable_disk_cache()
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((4, dims))
+    v = (centres[rng.integers(0, 4, n)] + 0.3 * rng.standard_normal((n, dims))).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    # the default path (parallel and single-threaded kernels), with the fit-on-a-sample
+    # branch, then the exact path
+    p = project(v, ProjectParams(fit_sample=n // 2), parallel=True)
+    project(v, ProjectParams(fit_sample=n // 2), parallel=False)
+    project(v[: n // 2], ProjectParams(exact=True))
+    cluster(p.xnd, ClusterParams())
+
+
+def _run() -> None:
+    global _error
+    try:
+        warm_up()
+    except BaseException as exc:  # noqa: BLE001 - a failed warm-up only costs speed
+        _error = exc
+    finally:
+        _done.set()
+
+
+def start_background_warmup() -> threading.Thread:
+    """Run :func:`warm_up` once per process in a daemon thread (idempotent: later calls
+    return the same thread)."""
+    global _thread
+    with _lock:
+        if _thread is None:
+            _thread = threading.Thread(target=_run, name="sieve-warmup", daemon=True)
+            _thread.start()
+        return _thread
+
+
+def wait_for_warmup(timeout: float | None = None) -> bool:
+    """Block while a background warm-up runs (not from inside it).  True if none is
+    running any more."""
+    t = _thread
+    if t is None or threading.current_thread() is t:
+        return True
+    return _done.wait(timeout)
+
+
+def warmup_error() -> BaseException | None:
+    return _error
+
+
+configure_numba_cache()
