@@ -106,9 +106,21 @@ def body() -> None:
                        on_click="ignore", icon=":material/download:")
     manifest = _manifest(data, params, result, fmt, {"file_name": file_name, "format": fmt,
                                                      "include_duplicates": include_dups})
+    map_name = None
+    if (manifest.get("map") or {}).get("required"):  # parallel UMAP: the map travels with the manifest
+        from core.export import map_sidecar_bytes, map_sidecar_name
+
+        map_name = map_sidecar_name(manifest_name)
+        manifest = {**manifest, "map": {**manifest["map"], "file": map_name}}
     c2.download_button(f"Download {manifest_name}", data=json.dumps(manifest, indent=2, sort_keys=True),
                        file_name=manifest_name, mime="application/json", key=C.W_DOWNLOAD_MANIFEST,
                        on_click="ignore", icon=":material/description:")
+    if map_name:
+        st.download_button(f"Download {map_name}", data=lambda: map_sidecar_bytes(data), file_name=map_name,
+                           mime="application/octet-stream", key=C.W_DOWNLOAD_MAP, on_click="ignore",
+                           icon=":material/map:")
+        st.caption("This map was computed with parallel UMAP, which cannot be recomputed bit for bit: keep the map "
+                   "file next to the manifest and `sieve reproduce` reuses it.")
     st.caption("The file is built when you click. To rebuild exactly these rows later:")
     st.code(f"sieve reproduce {shlex.quote(manifest_name)} --out {shlex.quote('reproduced.' + fmt)}", language="bash")
 

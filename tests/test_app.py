@@ -408,6 +408,23 @@ def test_export_download_builds_bytes_on_demand(map_env):
     assert any(lbl.endswith(".parquet") for lbl in labels) and any("manifest" in lbl for lbl in labels)
 
 
+def test_export_offers_the_map_file_for_a_parallel_map(tmp_path, monkeypatch):
+    """A parallel-UMAP map cannot be recomputed bit for bit: the page offers its map file
+    beside the manifest, and the downloaded manifest names it."""
+    import core.project as P
+    from tests.app_fixtures import build_small_map
+
+    monkeypatch.setattr(P, "PARALLEL_MIN_ROWS", 0)
+    ws, data = build_small_map(tmp_path / "ws", n_rows=300, seed=3)
+    monkeypatch.setenv("SIEVE_WORKSPACE", str(ws.root))
+    at = open_page(C.PAGE_BUDGET)
+    at.switch_page(C.PAGE_EXPORT).run()
+    no_errors(at)
+    labels = [b.label for b in at.get("download_button")]
+    assert any(lbl.endswith(".manifest.map.npz") for lbl in labels), labels
+    assert any("parallel UMAP" in c.value for c in at.caption)
+
+
 def test_map_highlight_adds_trace_and_hover_is_escaped(map_env):
     _, data = map_env
     at = open_page(C.PAGE_MAP)
