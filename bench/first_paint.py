@@ -69,10 +69,11 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.first_paint")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--json", action="store_true", help="also print the medians as one JSON line (for the harness)")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
-    from bench.__main__ import RESULTS, machine, prepend
+    from bench.common import RESULTS, machine, prepend
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -90,6 +91,11 @@ def main(argv=None) -> None:
         f"| first paint | {statistics.median(paints):.2f} | {', '.join(f'{x:.2f}' for x in paints)} |\n"
     )
     print(text)
+    if args.json:
+        import json
+
+        print(json.dumps({"server_s": statistics.median(servers), "first_paint_s": statistics.median(paints),
+                          "runs": runs, "load": load}))
     if not args.no_write:
         prepend(RESULTS, text)
 

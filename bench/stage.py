@@ -1,9 +1,13 @@
 """Run ONE pipeline stage in this (fresh) process and print its measurements as JSON.
 
+    python -m bench.stage STAGE WORKSPACE DATA OUT_DIR [--backend B] [--exact]
+
 bench/__main__.py calls this once per stage, so each stage's peak RSS is its own.
 ``wall_s`` is the whole process (imports, numba compilation, cached inputs loaded),
 which is what a user of `sieve` pays; ``stage_s`` is the stage's own function call.
-Earlier stages must already be cached in the workspace.
+Earlier stages must already be cached in the workspace (same ``--backend``).
+``--backend`` picks the embedding backend and ``--exact`` the seeded single-threaded
+projection, when core has those fields (else the run says so in ``note``).
 """
 
 from __future__ import annotations
@@ -12,16 +16,39 @@ import json
 import resource
 import sys
 import time
+from dataclasses import fields
+
+
+def map_params(backend: str | None, exact: bool):
+    """MapParams for the run, plus notes on fields the core does not have (yet)."""
+    from core.embed import EmbedParams
+    from core.pipeline import MapParams
+    from core.project import ProjectParams
+
+    notes = []
+    ekw, pkw = {}, {}
+    if backend:
+        if "backend" in {f.name for f in fields(EmbedParams)}:
+            ekw["backend"] = backend
+        else:
+            notes.append("EmbedParams has no backend field: torch fp32 used")
+    if "exact" in {f.name for f in fields(ProjectParams)}:
+        pkw["exact"] = exact
+    elif not exact:
+        notes.append("ProjectParams has no exact field: seeded exact UMAP used")
+    return MapParams(embed=EmbedParams(**ekw), project=ProjectParams(**pkw)), notes
 
 
 def main(argv: list[str]) -> None:
     stage, ws_path, data, out_dir = argv[:4]
+    backend = argv[argv.index("--backend") + 1] if "--backend" in argv else None
+    exact = "--exact" in argv
     t_wall, t_cpu = time.perf_counter(), time.process_time()
-    from core.pipeline import MapParams, current_map, load_map, run_selection
+    from core.pipeline import current_map, load_map, run_selection
     from core.workspace import Workspace
 
     ws = Workspace(ws_path)
-    p = MapParams()
+    p, notes = map_params(backend, exact)
     extra: dict = {}
     timer = {}
 
@@ -39,7 +66,8 @@ def main(argv: list[str]) -> None:
     elif stage == "embed":
         from core.embed import run_embed
 
-        extra = {"embedded": timed(lambda: run_embed(ws, p.embed)).n_computed}
+        res = timed(lambda: run_embed(ws, p.embed))
+        extra = {"embedded": res.n_computed, "model_id": res.model_id}
     elif stage == "project":
         from core.embed import run_embed
         from core.project import run_project
@@ -64,6 +92,8 @@ def main(argv: list[str]) -> None:
         ckey, _ = run_cluster(ws, run_project(ws, emb_key, p.project)[0], p.cluster)
         timed(lambda: run_label(ws, ckey, emb_key, p.label))
         build_map(ws, p)  # all cached: records the map for the later stages
+        mdata = load_map(ws)
+        extra = {"clusters": len(mdata.clusters), "noise_share": round(float((mdata.labels == -1).mean()), 3)}
     elif stage in ("select", "export"):
         from core.metrics import selection_metrics
         from core.select import SelectParams
@@ -81,11 +111,11 @@ def main(argv: list[str]) -> None:
             from core.export import build_manifest, export_rows, write_manifest
 
             sel = run_selection(ws, mdata, params)
-            _, map_params = current_map(ws)
+            _, mparams = current_map(ws)
 
             def work():
                 path = export_rows(ws, sel, mdata.cluster_names, f"{out_dir}/subset.parquet")
-                write_manifest(str(path) + ".manifest.json", build_manifest(mdata, map_params, params, sel))
+                write_manifest(str(path) + ".manifest.json", build_manifest(mdata, mparams, params, sel))
 
             timed(work)
             extra = {"selected": len(sel)}
@@ -98,6 +128,9 @@ def main(argv: list[str]) -> None:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         **timer,
         **extra,
+        # only the notes about this stage's own parameters
+        "note": "; ".join(n for n in notes if (stage == "embed" and "EmbedParams" in n)
+                          or (stage == "project" and "ProjectParams" in n)),
     }))
 
 
