@@ -12,7 +12,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,ray]'
 	touch $@
 
 setup: $(BIN)/.installed
@@ -30,5 +30,7 @@ browser-deps:
 test: setup browser-deps
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
 
+# The benchmark harness (all sizes, ~50 min on a quiet 2-core machine; see README "Benchmarks").  Parts:
+#   make bench BENCH_ARGS="--quick"      or  BENCH_ARGS="--sizes 5000 --sections embed,stages"
 bench: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m bench
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench $(BENCH_ARGS)

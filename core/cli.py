@@ -39,15 +39,17 @@ def _ingest_params(data, text, template, vectors, fmt):
     return IngestParams(str(data), spec, vectors, fmt)
 
 
-def _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size, min_samples, seed):
+def _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size, min_samples, seed,
+                exact=False, backend="auto"):
     from .cluster import ClusterParams
     from .embed import EmbedParams
     from .pipeline import MapParams
     from .project import ProjectParams
 
     return MapParams(
-        EmbedParams(model=model, batch_size=batch_size, device=device),
-        ProjectParams(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, cluster_dims=dims, seed=seed),
+        EmbedParams(model=model, batch_size=batch_size, device=device, backend=backend).resolved(),
+        ProjectParams(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, cluster_dims=dims, seed=seed,
+                      exact=exact),
         ClusterParams(min_cluster_size=min_cluster_size, min_samples=min_samples),
     )
 
@@ -199,20 +201,43 @@ def _print_dataset(info, cached):
     )
 
 
+BACKEND_HELP = ("auto (onnx-int8 on the CPU when onnxruntime is installed, else torch), torch (exact fp32; fp16 on "
+                "CUDA), onnx-int8 (int8 ONNX Runtime, CPU, ~0.99 cosine to fp32) or static (fast preview).")
+
+
 @app.command()
 @_guard
 def embed(
     model: str = typer.Option("all-MiniLM-L6-v2", help="sentence-transformers name or local path."),
     batch_size: int = typer.Option(64, help="Texts per batch."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    engine: str = typer.Option("local", help="local (this process) or ray (Parquet shards on a Ray cluster)."),
+    address: Optional[str] = typer.Option(None, help="--engine ray: Ray cluster address (default: RAY_ADDRESS, "
+                                          "else a local Ray instance)."),
+    workers: Optional[int] = typer.Option(None, help="--engine ray: actors (default: one per GPU, else per CPU)."),
+    shard_rows: int = typer.Option(50_000, help="--engine ray: row ids per shard (the unit of resume)."),
     workspace: Path = WS_OPT,
 ):
     """Embed the current dataset (cached by model and text; resumable)."""
     from .embed import EmbedParams, run_embed
 
     ws = Workspace(workspace)
+    if engine not in ("local", "ray"):
+        raise SieveError(f"--engine must be local or ray, got {engine!r}")
+    if engine == "ray":
+        from . import scale
+
+        if address:
+            scale.connect(address)
+        res = scale.embed_shards(ws, scale.ScaleEmbedParams(model=model, batch_size=batch_size, device=device,
+                                                            shard_rows=shard_rows, workers=workers,
+                                                            backend="torch" if backend == "auto" else backend))
+        err.print(f"embeddings: {res.n_rows} x {res.dim} from {res.model_id} in {res.n_shards} shard(s) "
+                  f"({res.n_computed} computed, {res.n_skipped} already done) at {res.glob}")
+        return
     with _progress() as (progress, _):
-        res = run_embed(ws, EmbedParams(model=model, batch_size=batch_size, device=device),
+        res = run_embed(ws, EmbedParams(model=model, batch_size=batch_size, device=device, backend=backend),
                         progress=lambda d, t, m: progress("embed", d, t, m))
     err.print(f"embeddings: {res.n_rows} x {res.dim} from {res.model_id}"
               + (" (cached)" if res.cached else f", {res.n_computed} computed"))
@@ -221,12 +246,17 @@ def embed(
 MODEL_OPT = typer.Option("all-MiniLM-L6-v2", help="sentence-transformers name or local path.")
 
 
+EXACT_OPT = typer.Option(False, "--exact", help="Seeded single-threaded UMAP: bit-reproducible, slower "
+                         "(default: parallel UMAP; exports then store the map next to the manifest).")
+
+
 @app.command("map")
 @_guard
 def map_(
     model: str = MODEL_OPT,
     batch_size: int = typer.Option(64),
     device: str = typer.Option("auto"),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     n_neighbors: int = typer.Option(15, help="UMAP n_neighbors."),
     min_dist: float = typer.Option(0.1, help="UMAP min_dist of the 2-D map."),
     metric: str = typer.Option("cosine", help="UMAP metric."),
@@ -234,6 +264,7 @@ def map_(
     min_cluster_size: Optional[int] = typer.Option(None, help="HDBSCAN min_cluster_size (default ~sqrt(n)/2)."),
     min_samples: Optional[int] = typer.Option(None, help="HDBSCAN min_samples (default min(10, min_cluster_size))."),
     seed: int = typer.Option(42, help="Seed of the projection."),
+    exact: bool = EXACT_OPT,
     workspace: Path = WS_OPT,
 ):
     """Embed (if needed), project, cluster and label the current dataset."""
@@ -241,7 +272,7 @@ def map_(
 
     ws = Workspace(workspace)
     params = _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size,
-                         min_samples, seed)
+                         min_samples, seed, exact, backend)
     with _progress() as (progress, on_stage):
         keys = build_map(ws, params, progress=progress, on_stage=on_stage)
     _print_clusters(load_map(ws, keys))
@@ -404,7 +435,7 @@ def _export(ws, data, params, selection, out_path, fmt, manifest_path, *, includ
     mpath = Path(manifest_path) if manifest_path else Path(str(path) + ".manifest.json")
     man = build_manifest(data, map_params, params, selection, metrics,
                          {"path": str(path), "format": fmt, "include_duplicates": include_duplicates})
-    write_manifest(mpath, man)
+    write_manifest(mpath, man, data)  # also the map file a parallel (non-exact) map needs
     extra = ""
     if include_duplicates and selection.duplicate_positions is not None:
         extra = f" (+{len(selection.duplicate_positions)} duplicate(s) of them)"
@@ -424,6 +455,7 @@ def run(
     model: str = MODEL_OPT,
     batch_size: int = typer.Option(64),
     device: str = typer.Option("auto"),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     n_neighbors: int = typer.Option(15),
     min_dist: float = typer.Option(0.1),
     metric: str = typer.Option("cosine"),
@@ -431,6 +463,7 @@ def run(
     min_cluster_size: Optional[int] = typer.Option(None),
     min_samples: Optional[int] = typer.Option(None),
     map_seed: int = typer.Option(42, help="Seed of the projection."),
+    exact: bool = EXACT_OPT,
     budget: int = SELECT_OPTS["budget"],
     policy: str = SELECT_OPTS["policy"],
     pick: str = SELECT_OPTS["pick"],
@@ -472,7 +505,7 @@ def run(
     ws = Workspace(workspace)
     ingest_params = _ingest_params(data, text, template, vectors, fmt_in)
     map_params = _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size,
-                             min_samples, map_seed)
+                             min_samples, map_seed, exact, backend)
     sel_params = _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override,
                                 score_column, ascending, pin, ban, dedup=dedup, near_dup=near_dup, mmr_lambda=mmr_lambda, soft_noise=soft_noise, budget_unit=budget_unit, tokenizer=tokenizer, strata=strata, strata_bound=strata_bound, reference=reference, reference_text=reference_text, coverage_distance=coverage_distance, leakage=leakage, leakage_threshold=leakage_threshold)
     info, cached = do_ingest(ws, ingest_params)
@@ -503,11 +536,15 @@ def reproduce(
     from .export import format_for, read_manifest
     from .pipeline import reproduce as do_reproduce
 
-    format_for(out_path, fmt)
     man = read_manifest(manifest_path)
     ws = Workspace(workspace)
+    if man.get("engine") == "ray":  # a sharded export: OUT is a folder of Parquet shards
+        _reproduce_scaled(ws, man, data, out_path, manifest)
+        return
+    format_for(out_path, fmt)
     with _progress() as (progress, on_stage):
-        mdata, selection, _, sel_params = do_reproduce(ws, man, data, progress=progress, on_stage=on_stage)
+        mdata, selection, _, sel_params = do_reproduce(ws, man, data, progress=progress, on_stage=on_stage,
+                                                       manifest_path=manifest_path)
     new = _export(ws, mdata, sel_params, selection, out_path, fmt, manifest,
                   include_duplicates=bool(man.get("export", {}).get("include_duplicates", False)))
     if new["selected_row_ids"] != man["selected_row_ids"]:
@@ -544,6 +581,97 @@ def app_(port: int = typer.Option(8501), workspace: Path = WS_OPT):
     env = dict(os.environ, SIEVE_WORKSPACE=str(workspace))
     raise typer.Exit(subprocess.call([sys.executable, "-m", "streamlit", "run", str(app_py),
                                       "--server.port", str(port)], env=env))
+
+
+# -- the Ray engine: `sieve scale map|select` (after `sieve embed --engine ray`) -------------------
+
+scale_app = typer.Typer(no_args_is_help=True, help="Map and select at scale on Ray (after `sieve embed --engine ray`).")
+app.add_typer(scale_app, name="scale")
+ADDRESS_OPT = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray instance).")
+
+
+@scale_app.command("map")
+@_guard
+def scale_map_(
+    sample_size: int = typer.Option(200_000, help="Rows the UMAP/HDBSCAN fit sees; every other row is assigned."),
+    sample_seed: int = typer.Option(0, help="Seed of the sample."),
+    n_neighbors: int = typer.Option(15), min_dist: float = typer.Option(0.1), metric: str = typer.Option("cosine"),
+    dims: int = typer.Option(5), seed: int = typer.Option(42, help="Seed of the projection."),
+    min_cluster_size: Optional[int] = typer.Option(None, help="HDBSCAN min_cluster_size on the sample."),
+    min_samples: Optional[int] = typer.Option(None),
+    workers: Optional[int] = typer.Option(None, help="Assignment workers (default: one per CPU)."),
+    address: Optional[str] = ADDRESS_OPT,
+    workspace: Path = WS_OPT,
+):
+    """Fit the map on a seeded sample, then place every row on Ray (map-*.parquet shards)."""
+    from . import scale
+    from .cluster import ClusterParams
+    from .project import ProjectParams
+
+    ws = Workspace(workspace)
+    if address:
+        scale.connect(address)
+    params = scale.ScaleMapParams(sample_size, sample_seed,
+                                  ProjectParams(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
+                                                cluster_dims=dims, seed=seed),
+                                  ClusterParams(min_cluster_size=min_cluster_size, min_samples=min_samples), workers)
+    res = scale.scale_map(ws, None, params)
+    err.print(f"map: {res.n_rows} rows, {res.n_clusters} clusters fitted on {res.n_sample} sampled rows; "
+              f"{res.n_computed} shard(s) placed, {res.n_skipped} already done; {res.glob}")
+
+
+@scale_app.command("select")
+@_guard
+def scale_select_(
+    budget: int = typer.Option(..., help="Rows to select."),
+    policy: str = typer.Option("equal"), pick: str = typer.Option("random"), seed: int = typer.Option(0),
+    noise: str = typer.Option("include"), min_per_cluster: int = typer.Option(0, "--min"),
+    max_per_cluster: Optional[int] = typer.Option(None, "--max"),
+    override: Optional[list[str]] = typer.Option(None, help="CLUSTER=ROWS (repeatable)."),
+    pin: Optional[str] = typer.Option(None), ban: Optional[str] = typer.Option(None),
+    out_path: Path = typer.Option(..., "--out", "-o", help="Output folder for the Parquet shards (new or empty)."),
+    manifest: Optional[Path] = typer.Option(None, help="Manifest path (default: OUT + .manifest.json)."),
+    address: Optional[str] = ADDRESS_OPT,
+    workspace: Path = WS_OPT,
+):
+    """Allocate on per-cluster counts, pick per cluster in parallel, export shards + manifest."""
+    from . import scale
+    from .export import write_manifest
+
+    ws = Workspace(workspace)
+    params = _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override, None,
+                            False, pin, ban)
+    map_dir, embed_dir = scale.map_folder(ws)
+    if address:
+        scale.connect(address)
+    sel = scale.scale_select(map_dir, embed_dir, params)
+    files = scale.export_scaled(ws, sel, out_path)
+    man = scale.build_scaled_manifest(ws, embed_dir, map_dir, params, sel,
+                                      {"path": str(Path(out_path).resolve()), "format": "parquet",
+                                       "files": [f.name for f in files]})
+    mpath = write_manifest(manifest or Path(str(Path(out_path).resolve()) + ".manifest.json"), man)
+    err.print(f"wrote {len(sel)} rows in {len(files)} file(s) to {Path(out_path).resolve()}")
+    err.print(f"wrote manifest to {mpath}")
+
+
+def _reproduce_scaled(ws, man, data, out_path, manifest_path) -> None:
+    from . import scale
+    from .export import write_manifest
+
+    sel, embed_dir, map_dir = scale.reproduce_scaled(ws, man, data)
+    if sorted(int(x) for x in sel.row_ids) != man["selected_row_ids"]:
+        a, b = set(sel.row_ids.tolist()), set(man["selected_row_ids"])
+        raise SieveError(f"reproduced subset differs from the manifest: {len(a - b)} row(s) added, "
+                         f"{len(b - a)} missing")
+    files = scale.export_scaled(ws, sel, out_path)
+    from .select import SelectParams
+
+    new = scale.build_scaled_manifest(ws, embed_dir, map_dir, SelectParams.from_dict(man["select"]), sel,
+                                      {"path": str(Path(out_path).resolve()), "format": "parquet",
+                                       "files": [f.name for f in files]})
+    write_manifest(manifest_path or Path(str(Path(out_path).resolve()) + ".manifest.json"), new)
+    err.print(f"reproduced: identical {len(sel)} row ids (sha256 {new['selected_ids_sha256'][:12]}), "
+              f"written to {Path(out_path).resolve()}")
 
 
 def main() -> None:

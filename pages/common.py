@@ -244,12 +244,13 @@ def start_warmup() -> None:
 
 def run_page(body: Callable[[], None]) -> None:
     """Render a page; any error becomes one st.error line (never a traceback)."""
-    start_warmup()
     show_flash()
     try:
         body()
     except Exception as exc:  # Streamlit's own rerun/stop signals are BaseException, not caught here
         st.error(report_error(exc))
+    finally:
+        start_warmup()  # after the page is drawn, so importing umap never delays the first paint
 
 
 def safe_callback(fn: Callable) -> Callable:
