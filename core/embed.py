@@ -90,8 +90,11 @@ class EmbedParams:
         """These params with ``backend="auto"`` replaced by the backend that will run
         (with an ``encoder``, the backend it declares, if any)."""
         if encoder is not None:
+            # An encoder without a declared backend (e.g. a custom one) names its vectors by
+            # its plain model id, which is what the torch backend does.
             b = getattr(encoder, "backend", None)
-            return replace(self, backend=b) if b in BACKENDS and b != self.backend else self
+            b = b if b in BACKENDS and b != "auto" else "torch"
+            return replace(self, backend=b) if b != self.backend else self
         if self.backend != "auto":
             return self
         return replace(self, backend=resolve_backend(self.backend, self.device))

@@ -124,13 +124,17 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, num_gpus
     cluster (``RAY_ADDRESS`` also works); None starts a local instance with
     ``num_cpus``/``num_gpus``/``object_store_memory``.  The workers inherit
     ``HF_HUB_OFFLINE`` and ``env``."""
+    # Ray's progress bars replace builtins.print with a Python function, after which numba
+    # can no longer compile any code that prints (pynndescent, umap): keep print as it is.
+    os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
     try:
         import ray
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise SieveError("the Ray engine needs Ray: pip install 'sieve[ray]'") from exc
     if ray.is_initialized():
         return
-    env_vars = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "TOKENIZERS_PARALLELISM": "false"}
+    env_vars = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "TOKENIZERS_PARALLELISM": "false",
+                "RAY_TQDM_PATCH_PRINT": "0"}
     env_vars.update(env or {})
     kw: dict[str, Any] = dict(include_dashboard=False, runtime_env={"env_vars": env_vars},
                               logging_level="WARNING", log_to_driver=False)
@@ -151,6 +155,7 @@ def _quiet_data() -> None:
 
 
 def _require_ray():
+    os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")  # see connect()
     try:
         import ray
     except ImportError as exc:  # pragma: no cover

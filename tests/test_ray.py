@@ -357,3 +357,21 @@ def test_app_helpers_draw_a_sample_and_apply_a_lasso_to_every_row(tmp_path):
     got = scale.lasso_row_ids(tmp_path, lx, ly, batch_rows=700)
     assert np.array_equal(got, np.nonzero(points_in_lasso(xy, lx, ly))[0])
     assert len(got) > 100
+
+
+def test_ray_leaves_builtins_print_alone_so_numba_still_compiles(ray_session):
+    """Ray Data's progress bars patch builtins.print; numba then fails to compile any
+    function that prints (pynndescent's nn_descent did, in the tests that ran after Ray)."""
+    import builtins
+
+    import numpy as np
+
+    from core.nn import similar_pairs
+
+    assert type(builtins.print).__name__ == "builtin_function_or_method"
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((300, 16)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    v = np.concatenate([v, v[:20]])
+    pairs = set(zip(*similar_pairs(v, 0.99, exact_rows=50)))  # the pynndescent path
+    assert len(pairs) >= 20
