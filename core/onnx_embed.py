@@ -43,16 +43,16 @@ OPSET = 17
 # per-tensor weights (per_channel=False) gave ~0.96, reduce_range was slower and no better.
 QUANT_OPTIONS = {"weight_type": "QInt8", "per_channel": True, "reduce_range": False,
                  "op_types": ["MatMul", "Attention", "Gather", "EmbedLayerNormalization"]}
-# Measured with bench/embed_speed.py and tests/test_embed_fast.py (see the report);
-# shown in the UI next to the backend choice.
-# Speed: texts/s vs torch fp32, ~24-word and ~210-word generated prompts, batch 64,
-# interleaved runs on a shared 2-core machine.  Agreement: on sample_data/prompts.csv.
+# Shown in the UI next to the backend choice.  Speed: texts/s vs one fp32
+# SentenceTransformer.encode, on 19,934 ~20-word and 498 ~200-word generated prompts
+# (python -m bench, quiet 2-core CPU, 2026-11-21; bench/RESULTS.md).  Agreement: median
+# cosine there; cluster ARI vs the fp32 pipeline on sample_data/prompts.csv (tests/test_embed_fast.py).
 ONNX_QUALITY = {
-    "speedup_short": 2.8,
-    "speedup_long": 2.25,
+    "speedup_short": 2.24,
+    "speedup_long": 2.17,
     "median_cosine": 0.9935,
     "ari_vs_fp32": 0.94,
-    "measured_on": "sample_data/prompts.csv (3,000 rows), exact UMAP; a shared 2-core CPU",
+    "measured_on": "a quiet 2-core CPU (bench/RESULTS.md); ARI on sample_data/prompts.csv",
 }
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"

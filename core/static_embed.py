@@ -36,13 +36,13 @@ TOKENIZER_FILE = "tokenizer.json"
 
 # Measured (tests/test_embed_fast.py re-checks the ARI): HDBSCAN clusters of the static
 # preview vs the torch fp32 pipeline's clusters on sample_data/prompts.csv (3,000 rows,
-# default map params with seeded exact UMAP), and texts/s vs torch fp32 on ~24-word
-# texts (batch 64, interleaved runs on a shared 2-core machine; long ~210-word texts: ~65x).
+# default map params with seeded exact UMAP); texts/s vs one fp32 SentenceTransformer.encode
+# on ~20-word and ~200-word generated prompts (python -m bench, quiet 2-core CPU, 2026-11-21).
 PREVIEW_QUALITY = {
     "ari_vs_fp32": 0.74,
-    "speedup_short": 259.0,
-    "speedup_long": 64.5,
-    "measured_on": "sample_data/prompts.csv (3,000 rows), exact UMAP; a shared 2-core CPU",
+    "speedup_short": 47.0,
+    "speedup_long": 54.0,
+    "measured_on": "sample_data/prompts.csv (3,000 rows), exact UMAP; speed on a quiet 2-core CPU",
 }
 PREVIEW_FLOOR = 0.65  # the test's floor for that ARI
 
