@@ -370,6 +370,18 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.where(n == 0, 1, n)
 
 
+def _pool_then_rest(candidates: np.ndarray, pool: np.ndarray, chosen: list[int], rest: np.ndarray, b, k: int,
+                    cost: np.ndarray | None) -> np.ndarray:
+    """The rows chosen from a candidate pool, then -- when the budget outlasts the pool --
+    the other candidates (``rest``, already in seeded order) while they fit."""
+    out = candidates[pool[np.asarray(chosen, dtype=np.int64)]]
+    if len(rest) and b.taken < k and (b.left is None or b.left > 0):
+        more = _static(candidates[rest], np.arange(len(rest)), k - b.taken,
+                       None if cost is None else np.asarray(cost)[rest], b.left)
+        out = np.concatenate([out, more])
+    return out
+
+
 def _static(candidates: np.ndarray, order: np.ndarray, k: int, cost: np.ndarray | None, capacity) -> np.ndarray:
     """``candidates[order]`` filled to ``k`` rows or ``capacity`` (cost aligned with candidates)."""
     if cost is None or capacity is None:
@@ -551,12 +563,7 @@ def pick_diverse_pool(candidates: np.ndarray, k: int, rows, centroid: np.ndarray
         np.dot(V, V[nxt], out=tmp)
         np.maximum(maxsim, tmp, out=maxsim)
         maxsim[~b.open] = np.inf
-    out = candidates[pool[np.asarray(chosen, dtype=np.int64)]]
-    if len(rest) and b.taken < k and (b.left is None or b.left > 0):
-        more = _static(candidates[rest], np.arange(len(rest)), k - b.taken,
-                       None if cost is None else np.asarray(cost)[rest], b.left)
-        out = np.concatenate([out, more])
-    return out
+    return _pool_then_rest(candidates, pool, chosen, rest, b, k, cost)
 
 
 class _RowCache:
@@ -710,12 +717,7 @@ def pick_facility(candidates: np.ndarray, k: int, vectors: np.ndarray, clients: 
         for j, i in enumerate(batch):  # refreshed gains stay upper bounds: cur only grows
             if j != best:
                 heapq.heappush(heap, (-float(g[j]), i))
-    out = candidates[pool[np.asarray(chosen, dtype=np.int64)]]
-    if len(rest) and b.taken < k and (b.left is None or b.left > 0):
-        more = _static(candidates[rest], np.arange(len(rest)), k - b.taken,
-                       None if cost is None else np.asarray(cost)[rest], b.left)
-        out = np.concatenate([out, more])
-    return out
+    return _pool_then_rest(candidates, pool, chosen, rest, b, k, cost)
 
 
 # -- the whole selection -------------------------------------------------------------
