@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .workspace import SieveError, atomic_write_json
+from .workspace import SieveError, atomic_write_json, cache_root
 
 Progress = Callable[[int, int, str], None]
 
@@ -60,11 +60,6 @@ META_FILE = "meta.json"
 
 
 # -- the cache dir ----------------------------------------------------------------
-
-
-def cache_root() -> Path:
-    """The Sieve cache dir: ``$SIEVE_CACHE_DIR`` or ``~/.cache/sieve``."""
-    return Path(os.environ.get("SIEVE_CACHE_DIR") or (Path.home() / ".cache" / "sieve")).expanduser()
 
 
 def usable_cores() -> int:

@@ -22,7 +22,8 @@ import importlib.util
 import os
 import sys
 import threading
-from pathlib import Path
+
+from .workspace import cache_root
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
@@ -34,17 +35,12 @@ _gpu: bool | None = None
 UMAP_MODULES = ("umap.utils", "umap.distances", "umap.sparse", "umap.umap_", "umap.layouts", "umap.spectral")
 
 
-def cache_dir() -> Path:
-    """Sieve's cache folder: ``$SIEVE_CACHE_DIR`` or ``~/.cache/sieve``."""
-    return Path(os.environ.get("SIEVE_CACHE_DIR") or Path.home() / ".cache" / "sieve").expanduser()
-
-
 def configure_numba_cache() -> str | None:
-    """Set ``NUMBA_CACHE_DIR`` to ``<cache_dir>/numba`` unless already set; returns it.
+    """Set ``NUMBA_CACHE_DIR`` to ``<cache_root()>/numba`` unless already set; returns it.
     If numba is already imported its configuration is reloaded so the folder applies."""
     if os.environ.get("NUMBA_CACHE_DIR"):
         return os.environ["NUMBA_CACHE_DIR"]
-    path = cache_dir() / "numba"
+    path = cache_root() / "numba"
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError:

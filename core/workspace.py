@@ -73,6 +73,12 @@ def stable_hash(*parts: Any, length: int = 16) -> str:
     return h.hexdigest()[:length]
 
 
+def cache_root() -> Path:
+    """Sieve's per-user cache folder (exported models, the preview model, numba's code):
+    ``$SIEVE_CACHE_DIR`` or ``~/.cache/sieve``."""
+    return Path(os.environ.get("SIEVE_CACHE_DIR") or (Path.home() / ".cache" / "sieve")).expanduser()
+
+
 def stage_key(stage: str, params: Any, parent: str | None) -> str:
     """The cache key of a stage: its params, its input's key and the schema version."""
     return stable_hash({"stage": stage, "schema": SCHEMA_VERSION, "params": params, "parent": parent})
