@@ -489,11 +489,21 @@ def run(
     coverage_distance: float = DEPTH_OPTS["coverage_distance"],
     leakage: str = DEPTH_OPTS["leakage"],
     leakage_threshold: float = DEPTH_OPTS["leakage_threshold"],
-    out_path: Path = typer.Option(..., "--out", "-o"),
+    out_path: Path = typer.Option(..., "--out", "-o", help="Output file (--engine ray: a new folder of Parquet "
+                                                           "shards)."),
     fmt: Optional[str] = typer.Option(None, "--format"),
     manifest: Optional[Path] = typer.Option(None),
     include_duplicates: bool = typer.Option(False, "--include-duplicates",
                                             help="Also export the other members of each chosen duplicate group."),
+    engine: str = typer.Option("local", help="local (this process) or ray (Parquet shards on a Ray cluster: "
+                                             "sharded embedding, a map fitted on a sample, per-cluster picks)."),
+    address: Optional[str] = typer.Option(None, help="--engine ray: Ray cluster address (default: RAY_ADDRESS, "
+                                          "else a local Ray instance)."),
+    workers: Optional[int] = typer.Option(None, help="--engine ray: actors (default: one per GPU, else per CPU)."),
+    shard_rows: int = typer.Option(50_000, help="--engine ray: row ids per shard (the unit of resume)."),
+    sample_size: int = typer.Option(200_000, help="--engine ray: rows the UMAP/HDBSCAN fit sees; every other "
+                                                  "row is assigned."),
+    sample_seed: int = typer.Option(0, help="--engine ray: seed of the sample."),
     workspace: Path = WS_OPT,
 ):
     """Everything: ingest -> embed -> map -> select -> export."""
@@ -501,13 +511,23 @@ def run(
     from .ingest import ingest as do_ingest
     from .pipeline import build_map, load_map, run_selection
 
-    format_for(out_path, fmt)  # fail fast on a bad output name
+    if engine not in ("local", "ray"):
+        raise SieveError(f"--engine must be local or ray, got {engine!r}")
+    if engine == "local":
+        format_for(out_path, fmt)  # fail fast on a bad output name
+    elif fmt not in (None, "parquet"):
+        raise SieveError(f"--format {fmt} is not available with --engine ray: it writes Parquet shards")
     ws = Workspace(workspace)
     ingest_params = _ingest_params(data, text, template, vectors, fmt_in)
     map_params = _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size,
                              min_samples, map_seed, exact, backend)
     sel_params = _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override,
                                 score_column, ascending, pin, ban, dedup=dedup, near_dup=near_dup, mmr_lambda=mmr_lambda, soft_noise=soft_noise, budget_unit=budget_unit, tokenizer=tokenizer, strata=strata, strata_bound=strata_bound, reference=reference, reference_text=reference_text, coverage_distance=coverage_distance, leakage=leakage, leakage_threshold=leakage_threshold)
+    if engine == "ray":
+        _run_scaled(ws, ingest_params, map_params, sel_params, out_path, manifest, address=address,
+                    workers=workers, shard_rows=shard_rows, sample_size=sample_size, sample_seed=sample_seed,
+                    include_duplicates=include_duplicates)
+        return
     info, cached = do_ingest(ws, ingest_params)
     _print_dataset(info, cached)
     t0 = time.perf_counter()
@@ -636,7 +656,6 @@ def scale_select_(
 ):
     """Allocate on per-cluster counts, pick per cluster in parallel, export shards + manifest."""
     from . import scale
-    from .export import write_manifest
 
     ws = Workspace(workspace)
     params = _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override, None,
@@ -645,33 +664,82 @@ def scale_select_(
     if address:
         scale.connect(address)
     sel = scale.scale_select(map_dir, embed_dir, params)
-    files = scale.export_scaled(ws, sel, out_path)
+    _write_scaled(ws, sel, params, embed_dir, map_dir, out_path, manifest)
+
+
+def _run_scaled(ws, ingest_params, map_params, sel_params, out_path, manifest_path, *, address, workers,
+                shard_rows, sample_size, sample_seed, include_duplicates) -> None:
+    """`sieve run --engine ray`: ingest, sharded embedding, sample fit + assignment on Ray,
+    per-cluster picks on Ray, Parquet shards + manifest."""
+    from . import scale
+    from .ingest import ingest as do_ingest
+
+    if include_duplicates:
+        raise SieveError("--include-duplicates is not available with --engine ray (duplicate groups are "
+                         "not computed at scale)")
+    scale.check_select_params(sel_params)  # before any hour-long embedding
+    out_dir = Path(out_path).expanduser().resolve()
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise SieveError(f"--out {out_dir} exists and is not an empty folder; --engine ray writes a new folder "
+                         "of Parquet shards")
+    t0 = time.perf_counter()
+    embed_params = scale.ScaleEmbedParams(
+        model=map_params.embed.model, batch_size=map_params.embed.batch_size, device=map_params.embed.device,
+        shard_rows=shard_rows, workers=workers,
+        backend="torch" if map_params.embed.backend == "auto" else map_params.embed.backend)
+    scale_params = scale.ScaleMapParams(sample_size, sample_seed, map_params.project, map_params.cluster, workers)
+    info, cached = do_ingest(ws, ingest_params)
+    _print_dataset(info, cached)
+    scale.connect(address)
+    emb = scale.embed_shards(ws, embed_params)
+    err.print(f"embeddings: {emb.n_rows} x {emb.dim} from {emb.model_id} in {emb.n_shards} shard(s) "
+              f"({emb.n_computed} computed, {emb.n_skipped} already done, {emb.workers} worker(s))")
+    res = scale.scale_map(ws, emb.folder, scale_params)
+    err.print(f"map: {res.n_clusters} clusters fitted on {res.n_sample} sampled rows; {res.n_computed} shard(s) "
+              f"placed, {res.n_skipped} already done")
+    _print_scaled_clusters(scale.scaled_map_info(res.folder))
+    sel = scale.scale_select(res.folder, emb.folder, sel_params)
+    _write_scaled(ws, sel, sel_params, emb.folder, res.folder, out_dir, manifest_path)
+    err.print(f"done in {time.perf_counter() - t0:.1f} s")
+
+
+def _print_scaled_clusters(info: dict) -> None:
+    clusters = info.get("clusters") or []
+    t = Table(title=f"{len([c for c in clusters if c['id'] >= 0])} clusters over {info['n_rows']} rows")
+    for col in ("id", "name", "size", "keywords"):
+        t.add_column(col)
+    for c in clusters:
+        t.add_row(str(c["id"]), c["name"], str(c["size"]), ", ".join(c["keywords"][:6]))
+    err.print(t)
+
+
+def _write_scaled(ws, sel, params, embed_dir, map_dir, out_path, manifest_path):
+    """Export a sharded selection (Parquet part files) and its manifest; returns the manifest."""
+    from . import scale
+    from .export import write_manifest
+
+    out_dir = Path(out_path).expanduser().resolve()
+    files = scale.export_scaled(ws, sel, out_dir)
     man = scale.build_scaled_manifest(ws, embed_dir, map_dir, params, sel,
-                                      {"path": str(Path(out_path).resolve()), "format": "parquet",
-                                       "files": [f.name for f in files]})
-    mpath = write_manifest(manifest or Path(str(Path(out_path).resolve()) + ".manifest.json"), man)
-    err.print(f"wrote {len(sel)} rows in {len(files)} file(s) to {Path(out_path).resolve()}")
+                                      {"path": str(out_dir), "format": "parquet", "files": [f.name for f in files]})
+    mpath = write_manifest(manifest_path or Path(str(out_dir) + ".manifest.json"), man)
+    err.print(f"wrote {len(sel)} rows in {len(files)} file(s) to {out_dir}")
     err.print(f"wrote manifest to {mpath}")
+    return man
 
 
 def _reproduce_scaled(ws, man, data, out_path, manifest_path) -> None:
     from . import scale
-    from .export import write_manifest
 
     sel, embed_dir, map_dir = scale.reproduce_scaled(ws, man, data)
     if sorted(int(x) for x in sel.row_ids) != man["selected_row_ids"]:
         a, b = set(sel.row_ids.tolist()), set(man["selected_row_ids"])
         raise SieveError(f"reproduced subset differs from the manifest: {len(a - b)} row(s) added, "
                          f"{len(b - a)} missing")
-    files = scale.export_scaled(ws, sel, out_path)
     from .select import SelectParams
 
-    new = scale.build_scaled_manifest(ws, embed_dir, map_dir, SelectParams.from_dict(man["select"]), sel,
-                                      {"path": str(Path(out_path).resolve()), "format": "parquet",
-                                       "files": [f.name for f in files]})
-    write_manifest(manifest_path or Path(str(Path(out_path).resolve()) + ".manifest.json"), new)
-    err.print(f"reproduced: identical {len(sel)} row ids (sha256 {new['selected_ids_sha256'][:12]}), "
-              f"written to {Path(out_path).resolve()}")
+    new = _write_scaled(ws, sel, SelectParams.from_dict(man["select"]), embed_dir, map_dir, out_path, manifest_path)
+    err.print(f"reproduced: identical {len(sel)} row ids (sha256 {new['selected_ids_sha256'][:12]})")
 
 
 def main() -> None:

@@ -291,6 +291,28 @@ def load_vectors(embed_dir: Path | str, row_ids: np.ndarray | None = None) -> tu
     return tbl.column(0).to_numpy().astype(np.int64), arrow_vectors(tbl.column(1))
 
 
+def run_shard_jobs(worker_cls, items: list[dict], ctor_kwargs: dict, *, workers: int = 1, cpus: float = 1.0,
+                   gpus: float = 0.0, local: bool = False) -> list[dict]:
+    """Run ``worker_cls`` (a Ray Data callable class taking ``{"input": [...], "output": [...]}``
+    batches) over ``items``, one shard per batch: on a Ray actor pool of ``workers`` actors,
+    or (``local=True``) in this process with one instance, which needs no Ray.  Returns one
+    dict per finished shard."""
+    if not items:
+        return []
+    if local:
+        worker = worker_cls(**ctor_kwargs)
+        out = []
+        for it in items:
+            res = worker({"input": np.asarray([it["input"]]), "output": np.asarray([it["output"]])})
+            out.extend({k: v[i] for k, v in res.items()} for i in range(len(res["output"])))
+        return out
+    ray = _require_ray()
+    return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+        worker_cls, batch_size=1, compute=ray.data.ActorPoolStrategy(size=max(1, min(workers, len(items)))),
+        num_cpus=cpus, num_gpus=gpus or None, fn_constructor_kwargs=ctor_kwargs,
+    ).take_all()
+
+
 # -- 1. distributed embedding ---------------------------------------------------------------
 
 
@@ -358,13 +380,14 @@ def embed_key(ws: Workspace, model_id_: str, params: ScaleEmbedParams) -> str:
 
 
 def embed_shards(ws: Workspace, params: ScaleEmbedParams = ScaleEmbedParams(), *,
-                 encoder_factory: Callable | None = None) -> ScaleEmbedResult:
+                 encoder_factory: Callable | None = None, local: bool = False) -> ScaleEmbedResult:
     """Embed the current dataset on Ray into ``<workspace>/shards/embed/<key>/vec-*.parquet``.
 
     Resumable: shards whose file exists are skipped (files are renamed into place
     whole).  ``encoder_factory``: a picklable zero-argument callable returning an
     :class:`core.embed.Encoder` (tests, custom models); default: the sentence-transformers
-    model of ``params`` on each actor's device."""
+    model of ``params`` on each actor's device.  ``local=True`` embeds the same shards in
+    this process, without Ray (small corpora, tests)."""
     from .embed import model_id as model_id_of
     from .ingest import current_dataset
 
@@ -390,19 +413,19 @@ def embed_shards(ws: Workspace, params: ScaleEmbedParams = ScaleEmbedParams(), *
     todo = [s for s in shards if not (folder / f"vec-{s['id']}.parquet").is_file()]
     n_workers, shard_seconds = 0, 0.0
     if todo:
-        ray = _require_ray()
-        n_workers, gpus, cpus = plan_workers(params.workers, params.device, params.threads_per_worker)
-        n_workers = min(n_workers, len(todo))
-        device = "cuda" if gpus else ("cpu" if params.device == "auto" else params.device)
+        if local:
+            n_workers, gpus, cpus = 1, 0.0, float(max(1, os.cpu_count() or 1))
+            device = params.device
+        else:
+            n_workers, gpus, cpus = plan_workers(params.workers, params.device, params.threads_per_worker)
+            n_workers = min(n_workers, len(todo))
+            device = "cuda" if gpus else ("cpu" if params.device == "auto" else params.device)
         items = [{"input": s["path"], "output": str(folder / f"vec-{s['id']}.parquet")} for s in todo]
-        ds = ray.data.from_items(items, override_num_blocks=len(items))
-        out = ds.map_batches(
-            _EmbedShards, batch_size=1, compute=ray.data.ActorPoolStrategy(size=n_workers),
-            num_cpus=cpus, num_gpus=gpus or None,
-            fn_constructor_kwargs=dict(model=params.model, device=device, normalize=params.normalize,
-                                       batch_size=params.batch_size, threads=int(cpus) or 1,
-                                       encoder_factory=encoder_factory, backend=params.backend),
-        ).take_all()
+        out = run_shard_jobs(_EmbedShards, items,
+                             dict(model=params.model, device=device, normalize=params.normalize,
+                                  batch_size=params.batch_size, threads=int(cpus) or 1,
+                                  encoder_factory=encoder_factory, backend=params.backend),
+                             workers=n_workers, cpus=cpus, gpus=gpus, local=local)
         done = {str(r["output"]) for r in out}
         shard_seconds = float(sum(float(r["seconds"]) for r in out))
         missing = [it["output"] for it in items if it["output"] not in done or not Path(it["output"]).is_file()]
@@ -644,8 +667,10 @@ class ScaleMapResult:
 
 
 def scale_map(ws: Workspace, embed_dir: Path | str | None = None,
-              params: ScaleMapParams = ScaleMapParams()) -> ScaleMapResult:
-    """Fit on a seeded sample (driver), then place every row on Ray (``map-*.parquet``)."""
+              params: ScaleMapParams = ScaleMapParams(), *, local: bool = False) -> ScaleMapResult:
+    """Fit on a seeded sample (driver), then place every row on Ray (``map-*.parquet``;
+    ``local=True``: in this process, without Ray).  The clusters are named from the
+    sample's texts (``labels.json``) and counted over every row."""
     from .ingest import current_dataset
     from .workspace import fetch_arrow
 
@@ -659,6 +684,7 @@ def scale_map(ws: Workspace, embed_dir: Path | str | None = None,
     shards = emeta["shards"]
     timings: dict[str, float] = {}
     fit_path = folder / "fit.pkl"
+    vecs = None
     if fit_path.is_file():
         with open(fit_path, "rb") as fh:
             fit = pickle.load(fh)
@@ -680,24 +706,24 @@ def scale_map(ws: Workspace, embed_dir: Path | str | None = None,
     todo = [s for s in shards if not (folder / f"map-{s}.parquet").is_file()]
     t2 = time.perf_counter()
     if todo:
-        ray = _require_ray()
-        n_workers, _, cpus = plan_workers(params.workers, "cpu")
+        n_workers, _, cpus = (1, 0.0, 1.0) if local else plan_workers(params.workers, "cpu")
         items = [{"input": str(embed_dir / f"vec-{s}.parquet"), "output": str(folder / f"map-{s}.parquet")}
                  for s in todo]
-        ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            _AssignShards, batch_size=1, compute=ray.data.ActorPoolStrategy(size=min(n_workers, len(items))),
-            num_cpus=cpus, fn_constructor_kwargs=dict(fit_path=str(fit_path), threads=int(cpus)),
-        ).take_all()
+        run_shard_jobs(_AssignShards, items, dict(fit_path=str(fit_path), threads=int(cpus)),
+                       workers=n_workers, cpus=cpus, local=local)
         missing = [it["output"] for it in items if not Path(it["output"]).is_file()]
         if missing:
             raise SieveError(f"{len(missing)} map shard(s) were not written; run again to resume")
     timings["assign"] = round(time.perf_counter() - t2, 3)
+    t3 = time.perf_counter()
+    clusters = _cluster_names(ws, folder, embed_dir, fit, vecs)
+    timings["label"] = round(time.perf_counter() - t3, 3)
     n_clusters = int(len(set(np.asarray(fit.labels).tolist()) - {NOISE}))
     atomic_write_json(folder / "_meta.json", {
         "stage": "scale_map", "key": key, "parent": emeta["key"], "dataset": info.key,
         "params": params.to_dict(), "resolved_cluster": asdict(fit.params) if fit.params else None,
         "n_rows": emeta["n_rows"], "n_sample": int(len(fit.row_ids)), "n_clusters": n_clusters,
-        "shards": shards, "notes": fit.notes, "embed_folder": str(embed_dir)})
+        "shards": shards, "notes": fit.notes, "embed_folder": str(embed_dir), "clusters": clusters})
     ws.set_meta(f"{META_SCALE}:map", {"key": key, "folder": str(folder), "embed_folder": str(embed_dir),
                                       "dataset": info.key, "params": params.to_dict()})
     timings["total"] = round(time.perf_counter() - t0, 3)
@@ -714,6 +740,47 @@ def map_folder(ws: Workspace) -> tuple[Path, Path]:
         raise SieveError(f"workspace {ws.root} has no sharded map of the current dataset; "
                          "run `sieve scale map` first")
     return Path(rec["folder"]), Path(rec["embed_folder"])
+
+
+def _cluster_names(ws: Workspace, folder: Path, embed_dir: Path, fit: SampleFit,
+                   vecs: np.ndarray | None) -> list[dict]:
+    """Each cluster's name and keywords (c-TF-IDF of the sample's texts, core.label) and its
+    size over every row; cached in ``labels.json`` beside the map shards."""
+    from .explore import fetch_rows
+    from .label import label_clusters
+
+    path = folder / "labels.json"
+    if path.is_file():
+        named = json.loads(path.read_text())["clusters"]
+    else:
+        if vecs is None:
+            _, vecs = load_vectors(embed_dir, fit.row_ids)
+        texts = fetch_rows(ws, fit.row_ids, columns=["sieve_text"]).column("sieve_text").to_pylist()
+        infos = label_clusters(texts, np.asarray(fit.labels), vecs, np.asarray(fit.row_ids))
+        named = [{"id": c.id, "name": c.name, "keywords": list(c.keywords),
+                  "representatives": list(c.representatives), "sample_size": c.size} for c in infos]
+        atomic_write_json(path, {"clusters": named})
+    con = _duck()
+    try:
+        sizes = dict(con.execute(f"SELECT cluster, count(*) FROM read_parquet({_sql_str(parquet_glob(folder, 'map'))}) "
+                                 "GROUP BY cluster").fetchall())
+    finally:
+        con.close()
+    out = [dict(c, size=int(sizes.get(c["id"], 0))) for c in named]
+    known = {c["id"] for c in named}
+    for c in sorted(set(int(k) for k in sizes) - known):  # assigned rows only (never in the sample)
+        out.append({"id": c, "name": "unclustered" if c == NOISE else f"cluster {c}", "keywords": [],
+                    "representatives": [], "sample_size": 0, "size": int(sizes[c])})
+    return out
+
+
+def scaled_map_info(map_dir: Path | str) -> dict:
+    """A sharded map's ``_meta.json``: rows, sample, params, notes and ``clusters``
+    (id, name, keywords, size over every row, sample_size)."""
+    path = Path(map_dir) / "_meta.json"
+    if not path.is_file():
+        raise SieveError(f"{map_dir} is not a finished sharded map (no _meta.json); run `sieve scale map` again")
+    return json.loads(path.read_text())
 
 
 def load_scaled_map(map_dir: Path | str, columns: Sequence[str] = ("sieve_row_id", "x", "y", "cluster", "strength")):
@@ -811,13 +878,27 @@ class ScaleSelection:
         return len(self.row_ids)
 
 
-def _check_scale_params(params) -> None:
+def check_select_params(params) -> None:
     for name, ok in _UNSUPPORTED:
         if getattr(params, name) != ok:
             raise SieveError(f"{name}={getattr(params, name)!r} is not supported by the Ray engine yet; "
                              "use the local engine for it")
     if params.pick == "score":
         raise SieveError("pick='score' is not supported by the Ray engine yet; use the local engine for it")
+
+
+def count_by_cluster(map_dir: Path | str, row_ids: Sequence[int]) -> dict[int, int]:
+    """{cluster: how many of ``row_ids``} by DuckDB over the map shards (ids not on the map are not counted)."""
+    import pyarrow as pa
+
+    con = _duck()
+    try:
+        con.register("wanted", pa.table({"sieve_row_id": pa.array(np.asarray(row_ids, dtype=np.int64))}))
+        rows = con.execute(f"SELECT m.cluster, count(*) FROM read_parquet({_sql_str(parquet_glob(map_dir, 'map'))}) m "
+                           "SEMI JOIN wanted USING (sieve_row_id) GROUP BY m.cluster").fetchall()
+    finally:
+        con.close()
+    return {int(c): int(n) for c, n in rows}
 
 
 def cluster_counts(map_dir: Path | str, pins: Sequence[int] = (), bans: Sequence[int] = ()):
@@ -860,8 +941,13 @@ def _pick_cluster(map_dir: str, embed_dir: str, cluster_id: int, k: int, params_
     try:
         src = f"read_parquet({_sql_str(parquet_glob(map_dir, 'map'))})"
         if need_vectors:
+            # only the vector shards holding this cluster's rows (map-<range> pairs with vec-<range>)
+            files = con.execute(f"SELECT DISTINCT filename FROM read_parquet({_sql_str(parquet_glob(map_dir, 'map'))}, "
+                                f"filename = true) WHERE cluster = {int(cluster_id)}").fetchall()
+            vec_files = sorted(str(Path(embed_dir) / ("vec-" + Path(f).name[len("map-"):])) for (f,) in files)
+            listing = "[" + ", ".join(_sql_str(f) for f in vec_files) + "]"
             tbl = fetch_arrow(con, f"SELECT m.sieve_row_id, v.vector FROM {src} m JOIN "
-                                   f"read_parquet({_sql_str(parquet_glob(embed_dir, 'vec'))}) v USING (sieve_row_id) "
+                                   f"read_parquet({listing}) v USING (sieve_row_id) "
                                    f"WHERE m.cluster = {int(cluster_id)} ORDER BY m.sieve_row_id")
             vectors = arrow_vectors(tbl.column(1))
         else:
@@ -885,7 +971,7 @@ def scale_select(map_dir: Path | str, embed_dir: Path | str, params, *, local: b
     parallel on Ray (``local=True``: in this process, for tests and small maps)."""
     from .select import VECTOR_PICKS, allocate, group_bounds
 
-    _check_scale_params(params)
+    check_select_params(params)
     total, banned, pinned = cluster_counts(map_dir, params.pins, params.bans)
     n = sum(total.values())
     if params.budget > n:
@@ -1033,6 +1119,6 @@ def reproduce_scaled(ws: Workspace, manifest: dict, data: str | None = None, *, 
 __all__ = [
     "ENGINES", "ScaleEmbedParams", "ScaleMapParams", "connect", "plan_workers", "input_shards", "embed_shards",
     "embed_folder", "load_vectors", "sample_row_ids", "fit_sample", "assign", "scale_map", "map_folder",
-    "load_scaled_map", "draw_points", "lasso_row_ids", "cluster_counts", "scale_select", "export_scaled",
+    "scaled_map_info", "run_shard_jobs", "load_scaled_map", "draw_points", "lasso_row_ids", "count_by_cluster", "cluster_counts", "scale_select", "export_scaled",
     "build_scaled_manifest", "reproduce_scaled",
 ]
