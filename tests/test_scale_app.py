@@ -1,0 +1,332 @@
+"""The At-scale page (pages/scale.py) and the in-process shard path (core.scale, local=True).
+
+The sharded map is built without Ray (``local=True`` runs the same shard workers in this
+process) from the app tests' generated rows and bag-of-words encoder, fitted on a sample
+smaller than the data so that the assignment path runs.  The page must draw a sample,
+apply a box or lasso to *every* row (not only the drawn ones), keep pins and bans through
+a new selection, allocate and pick on the shards, and export shards + a manifest that
+reproduces the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pages import common as C
+from tests.app_fixtures import HashEncoder, no_errors, open_page, text_value
+
+N_ROWS = 1200
+SAMPLE = 700
+
+
+def _build(root: Path, n_rows: int = N_ROWS, sample: int = SAMPLE, shard_rows: int = 300):
+    from core import scale
+    from core.cluster import ClusterParams
+    from core.ingest import IngestParams, TextSpec, ingest
+    from core.project import ProjectParams
+    from core.workspace import Workspace
+    from sample_data.generate import generate_rows
+
+    root.mkdir(parents=True, exist_ok=True)
+    data_path = root.parent / f"{root.name}-rows.parquet"
+    pq.write_table(generate_rows(n_rows, seed=11), data_path)
+    ws = Workspace(root)
+    ingest(ws, IngestParams(str(data_path), TextSpec(column="text")))
+    emb = scale.embed_shards(ws, scale.ScaleEmbedParams(model="test/hash-bow", shard_rows=shard_rows),
+                             encoder_factory=HashEncoder, local=True)
+    res = scale.scale_map(ws, emb.folder, scale.ScaleMapParams(sample, 3, ProjectParams(n_neighbors=10, seed=1),
+                                                               ClusterParams(min_cluster_size=10)), local=True)
+    return ws, emb, res
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory):
+    return _build(tmp_path_factory.mktemp("scale-app") / "ws")
+
+
+@pytest.fixture
+def scale_env(sharded, monkeypatch):
+    ws, emb, res = sharded
+    monkeypatch.setenv("SIEVE_WORKSPACE", str(ws.root))
+    monkeypatch.setenv("SIEVE_EXPORT_DIR", str(ws.root.parent / "exports"))
+    return sharded
+
+
+def _map(res):
+    from core import scale
+
+    tbl = scale.load_scaled_map(res.folder)
+    return (tbl.column("sieve_row_id").to_numpy(), np.column_stack([tbl.column("x").to_numpy(),
+                                                                      tbl.column("y").to_numpy()]),
+            tbl.column("cluster").to_numpy())
+
+
+# -- core: the in-process shard path ------------------------------------------------------------
+
+
+def test_local_shards_cover_every_row_once_with_named_clusters(sharded):
+    from core import scale
+
+    ws, emb, res = sharded
+    ids, xy, labels = _map(res)
+    from core.ingest import current_dataset
+
+    info_ = current_dataset(ws)
+    assert len(ids) == len(np.unique(ids)) == res.n_rows == info_.n_rows - info_.n_empty  # empty texts: off the map
+    assert res.n_sample == SAMPLE and res.n_computed == len(list(Path(res.folder).glob("map-*.parquet")))
+    info = scale.scaled_map_info(res.folder)
+    named = {c["id"]: c for c in info["clusters"]}
+    # every cluster on the map has a name and its size counts every row, not just the sample
+    assert set(named) == set(np.unique(labels).tolist())
+    for c, n in zip(*np.unique(labels, return_counts=True)):
+        assert named[int(c)]["size"] == int(n)
+        assert named[int(c)]["name"]
+    assert sum(c["sample_size"] for c in info["clusters"]) == SAMPLE
+    assert any(c["keywords"] for c in info["clusters"] if c["id"] >= 0)
+    # the generator's topics are recovered, on the assigned rows as well as the sampled ones
+    from sklearn.metrics import homogeneity_score
+
+    from core.explore import fetch_rows
+
+    topic = np.asarray(fetch_rows(ws, ids, columns=["topic"]).column("topic").to_pylist())
+    sampled = np.isin(ids, scale.sample_row_ids(ids, SAMPLE, 3))
+    score = {}
+    for name, part in (("sampled", sampled), ("assigned", ~sampled)):
+        ok = part & (labels >= 0)
+        assert ok.sum() > 0.4 * part.sum()
+        score[name] = homogeneity_score(topic[ok], labels[ok])
+    print(score)
+    assert score["sampled"] > 0.5 and score["assigned"] > score["sampled"] - 0.1
+
+
+def test_rerun_of_the_local_path_skips_every_shard_and_keeps_the_map(sharded, tmp_path):
+    from core import scale
+    from core.cluster import ClusterParams
+    from core.project import ProjectParams
+
+    ws, emb, res = sharded
+    again = scale.embed_shards(ws, scale.ScaleEmbedParams(model="test/hash-bow", shard_rows=300),
+                               encoder_factory=HashEncoder, local=True)
+    assert again.n_computed == 0 and again.n_skipped == emb.n_shards
+    res2 = scale.scale_map(ws, emb.folder, scale.ScaleMapParams(SAMPLE, 3, ProjectParams(n_neighbors=10, seed=1),
+                                                                ClusterParams(min_cluster_size=10)), local=True)
+    assert res2.n_computed == 0 and res2.folder == res.folder
+
+
+def test_vector_picks_read_only_the_shards_holding_the_cluster(sharded, monkeypatch):
+    """A per-cluster pick names only the vector shards where the cluster has rows."""
+    from core import scale
+    from core.select import SelectParams
+
+    ws, emb, res = sharded
+    ids, _, labels = _map(res)
+    seen = []
+    import core.workspace as W
+
+    orig = W.fetch_arrow
+
+    def spy(con, sql, *a, **k):
+        seen.append(sql)
+        return orig(con, sql, *a, **k)
+
+    monkeypatch.setattr(W, "fetch_arrow", spy)
+    # a cluster confined to few shards: the smallest one
+    c = min((int(c) for c in np.unique(labels) if c >= 0), key=lambda c: int((labels == c).sum()))
+    shard_of = {Path(p).name: p for p in Path(emb.folder).glob("vec-*.parquet")}
+    part = scale._pick_cluster(str(res.folder), str(emb.folder), c, 3, SelectParams(budget=3, pick="centroid")
+                               .to_dict(), True)
+    assert len(part["row_ids"]) == 3 and set(part["row_ids"].tolist()) <= set(ids[labels == c].tolist())
+    sql = [s for s in seen if "vector" in s][-1]
+    starts = sorted({int(i) // 300 * 300 for i in ids[labels == c]})
+    named = [n for n in shard_of if n in sql]
+    assert len(named) == len(starts) and len(named) <= len(shard_of)
+
+
+# -- the page ----------------------------------------------------------------------------------
+
+
+def _chart(at):
+    charts = list(at.get("plotly_chart"))
+    assert len(charts) == 1
+    return charts[0]
+
+
+def _n_drawn(fig: dict) -> int:
+    """Points in a figure spec (plotly sends numpy arrays as {"dtype", "bdata"})."""
+    import base64
+
+    n = 0
+    for t in fig["data"]:
+        x = t["x"]
+        if isinstance(x, dict):
+            n += len(base64.b64decode(x["bdata"])) // np.dtype(x["dtype"]).itemsize
+        else:
+            n += len(x)
+    return n
+
+
+def _select(at, selection: dict):
+    """Send a plotly selection event (private AppTest API: WidgetState with a JSON string)."""
+    states = at._tree.get_widget_states()
+    w = states.widgets.add()
+    w.id = _chart(at).proto.id
+    w.string_value = json.dumps({"selection": selection})
+    return at._run(states)
+
+
+def test_page_draws_a_sample_and_a_lasso_selects_every_row_inside_it(scale_env):
+    from core.explore import points_in_box, points_in_lasso
+
+    ws, emb, res = scale_env
+    ids, xy, labels = _map(res)
+    at = open_page(C.PAGE_SCALE)
+    no_errors(at)
+    fig = json.loads(_chart(at).proto.spec)
+    drawn = _n_drawn(fig)
+    assert drawn == res.n_rows  # under the drawing cap: every row
+    names = {c["name"] for c in json.loads((Path(res.folder) / "_meta.json").read_text())["clusters"]}
+    assert {t["name"] for t in fig["data"]} <= {n.replace("&", "&amp;") for n in names} | names
+    x0, x1 = np.percentile(xy[:, 0], [20, 70])
+    y0, y1 = np.percentile(xy[:, 1], [20, 70])
+    at = _select(at, {"points": [], "box": [{"x": [float(x0), float(x1)], "y": [float(y0), float(y1)]}], "lasso": []})
+    no_errors(at)
+    want = int(points_in_box(xy, x0, x1, y0, y1).sum())
+    assert want > 0 and text_value(at, "scale_selected_count") == str(want)
+    lx = [float(v) for v in np.percentile(xy[:, 0], [5, 95, 50])]
+    ly = [float(v) for v in np.percentile(xy[:, 1], [5, 5, 95])]
+    at = _select(at, {"points": [], "box": [], "lasso": [{"x": lx, "y": ly}]})
+    inside = ids[points_in_lasso(xy, lx, ly)]
+    assert text_value(at, "scale_selected_count") == str(len(inside))
+    assert set(at.session_state[C.K_SCALE_SELECTED].tolist()) == set(inside.tolist())
+
+
+def test_page_box_applies_to_rows_that_are_not_drawn(scale_env):
+    """With a drawing cap below the row count, a box still selects every row inside it."""
+    ws, emb, res = scale_env
+    ids, xy, _ = _map(res)
+    at = open_page(C.PAGE_SCALE, state={C.C_SCALE_DRAWN: 300})
+    fig = json.loads(_chart(at).proto.spec)
+    assert _n_drawn(fig) <= 300 + 200  # the cap (plus per-cluster floors)
+    lo, hi = xy.min(axis=0) - 1, xy.max(axis=0) + 1
+    at = _select(at, {"points": [], "box": [{"x": [float(lo[0]), float(hi[0])], "y": [float(lo[1]), float(hi[1])]}],
+                      "lasso": []})
+    no_errors(at)
+    assert text_value(at, "scale_selected_count") == str(res.n_rows)
+
+
+def test_page_pins_and_bans_survive_a_new_selection_and_reach_the_picks(scale_env):
+    ws, emb, res = scale_env
+    ids, xy, labels = _map(res)
+    at = open_page(C.PAGE_SCALE)
+    no_errors(at)
+    # ban the left part of the map, pin a few rows at the right
+    xcut = float(np.percentile(xy[:, 0], 30))
+    lo, hi = xy.min(axis=0) - 1, xy.max(axis=0) + 1
+    at = _select(at, {"points": [], "box": [{"x": [float(lo[0]), xcut], "y": [float(lo[1]), float(hi[1])]}],
+                      "lasso": []})
+    banned = set(ids[xy[:, 0] <= xcut].tolist())
+    at.button(key=C.W_SCALE_BAN).click().run()
+    no_errors(at)
+    assert text_value(at, "banned_count") == str(len(banned))
+    xpin = float(np.sort(xy[:, 0])[-6])
+    at = _select(at, {"points": [], "box": [{"x": [xpin, float(hi[0])], "y": [float(lo[1]), float(hi[1])]}],
+                      "lasso": []})
+    pinned = set(ids[xy[:, 0] >= xpin].tolist())
+    at.button(key=C.W_SCALE_PIN).click().run()
+    at.button(key=C.W_SCALE_CLEAR).click().run()
+    no_errors(at)
+    assert text_value(at, "scale_selected_count") == "0"
+    assert text_value(at, "pinned_count") == str(len(pinned))
+    assert text_value(at, "banned_count") == str(len(banned))
+    at.number_input(key=C.W_SCALE_BUDGET).set_value(120).run()
+    at.selectbox(key=C.W_SCALE_PICK).set_value("diverse").run()
+    no_errors(at)
+    sel = at.session_state[C.K_SCALE_SELECTION]["selection"]
+    chosen = set(sel.row_ids.tolist())
+    assert len(chosen) == len(sel) == 120 == int(text_value(at, "scale_selected_rows"))
+    assert pinned <= chosen and not chosen & banned
+    # a new seed resamples; pins and bans still hold
+    at.number_input(key=C.W_SCALE_SEED).set_value(5).run()
+    sel2 = at.session_state[C.K_SCALE_SELECTION]["selection"]
+    assert pinned <= set(sel2.row_ids.tolist()) and not set(sel2.row_ids.tolist()) & banned
+    C_pins = at.session_state[C.K_PINS]
+    assert C_pins == pinned
+
+
+def test_page_selection_equals_core_and_export_reproduces(scale_env, tmp_path):
+    from core import scale
+    from core.export import read_manifest
+    from core.select import SelectParams
+
+    ws, emb, res = scale_env
+    at = open_page(C.PAGE_SCALE, state={C.K_PINS: set(), C.K_BANS: set()})
+    at.number_input(key=C.W_SCALE_BUDGET).set_value(90).run()
+    at.selectbox(key=C.W_SCALE_POLICY).set_value("sqrt").run()
+    at.number_input(key=C.W_SCALE_MIN).set_value(2).run()
+    no_errors(at)
+    sel = at.session_state[C.K_SCALE_SELECTION]["selection"]
+    want = scale.scale_select(res.folder, emb.folder, SelectParams(budget=90, policy="sqrt", min_per_cluster=2),
+                              local=True)
+    assert sel.row_ids.tolist() == want.row_ids.tolist()
+    at.text_input(key=C.W_SCALE_FOLDER).input("picked").run()
+    at.button(key=C.W_SCALE_EXPORT).click().run()
+    no_errors(at)
+    out = ws.root.parent / "exports" / "picked"
+    parts = sorted(out.glob("part-*.parquet"))
+    assert parts
+    tbl = pq.read_table(parts[0])
+    assert sorted(tbl.column("sieve_row_id").to_pylist()) == sorted(want.row_ids.tolist())
+    assert {"sieve_cluster_id", "sieve_rank", "text"} <= set(tbl.column_names)
+    man = read_manifest(Path(str(out) + ".manifest.json"))
+    assert man["engine"] == "ray" and man["n_selected"] == 90
+    # the manifest rebuilds the same rows from the same shards
+    again = scale.scale_select(man["scale"]["map_folder"], man["scale"]["embed_folder"],
+                               SelectParams.from_dict(man["select"]), local=True)
+    assert sorted(again.row_ids.tolist()) == man["selected_row_ids"]
+    # a second export to the same folder is refused with a message, nothing overwritten
+    at.button(key=C.W_SCALE_EXPORT).click().run()
+    assert any("not empty" in e.value for e in at.error)
+
+
+def test_page_without_a_sharded_map_explains_and_builds_one_here(tmp_path, monkeypatch):
+    """A dataset without shards: the page gives the CLI commands and a build button that
+    shards the dataset in this process (the encoder is the fake one here)."""
+    import core.embed as E
+    from core.ingest import IngestParams, TextSpec, ingest
+    from core.workspace import Workspace
+    from sample_data.generate import generate_rows
+
+    root = tmp_path / "ws"
+    data_path = tmp_path / "rows.parquet"
+    pq.write_table(generate_rows(400, seed=5), data_path)
+    ingest(Workspace(root), IngestParams(str(data_path), TextSpec(column="text")))
+    monkeypatch.setenv("SIEVE_WORKSPACE", str(root))
+    monkeypatch.setattr(E, "load_encoder", lambda *a, **k: HashEncoder())
+    at = open_page(C.PAGE_SCALE)
+    no_errors(at)
+    assert any("no sharded map" in i.value for i in at.info)
+    assert any("--engine ray" in c.value for c in at.code)
+    at.number_input(key=C.W_SCALE_SAMPLE).set_value(250).run()
+    at.number_input(key=C.W_SCALE_SHARD_ROWS).set_value(150).run()
+    at.button(key=C.W_SCALE_BUILD).click().run()
+    no_errors(at)
+    fig = json.loads(_chart(at).proto.spec)
+    assert _n_drawn(fig) == meta_rows(root)
+    from core import scale
+
+    map_dir, _ = scale.map_folder(Workspace(root))
+    meta = scale.scaled_map_info(map_dir)
+    assert meta["n_rows"] == meta_rows(root) and meta["n_sample"] == 250 and len(meta["shards"]) == 3
+
+
+def meta_rows(root: Path) -> int:
+    from core.ingest import current_dataset
+    from core.workspace import Workspace
+
+    info = current_dataset(Workspace(root))
+    return info.n_rows - info.n_empty
