@@ -232,7 +232,7 @@ def embed(
             scale.connect(address)
         res = scale.embed_shards(ws, scale.ScaleEmbedParams(model=model, batch_size=batch_size, device=device,
                                                             shard_rows=shard_rows, workers=workers,
-                                                            backend="torch" if backend == "auto" else backend))
+                                                            backend=backend))
         err.print(f"embeddings: {res.n_rows} x {res.dim} from {res.model_id} in {res.n_shards} shard(s) "
                   f"({res.n_computed} computed, {res.n_skipped} already done) at {res.glob}")
         return
@@ -525,7 +525,7 @@ def run(
                                 score_column, ascending, pin, ban, dedup=dedup, near_dup=near_dup, mmr_lambda=mmr_lambda, soft_noise=soft_noise, budget_unit=budget_unit, tokenizer=tokenizer, strata=strata, strata_bound=strata_bound, reference=reference, reference_text=reference_text, coverage_distance=coverage_distance, leakage=leakage, leakage_threshold=leakage_threshold)
     if engine == "ray":
         _run_scaled(ws, ingest_params, map_params, sel_params, out_path, manifest, address=address,
-                    workers=workers, shard_rows=shard_rows, sample_size=sample_size, sample_seed=sample_seed,
+                    backend=backend, workers=workers, shard_rows=shard_rows, sample_size=sample_size, sample_seed=sample_seed,
                     include_duplicates=include_duplicates)
         return
     info, cached = do_ingest(ws, ingest_params)
@@ -667,7 +667,7 @@ def scale_select_(
     _write_scaled(ws, sel, params, embed_dir, map_dir, out_path, manifest)
 
 
-def _run_scaled(ws, ingest_params, map_params, sel_params, out_path, manifest_path, *, address, workers,
+def _run_scaled(ws, ingest_params, map_params, sel_params, out_path, manifest_path, *, address, backend, workers,
                 shard_rows, sample_size, sample_seed, include_duplicates) -> None:
     """`sieve run --engine ray`: ingest, sharded embedding, sample fit + assignment on Ray,
     per-cluster picks on Ray, Parquet shards + manifest."""
@@ -685,8 +685,7 @@ def _run_scaled(ws, ingest_params, map_params, sel_params, out_path, manifest_pa
     t0 = time.perf_counter()
     embed_params = scale.ScaleEmbedParams(
         model=map_params.embed.model, batch_size=map_params.embed.batch_size, device=map_params.embed.device,
-        shard_rows=shard_rows, workers=workers,
-        backend="torch" if map_params.embed.backend == "auto" else map_params.embed.backend)
+        shard_rows=shard_rows, workers=workers, backend=backend)  # auto: decided by the cluster's GPUs
     scale_params = scale.ScaleMapParams(sample_size, sample_seed, map_params.project, map_params.cluster, workers)
     info, cached = do_ingest(ws, ingest_params)
     _print_dataset(info, cached)

@@ -64,14 +64,14 @@ class ScaleEmbedParams:
     shard_rows: int = 50_000  # row ids per shard (the unit of work and of resume)
     workers: int | None = None  # actors; None: one per GPU, else one per CPU
     threads_per_worker: int = 1  # torch threads (and CPUs reserved) per CPU actor
-    backend: str = "torch"  # core.embed backends: torch (fp32; fp16 on CUDA, as the local path), onnx-int8, ...
+    # core.embed backends: torch (fp32; fp16 on CUDA, as the local path), onnx-int8, static, or auto:
+    # torch when the cluster has GPUs, else onnx-int8 (resolved by embed_shards before the cache key)
+    backend: str = "torch"
 
     def __post_init__(self):
         extra = {"backend": self.backend} if "backend" in EmbedParams.__dataclass_fields__ else {}
         EmbedParams(model=self.model, batch_size=self.batch_size, device=self.device, normalize=self.normalize,
                     **extra)
-        if self.backend == "auto":
-            raise SieveError("backend must be named for the Ray engine (torch, onnx-int8, ...), not 'auto'")
         if isinstance(self.shard_rows, bool) or not isinstance(self.shard_rows, int) or self.shard_rows < 1:
             raise SieveError(f"shard_rows must be a positive integer, got {self.shard_rows!r}")
         if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
@@ -180,6 +180,21 @@ def plan_workers(workers: int | None, device: str = "auto", threads: int = 1) ->
 
 
 # -- shards -------------------------------------------------------------------------------
+
+
+def resolve_cluster_backend(device: str = "auto", *, local: bool = False) -> str:
+    """What backend "auto" means for the workers: torch when they get GPUs (the cluster
+    has some and ``device`` allows them), else onnx-int8 where onnxruntime is installed
+    (the local CPU default), else torch."""
+    from .embed import resolve_backend
+
+    if local:
+        return resolve_backend("auto", device)
+    if device in ("auto", "cuda"):
+        ray = _require_ray()
+        if int(ray.available_resources().get("GPU", 0)) > 0:
+            return "torch"
+    return resolve_backend("auto", "cpu")
 
 
 def shard_name(start: int, end: int) -> str:
@@ -395,6 +410,10 @@ def embed_shards(ws: Workspace, params: ScaleEmbedParams = ScaleEmbedParams(), *
     info = current_dataset(ws)
     if info.vector_column:
         return _column_shards(ws, info, params, t0)
+    if params.backend == "auto":
+        from dataclasses import replace
+
+        params = replace(params, backend=resolve_cluster_backend(params.device, local=local))
     if encoder_factory is not None:
         probe = encoder_factory()
         mid, dim = probe.model_id, int(probe.dim)
@@ -1117,7 +1136,7 @@ def reproduce_scaled(ws: Workspace, manifest: dict, data: str | None = None, *, 
 
 
 __all__ = [
-    "ENGINES", "ScaleEmbedParams", "ScaleMapParams", "connect", "plan_workers", "input_shards", "embed_shards",
+    "ENGINES", "ScaleEmbedParams", "ScaleMapParams", "connect", "plan_workers", "resolve_cluster_backend", "input_shards", "embed_shards",
     "embed_folder", "load_vectors", "sample_row_ids", "fit_sample", "assign", "scale_map", "map_folder",
     "scaled_map_info", "run_shard_jobs", "load_scaled_map", "draw_points", "lasso_row_ids", "count_by_cluster", "cluster_counts", "scale_select", "export_scaled",
     "build_scaled_manifest", "reproduce_scaled",

@@ -42,7 +42,7 @@ def _build(ws, sample_size: int, shard_rows: int) -> None:
     with st.status("Building the sharded map in this process…", expanded=True) as status:
         st.write("Embedding the shards (cached per shard; an interrupted build resumes)…")
         emb = scale.embed_shards(ws, scale.ScaleEmbedParams(model=DEFAULT_MODEL, shard_rows=shard_rows,
-                                                            backend=_local_backend()), local=True)
+                                                            backend="auto"), local=True)
         st.write(f"{emb.n_rows:,} vectors in {emb.n_shards} shard(s) ({emb.n_skipped} already done).")
         st.write(f"Fitting the map on a sample of up to {sample_size:,} rows, then placing every row…")
         res = scale.scale_map(ws, emb.folder, scale.ScaleMapParams(sample_size=sample_size), local=True)
@@ -51,12 +51,6 @@ def _build(ws, sample_size: int, shard_rows: int) -> None:
     for k in (C.K_SCALE_FIG, C.K_SCALE_SELECTED, C.K_SCALE_SELECTION):
         C.ss().pop(k, None)
     st.rerun()
-
-
-def _local_backend() -> str:
-    from core.embed import resolve_backend
-
-    return resolve_backend("auto", "auto")  # the Map page's default: onnx-int8 on a CPU, torch on a GPU
 
 
 def _no_map(ws, info) -> None:

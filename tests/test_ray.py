@@ -333,6 +333,21 @@ def test_sieve_run_engine_ray_end_to_end_and_reproduce(tmp_path, ray_session):
     assert proc.returncode == 2 and "not an empty folder" in proc.stderr
 
 
+def test_auto_backend_follows_the_clusters_gpus(ray_session, monkeypatch):
+    """backend="auto" on Ray: torch (fp16 on CUDA) when the workers get GPUs, else the
+    local CPU default, onnx-int8; the choice is made before the cache key."""
+    from core import scale
+    from core.embed import resolve_backend
+
+    cpu_default = resolve_backend("auto", "cpu")
+    assert scale.resolve_cluster_backend("auto") == cpu_default  # this instance has no GPU
+    assert scale.resolve_cluster_backend("auto", local=True) == resolve_backend("auto", "auto")
+    real = ray_session.available_resources
+    monkeypatch.setattr(ray_session, "available_resources", lambda: dict(real(), GPU=4.0))
+    assert scale.resolve_cluster_backend("auto") == "torch"
+    assert scale.resolve_cluster_backend("cpu") == cpu_default
+
+
 def test_scale_params_are_validated():
     from core import scale
     from core.select import SelectParams
