@@ -268,3 +268,18 @@ def test_cluster_agreement_on_the_sample(tmp_path, sieve_real_encoder, onnx_enco
     assert ari_onnx >= 0.9, ari_onnx
     assert ari_static >= PREVIEW_FLOOR, ari_static
     assert abs(ari_static - PREVIEW_QUALITY["ari_vs_fp32"]) <= 0.05, (ari_static, PREVIEW_QUALITY)
+
+
+def test_onnx_threads_follow_omp_num_threads(monkeypatch):
+    """A Ray worker (OMP_NUM_THREADS = its CPUs) runs ONNX Runtime on that many threads,
+    not on every core of the node."""
+    from core.onnx_embed import usable_cores
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    every = usable_cores()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert usable_cores() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", str(every + 8))
+    assert usable_cores() == every
+    monkeypatch.setenv("OMP_NUM_THREADS", "not-a-number")
+    assert usable_cores() == every
