@@ -16,14 +16,15 @@
 * ``--ari-rows N`` (e.g. 200000): ARI of fit-on-``--sample-size`` + assignment against
   a full fit on all N synthetic rows (the full fit is the slow part: minutes at 200k).
 
-Nothing is written to bench/RESULTS.md.
+``--backends torch,onnx-int8`` embeds once per backend (onnx-int8 is what ``auto`` picks on
+CPU-only clusters).  ``--write`` prepends the table, the machine and the load averages to
+bench/RESULTS.md; without it nothing is written.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -60,7 +61,8 @@ def _workspace(root: Path, name: str, table: pa.Table, vectors: str | None = Non
     return ws
 
 
-def bench_embed(root: Path, rows: int, workers: list[int], shard_rows: int, device: str) -> list[dict]:
+def bench_embed(root: Path, rows: int, workers: list[int], shard_rows: int, device: str,
+                backends: tuple[str, ...] = ("torch",)) -> list[dict]:
     import pyarrow.csv as pcsv
 
     from core import scale
@@ -69,22 +71,28 @@ def bench_embed(root: Path, rows: int, workers: list[int], shard_rows: int, devi
     table = pcsv.read_csv(ROOT / "sample_data" / "prompts.csv").slice(0, rows)
     texts = [t for t in table.column("text").to_pylist() if t and t.strip()]
     out = []
-    if device != "cuda":
-        import torch
+    for backend in backends:
+        if device != "cuda":
+            import torch
 
-        torch.set_num_threads(1)
-        enc = load_encoder("all-MiniLM-L6-v2", "cpu")
-        t0 = time.perf_counter()
-        embed_texts(texts, enc, 64)
-        dt = time.perf_counter() - t0
-        out.append({"what": "embed, local process, 1 torch thread", "workers": 1, "rows": len(texts),
-                    "wall_s": dt, "rows_s": len(texts) / dt, "per_worker": len(texts) / dt})
-    for w in workers:
-        ws = _workspace(root, f"embed{w}", table)
-        res = scale.embed_shards(ws, scale.ScaleEmbedParams(shard_rows=shard_rows, workers=w, device=device))
-        out.append({"what": f"embed on Ray ({device} actors)", "workers": res.workers, "rows": res.n_rows,
-                    "wall_s": res.seconds, "rows_s": res.n_rows / res.seconds,
-                    "per_worker": res.n_rows / res.shard_seconds if res.shard_seconds else float("nan")})
+            torch.set_num_threads(1)
+            os.environ["OMP_NUM_THREADS"] = "1"  # onnx-int8: one intra-op thread too (core.onnx_embed.usable_cores)
+            enc = load_encoder("all-MiniLM-L6-v2", "cpu", backend=backend)
+            os.environ.pop("OMP_NUM_THREADS")
+            embed_texts(texts[:64], enc, 64)  # warm (the onnx-int8 export is cached on disk)
+            t0 = time.perf_counter()
+            for i in range(0, len(texts), shard_rows):  # the same shards as the Ray runs
+                embed_texts(texts[i:i + shard_rows], enc, 64)
+            dt = time.perf_counter() - t0
+            out.append({"what": f"embed {backend}, local process, 1 thread, same shards", "workers": 1, "rows": len(texts),
+                        "wall_s": dt, "rows_s": len(texts) / dt, "per_worker": len(texts) / dt})
+        for w in workers:
+            ws = _workspace(root, f"embed-{backend}-{w}", table)
+            res = scale.embed_shards(ws, scale.ScaleEmbedParams(shard_rows=shard_rows, workers=w, device=device,
+                                                                backend=backend))
+            out.append({"what": f"embed {backend} on Ray ({device} actors)", "workers": res.workers,
+                        "rows": res.n_rows, "wall_s": res.seconds, "rows_s": res.n_rows / res.seconds,
+                        "per_worker": res.n_rows / res.shard_seconds if res.shard_seconds else float("nan")})
     return out
 
 
@@ -142,6 +150,9 @@ def main(argv=None) -> None:
     ap.add_argument("--sample-size", type=int, default=20_000)
     ap.add_argument("--address", default=None, help="An existing Ray cluster (default: a local instance).")
     ap.add_argument("--object-store-mb", type=int, default=500)
+    ap.add_argument("--backends", default="torch", help="comma-separated embedding backends (torch, onnx-int8)")
+    ap.add_argument("--write", action="store_true", help="prepend the tables to bench/RESULTS.md")
+    ap.add_argument("--note", default="", help="a sentence added to the RESULTS.md section")
     args = ap.parse_args(argv)
     workers = [int(w) for w in args.workers.split(",") if w.strip()]
 
@@ -152,11 +163,13 @@ def main(argv=None) -> None:
                   env={"PYTHONPATH": str(ROOT)})
     import ray
 
+    load_start = os.getloadavg()[0]
     root = Path(tempfile.mkdtemp(prefix="sieve-ray-bench-"))
     try:
         rows = []
         if args.rows:
-            rows += bench_embed(root, args.rows, workers, args.shard_rows, args.device)
+            rows += bench_embed(root, args.rows, workers, args.shard_rows, args.device,
+                                tuple(b.strip() for b in args.backends.split(",") if b.strip()))
         if args.assign_rows:
             rows += bench_assign(root, args.assign_rows, workers, args.assign_sample)
         ari = bench_ari(root, args.ari_rows, args.sample_size, max(workers)) if args.ari_rows else None
@@ -164,20 +177,42 @@ def main(argv=None) -> None:
         ray.shutdown()
         shutil.rmtree(root, ignore_errors=True)
 
-    print(f"### Ray engine throughput ({platform.node()}, {os.cpu_count()} CPUs, "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, ray {ray.__version__})\n")
+    text = report(rows, ari, ray.__version__, load_start, os.getloadavg()[0], args, argv)
+    print(text)
+    if args.write:
+        from bench.common import RESULTS, prepend
+
+        prepend(RESULTS, text)
+
+
+def report(rows: list[dict], ari: dict | None, ray_version: str, load_start: float, load_end: float, args,
+           argv) -> str:
+    from bench.common import machine, versions
+
+    cmd = "python -m bench.ray_throughput " + " ".join(argv if argv is not None else sys.argv[1:])
+    out = [f"### Ray engine throughput, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n",
+           f"Machine: {machine()}.  ray {ray_version}; {versions()}.  Load average {load_start:.1f} at start, "
+           f"{load_end:.1f} at end.  Command: `{cmd.strip()}`.  A local Ray instance with "
+           f"{max(int(w) for w in args.workers.split(','))} CPU(s); each CPU actor has 1 thread.\n"]
+    if args.note:
+        out.append(args.note + "\n")
     if rows:
-        print("| what | workers | rows | wall s | rows/s (end to end) | rows/s per worker (steady) |")
-        print("|---|---:|---:|---:|---:|---:|")
+        out.append("| what | workers | rows | wall s | rows/s (end to end) | rows/s per worker (steady) |")
+        out.append("|---|---:|---:|---:|---:|---:|")
     for r in rows:
         per = "" if r["per_worker"] != r["per_worker"] else f"{r['per_worker']:.1f}"
         extra = f" (fit {r['fit_s']:.1f} s)" if r.get("fit_s") else ""
-        print(f"| {r['what']}{extra} | {r['workers']} | {r['rows']:,} | {r['wall_s']:.1f} | {r['rows_s']:.1f} | {per} |")
+        out.append(f"| {r['what']}{extra} | {r['workers']} | {r['rows']:,} | {r['wall_s']:.1f} | {r['rows_s']:.1f} "
+                   f"| {per} |")
+    if rows:
+        out.append("\n\"End to end\" includes starting the actors, loading the model and numba's first compilation "
+                   "in each worker; \"steady\" is the time inside the workers only (read, embed, write).")
     if ari:
-        print("\n| rows | sample | ARI sample fit + assign vs full fit | ARI vs truth | sample path s | full fit s |")
-        print("|---:|---:|---:|---:|---:|---:|")
-        print(f"| {ari['rows']:,} | {ari['sample']:,} | {ari['ari_vs_full']:.3f} | {ari['ari_vs_truth']:.3f} | "
-              f"{ari['sample_path_s']:.0f} | {ari['full_fit_s']:.0f} |")
+        out.append("\n| rows | sample | ARI sample fit + assign vs full fit | ARI vs truth | sample path s | full fit s |")
+        out.append("|---:|---:|---:|---:|---:|---:|")
+        out.append(f"| {ari['rows']:,} | {ari['sample']:,} | {ari['ari_vs_full']:.3f} | {ari['ari_vs_truth']:.3f} | "
+                   f"{ari['sample_path_s']:.0f} | {ari['full_fit_s']:.0f} |")
+    return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":
