@@ -282,8 +282,23 @@ def start_warmup() -> None:
         start_background_warmup()
 
 
+def _leave_pages_directory_mode() -> None:
+    """A server whose very first visitor opens a deep link (/map) runs that page in
+    Streamlit's old pages/-directory mode: app.py, its st.navigation and page config are
+    skipped, and the sidebar lists every file in pages/.  Switch that mode off and rerun,
+    so app.py runs and resolves the same URL (private Streamlit API; a no-op if it moves)."""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # pragma: no cover - a Streamlit without it
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def run_page(body: Callable[[], None]) -> None:
     """Render a page; any error becomes one st.error line (never a traceback)."""
+    _leave_pages_directory_mode()
     show_flash()
     try:
         body()

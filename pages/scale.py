@@ -359,10 +359,15 @@ def body() -> None:
     tabs = st.tabs(["Budget", "Selected rows", "Clusters"])
     with tabs[0]:
         params, on_ray = _params(int(meta["n_rows"]))
-        result = _select(map_dir, embed_dir, params, on_ray)
-        _allocation(result["selection"], names)
-        st.subheader("Export")
-        _export(ws, embed_dir, map_dir, result)
+        try:
+            result = _select(map_dir, embed_dir, params, on_ray)
+        except C.SieveError as exc:  # e.g. pins beyond the budget: say so here, keep the rest of the page
+            st.error(str(exc))
+            result = None
+        if result is not None:
+            _allocation(result["selection"], names)
+            st.subheader("Export")
+            _export(ws, embed_dir, map_dir, result)
     with tabs[1]:
         _rows(ws, _selected())
     with tabs[2]:

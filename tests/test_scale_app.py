@@ -330,3 +330,17 @@ def meta_rows(root: Path) -> int:
 
     info = current_dataset(Workspace(root))
     return info.n_rows - info.n_empty
+
+
+def test_page_reports_a_budget_below_the_pins_and_keeps_rendering(scale_env):
+    ws, emb, res = scale_env
+    ids, _, _ = _map(res)
+    pins = set(int(i) for i in ids[:30])
+    at = open_page(C.PAGE_SCALE, state={C.K_PINS: pins, C.K_PINBAN_DATASET: None})
+    at.number_input(key=C.W_SCALE_BUDGET).set_value(10).run()
+    assert not at.exception
+    assert len(at.error) == 1 and "pin" in at.error[0].value.lower(), [e.value for e in at.error]
+    assert len(at.dataframe) >= 1  # the cluster table still renders
+    at.number_input(key=C.W_SCALE_BUDGET).set_value(40).run()
+    no_errors(at)
+    assert pins <= set(at.session_state[C.K_SCALE_SELECTION]["selection"].row_ids.tolist())

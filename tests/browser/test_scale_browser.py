@@ -1,0 +1,121 @@
+"""Real-browser test of the At-scale page on a sharded map (Chromium + Playwright).
+
+The sharded map is built before the server starts, in this process and without Ray
+(``core.scale`` with ``local=True``, the app tests' bag-of-words encoder), over 3,000
+generated rows fitted on a 1,500-row sample.  The browser draws only part of it (*Points
+drawn* is lowered to 600); a box dragged on the chart must select every row inside the
+box on the server, drawn or not, and the budget must include the pinned rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.browser.test_browser import (  # noqa: F401  (the two browser fixtures are shared with the main flow)
+    CHROMIUM,
+    browser_context_args,
+    browser_type_launch_args,
+    SHOTS,
+    axis_ranges,
+    drag_mode,
+    plotly_selections,
+    running_app,
+    shot,
+    text_value,
+    to_px,
+    wait_chart,
+    wait_text,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+N_ROWS = 3000
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory):
+    import pyarrow.parquet as pq
+
+    from core import scale
+    from core.cluster import ClusterParams
+    from core.ingest import IngestParams, TextSpec, ingest
+    from core.project import ProjectParams
+    from core.workspace import Workspace
+    from sample_data.generate import generate_rows
+    from tests.app_fixtures import HashEncoder
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make browser-deps` (apt chromium) first"
+    root = tmp_path_factory.mktemp("scale-browser")
+    pq.write_table(generate_rows(N_ROWS, seed=3), root / "rows.parquet")
+    ws = Workspace(root / "ws")
+    ingest(ws, IngestParams(str(root / "rows.parquet"), TextSpec(column="text")))
+    emb = scale.embed_shards(ws, scale.ScaleEmbedParams(model="test/hash-bow", shard_rows=1000),
+                             encoder_factory=HashEncoder, local=True)
+    res = scale.scale_map(ws, emb.folder, scale.ScaleMapParams(1500, 0, ProjectParams(n_neighbors=10, seed=1),
+                                                               ClusterParams(min_cluster_size=15)), local=True)
+    return ws, emb, res
+
+
+@pytest.fixture(scope="module")
+def page(browser, sharded):
+    ws, _, _ = sharded
+    with running_app({"SIEVE_WORKSPACE": str(ws.root), "SIEVE_NO_WARMUP": "1"}, "streamlit-scale.log") as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        pg = context.new_page()
+        pg.set_default_timeout(30_000)
+        pg.goto(url + "/scale")
+        pg.wait_for_selector("[data-testid=stApp]")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        yield pg
+        context.close()
+
+
+def test_box_on_a_partly_drawn_sharded_map_selects_every_row_inside_it(page, sharded):
+    from core import scale
+
+    ws, emb, res = sharded
+    wait_chart(page)
+    # The server's first visit was this deep link: app.py's navigation still runs (not
+    # Streamlit's old pages/-directory mode, which would list every file in pages/).
+    nav = page.locator("[data-testid=stSidebarNav]").inner_text()
+    assert "At scale" in nav and "Budget" in nav and "common" not in nav, nav
+    wait_text(page, "scale_selected_rows", lambda v: int(v) > 0, timeout=120_000)
+    drawn_input = page.get_by_role("spinbutton", name="Points drawn")
+    drawn_input.fill("600")
+    drawn_input.press("Enter")
+    page.wait_for_timeout(500)
+    wait_chart(page)
+    n_drawn = page.evaluate("""() => { const gd = document.querySelector('[data-testid=stPlotlyChart] .js-plotly-plot');
+        return gd._fullData.reduce((n, t) => n + t.x.length, 0); }""")
+    assert n_drawn < res.n_rows
+
+    (xa, xb), (ya, yb) = axis_ranges(page)
+    x0, x1 = xa + 0.05 * (xb - xa), xa + 0.7 * (xb - xa)
+    y0, y1 = ya + 0.05 * (yb - ya), ya + 0.7 * (yb - ya)
+    drag_mode(page, "select")
+    page.mouse.move(*to_px(page, x0, y0))
+    page.mouse.down()
+    page.mouse.move(*to_px(page, x1, y1), steps=8)
+    page.mouse.up()
+    got = int(wait_text(page, "scale_selected_count", lambda v: v != "0"))
+    sel = [s for s in plotly_selections(page) if s.get("type") == "rect"]
+    assert len(sel) == 1
+    s = sel[0]
+    bx0, bx1, by0, by1 = min(s["x0"], s["x1"]), max(s["x0"], s["x1"]), min(s["y0"], s["y1"]), max(s["y0"], s["y1"])
+    want = scale.lasso_row_ids(res.folder, [bx0, bx1, bx1, bx0], [by0, by0, by1, by1])
+    assert got == len(want)
+    drawn_inside = page.evaluate(f"""() => {{ const gd = document.querySelector('[data-testid=stPlotlyChart] .js-plotly-plot');
+        let n = 0; for (const t of gd._fullData) for (let i = 0; i < t.x.length; i++)
+          if (t.x[i] >= {bx0} && t.x[i] <= {bx1} && t.y[i] >= {by0} && t.y[i] <= {by1}) n++; return n; }}""")
+    assert got > drawn_inside  # rows that are not drawn were selected too
+
+    page.get_by_role("button", name="Pin selection").click()
+    wait_text(page, "pinned_count", lambda v: v == str(got))
+    budget = page.get_by_role("spinbutton", name="Total budget (rows)")
+    budget.fill(str(got + 100))
+    budget.press("Enter")
+    wait_text(page, "scale_selected_rows", lambda v: v == str(got + 100), timeout=60_000)
+    alerts = page.evaluate("() => [...document.querySelectorAll('[data-testid=stAlert]')].map(e => e.innerText)")
+    assert not [a for a in alerts if "rror" in a], alerts
+    shot(page, "scale", 1500)
