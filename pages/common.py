@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -287,6 +288,8 @@ def _leave_pages_directory_mode() -> None:
     Streamlit's old pages/-directory mode: app.py, its st.navigation and page config are
     skipped, and the sidebar lists every file in pages/.  Switch that mode off and rerun,
     so app.py runs and resolves the same URL (private Streamlit API; a no-op if it moves)."""
+    if "streamlit.testing.v1.app_test" in sys.modules:
+        return  # AppTest resets that mode before every run and drives pages by script hash; leave it be
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # pragma: no cover - a Streamlit without it
