@@ -525,8 +525,8 @@ def run(
                                 score_column, ascending, pin, ban, dedup=dedup, near_dup=near_dup, mmr_lambda=mmr_lambda, soft_noise=soft_noise, budget_unit=budget_unit, tokenizer=tokenizer, strata=strata, strata_bound=strata_bound, reference=reference, reference_text=reference_text, coverage_distance=coverage_distance, leakage=leakage, leakage_threshold=leakage_threshold)
     if engine == "ray":
         _run_scaled(ws, ingest_params, map_params, sel_params, out_path, manifest, address=address,
-                    backend=backend, workers=workers, shard_rows=shard_rows, sample_size=sample_size, sample_seed=sample_seed,
-                    include_duplicates=include_duplicates)
+                    backend=backend, workers=workers, shard_rows=shard_rows, sample_size=sample_size,
+                    sample_seed=sample_seed, include_duplicates=include_duplicates)
         return
     info, cached = do_ingest(ws, ingest_params)
     _print_dataset(info, cached)
