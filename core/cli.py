@@ -6,6 +6,7 @@ Errors are one line on stderr naming the file, column or parameter, exit code 2.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -273,9 +274,24 @@ def map_(
     ws = Workspace(workspace)
     params = _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size,
                          min_samples, seed, exact, backend)
+    from .ingest import current_dataset
+
+    _warm_up_large_map(current_dataset(ws).n_rows)
     with _progress() as (progress, on_stage):
         keys = build_map(ws, params, progress=progress, on_stage=on_stage)
     _print_clusters(load_map(ws, keys))
+
+
+def _warm_up_large_map(n_rows: int) -> None:
+    """A map above EXACT_KNN_MAX_ROWS rows needs pynndescent, whose compilation (tens of
+    seconds) no disk cache keeps: compile it in the background while the embedding runs
+    (the projection waits for it).  SIEVE_NO_WARMUP=1 turns this off."""
+    from .project import EXACT_KNN_MAX_ROWS
+
+    if n_rows > EXACT_KNN_MAX_ROWS and not os.environ.get("SIEVE_NO_WARMUP"):
+        from .warmup import start_background_warmup
+
+        start_background_warmup()
 
 
 def _print_clusters(data):
@@ -531,6 +547,7 @@ def run(
     info, cached = do_ingest(ws, ingest_params)
     _print_dataset(info, cached)
     t0 = time.perf_counter()
+    _warm_up_large_map(info.n_rows)
     with _progress() as (progress, on_stage):
         keys = build_map(ws, map_params, progress=progress, on_stage=on_stage)
     mdata = load_map(ws, keys)

@@ -123,6 +123,12 @@ def _knn(vectors: np.ndarray, k: int, metric: str, seed: int):
             dist[row, 1 : j + 1] = dist[row, 0:j].copy()
             idx[row, 0], dist[row, 0] = row, 0.0
         return idx.astype(np.int32), dist.astype(np.float32), None
+    return nndescent(vectors, k, metric, seed)
+
+
+def nndescent(vectors: np.ndarray, k: int, metric: str, seed: int):
+    """Approximate kNN (pynndescent, as umap-learn calls it): (indices, distances, index).
+    Used above EXACT_KNN_MAX_ROWS rows; core.warmup compiles it on a tiny array."""
     from umap.umap_ import nearest_neighbors
 
     idx, dist, index = nearest_neighbors(
@@ -299,7 +305,9 @@ def project(vectors: np.ndarray, params: ProjectParams = ProjectParams(), progre
         notes.append(f"only {n} row(s): UMAP needs at least {MIN_UMAP_ROWS}, so PCA was used for the map")
         return Projection(_pca(vectors, 2), _pca(vectors, params.cluster_dims), notes)
 
-    warmup.wait_for_warmup()  # never compile the same numba code twice at once
+    # never compile the same numba code twice at once (pynndescent: above EXACT_KNN_MAX_ROWS fitted rows)
+    big = min(len(vectors), params.fit_sample or len(vectors)) > EXACT_KNN_MAX_ROWS
+    warmup.wait_for_warmup(knn=big)
     warmup.enable_disk_cache()
     if not params.exact and warmup.gpu_available():
         return _project_gpu(vectors, params, notes)

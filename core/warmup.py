@@ -6,10 +6,11 @@ process (20-60 s on a small machine).  Two things cut that down:
 * :func:`configure_numba_cache` points ``NUMBA_CACHE_DIR`` at a Sieve cache folder
   (``$SIEVE_CACHE_DIR/numba``, default ``~/.cache/sieve/numba``) unless the user set it,
   and :func:`enable_disk_cache` turns numba's disk cache on for umap-learn's compiled
-  functions (umap-learn caches almost none itself; pynndescent caches its own), so a
+  functions (umap-learn caches almost none itself; pynndescent caches some of its own), so a
   new process loads machine code from disk instead of compiling it again.
 * :func:`start_background_warmup` compiles the UMAP/HDBSCAN paths on a tiny array once
-  per process, in a daemon thread (the app starts it on first page load).  The project
+  per process, in a daemon thread (the app starts it on first page load), then
+  pynndescent's kernels, which no disk cache can keep (:func:`warm_knn`).  The project
   and cluster stages call :func:`wait_for_warmup` first, so they never compile the same
   code concurrently with it.
 
@@ -27,7 +28,8 @@ from .workspace import cache_root
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
-_done = threading.Event()
+_done = threading.Event()  # the UMAP/HDBSCAN part of the background warm-up finished
+_knn_done = threading.Event()  # its pynndescent part finished
 _error: BaseException | None = None
 _cache_enabled: set[str] = set()
 _gpu: bool | None = None
@@ -127,35 +129,62 @@ def gpu_available() -> bool:
     return _gpu
 
 
-def warm_up(n: int = 300, dims: int = 16) -> None:
-    """Compile the map's numba code paths on a tiny synthetic array (a few seconds with a
-    warm disk cache; 20-60 s cold)."""
+def _tiny(n: int = 300, dims: int = 16):
     import numpy as np
 
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((4, dims))
+    v = (centres[rng.integers(0, 4, n)] + 0.3 * rng.standard_normal((n, dims))).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def warm_up(n: int = 300, dims: int = 16, *, knn: bool = True) -> None:
+    """Compile the map's numba code paths on a tiny synthetic array (a few seconds with a
+    warm disk cache; 20-60 s cold); ``knn``: also pynndescent (:func:`warm_knn`)."""
     from .cluster import ClusterParams, cluster
     from .project import ProjectParams, project
 
     enable_disk_cache()
-    rng = np.random.default_rng(0)
-    centres = rng.standard_normal((4, dims))
-    v = (centres[rng.integers(0, 4, n)] + 0.3 * rng.standard_normal((n, dims))).astype(np.float32)
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    v = _tiny(n, dims)
     # the default path (parallel and single-threaded kernels), with the fit-on-a-sample
     # branch, then the exact path
     p = project(v, ProjectParams(fit_sample=n // 2), parallel=True)
     project(v, ProjectParams(fit_sample=n // 2), parallel=False)
     project(v[: n // 2], ProjectParams(exact=True))
     cluster(p.xnd, ClusterParams())
+    if knn:
+        warm_knn(v)
+
+
+def warm_knn(v=None) -> None:
+    """Compile pynndescent, the kNN of maps above EXACT_KNN_MAX_ROWS rows and of the
+    placement queries.  Its kernels take the distance function as an argument, so numba's
+    disk cache cannot keep them across processes: each process compiles them (about 25 s
+    on the 2-core machine, which the first large map used to pay)."""
+    from .project import ProjectParams, _query_knn, nndescent
+
+    v = _tiny() if v is None else v
+    metric = ProjectParams().metric
+    _, _, index = nndescent(v, 15, metric, 0)
+    _query_knn(v, index, v[:20], 15, metric)
 
 
 def _run() -> None:
+    """The background warm-up: UMAP/HDBSCAN first (every map needs them), then
+    pynndescent (only maps above EXACT_KNN_MAX_ROWS rows wait for it)."""
     global _error
     try:
-        warm_up()
+        warm_up(knn=False)
     except BaseException as exc:  # noqa: BLE001 - a failed warm-up only costs speed
         _error = exc
     finally:
         _done.set()
+    try:
+        warm_knn()
+    except BaseException as exc:  # noqa: BLE001
+        _error = exc
+    finally:
+        _knn_done.set()
 
 
 def start_background_warmup() -> threading.Thread:
@@ -169,13 +198,15 @@ def start_background_warmup() -> threading.Thread:
         return _thread
 
 
-def wait_for_warmup(timeout: float | None = None) -> bool:
-    """Block while a background warm-up runs (not from inside it).  True if none is
-    running any more."""
+def wait_for_warmup(timeout: float | None = None, *, knn: bool = False) -> bool:
+    """Block while a background warm-up runs (not from inside it): its UMAP/HDBSCAN part,
+    and with ``knn`` its pynndescent part too.  True if what was waited for is done."""
     t = _thread
     if t is None or threading.current_thread() is t:
         return True
-    return _done.wait(timeout)
+    if not _done.wait(timeout):
+        return False
+    return _knn_done.wait(timeout) if knn else True
 
 
 def warmup_error() -> BaseException | None:

@@ -219,7 +219,11 @@ def test_numba_cache_dir_respects_the_user_and_warmup_is_idempotent(tmp_path, mo
     t1 = warmup.start_background_warmup()
     t2 = warmup.start_background_warmup()
     assert t1 is t2 and t1.daemon and t1.name == "sieve-warmup"
-    assert warmup.wait_for_warmup(timeout=600)
+    assert warmup.wait_for_warmup(timeout=600, knn=True)
     assert warmup.warmup_error() is None and not t1.is_alive()
+    # the pynndescent kernels (kNN above EXACT_KNN_MAX_ROWS rows) were compiled too
+    from pynndescent import pynndescent_
+
+    assert pynndescent_.process_candidates.signatures and pynndescent_.init_rp_tree.signatures
     assert warmup.start_background_warmup() is t1  # still once per process
     assert warmup.enable_disk_cache() == 0  # already enabled for every umap module
