@@ -610,8 +610,6 @@ def info(workspace: Path = WS_OPT):
 @app.command("app")
 def app_(port: int = typer.Option(8501), workspace: Path = WS_OPT):
     """Open the Streamlit app."""
-    import os
-
     app_py = Path(__file__).resolve().parent.parent / "app.py"
     if not app_py.is_file():
         _fail(SieveError(f"app.py not found next to the core package ({app_py}); run from a source checkout"))
