@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .workspace import SieveError, atomic_write_json, cache_root
+from .workspace import SieveError, atomic_write_json, cache_root, usable_cores
 
 Progress = Callable[[int, int, str], None]
 
@@ -60,20 +60,6 @@ META_FILE = "meta.json"
 
 
 # -- the cache dir ----------------------------------------------------------------
-
-
-def usable_cores() -> int:
-    """The cores this process may use: its CPU affinity, capped by ``OMP_NUM_THREADS`` when
-    set (Ray sets it to each worker's CPUs, so two workers on two cores do not each start
-    two threads)."""
-    try:
-        n = max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        n = max(1, os.cpu_count() or 1)
-    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if omp.isdigit() and int(omp) > 0:
-        n = min(n, int(omp))
-    return n
 
 
 def model_files_hash(path: Path | str) -> str:

@@ -73,6 +73,20 @@ def stable_hash(*parts: Any, length: int = 16) -> str:
     return h.hexdigest()[:length]
 
 
+def usable_cores() -> int:
+    """The cores this process may use: its CPU affinity, capped by ``OMP_NUM_THREADS`` when
+    set (Ray sets it to each worker's CPUs, so two workers on two cores do not each start
+    two threads)."""
+    try:
+        n = max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        n = max(1, os.cpu_count() or 1)
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if omp.isdigit() and int(omp) > 0:
+        n = min(n, int(omp))
+    return n
+
+
 def cache_root() -> Path:
     """Sieve's per-user cache folder (exported models, the preview model, numba's code):
     ``$SIEVE_CACHE_DIR`` or ``~/.cache/sieve``."""
