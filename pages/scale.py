@@ -15,7 +15,7 @@ import streamlit as st
 from pages import common as C
 
 MAX_DRAWN = 50_000
-PICKS = ("random", "centroid", "diverse", "facility")  # the picks the sharded selection supports here
+PICKS = ("random", "centroid", "diverse", "facility", "core", "boundary", "mmr")  # what the Ray engine supports
 POLICIES = ("equal", "proportional", "sqrt")
 PAGE_ROWS = 200
 
@@ -239,8 +239,9 @@ def _params(n_rows: int):
                           on_change=widget(C.W_SCALE_POLICY, C.C_SCALE_POLICY, "equal"))
     pick = c3.selectbox("Pick inside a cluster", PICKS, key=C.W_SCALE_PICK,
                         on_change=widget(C.W_SCALE_PICK, C.C_SCALE_PICK, "random"),
-                        help="random: seeded; centroid: nearest the cluster centre; diverse: farthest-point "
-                             "sampling; facility: coverage (the vector picks read only the shards that hold "
+                        help="random: seeded; centroid/core: nearest the cluster centre; diverse: farthest-point "
+                             "sampling; facility: coverage; boundary: farthest from the centre; mmr: relevance to "
+                             "the centre traded against novelty (the vector picks read only the shards that hold "
                              "the cluster).")
     seed = c4.number_input("Seed", min_value=0, step=1, key=C.W_SCALE_SEED,
                            on_change=widget(C.W_SCALE_SEED, C.C_SCALE_SEED, 0))

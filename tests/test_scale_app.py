@@ -258,6 +258,21 @@ def test_page_pins_and_bans_survive_a_new_selection_and_reach_the_picks(scale_en
     assert C_pins == pinned
 
 
+@pytest.mark.parametrize("pick", ["boundary", "mmr"])
+def test_page_vector_picks_equal_core(scale_env, pick):
+    from core import scale
+    from core.select import SelectParams
+
+    ws, emb, res = scale_env
+    at = open_page(C.PAGE_SCALE, state={C.K_PINS: set(), C.K_BANS: set()})
+    at.number_input(key=C.W_SCALE_BUDGET).set_value(60).run()
+    at.selectbox(key=C.W_SCALE_PICK).set_value(pick).run()
+    no_errors(at)
+    sel = at.session_state[C.K_SCALE_SELECTION]["selection"]
+    want = scale.scale_select(res.folder, emb.folder, SelectParams(budget=60, pick=pick), local=True)
+    assert len(sel) == 60 and sel.row_ids.tolist() == want.row_ids.tolist()
+
+
 def test_page_selection_equals_core_and_export_reproduces(scale_env, tmp_path):
     from core import scale
     from core.export import read_manifest
