@@ -123,39 +123,14 @@ def _figure(ws, map_dir: Path, info: dict, cap: int) -> dict:
     return cached
 
 
-def shape_row_ids(map_dir: Path, event) -> tuple[np.ndarray, str]:
-    """Row ids (all rows, not only the drawn ones) inside the event's boxes and lassos, or
-    the clicked points; and how they were chosen."""
-    from core import scale
-    from core.explore import _as_selection, _customdata_position
-
-    sel = _as_selection(event)
-    parts = []
-    for b in sel.get("box") or []:
-        bx, by = list(b.get("x") or []), list(b.get("y") or [])
-        if len(bx) >= 2 and len(by) >= 2:
-            x0, x1, y0, y1 = min(bx), max(bx), min(by), max(by)
-            parts.append(scale.lasso_row_ids(map_dir, [x0, x1, x1, x0], [y0, y0, y1, y1]))
-    for la in sel.get("lasso") or []:
-        lx, ly = list(la.get("x") or []), list(la.get("y") or [])
-        if len(lx) >= 3 and len(lx) == len(ly):
-            parts.append(scale.lasso_row_ids(map_dir, lx, ly))
-    if sel.get("box") or sel.get("lasso"):
-        how = "box" if sel.get("box") else "lasso"
-    else:
-        how = "points"
-        clicked = [_customdata_position(p.get("customdata")) for p in sel.get("points") or []]
-        parts.append(np.asarray([c for c in clicked if c is not None], dtype=np.int64))
-    ids = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
-    return ids.astype(np.int64), how if len(ids) else "none"
-
-
 @C.safe_callback
 def _on_select() -> None:
     map_dir = C.ss().get(C.K_SCALE_MAP_DIR)
     if map_dir is None:
         return
-    ids, how = shape_row_ids(Path(map_dir), C.ss().get(_chart_key()))
+    from core import scale
+
+    ids, how = scale.event_row_ids(Path(map_dir), C.ss().get(_chart_key()))
     C.ss()[C.K_SCALE_SELECTED] = ids
     C.ss()[C.K_SCALE_SELECTED_HOW] = how
 

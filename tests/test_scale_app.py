@@ -359,3 +359,20 @@ def test_page_reports_a_budget_below_the_pins_and_keeps_rendering(scale_env):
     at.number_input(key=C.W_SCALE_BUDGET).set_value(40).run()
     no_errors(at)
     assert pins <= set(at.session_state[C.K_SCALE_SELECTION]["selection"].row_ids.tolist())
+
+
+def test_event_row_ids_handles_clicks_boxes_and_empty_events(sharded):
+    from core import scale
+    from core.explore import points_in_box
+
+    ws, emb, res = sharded
+    ids, xy, _ = _map(res)
+    assert scale.event_row_ids(res.folder, None)[1] == "none"
+    assert scale.event_row_ids(res.folder, {"selection": {"points": [], "box": [], "lasso": []}})[0].size == 0
+    got, how = scale.event_row_ids(res.folder, {"selection": {"points": [{"customdata": int(ids[7])},
+                                                                         {"customdata": [int(ids[3])]}]}})
+    assert how == "points" and got.tolist() == sorted([int(ids[3]), int(ids[7])])
+    x0, x1 = np.percentile(xy[:, 0], [10, 40]) + 1e-5  # edges off the points (edge rules differ)
+    y0, y1 = np.percentile(xy[:, 1], [10, 90]) + 1e-5
+    got, how = scale.event_row_ids(res.folder, {"selection": {"box": [{"x": [x1, x0], "y": [y0, y1]}]}})
+    assert how == "box" and got.tolist() == sorted(ids[points_in_box(xy, x0, x1, y0, y1)].tolist())
