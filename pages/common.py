@@ -358,7 +358,7 @@ def _reset_map_state() -> None:
         ss().pop(k, None)
 
 
-def _sync_pins_bans(dataset_key: str) -> None:
+def sync_pins_bans(dataset_key: str) -> None:
     """Pins, bans and per-cluster settings name row/cluster ids of one dataset: drop them when it changes."""
     previous = ss().get(K_PINBAN_DATASET)
     ss()[K_PINBAN_DATASET] = dataset_key
@@ -402,7 +402,7 @@ def get_map(ws: Workspace, label_key: str | None = None):
     if info is None:
         _reset_map_state()
         return None
-    _sync_pins_bans(info.key)
+    sync_pins_bans(info.key)
     want = label_key or ss().get(K_MAP_KEY)
     try:
         keys = map_by_label(ws, want)[0] if want else None
@@ -437,6 +437,22 @@ def pins() -> set[int]:
 
 def bans() -> set[int]:
     return ss().setdefault(K_BANS, set())
+
+
+def pin_rows(ids) -> None:
+    """Pin ``ids`` (always included; no longer banned) and say so at the next render."""
+    ids = {int(i) for i in ids}
+    pins().update(ids)
+    bans().difference_update(ids)
+    flash("success", f"Pinned {len(ids):,} row(s): they are always included.")
+
+
+def ban_rows(ids) -> None:
+    """Ban ``ids`` (never included; no longer pinned) and say so at the next render."""
+    ids = {int(i) for i in ids}
+    bans().update(ids)
+    pins().difference_update(ids)
+    flash("success", f"Banned {len(ids):,} row(s): they are never included.")
 
 
 def selected_ids() -> np.ndarray:

@@ -229,18 +229,12 @@ def _bump_chart() -> None:
 
 @C.safe_callback
 def _pin() -> None:
-    ids = {int(i) for i in C.selected_ids()}
-    C.pins().update(ids)
-    C.bans().difference_update(ids)
-    C.flash("success", f"Pinned {len(ids):,} row(s): they are always included.")
+    C.pin_rows(C.selected_ids())
 
 
 @C.safe_callback
 def _ban() -> None:
-    ids = {int(i) for i in C.selected_ids()}
-    C.bans().update(ids)
-    C.pins().difference_update(ids)
-    C.flash("success", f"Banned {len(ids):,} row(s): they are never included.")
+    C.ban_rows(C.selected_ids())
 
 
 @C.safe_callback

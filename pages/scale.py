@@ -137,18 +137,12 @@ def _on_select() -> None:
 
 @C.safe_callback
 def _pin() -> None:
-    ids = {int(i) for i in _selected()}
-    C.pins().update(ids)
-    C.bans().difference_update(ids)
-    C.flash("success", f"Pinned {len(ids):,} row(s): they are always included.")
+    C.pin_rows(_selected())
 
 
 @C.safe_callback
 def _ban() -> None:
-    ids = {int(i) for i in _selected()}
-    C.bans().update(ids)
-    C.pins().difference_update(ids)
-    C.flash("success", f"Banned {len(ids):,} row(s): they are never included.")
+    C.ban_rows(_selected())
 
 
 @C.safe_callback
@@ -305,7 +299,7 @@ def body() -> None:
     info = C.dataset_or_guidance(ws)
     if info is None:
         return
-    C._sync_pins_bans(info.key)
+    C.sync_pins_bans(info.key)
     try:
         map_dir, embed_dir = scale.map_folder(ws)
         meta = scale.scaled_map_info(map_dir)
