@@ -114,6 +114,28 @@ def _customdata_position(cd: Any) -> int | None:
         return None
 
 
+def event_shapes(event: Any) -> tuple[list[tuple[float, float, float, float]], list[tuple[list, list]]]:
+    """The usable shapes of a plotly selection event: boxes as (x0, x1, y0, y1), sorted,
+    and lassos as (xs, ys); a box needs two x and two y values, a lasso three points."""
+    sel = _as_selection(event)
+    boxes, lassos = [], []
+    for b in sel.get("box") or []:
+        bx, by = list(b.get("x") or []), list(b.get("y") or [])
+        if len(bx) >= 2 and len(by) >= 2:
+            boxes.append((min(bx), max(bx), min(by), max(by)))
+    for la in sel.get("lasso") or []:
+        lx, ly = list(la.get("x") or []), list(la.get("y") or [])
+        if len(lx) >= 3 and len(lx) == len(ly):
+            lassos.append((lx, ly))
+    return boxes, lassos
+
+
+def event_point_ids(event: Any) -> list[int]:
+    """The ``customdata`` ids of the clicked points of a plotly selection event."""
+    ids = [_customdata_position(p.get("customdata")) for p in _as_selection(event).get("points") or []]
+    return [i for i in ids if i is not None]
+
+
 def has_shapes(event: Any) -> bool:
     sel = _as_selection(event)
     return bool(sel.get("box")) or bool(sel.get("lasso"))
@@ -137,17 +159,12 @@ def selection_mask(
     n = len(np.asarray(xy))
     mask = np.zeros(n, dtype=bool)
     sel = _as_selection(event)
-    boxes = sel.get("box") or []
-    lassos = sel.get("lasso") or []
-    for b in boxes:
-        bx, by = list(b.get("x") or []), list(b.get("y") or [])
-        if len(bx) >= 2 and len(by) >= 2:
-            mask |= points_in_box(xy, min(bx), max(bx), min(by), max(by))
-    for la in lassos:
-        lx, ly = list(la.get("x") or []), list(la.get("y") or [])
-        if len(lx) >= 3 and len(lx) == len(ly):
-            mask |= points_in_lasso(xy, lx, ly)
-    if not boxes and not lassos:
+    boxes, lassos = event_shapes(sel)
+    for x0, x1, y0, y1 in boxes:
+        mask |= points_in_box(xy, x0, x1, y0, y1)
+    for lx, ly in lassos:
+        mask |= points_in_lasso(xy, lx, ly)
+    if not sel.get("box") and not sel.get("lasso"):
         for p in sel.get("points") or []:
             pos = _customdata_position(p.get("customdata"))
             if pos is None and trace_positions is not None:

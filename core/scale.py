@@ -881,25 +881,17 @@ def event_row_ids(map_dir: Path | str, event) -> tuple[np.ndarray, str]:
     """A plotly selection event on a drawn sample of the map -> (row ids, how): every row
     inside its boxes and lassos (all rows, drawn or not, via :func:`lasso_row_ids`), or
     the clicked points (``customdata`` holds row ids) when it has no shape."""
-    from .explore import _as_selection, _customdata_position
+    from .explore import _as_selection, event_point_ids, event_shapes
 
     sel = _as_selection(event)
-    parts = []
-    for b in sel.get("box") or []:
-        bx, by = list(b.get("x") or []), list(b.get("y") or [])
-        if len(bx) >= 2 and len(by) >= 2:
-            x0, x1, y0, y1 = min(bx), max(bx), min(by), max(by)
-            parts.append(lasso_row_ids(map_dir, [x0, x1, x1, x0], [y0, y0, y1, y1]))
-    for la in sel.get("lasso") or []:
-        lx, ly = list(la.get("x") or []), list(la.get("y") or [])
-        if len(lx) >= 3 and len(lx) == len(ly):
-            parts.append(lasso_row_ids(map_dir, lx, ly))
+    boxes, lassos = event_shapes(sel)
+    parts = [lasso_row_ids(map_dir, [x0, x1, x1, x0], [y0, y0, y1, y1]) for x0, x1, y0, y1 in boxes]
+    parts += [lasso_row_ids(map_dir, lx, ly) for lx, ly in lassos]
     if sel.get("box") or sel.get("lasso"):
         how = "box" if sel.get("box") else "lasso"
     else:
         how = "points"
-        clicked = [_customdata_position(p.get("customdata")) for p in sel.get("points") or []]
-        parts.append(np.asarray([c for c in clicked if c is not None], dtype=np.int64))
+        parts.append(np.asarray(event_point_ids(sel), dtype=np.int64))
     ids = np.unique(np.concatenate(parts)).astype(np.int64) if parts else np.zeros(0, np.int64)
     return ids, how if len(ids) else "none"
 
