@@ -129,3 +129,21 @@ def text_value(at, prefix: str) -> str:
 def no_errors(at) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
+
+
+def chart(at):
+    """The page's one plotly chart."""
+    charts = list(at.get("plotly_chart"))
+    assert len(charts) == 1
+    return charts[0]
+
+
+def send_selection(at, selection: dict):
+    """Send a plotly selection event (private AppTest API: WidgetState with a JSON string)."""
+    import json
+
+    states = at._tree.get_widget_states()
+    w = states.widgets.add()
+    w.id = chart(at).proto.id
+    w.string_value = json.dumps({"selection": selection})
+    return at._run(states)

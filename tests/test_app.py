@@ -11,11 +11,13 @@ import pytest
 
 from pages import common as C
 from tests.app_fixtures import (  # noqa: F401  (fixtures)
+    chart,
     empty_env,
     map_env,
     new_app,
     no_errors,
     open_page,
+    send_selection,
     small_map,
     text_value,
     texts,
@@ -151,21 +153,6 @@ def test_data_page_upload_is_saved_under_workspace_with_safe_name(empty_env):
 # -- map -----------------------------------------------------------------------------------
 
 
-def _chart(at):
-    charts = [el for el in at.get("plotly_chart")]
-    assert len(charts) == 1
-    return charts[0]
-
-
-def _select(at, selection: dict):
-    """Send a plotly selection event (private AppTest API: WidgetState with a JSON string)."""
-    states = at._tree.get_widget_states()
-    w = states.widgets.add()
-    w.id = _chart(at).proto.id
-    w.string_value = json.dumps({"selection": selection})
-    return at._run(states)
-
-
 def test_map_page_loads_existing_map(map_env):
     _, data = map_env
     at = open_page(C.PAGE_MAP)
@@ -173,7 +160,7 @@ def test_map_page_loads_existing_map(map_env):
     n_clusters = len([c for c in data.clusters if c.id >= 0])
     assert text_value(at, "clusters") == str(n_clusters)
     assert text_value(at, "selected_count") == "0"
-    fig = json.loads(_chart(at).proto.spec)
+    fig = json.loads(chart(at).proto.spec)
     names = [t["name"] for t in fig["data"]]
     assert names[0] == "unclustered" and len(names) == n_clusters + 1
     assert all(t["type"] == "scattergl" for t in fig["data"])
@@ -186,7 +173,7 @@ def test_map_box_and_lasso_select_all_rows_and_pin(map_env):
     at = open_page(C.PAGE_MAP)
     x0, x1 = np.percentile(data.xy[:, 0], [10, 60])
     y0, y1 = np.percentile(data.xy[:, 1], [10, 60])
-    at = _select(at, {"points": [], "point_indices": [], "box": [{"x": [float(x0), float(x1)],
+    at = send_selection(at, {"points": [], "point_indices": [], "box": [{"x": [float(x0), float(x1)],
                                                                   "y": [float(y0), float(y1)]}], "lasso": []})
     no_errors(at)
     want = int(points_in_box(data.xy, x0, x1, y0, y1).sum())
@@ -195,7 +182,7 @@ def test_map_box_and_lasso_select_all_rows_and_pin(map_env):
 
     lx = [float(v) for v in np.percentile(data.xy[:, 0], [5, 95, 50])]
     ly = [float(v) for v in np.percentile(data.xy[:, 1], [5, 5, 95])]
-    at = _select(at, {"points": [], "point_indices": [], "box": [], "lasso": [{"x": lx, "y": ly}]})
+    at = send_selection(at, {"points": [], "point_indices": [], "box": [], "lasso": [{"x": lx, "y": ly}]})
     want = int(points_in_lasso(data.xy, lx, ly).sum())
     assert text_value(at, "selected_count") == str(want)
 
@@ -234,10 +221,10 @@ def test_map_cluster_filter_restricts_figure_and_selection(map_env):
     at = open_page(C.PAGE_MAP)
     at.multiselect(key="w.filter").set_value([0]).run()
     no_errors(at)
-    fig = json.loads(_chart(at).proto.spec)
+    fig = json.loads(chart(at).proto.spec)
     assert len(fig["data"]) == 1
     lo, hi = data.xy.min(axis=0) - 1, data.xy.max(axis=0) + 1
-    at = _select(at, {"points": [], "box": [{"x": [float(lo[0]), float(hi[0])], "y": [float(lo[1]), float(hi[1])]}],
+    at = send_selection(at, {"points": [], "box": [{"x": [float(lo[0]), float(hi[0])], "y": [float(lo[1]), float(hi[1])]}],
                       "lasso": []})
     assert text_value(at, "selected_count") == str(int((data.labels == 0).sum()))
     assert int(points_in_box(data.xy, lo[0], hi[0], lo[1], hi[1]).sum()) == len(data.labels)
@@ -429,14 +416,14 @@ def test_map_highlight_adds_trace_and_hover_is_escaped(map_env):
     _, data = map_env
     at = open_page(C.PAGE_MAP)
     at.text_input(key="w.search").input("python").run()
-    before = json.loads(_chart(at).proto.spec)
+    before = json.loads(chart(at).proto.spec)
     at.checkbox(key="w.highlight").check().run()
     no_errors(at)
-    after = json.loads(_chart(at).proto.spec)
+    after = json.loads(chart(at).proto.spec)
     assert len(after["data"]) == len(before["data"]) + 1 and after["data"][-1]["name"] == "search matches"
     # The figure is cached: an unrelated rerun sends the identical figure (so a selection survives).
     at.run()
-    assert json.loads(_chart(at).proto.spec) == after
+    assert json.loads(chart(at).proto.spec) == after
 
     texts_ = ["<b>bold</b> & <script>alert(1)</script>"] * len(data.row_ids)
     fig, traces = C.map_figure(data, texts_, np.arange(len(data.row_ids)))

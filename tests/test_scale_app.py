@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pages import common as C
-from tests.app_fixtures import HashEncoder, no_errors, open_page, text_value
+from tests.app_fixtures import HashEncoder, chart, no_errors, open_page, send_selection, text_value
 
 N_ROWS = 1200
 SAMPLE = 700
@@ -150,12 +150,6 @@ def test_vector_picks_read_only_the_shards_holding_the_cluster(sharded, monkeypa
 # -- the page ----------------------------------------------------------------------------------
 
 
-def _chart(at):
-    charts = list(at.get("plotly_chart"))
-    assert len(charts) == 1
-    return charts[0]
-
-
 def _n_drawn(fig: dict) -> int:
     """Points in a figure spec (plotly sends numpy arrays as {"dtype", "bdata"})."""
     import base64
@@ -170,15 +164,6 @@ def _n_drawn(fig: dict) -> int:
     return n
 
 
-def _select(at, selection: dict):
-    """Send a plotly selection event (private AppTest API: WidgetState with a JSON string)."""
-    states = at._tree.get_widget_states()
-    w = states.widgets.add()
-    w.id = _chart(at).proto.id
-    w.string_value = json.dumps({"selection": selection})
-    return at._run(states)
-
-
 def test_page_draws_a_sample_and_a_lasso_selects_every_row_inside_it(scale_env):
     from core.explore import points_in_box, points_in_lasso
 
@@ -186,20 +171,20 @@ def test_page_draws_a_sample_and_a_lasso_selects_every_row_inside_it(scale_env):
     ids, xy, labels = _map(res)
     at = open_page(C.PAGE_SCALE)
     no_errors(at)
-    fig = json.loads(_chart(at).proto.spec)
+    fig = json.loads(chart(at).proto.spec)
     drawn = _n_drawn(fig)
     assert drawn == res.n_rows  # under the drawing cap: every row
     names = {c["name"] for c in json.loads((Path(res.folder) / "_meta.json").read_text())["clusters"]}
     assert {t["name"] for t in fig["data"]} <= {n.replace("&", "&amp;") for n in names} | names
     x0, x1 = np.percentile(xy[:, 0], [20, 70])
     y0, y1 = np.percentile(xy[:, 1], [20, 70])
-    at = _select(at, {"points": [], "box": [{"x": [float(x0), float(x1)], "y": [float(y0), float(y1)]}], "lasso": []})
+    at = send_selection(at, {"points": [], "box": [{"x": [float(x0), float(x1)], "y": [float(y0), float(y1)]}], "lasso": []})
     no_errors(at)
     want = int(points_in_box(xy, x0, x1, y0, y1).sum())
     assert want > 0 and text_value(at, "scale_selected_count") == str(want)
     lx = [float(v) for v in np.percentile(xy[:, 0], [5, 95, 50])]
     ly = [float(v) for v in np.percentile(xy[:, 1], [5, 5, 95])]
-    at = _select(at, {"points": [], "box": [], "lasso": [{"x": lx, "y": ly}]})
+    at = send_selection(at, {"points": [], "box": [], "lasso": [{"x": lx, "y": ly}]})
     inside = ids[points_in_lasso(xy, lx, ly)]
     assert text_value(at, "scale_selected_count") == str(len(inside))
     assert set(at.session_state[C.K_SCALE_SELECTED].tolist()) == set(inside.tolist())
@@ -210,10 +195,10 @@ def test_page_box_applies_to_rows_that_are_not_drawn(scale_env):
     ws, emb, res = scale_env
     ids, xy, _ = _map(res)
     at = open_page(C.PAGE_SCALE, state={C.C_SCALE_DRAWN: 300})
-    fig = json.loads(_chart(at).proto.spec)
+    fig = json.loads(chart(at).proto.spec)
     assert _n_drawn(fig) <= 300 + 200  # the cap (plus per-cluster floors)
     lo, hi = xy.min(axis=0) - 1, xy.max(axis=0) + 1
-    at = _select(at, {"points": [], "box": [{"x": [float(lo[0]), float(hi[0])], "y": [float(lo[1]), float(hi[1])]}],
+    at = send_selection(at, {"points": [], "box": [{"x": [float(lo[0]), float(hi[0])], "y": [float(lo[1]), float(hi[1])]}],
                       "lasso": []})
     no_errors(at)
     assert text_value(at, "scale_selected_count") == str(res.n_rows)
@@ -227,14 +212,14 @@ def test_page_pins_and_bans_survive_a_new_selection_and_reach_the_picks(scale_en
     # ban the left part of the map, pin a few rows at the right
     xcut = float(np.percentile(xy[:, 0], 30))
     lo, hi = xy.min(axis=0) - 1, xy.max(axis=0) + 1
-    at = _select(at, {"points": [], "box": [{"x": [float(lo[0]), xcut], "y": [float(lo[1]), float(hi[1])]}],
+    at = send_selection(at, {"points": [], "box": [{"x": [float(lo[0]), xcut], "y": [float(lo[1]), float(hi[1])]}],
                       "lasso": []})
     banned = set(ids[xy[:, 0] <= xcut].tolist())
     at.button(key=C.W_SCALE_BAN).click().run()
     no_errors(at)
     assert text_value(at, "banned_count") == str(len(banned))
     xpin = float(np.sort(xy[:, 0])[-6])
-    at = _select(at, {"points": [], "box": [{"x": [xpin, float(hi[0])], "y": [float(lo[1]), float(hi[1])]}],
+    at = send_selection(at, {"points": [], "box": [{"x": [xpin, float(hi[0])], "y": [float(lo[1]), float(hi[1])]}],
                       "lasso": []})
     pinned = set(ids[xy[:, 0] >= xpin].tolist())
     at.button(key=C.W_SCALE_PIN).click().run()
@@ -330,7 +315,7 @@ def test_page_without_a_sharded_map_explains_and_builds_one_here(tmp_path, monke
     at.number_input(key=C.W_SCALE_SHARD_ROWS).set_value(150).run()
     at.button(key=C.W_SCALE_BUILD).click().run()
     no_errors(at)
-    fig = json.loads(_chart(at).proto.spec)
+    fig = json.loads(chart(at).proto.spec)
     assert _n_drawn(fig) == meta_rows(root)
     from core import scale
 
