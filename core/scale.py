@@ -282,6 +282,23 @@ def _duck():
     return duckdb.connect()
 
 
+def _cluster_sizes(con, src: str, row_ids: Sequence[int] | None = None) -> dict[int, int]:
+    """{cluster: rows} over the map shards ``src`` (a ``read_parquet(...)`` expression);
+    only the rows in ``row_ids`` when given."""
+    if row_ids is None:
+        rows = con.execute(f"SELECT cluster, count(*) FROM {src} GROUP BY cluster").fetchall()
+    else:
+        import pyarrow as pa
+
+        con.register("sieve_ids", pa.table({"sieve_row_id": pa.array(np.asarray(row_ids, dtype=np.int64))}))
+        try:
+            rows = con.execute(f"SELECT m.cluster, count(*) FROM {src} m SEMI JOIN sieve_ids USING (sieve_row_id) "
+                               "GROUP BY m.cluster").fetchall()
+        finally:
+            con.unregister("sieve_ids")
+    return {int(c): int(n) for c, n in rows}
+
+
 def _sql_str(s: str) -> str:
     return "'" + str(s).replace("'", "''") + "'"
 
@@ -781,8 +798,7 @@ def _cluster_names(ws: Workspace, folder: Path, embed_dir: Path, fit: SampleFit,
         atomic_write_json(path, {"clusters": named})
     con = _duck()
     try:
-        sizes = dict(con.execute(f"SELECT cluster, count(*) FROM read_parquet({_sql_str(parquet_glob(folder, 'map'))}) "
-                                 "GROUP BY cluster").fetchall())
+        sizes = _cluster_sizes(con, f"read_parquet({_sql_str(parquet_glob(folder, 'map'))})")
     finally:
         con.close()
     out = [dict(c, size=int(sizes.get(c["id"], 0))) for c in named]
@@ -830,13 +846,12 @@ def draw_points(map_dir: Path | str, max_points: int = 100_000, seed: int = 0):
     src = f"read_parquet({_sql_str(parquet_glob(map_dir, 'map'))})"
     con = _duck()
     try:
-        counts = dict(con.execute(f"SELECT cluster, count(*) FROM {src} GROUP BY cluster").fetchall())
+        counts = _cluster_sizes(con, src)
         n = int(sum(counts.values()))
         if n <= max_points:
             return fetch_arrow(con, f"SELECT sieve_row_id, x, y, cluster FROM {src} ORDER BY sieve_row_id")
         floor = min(200, max_points // max(len(counts), 1))
-        alloc = allocate({int(c): int(v) for c, v in counts.items()}, int(max_points), "proportional",
-                         lower={int(c): min(int(v), floor) for c, v in counts.items()})
+        alloc = allocate(counts, int(max_points), "proportional", lower={c: min(v, floor) for c, v in counts.items()})
         con.register("quota", pa.table({"cluster": pa.array(list(alloc.counts), pa.int32()),
                                         "k": pa.array(list(alloc.counts.values()), pa.int64())}))
         # rank rows inside each cluster by a seeded mix of the row id (splitmix-style, in SQL)
@@ -927,37 +942,27 @@ def check_select_params(params) -> None:
 
 def count_by_cluster(map_dir: Path | str, row_ids: Sequence[int]) -> dict[int, int]:
     """{cluster: how many of ``row_ids``} by DuckDB over the map shards (ids not on the map are not counted)."""
-    import pyarrow as pa
-
     con = _duck()
     try:
-        con.register("wanted", pa.table({"sieve_row_id": pa.array(np.asarray(row_ids, dtype=np.int64))}))
-        rows = con.execute(f"SELECT m.cluster, count(*) FROM read_parquet({_sql_str(parquet_glob(map_dir, 'map'))}) m "
-                           "SEMI JOIN wanted USING (sieve_row_id) GROUP BY m.cluster").fetchall()
+        return _cluster_sizes(con, f"read_parquet({_sql_str(parquet_glob(map_dir, 'map'))})", row_ids)
     finally:
         con.close()
-    return {int(c): int(n) for c, n in rows}
 
 
 def cluster_counts(map_dir: Path | str, pins: Sequence[int] = (), bans: Sequence[int] = ()):
     """({cluster: rows}, {cluster: banned rows}, {cluster: pinned rows}) by DuckDB over the map shards."""
-    import pyarrow as pa
-
     src = f"read_parquet({_sql_str(parquet_glob(map_dir, 'map'))})"
     con = _duck()
     try:
-        rows = con.execute(f"SELECT cluster, count(*) FROM {src} GROUP BY cluster").fetchall()
-        total = {int(c): int(n) for c, n in rows}
+        total = _cluster_sizes(con, src)
         out = []
         for name, ids in (("bans", bans), ("pins", pins)):
             ids = np.asarray(ids, dtype=np.int64)
-            con.register(name, pa.table({"sieve_row_id": pa.array(ids)}))
-            rows = con.execute(f"SELECT m.cluster, count(*) FROM {src} m SEMI JOIN {name} USING (sieve_row_id) "
-                               "GROUP BY m.cluster").fetchall()
-            found = int(sum(n for _, n in rows))
+            counts = _cluster_sizes(con, src, ids)
+            found = int(sum(counts.values()))
             if found != len(np.unique(ids)):
                 raise SieveError(f"{name}: {len(np.unique(ids)) - found} row id(s) are not on the map")
-            out.append({int(c): int(n) for c, n in rows})
+            out.append(counts)
     finally:
         con.close()
     return total, out[0], out[1]
