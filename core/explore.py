@@ -17,6 +17,7 @@ Small I/O helpers for the app (DuckDB / files, imported lazily) follow at the en
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -349,27 +350,31 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def safe_filename(name: str, *, max_len: int = 100, default: str = "upload") -> str:
-    """A file name that is safe to join to a folder: no path parts, no odd characters.
+    """A file name that is safe to join to a folder: no path parts, no odd characters
+    (NUL, control characters, separators), never hidden, and its extension kept.
 
-    ``../../etc/passwd`` -> ``passwd``; ``my data (1).CSV`` -> ``my_data_1_.csv`` (the
-    extension is lower-cased so the format can be detected).
+    ``../../etc/passwd`` -> ``passwd``; ``my data (1).CSV`` -> ``my_data_1.csv`` (the
+    extension is lower-cased so the format can be detected); ``\\x00.csv`` -> ``upload.csv``.
     """
     base = re.split(r"[\\/]", str(name or ""))[-1]
-    base = _SAFE.sub("_", base).strip("._ ")
     stem, dot, ext = base.rpartition(".")
     if not dot:
         stem, ext = base, ""
-    stem = stem.strip("._ ") or default
-    ext = ext.lower()[:12]
+    stem = _SAFE.sub("_", stem).strip("._ -") or default
+    ext = _SAFE.sub("", ext).lower()[:12]
     stem = stem[: max(1, max_len - len(ext) - 1)]
     return f"{stem}.{ext}" if ext else stem
 
 
 # -- I/O helpers for the app (lazy imports) ----------------------------------------------
 
+UPLOADS_KEEP = 20  # default of $SIEVE_UPLOADS_KEEP
+UPLOADS_MAX_MB = 2048  # default of $SIEVE_UPLOADS_MAX_MB
 
-def save_upload(root: Path | str, name: str, data) -> Path:
-    """Write uploaded bytes to ``root/uploads/<hash>-<safe name>`` (atomically, once)."""
+
+def save_upload(root: Path | str, name: str, data, *, keep: Iterable[str] = ()) -> Path:
+    """Write uploaded bytes to ``root/uploads/<hash>-<safe name>`` (atomically, once), then
+    prune the folder (see :func:`prune_uploads`; ``keep``: paths never removed)."""
     from .workspace import atomic_write_bytes
 
     buf = memoryview(data) if not isinstance(data, (bytes, bytearray, memoryview)) else data
@@ -377,7 +382,37 @@ def save_upload(root: Path | str, name: str, data) -> Path:
     path = Path(root) / "uploads" / f"{digest}-{safe_filename(name)}"
     if not path.is_file():
         atomic_write_bytes(path, bytes(buf))
+    prune_uploads(path.parent, keep={str(path), *map(str, keep)})
     return path
+
+
+def prune_uploads(folder: Path | str, *, keep: Iterable[str] = (), max_files: int | None = None,
+                  max_bytes: int | None = None) -> list[Path]:
+    """Remove the oldest uploads (by modification time) until at most ``max_files`` files
+    (default ``$SIEVE_UPLOADS_KEEP``, 20) of at most ``max_bytes`` in all (default
+    ``$SIEVE_UPLOADS_MAX_MB``, 2048 MB) remain; ``keep`` (paths) are never removed.
+    Returns the removed paths."""
+    max_files = int(os.environ.get("SIEVE_UPLOADS_KEEP", UPLOADS_KEEP)) if max_files is None else max_files
+    if max_bytes is None:
+        max_bytes = int(float(os.environ.get("SIEVE_UPLOADS_MAX_MB", UPLOADS_MAX_MB)) * 2**20)
+    keep = {str(k) for k in keep}
+    try:
+        files = [p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".")]
+    except OSError:
+        return []
+    files.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    total, count, removed = 0, 0, []
+    for p in files:
+        size = p.stat().st_size
+        if str(p) in keep or (count < max_files and total + size <= max_bytes):
+            total, count = total + size, count + 1
+            continue
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
 
 
 def preview_source(source, *, limit: int = 20, file_format: str | None = None):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .ingest import DATASET_TABLE
+from .paths import plain_absolute
 from .workspace import SCHEMA_VERSION, SieveError, Workspace, atomic_path, atomic_write_json
 
 FORMATS = ("parquet", "jsonl", "csv")
@@ -79,7 +80,7 @@ def export_rows(ws: Workspace, selection, cluster_names: dict[int, str], path: P
 
     ``include_duplicates``: also the other members of each chosen row's duplicate group
     (reason ``duplicate-of:<row id>``, after the chosen rows of their cluster)."""
-    path = Path(path).expanduser().resolve()
+    path = plain_absolute(path)
     fmt = format_for(path, fmt)
     if len(selection.row_ids) == 0:
         raise SieveError("the selection is empty; nothing to export")
@@ -100,24 +101,6 @@ def export_rows(ws: Workspace, selection, cluster_names: dict[int, str], path: P
         finally:
             con.unregister("sieve_sel")
     return path
-
-
-def confine_path(path: Path | str, root: Path | str) -> Path:
-    """``path`` resolved inside ``root`` (server mode).  Absolute paths and any ``..``
-    are refused, so a user can only write below the configured export folder."""
-    raw = str(path).strip()
-    if not raw:
-        raise SieveError("export path is empty")
-    p = Path(raw)
-    if p.is_absolute() or raw.startswith("~"):
-        raise SieveError(f"export path {raw!r} must be relative to the export folder, not absolute")
-    if any(part == ".." for part in p.parts):
-        raise SieveError(f"export path {raw!r} must not contain '..'")
-    root = Path(root).expanduser().resolve()
-    final = (root / p).resolve()
-    if final != root and root not in final.parents:  # e.g. through a symlink
-        raise SieveError(f"export path {raw!r} leaves the export folder {root}")
-    return final
 
 
 def library_versions() -> dict[str, str]:
@@ -263,7 +246,7 @@ def map_sidecar_bytes(data) -> bytes:
 
 
 def write_map_sidecar(path: Path | str, data) -> Path:
-    path = Path(path).expanduser().resolve()
+    path = plain_absolute(path)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **_map_arrays(data))
@@ -273,7 +256,7 @@ def write_map_sidecar(path: Path | str, data) -> Path:
 def write_manifest(path: Path | str, manifest: dict, data=None) -> Path:
     """Write ``manifest`` atomically.  With ``data`` (the MapData it was built from) and a
     map that cannot be recomputed exactly, first write the map sidecar next to it."""
-    path = Path(path).expanduser().resolve()
+    path = plain_absolute(path)
     section = manifest.get("map")
     if data is not None and section and section.get("required") and section.get("sha256"):
         name = map_sidecar_name(path)

@@ -145,25 +145,6 @@ def resolve_sources(source: str | Path | list | tuple) -> list[Path]:
     return [p.resolve() for p in paths]
 
 
-def confine_source(source: str, root: Path | str) -> str:
-    """``source`` (a path or glob relative to ``root``) as an absolute pattern inside
-    ``root`` (server mode: $SIEVE_DATA_DIR).  Absolute paths, ``~`` and ``..`` are
-    refused, and so is any matching file that resolves outside ``root`` (a symlink)."""
-    raw = str(source).strip()
-    if not raw:
-        raise SieveError("data path is empty")
-    if Path(raw).is_absolute() or raw.startswith("~"):
-        raise SieveError(f"data path {raw!r} must be relative to the data folder {root}, not absolute")
-    if any(part == ".." for part in Path(raw).parts):
-        raise SieveError(f"data path {raw!r} must not contain '..'")
-    root = Path(root).expanduser().resolve()
-    pattern = str(root / raw)
-    for p in resolve_sources(pattern):
-        if root not in p.parents:
-            raise SieveError(f"data path {raw!r} leads outside the data folder {root}")
-    return pattern
-
-
 def detect_format(paths: list[Path], file_format: str | None) -> str:
     if file_format:
         return file_format

@@ -44,6 +44,7 @@ import numpy as np
 
 from .cluster import NOISE, ClusterParams
 from .embed import DEFAULT_MODEL, EmbedParams
+from .paths import plain_absolute
 from .project import ProjectParams
 from .workspace import SieveError, Workspace, atomic_path, atomic_write_json, stage_key
 
@@ -1055,7 +1056,7 @@ def export_scaled(ws: Workspace, selection: ScaleSelection, out_dir: Path | str,
 
     from .ingest import DATASET_TABLE
 
-    out_dir = Path(out_dir).expanduser().resolve()
+    out_dir = plain_absolute(out_dir)
     if len(selection) == 0:
         raise SieveError("the selection is empty; nothing to export")
     if out_dir.exists() and any(out_dir.iterdir()):

@@ -73,7 +73,7 @@ def _sliders(data, sizes: dict[int, int], auto: dict[int, int], include_noise: b
         wkey = f"{C.W_SLIDER_PREFIX}{C.ss().get(C.K_MAP_KEY)}.{c}"
         if wkey not in C.ss():
             C.ss()[wkey] = int(min(saved.get(c, auto.get(c, 0)), sizes[c]))
-        values[c] = int(cols[j % 3].slider(f"{c}: {names.get(c, c)} ({sizes[c]:,} rows)", 0, sizes[c], key=wkey))
+        values[c] = int(cols[j % 3].slider(f"{c}: {C.esc(names.get(c, c))} ({sizes[c]:,} rows)", 0, sizes[c], key=wkey))
     C.ss()[C.C_SLIDERS] = values
 
 
@@ -242,8 +242,6 @@ def _depth_settings(data, info) -> None:
 def _allocation_table(data, sizes, selection) -> None:
     import pandas as pd
 
-    from core.explore import escape_markdown
-
     names = data.cluster_names
     pins, bans = C.pins(), C.bans()
     pin_l = data.labels[data.positions(sorted(pins))] if pins else np.zeros(0, int)
@@ -251,7 +249,7 @@ def _allocation_table(data, sizes, selection) -> None:
     chosen = dict(zip(*np.unique(selection.clusters, return_counts=True))) if len(selection) else {}
     rows = []
     for c in sorted(sizes, key=lambda c: (c < 0, c)):
-        rows.append({"cluster": c, "name": escape_markdown(names.get(c, str(c))), "size": sizes[c],
+        rows.append({"cluster": c, "name": C.esc(names.get(c, str(c))), "size": sizes[c],
                      "budget": selection.allocation.get(c, 0), "selected": int(chosen.get(c, 0)),
                      "pinned": int((pin_l == c).sum()), "banned": int((ban_l == c).sum())})
     st.table(pd.DataFrame(rows).set_index("cluster"))
@@ -409,7 +407,7 @@ def body() -> None:
     st.text(f"budget_requested={params.budget} policy={params.policy} pick={params.pick} seed={params.seed} "
             f"pins={len(params.pins)} bans={len(params.bans)}")
     for note in selection.notes:
-        st.warning(note)
+        st.warning(C.esc(note))
     _depth_results(selection, params)
     _charts(data, sizes, selection, metrics)
     st.subheader("Per-cluster allocation")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import streamlit as st
 
+from core import paths
 from core.workspace import DEFAULT_WORKSPACE, SieveError, Workspace, canonical_json
 
 log = logging.getLogger("sieve.app")
@@ -170,6 +172,7 @@ W_PIN = "w.pin"
 W_POLICY = "w.policy"
 W_SAVE = "w.save"
 W_SAVE_PATH = "w.save_path"
+W_OVERWRITE = "w.overwrite"
 W_SCORE = "w.score"
 W_SCORE_COLUMN = "w.score_column"
 W_SEARCH = "w.search"
@@ -204,6 +207,7 @@ W_SCALE_CLEAR = "w.scale.clear"
 W_SCALE_FOLDER = "w.scale.folder"
 W_SCALE_DRAWN = "w.scale.drawn"
 W_SCALE_EXPORT = "w.scale.export"
+W_SCALE_OVERWRITE = "w.scale.overwrite"
 W_SCALE_MANIFEST = "w.scale.download_manifest"
 W_MAP_PREFIX = "w.map."  # + setting name (Map page advanced settings)
 W_SLIDER_PREFIX = "w.slider."  # + map key + "." + cluster id (Budget page sliders)
@@ -214,6 +218,29 @@ def ss() -> Any:
     return st.session_state
 
 
+# -- text from data or users, in anything Streamlit renders as markdown ------------------------
+
+_MD_ESCAPE = re.compile(r"([\\`*_\[\]()<>!#|~$:{}@])")
+_WWW_DOT = re.compile(r"(?i)(?<=www)\.")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def esc(text: Any) -> str:
+    """``text`` (from data or a user: column and cluster names, file names, messages that
+    quote them) made inert for Streamlit's markdown: every character that starts an image,
+    link, autolink (``http:``, ``www.``, ``a@b``), emphasis, code, HTML, LaTeX or emoji
+    is backslash-escaped, control characters become ``?`` and line breaks spaces, so it
+    renders exactly as typed.  Use it for messages, labels, help, captions and options."""
+    s = _CONTROL.sub("?", "" if text is None else str(text)).replace("\r", " ").replace("\n", " ")
+    return _WWW_DOT.sub("\\.", _MD_ESCAPE.sub(r"\\\1", s))
+
+
+def show_error(exc_or_message: BaseException | str) -> None:
+    """One escaped st.error line for an exception (see report_error) or a message."""
+    msg = report_error(exc_or_message) if isinstance(exc_or_message, BaseException) else exc_or_message
+    st.error(esc(msg))
+
+
 # -- cached resources (only these two) ----------------------------------------------------
 
 
@@ -222,14 +249,19 @@ def workspace_root() -> str:
 
 
 def data_root() -> Path | None:
-    """Server mode: $SIEVE_DATA_DIR is the only folder the Data page's path box may read."""
-    root = os.environ.get("SIEVE_DATA_DIR")
-    return Path(root).expanduser().resolve() if root else None
+    """Server mode: $SIEVE_DATA_DIR is the only folder typed paths may read (core.paths)."""
+    return paths.data_root()
 
 
 def export_root(ws: Workspace) -> Path:
     """Where "Save" may write on the server: $SIEVE_EXPORT_DIR, else <workspace>/exports."""
-    return Path(os.environ.get("SIEVE_EXPORT_DIR") or (ws.root / "exports")).expanduser().resolve()
+    return paths.export_root(ws.root)
+
+
+def confine_read(raw: str, what: str = "data path") -> str:
+    """A typed path to read: confined to $SIEVE_DATA_DIR in server mode, else as typed."""
+    root = data_root()
+    return paths.confine_read(raw, root, what) if root else str(raw).strip()
 
 
 @st.cache_resource(show_spinner=False)
@@ -257,7 +289,7 @@ def flash(level: str, message: str) -> None:
 
 def show_flash() -> None:
     for level, message in ss().pop(K_FLASH, []):
-        getattr(st, level, st.info)(message)
+        getattr(st, level, st.info)(esc(message))
 
 
 def report_error(exc: BaseException) -> str:
@@ -306,7 +338,7 @@ def run_page(body: Callable[[], None]) -> None:
     try:
         body()
     except Exception as exc:  # Streamlit's own rerun/stop signals are BaseException, not caught here
-        st.error(report_error(exc))
+        show_error(exc)
     finally:
         start_warmup()  # after the page is drawn, so importing umap never delays the first paint
 
@@ -528,6 +560,8 @@ def params_from_state(data, info) -> Any:
     else:
         score = None
     reference = (ss().get(C_REFERENCE) or "").strip() or None
+    if reference:
+        reference = confine_read(reference, "reference path")
     return SelectParams(
         budget=min(budget, n) if unit == "rows" else budget, policy=ss().get(C_POLICY, "equal"), pick=pick,
         seed=int(ss().get(C_SEED, 0)),

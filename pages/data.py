@@ -4,6 +4,8 @@ and load it into the workspace."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from pages import common as C
@@ -48,10 +50,10 @@ def _source(ws) -> str | None:
 
     # Start from what the workspace holds, so the page describes the loaded dataset.
     info = C.current_dataset_or_none(ws)
-    if info is not None and C.C_SOURCE_KIND not in C.ss() and len(info.sources) == 1 \
-            and info.sources[0] != str(C.SAMPLE_PATH):
+    shown_path = _typed_path(info.sources[0]) if info is not None and len(info.sources) == 1 else None
+    if shown_path is not None and C.C_SOURCE_KIND not in C.ss():
         C.ss()[C.C_SOURCE_KIND] = SOURCES[1]
-        C.ss().setdefault(C.C_SOURCE_PATH, info.sources[0])
+        C.ss().setdefault(C.C_SOURCE_PATH, shown_path)
     if info is not None and C.C_TEXT_MODE not in C.ss():
         C.ss()[C.C_TEXT_MODE] = "Column" if info.text.column is not None else "Template"
         if info.text.column is not None:
@@ -75,11 +77,7 @@ def _source(ws) -> str | None:
                              on_change=C.persist(C.W_SOURCE_PATH, C.C_SOURCE_PATH))
         if not path.strip():
             return None
-        if data_root:
-            from core.ingest import confine_source
-
-            return confine_source(path, data_root)
-        return path.strip()
+        return C.confine_read(path)
     up = st.file_uploader("Upload a file", type=UPLOAD_TYPES, key=C.W_UPLOAD)
     if up is None:
         return None
@@ -87,10 +85,32 @@ def _source(ws) -> str | None:
     path = saved.get(up.file_id)
     if path is None or not path.is_file():
         with st.spinner("Saving the upload…"):
-            path = save_upload(ws.root, up.name, up.getbuffer())
+            path = save_upload(ws.root, up.name, up.getbuffer(), keep=_keep_uploads(ws))
         saved[up.file_id] = path
-    st.caption(f"Saved as `{path.name}` in the workspace's uploads folder.")
+    st.caption(f"Saved as {C.esc(path.name)} in the workspace's uploads folder.")
     return str(path)
+
+
+def _typed_path(source: str) -> str | None:
+    """The loaded dataset's path as this session's path box should show it: relative to
+    $SIEVE_DATA_DIR in server mode (None when it is not inside it, e.g. an upload), the
+    sample never."""
+    if source == str(C.SAMPLE_PATH):
+        return None
+    root = C.data_root()
+    if root is None:
+        return source
+    try:
+        return str(Path(source).relative_to(root))
+    except ValueError:
+        return None
+
+
+def _keep_uploads(ws) -> set:
+    """Uploads never removed by the cap: the loaded dataset's and this session's own."""
+    info = C.current_dataset_or_none(ws)
+    keep = {str(p) for p in (info.sources if info is not None else [])}
+    return keep | {str(p) for p in C.ss().get(C.K_UPLOADS, {}).values()}
 
 
 def _show_current(ws) -> None:
@@ -120,7 +140,7 @@ def body() -> None:
     try:
         _choose(ws)
     except Exception as exc:  # keep the loaded dataset's summary on screen below the error
-        st.error(C.report_error(exc))
+        C.show_error(exc)
     with current:
         _show_current(ws)
 
@@ -144,7 +164,7 @@ def _choose(ws) -> None:
     try:
         df, columns, paths = preview_source(source, limit=20, file_format=file_format)
     except C.SieveError as exc:
-        st.error(str(exc))
+        C.show_error(exc)
         return
     st.markdown("**Preview**")
     st.caption(f"First {len(df)} rows of {len(paths)} file(s); {len(columns)} columns.")

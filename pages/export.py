@@ -36,21 +36,27 @@ def _file_builder(ws, selection, names: dict, fmt: str, keep_text: bool, include
     return build
 
 
-def _save(ws, data, params, result, fmt: str, name: str, include_duplicates: bool = False) -> None:
-    """Export under the server's export folder (a web user names a file inside it, never a free path)."""
-    from core.export import confine_path, export_rows, format_for, write_manifest
+def _save(ws, data, params, result, fmt: str, name: str, include_duplicates: bool = False,
+          overwrite: bool = False) -> None:
+    """Export under the server's export folder (a web user names a file inside it, never a free path):
+    every file written (data, manifest, map file) is confined there, never through a symbolic
+    link, and an existing file is replaced only with ``overwrite``."""
+    from core.export import export_rows, format_for, map_sidecar_name, write_manifest
+    from core.paths import check_new_files, confine_write
 
     name = name.strip()
     if not name:
         raise C.SieveError("give a file name to save to, e.g. subset.parquet")
     if not Path(name).suffix:
         name = f"{name}.{fmt}"
-    path = confine_path(name, C.export_root(ws))
+    root = C.export_root(ws)
+    path = confine_write(name, root)
     fmt = format_for(path)  # the extension decides; an unknown one is a clear error
+    mpath = confine_write(f"{name}.manifest.json", root)
+    check_new_files([path, mpath, mpath.with_name(map_sidecar_name(mpath))], overwrite=overwrite)
     keep_text = data.dataset.text.template is not None
     out = export_rows(ws, result["selection"], data.cluster_names, path, fmt, keep_text=keep_text,
                       include_duplicates=include_duplicates)
-    mpath = Path(str(out) + ".manifest.json")
     write_manifest(mpath, _manifest(data, params, result, fmt, {"path": str(out), "format": fmt,
                                                                 "include_duplicates": include_duplicates}), data)
     ws.set_meta("selection", params.to_dict())  # `sieve export` in a shell now repeats this choice
@@ -133,14 +139,16 @@ def body() -> None:
             C.ss()[C.W_SAVE_PATH] = file_name
     C.ss()[C.K_SAVE_DEFAULT] = file_name
     C.init_widget(C.W_SAVE_PATH, C.C_SAVE_PATH, file_name)
-    path_text = st.text_input(f"File name inside the export folder {root} (the extension sets the format)",
+    path_text = st.text_input(f"File name inside the export folder {C.esc(root)} (the extension sets the format)",
                               key=C.W_SAVE_PATH, on_change=C.persist(C.W_SAVE_PATH, C.C_SAVE_PATH))
     C.ss()[C.C_SAVE_PATH] = path_text
+    overwrite = st.checkbox("Overwrite existing files of that name", key=C.W_OVERWRITE, value=False)
     if st.button("Save", key=C.W_SAVE):
-        _save(ws, data, params, result, fmt, path_text, include_dups)
+        _save(ws, data, params, result, fmt, path_text, include_dups, overwrite)
     last = C.ss().get(C.K_LAST_SAVE)
     if last:
-        st.success(f"Saved {last['rows']:,} rows to {last['path']} and the manifest to {last['manifest']}.")
+        st.success(f"Saved {last['rows']:,} rows to {C.esc(last['path'])} and the manifest to "
+                   f"{C.esc(last['manifest'])}.")
         st.text(f"saved_rows={last['rows']}")
         st.text(f"saved_path={last['path']}")
         out = Path(last["path"])

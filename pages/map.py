@@ -95,7 +95,7 @@ def _compute(ws, info, params) -> None:
     if not info.vector_column:
         key, _ = embed_key(ws, params.embed)
         if not ws.has_artifact("embed", key):
-            with st.spinner(f"Loading model {params.embed.model}…"):
+            with st.spinner(f"Loading model {C.esc(params.embed.model)}…"):
                 encoder = C.get_encoder(params.embed.model, params.embed.device, params.embed.normalize,
                                         params.embed.backend)
     box = st.container(border=True)
@@ -135,7 +135,7 @@ def _compute(ws, info, params) -> None:
         keys = build_map(ws, params, encoder=encoder, on_stage=on_stage, progress=progress)
     except Cancelled as exc:
         C.ss()[C.K_COMPUTING] = False
-        st.warning(f"{exc}. Press **Compute map** again to resume.")
+        st.warning(f"{C.esc(exc)}. Press **Compute map** again to resume.")
         return
     except Exception:
         C.ss()[C.K_COMPUTING] = False
@@ -330,7 +330,7 @@ def _sql_filter(ws, data, fig) -> None:
         try:
             ids = np.asarray(run_filter(ws, where), dtype=np.int64)
         except C.SieveError as exc:
-            st.error(str(exc))
+            C.show_error(exc)
             return
         mask = np.isin(data.row_ids, ids)
         if fig["allowed"] is not None:
@@ -409,7 +409,7 @@ def _explore(ws, data) -> None:
     with tabs[3]:
         _sql_filter(ws, data, fig)
     for note in data.notes:
-        st.caption(f"Note: {note}")
+        st.caption(f"Note: {C.esc(note)}")
 
 
 def body() -> None:
@@ -420,14 +420,14 @@ def body() -> None:
         return
     data = C.get_map(ws)
     st.caption(f"Dataset: {info.n_rows:,} rows ({info.n_embeddable:,} to embed) from "
-               f"{', '.join(info.sources[:2])}{' …' if len(info.sources) > 2 else ''}")
+               f"{C.esc(', '.join(info.sources[:2]))}{' …' if len(info.sources) > 2 else ''}")
     _compute_section(ws, info, data)
     if data is None:
         st.info("No map of this dataset yet. Press **Compute map** (the first run on the sample takes about a minute "
                 "on a CPU; later runs reuse cached stages).")
         return
     n_clusters = len([c for c in data.clusters if c.id >= 0])
-    st.caption(f"Map: {len(data.row_ids):,} rows, {n_clusters} clusters, model {data.keys.model_id}")
+    st.caption(f"Map: {len(data.row_ids):,} rows, {n_clusters} clusters, model {C.esc(data.keys.model_id)}")
     _explore(ws, data)
 
 

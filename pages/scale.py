@@ -7,6 +7,7 @@ manifest that ``sieve reproduce`` rebuilds."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -255,38 +256,42 @@ def _allocation(sel, names: dict) -> None:
     st.text(f"scale_selected_rows={len(sel)}")
     st.dataframe(df, hide_index=True, width="stretch", height=min(420, 38 + 35 * len(df)))
     for note in sel.notes:
-        st.caption(f"Note: {note}")
+        st.caption(f"Note: {C.esc(note)}")
 
 
 def _export(ws, embed_dir: Path, map_dir: Path, result: dict) -> None:
     from core import scale
-    from core.export import confine_path, write_manifest
+    from core.export import write_manifest
+    from core.paths import check_new_files, confine_write
 
     C.init_widget(C.W_SCALE_FOLDER, C.C_SCALE_FOLDER, "subset-shards")
     c1, c2 = st.columns([3, 1])
-    name = c1.text_input(f"Folder under {C.export_root(ws)} (new or empty)", key=C.W_SCALE_FOLDER,
+    name = c1.text_input(f"Folder under {C.esc(C.export_root(ws))} (new or empty)", key=C.W_SCALE_FOLDER,
                          on_change=C.persist(C.W_SCALE_FOLDER, C.C_SCALE_FOLDER))
+    overwrite = c1.checkbox("Overwrite an existing manifest of that name", key=C.W_SCALE_OVERWRITE,
+                            help="The folder itself must be new or empty either way.")
     c2.write("")
     if c2.button("Export shards", key=C.W_SCALE_EXPORT, type="primary", icon=":material/save:"):
-        if not name.strip():
-            raise C.SieveError("give a folder name to export to, e.g. subset-shards")
-        out_dir = confine_path(name.strip(), C.export_root(ws))
+        root = C.export_root(ws)
+        out_dir = confine_write(name, root, "export folder", "export folder")
+        mpath = confine_write(f"{name.strip()}.manifest.json", root, "export folder", "export folder")
+        check_new_files([mpath], overwrite=overwrite)
         sel, params = result["selection"], result["params"]
         files = scale.export_scaled(ws, sel, out_dir)
         man = scale.build_scaled_manifest(ws, embed_dir, map_dir, params, sel,
                                           {"path": str(out_dir), "format": "parquet",
                                            "files": [f.name for f in files]})
-        mpath = write_manifest(Path(str(out_dir) + ".manifest.json"), man)
+        mpath = write_manifest(mpath, man)
         C.ss()[C.K_SCALE_LAST_EXPORT] = {"path": str(out_dir), "manifest": str(mpath), "rows": len(sel),
                                          "files": len(files)}
     last = C.ss().get(C.K_SCALE_LAST_EXPORT)
     if last:
-        st.success(f"Wrote {last['rows']:,} rows in {last['files']} Parquet file(s) to {last['path']}, and the "
-                   f"manifest {last['manifest']}.")
-        st.code(f"sieve reproduce {last['manifest']} --out {last['path']}-again --workspace {ws.root}",
-                language="bash")
+        st.success(f"Wrote {last['rows']:,} rows in {last['files']} Parquet file(s) to {C.esc(last['path'])}, and "
+                   f"the manifest {C.esc(last['manifest'])}.")
+        st.code(f"sieve reproduce {shlex.quote(last['manifest'])} --out {shlex.quote(last['path'] + '-again')} "
+                f"--workspace {shlex.quote(str(ws.root))}", language="bash")
         mpath = Path(last["manifest"])
-        if mpath.is_file():
+        if mpath.is_file() and not mpath.is_symlink():
             st.download_button("Download manifest", mpath.read_bytes(), file_name=mpath.name,
                                mime="application/json", key=C.W_SCALE_MANIFEST, icon=":material/receipt_long:")
 
@@ -313,7 +318,7 @@ def body() -> None:
     m2.metric("Clusters", f"{meta['n_clusters']:,}")
     m3.metric("Fitted on a sample of", f"{meta['n_sample']:,}")
     m4.metric("Shards", f"{len(meta['shards']):,}")
-    st.caption(f"Map shards: {map_dir} · vectors: {embed_dir}. The app draws a per-cluster sample; selections, "
+    st.caption(f"Map shards: {C.esc(map_dir)} · vectors: {C.esc(embed_dir)}. The app draws a per-cluster sample; selections, "
                "counts and picks run on every row, through DuckDB over the shards.")
     left, right = st.columns([4, 1.3])
     with right:
@@ -332,7 +337,7 @@ def body() -> None:
         try:
             result = _select(map_dir, embed_dir, params, on_ray)
         except C.SieveError as exc:  # e.g. pins beyond the budget: say so here, keep the rest of the page
-            st.error(str(exc))
+            C.show_error(exc)
             result = None
         if result is not None:
             _allocation(result["selection"], names)
@@ -347,7 +352,7 @@ def body() -> None:
                                     "keywords": ", ".join(c["keywords"][:8])} for c in meta.get("clusters", [])]),
                      hide_index=True, width="stretch")
     for note in meta.get("notes", []):
-        st.caption(f"Note: {note}")
+        st.caption(f"Note: {C.esc(note)}")
 
 
 C.run_page(body)
