@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,13 +18,33 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from .workspace import DEFAULT_WORKSPACE, SieveError, Workspace
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Sieve: map a text dataset and pick a balanced, reproducible subset under per-cluster budgets.")
-err = Console(stderr=True)
-out = Console()
+
+
+class PlainConsole(Console):
+    """A rich Console that prints every string as plain text: no markup, no emoji codes,
+    no highlighting, and control characters (ANSI escapes, NUL, carriage returns) shown
+    as ``?``, so a file, column or cluster name can neither break nor restyle the terminal.
+    Styles come only from :class:`rich.text.Text` objects built here."""
+
+    def render_str(self, text: str, **kwargs) -> Text:
+        kwargs.update(markup=False, emoji=False, highlight=False)
+        return super().render_str(plain(text), **kwargs)
+
+
+def plain(text: object) -> str:
+    """``text`` with control characters other than newline and tab replaced by ``?``."""
+    return _CONTROL.sub("?", str(text))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+err = PlainConsole(stderr=True, markup=False, emoji=False, highlight=False)
+out = PlainConsole(markup=False, emoji=False, highlight=False)
 
 WS_OPT = typer.Option(DEFAULT_WORKSPACE, "--workspace", "-w", help="Workspace folder (DuckDB file + artifacts).")
 
@@ -127,13 +148,13 @@ def _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_c
 def _progress():
     """A rich progress display; yields (progress_cb, on_stage_cb) for core.pipeline."""
     bars: dict[str, int] = {}
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with Progress(TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=err, transient=False) as prog:
 
         def progress(stage, done, total, msg):
             if stage not in bars:
                 bars[stage] = prog.add_task(stage, total=max(total, 1))
-            prog.update(bars[stage], completed=done, total=max(total, 1), description=f"{stage}: {msg}")
+            prog.update(bars[stage], completed=done, total=max(total, 1), description=plain(f"{stage}: {msg}"))
 
         def on_stage(stage, event, info):
             if event == "done":
@@ -146,7 +167,7 @@ def _progress():
 
 
 def _fail(exc: BaseException) -> None:
-    err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    err.print(Text.assemble(("error:", "red"), " ", plain(exc)), soft_wrap=True)
     raise typer.Exit(2)
 
 

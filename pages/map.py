@@ -75,11 +75,12 @@ def _advanced(data) -> dict:
 def _map_params(v: dict):
     from core.cluster import ClusterParams
     from core.embed import EmbedParams
+    from core.paths import confine_model
     from core.pipeline import MapParams
     from core.project import ProjectParams
 
     return MapParams(
-        EmbedParams(model=str(v["model"]).strip(), batch_size=int(v["batch_size"]), device=v["device"],
+        EmbedParams(model=confine_model(v["model"], C.data_root()), batch_size=int(v["batch_size"]), device=v["device"],
                     backend=v.get("backend", "auto")).resolved(),
         ProjectParams(n_neighbors=int(v["n_neighbors"]), min_dist=float(v["min_dist"]), metric=v["metric"],
                       cluster_dims=int(v["dims"]), seed=int(v["seed"]), exact=bool(v.get("exact", False))),

@@ -1,4 +1,4 @@
-"""Shared-server safety of core: the SQL filter box and export paths.
+"""Shared-server safety of core: the SQL filter box and export paths (see also test_confinement.py).
 
 Every attack below must be refused with a clear SieveError, and must have no effect
 (no file read or written, no database attached, no setting changed).
@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from core.export import confine_path
+from core.paths import confine_read, confine_write
 from core.ingest import IngestParams, TextSpec, ingest
 from core.query import filter_rows, run_filter
 from core.workspace import SieveError, Workspace
@@ -52,6 +52,20 @@ def _attacks(tmp: Path) -> dict[str, str]:
         "pragma": "1=1); PRAGMA database_list; --",
         "create a table": "1=1); CREATE TABLE pwned AS SELECT 1; --",
         "parquet over http": "EXISTS (SELECT * FROM read_parquet('http://127.0.0.1:9/x.parquet'))",
+        # issue 15 item 7: smuggled queries, the spill folder, settings, unbounded generators
+        "union smuggled through the parentheses": "1=0) UNION ALL SELECT sieve_row_id FROM dataset WHERE (1=1",
+        "order by smuggled": "1=1) ORDER BY (1",
+        "limit smuggled": "1=1) LIMIT (1",
+        "group by smuggled": "1=1) GROUP BY (sieve_row_id",
+        "a file by its name (replacement scan)": f"EXISTS (SELECT * FROM '{secret}')",
+        "the spill folder": "EXISTS (SELECT * FROM '.tmp/duckdb_temp_storage-0.tmp')",
+        "current_setting": "current_setting('secret_directory') IS NOT NULL",
+        "allowed_directories": "len(current_setting('allowed_directories')) >= 0",
+        "duckdb_settings()": "EXISTS (SELECT * FROM duckdb_settings())",
+        "getvariable": "getvariable('x') IS NULL",
+        "range() as a table": "EXISTS (SELECT * FROM range(1000000000000))",
+        "another schema": "EXISTS (SELECT * FROM main.dataset)",
+        "a CTE": "EXISTS (WITH t AS (SELECT 1) SELECT * FROM t)",
     }
 
 
@@ -85,12 +99,12 @@ def test_filter_rejects_empty_or_huge(bad, table):
 @pytest.mark.parametrize("bad", ["/etc/passwd", "../outside.csv", "a/../../outside.csv", "~/x.csv", ""])
 def test_export_paths_are_confined(bad, tmp_path):
     with pytest.raises(SieveError):
-        confine_path(bad, tmp_path / "exports")
+        confine_write(bad, tmp_path / "exports")
 
 
 def test_export_path_inside_is_allowed(tmp_path):
     root = tmp_path / "exports"
-    assert confine_path("sub/dir/out.parquet", root) == (root / "sub/dir/out.parquet").resolve()
+    assert confine_write("sub/dir/out.parquet", root) == root.resolve() / "sub/dir/out.parquet"
 
 
 def test_export_path_cannot_escape_through_a_symlink(tmp_path):
@@ -98,31 +112,102 @@ def test_export_path_cannot_escape_through_a_symlink(tmp_path):
     root.mkdir()
     (root / "link").symlink_to(tmp_path)
     with pytest.raises(SieveError):
-        confine_path("link/escaped.csv", root)
+        confine_write("link/escaped.csv", root)
 
 
 @pytest.mark.parametrize("bad", ["/etc/passwd", "../outside.csv", "a/../../x.csv", "~/x.csv", "", "link/*.csv"])
 def test_data_paths_are_confined_in_server_mode(bad, tmp_path):
-    from core.ingest import confine_source
-
     root = tmp_path / "data"
     root.mkdir()
     (tmp_path / "secret.csv").write_text("text\nsecret\n")
     (root / "link").symlink_to(tmp_path)  # a symlink out of the data folder
     with pytest.raises(SieveError):
-        confine_source(bad, root)
+        confine_read(bad, root)
 
 
 def test_data_path_inside_is_allowed(tmp_path):
-    from core.ingest import confine_source
-
     root = tmp_path / "data"
     (root / "sub").mkdir(parents=True)
     for name in ("a.csv", "b.csv"):
         (root / "sub" / name).write_text("text\nhello\n")
-    assert confine_source("sub/*.csv", root) == str(root.resolve() / "sub/*.csv")
+    assert confine_read("sub/*.csv", root) == str(root.resolve() / "sub/*.csv")
 
 
 def test_ids_from_filter_are_numpy_int64(table):
     ids = filter_rows(table, "quality < 1")
     assert ids.dtype == np.int64 and ids.tolist() == [0, 1, 2, 3]
+
+
+# -- issue 15 item 7: the SQL box is bounded in time and memory and reads no file -------------------
+
+
+def test_filter_is_one_expression_parsed_by_duckdb(table):
+    """Subqueries over the dataset itself are fine; the parsed tree is what runs."""
+    assert filter_rows(table, "quality > (SELECT avg(quality) FROM dataset)").tolist() == [1, 2]  # avg 0.45
+    assert filter_rows(table, "text = 'a' OR quality > 0.8 -- a trailing comment").tolist() == [2]
+    with pytest.raises(SieveError, match="one expression"):
+        filter_rows(table, "1=0) UNION ALL SELECT sieve_row_id FROM dataset WHERE (1=1")
+
+
+def test_filter_reads_nothing_under_the_servers_working_directory(table, tmp_path, monkeypatch):
+    (tmp_path / ".tmp").mkdir()
+    (tmp_path / ".tmp" / "spill.csv").write_text("a\n1\n")
+    (tmp_path / "secret.csv").write_text("a\n1\n")
+    monkeypatch.chdir(tmp_path)
+    for sql in ["EXISTS (SELECT * FROM '.tmp/spill.csv')", "EXISTS (SELECT * FROM 'secret.csv')",
+                "EXISTS (SELECT * FROM read_csv('secret.csv'))", "EXISTS (SELECT * FROM glob('*'))",
+                "(SELECT count(*) FROM read_text('.tmp/*')) > 0"]:
+        with pytest.raises(SieveError):
+            filter_rows(table, sql)
+
+
+def _children() -> list[int]:
+    """Live child processes of this test process (Linux /proc)."""
+    import os
+
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == os.getpid() and fields[0] != "Z":
+                out.append(int(d.name))
+    return out
+
+
+def test_filter_times_out_and_leaves_nothing_running(monkeypatch):
+    """A cross join that would run for hours stops at SIEVE_SQL_TIMEOUT; afterwards no worker
+    is left and this process burns no CPU (DuckDB's threads are gone with the worker)."""
+    import time
+
+    n = 3000
+    big = pa.table({"sieve_row_id": pa.array(range(n), pa.int64()), "text": [f"t{i}" for i in range(n)]})
+    monkeypatch.setenv("SIEVE_SQL_TIMEOUT", "1.5")
+    t0 = time.perf_counter()
+    with pytest.raises(SieveError, match="SIEVE_SQL_TIMEOUT"):
+        filter_rows(big, "EXISTS (SELECT 1 FROM dataset a, dataset b, dataset c "
+                         "WHERE a.text || b.text || c.text = 'nothing')")
+    elapsed = time.perf_counter() - t0
+    assert 1.5 <= elapsed < 6, elapsed
+    assert _children() == []
+    cpu = time.process_time()
+    time.sleep(1.0)
+    assert time.process_time() - cpu < 0.2
+
+
+def test_filter_memory_is_capped(table, monkeypatch):
+    """repeat() allocates outside DuckDB's buffer manager: the worker's address-space cap
+    turns it into a clear error instead of exhausting the server."""
+    monkeypatch.setenv("SIEVE_SQL_MEMORY", "256MB")
+    with pytest.raises(SieveError, match="SIEVE_SQL_MEMORY"):
+        filter_rows(table, "length(repeat('ab', 700000000)) > 0")  # a 1.4 GB string
+
+
+@pytest.mark.parametrize("name,value", [("SIEVE_SQL_TIMEOUT", "soon"), ("SIEVE_SQL_TIMEOUT", "-1"),
+                                        ("SIEVE_SQL_MEMORY", "1GB; SET x=1")])
+def test_filter_bounds_are_validated(name, value, table, monkeypatch):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SieveError, match=name):
+        filter_rows(table, "quality > 0")
