@@ -289,8 +289,10 @@ def test_page_selection_equals_core_and_export_reproduces(scale_env, tmp_path):
                                SelectParams.from_dict(man["select"]), local=True)
     assert sorted(again.row_ids.tolist()) == man["selected_row_ids"]
     # a second export to the same folder is refused with a message, nothing overwritten
+    before = Path(str(out) + ".manifest.json").read_bytes()
     at.button(key=C.W_SCALE_EXPORT).click().run()
-    assert any("not empty" in e.value for e in at.error)
+    assert any("already exists" in e.value or "not empty" in e.value for e in at.error)
+    assert Path(str(out) + ".manifest.json").read_bytes() == before
 
 
 def test_page_without_a_sharded_map_explains_and_builds_one_here(tmp_path, monkeypatch):
@@ -361,3 +363,22 @@ def test_event_row_ids_handles_clicks_boxes_and_empty_events(sharded):
     y0, y1 = np.percentile(xy[:, 1], [10, 90]) + 1e-5
     got, how = scale.event_row_ids(res.folder, {"selection": {"box": [{"x": [x1, x0], "y": [y0, y1]}]}})
     assert how == "box" and got.tolist() == sorted(ids[points_in_box(xy, x0, x1, y0, y1)].tolist())
+
+
+def test_page_export_stays_inside_the_export_folder(scale_env, tmp_path):
+    """Issue 15 item 6: folder "." replaced the export folder itself and wrote the manifest
+    into its parent; a link planted at <folder>.manifest.json was written through."""
+    ws, emb, res = scale_env
+    root = ws.root.parent / "exports"
+    root.mkdir(exist_ok=True)
+    (root / "keep.txt").write_text("kept")
+    (root / "lnk.manifest.json").symlink_to(tmp_path / "planted.json")
+    at = open_page(C.PAGE_SCALE, state={C.K_PINS: set(), C.K_BANS: set()})
+    at.number_input(key=C.W_SCALE_BUDGET).set_value(40).run()
+    for name, message in ((".", "itself"), ("./", "itself"), ("sub/..", ".."), ("lnk", "symbolic link")):
+        at.text_input(key=C.W_SCALE_FOLDER).input(name).run()
+        at.button(key=C.W_SCALE_EXPORT).click().run()
+        assert not at.exception
+        assert any(message in e.value for e in at.error), (name, [e.value for e in at.error])
+    assert (root / "keep.txt").read_text() == "kept" and not (root / "lnk").exists()
+    assert not (root.parent / "exports.manifest.json").exists() and not (tmp_path / "planted.json").exists()
