@@ -220,19 +220,23 @@ def ss() -> Any:
 
 # -- text from data or users, in anything Streamlit renders as markdown ------------------------
 
-_MD_ESCAPE = re.compile(r"([\\`*_\[\]()<>!#|~$:{}@])")
-_WWW_DOT = re.compile(r"(?i)(?<=www)\.")
+_MD_ESCAPE = re.compile(r"([\\`*_\[\]()<>!#|~$:{}])")
+# GFM autolinks (remark-gfm) are found in the text *after* escapes are decoded, so no
+# escape stops them: a zero-width space after the scheme, "www" or "@" breaks the pattern.
+_AUTOLINK = re.compile(r"(?i)(\b(?:https?|ftp|mailto|file|data|javascript)(?=:)|\bwww(?=\.)|@)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+ZWSP = "\u200b"
 
 
 def esc(text: Any) -> str:
     """``text`` (from data or a user: column and cluster names, file names, messages that
     quote them) made inert for Streamlit's markdown: every character that starts an image,
-    link, autolink (``http:``, ``www.``, ``a@b``), emphasis, code, HTML, LaTeX or emoji
-    is backslash-escaped, control characters become ``?`` and line breaks spaces, so it
-    renders exactly as typed.  Use it for messages, labels, help, captions and options."""
+    link, emphasis, code, HTML, LaTeX or emoji is backslash-escaped, autolinks (``http:``,
+    ``www.``, ``a@b``) are broken by a zero-width space, control characters become ``?``
+    and line breaks spaces, so it renders as typed.  Use it for every message, label,
+    help text and caption that carries such text."""
     s = _CONTROL.sub("?", "" if text is None else str(text)).replace("\r", " ").replace("\n", " ")
-    return _WWW_DOT.sub("\\.", _MD_ESCAPE.sub(r"\\\1", s))
+    return _MD_ESCAPE.sub(r"\\\1", _AUTOLINK.sub(lambda m: m.group(0) + ZWSP, s))
 
 
 def show_error(exc_or_message: BaseException | str) -> None:

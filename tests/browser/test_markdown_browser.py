@@ -111,8 +111,10 @@ def _assert_inert(pg, evil_host, step: str) -> None:
     _idle(pg)
     pg.screenshot(path=str(SHOTS / f"markdown-{step}.png"), full_page=True)
     elements = pg.evaluate("""(base) => [...document.querySelectorAll('img, a, source, image, iframe')]
-        .map(e => e.getAttribute('src') || e.getAttribute('href') || e.getAttribute('xlink:href') || '')
-        .filter(u => u.includes(base.replace('http://', '')))""", base)
+        .map(e => [e.getAttribute('src') || e.getAttribute('href') || e.getAttribute('xlink:href') || '',
+                   (e.closest('[data-testid]') || e).getAttribute('data-testid'),
+                   ((e.closest('[data-testid]') || e).parentElement || e).innerText.slice(0, 300)])
+        .filter(u => u[0].includes(base.replace('http://', '')))""", base)
     assert elements == [], (step, elements)
     assert pg.requested == [], (step, pg.requested)
     assert seen == [], (step, seen)
@@ -120,8 +122,10 @@ def _assert_inert(pg, evil_host, step: str) -> None:
 
 def _open_selectbox(pg, label: str) -> None:
     """Open a selectbox's list so its options are rendered, then close it."""
-    pg.get_by_label(label, exact=False).first.click()
-    pg.wait_for_selector("[role=option], [data-baseweb=menu] li", timeout=10_000)
+    box = pg.locator("[data-testid=stSelectbox]").filter(has_text=label).first
+    box.scroll_into_view_if_needed()
+    box.get_by_role("button", name="Open").first.click()
+    pg.wait_for_selector("[role=listbox] [role=option]", state="attached", timeout=20_000)
     time.sleep(0.8)
     pg.keyboard.press("Escape")
 
