@@ -400,7 +400,7 @@ def prune_uploads(folder: Path | str, *, keep: Iterable[str] = (), max_files: in
         files = [p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".")]
     except OSError:
         return []
-    files.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    files.sort(key=lambda p: (str(p) not in keep, -p.stat().st_mtime))  # the kept ones count first
     total, count, removed = 0, 0, []
     for p in files:
         size = p.stat().st_size

@@ -66,6 +66,19 @@ def test_map_sql_error_quoting_the_user_is_escaped(map_env):
     assert not bad, bad
 
 
+def test_upload_with_nul_and_separators_in_its_name_keeps_the_page_working(empty_env):
+    """Issue 15 item 10 (the upload part): such a name broke the session's page."""
+    at = new_app(timeout=240).run()
+    at.radio(key=C.W_SOURCE_KIND).set_value("Upload").run()
+    at.file_uploader(key=C.W_UPLOAD).upload("e\x00vil/../\x1b[31mrows\x00.CSV", b"text\nhello\nworld\n",
+                                            "text/csv").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    names = [p.name for p in (empty_env / "uploads").iterdir()]
+    assert len(names) == 1 and names[0].endswith("-31mrows.csv") and "\x00" not in names[0], names
+    at.button(key=C.W_LOAD).click().run()
+    assert not at.exception and not at.error
+
+
 # -- the CLI ------------------------------------------------------------------------------
 
 
