@@ -148,7 +148,8 @@ def _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_c
 def _progress():
     """A rich progress display; yields (progress_cb, on_stage_cb) for core.pipeline."""
     bars: dict[str, int] = {}
-    with Progress(TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with Progress(TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(),
                   TimeRemainingColumn(), console=err, transient=False) as prog:
 
         def progress(stage, done, total, msg):

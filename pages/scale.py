@@ -318,7 +318,8 @@ def body() -> None:
     m2.metric("Clusters", f"{meta['n_clusters']:,}")
     m3.metric("Fitted on a sample of", f"{meta['n_sample']:,}")
     m4.metric("Shards", f"{len(meta['shards']):,}")
-    st.caption(f"Map shards: {C.esc(map_dir)} · vectors: {C.esc(embed_dir)}. The app draws a per-cluster sample; selections, "
+    st.caption(f"Map shards: {C.esc(map_dir)} · vectors: {C.esc(embed_dir)}. The app draws a per-cluster sample; "
+               "selections, "
                "counts and picks run on every row, through DuckDB over the shards.")
     left, right = st.columns([4, 1.3])
     with right:
