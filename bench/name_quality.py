@@ -49,20 +49,22 @@ print(json.dumps({str(i.id): i.name for i in infos}))
 """
 
 
-def _map(data: Path, cache: Path, log) -> Path:
-    """Map banking77 once (cached) and save texts, clusters, true labels and vectors to an npz."""
+def _map(data: Path, cache: Path, log) -> tuple[Path, str]:
+    """Map banking77 once (cached) and save texts, clusters, true labels and vectors to an npz;
+    returns (npz path, how the map was had)."""
     from core.ingest import IngestParams, TextSpec, ingest, load_column, load_texts
     from core.pipeline import MapParams, build_map, load_map
     from core.workspace import Workspace
 
     out = cache / "arrays.npz"
     if out.exists() and out.stat().st_mtime > data.stat().st_mtime:
-        return out
+        return out, f"read from the cache {cache} (delete it to re-map)"
     ws = Workspace(cache / "ws")
     ingest(ws, IngestParams(str(data), TextSpec(column="text")))
     t0 = time.perf_counter()
-    build_map(ws, MapParams())
-    log(f"map: {time.perf_counter() - t0:.0f} s")
+    keys = build_map(ws, MapParams())
+    took = f"computed in {time.perf_counter() - t0:.0f} s (embedding backend {MapParams().embed.resolved().backend})"
+    log(f"map: {took}")
     m = load_map(ws)
     ids, texts, _ = load_texts(ws)
     assert np.array_equal(np.asarray(ids), m.row_ids)
@@ -71,7 +73,7 @@ def _map(data: Path, cache: Path, log) -> Path:
     np.savez(tmp, texts=np.asarray(texts, dtype=str), labels=m.labels, vectors=np.asarray(m.vectors),
              row_ids=m.row_ids, true=true.astype(str))
     os.replace(tmp, out)
-    return out
+    return out, took + ("" if not keys.cached.get("embed") else ", embeddings from the workspace cache")
 
 
 def _names_at(rev: str, arrays: Path) -> dict[int, str]:
@@ -121,7 +123,8 @@ def score(names: dict[int, str], labels: np.ndarray, true: np.ndarray) -> dict:
             "same_stem_twice": dup / n, "examples": [named[c] for c in sorted(named)[:8]]}
 
 
-def render(started: str, data: Path, before_rev: str, before: dict, after: dict, noise: float, secs: float) -> str:
+def render(started: str, data: Path, before_rev: str, before: dict, after: dict, noise: float, secs: float,
+           how: str) -> str:
     from bench.common import machine, versions
 
     rows = [("clusters named", "clusters", "{:d}"), ("name contains a word of the majority label", "label_word", "{:.1%}"),
@@ -130,7 +133,7 @@ def render(started: str, data: Path, before_rev: str, before: dict, after: dict,
             ("name has two forms of one stem", "same_stem_twice", "{:.1%}")]
     lines = [f"### Cluster-name quality on banking77, {started}", "",
              f"Machine: {machine()}.  Libraries: {versions()}.  Command: `python -m bench.name_quality`; "
-             f"{secs:.0f} s in all.  Data: {data.name} ({int(round(noise * 100))}% of rows unclustered); default "
+             f"{secs:.0f} s in all; the map {how}.  Data: {data.name} ({int(round(noise * 100))}% of rows unclustered); default "
              f"map (all-MiniLM-L6-v2, UMAP, HDBSCAN), the same clusters named by `core.label` at {before_rev} "
              "(before) and now (after).  Label words are compared Snowball-stemmed.", "",
              "| figure | before | after |", "|---|---:|---:|"]
@@ -154,12 +157,13 @@ def main(argv=None) -> None:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     t0 = time.perf_counter()
     a.cache.mkdir(parents=True, exist_ok=True)
-    arrays = _map(a.data, a.cache, lambda s: print(s, file=sys.stderr))
+    arrays, how = _map(a.data, a.cache, lambda s: print(s, file=sys.stderr))
     d = np.load(arrays, allow_pickle=False)
     labels, true = d["labels"], d["true"]
     before = score(_names_at(a.before_rev, arrays), labels, true)
     after = score(_names_now(arrays), labels, true)
-    section = render(started, a.data, a.before_rev, before, after, float((labels < 0).mean()), time.perf_counter() - t0)
+    section = render(started, a.data, a.before_rev, before, after, float((labels < 0).mean()), time.perf_counter() - t0,
+                     how)
     print(section)
     if not a.no_write:
         from bench.common import RESULTS, prepend
