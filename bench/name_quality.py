@@ -106,7 +106,7 @@ def score(names: dict[int, str], labels: np.ndarray, true: np.ndarray) -> dict:
     stem = snowballstemmer.stemmer("english").stemWord
     stop = stopwordsiso.stopwords("en")
     named = {c: n for c, n in names.items() if c >= 0}
-    words = {c: [w for w in regex.findall(r"[\p{L}\p{M}\p{N}'’-]+", n.split(" (")[0].lower())] for c, n in named.items()}
+    words = {c: regex.findall(r"[\p{L}\p{M}\p{N}'’-]+", n.split(" (")[0].lower()) for c, n in named.items()}
     stems = {c: [stem(w) for w in ws] for c, ws in words.items()}
     df = Counter(s for ss in stems.values() for s in set(ss))
     limit = max(1.0, len(named) / 5)
@@ -127,13 +127,15 @@ def render(started: str, data: Path, before_rev: str, before: dict, after: dict,
            how: str) -> str:
     from bench.common import machine, versions
 
-    rows = [("clusters named", "clusters", "{:d}"), ("name contains a word of the majority label", "label_word", "{:.1%}"),
+    rows = [("clusters named", "clusters", "{:d}"),
+            ("name contains a word of the majority label", "label_word", "{:.1%}"),
             ("name contains an English stop word (stopwords-iso)", "stop_word", "{:.1%}"),
             ("name has a word in > 1/5 of all names", "over_fifth", "{:.1%}"),
             ("name has two forms of one stem", "same_stem_twice", "{:.1%}")]
     lines = [f"### Cluster-name quality on banking77, {started}", "",
              f"Machine: {machine()}.  Libraries: {versions()}.  Command: `python -m bench.name_quality`; "
-             f"{secs:.0f} s in all; the map {how}.  Data: {data.name} ({int(round(noise * 100))}% of rows unclustered); default "
+             f"{secs:.0f} s in all; the map {how}.  Data: {data.name} "
+             f"({int(round(noise * 100))}% of rows unclustered); default "
              f"map (all-MiniLM-L6-v2, UMAP, HDBSCAN), the same clusters named by `core.label` at {before_rev} "
              "(before) and now (after).  Label words are compared Snowball-stemmed.", "",
              "| figure | before | after |", "|---|---:|---:|"]

@@ -14,7 +14,7 @@ import pytest
 
 from core.cluster import NOISE
 from core.ingest import load_texts
-from core.label import LabelParams, ctfidf_keywords, ctfidf_terms, label_clusters, name_words
+from core.label import ctfidf_keywords, ctfidf_terms, label_clusters, name_words
 from core.words import CJK, document_terms, is_stop, script_of, stem, stop_lists, tokenize
 from tests.conftest import _build_map
 from tests.fakes import TopicEncoder
@@ -218,3 +218,23 @@ def test_mixed_language_map_names_each_cluster_in_its_language(tmp_path):
     for i in data.clusters:  # noise named, every name unique
         assert i.name
     assert len({i.name for i in data.clusters}) == len(data.clusters)
+
+
+def test_name_quality_bench_without_the_data_says_so(tmp_path, capsys):
+    from bench import name_quality
+
+    with pytest.raises(SystemExit) as exc:
+        name_quality.main(["--data", str(tmp_path / "banking77.parquet"), "--cache", str(tmp_path / "c")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "banking77.parquet not found" in err and "Traceback" not in err
+    assert not (tmp_path / "c").exists()  # nothing written
+
+
+def test_name_quality_score_counts_label_words_by_stem():
+    from bench.name_quality import score
+
+    labels = np.array([0, 0, 1, 1, -1])
+    true = np.array(["card_arrival", "card_arrival", "top_up_failed", "top_up_failed", "x"])
+    s = score({0: "arrived / delivery", 1: "fee / the", -1: "unclustered"}, labels, true)
+    assert s["clusters"] == 2 and s["label_word"] == 0.5 and s["stop_word"] == 0.5

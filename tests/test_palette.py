@@ -71,7 +71,8 @@ def test_centres_are_medians_and_labels_are_plain_text():
     assert plain_label("<b>a</b> & <br>b") == "&lt;b&gt;a&lt;/b&gt; &amp; &lt;br&gt;b"
     assert plain_label("x" * 100, max_len=10) == "x" * 9 + "…"
     ann = name_annotations({0: (1.0, 2.0), 1: (3.0, 4.0)}, {0: "café / noir", 1: "<i>x</i>"})
-    assert [(a["x"], a["y"], a["text"]) for a in ann] == [(1.0, 2.0, "café / noir"), (3.0, 4.0, "&lt;i&gt;x&lt;/i&gt;")]
+    assert [(a["x"], a["y"], a["text"]) for a in ann] == [(1.0, 2.0, "café / noir"),
+                                                          (3.0, 4.0, "&lt;i&gt;x&lt;/i&gt;")]
     assert all(not a["showarrow"] for a in ann)
     assert len(name_annotations({c: (0.0, 0.0) for c in range(200)}, {}, max_names=80)) == 80
 
