@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import regex
 
@@ -66,8 +65,7 @@ def script_of(ch: str) -> str:
     return "other"
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     surface: str  # as shown in a name: lower-cased, NFC
     script: str  # script_of its first character
 
@@ -75,21 +73,31 @@ class Token:
 def tokenize(text: str) -> list[Token]:
     """Tokens of one text (see the module docstring), in order.  Never raises on any str."""
     out = []
-    for m in TOKEN_RE.finditer(unicodedata.normalize("NFC", text).lower()):
-        if m.group("cjk"):
-            run = m.group("cjk")
-            grams = [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
-            out.extend(Token(g, CJK) for g in grams if not HIRAGANA_RE.match(g))
-            continue
-        w = m.group("word").replace("’", "'")
-        if w.endswith("'s"):
-            w = w[:-2]
-        head, apo, tail = w.partition("'")
-        if apo and len(head) <= 2:  # elision: l'homme, d'accord, qu'il
-            w = tail
-        if len(w) >= 2:
-            out.append(Token(w, script_of(w[0])))
+    for cjk, word in TOKEN_RE.findall(unicodedata.normalize("NFC", text).lower()):
+        if cjk:
+            out.extend(_cjk_tokens(cjk))
+        else:
+            t = _word_token(word)
+            if t is not None:
+                out.append(t)
     return out
+
+
+@lru_cache(maxsize=100_000)
+def _cjk_tokens(run: str) -> tuple[Token, ...]:
+    grams = [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
+    return tuple(Token(g, CJK) for g in grams if not HIRAGANA_RE.match(g))
+
+
+@lru_cache(maxsize=200_000)
+def _word_token(word: str) -> Token | None:
+    w = word.replace("’", "'")
+    if w.endswith("'s"):
+        w = w[:-2]
+    head, apo, tail = w.partition("'")
+    if apo and len(head) <= 2:  # elision: l'homme, d'accord, qu'il
+        w = tail
+    return Token(w, script_of(w[0])) if len(w) >= 2 else None
 
 
 @lru_cache(maxsize=1)
@@ -124,9 +132,11 @@ def _votes(tokens: Iterable[Token]) -> dict[str, Counter]:
     wl = _word_langs()
     votes: dict[str, Counter] = {}
     for t in tokens:
-        c = votes.setdefault(t.script, Counter())
-        for lang in wl.get((t.surface, t.script), ()):
-            c[lang] += 1
+        langs = wl.get(t)
+        if t.script not in votes:
+            votes[t.script] = Counter()
+        if langs:
+            votes[t.script].update(langs)
     return votes
 
 
@@ -182,7 +192,10 @@ def document_terms(texts: Sequence[str]) -> list[list[tuple[str, str]]]:
         langs = {script: _pick(votes.get(script), corpus.get(script), script) for script in votes}
         keep = [t for t in ts if not is_stop(t, langs[t.script])]
         for t in keep:
-            word_lang.setdefault(t, Counter())[langs[t.script]] += 1
+            c = word_lang.get(t)
+            if c is None:
+                c = word_lang[t] = Counter()
+            c[langs[t.script]] += 1
         kept.append(keep)
     key = {t: t.surface if t.script == CJK else stem(t.surface, c.most_common(1)[0][0]) for t, c in word_lang.items()}
     return [[(key[t], t.surface) for t in ts] for ts in kept]
