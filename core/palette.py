@@ -95,7 +95,7 @@ def plain_label(name: str, max_len: int = 40) -> str:
 
 
 def name_annotations(centres: Mapping[int, tuple[float, float]], names: Mapping[int, str],
-                     max_names: int = 80) -> list[dict]:
+                     max_names: int = 40) -> list[dict]:
     """Plotly layout annotations: each cluster's name at its centre, for the ``max_names``
     lowest ids (the largest clusters), on a translucent white box edged in the cluster's
     colour."""
@@ -104,7 +104,7 @@ def name_annotations(centres: Mapping[int, tuple[float, float]], names: Mapping[
     for c in sorted(centres)[:max_names]:
         x, y = centres[c]
         out.append(dict(x=x, y=y, text=plain_label(names.get(c, f"cluster {c}")), showarrow=False,
-                        font=dict(size=11, color="#212121"), bgcolor="rgba(255,255,255,0.72)",
+                        font=dict(size=10, color="#212121"), bgcolor="rgba(255,255,255,0.6)",
                         bordercolor=colors[c], borderwidth=1, borderpad=2, opacity=0.95,
                         name=f"cluster-name-{c}"))
     return out
