@@ -8,9 +8,13 @@ and the rule that no word is in more than a fifth of the names.  The data are bu
 
 from __future__ import annotations
 
+import unicodedata
+
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.cluster import NOISE
 from core.ingest import load_texts
@@ -101,6 +105,15 @@ def test_tokens_keep_every_alphabet_and_split_cjk_into_bigrams():
     assert toks("東京の天気") == ["東京", "京の", "の天", "天気"]
     assert "です" not in toks("東京です")  # bigrams of Hiragana alone are grammar
     assert toks("Café\u0301") == toks("Café\u0301".replace("e\u0301", "é"))  # NFC: one form of é
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=80))
+def test_tokens_are_words_of_the_text(text):
+    norm = unicodedata.normalize("NFC", text).lower().replace("’", "'")
+    for t in tokenize(text):
+        assert t.surface in norm and len(t.surface) >= (1 if t.script == CJK else 2)
+        assert not t.surface[0].isdigit()
 
 
 def test_tokenize_never_raises_on_any_text():
