@@ -69,7 +69,10 @@ def class_term_counts(texts: Sequence[str], labels: np.ndarray):
             k = vocab.setdefault(key, len(vocab))
             rows.append(j)
             cols.append(k)
-            surfaces.setdefault((j, k), Counter())[surface] += 1
+            seen = surfaces.get((j, k))
+            if seen is None:
+                seen = surfaces[(j, k)] = Counter()
+            seen[surface] += 1
     counts = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(ids), len(vocab)), dtype=np.float64)
     counts.sum_duplicates()
     return ids, list(vocab), counts, surfaces
