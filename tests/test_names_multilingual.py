@@ -38,6 +38,7 @@ LANGS = {
     "he": ("ספר ספרים ספרייה קריאה סופר מדף עמוד כריכה".split(),
            "של את על זה הוא עם".split(), "Hebrew"),
     "zh": ("火车 车站 车票 旅行 出发 铁路 列车 站台".split(), "的 了 是 在 我 很".split(), CJK),
+    "ja": ("天気 台風 気温 予報 曇り 晴れ 梅雨 雷雨".split(), "は が の に を で".split(), CJK),
     "en": ("bicycle bicycles pedal pedals derailleur chain wheel wheels saddle spoke".split(),
            "the a is of and to with very".split(), "Latin"),
 }
@@ -54,8 +55,8 @@ def _rows(per: int = 30, seed: int = 0) -> tuple[list[str], list[str]]:
         for i in range(per):
             parts = list(rng.choice(content, 3, replace=False)) + list(rng.choice(stops, 3, replace=False))
             rng.shuffle(parts)
-            sep = "" if lang == "zh" else " "
-            texts.append(sep.join(parts) + ("" if lang == "zh" else f" {'.!?'[i % 3]}"))
+            cjk = lang in ("zh", "ja")
+            texts.append(("" if cjk else " ").join(parts) + ("" if cjk else f" {'.!?'[i % 3]}"))
             langs.append(lang)
     return texts, langs
 
@@ -76,7 +77,7 @@ def _check_names(infos, texts: list[str], langs: list[str], labels: np.ndarray) 
         for w in words:
             assert w in surfaces, (lang, info.name, w)  # the word occurs in the cluster's rows
             assert w not in {s.lower() for s in stops}, (lang, info.name, w)
-            if lang == "zh":
+            if lang in ("zh", "ja"):
                 assert all(script_of(ch) == CJK for ch in w) and any(w in c for c in content), (info.name, w)
             elif lang in LANGS:
                 assert script_of(w[0]) == LANGS[lang][2] and w in {c.lower() for c in content}, (lang, info.name, w)
