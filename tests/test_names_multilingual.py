@@ -218,7 +218,7 @@ def test_cafe_in_every_row_is_a_keyword():
 
 def test_mixed_language_map_names_each_cluster_in_its_language(tmp_path):
     """The whole pipeline (CSV ingest -> embed -> UMAP -> HDBSCAN -> label) on a dataset of
-    eight languages plus an English/Chinese cluster; a fake encoder puts each language's rows
+    nine languages plus an English/Chinese cluster; a fake encoder puts each language's rows
     in one direction, so HDBSCAN finds the languages."""
     texts, langs = _rows(per=40, seed=3)
     enc = TopicEncoder(dict(zip(texts, langs)), noise=0.1)
