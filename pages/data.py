@@ -46,7 +46,7 @@ def _autoload_sample(ws) -> None:
 
 
 def _source(ws) -> str | None:
-    from core.explore import save_upload
+    from core.explore import safe_filename, save_upload
 
     # Start from what the workspace holds, so the page describes the loaded dataset.
     info = C.current_dataset_or_none(ws)
@@ -78,9 +78,16 @@ def _source(ws) -> str | None:
         if not path.strip():
             return None
         return C.confine_read(path)
-    up = st.file_uploader("Upload a file", type=UPLOAD_TYPES, key=C.W_UPLOAD)
+    # No type=...: Streamlit's own check of the name raises on a NUL byte while restoring the
+    # widget, before this script runs, which broke the session's page (issue 15 item 10).
+    # The extension is checked here instead, on the sanitised name.
+    up = st.file_uploader(f"Upload a file ({', '.join(UPLOAD_TYPES)})", key=C.W_UPLOAD)
     if up is None:
         return None
+    ext = safe_filename(up.name).rpartition(".")[2]
+    if ext not in UPLOAD_TYPES:
+        raise C.SieveError(f"upload {safe_filename(up.name)!r} has an unknown extension; expected one of "
+                           + ", ".join(UPLOAD_TYPES))
     saved = C.ss().setdefault(C.K_UPLOADS, {})
     path = saved.get(up.file_id)
     if path is None or not path.is_file():

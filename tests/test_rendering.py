@@ -77,6 +77,8 @@ def test_upload_with_nul_and_separators_in_its_name_keeps_the_page_working(empty
     assert len(names) == 1 and names[0].endswith("-31mrows.csv") and "\x00" not in names[0], names
     at.button(key=C.W_LOAD).click().run()
     assert not at.exception and not at.error
+    at.file_uploader(key=C.W_UPLOAD).upload("x\x00.exe", b"MZ", "application/octet-stream").run()
+    assert not at.exception and any("unknown extension" in e.value for e in at.error)
 
 
 # -- the CLI ------------------------------------------------------------------------------
