@@ -43,7 +43,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .cluster import NOISE, ClusterParams
-from .embed import DEFAULT_MODEL, EmbedParams
+from .embed import DEFAULT_MODEL, EmbedParams, precomputed_vectors
 from .project import ProjectParams
 from .workspace import SieveError, Workspace, atomic_path, atomic_write_json, stage_key
 
@@ -510,16 +510,14 @@ def _column_shards(ws: Workspace, info, params: ScaleEmbedParams, t0: float) -> 
 
                 rows = pq.read_metadata(path).num_rows
             else:
-                tbl = fetch_arrow(con, f"SELECT sieve_row_id, {quote_ident(info.vector_column)}::FLOAT[] FROM "
+                tbl = fetch_arrow(con, f"SELECT sieve_row_id, {quote_ident(info.vector_column)}::DOUBLE[] FROM "
                                        f"{DATASET_TABLE} WHERE sieve_text_ok AND sieve_row_id >= ? "
                                        "AND sieve_row_id < ? "
                                        "ORDER BY sieve_row_id", [start, end])
                 rows = tbl.num_rows
                 if rows:
-                    vecs = arrow_vectors(tbl.column(1))
-                    if params.normalize:
-                        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-                        vecs = vecs / np.where(norms == 0, 1, norms)
+                    vecs = precomputed_vectors(tbl.column(0).to_numpy(), tbl.column(1), info.vector_column,
+                                               params.normalize)
                     dim = int(vecs.shape[1])
                     write_parquet_atomic(path, vector_table(tbl.column(0).to_numpy(), vecs))
                     todo += 1
