@@ -456,8 +456,8 @@ def column_casts(con, fmt: str, columns: dict[str, str]) -> dict[str, str]:
         checks = []
         for c in cols:
             q = quote_ident(c)
-            checks += [f"count({q}) > 0 AND bool_and({q} IS NULL OR CAST(TRY_CAST({q} AS BIGINT) AS VARCHAR) = {q})",
-                       f"count({q}) > 0 AND bool_and({q} IS NULL OR CAST(TRY_CAST({q} AS DOUBLE) AS VARCHAR) = {q})"]
+            checks += [f"count({q}) > 0 AND bool_and({q} IS NULL OR "
+                       f"coalesce(CAST(TRY_CAST({q} AS {t}) AS VARCHAR) = {q}, false))" for t in ("BIGINT", "DOUBLE")]
         flags = con.execute(f"SELECT {', '.join(checks)} FROM sieve_raw").fetchall()[0]
         for i, c in enumerate(cols):
             if flags[2 * i]:
