@@ -1106,7 +1106,7 @@ def build_scaled_manifest(ws: Workspace, embed_dir: Path, map_dir: Path, params,
         "dataset": {"sources": ds.sources, "fingerprint": ds.fingerprint, "key": ds.key, "n_rows": ds.n_rows,
                     "n_empty": ds.n_empty, "n_duplicates": ds.n_duplicates,
                     "text": {"column": ds.text.column, "template": ds.text.template},
-                    "vector_column": ds.vector_column},
+                    "vector_column": ds.vector_column, "delimiter": ds.delimiter, "encoding": ds.encoding},
         "model": {"id": emeta["model_id"], "dim": emeta["dim"],
                   "params": {"model": ep["model"], "batch_size": ep["batch_size"], "device": ep["device"],
                              "normalize": ep["normalize"], "backend": ep.get("backend", "torch")}},
@@ -1139,7 +1139,8 @@ def reproduce_scaled(ws: Workspace, manifest: dict, data: str | None = None, *, 
 
     ds = manifest["dataset"]
     source = data if data is not None else tuple(ds["sources"])
-    info, _ = ingest(ws, IngestParams(source, TextSpec(**ds["text"]), ds.get("vector_column")))
+    info, _ = ingest(ws, IngestParams(source, TextSpec(**ds["text"]), ds.get("vector_column"),
+                                    delimiter=ds.get("delimiter"), encoding=ds.get("encoding")))
     if info.fingerprint != ds["fingerprint"] and not allow_changed_data:
         raise SieveError(f"data {info.sources[0]} differs from the data the manifest was made from "
                          f"(fingerprint {info.fingerprint[:12]} vs {ds['fingerprint'][:12]}); pass the original files")
