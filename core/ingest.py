@@ -370,10 +370,10 @@ def _load_transaction(ws, paths, files, fmt, delim, params, key, fingerprint) ->
 
 
 def read_raw(con, files: list[str], fmt: str, delim: str | None, paths: list[Path],
-             limit: int | None = None) -> dict[str, str]:
+             limit: int | None = None, text_columns: frozenset[str] = frozenset()) -> dict[str, str]:
     """Read the files (or their first ``limit`` rows) into the temp table ``sieve_raw``
-    with values as written; returns {column: DuckDB type}.  Used by ingest, the Data
-    page's preview and the reference set."""
+    with values as written; returns {column: DuckDB type}.  CSV/TSV ``text_columns``
+    stay VARCHAR.  Used by ingest, the Data page's preview and the reference set."""
     con.execute("DROP TABLE IF EXISTS sieve_raw")
     cut = f" LIMIT {int(limit)}" if limit is not None else ""
     con.execute(f"CREATE TEMP TABLE sieve_raw AS SELECT * FROM {reader_sql(fmt, delim)}{cut}", [files])
@@ -382,7 +382,7 @@ def read_raw(con, files: list[str], fmt: str, delim: str | None, paths: list[Pat
     if len(columns) != len(described):
         raise SieveError(f"{_name(paths)} has duplicate column names")
     check_headers(con, files, fmt, delim, paths, columns)
-    casts = column_casts(con, fmt, columns)
+    casts = column_casts(con, fmt, columns, text_columns)
     if casts:
         exprs = ", ".join(casts.get(c, quote_ident(c)) + f" AS {quote_ident(c)}" for c in columns)
         con.execute(f"CREATE TEMP TABLE sieve_raw2 AS SELECT {exprs} FROM sieve_raw ORDER BY rowid")
@@ -394,7 +394,9 @@ def read_raw(con, files: list[str], fmt: str, delim: str | None, paths: list[Pat
 
 def _load(con, paths: list[Path], files: list[str], fmt: str, delim: str | None, params: IngestParams, key: str,
           fingerprint: str) -> DatasetInfo:
-    columns = read_raw(con, files, fmt, delim, paths)
+    spec = params.text
+    columns = read_raw(con, files, fmt, delim, paths,
+                       text_columns=frozenset([spec.column] if spec.column is not None else template_fields(spec.template)))
     reserved = [c for c in columns if c.lower().startswith(RESERVED_PREFIX)]
     if reserved:
         raise SieveError(f"column {reserved[0]!r} in {_name(paths)} uses the reserved prefix {RESERVED_PREFIX!r}")
@@ -440,17 +442,18 @@ def _load(con, paths: list[Path], files: list[str], fmt: str, delim: str | None,
     )
 
 
-def column_casts(con, fmt: str, columns: dict[str, str]) -> dict[str, str]:
+def column_casts(con, fmt: str, columns: dict[str, str], text_columns: frozenset[str] = frozenset()) -> dict[str, str]:
     """SQL per column that types it without changing any value's spelling.
 
     CSV/TSV (read as VARCHAR): BIGINT when every value prints back as written
     (``7``, ``-12``), else DOUBLE when every value does (``0.5``), else VARCHAR
-    (``2.50``, ``007``, ``1e3``, ``1.10``).  JSON fields of varying type whose values
+    (``2.50``, ``007``, ``1e3``, ``1.10``); ``text_columns`` (the text and template
+    columns) always stay VARCHAR, so their exports are strings too.  JSON fields of varying type whose values
     are all scalars: the strings and numbers as written.  BLOB that is valid UTF-8 in
     every row: VARCHAR."""
     casts: dict[str, str] = {}
     if fmt in ("csv", "tsv"):
-        cols = [c for c, t in columns.items() if t.upper() == "VARCHAR"]
+        cols = [c for c, t in columns.items() if t.upper() == "VARCHAR" and c not in text_columns]
         if not cols:
             return casts
         checks = []
@@ -506,7 +509,7 @@ def header_names(paths: list[Path], fmt: str, delim: str | None, con=None) -> li
             form = "newline_delimited" if fmt == "jsonl" else "auto"
             keys = con.execute(f"SELECT DISTINCT unnest(json_keys(json)) FROM read_json_objects(?, format='{form}')",
                                [str(p)]).fetchall()
-            out.append([k[0] for k in keys])
+            out.append(sorted(k[0] for k in keys))
     return out
 
 
