@@ -327,8 +327,10 @@ def ids_in(row_ids: np.ndarray, ids: Iterable[int]) -> np.ndarray:
     return np.isin(row_ids, ids, assume_unique=True)
 
 
-def column_kinds(columns: Mapping[str, str]) -> dict[str, list[str]]:
-    """Split DuckDB column types into text-like, numeric and vector-like (list of numbers) columns."""
+def column_kinds(columns: Mapping[str, str], numeric_text: Iterable[str] = ()) -> dict[str, list[str]]:
+    """Split DuckDB column types into text-like, numeric and vector-like (list of numbers) columns.
+    ``numeric_text``: text columns whose values are all numbers (kept as written, e.g. ``2.50``);
+    they are listed as both text and numeric."""
     numeric_t = ("FLOAT", "DOUBLE", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "DECIMAL", "HUGEINT", "REAL",
                  "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
     text, numeric, vector = [], [], []
@@ -343,6 +345,7 @@ def column_kinds(columns: Mapping[str, str]) -> dict[str, list[str]]:
             numeric.append(name)
         elif not nested:
             text.append(name)
+    numeric += [c for c in numeric_text if c in text and c not in numeric]
     return {"text": text, "numeric": numeric, "vector": vector}
 
 
@@ -387,11 +390,12 @@ def preview_source(source, *, limit: int = 20, file_format: str | None = None, d
                    encoding: str | None = None):
     """(preview rows as a pandas DataFrame, {column: type}, resolved paths) of a file or glob,
     read as ingest reads it (detected or given delimiter, UTF-8 or ``encoding``, values as
-    written; column types from the first 10,000 rows).  Raises SieveError with the reader's
+    written; column types from the first 10,000 rows; ``df.attrs["numeric_text"]``: the
+    text columns whose values are all numbers).  Raises SieveError with the reader's
     reason (e.g. a file that is not UTF-8, named)."""
     import duckdb
 
-    from .ingest import detect_format, read_raw, resolve_sources
+    from .ingest import detect_format, numeric_text_columns, read_raw, resolve_sources
 
     paths = resolve_sources(source)
     fmt = detect_format(paths, file_format)
@@ -405,6 +409,7 @@ def preview_source(source, *, limit: int = 20, file_format: str | None = None, d
             try:
                 cols = read_raw(con, files, fmt, delim, paths, limit=10_000)
                 df = con.execute(f"SELECT * FROM sieve_raw LIMIT {int(limit)}").fetchdf()
+                df.attrs["numeric_text"] = numeric_text_columns(con, cols)
             except duckdb.Error as exc:
                 raise reader_error(exc, str(paths[0]), fmt, [Path(f) for f in files], delim) from exc
     finally:

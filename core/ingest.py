@@ -105,6 +105,7 @@ class DatasetInfo:
     vector_dim: int | None = None
     delimiter: str | None = None  # the CSV/TSV delimiter used (given or detected)
     encoding: str | None = None  # the encoding given (None: UTF-8)
+    numeric_text: list[str] = field(default_factory=list)  # VARCHAR columns whose every value is a number
 
     @property
     def n_embeddable(self) -> int:
@@ -124,6 +125,7 @@ class DatasetInfo:
             "vector_dim": self.vector_dim,
             "delimiter": self.delimiter,
             "encoding": self.encoding,
+            "numeric_text": self.numeric_text,
         }
 
     @classmethod
@@ -408,6 +410,7 @@ def _load(con, paths: list[Path], files: list[str], fmt: str, delim: str | None,
         raise SieveError(f"{_name(paths)} has no rows")
     text_sql, text_params = text_expression(params.text, columns)
     _check_text_rows(con, params.text, columns)
+    numeric_text = numeric_text_columns(con, columns)
     vector_dim = None
     if params.vector_column is not None:
         vector_dim = _check_vector_column(con, params.vector_column, columns)
@@ -438,7 +441,7 @@ def _load(con, paths: list[Path], files: list[str], fmt: str, delim: str | None,
         key=key, sources=[str(p) for p in paths], fingerprint=fingerprint, text=params.text,
         vector_column=params.vector_column, n_rows=int(n_rows), n_empty=int(n_empty),
         n_duplicates=int(n_rows - n_empty - n_distinct), columns=columns, vector_dim=vector_dim,
-        delimiter=delim, encoding=params.encoding,
+        delimiter=delim, encoding=params.encoding, numeric_text=numeric_text,
     )
 
 
@@ -481,6 +484,19 @@ def column_casts(con, fmt: str, columns: dict[str, str], text_columns: frozenset
             if not bad:
                 casts[c] = f"decode({q})"
     return casts
+
+
+def numeric_text_columns(con, columns: dict[str, str]) -> list[str]:
+    """The VARCHAR columns of ``sieve_raw`` whose every non-null value parses as a number
+    (``2.50``, ``007``, ``1e3``): kept as written, but offered as score columns and cast
+    at use (:func:`core.pipeline.score_values`)."""
+    cols = [c for c, t in columns.items() if t.upper() == "VARCHAR"]
+    if not cols:
+        return []
+    checks = [f"count({quote_ident(c)}) > 0 AND bool_and({quote_ident(c)} IS NULL OR "
+              f"TRY_CAST(trim({quote_ident(c)}) AS DOUBLE) IS NOT NULL)" for c in cols]
+    flags = con.execute(f"SELECT {', '.join(checks)} FROM sieve_raw").fetchall()[0]
+    return [c for c, ok in zip(cols, flags) if ok]
 
 
 def _has_body(path: Path) -> bool:

@@ -170,7 +170,7 @@ def _choose(ws) -> None:
     st.caption(f"First {len(df)} rows of {len(paths)} file(s); {len(columns)} columns.")
     st.dataframe(df, hide_index=True, width="stretch")
 
-    kinds = column_kinds(columns)
+    kinds = column_kinds(columns, df.attrs.get("numeric_text", ()))
     st.markdown("**Columns**")
     C.init_widget(C.W_TEXT_MODE, C.C_TEXT_MODE, "Column")
     mode = st.radio("Text to embed", ["Column", "Template"], key=C.W_TEXT_MODE, horizontal=True,

@@ -20,7 +20,7 @@ import pytest
 from core import ingest as ingest_mod
 from core.cli import _parse_ids
 from core.embed import precomputed_vectors
-from core.explore import preview_source
+from core.explore import column_kinds, preview_source
 from core.export import export_rows
 from core.ingest import BLANK_CATEGORIES, IngestParams, TextSpec, blank_regex, ingest, is_blank
 from core.pipeline import score_values
@@ -116,6 +116,10 @@ def test_parquet_utf8_binary_is_text_and_invalid_bytes_are_refused(tmp_path):
 def test_numbers_kept_as_text_are_cast_at_use(tmp_path):
     ws, info, _ = _ingest(tmp_path, "d.csv", "text,score,bad\na,0.5,1\nb,1,\"0,5\"\nc,2.50,3\nd,,4\n")
     assert info.columns["score"] == "VARCHAR"  # 2.50 would print back as 2.5
+    assert info.numeric_text == ["score"]  # offered as a score column in the app, cast at use
+    assert column_kinds(info.columns, info.numeric_text)["numeric"] == ["score"]
+    df, cols, _ = preview_source(str(tmp_path / "d.csv"))
+    assert df.attrs["numeric_text"] == ["score"] and df["score"].tolist()[:3] == ["0.5", "1", "2.50"]
     got = score_values(ws, "score", np.arange(4))
     assert got[:3].tolist() == [0.5, 1.0, 2.5] and np.isnan(got[3])
     with pytest.raises(SieveError, match=r"score_column 'bad' holds '0,5' at row 1, which is not a number"):
