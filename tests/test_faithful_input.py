@@ -322,3 +322,20 @@ def test_inline_id_lists_of_any_length(tmp_path, monkeypatch):
     (tmp_path / "bad.txt").write_text("1\ntwo\n")
     with pytest.raises(SieveError, match=r"--pin: 'two' in file bad.txt is not a row id"):
         _parse_ids("bad.txt", "pin")
+
+
+def test_cli_select_takes_a_ban_list_longer_than_a_file_name(sieve_fake_map, tmp_path):
+    import shutil
+
+    ws = tmp_path / "ws"
+    shutil.copytree(sieve_fake_map.ws.root, ws)  # the session map stays read-only
+    ids = [int(i) for i in sieve_fake_map.data.row_ids[:100]]
+    out = tmp_path / "o.jsonl"
+    proc = run_sieve("select", "--budget", "5", "--ban", ",".join(map(str, ids)), "-w", ws)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_sieve("export", "--out", out, "-w", ws)
+    assert proc.returncode == 0, proc.stderr
+    chosen = [json.loads(x)["sieve_row_id"] for x in out.read_text().split("\n") if x]
+    assert len(chosen) == 5 and not set(chosen) & set(ids)
+    proc = run_sieve("select", "--budget", "5", "--ban", ",".join(map(str, ids)) + ",7x", "-w", ws)
+    assert proc.returncode == 2 and "'7x' is not a row id" in proc.stderr and "Traceback" not in proc.stderr
