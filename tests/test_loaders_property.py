@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 
@@ -20,9 +19,6 @@ from hypothesis import strategies as st
 
 from core.ingest import IngestParams, TextSpec, ingest, is_blank
 from core.workspace import Workspace, fetch_arrow, quote_ident
-
-# RE2's \s (what the ingest uses to call a text empty) is [\t\n\f\r ].
-_BLANK = re.compile(r"[\t\n\f\r ]*")
 
 names = st.text(
     alphabet=st.characters(whitelist_categories=("Lu", "Ll", "Nd"), whitelist_characters=" \"';-_é"),
@@ -51,7 +47,7 @@ def tables(draw):
         else:
             cols[name] = draw(st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=32), min_size=n, max_size=n))
     # at least one embeddable text, or ingest (correctly) refuses the file
-    if all(t is None or _BLANK.fullmatch(t) for t in cols["text"]):
+    if all(is_blank(t) for t in cols["text"]):
         cols["text"][0] = "a real text"
     return pa.table(cols)
 
@@ -88,11 +84,11 @@ def _check(table: pa.Table, fmt: str) -> None:
         want = table.column("text").to_pylist()
         for got_text, ok, orig in zip(got.column("sieve_text").to_pylist(), got.column("sieve_text_ok").to_pylist(),
                                       want):
-            empty = orig is None or bool(_BLANK.fullmatch(orig))
+            empty = is_blank(orig)
             assert ok == (not empty)
             if not empty:
                 assert got_text == orig  # quotes, commas, newlines and unicode survive
-        assert info.n_empty == sum(1 for t in want if t is None or _BLANK.fullmatch(t))
+        assert info.n_empty == sum(1 for t in want if is_blank(t))
         for name in table.column_names[1:]:
             a, b = got.column(name).to_pylist(), table.column(name).to_pylist()
             assert all(abs(float(x) - float(y)) <= 1e-3 * max(1.0, abs(float(y))) for x, y in zip(a, b))
