@@ -339,3 +339,29 @@ def test_cli_select_takes_a_ban_list_longer_than_a_file_name(sieve_fake_map, tmp
     assert len(chosen) == 5 and not set(chosen) & set(ids)
     proc = run_sieve("select", "--budget", "5", "--ban", ",".join(map(str, ids)) + ",7x", "-w", ws)
     assert proc.returncode == 2 and "'7x' is not a row id" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_delimiter_and_encoding_go_into_the_manifest_and_reproduce(tmp_path):
+    from core.export import build_manifest, read_manifest, write_manifest
+    from core.pipeline import MapParams, build_map, load_map, reproduce, run_selection
+    from core.project import ProjectParams
+    from core.select import SelectParams
+    from tests.fakes import HashEncoder
+
+    rows = "".join(f"{i};Grüße et café n°{i} {'àéîõü'[i % 5] * (i % 7)};{i % 3},5\n" for i in range(40))
+    path = tmp_path / "latin.csv"
+    path.write_bytes(("id;text;score\n" + rows).encode("latin-1"))
+    ws = Workspace(tmp_path / "ws")
+    info, _ = ingest(ws, IngestParams(str(path), TextSpec(column="text"), encoding="latin-1"))
+    assert info.delimiter == ";" and info.encoding == "iso8859-1" and info.n_rows == 40
+    params = MapParams(project=ProjectParams(exact=True))
+    enc = HashEncoder()
+    data = load_map(ws, build_map(ws, params, encoder=enc))
+    sel_params = SelectParams(budget=10, seed=1)
+    sel = run_selection(ws, data, sel_params)
+    mpath = tmp_path / "m.json"
+    write_manifest(mpath, build_manifest(data, params, sel_params, sel), data)
+    man = read_manifest(mpath)
+    assert man["dataset"]["delimiter"] == ";" and man["dataset"]["encoding"] == "iso8859-1"
+    _, again, _, _ = reproduce(Workspace(tmp_path / "fresh"), man, encoder=enc, manifest_path=mpath)
+    assert again.row_ids.tolist() == sel.row_ids.tolist()
