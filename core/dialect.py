@@ -84,6 +84,26 @@ def field_count_problem(path: Path, delimiter: str, max_records: int = 100_000) 
     return None
 
 
+COUNT_CHECK_BYTES = 64 * 1024 * 1024
+
+
+def count_records(path: Path, delimiter: str) -> int | None:
+    """CSV records after the header, by the standard library's parser (blank lines are
+    not records), or None when the file is larger than 64 MiB or the parser fails.  A
+    cross-check that DuckDB's reader lost no row."""
+    if path.stat().st_size > COUNT_CHECK_BYTES:
+        return None
+    csv.field_size_limit(max(csv.field_size_limit(), COUNT_CHECK_BYTES))
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+            reader = csv.reader(fh, delimiter=delimiter, quotechar='"', doublequote=True, strict=True)
+            if next(reader, None) is None:
+                return 0
+            return sum(1 for rec in reader if rec)
+    except csv.Error:
+        return None
+
+
 def guess_encoding(path: Path) -> str | None:
     """charset-normalizer's best guess for the first 1 MiB of ``path`` (or None)."""
     try:

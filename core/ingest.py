@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .dialect import normal_encoding, parse_delimiter, reader_error, sniff_delimiter, utf8_files
+from .dialect import (count_records, normal_encoding, parse_delimiter, reader_error, sniff_delimiter,
+                      utf8_files)
 from .workspace import SieveError, Workspace, fetch_arrow, quote_ident, stage_key
 
 FORMATS = {
@@ -225,12 +226,13 @@ def reader_sql(fmt: str, delimiter: str | None = None) -> str:
     CSV/TSV: the header is always the first line (``header=true, skip=0``: DuckDB never
     takes a data row as the header), RFC 4180 quoting (an unterminated quote is an
     error), ``delimiter`` (default ``,``; tab for tsv) and every column as VARCHAR so
-    values keep their spelling (see :func:`narrow_csv_types`)."""
+    values keep their spelling (see :func:`column_casts`).  No comment character: DuckDB's
+    sniffer would otherwise take a line starting with ``#`` for a comment and drop it."""
     if fmt in ("csv", "tsv"):
         d = delimiter or ("\t" if fmt == "tsv" else ",")
         lit = d.replace("'", "''")
-        return (f"read_csv(?, header=true, skip=0, delim='{lit}', quote='\"', escape='\"', all_varchar=true, "
-                f"union_by_name=true, max_line_size={MAX_LINE_BYTES})")
+        return (f"read_csv(?, header=true, skip=0, delim='{lit}', quote='\"', escape='\"', comment='', "
+                f"all_varchar=true, union_by_name=true, max_line_size={MAX_LINE_BYTES})")
     if fmt == "json":
         return "read_json(?, format='auto', union_by_name=true)"
     if fmt == "jsonl":
@@ -403,6 +405,8 @@ def _load(con, paths: list[Path], files: list[str], fmt: str, delim: str | None,
     if reserved:
         raise SieveError(f"column {reserved[0]!r} in {_name(paths)} uses the reserved prefix {RESERVED_PREFIX!r}")
     n_rows = con.execute("SELECT count(*) FROM sieve_raw").fetchall()[0][0]
+    if fmt in ("csv", "tsv"):
+        _check_row_count(n_rows, files, delim, paths)
     if n_rows == 0:
         if fmt in ("csv", "tsv") and any(_has_body(Path(f)) for f in files):
             raise SieveError(f"{_name(paths)} looks malformed: its header was read but no row could be parsed "
@@ -484,6 +488,17 @@ def column_casts(con, fmt: str, columns: dict[str, str], text_columns: frozenset
             if not bad:
                 casts[c] = f"decode({q})"
     return casts
+
+
+def _check_row_count(n_rows: int, files: list[str], delim: str | None, paths: list[Path]) -> None:
+    """Refuse a CSV/TSV when DuckDB read fewer rows than the standard library's parser
+    finds records (a row must never go missing silently)."""
+    counts = [count_records(Path(f), delim or ",") for f in files]
+    if any(c is None for c in counts):
+        return
+    if n_rows < sum(counts):
+        raise SieveError(f"{_name(paths)}: DuckDB read {n_rows} row(s) but the file has {sum(counts)} record(s) "
+                         f"after the header (delimiter {delim!r}); check its quoting or give --delimiter")
 
 
 def numeric_text_columns(con, columns: dict[str, str]) -> list[str]:

@@ -158,6 +158,19 @@ def test_a_row_with_an_unquoted_delimiter_is_refused_not_taken_as_header(tmp_pat
     assert "d.csv" in str(exc.value) and "has 3 fields, the header has 2" in str(exc.value)
 
 
+def test_lines_starting_with_hash_are_rows_not_comments(tmp_path):
+    ws, info, _ = _ingest(tmp_path, "d.csv", "id,text\n1,#hashtag rocks\n#2,comment-looking row\n3,last\n")
+    assert info.n_rows == 3 and info.n_empty == 0
+    assert [(r["id"], r["text"]) for r in _rows(ws)] == [("1", "#hashtag rocks"), ("#2", "comment-looking row"),
+                                                         ("3", "last")]
+
+
+def test_fewer_rows_than_the_files_records_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(ingest_mod, "count_records", lambda path, delimiter: 4)
+    with pytest.raises(SieveError, match=r"d.csv: DuckDB read 3 row\(s\) but the file has 4 record\(s\)"):
+        _ingest(tmp_path, "d.csv", "text\na\nb\nc\n")
+
+
 def test_non_utf8_file_is_refused_naming_the_file_and_read_with_encoding(tmp_path):
     data = "id,text\n1,Un café crème\n2,Où est la gare\n".encode("latin-1")
     with pytest.raises(SieveError) as exc:
