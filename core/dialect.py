@@ -63,6 +63,22 @@ def sniff_delimiter(path: Path, fmt: str) -> str:
     return best if counts[best] else ","
 
 
+def uses_quotes(path: Path, fmt: str, delimiter: str) -> bool:
+    """Whether to read ``path`` with RFC 4180 double quotes: always for CSV; for TSV only
+    when its first 1 MiB parses strictly that way (many TSV files have no quoting at all,
+    and a text such as ``"Hello" she said`` must then stay as written)."""
+    if fmt != "tsv":
+        return True
+    head = _head_text(path, 1 << 20)
+    try:
+        for _ in csv.reader(head.splitlines(keepends=True), delimiter=delimiter, quotechar='"', doublequote=True,
+                            strict=True):
+            pass
+    except csv.Error:
+        return False
+    return True
+
+
 def field_count_problem(path: Path, delimiter: str, max_records: int = 100_000) -> str | None:
     """The first record whose field count differs from the header's, as a sentence
     (or None).  Used to explain a file DuckDB could not parse."""
@@ -87,7 +103,7 @@ def field_count_problem(path: Path, delimiter: str, max_records: int = 100_000) 
 COUNT_CHECK_BYTES = 64 * 1024 * 1024
 
 
-def count_records(path: Path, delimiter: str) -> int | None:
+def count_records(path: Path, delimiter: str, quoted: bool = True) -> int | None:
     """CSV records after the header, by the standard library's parser (blank lines are
     not records), or None when the file is larger than 64 MiB or the parser fails.  A
     cross-check that DuckDB's reader lost no row."""
@@ -96,7 +112,8 @@ def count_records(path: Path, delimiter: str) -> int | None:
     csv.field_size_limit(max(csv.field_size_limit(), COUNT_CHECK_BYTES))
     try:
         with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
-            reader = csv.reader(fh, delimiter=delimiter, quotechar='"', doublequote=True, strict=True)
+            quoting = {} if quoted else {"quoting": csv.QUOTE_NONE}
+            reader = csv.reader(fh, delimiter=delimiter, quotechar='"', doublequote=True, strict=True, **quoting)
             if next(reader, None) is None:
                 return 0
             return sum(1 for rec in reader if rec)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from .dialect import (count_records, normal_encoding, parse_delimiter, reader_error, sniff_delimiter,
-                      utf8_files)
+                      uses_quotes, utf8_files)
 from .workspace import SieveError, Workspace, fetch_arrow, quote_ident, stage_key
 
 FORMATS = {
@@ -220,18 +220,20 @@ def fingerprint_files(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
-def reader_sql(fmt: str, delimiter: str | None = None) -> str:
+def reader_sql(fmt: str, delimiter: str | None = None, quoted: bool = True) -> str:
     """A DuckDB table function over the bound file list ``?``.
 
     CSV/TSV: the header is always the first line (``header=true, skip=0``: DuckDB never
     takes a data row as the header), RFC 4180 quoting (an unterminated quote is an
     error), ``delimiter`` (default ``,``; tab for tsv) and every column as VARCHAR so
     values keep their spelling (see :func:`column_casts`).  No comment character: DuckDB's
-    sniffer would otherwise take a line starting with ``#`` for a comment and drop it."""
+    sniffer would otherwise take a line starting with ``#`` for a comment and drop it.
+    ``quoted=False`` (TSV without quoting): quotes are plain characters."""
     if fmt in ("csv", "tsv"):
         d = delimiter or ("\t" if fmt == "tsv" else ",")
         lit = d.replace("'", "''")
-        return (f"read_csv(?, header=true, skip=0, delim='{lit}', quote='\"', escape='\"', comment='', "
+        quote = "quote='\"', escape='\"'" if quoted else "quote='', escape=''"
+        return (f"read_csv(?, header=true, skip=0, delim='{lit}', {quote}, comment='', "
                 f"all_varchar=true, union_by_name=true, max_line_size={MAX_LINE_BYTES})")
     if fmt == "json":
         return "read_json(?, format='auto', union_by_name=true)"
@@ -380,7 +382,8 @@ def read_raw(con, files: list[str], fmt: str, delim: str | None, paths: list[Pat
     stay VARCHAR.  Used by ingest, the Data page's preview and the reference set."""
     con.execute("DROP TABLE IF EXISTS sieve_raw")
     cut = f" LIMIT {int(limit)}" if limit is not None else ""
-    con.execute(f"CREATE TEMP TABLE sieve_raw AS SELECT * FROM {reader_sql(fmt, delim)}{cut}", [files])
+    quoted = all(uses_quotes(Path(f), fmt, delim or "\t") for f in files) if fmt == "tsv" else True
+    con.execute(f"CREATE TEMP TABLE sieve_raw AS SELECT * FROM {reader_sql(fmt, delim, quoted)}{cut}", [files])
     described = con.execute("DESCRIBE sieve_raw").fetchall()
     columns = {row[0]: row[1] for row in described}
     if len(columns) != len(described):
@@ -406,7 +409,7 @@ def _load(con, paths: list[Path], files: list[str], fmt: str, delim: str | None,
         raise SieveError(f"column {reserved[0]!r} in {_name(paths)} uses the reserved prefix {RESERVED_PREFIX!r}")
     n_rows = con.execute("SELECT count(*) FROM sieve_raw").fetchall()[0][0]
     if fmt in ("csv", "tsv"):
-        _check_row_count(n_rows, files, delim, paths)
+        _check_row_count(n_rows, files, fmt, delim, paths)
     if n_rows == 0:
         if fmt in ("csv", "tsv") and any(_has_body(Path(f)) for f in files):
             raise SieveError(f"{_name(paths)} looks malformed: its header was read but no row could be parsed "
@@ -490,10 +493,10 @@ def column_casts(con, fmt: str, columns: dict[str, str], text_columns: frozenset
     return casts
 
 
-def _check_row_count(n_rows: int, files: list[str], delim: str | None, paths: list[Path]) -> None:
+def _check_row_count(n_rows: int, files: list[str], fmt: str, delim: str | None, paths: list[Path]) -> None:
     """Refuse a CSV/TSV when DuckDB read fewer rows than the standard library's parser
     finds records (a row must never go missing silently)."""
-    counts = [count_records(Path(f), delim or ",") for f in files]
+    counts = [count_records(Path(f), delim or ",", uses_quotes(Path(f), fmt, delim or ",")) for f in files]
     if any(c is None for c in counts):
         return
     if n_rows < sum(counts):

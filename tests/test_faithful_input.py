@@ -165,8 +165,16 @@ def test_lines_starting_with_hash_are_rows_not_comments(tmp_path):
                                                          ("3", "last")]
 
 
+def test_tsv_without_quoting_keeps_quotes_as_written(tmp_path):
+    ws, info, _ = _ingest(tmp_path, "d.tsv", 'id\ttext\n1\t"Hello" she said\n2\tA 5" screen\n3\t""\n')
+    assert [r["text"] for r in _rows(ws)] == ['"Hello" she said', 'A 5" screen', '""']
+    (tmp_path / "q").mkdir()  # a TSV that does quote its fields is read with the quotes
+    ws, info, _ = _ingest(tmp_path / "q", "d.tsv", 'id\ttext\n1\t"quoted\ttab"\n2\t"line\nbreak"\n')
+    assert [r["text"] for r in _rows(ws)] == ["quoted\ttab", "line\nbreak"]
+
+
 def test_fewer_rows_than_the_files_records_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(ingest_mod, "count_records", lambda path, delimiter: 4)
+    monkeypatch.setattr(ingest_mod, "count_records", lambda path, delimiter, quoted=True: 4)
     with pytest.raises(SieveError, match=r"d.csv: DuckDB read 3 row\(s\) but the file has 4 record\(s\)"):
         _ingest(tmp_path, "d.csv", "text\na\nb\nc\n")
 
