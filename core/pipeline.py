@@ -230,8 +230,8 @@ def text_numbers(values: list, what: str, row_ids=None) -> list[float | None]:
             out.append(float(str(v).strip()))
         except ValueError:
             row = int(row_ids[i]) if row_ids is not None else i
-            raise SieveError(f"{what} holds {v!r} at row {row}, which is not a number (a decimal comma? use '.')"
-                             ) from None
+            hint = " (a decimal comma? write numbers with '.')" if "," in str(v) else ""
+            raise SieveError(f"{what} must be numeric, but it holds {v!r} at row {row}{hint}") from None
     return out
 
 
