@@ -177,7 +177,10 @@ def run_sandboxed(table, sql: str, *, timeout: float, memory: str, threads: int 
     if proc.returncode == 4 or (proc.returncode != 0 and "memory" in message.lower()):
         raise SieveError(f"filter ran out of its memory limit ({memory}, SIEVE_SQL_MEMORY): {message}")
     if proc.returncode == 3:
-        raise SieveError(f"filter failed: {message}")
+        hint = (" (columns read from CSV/TSV keep values as written, as text when any value would change "
+                "as a number, e.g. 2.50 or 007; cast them: CAST(score AS DOUBLE) > 0.5)"
+                if "VARCHAR" in message and ("compare" in message or "cast" in message.lower()) else "")
+        raise SieveError(f"filter failed: {message}{hint}")
     if proc.returncode == 5 or (proc.returncode < 0 and -proc.returncode == signal.SIGALRM):
         raise SieveError(f"filter stopped after {timeout:g} s (SIEVE_SQL_TIMEOUT); simplify it")
     if proc.returncode != 0:
