@@ -489,12 +489,3 @@ def export_bytes(ws, selection, cluster_names: Mapping[int, str], fmt: str, *, k
         path = export_rows(ws, selection, dict(cluster_names), Path(tmp) / f"subset.{fmt}", fmt, keep_text=keep_text,
                            include_duplicates=include_duplicates)
         return path.read_bytes()
-
-
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$&:=\"'])")
-
-
-def escape_markdown(text: Any) -> str:
-    """Backslash-escape every Markdown/HTML-significant character, so data shows as typed."""
-    s = "" if text is None else " ".join(str(text).split())
-    return _MD_SPECIAL.sub(r"\\\1", s)

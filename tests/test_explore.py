@@ -226,10 +226,8 @@ def test_uploads_are_pruned_oldest_first_keeping_the_loaded_one(tmp_path, monkey
     assert [q.name for q in (tmp_path / "uploads").iterdir()] == [p.name]  # the newest is always kept
 
 
-def test_snippet_and_markdown_escape():
+def test_snippet_escapes_html():
+    """(Markdown escaping is pages.common.esc, tested in test_rendering.py.)"""
     s = ex.snippet("<script>alert('x')</script>\n   more", 200)
     assert "<" not in s and "&lt;script&gt;" in s and "\n" not in s
     assert len(ex.snippet("y" * 500, 80)) <= 80
-    md = ex.escape_markdown("**bold** [link](http://x) <b>")
-    assert "**" not in md.replace("\\*", "")
-    assert md.startswith("\\*\\*bold")
