@@ -430,33 +430,37 @@ def export(
     from .select import SelectParams
 
     ws = Workspace(workspace)
-    saved = ws.get_meta("selection")
-    if not saved:
-        raise SieveError("no selection yet; run `sieve select --budget N` first")
-    data = load_map(ws)
-    params = SelectParams.from_dict(saved)
-    _export(ws, data, params, run_selection(ws, data, params), out_path, fmt, manifest,
-            include_duplicates=include_duplicates)
+    with ws.lock("export"):  # no ingest or map may change the dataset under the export
+        saved = ws.get_meta("selection")
+        if not saved:
+            raise SieveError("no selection yet; run `sieve select --budget N` first")
+        data = load_map(ws)
+        params = SelectParams.from_dict(saved)
+        _export(ws, data, params, run_selection(ws, data, params), out_path, fmt, manifest,
+                include_duplicates=include_duplicates)
 
 
 def _export(ws, data, params, selection, out_path, fmt, manifest_path, *, include_duplicates: bool = False):
-    from .export import build_manifest, export_rows, format_for, write_manifest
+    """Write the rows and their manifest as a consistent pair (core.export.export_with_manifest)."""
+    from .export import build_manifest, export_with_manifest, format_for
     from .pipeline import map_by_label, selection_report
 
     fmt = format_for(out_path, fmt)
     map_params = data.params or map_by_label(ws, data.keys.label)[1]
     metrics = selection_report(data, selection, params, vectors=len(selection) <= 20_000)
-    path = export_rows(ws, selection, data.cluster_names, out_path, fmt,
-                       keep_text=data.dataset.text.template is not None, include_duplicates=include_duplicates)
+    path = Path(out_path).expanduser().resolve()
     mpath = Path(manifest_path) if manifest_path else Path(str(path) + ".manifest.json")
     man = build_manifest(data, map_params, params, selection, metrics,
                          {"path": str(path), "format": fmt, "include_duplicates": include_duplicates})
-    write_manifest(mpath, man, data)  # also the map file a parallel (non-exact) map needs
+    path, mpath, man = export_with_manifest(
+        ws, selection, data.cluster_names, path, fmt, mpath, man, data,
+        keep_text=data.dataset.text.template is not None, include_duplicates=include_duplicates,
+        dataset_key=data.keys.dataset)
     extra = ""
     if include_duplicates and selection.duplicate_positions is not None:
         extra = f" (+{len(selection.duplicate_positions)} duplicate(s) of them)"
     err.print(f"wrote {len(selection)} rows{extra} to {path}")
-    err.print(f"wrote manifest to {mpath.resolve()}")
+    err.print(f"wrote manifest to {mpath}")
     return man
 
 
@@ -589,6 +593,20 @@ def reproduce(
         raise SieveError(f"reproduced subset differs from the manifest: {len(a - b)} row(s) added, "
                          f"{len(b - a)} missing")
     err.print(f"reproduced: identical {len(selection)} row ids (sha256 {new['selected_ids_sha256'][:12]})")
+
+
+@app.command()
+@_guard
+def verify(manifest_path: Path = typer.Argument(..., help="A manifest written by `sieve export` or `sieve run`.")):
+    """Check that the data file beside a manifest is the one it describes (sha256); exit 2 if not."""
+    from .export import read_manifest, verify_export
+
+    man = read_manifest(manifest_path)
+    problem = verify_export(man, manifest_path)
+    if problem:
+        raise SieveError(problem)
+    err.print(f"ok: {man.get('n_selected', '?')} rows; the data file matches manifest {manifest_path}",
+              markup=False, highlight=False)
 
 
 @app.command()

@@ -73,14 +73,16 @@ def build_map(
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     before_project: Callable[[str], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> MapKeys:
     """``before_project(embed_key)`` runs after the embeddings, under the workspace lock
-    (``reproduce`` uses it to import a manifest's stored map)."""
+    (``reproduce`` uses it to import a manifest's stored map).  ``on_wait(holder)`` is
+    called when another computation holds the workspace and this one queues behind it."""
     from dataclasses import replace
 
     # Record the backend that runs ("auto" means different things on different machines).
     params = replace(params, embed=params.embed.resolved(encoder))
-    with ws.lock("the map"):
+    with ws.lock("the map", on_wait=on_wait):
         info = current_dataset(ws)
         timings, cached = {}, {}
 
@@ -106,7 +108,7 @@ def build_map(
         ckey, _ = stage("cluster", lambda: run_cluster(ws, pkey, params.cluster))
         lkey, _ = stage("label", lambda: run_label(ws, ckey, emb.key, params.label))
         keys = MapKeys(info.key, emb.key, pkey, ckey, lkey, emb.model_id, timings, cached)
-        record = {"keys": keys.to_dict(), "params": params.to_dict()}
+        record = {"keys": keys.to_dict(), "params": params.to_dict(), "dataset": info.to_dict()}
         ws.set_meta(META_MAP, record)  # the workspace's latest map (for the CLI's next stage)
         ws.set_meta(f"{META_MAP}:{lkey}", record)  # every map by its label key (for app sessions)
         return keys
@@ -161,7 +163,20 @@ class MapData:
         return np.searchsorted(self.row_ids, np.asarray(row_ids, dtype=np.int64))
 
 
+def map_dataset(ws: Workspace, keys: MapKeys) -> DatasetInfo:
+    """The dataset a map was made on (recorded with the map), which is not always the
+    workspace's current one; raises :class:`SieveError` when it cannot be known."""
+    record = ws.get_meta(f"{META_MAP}:{keys.label}") or {}
+    info = DatasetInfo.from_dict(record["dataset"]) if record.get("dataset") else current_dataset(ws)
+    if info.key != keys.dataset:
+        raise SieveError(f"the map {keys.label} was made on dataset {keys.dataset}, but the workspace now holds "
+                         f"dataset {info.key}; compute the map again")
+    return info
+
+
 def load_map(ws: Workspace, keys: MapKeys | None = None) -> MapData:
+    """The map ``keys`` (default: the workspace's latest map of its current dataset) as
+    aligned arrays; ``MapData.dataset`` is the dataset it was made on."""
     params = None
     if keys is None:
         keys, params = current_map(ws)
@@ -170,6 +185,7 @@ def load_map(ws: Workspace, keys: MapKeys | None = None) -> MapData:
             params = map_by_label(ws, keys.label)[1]
         except SieveError:
             params = None
+    dataset = map_dataset(ws, keys)
     emb, _ = ws.load_artifact("embed", keys.embed)
     proj, pmeta = ws.load_artifact("project", keys.project)
     clus, cmeta = ws.load_artifact("cluster", keys.cluster)
@@ -178,7 +194,7 @@ def load_map(ws: Workspace, keys: MapKeys | None = None) -> MapData:
         if not np.array_equal(row_ids, np.asarray(arr)):
             raise SieveError(f"the {name} result does not match the embeddings; re-run the map")
     return MapData(
-        dataset=current_dataset(ws),
+        dataset=dataset,
         keys=keys,
         row_ids=row_ids,
         xy=np.asarray(proj["xy"]),

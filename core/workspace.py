@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -98,7 +98,8 @@ def stage_key(stage: str, params: Any, parent: str | None) -> str:
     return stable_hash({"stage": stage, "schema": SCHEMA_VERSION, "params": params, "parent": parent})
 
 
-def _tmp_sibling(path: Path) -> Path:
+def tmp_sibling(path: Path) -> Path:
+    """A fresh temp name beside ``path`` (``.NAME.tmp-PID-xxxx``), after sweeping dead writers' temps."""
     sweep_stale_temps(path)
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
@@ -144,7 +145,7 @@ def _atomic_write(path: Path | str, write) -> Path:
     """Call ``write(fh)`` on a temp file beside ``path``, fsync it, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_sibling(path)
+    tmp = tmp_sibling(path)
     try:
         with open(tmp, "wb") as fh:
             write(fh)
@@ -174,7 +175,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_sibling(path)
+    tmp = tmp_sibling(path)
     try:
         yield tmp
         if not tmp.exists():
@@ -190,7 +191,15 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
 
 _held = threading.local()  # per-thread re-entrancy count of workspace locks
 _connect_locks: dict[str, threading.RLock] = {}
+_process_locks: dict[str, threading.Lock] = {}
 _connect_locks_guard = threading.Lock()
+
+
+def _process_lock(root: Path) -> threading.Lock:
+    """One write lock per workspace per process: app sessions (threads) queue on it
+    without a timeout, before the cross-process ``flock``."""
+    with _connect_locks_guard:
+        return _process_locks.setdefault(str(root), threading.Lock())
 
 
 def _connect_lock(root: Path) -> threading.RLock:
@@ -224,14 +233,16 @@ class Workspace:
 
     # -- the write lock ----------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self, what: str = "a stage"):
+    def lock(self, what: str = "a stage", on_wait: Callable[[str], None] | None = None):
         """Hold the workspace's write lock (a ``flock`` on ``.lock``) for a block.
 
-        Re-entrant within a thread.  Another process or thread waits up to
-        ``lock_timeout`` seconds, then gets :class:`WorkspaceBusy`.
+        Re-entrant within a thread.  Another thread of this process (another app session)
+        queues for as long as the holder runs: it is this same live process, so waiting
+        cannot hang on a dead holder.  Another process waits up to ``lock_timeout`` seconds,
+        then gets :class:`WorkspaceBusy`.  ``on_wait(holder)`` is called once when the
+        caller has to wait, with what the holder is doing (e.g. "pid 12 is running the map
+        since 15:40:02 UTC"), so a UI can show the work as queued.
         """
-        import fcntl
-
         counts = getattr(_held, "counts", None)
         if counts is None:
             counts = _held.counts = {}
@@ -243,32 +254,64 @@ class Workspace:
             finally:
                 counts[key] -= 1
             return
+        plock = _process_lock(self.root)
+        if not plock.acquire(blocking=False):
+            if on_wait is not None:
+                on_wait(self._holder())
+            plock.acquire()  # a session of this same process: queue behind it
+        try:
+            with self._flock(what, on_wait):
+                counts[key] = 1
+                try:
+                    yield
+                finally:
+                    counts[key] = 0
+        finally:
+            plock.release()
+
+    def _holder(self) -> str:
+        try:
+            return (self.root / ".lock").read_text().strip() or "another computation"
+        except OSError:
+            return "another computation"
+
+    @contextlib.contextmanager
+    def _flock(self, what: str, on_wait: Callable[[str], None] | None):
+        import fcntl
+
         self.root.mkdir(parents=True, exist_ok=True)
-        fh = open(self.root / ".lock", "a+")
+        try:
+            fh = open(self.root / ".lock", "a+")
+        except OSError as exc:
+            raise SieveError(f"workspace {self.root} is not writable ({exc.strerror}: {exc.filename}); "
+                             "use a workspace folder you can write to") from exc
         deadline = time.monotonic() + self.lock_timeout
+        told = False
         try:
             while True:
                 try:
                     fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "another process"
                     if time.monotonic() >= deadline:
-                        fh.seek(0)
-                        holder = fh.read().strip() or "another process"
                         raise WorkspaceBusy(
                             f"workspace {self.root} is busy ({holder}) and stayed busy for "
                             f"{self.lock_timeout:.0f} s; try {what} again when it is done"
                         ) from None
+                    if on_wait is not None and not told:
+                        on_wait(holder)
+                        told = True
                     time.sleep(0.1)
             fh.seek(0)
             fh.truncate()
-            fh.write(f"pid {os.getpid()} is running {what}")
+            since = time.strftime("%H:%M:%S UTC", time.gmtime())
+            fh.write(f"pid {os.getpid()} is running {what} since {since}")
             fh.flush()
-            counts[key] = 1
             try:
                 yield
             finally:
-                counts[key] = 0
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         finally:
             fh.close()
@@ -339,7 +382,7 @@ class Workspace:
         final = self.artifact_dir(stage, key)
         if final.exists() and not (final / "meta.json").is_file():
             shutil.rmtree(final, ignore_errors=True)  # a folder without its sidecar is not an artifact
-        tmp = _tmp_sibling(final)
+        tmp = tmp_sibling(final)
         tmp.mkdir(parents=True)
         try:
             for name, arr in arrays.items():

@@ -1,0 +1,297 @@
+"""Integrity under concurrency and corruption (issue 15 items 1-4, 10, 11).
+
+- An export racing a dataset change (real processes) never pulls the old selection's
+  ids from the new dataset; the app's lazy download refuses once the dataset changed.
+- Artifacts carry checksums; flipped bytes fail with one line naming the file.
+- A data file and its manifest never disagree: the manifest carries the data's sha256
+  and is published first, so an interrupted re-export is detectable, never silent.
+- A failed ``sieve reproduce`` leaves the workspace as it found it.
+- Malformed manifests, out-of-range seeds, a full disk and truncated files give one
+  line and exit 2.
+- Two sessions of one server queue on each other's long stage instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from core.ingest import IngestParams, TextSpec, current_dataset, ingest
+from core.pipeline import MapParams, build_map, load_map, run_selection
+from core.select import SelectParams
+from core.workspace import SieveError, Workspace
+from tests.fakes import HashEncoder, read_any, run_sieve, start_sieve, write_table
+
+
+def _table_a(n: int = 240) -> pa.Table:
+    words = ["bread", "python", "brakes", "garden", "chords", "lease", "budget", "vet", "oven", "sql"]
+    return pa.table({"id": list(range(n)), "a_only": [f"a{i}" for i in range(n)],
+                     "text": [f"A: how do I fix my {words[i % 10]} and {words[(i * 3) % 10]} #{i}" for i in range(n)]})
+
+
+def _table_b(n: int = 500) -> pa.Table:
+    return pa.table({"b_only": [i * 10 for i in range(n)], "text": [f"B: another question {i}" for i in range(n)]})
+
+
+def _mapped_ws(tmp_path, name: str = "ws", budget: int = 30) -> tuple[Workspace, object, object]:
+    """A workspace with dataset A, a map (fake encoder) and a saved selection."""
+    path = write_table(_table_a(), tmp_path / "a.parquet")
+    ws = Workspace(tmp_path / name)
+    ingest(ws, IngestParams(str(path), TextSpec(column="text")))
+    build_map(ws, MapParams(), encoder=HashEncoder(dim=16))
+    ws.set_meta("selection", SelectParams(budget=budget, seed=1).to_dict())
+    return ws, path, load_map(ws)
+
+
+def _one_line_exit_2(proc) -> str:
+    msg = " ".join(proc.stderr.split())
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr
+    return msg
+
+
+# -- item 1: an export racing a dataset change ------------------------------------------------
+
+
+def test_export_racing_an_ingest_never_mixes_datasets(tmp_path):
+    """`sieve export & sleep D; sieve ingest other.csv`: at every delay the exported rows are
+    dataset A's rows (texts, columns, manifest fingerprint), or the export fails clearly."""
+    ws, a_path, _ = _mapped_ws(tmp_path)
+    a_info = current_dataset(ws)
+    a_text = dict(enumerate(_table_a().column("text").to_pylist()))
+    b_path = write_table(_table_b(), tmp_path / "other.csv")
+    outcomes = []
+    for trial, delay in enumerate([0.0, 0.3, 0.6, 1.0, 1.6]):
+        if trial:  # back to dataset A and its map (all cached)
+            ingest(ws, IngestParams(str(a_path), TextSpec(column="text")))
+            build_map(ws, MapParams(), encoder=HashEncoder(dim=16))
+        out = tmp_path / f"b{trial}.parquet"
+        export = start_sieve("export", "--out", out, "-w", ws.root)
+        time.sleep(delay)
+        ing = run_sieve("ingest", b_path, "--text", "text", "-w", ws.root, timeout=300)
+        e_out, e_err = export.communicate(timeout=300)
+        assert ing.returncode == 0, ing.stderr
+        assert current_dataset(ws).n_rows == 500  # the ingest did happen
+        if export.returncode != 0:
+            assert export.returncode == 2 and "Traceback" not in e_err, e_err
+            assert not out.exists()
+            outcomes.append("refused")
+            continue
+        rows = read_any(out)
+        assert "a_only" in rows.column_names and "b_only" not in rows.column_names
+        texts = rows.column("text").to_pylist()
+        ids = rows.column("sieve_row_id").to_pylist() if "sieve_row_id" in rows.column_names else None
+        assert all(t.startswith("A: ") for t in texts), texts[:3]
+        if ids is not None:
+            assert all(a_text[i] == t for i, t in zip(ids, texts))
+        man = json.loads((tmp_path / f"b{trial}.parquet.manifest.json").read_text())
+        assert man["dataset"]["fingerprint"] == a_info.fingerprint
+        assert sorted(int(i) for i in rows.column("id").to_pylist()) == man["selected_row_ids"]
+        outcomes.append("consistent")
+    assert outcomes.count("consistent") >= 3, outcomes  # the lock makes the ingest wait, not the export fail
+
+
+def test_lazy_download_refuses_rows_of_a_changed_dataset(tmp_path):
+    """The Download button's builder runs on click: if another process changed the dataset
+    since the page was drawn, it fails with one line instead of pulling the new rows."""
+    from core.explore import export_bytes
+
+    ws, _, data = _mapped_ws(tmp_path)
+    sel = run_selection(ws, data, SelectParams(budget=20, seed=0))
+    ok = export_bytes(ws, sel, data.cluster_names, "csv", dataset_key=data.keys.dataset)
+    assert ok.count(b"A: ") == 20
+    b_path = write_table(_table_b(), tmp_path / "other.csv")
+    assert run_sieve("ingest", b_path, "--text", "text", "-w", ws.root).returncode == 0  # another process
+    with pytest.raises(SieveError, match="dataset changed"):
+        export_bytes(ws, sel, data.cluster_names, "csv", dataset_key=data.keys.dataset)
+    # the map of the old dataset still loads with *its own* dataset, never the new one
+    again = load_map(ws, data.keys)
+    assert again.dataset.key == data.keys.dataset and again.dataset.n_rows == 240
+
+
+# -- item 3: data and manifest pairs ---------------------------------------------------------
+
+
+def test_manifest_carries_the_data_hash_and_reproduce_checks_it(tmp_path):
+    from core.export import file_sha256, verify_export
+
+    ws, _, _ = _mapped_ws(tmp_path)
+    out = tmp_path / "s.parquet"
+    assert run_sieve("export", "--out", out, "-w", ws.root).returncode == 0
+    mpath = tmp_path / "s.parquet.manifest.json"
+    man = json.loads(mpath.read_text())
+    assert man["export"]["sha256"] == file_sha256(out) and man["export"]["file"] == "s.parquet"
+    assert verify_export(man, mpath) is None
+    # a re-export with another budget, killed after the data was written but with the old manifest beside it
+    old_bytes = out.read_bytes()
+    ws.set_meta("selection", SelectParams(budget=10, seed=1).to_dict())
+    out2 = tmp_path / "t.parquet"
+    assert run_sieve("export", "--out", out2, "-w", ws.root).returncode == 0
+    out.write_bytes(out2.read_bytes())  # new data beside the old manifest
+    problem = verify_export(man, mpath)
+    assert problem and "does not match" in problem and str(out) in problem
+    r = run_sieve("verify", mpath)
+    assert "does not match" in _one_line_exit_2(r)
+    out.write_bytes(old_bytes)
+    assert run_sieve("verify", mpath).returncode == 0
+
+
+@pytest.mark.parametrize("fail_at", ["manifest", "map", "data"])
+def test_interrupted_reexport_never_leaves_new_data_beside_old_manifest(tmp_path, monkeypatch, fail_at):
+    """A re-export to an existing name that dies at each publish step leaves either the old
+    pair intact, or a new manifest that the old data fails (detectable), never the reverse."""
+    import core.export as E
+    from core.export import build_manifest, export_with_manifest, verify_export
+
+    ws, _, data = _mapped_ws(tmp_path)
+    params = MapParams.from_dict(ws.get_meta("map")["params"])
+    out, mpath = tmp_path / "s.parquet", tmp_path / "s.parquet.manifest.json"
+
+    def write(budget):
+        sel = run_selection(ws, data, SelectParams(budget=budget, seed=1))
+        man = build_manifest(data, params, SelectParams(budget=budget, seed=1), sel)
+        man["map"]["required"] = True  # as for a parallel UMAP map: the map file travels with it
+        return export_with_manifest(ws, sel, data.cluster_names, out, "parquet", mpath, man, data,
+                                    dataset_key=data.keys.dataset)
+
+    write(30)
+    old_data, old_man = out.read_bytes(), mpath.read_bytes()
+    real_publish, real_atomic = E.publish, E.atomic_write_json
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    if fail_at == "manifest":
+        monkeypatch.setattr(E, "atomic_write_json", boom)
+    else:
+        def publish(tmp, path):
+            if (fail_at == "data" and path == out.resolve()) or (fail_at == "map" and path.suffix == ".npz"):
+                raise E.disk_error(OSError(28, "No space left on device"), path)
+            real_publish(tmp, path)
+        monkeypatch.setattr(E, "publish", publish)
+    with pytest.raises(SieveError) as info:
+        write(10)
+    msg = str(info.value)
+    assert "no space left" in msg and "previous file is intact" in msg and "\n" not in msg
+    monkeypatch.setattr(E, "publish", real_publish)
+    monkeypatch.setattr(E, "atomic_write_json", real_atomic)
+    assert out.read_bytes() == old_data  # the data file is never replaced before its manifest
+    man = json.loads(mpath.read_text())
+    if mpath.read_bytes() == old_man:
+        assert verify_export(man, mpath) is None  # the old pair, intact
+    else:
+        assert man["n_selected"] == 10 and verify_export(man, mpath)  # new manifest: mismatch detected
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_disk_full_during_export_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    """The CLI export with DuckDB's COPY failing for lack of space: exit 2, one line naming
+    the file and saying the previous file is intact."""
+    import duckdb
+    from typer.testing import CliRunner
+
+    import core.export as E
+    from core.cli import app
+
+    ws, _, _ = _mapped_ws(tmp_path)
+    out = tmp_path / "s.csv"
+    out.write_text("previous\n")
+    real = E.copy_rows
+
+    def full(ws_, selection, names, tmp, fmt, **kw):
+        tmp.write_bytes(b"partial")
+        try:
+            raise duckdb.IOException(f'IO Error: Could not write file "{tmp}": No space left on device')
+        except duckdb.IOException as exc:
+            raise E.disk_error(exc, kw["target"]) from exc
+
+    monkeypatch.setattr(E, "copy_rows", full)
+    res = CliRunner().invoke(app, ["export", "--out", str(out), "-w", str(ws.root)])
+    monkeypatch.setattr(E, "copy_rows", real)
+    assert res.exit_code == 2, res.output
+    line = " ".join(res.output.split())
+    assert f"could not write {out.resolve()}" in line and "no space left on device" in line
+    assert "previous file is intact" in line and "Traceback" not in res.output
+    assert out.read_text() == "previous\n"
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+# -- item 11: two sessions computing at once --------------------------------------------------
+
+
+class SlowEncoder(HashEncoder):
+    def encode(self, texts):
+        time.sleep(0.05)
+        return super().encode(texts)
+
+
+def test_second_session_queues_behind_a_long_stage_instead_of_failing(tmp_path):
+    """Two sessions (threads of one server) press Compute map with different settings; the
+    first holds the workspace far longer than the lock timeout.  The second waits, is told
+    it is waiting and for whom, and then computes its own map: no "busy" error."""
+    path = write_table(_table_a(300), tmp_path / "a.parquet")
+    ws = Workspace(tmp_path / "ws", lock_timeout=0.5)  # the holder runs longer than this
+    ingest(ws, IngestParams(str(path), TextSpec(column="text")))
+    waits, errors, keys, done_at = [], [], {}, {}
+    started = threading.Event()
+
+    def first():
+        try:
+            def on_stage(stage, event, info):
+                if stage == "embed" and event == "start":
+                    started.set()
+            from core.embed import EmbedParams
+
+            params = MapParams(embed=EmbedParams(batch_size=4))
+            keys["first"] = build_map(ws, params, encoder=SlowEncoder(dim=16), on_stage=on_stage)
+            done_at["first"] = time.monotonic()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(repr(exc))
+            started.set()
+
+    def second():
+        try:
+            from core.cluster import ClusterParams
+
+            params = MapParams(cluster=ClusterParams(min_cluster_size=9))
+            keys["second"] = build_map(ws, params, encoder=HashEncoder(dim=16), on_wait=waits.append)
+            done_at["second"] = time.monotonic()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(repr(exc))
+
+    t1 = threading.Thread(target=first)
+    t1.start()
+    assert started.wait(60)
+    t2 = threading.Thread(target=second)
+    t2.start()
+    t1.join(300)
+    t2.join(300)
+    assert not errors, errors
+    assert done_at["second"] > done_at["first"]  # it queued behind the first
+    assert len(waits) == 1 and f"pid {os.getpid()} is running the map since" in waits[0], waits
+    assert keys["first"].cluster != keys["second"].cluster  # each computed its own settings
+
+
+def test_another_process_still_times_out_with_a_clear_message(tmp_path):
+    """The queue is for sessions of one process; another process still gets the timeout."""
+    ws = Workspace(tmp_path / "ws")
+    holder = subprocess.Popen(
+        [os.sys.executable, "-c",
+         "import sys,time;sys.path.insert(0,'.');from core.workspace import Workspace\n"
+         f"with Workspace({str(ws.root)!r}).lock('the map'):\n print('holding',flush=True);time.sleep(6)"],
+        stdout=subprocess.PIPE, text=True, cwd=str(__import__('tests.fakes').fakes.REPO_ROOT))
+    assert holder.stdout.readline().strip() == "holding"
+    told = []
+    with pytest.raises(SieveError, match=f"busy \\(pid {holder.pid} is running the map since"):
+        with Workspace(ws.root, lock_timeout=1).lock("ingest", on_wait=told.append):
+            pass
+    holder.kill()
+    holder.wait()
+    assert len(told) == 1 and f"pid {holder.pid}" in told[0]
