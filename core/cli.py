@@ -574,8 +574,9 @@ def reproduce(
     workspace: Path = WS_OPT,
 ):
     """Rebuild the exact subset of a manifest; fails if the row ids differ."""
-    from .export import format_for, read_manifest
+    from .export import format_for, read_manifest, verify_export
     from .pipeline import reproduce as do_reproduce
+    from .pipeline import restoring
 
     man = read_manifest(manifest_path)
     ws = Workspace(workspace)
@@ -583,15 +584,14 @@ def reproduce(
         _reproduce_scaled(ws, man, data, out_path, manifest)
         return
     format_for(out_path, fmt)
-    with _progress() as (progress, on_stage):
+    problem = verify_export(man, manifest_path)
+    if problem:
+        err.print(f"warning: {problem}", markup=False, highlight=False)
+    with restoring(ws), _progress() as (progress, on_stage):  # a failure leaves the workspace as it was
         mdata, selection, _, sel_params = do_reproduce(ws, man, data, progress=progress, on_stage=on_stage,
-                                                       manifest_path=manifest_path)
-    new = _export(ws, mdata, sel_params, selection, out_path, fmt, manifest,
-                  include_duplicates=bool(man.get("export", {}).get("include_duplicates", False)))
-    if new["selected_row_ids"] != man["selected_row_ids"]:
-        a, b = set(new["selected_row_ids"]), set(man["selected_row_ids"])
-        raise SieveError(f"reproduced subset differs from the manifest: {len(a - b)} row(s) added, "
-                         f"{len(b - a)} missing")
+                                                       manifest_path=manifest_path)  # checks the row ids
+        new = _export(ws, mdata, sel_params, selection, out_path, fmt, manifest,
+                      include_duplicates=bool(man.get("export", {}).get("include_duplicates", False)))
     err.print(f"reproduced: identical {len(selection)} row ids (sha256 {new['selected_ids_sha256'][:12]})")
 
 

@@ -239,8 +239,12 @@ def _require_scalar(name: str, dtype: str, what: str) -> None:
         raise SieveError(f"{what} {name!r} has nested type {dtype}; choose a column of plain text")
 
 
-def ingest(ws: Workspace, params: IngestParams, progress: Progress | None = None) -> tuple[DatasetInfo, bool]:
-    """Load ``params.source`` into the workspace.  Returns (info, cached)."""
+def ingest(ws: Workspace, params: IngestParams, progress: Progress | None = None, *,
+           keep_previous: bool = False) -> tuple[DatasetInfo, bool]:
+    """Load ``params.source`` into the workspace.  Returns (info, cached).
+
+    ``keep_previous``: keep the replaced dataset table as ``sieve_previous_dataset`` so
+    :func:`restore_dataset` can put it back (``sieve reproduce`` undoes a failed run)."""
     paths = resolve_sources(params.source)
     fmt = detect_format(paths, params.file_format)
     if progress:
@@ -263,6 +267,8 @@ def ingest(ws: Workspace, params: IngestParams, progress: Progress | None = None
         with ws.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
+                if keep_previous:
+                    _stash_dataset(con)
                 info = _load(con, paths, fmt, params, key, fingerprint)
                 ws.set_meta(META_DATASET, info.to_dict(), con=con)
                 con.execute("COMMIT")
@@ -279,6 +285,55 @@ def ingest(ws: Workspace, params: IngestParams, progress: Progress | None = None
         if progress:
             progress(3, 3, "loaded")
         return info, False
+
+
+PREVIOUS_TABLE = "sieve_previous_dataset"
+RESTORED_META = ("dataset", "map", "selection")  # the workspace's current pointers
+
+
+def _has_table(con, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary",
+                            [name]).fetchall()[0][0])
+
+
+def _stash_dataset(con) -> None:
+    con.execute(f"DROP TABLE IF EXISTS {PREVIOUS_TABLE}")
+    if _has_table(con, DATASET_TABLE):
+        con.execute(f"ALTER TABLE {DATASET_TABLE} RENAME TO {PREVIOUS_TABLE}")
+
+
+def saved_pointers(ws: Workspace) -> dict:
+    """The workspace's current dataset/map/selection pointers, for :func:`restore_dataset`."""
+    return {k: ws.get_meta(k) for k in RESTORED_META}
+
+
+def restore_dataset(ws: Workspace, saved: dict) -> None:
+    """Put back the dataset table stashed by ``ingest(keep_previous=True)`` and the pointers
+    ``saved`` (from :func:`saved_pointers`), in one transaction."""
+    import json
+
+    with ws.connect() as con:
+        con.execute("BEGIN TRANSACTION")
+        rows = con.execute("SELECT value FROM sieve_meta WHERE key = 'dataset'").fetchall()
+        now = json.loads(rows[0][0]).get("key") if rows else None
+        before = (saved.get("dataset") or {}).get("key")
+        if now != before:
+            if _has_table(con, PREVIOUS_TABLE):
+                con.execute(f"DROP TABLE IF EXISTS {DATASET_TABLE}")
+                con.execute(f"ALTER TABLE {PREVIOUS_TABLE} RENAME TO {DATASET_TABLE}")
+            elif before is None:
+                con.execute(f"DROP TABLE IF EXISTS {DATASET_TABLE}")
+        for k, v in saved.items():
+            if v is None:
+                con.execute("DELETE FROM sieve_meta WHERE key = ?", [k])
+            else:
+                ws.set_meta(k, v, con=con)
+        con.execute("COMMIT")
+
+
+def drop_previous_dataset(ws: Workspace) -> None:
+    with ws.connect() as con:
+        con.execute(f"DROP TABLE IF EXISTS {PREVIOUS_TABLE}")
 
 
 def _load(con, paths: list[Path], fmt: str, params: IngestParams, key: str, fingerprint: str) -> DatasetInfo:

@@ -8,6 +8,8 @@ these functions, so every surface computes the same thing.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ import numpy as np
 
 from .cluster import ClusterParams, cluster_key, run_cluster
 from .embed import EmbedParams, Encoder, run_embed
-from .ingest import DatasetInfo, current_dataset, load_column
+from .ingest import DatasetInfo, current_dataset, drop_previous_dataset, load_column, restore_dataset, saved_pointers
 from .label import ClusterInfo, LabelParams, load_labels, run_label
 from .project import ProjectParams, project_key, run_project
 from .select import Selection, SelectParams, select
@@ -279,6 +281,34 @@ def selection_report(data: MapData, selection: Selection, params: SelectParams, 
                              reference=ref if vectors else None, coverage_distance=params.coverage_distance)
 
 
+_restoring = threading.local()
+
+
+@contextlib.contextmanager
+def restoring(ws: Workspace):
+    """Run a block under the workspace lock; if it fails, put back the workspace's dataset
+    and its dataset/map/selection pointers as they were (``sieve reproduce`` must not leave
+    a half-switched workspace).  Re-entrant: only the outermost block restores."""
+    active = getattr(_restoring, "roots", None)
+    if active is None:
+        active = _restoring.roots = set()
+    key = str(ws.root)
+    if key in active:
+        yield
+        return
+    with ws.lock("reproduce"):
+        saved = saved_pointers(ws)
+        active.add(key)
+        try:
+            yield
+        except BaseException:
+            restore_dataset(ws, saved)
+            raise
+        finally:
+            active.discard(key)
+            drop_previous_dataset(ws)
+
+
 def reproduce(
     ws: Workspace,
     manifest: dict,
@@ -296,11 +326,17 @@ def reproduce(
     its project and cluster results come from the workspace when it has them, else from
     the map file the export wrote next to the manifest (``manifest["map"]["file"]``,
     relative to ``manifest_path``'s folder), checked against its hash and row ids."""
+    with restoring(ws):
+        return _reproduce(ws, manifest, data, allow_changed_data=allow_changed_data, encoder=encoder,
+                          on_stage=on_stage, progress=progress, manifest_path=manifest_path)
+
+
+def _reproduce(ws, manifest, data, *, allow_changed_data, encoder, on_stage, progress, manifest_path):
     from .ingest import IngestParams, TextSpec, ingest
 
     ds = manifest["dataset"]
     source = data if data is not None else tuple(ds["sources"])
-    info, _ = ingest(ws, IngestParams(source, TextSpec(**ds["text"]), ds.get("vector_column")))
+    info, _ = ingest(ws, IngestParams(source, TextSpec(**ds["text"]), ds.get("vector_column")), keep_previous=True)
     if info.fingerprint != ds["fingerprint"] and not allow_changed_data:
         raise SieveError(
             f"data {info.sources[0]} differs from the data the manifest was made from "
@@ -332,4 +368,10 @@ def reproduce(
     data_.params = map_params
     sel_params = SelectParams.from_dict(manifest["select"])
     selection = run_selection(ws, data_, sel_params, encoder=encoder)
+    if not allow_changed_data and "selected_row_ids" in manifest:
+        got, want = sorted(int(x) for x in selection.row_ids), list(manifest["selected_row_ids"])
+        if got != want:
+            a, b = set(got), set(want)
+            raise SieveError(f"reproduced subset differs from the manifest: {len(a - b)} row(s) added, "
+                             f"{len(b - a)} missing; the workspace is left as it was")
     return data_, selection, map_params, sel_params

@@ -295,3 +295,66 @@ def test_another_process_still_times_out_with_a_clear_message(tmp_path):
     holder.kill()
     holder.wait()
     assert len(told) == 1 and f"pid {holder.pid}" in told[0]
+
+
+# -- item 4: a failed reproduce leaves the workspace as it found it ------------------------------
+
+
+def _snapshot(ws: Workspace) -> dict:
+    from tests.fakes import query_table
+
+    rows = query_table(ws, "SELECT * EXCLUDE (sieve_text_ok) FROM dataset ORDER BY sieve_row_id")
+    return {"meta": {k: ws.get_meta(k) for k in ("dataset", "map", "selection")},
+            "rows": rows.to_pylist(),
+            "tables": sorted(r["name"] for r in query_table(ws, "SELECT table_name AS name FROM duckdb_tables()").to_pylist())}
+
+
+def _manifest_of_a(tmp_path) -> tuple[dict, object]:
+    from core.export import read_manifest
+
+    ws_a, a_path, _ = _mapped_ws(tmp_path, "ws_a", budget=25)
+    assert run_sieve("export", "--out", tmp_path / "a_sub.parquet", "-w", ws_a.root).returncode == 0
+    mpath = tmp_path / "a_sub.parquet.manifest.json"
+    return read_manifest(mpath), mpath
+
+
+def _ws_b(tmp_path) -> Workspace:
+    ws = Workspace(tmp_path / "ws_b")
+    ingest(ws, IngestParams(str(write_table(_table_b(), tmp_path / "b.parquet")), TextSpec(column="text")))
+    build_map(ws, MapParams(), encoder=HashEncoder(dim=16))
+    ws.set_meta("selection", SelectParams(budget=12, seed=3).to_dict())
+    return ws
+
+
+def test_failed_cli_reproduce_leaves_the_workspace_as_it_was(tmp_path):
+    """`sieve reproduce` with changed data fails after it has ingested that data: the
+    workspace's dataset, map and selection are put back, and the old export still works."""
+    man, mpath = _manifest_of_a(tmp_path)
+    ws = _ws_b(tmp_path)
+    before = _snapshot(ws)
+    changed = write_table(_table_a(241), tmp_path / "changed.parquet")  # one more row: another fingerprint
+    r = run_sieve("reproduce", mpath, "--data", changed, "--out", tmp_path / "again.parquet", "-w", ws.root)
+    assert "differs from the data the manifest was made from" in _one_line_exit_2(r)
+    assert _snapshot(ws) == before
+    assert not (tmp_path / "again.parquet").exists()
+    ok = run_sieve("export", "--out", tmp_path / "b_sub.csv", "-w", ws.root)
+    assert ok.returncode == 0, ok.stderr
+    assert read_any(tmp_path / "b_sub.csv").num_rows == 12
+
+
+def test_reproduce_whose_ids_differ_restores_the_workspace(tmp_path):
+    from core.pipeline import reproduce
+
+    man, mpath = _manifest_of_a(tmp_path)
+    ws = _ws_b(tmp_path)
+    before = _snapshot(ws)
+    tampered = dict(man, selected_row_ids=sorted(set(man["selected_row_ids"][1:]) | {239 if 239 not in
+                                                                                       man["selected_row_ids"] else 238}))
+    with pytest.raises(SieveError, match="differs from the manifest"):
+        reproduce(ws, tampered, encoder=HashEncoder(dim=16), manifest_path=mpath)
+    assert _snapshot(ws) == before
+    # the untampered manifest reproduces, and switches the workspace to its data (success)
+    _, sel, _, _ = reproduce(ws, man, encoder=HashEncoder(dim=16), manifest_path=mpath)
+    assert sorted(sel.row_ids.tolist()) == man["selected_row_ids"]
+    assert current_dataset(ws).n_rows == 240
+    assert "sieve_previous_dataset" not in _snapshot(ws)["tables"]
