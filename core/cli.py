@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .workspace import DEFAULT_WORKSPACE, SieveError, Workspace
+from .workspace import DEFAULT_WORKSPACE, SieveError, Workspace, database_error
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Sieve: map a text dataset and pick a balanced, reproducible subset under per-cluster budgets.")
@@ -170,6 +170,12 @@ def _guard(fn):
             raise typer.Exit(130)
         except OSError as exc:
             _fail(SieveError(f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)))
+        except Exception as exc:  # a damaged workspace database surfaces in the middle of a query
+            import duckdb
+
+            if not isinstance(exc, duckdb.Error):
+                raise
+            _fail(database_error(Workspace(kwargs.get("workspace") or DEFAULT_WORKSPACE).db_path, exc))
 
     return wrapper
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .ingest import DATASET_TABLE
+from .manifest_check import validate_manifest
 from .workspace import SCHEMA_VERSION, SieveError, Workspace, atomic_write_json, tmp_sibling
 
 FORMATS = ("parquet", "jsonl", "csv")
@@ -295,7 +296,6 @@ def build_manifest(data, map_params, select_params, selection, metrics=None, exp
 
 
 def _jsonable_stats(stats: dict) -> dict:
-    import json
 
     return json.loads(json.dumps(stats, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
@@ -468,8 +468,8 @@ def import_map_sidecar(ws: Workspace, manifest: dict, manifest_path, embed_key: 
 
 
 def read_manifest(path: Path | str) -> dict:
-    import json
-
+    """A manifest from disk, strictly validated (:func:`core.manifest_check.validate_manifest`):
+    a malformed one raises one :class:`SieveError` line naming the file and the key."""
     p = Path(path)
     if not p.is_file():
         raise SieveError(f"manifest {p} does not exist")
@@ -477,9 +477,6 @@ def read_manifest(path: Path | str) -> dict:
         m = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SieveError(f"manifest {p} is not valid JSON: {exc}") from exc
-    for key in ("dataset", "model", "project", "cluster", "select", "selected_row_ids"):
-        if key not in m:
-            raise SieveError(f"manifest {p} lacks the {key!r} section; is it a Sieve manifest?")
-    if m.get("manifest_version", 0) > MANIFEST_VERSION:
-        raise SieveError(f"manifest {p} has version {m.get('manifest_version')}, newer than this Sieve understands")
-    return m
+    except RecursionError as exc:
+        raise SieveError(f"manifest {p} is nested too deeply to be a Sieve manifest") from exc
+    return validate_manifest(m, p, MANIFEST_VERSION)

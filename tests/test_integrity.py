@@ -358,3 +358,150 @@ def test_reproduce_whose_ids_differ_restores_the_workspace(tmp_path):
     assert sorted(sel.row_ids.tolist()) == man["selected_row_ids"]
     assert current_dataset(ws).n_rows == 240
     assert "sieve_previous_dataset" not in _snapshot(ws)["tables"]
+
+
+# -- item 2 and 10: corrupted and truncated artifacts ---------------------------------------------
+
+
+def _flip_bytes(path, at: float = 0.6, n: int = 8) -> None:
+    raw = bytearray(path.read_bytes())
+    i = int(len(raw) * at)
+    raw[i:i + n] = bytes(b ^ 0x7F for b in raw[i:i + n])  # same size, other bytes
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("stage,name,damage", [
+    ("cluster", "labels.npy", "flip"), ("embed", "vectors.npy", "flip"), ("project", "xy.npy", "truncate"),
+    ("cluster", "meta.json", "truncate"), ("project", "meta.json", "flip"),
+])
+def test_damaged_artifact_fails_with_one_line_naming_the_file(tmp_path, stage, name, damage):
+    """Same-size byte flips (a different subset before) and truncations (a traceback before)
+    fail `sieve select` with one line naming the file and how to recompute; deleting the
+    folder as told and recomputing gives back the very same selection."""
+    import shutil
+
+    ws, _, data = _mapped_ws(tmp_path)
+    want = sorted(run_selection(ws, data, SelectParams(budget=30, seed=1)).row_ids.tolist())
+    key = getattr(data.keys, stage)
+    path = ws.artifact_dir(stage, key) / name
+    if damage == "flip":
+        _flip_bytes(path)
+    else:
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    r = run_sieve("select", "--budget", "30", "--seed", "1", "-w", ws.root)
+    msg = _one_line_exit_2(r)
+    assert str(path) in msg and "is corrupt" in msg and "recompute" in msg, msg
+    shutil.rmtree(ws.artifact_dir(stage, key))  # what the message says to do
+    keys = build_map(ws, MapParams(), encoder=HashEncoder(dim=16))
+    again = run_selection(ws, load_map(ws, keys), SelectParams(budget=30, seed=1))
+    assert sorted(again.row_ids.tolist()) == want
+
+
+def test_old_artifacts_without_checksums_still_load(tmp_path):
+    """Artifacts written before checksums existed are accepted (shape/dtype still checked)."""
+    ws, _, data = _mapped_ws(tmp_path)
+    meta_path = ws.artifact_dir("cluster", data.keys.cluster) / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta.pop("checksums"), meta.pop("meta_checksum")
+    meta_path.write_text(json.dumps(meta))
+    again = load_map(ws, data.keys)
+    assert np.array_equal(again.labels, data.labels)
+
+
+def test_checksums_are_verified_once_per_process(tmp_path):
+    """Loading a map twice hashes each file once (memo on size, mtime and inode)."""
+    import core.workspace as W
+
+    ws, _, data = _mapped_ws(tmp_path)
+    W._verified.clear()
+    calls = []
+    real = W.file_checksum
+    W.file_checksum = lambda p: calls.append(str(p)) or real(p)
+    try:
+        load_map(ws, data.keys)
+        first = len(calls)
+        load_map(ws, data.keys)
+    finally:
+        W.file_checksum = real
+    assert first >= 3 and len(calls) == first
+
+
+def test_truncated_or_corrupt_cache_chunk_is_recomputed(tmp_path):
+    """A cache chunk cut short or with flipped bytes is not used: its texts are embedded again
+    and the vectors equal those of an undamaged run."""
+    import shutil
+
+    from core.embed import EmbedParams, load_embeddings, run_embed
+
+    ws, _, data = _mapped_ws(tmp_path)
+    _, want = load_embeddings(ws, data.keys.embed)
+    want = np.array(want)
+    chunks = sorted((ws.root / "cache" / "embed").rglob("*.npy"))
+    assert chunks
+    chunks[0].write_bytes(chunks[0].read_bytes()[:100])
+    if len(chunks) > 1:
+        _flip_bytes(chunks[1])
+    shutil.rmtree(ws.artifact_dir("embed", data.keys.embed))
+    res = run_embed(ws, EmbedParams(), encoder=HashEncoder(dim=16))
+    assert res.n_computed > 0
+    assert np.array_equal(np.asarray(load_embeddings(ws, res.key)[1]), want)
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
+def test_damaged_workspace_database_is_named_not_called_busy(tmp_path, damage):
+    ws, _, _ = _mapped_ws(tmp_path)
+    db = ws.db_path
+    if damage == "empty":
+        db.write_bytes(b"")
+    elif damage == "truncated":
+        db.write_bytes(db.read_bytes()[:20000])
+    else:
+        db.write_bytes(os.urandom(4096))
+    t0 = time.monotonic()
+    r = run_sieve("info", "-w", ws.root)
+    msg = _one_line_exit_2(r)
+    assert time.monotonic() - t0 < 20  # no 30 s wait for a lock nobody holds
+    assert str(db) in msg and "in use by another process" not in msg and "busy" not in msg
+    assert ("empty" if damage == "empty" else "damaged") in msg
+
+
+# -- item 10: malformed manifests and early parameter checks ------------------------------------
+
+
+@pytest.mark.parametrize("edit,named", [
+    (lambda m: m.update(manifest_version="9"), "manifest_version"),
+    (lambda m: m.update(manifest_version=True), "manifest_version"),
+    (lambda m: m["dataset"].update(sources=12345), "dataset.sources"),
+    (lambda m: m["dataset"].update(sources=["a\x00b"]), "dataset.sources"),
+    (lambda m: m.update(surprise=1), "surprise"),
+    (lambda m: m["dataset"].update(surprise=1), "dataset.surprise"),
+    (lambda m: m["project"]["params"].update(seed=2**80), "seed"),
+    (lambda m: m["select"].update(seed=-1), "select"),
+    (lambda m: m["select"].update(budget="ten"), "budget"),
+    (lambda m: m["cluster"].update(params=[1]), "cluster.params"),
+    (lambda m: m.update(model="x"), "model"),
+    (lambda m: m.update(selected_row_ids=[1, "2"]), "selected_row_ids"),
+    (lambda m: m["model"]["params"].update(batch_size=None), "model.params"),
+])
+def test_malformed_manifest_is_one_line_exit_2(tmp_path, edit, named):
+    ws, _, _ = _mapped_ws(tmp_path)
+    assert run_sieve("export", "--out", tmp_path / "s.parquet", "-w", ws.root).returncode == 0
+    mpath = tmp_path / "s.parquet.manifest.json"
+    man = json.loads(mpath.read_text())
+    edit(man)
+    mpath.write_text(json.dumps(man))
+    before = _snapshot(ws)
+    for cmd in (["reproduce", mpath, "--out", tmp_path / "again.parquet", "-w", ws.root], ["verify", mpath]):
+        msg = _one_line_exit_2(run_sieve(*cmd))
+        assert str(mpath) in msg and named in msg, msg
+    assert _snapshot(ws) == before
+
+
+def test_map_seed_out_of_range_fails_before_any_stage(tmp_path):
+    ws, _, _ = _mapped_ws(tmp_path)
+    lock_before = (ws.root / ".lock").read_text()
+    t0 = time.monotonic()
+    msg = _one_line_exit_2(run_sieve("map", "--seed", "4294967296", "-w", ws.root))
+    assert "seed" in msg and "4294967296" in msg
+    assert (ws.root / ".lock").read_text() == lock_before  # no stage took the lock
+    assert time.monotonic() - t0 < 30
