@@ -128,6 +128,8 @@ def resolve_sources(source: str | Path | list | tuple) -> list[Path]:
             raise SieveError("no input file given")
         return [p for s in source for p in resolve_sources(s)]
     src = str(source)
+    if "\x00" in src or any(ord(ch) < 32 and ch not in "\t" for ch in src):
+        raise SieveError(f"file name {src!r} contains a control character (e.g. NUL); rename the file")
     if any(ch in src for ch in "*?["):
         paths = sorted(Path(p) for p in globlib.glob(src, recursive=True) if Path(p).is_file())
         if not paths:

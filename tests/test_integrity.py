@@ -505,3 +505,25 @@ def test_map_seed_out_of_range_fails_before_any_stage(tmp_path):
     assert "seed" in msg and "4294967296" in msg
     assert (ws.root / ".lock").read_text() == lock_before  # no stage took the lock
     assert time.monotonic() - t0 < 30
+
+
+def test_nul_in_an_upload_or_path_name_is_a_clear_error_and_the_page_recovers(tmp_path, monkeypatch):
+    """A NUL (or another control character) in a name: the upload is saved under a safe
+    name; the path box shows one st.error line and the page keeps working."""
+    from core.explore import save_upload
+    from tests.app_fixtures import new_app
+
+    saved = save_upload(tmp_path, "da\x00ta\x1b[31m.csv", b"text\nhello\n")
+    assert saved.parent == tmp_path / "uploads" and "\x00" not in saved.name and saved.name.endswith("da_ta_31m.csv")
+    monkeypatch.setenv("SIEVE_WORKSPACE", str(tmp_path / "ws"))
+    good = tmp_path / "good.csv"
+    good.write_text("prompt\nhello world\nsecond row\n")
+    at = new_app(timeout=240).run()
+    at.radio(key="w.source_kind").set_value("Path or glob").run()
+    at.text_input(key="w.source_path").input(str(tmp_path / "bad\x00name.csv")).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("control character" in e for e in errors) and all("\n" not in e for e in errors), errors
+    at.text_input(key="w.source_path").input(str(good)).run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="w.text_column").options  # the page goes on: the columns are offered
