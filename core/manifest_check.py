@@ -24,7 +24,7 @@ TOP_KEYS = frozenset({
     "map", "scale", "select", "budget_unit", "selection", "clusters", "notes", "metrics", "versions", "export",
     "n_selected", "selected_ids_sha256", "selected_row_ids",
 })
-REQUIRED = ("manifest_version", "dataset", "model", "project", "cluster", "select", "selected_row_ids")
+REQUIRED = ("dataset", "model", "project", "cluster", "select", "selected_row_ids", "manifest_version")
 DATASET_KEYS = frozenset({"sources", "fingerprint", "key", "n_rows", "n_empty", "n_duplicates", "text",
                           "vector_column"})
 SECTIONS = {"model": dict, "project": dict, "cluster": dict, "label": dict, "map": dict, "scale": dict,

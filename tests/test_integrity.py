@@ -527,3 +527,38 @@ def test_nul_in_an_upload_or_path_name_is_a_clear_error_and_the_page_recovers(tm
     at.text_input(key="w.source_path").input(str(good)).run()
     assert not at.exception and not at.error
     assert at.selectbox(key="w.text_column").options  # the page goes on: the columns are offered
+
+
+def test_with_default_settings_a_session_waits_out_a_stage_longer_than_the_lock_timeout(tmp_path):
+    """The server process with *default* settings (no SIEVE_LOCK_TIMEOUT): one session holds
+    the workspace for longer than the default 30 s; the other waits, is told so, and runs."""
+    import sys
+    import textwrap
+
+    from tests.fakes import REPO_ROOT, sieve_env
+
+    script = textwrap.dedent(f"""
+        import sys, threading, time
+        sys.path.insert(0, {str(REPO_ROOT)!r})
+        from core.workspace import Workspace
+        ws = Workspace({str(tmp_path / 'ws')!r})
+        assert ws.lock_timeout == 30, ws.lock_timeout
+        held = threading.Event()
+        def first():
+            with ws.lock("the map"):
+                held.set()
+                time.sleep(ws.lock_timeout + 3)
+        t = threading.Thread(target=first)
+        t.start()
+        held.wait()
+        t0 = time.monotonic()
+        with ws.lock("the map", on_wait=lambda h: print("waiting:", h, flush=True)):
+            print(f"ran after {{time.monotonic() - t0:.0f}} s", flush=True)
+        t.join()
+    """)
+    env = {k: v for k, v in sieve_env().items() if k != "SIEVE_LOCK_TIMEOUT"}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("waiting: pid ") and "is running the map since" in lines[0], lines
+    assert lines[1].startswith("ran after") and int(lines[1].split()[2]) >= 30
