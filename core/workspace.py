@@ -428,6 +428,8 @@ class Workspace:
                 f"{stage} artifact {key} was written by schema {meta.get('schema')}, expected {SCHEMA_VERSION}; "
                 "it will be recomputed"
             )
+        if "meta_checksum" in meta and sidecar_checksum(meta) != meta["meta_checksum"]:
+            raise corrupt(meta_path, stage, "checksum mismatch")
         sums = meta.get("checksums") or {}
         arrays = {}
         for name, spec in (meta.get("arrays") or {}).items():
@@ -491,15 +493,13 @@ def sidecar_checksum(meta: dict) -> str:
 
 
 def read_sidecar(path: Path, stage: str) -> dict:
-    """An artifact's ``meta.json``, checked against the checksum it carries of itself."""
+    """An artifact's ``meta.json`` as a dict (its own checksum is checked by ``load_artifact``)."""
     try:
         meta = json.loads(path.read_text())
         if not isinstance(meta, dict):
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as exc:
         raise corrupt(path, stage, f"unreadable: {' '.join(str(exc).split())[:120]}") from exc
-    if "meta_checksum" in meta and sidecar_checksum(meta) != meta["meta_checksum"]:
-        raise corrupt(path, stage, "checksum mismatch")
     return meta
 
 
