@@ -101,6 +101,10 @@ def export_rows(ws: Workspace, selection, cluster_names: dict[int, str], path: P
 @contextlib.contextmanager
 def staged_file(path: Path):
     """A temp name beside ``path`` (removed on the way out unless it was published)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise disk_error(exc, path) from exc
     tmp = tmp_sibling(path)
     try:
         yield tmp
