@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .workspace import DEFAULT_WORKSPACE, SieveError, Workspace, database_error
+from .workspace import DEFAULT_WORKSPACE, SieveError, Workspace, database_error, is_damage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Sieve: map a text dataset and pick a balanced, reproducible subset under per-cluster budgets.")
@@ -175,7 +175,9 @@ def _guard(fn):
 
             if not isinstance(exc, duckdb.Error):
                 raise
-            _fail(database_error(Workspace(kwargs.get("workspace") or DEFAULT_WORKSPACE).db_path, exc))
+            if is_damage(exc):
+                _fail(database_error(Workspace(kwargs.get("workspace") or DEFAULT_WORKSPACE).db_path, exc))
+            _fail(SieveError(f"DuckDB error: {' '.join(str(exc).split())[:300]}"))
 
     return wrapper
 

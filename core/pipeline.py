@@ -301,8 +301,11 @@ def restoring(ws: Workspace):
         active.add(key)
         try:
             yield
-        except BaseException:
-            restore_dataset(ws, saved)
+        except BaseException as exc:
+            try:
+                restore_dataset(ws, saved)
+            except Exception as again:  # noqa: BLE001 - say both, never hide the first error
+                raise SieveError(f"{exc}; and putting the workspace back failed too: {again}") from exc
             raise
         finally:
             active.discard(key)

@@ -508,6 +508,15 @@ def _lock_conflict(exc: BaseException) -> bool:
     return "conflicting lock" in str(exc).lower()
 
 
+_DAMAGE = ("not a valid duckdb", "corrupt", "could not read enough bytes", "checksum", "truncated")
+
+
+def is_damage(exc: BaseException) -> bool:
+    """True for DuckDB errors that mean the database file itself is damaged."""
+    low = str(exc).lower()
+    return any(k in low for k in _DAMAGE)
+
+
 def database_error(db_path: Path, exc: BaseException) -> SieveError:
     """One line for a workspace database DuckDB cannot use: damaged, not DuckDB, not writable."""
     text = " ".join(str(exc).split())
@@ -516,8 +525,7 @@ def database_error(db_path: Path, exc: BaseException) -> SieveError:
         why = "is not writable (read-only file or folder); use a workspace folder you can write to"
     elif db_path.is_file() and db_path.stat().st_size == 0:
         why = "is empty (0 bytes); delete it and run `sieve ingest` again"
-    elif any(k in low for k in ("not a valid duckdb", "corrupt", "could not read enough bytes", "checksum",
-                                "truncated", "invalid", "serializ")):
+    elif is_damage(exc):
         why = "is damaged (truncated or not a DuckDB file); move it away and run `sieve ingest` again"
     else:
         why = f"cannot be used ({text[:200]})"
