@@ -26,7 +26,7 @@ TOP_KEYS = frozenset({
 })
 REQUIRED = ("dataset", "model", "project", "cluster", "select", "selected_row_ids", "manifest_version")
 DATASET_KEYS = frozenset({"sources", "fingerprint", "key", "n_rows", "n_empty", "n_duplicates", "text",
-                          "vector_column"})
+                          "vector_column", "delimiter", "encoding"})
 SECTIONS = {"model": dict, "project": dict, "cluster": dict, "label": dict, "map": dict, "scale": dict,
             "select": dict, "selection": dict, "metrics": dict, "versions": dict, "export": dict, "clusters": list,
             "notes": list, "created": str, "budget_unit": str, "selected_ids_sha256": str, "engine": str}
@@ -90,9 +90,9 @@ def _check_dataset(ds: Any, p: str) -> None:
         raise SieveError(f"manifest {p}: dataset.text must be an object with 'column' or 'template'")
     if not all(x is None or isinstance(x, str) for x in text.values()):
         raise SieveError(f"manifest {p}: dataset.text.column/template must be strings")
-    vc = ds.get("vector_column")
-    if vc is not None and not isinstance(vc, str):
-        raise SieveError(f"manifest {p}: dataset.vector_column must be a string or null")
+    for key in ("vector_column", "delimiter", "encoding"):
+        if ds.get(key) is not None and not isinstance(ds[key], str):
+            raise SieveError(f"manifest {p}: dataset.{key} must be a string or null")
     try:
         TextSpec(**text)
     except SieveError as exc:
