@@ -41,14 +41,15 @@ def _ingest_params(data, text, template, vectors, fmt):
 
 
 def _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size, min_samples, seed,
-                exact=False, backend="auto"):
+                exact=False, backend="auto", long_text="truncate"):
     from .cluster import ClusterParams
     from .embed import EmbedParams
     from .pipeline import MapParams
     from .project import ProjectParams
 
     return MapParams(
-        EmbedParams(model=model, batch_size=batch_size, device=device, backend=backend).resolved(),
+        EmbedParams(model=model, batch_size=batch_size, device=device, backend=backend,
+                    long_text=long_text).resolved(),
         ProjectParams(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, cluster_dims=dims, seed=seed,
                       exact=exact),
         ClusterParams(min_cluster_size=min_cluster_size, min_samples=min_samples),
@@ -190,8 +191,10 @@ def ingest(
     """Load a dataset into the workspace."""
     from .ingest import ingest as do_ingest
 
-    info, cached = do_ingest(Workspace(workspace), _ingest_params(data, text, template, vectors, fmt))
+    ws = Workspace(workspace)
+    info, cached = do_ingest(ws, _ingest_params(data, text, template, vectors, fmt))
     _print_dataset(info, cached)
+    _print_long_texts_after_ingest(ws, info)
 
 
 def _print_dataset(info, cached):
@@ -202,6 +205,31 @@ def _print_dataset(info, cached):
     )
 
 
+def _print_long_texts_after_ingest(ws, info, model: str = "all-MiniLM-L6-v2") -> None:
+    """Texts over the (default) model's token limit, counted with its tokenizer."""
+    from .long_text import count_dataset
+
+    if info.vector_column:
+        return
+    msg = count_dataset(ws, model).message()
+    if msg:
+        err.print(f"note: {msg} ({model})", markup=False, highlight=False)
+
+
+def _print_long_texts(ws, embed_key: str, mode: str) -> None:
+    """After embedding: how many texts were over the model's limit, and what was done."""
+    from .embed import EmbedResult
+
+    meta = ws.load_artifact("embed", embed_key)[1]
+    res = EmbedResult(embed_key, meta["model_id"], meta["dim"], meta["n_rows"], 0, True, meta.get("long_texts"))
+    msg = res.long_text_message(mode)
+    if msg:
+        err.print(f"note: {msg}", markup=False, highlight=False)
+
+
+LONG_TEXT_OPT = typer.Option("truncate", "--long-text", help="Texts over the model's token limit: truncate (embed "
+                             "the first max_seq_length tokens, as sentence-transformers does) or chunk (embed "
+                             "overlapping windows and mean-pool them).")
 BACKEND_HELP = ("auto (onnx-int8 on the CPU when onnxruntime is installed, else torch), torch (exact fp32; fp16 on "
                 "CUDA), onnx-int8 (int8 ONNX Runtime, CPU, ~0.99 cosine to fp32) or static (fast preview).")
 
@@ -218,6 +246,7 @@ def embed(
                                           "else a local Ray instance)."),
     workers: Optional[int] = typer.Option(None, help="--engine ray: actors (default: one per GPU, else per CPU)."),
     shard_rows: int = typer.Option(50_000, help="--engine ray: row ids per shard (the unit of resume)."),
+    long_text: str = LONG_TEXT_OPT,
     workspace: Path = WS_OPT,
 ):
     """Embed the current dataset (cached by model and text; resumable)."""
@@ -226,9 +255,12 @@ def embed(
     ws = Workspace(workspace)
     if engine not in ("local", "ray"):
         raise SieveError(f"--engine must be local or ray, got {engine!r}")
+    params = EmbedParams(model=model, batch_size=batch_size, device=device, backend=backend, long_text=long_text)
     if engine == "ray":
         from . import scale
 
+        if long_text != "truncate":
+            raise SieveError("--long-text chunk is not available with --engine ray yet; use --engine local")
         if address:
             scale.connect(address)
         res = scale.embed_shards(ws, scale.ScaleEmbedParams(model=model, batch_size=batch_size, device=device,
@@ -238,10 +270,12 @@ def embed(
                   f"({res.n_computed} computed, {res.n_skipped} already done) at {res.glob}")
         return
     with _progress() as (progress, _):
-        res = run_embed(ws, EmbedParams(model=model, batch_size=batch_size, device=device, backend=backend),
-                        progress=lambda d, t, m: progress("embed", d, t, m))
+        res = run_embed(ws, params, progress=lambda d, t, m: progress("embed", d, t, m))
     err.print(f"embeddings: {res.n_rows} x {res.dim} from {res.model_id}"
-              + (" (cached)" if res.cached else f", {res.n_computed} computed"))
+              + (" (cached)" if res.cached else f", {res.n_computed} computed"), markup=False, highlight=False)
+    msg = res.long_text_message(long_text)
+    if msg:
+        err.print(f"note: {msg}", markup=False, highlight=False)
 
 
 MODEL_OPT = typer.Option("all-MiniLM-L6-v2", help="sentence-transformers name or local path.")
@@ -266,6 +300,7 @@ def map_(
     min_samples: Optional[int] = typer.Option(None, help="HDBSCAN min_samples (default min(10, min_cluster_size))."),
     seed: int = typer.Option(42, help="Seed of the projection."),
     exact: bool = EXACT_OPT,
+    long_text: str = LONG_TEXT_OPT,
     workspace: Path = WS_OPT,
 ):
     """Embed (if needed), project, cluster and label the current dataset."""
@@ -273,12 +308,13 @@ def map_(
 
     ws = Workspace(workspace)
     params = _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size,
-                         min_samples, seed, exact, backend)
+                         min_samples, seed, exact, backend, long_text)
     from .ingest import current_dataset
 
     _warm_up_large_map(current_dataset(ws).n_rows)
     with _progress() as (progress, on_stage):
         keys = build_map(ws, params, progress=progress, on_stage=on_stage)
+    _print_long_texts(ws, keys.embed, long_text)
     _print_clusters(load_map(ws, keys))
 
 
@@ -480,6 +516,7 @@ def run(
     min_samples: Optional[int] = typer.Option(None),
     map_seed: int = typer.Option(42, help="Seed of the projection."),
     exact: bool = EXACT_OPT,
+    long_text: str = LONG_TEXT_OPT,
     budget: int = SELECT_OPTS["budget"],
     policy: str = SELECT_OPTS["policy"],
     pick: str = SELECT_OPTS["pick"],
@@ -536,10 +573,12 @@ def run(
     ws = Workspace(workspace)
     ingest_params = _ingest_params(data, text, template, vectors, fmt_in)
     map_params = _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size,
-                             min_samples, map_seed, exact, backend)
+                             min_samples, map_seed, exact, backend, long_text)
     sel_params = _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override,
                                 score_column, ascending, pin, ban, dedup=dedup, near_dup=near_dup, mmr_lambda=mmr_lambda, soft_noise=soft_noise, budget_unit=budget_unit, tokenizer=tokenizer, strata=strata, strata_bound=strata_bound, reference=reference, reference_text=reference_text, coverage_distance=coverage_distance, leakage=leakage, leakage_threshold=leakage_threshold)
     if engine == "ray":
+        if long_text != "truncate":
+            raise SieveError("--long-text chunk is not available with --engine ray yet; use --engine local")
         _run_scaled(ws, ingest_params, map_params, sel_params, out_path, manifest, address=address,
                     backend=backend, workers=workers, shard_rows=shard_rows, sample_size=sample_size,
                     sample_seed=sample_seed, include_duplicates=include_duplicates)
@@ -550,6 +589,7 @@ def run(
     _warm_up_large_map(info.n_rows)
     with _progress() as (progress, on_stage):
         keys = build_map(ws, map_params, progress=progress, on_stage=on_stage)
+    _print_long_texts(ws, keys.embed, long_text)
     mdata = load_map(ws, keys)
     _print_clusters(mdata)
     selection = run_selection(ws, mdata, sel_params)
@@ -580,8 +620,9 @@ def reproduce(
         return
     format_for(out_path, fmt)
     with _progress() as (progress, on_stage):
-        mdata, selection, _, sel_params = do_reproduce(ws, man, data, progress=progress, on_stage=on_stage,
-                                                       manifest_path=manifest_path)
+        mdata, selection, map_params, sel_params = do_reproduce(ws, man, data, progress=progress, on_stage=on_stage,
+                                                                manifest_path=manifest_path)
+    _print_long_texts(ws, mdata.keys.embed, map_params.embed.long_text)
     new = _export(ws, mdata, sel_params, selection, out_path, fmt, manifest,
                   include_duplicates=bool(man.get("export", {}).get("include_duplicates", False)))
     if new["selected_row_ids"] != man["selected_row_ids"]:

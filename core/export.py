@@ -161,7 +161,9 @@ def build_manifest(data, map_params, select_params, selection, metrics=None, exp
             "text": {"column": ds.text.column, "template": ds.text.template},
             "vector_column": ds.vector_column,
         },
-        "model": {"id": data.keys.model_id, "dim": int(data.vectors.shape[1]), "params": mp["embed"]},
+        "model": {"id": data.keys.model_id, "dim": int(data.vectors.shape[1]), "params": mp["embed"],
+                  # texts over the model's token limit / the cell cap (core.long_text); None: not counted
+                  "long_texts": (getattr(data, "stage_meta", None) or {}).get("embed", {}).get("long_texts")},
         "project": {"params": mp["project"], "key": data.keys.project},
         "cluster": {"params": mp["cluster"], "key": data.keys.cluster,
                     "n_clusters": len([c for c in data.clusters if c.id >= 0])},

@@ -38,7 +38,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .workspace import SieveError
+from .ingest import DATASET_TABLE, current_dataset
+from .onnx_embed import local_model_dir
+from .workspace import SieveError, Workspace, fetch_arrow
 
 LONG_TEXT_MODES = ("truncate", "chunk")
 DEFAULT_MAX_TEXT_CHARS = 100_000
@@ -86,8 +88,6 @@ class TokenLimit:
 
 
 def _model_folder(model: str) -> Path | None:
-    from .onnx_embed import local_model_dir
-
     try:
         return local_model_dir(model)
     except SieveError:
@@ -262,3 +262,24 @@ def count_long(texts: Sequence[str], lim: TokenLimit | None) -> LongTextCount:
         part = [clip_for_limit(cap(t, cap_chars), lim) for t in candidates[s : s + COUNT_BATCH]]
         over += sum(1 for k in lim.n_tokens(part) if k > lim.content)
     return LongTextCount(len(texts), over, n_cap, lim.max_seq_length, cap_chars)
+
+
+def count_dataset(ws: Workspace, model: str = "all-MiniLM-L6-v2") -> LongTextCount:
+    """:func:`count_long` over the workspace's current dataset (embeddable texts), for
+    ``model``'s tokenizer; cached in the workspace by (dataset key, model).  Only texts
+    longer than the limit in UTF-8 bytes are read from DuckDB."""
+    info = current_dataset(ws)
+    lim = model_limit(model)
+    key = f"long_text:{info.key}:{model}:{max_text_chars()}"
+    cached = ws.get_meta(key)
+    if cached:
+        return LongTextCount(**cached)
+    floor = lim.content if lim is not None else max_text_chars()
+    with ws.connect() as con:
+        n = con.execute(f"SELECT count(*) FROM {DATASET_TABLE} WHERE sieve_text_ok").fetchall()[0][0]
+        tbl = fetch_arrow(con, f"SELECT sieve_text FROM {DATASET_TABLE} WHERE sieve_text_ok AND strlen(sieve_text) > ?",
+                          [floor])
+    result = count_long(tbl.column(0).to_pylist(), lim)
+    result.n_texts = int(n)
+    ws.set_meta(key, result.to_dict())
+    return result

@@ -150,7 +150,7 @@ class MapData:
     soft_labels: np.ndarray | None = None  # (n,) int32: for noise rows, their most likely cluster
     soft_strength: np.ndarray | None = None  # (n,) float32: that cluster's soft membership
     xnd: np.ndarray | None = None  # (n, cluster_dims) float32: the projection HDBSCAN ran on
-    stage_meta: dict = field(default_factory=dict)  # {"project": meta, "cluster": meta} of the artifacts
+    stage_meta: dict = field(default_factory=dict)  # {"project": meta, "cluster": meta, "embed": {long_texts}}
 
     @property
     def cluster_names(self) -> dict[int, str]:
@@ -170,7 +170,7 @@ def load_map(ws: Workspace, keys: MapKeys | None = None) -> MapData:
             params = map_by_label(ws, keys.label)[1]
         except SieveError:
             params = None
-    emb, _ = ws.load_artifact("embed", keys.embed)
+    emb, emeta = ws.load_artifact("embed", keys.embed)
     proj, pmeta = ws.load_artifact("project", keys.project)
     clus, cmeta = ws.load_artifact("cluster", keys.cluster)
     row_ids = np.asarray(emb["row_ids"])
@@ -191,7 +191,7 @@ def load_map(ws: Workspace, keys: MapKeys | None = None) -> MapData:
         soft_labels=np.asarray(clus["soft_labels"]) if "soft_labels" in clus else None,
         soft_strength=np.asarray(clus["soft_strength"]) if "soft_strength" in clus else None,
         xnd=proj["xnd"],
-        stage_meta={"project": pmeta, "cluster": cmeta},
+        stage_meta={"project": pmeta, "cluster": cmeta, "embed": {"long_texts": emeta.get("long_texts")}},
     )
 
 
