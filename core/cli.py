@@ -423,6 +423,7 @@ def select_(
 def _print_selection(data, selection, params):
     import numpy as np
 
+    from .metrics import fmt_distance
     from .pipeline import selection_report
 
     m = selection_report(data, selection, params, vectors=len(selection) <= 20_000)
@@ -436,14 +437,14 @@ def _print_selection(data, selection, params):
     for c, n in sorted(selection.allocation.items(), key=lambda kv: (kv[0] == -1, kv[0])):
         t.add_row(str(c), names.get(c, str(c)), str(m.counts_full.get(c, 0)), str(n), str(int(chosen.get(c, 0))))
     err.print(t)
-    rnd = f" (random: {m.nn_distance_random:.3f})" if m.nn_distance_random is not None else ""
-    nn = f"{m.nn_distance:.3f}" if m.nn_distance is not None else "n/a"
+    rnd = f" (random: {fmt_distance(m.nn_distance_random)})" if m.nn_distance_random is not None else ""
+    nn = fmt_distance(m.nn_distance)
     err.print(f"coverage {m.coverage:.0%} of clusters, JS divergence {m.jsd:.3f}, mean NN distance {nn}{rnd}")
     cmp = Table(title=f"this subset vs random subsets of the same size (mean of {m.n_random})")
     for col in ("metric", "subset", "random", "better"):
         cmp.add_column(col)
     for row in m.comparison():
-        fmt = (lambda v: "n/a" if v is None else f"{v:.3f}")
+        fmt = (lambda v: "n/a" if v is None else f"{round(v, 3) + 0.0:.3f}")  # never "-0.000"
         cmp.add_row(row["metric"], fmt(row["subset"]), fmt(row["random"]), str(row["better"] or ""))
     err.print(cmp)
     for note in selection.notes:
