@@ -572,7 +572,7 @@ def fit_sample(row_ids: np.ndarray, vectors: np.ndarray, project_params: Project
     vectors = np.asarray(vectors, dtype=np.float32)
     n = len(vectors)
     if not transformable:
-        from .cluster import cluster
+        from .cluster import cluster, duplicate_groups
         from .project import project
 
         if "exact" in getattr(ProjectParams, "__dataclass_fields__", {}):
@@ -580,7 +580,7 @@ def fit_sample(row_ids: np.ndarray, vectors: np.ndarray, project_params: Project
 
             project_params = replace(project_params, exact=True)  # seeded, single-threaded: reproducible
         proj = project(vectors, project_params)
-        clus = cluster(proj.xnd, cluster_params)
+        clus = cluster(proj.xnd, cluster_params, groups=duplicate_groups(vectors))  # identical rows: one group
         return SampleFit(np.asarray(row_ids), proj.xy, clus.labels, clus.strength, None, clus.params,
                          proj.notes + clus.notes)
     import warnings

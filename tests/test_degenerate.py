@@ -186,3 +186,38 @@ def test_nn_distance_never_shows_negative_zero():
     assert fmt_distance(-1e-9) == "0.000"
     assert fmt_distance(None) == "n/a"
     assert fmt_distance(0.1234) == "0.123"
+
+
+# -- the At scale page on a sharded degenerate map --------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(DEGENERATE))
+def test_scale_page_works_on_degenerate_sharded_maps(tmp_path, monkeypatch, name):
+    from core import scale
+    from core.export import read_manifest
+    from core.ingest import IngestParams, TextSpec, ingest
+    from core.project import ProjectParams
+    from core.cluster import ClusterParams
+    from core.workspace import Workspace
+
+    texts = DEGENERATE[name]
+    ws = Workspace(tmp_path / "ws")
+    ingest(ws, IngestParams(str(_csv(tmp_path / "in.csv", texts)), TextSpec(column="text")))
+    emb = scale.embed_shards(ws, scale.ScaleEmbedParams(model="test/hash-bow", shard_rows=300),
+                             encoder_factory=HashEncoder, local=True)
+    res = scale.scale_map(ws, emb.folder, scale.ScaleMapParams(100, 3, ProjectParams(n_neighbors=10, seed=1),
+                                                               ClusterParams()), local=True)
+    assert res.n_clusters == 1  # identical rows: one group, not noise
+    monkeypatch.setenv("SIEVE_WORKSPACE", str(ws.root))
+    monkeypatch.setenv("SIEVE_EXPORT_DIR", str(tmp_path / "exports"))
+    at = open_page(C.PAGE_SCALE, 240, state={C.K_PINS: set(), C.K_BANS: set()})
+    no_errors(at)
+    at.number_input(key=C.W_SCALE_BUDGET).set_value(1).run()
+    no_errors(at)
+    sel = at.session_state[C.K_SCALE_SELECTION]["selection"]
+    assert len(sel.row_ids) == 1
+    at.text_input(key=C.W_SCALE_FOLDER).input("picked").run()
+    at.button(key=C.W_SCALE_EXPORT).click().run()
+    no_errors(at)
+    man = read_manifest(tmp_path / "exports" / "picked.manifest.json")
+    assert man["n_selected"] == 1
