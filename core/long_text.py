@@ -231,13 +231,14 @@ class LongTextCount:
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
-    def message(self, mode: str | None = None) -> str | None:
-        """One line for the user, or None when every text fits."""
+    def message(self, mode: str | None = None, choice: str = "--long-text chunk") -> str | None:
+        """One line for the user, or None when every text fits.  ``mode``: what was done
+        (None: not embedded yet); ``choice``: how the user picks chunking where they are."""
         parts = []
         if self.n_over_limit:
-            what = {"truncate": "only their first tokens are embedded (--long-text chunk embeds every window)",
+            what = {"truncate": f"only their first tokens are embedded ({choice} embeds every window)",
                     "chunk": "each is embedded as overlapping windows, mean-pooled",
-                    None: "they are truncated unless you choose --long-text chunk"}[mode]
+                    None: f"they are truncated unless you choose {choice}"}[mode]
             parts.append(f"{self.n_over_limit:,} of {self.n_texts:,} texts exceed the model's limit of "
                          f"{self.max_seq_length} tokens; {what}")
         if self.n_over_cap:

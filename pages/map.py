@@ -19,7 +19,7 @@ ALL = "all clusters"
 SETTINGS = {
     "model": "all-MiniLM-L6-v2", "device": "auto", "batch_size": 64, "backend": "auto",
     "n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "dims": 5,
-    "min_cluster_size": 0, "min_samples": 0, "seed": 42, "exact": False,
+    "min_cluster_size": 0, "min_samples": 0, "seed": 42, "exact": False, "long_text": "truncate",
 }
 
 
@@ -33,11 +33,13 @@ def _settings_from_params(params) -> dict:
         "metric": params.project.metric, "dims": params.project.cluster_dims,
         "min_cluster_size": params.cluster.min_cluster_size or 0, "min_samples": params.cluster.min_samples or 0,
         "seed": params.project.seed, "exact": bool(getattr(params.project, "exact", False)),
+        "long_text": getattr(params.embed, "long_text", "truncate"),
     }
 
 
 def _advanced(data) -> dict:
     from core.embed import BACKENDS, DEVICES, backend_caption
+    from core.long_text import LONG_TEXT_MODES
     from core.project import METRICS
 
     saved = C.ss().get(C.C_MAP_SETTINGS) or _settings_from_params(getattr(data, "params", None))
@@ -53,6 +55,12 @@ def _advanced(data) -> dict:
         c1, c2 = st.columns([1, 2])
         c1.selectbox("Embedding backend", BACKENDS, key=C.W_MAP_PREFIX + "backend")
         c2.caption(backend_caption(C.ss()[C.W_MAP_PREFIX + "backend"]))
+        c1, c2 = st.columns([1, 2])
+        c1.selectbox("Texts over the token limit", LONG_TEXT_MODES, key=C.W_MAP_PREFIX + "long_text")
+        c2.caption("truncate: embed the first max_seq_length tokens (256 for all-MiniLM-L6-v2), as "
+                   "sentence-transformers does. chunk: embed overlapping windows of the whole text and average "
+                   "them, so texts that differ after the limit get different vectors (slower on long texts). "
+                   "The static backend reads every token either way.")
         st.markdown("**UMAP**")
         c1, c2, c3, c4 = st.columns(4)
         c1.slider("n_neighbors", 2, 200, key=C.W_MAP_PREFIX + "n_neighbors")
@@ -80,7 +88,7 @@ def _map_params(v: dict):
 
     return MapParams(
         EmbedParams(model=str(v["model"]).strip(), batch_size=int(v["batch_size"]), device=v["device"],
-                    backend=v.get("backend", "auto")).resolved(),
+                    backend=v.get("backend", "auto"), long_text=v.get("long_text", "truncate")).resolved(),
         ProjectParams(n_neighbors=int(v["n_neighbors"]), min_dist=float(v["min_dist"]), metric=v["metric"],
                       cluster_dims=int(v["dims"]), seed=int(v["seed"]), exact=bool(v.get("exact", False))),
         ClusterParams(min_cluster_size=int(v["min_cluster_size"]) or None, min_samples=int(v["min_samples"]) or None),
@@ -428,7 +436,22 @@ def body() -> None:
         return
     n_clusters = len([c for c in data.clusters if c.id >= 0])
     st.caption(f"Map: {len(data.row_ids):,} rows, {n_clusters} clusters, model {data.keys.model_id}")
+    _long_text_note(data)
     _explore(ws, data)
+
+
+def _long_text_note(data) -> None:
+    """How many texts were over the model's token limit when this map was embedded."""
+    from core.long_text import LongTextCount
+
+    counts = (data.stage_meta.get("embed") or {}).get("long_texts")
+    if not counts:
+        return
+    mode = getattr(getattr(data.params, "embed", None), "long_text", "truncate")
+    known = {k: counts[k] for k in ("n_texts", "n_over_limit", "n_over_cap", "max_seq_length", "max_text_chars")}
+    msg = LongTextCount(**known).message(mode, "chunk under Advanced settings")
+    if msg:
+        st.info(msg)
 
 
 C.run_page(body)
