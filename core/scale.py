@@ -43,7 +43,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .cluster import NOISE, ClusterParams
-from .embed import DEFAULT_MODEL, EmbedParams
+from .embed import DEFAULT_MODEL, EmbedParams, embed_prepared, encoder_limit
 from .project import ProjectParams
 from .workspace import SieveError, Workspace, atomic_path, atomic_write_json, stage_key
 
@@ -384,18 +384,20 @@ class _EmbedShards:
             self.encoder = (load_encoder(model, device, normalize) if backend == "torch"
                             else load_encoder(model, device, normalize, backend))
         self.batch_size = batch_size
+        # truncate mode: each text is capped and clipped before tokenising (a huge cell is
+        # never tokenised whole); the vectors are those of plain truncation
+        self.limit = encoder_limit(self.encoder, model)
+        self.params = EmbedParams(batch_size=batch_size, normalize=bool(normalize))
 
     def __call__(self, batch: dict) -> dict:
         import pyarrow.parquet as pq
-
-        from .embed import embed_texts
 
         rows, secs = [], []
         for src, dst in zip(batch["input"], batch["output"]):
             t0 = time.perf_counter()
             tbl = pq.read_table(str(src), columns=["sieve_row_id", "sieve_text"])
             texts = tbl.column("sieve_text").to_pylist()
-            vecs = embed_texts(texts, self.encoder, self.batch_size)
+            vecs = embed_prepared(texts, self.encoder, self.params, self.limit)
             write_parquet_atomic(str(dst), vector_table(tbl.column("sieve_row_id").to_numpy(), vecs))
             rows.append(len(texts))
             secs.append(time.perf_counter() - t0)
