@@ -17,16 +17,19 @@ the growth of the peak RSS (ru_maxrss) over the process after loading the model.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 
-from bench.common import RESULTS, ROOT, load, machine, prepend, versions
+from bench.common import RESULTS, ROOT, load, machine, prepend, py, versions
 
 TOPICS = ["graph neural networks", "protein structure prediction", "contrastive pretraining", "speech recognition",
           "federated learning", "reinforcement learning from human feedback", "sparse attention", "drug discovery",
@@ -138,7 +141,29 @@ def measure_cell(backend: str, mode: str, mb: float) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def section(results: list[dict], cells: list[tuple[str, str, dict]], args, load0: float, load1: float) -> str:
+def measure_map(mb: float, backend: str, mode: str, workdir) -> dict:
+    """Peak RSS of `sieve ingest` and `sieve map` (fresh processes) on 11 short rows plus
+    one cell of ``mb`` MB: the issue's scenario (7.4 GB before the cap)."""
+    d = Path(workdir)
+    data = d / "huge.csv"
+    words = "we study graph neural networks for protein structure prediction and report results".split()
+    cell = " ".join(words[i % len(words)] for i in range(int(mb * 1e6 / 6)))
+    with open(data, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text"])
+        w.writerow([cell])
+        for i in range(11):
+            w.writerow([f"a short prompt number {i} about {words[i % len(words)]}"])
+    ws = d / f"ws-{backend}-{mode}"
+    ing = py("core.cli", "ingest", data, "--text", "text", "-w", ws, timeout=900)
+    mp = py("core.cli", "map", "--backend", backend, "--long-text", mode, "-w", ws, timeout=900)
+    err = next((p.error() for p in (ing, mp) if not p.ok), None)
+    return {"cell_mb": len(cell) / 1e6, "ingest_rss": ing.peak_rss_mb, "ingest_s": ing.wall_s,
+            "map_rss": mp.peak_rss_mb, "map_s": mp.wall_s, "error": err}
+
+
+def section(results: list[dict], cells: list[tuple[str, str, dict]], args, load0: float, load1: float,
+            maps: list[tuple[str, str, dict]] = ()) -> str:
     from core.long_text import max_text_chars
 
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -174,6 +199,14 @@ def section(results: list[dict], cells: list[tuple[str, str, dict]], args, load0
         else:
             lines.append(f"| {backend} | {mode} | {c['cell_mb']:.1f} | {c['base_mb']:.0f} | {c['peak_mb']:.0f} "
                          f"| {c['grew_mb']:.0f} | {c['seconds']:.2f} |")
+    if maps:
+        lines += ["", "The whole command on 11 short rows plus that cell (fresh processes; peak RSS of each):", "",
+                  "| backend | long text | cell MB | `sieve ingest` peak RSS, MB | s | `sieve map` peak RSS, MB | s |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        for backend, mode, m in maps:
+            tail = f" (error: {m['error']})" if m.get("error") else ""
+            lines.append(f"| {backend} | {mode} | {m['cell_mb']:.1f} | {m['ingest_rss']:.0f} | {m['ingest_s']:.1f} "
+                         f"| {m['map_rss']:.0f}{tail} | {m['map_s']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -185,6 +218,7 @@ def main(argv=None) -> None:
     ap.add_argument("--backends", default="onnx-int8,torch,static")
     ap.add_argument("--cell-mb", type=float, default=50.0)
     ap.add_argument("--cell-backends", default="onnx-int8,torch")
+    ap.add_argument("--map-modes", default="truncate,chunk", help="`sieve map` (onnx-int8) with the cell, per mode")
     ap.add_argument("--write", action="store_true", help="prepend the section to bench/RESULTS.md")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -199,7 +233,12 @@ def main(argv=None) -> None:
         for mode in ("truncate", "chunk"):
             cells.append((backend, mode, measure_cell(backend, mode, args.cell_mb)))
             print(json.dumps(cells[-1]), file=sys.stderr)
-    text = section(results, cells, args, load0, load())
+    maps = []
+    with tempfile.TemporaryDirectory(prefix="sieve-long-text-") as tmp:
+        for mode in [x for x in args.map_modes.split(",") if x]:
+            maps.append(("onnx-int8", mode, measure_map(args.cell_mb, "onnx-int8", mode, tmp)))
+            print(json.dumps(maps[-1]), file=sys.stderr)
+    text = section(results, cells, args, load0, load(), maps)
     print(text)
     if args.write:
         prepend(RESULTS, text)
