@@ -125,23 +125,42 @@ def cap(text: str, limit_chars: int) -> str:
     return text if len(text) <= limit_chars else text[:limit_chars]
 
 
+def _prefix(text: str, k: int, lim: TokenLimit) -> tuple[str, int]:
+    """(the first ``k`` characters cut back to a whitespace when there is one, the tokens
+    it must hold): more than the limit, so a count sees the text is over; a word cut in
+    two changes only its own tokens, hence the margin without a whitespace."""
+    prefix = text[:k]
+    cut = max(prefix.rfind(" "), prefix.rfind("\n"), prefix.rfind("\t"))
+    if cut > k // 2:
+        return prefix[:cut], lim.content + 1
+    return prefix, lim.content + 16
+
+
 def clip_for_limit(text: str, lim: TokenLimit) -> str:
     """A prefix of ``text`` (ending at a whitespace when there is one) whose tokens
     include the first ``lim.content`` tokens of the whole text, so truncating it gives
     what truncating the whole text gives.  ``text`` itself when it is short."""
     k = lim.content * CLIP_CHARS_PER_TOKEN
     while k < len(text):
-        prefix = text[:k]
-        cut = max(prefix.rfind(" "), prefix.rfind("\n"), prefix.rfind("\t"))
-        whole_words = cut > k // 2
-        if whole_words:
-            prefix = prefix[:cut]
-        # more than the limit (so a count sees the text is over); a cut word changes only its own tokens
-        need = lim.content + 1 if whole_words else lim.content + 16
+        prefix, need = _prefix(text, k, lim)
         if lim.n_tokens([prefix])[0] >= need:
             return prefix
         k *= 4
     return text
+
+
+def clip_many(texts: Sequence[str], lim: TokenLimit) -> list[str]:
+    """:func:`clip_for_limit` of every text, with the first guess tokenised in one batch."""
+    k = lim.content * CLIP_CHARS_PER_TOKEN
+    out = list(texts)
+    long_idx = [i for i, t in enumerate(out) if len(t) > k]
+    if not long_idx:
+        return out
+    firsts = [_prefix(out[i], k, lim) for i in long_idx]
+    counts = lim.n_tokens([p for p, _ in firsts])
+    for i, (prefix, need), n in zip(long_idx, firsts, counts):
+        out[i] = prefix if n >= need else clip_for_limit(out[i], lim)
+    return out
 
 
 def windows(text: str, lim: TokenLimit) -> tuple[list[str], list[int]]:
@@ -207,7 +226,7 @@ def prepare(texts: Sequence[str], mode: str, lim: TokenLimit | None, *, limited:
         raise SieveError("long_text='chunk' needs the model's fast tokenizer (tokenizer.json in its folder), "
                          "which this model does not have locally; use long_text='truncate'")
     if mode == "truncate":
-        return Prepared([clip_for_limit(t, lim) for t in capped], np.arange(n, dtype=np.int64), np.ones(n), n)
+        return Prepared(clip_many(capped, lim), np.arange(n, dtype=np.int64), np.ones(n), n)
     inputs, owner, weights = [], [], []
     for i, t in enumerate(capped):
         parts, counts = windows(t, lim) if len(t.encode("utf-8")) > lim.content else ([t], [1])
@@ -260,7 +279,7 @@ def count_long(texts: Sequence[str], lim: TokenLimit | None) -> LongTextCount:
     candidates = [t for t in texts if len(t) > lim.content // 4 and len(t.encode("utf-8")) > lim.content]
     over = 0
     for s in range(0, len(candidates), COUNT_BATCH):
-        part = [clip_for_limit(cap(t, cap_chars), lim) for t in candidates[s : s + COUNT_BATCH]]
+        part = clip_many([cap(t, cap_chars) for t in candidates[s : s + COUNT_BATCH]], lim)
         over += sum(1 for k in lim.n_tokens(part) if k > lim.content)
     return LongTextCount(len(texts), over, n_cap, lim.max_seq_length, cap_chars)
 

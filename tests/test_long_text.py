@@ -64,7 +64,8 @@ def test_pair_really_differs_only_after_the_limit(limit):
 def test_truncate_gives_equal_vectors_and_chunk_tells_them_apart(backend, sieve_real_encoder, limit):
     enc = sieve_real_encoder if backend == "torch" else load_encoder(backend=backend)
     lim_info = encoder_limit(enc, DEFAULT_MODEL)
-    a, b = _long_pair()
+    a, b = _long_pair(n_words=700)  # ~4,300 characters: clipped before tokenising in truncate mode
+    assert len(lt.prepare([a], "truncate", limit).inputs[0]) < len(a)
     short = ["a short prompt about bread", "how do I sort a list in python?"]
     trunc = embed_prepared([a, b, *short], enc, EmbedParams(long_text="truncate"), lim_info)
     chunk = embed_prepared([a, b, *short], enc, EmbedParams(long_text="chunk"), lim_info)
