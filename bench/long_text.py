@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import RESULTS, ROOT, load, machine, prepend, py, versions
+from bench.common import RESULTS, ROOT, load, machine, prepend, run_child, versions
 
 TOPICS = ["graph neural networks", "protein structure prediction", "contrastive pretraining", "speech recognition",
           "federated learning", "reinforcement learning from human feedback", "sparse attention", "drug discovery",
@@ -110,21 +110,31 @@ def measure_backend(backend: str, a, b, distinct, lim_model: str = "all-MiniLM-L
 
 
 CELL_SCRIPT = textwrap.dedent("""
-    import json, resource, sys, time
+    import json, sys, time
+
+    def hwm_mb():  # this process's own peak RSS (ru_maxrss would include the parent's at fork)
+        with open("/proc/self/status") as fh:
+            return next(int(x.split()[1]) for x in fh if x.startswith("VmHWM")) / 1024
+
     from core.embed import EmbedParams, embed_prepared, encoder_limit, load_encoder
     backend, mode, mb = sys.argv[1], sys.argv[2], float(sys.argv[3])
     enc = load_encoder(backend=backend, device="cpu")
     lim = encoder_limit(enc, "all-MiniLM-L6-v2")
     embed_prepared(["warm up"], enc, EmbedParams(long_text=mode, backend=backend), lim)
     phrase = "we study graph neural networks for protein structure prediction and report results "
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # after loading the model, before the cell
+    try:  # reset the peak to the current RSS (Linux: "5" to clear_refs), so loading the model does not hide it
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+    base = hwm_mb()  # after loading the model, before the cell
     cell = phrase * int(mb * 1e6 / len(phrase))  # built without an intermediate list
     t0 = time.perf_counter()
     embed_prepared([cell], enc, EmbedParams(long_text=mode, backend=backend), lim)
     secs = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"cell_mb": len(cell) / 1e6, "base_mb": base / 1024, "peak_mb": peak / 1024,
-                      "grew_mb": (peak - base) / 1024, "seconds": secs}))
+    peak = hwm_mb()
+    print(json.dumps({"cell_mb": len(cell) / 1e6, "base_mb": base, "peak_mb": peak,
+                      "grew_mb": peak - base, "seconds": secs}))
 """)
 
 
@@ -152,11 +162,30 @@ def measure_map(mb: float, backend: str, mode: str, workdir) -> dict:
         for i in range(11):
             w.writerow([f"a short prompt number {i} about {words[i % len(words)]}"])
     ws = d / f"ws-{backend}-{mode}"
-    ing = py("core.cli", "ingest", data, "--text", "text", "-w", ws, timeout=900)
-    mp = py("core.cli", "map", "--backend", backend, "--long-text", mode, "-w", ws, timeout=900)
+    ing = run_child([sys.executable, "-c", CLI_HWM, "ingest", str(data), "--text", "text", "-w", str(ws)],
+                    timeout=900)
+    mp = run_child([sys.executable, "-c", CLI_HWM, "map", "--backend", backend, "--long-text", mode, "-w", str(ws)],
+                   timeout=900)
     err = next((p.error() for p in (ing, mp) if not p.ok), None)
-    return {"cell_mb": len(cell) / 1e6, "ingest_rss": ing.peak_rss_mb, "ingest_s": ing.wall_s,
-            "map_rss": mp.peak_rss_mb, "map_s": mp.wall_s, "error": err}
+    return {"cell_mb": len(cell) / 1e6, "ingest_rss": ing.result.get("hwm_mb", float("nan")), "ingest_s": ing.wall_s,
+            "map_rss": mp.result.get("hwm_mb", float("nan")), "map_s": mp.wall_s, "error": err}
+
+
+# `sieve ...` that prints its own peak RSS (VmHWM) as a JSON line when it exits
+CLI_HWM = textwrap.dedent("""
+    import atexit, json, sys
+
+    def report():
+        with open("/proc/self/status") as fh:
+            hwm = next(int(x.split()[1]) for x in fh if x.startswith("VmHWM")) / 1024
+        sys.stdout.write(json.dumps({"hwm_mb": hwm}) + "\\n")
+        sys.stdout.flush()
+
+    atexit.register(report)
+    sys.argv = ["sieve", *sys.argv[1:]]
+    from core.cli import main
+    main()
+""")
 
 
 def section(results: list[dict], cells: list[tuple[str, str, dict]], args, load0: float, load1: float,
