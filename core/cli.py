@@ -15,6 +15,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -244,6 +245,8 @@ def embed(
               + (" (cached)" if res.cached else f", {res.n_computed} computed"))
 
 
+EDITS_OPT = typer.Option(None, "--edits", help="A JSON file of cluster edits (rename, merge, split) to apply "
+                         "on top of the map, as `sieve curate` does.")
 MODEL_OPT = typer.Option("all-MiniLM-L6-v2", help="sentence-transformers name or local path.")
 
 
@@ -266,20 +269,50 @@ def map_(
     min_samples: Optional[int] = typer.Option(None, help="HDBSCAN min_samples (default min(10, min_cluster_size))."),
     seed: int = typer.Option(42, help="Seed of the projection."),
     exact: bool = EXACT_OPT,
+    edits: Optional[Path] = EDITS_OPT,
     workspace: Path = WS_OPT,
 ):
     """Embed (if needed), project, cluster and label the current dataset."""
+    from .curate import read_edits
     from .pipeline import build_map, load_map
 
     ws = Workspace(workspace)
     params = _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size,
                          min_samples, seed, exact, backend)
+    edit_list = read_edits(edits) if edits is not None else None  # a bad file fails before any work
     from .ingest import current_dataset
 
     _warm_up_large_map(current_dataset(ws).n_rows)
     with _progress() as (progress, on_stage):
-        keys = build_map(ws, params, progress=progress, on_stage=on_stage)
+        keys = build_map(ws, params, progress=progress, on_stage=on_stage, edits=edit_list)
     _print_clusters(load_map(ws, keys))
+
+
+@app.command()
+@_guard
+def curate(
+    edits: Optional[Path] = typer.Argument(None, help="A JSON file: a list of edits, e.g. "
+                                           '[{"op":"rename","cluster":3,"name":"refunds"},'
+                                           '{"op":"merge","clusters":[1,4]},{"op":"split","cluster":2,"k":2}].'),
+    append: bool = typer.Option(False, "--append", help="Add the file's edits after the map's current ones "
+                                                        "(default: the file replaces them)."),
+    clear: bool = typer.Option(False, "--clear", help="Drop every edit: back to the clusters HDBSCAN found."),
+    workspace: Path = WS_OPT,
+):
+    """Rename, merge or split clusters of the current map (edits replay in `reproduce`)."""
+    from .curate import read_edits, stored_edits
+    from .pipeline import curate_map, current_map, load_map
+
+    if (edits is None) == (not clear):
+        raise SieveError("give an edits file, or --clear (not both)")
+    ws = Workspace(workspace)
+    keys, params = current_map(ws)
+    new = [] if clear else read_edits(edits)
+    if append:
+        new = stored_edits(ws, keys.label) + new
+    data = load_map(ws, curate_map(ws, keys, new, params))
+    _print_clusters(data)
+    err.print(f"{len(data.edits)} edit(s) apply to this map" + ("; run `sieve select` again" if data.edits else ""))
 
 
 def _warm_up_large_map(n_rows: int) -> None:
@@ -299,7 +332,7 @@ def _print_clusters(data):
     for col in ("id", "name", "size", "keywords"):
         t.add_column(col)
     for c in data.clusters:
-        t.add_row(str(c.id), c.name, str(c.size), ", ".join(c.keywords[:6]))
+        t.add_row(str(c.id), escape(c.name), str(c.size), escape(", ".join(c.keywords[:6])))  # names may be typed
     err.print(t)
     for note in data.notes:
         err.print(f"note: {note}")
@@ -480,6 +513,7 @@ def run(
     min_samples: Optional[int] = typer.Option(None),
     map_seed: int = typer.Option(42, help="Seed of the projection."),
     exact: bool = EXACT_OPT,
+    edits: Optional[Path] = EDITS_OPT,
     budget: int = SELECT_OPTS["budget"],
     policy: str = SELECT_OPTS["policy"],
     pick: str = SELECT_OPTS["pick"],
@@ -540,16 +574,21 @@ def run(
     sel_params = _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override,
                                 score_column, ascending, pin, ban, dedup=dedup, near_dup=near_dup, mmr_lambda=mmr_lambda, soft_noise=soft_noise, budget_unit=budget_unit, tokenizer=tokenizer, strata=strata, strata_bound=strata_bound, reference=reference, reference_text=reference_text, coverage_distance=coverage_distance, leakage=leakage, leakage_threshold=leakage_threshold)
     if engine == "ray":
+        if edits is not None:
+            raise SieveError("--edits is not available with --engine ray: cluster edits apply to a local map")
         _run_scaled(ws, ingest_params, map_params, sel_params, out_path, manifest, address=address,
                     backend=backend, workers=workers, shard_rows=shard_rows, sample_size=sample_size,
                     sample_seed=sample_seed, include_duplicates=include_duplicates)
         return
+    from .curate import read_edits
+
+    edit_list = read_edits(edits) if edits is not None else None
     info, cached = do_ingest(ws, ingest_params)
     _print_dataset(info, cached)
     t0 = time.perf_counter()
     _warm_up_large_map(info.n_rows)
     with _progress() as (progress, on_stage):
-        keys = build_map(ws, map_params, progress=progress, on_stage=on_stage)
+        keys = build_map(ws, map_params, progress=progress, on_stage=on_stage, edits=edit_list)
     mdata = load_map(ws, keys)
     _print_clusters(mdata)
     selection = run_selection(ws, mdata, sel_params)
