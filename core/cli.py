@@ -245,6 +245,17 @@ def embed(
               + (" (cached)" if res.cached else f", {res.n_computed} computed"))
 
 
+@contextlib.contextmanager
+def _naming_edits_file(path):
+    """An edit that does not apply (``edit 2 (merge): ...``) names the edits file it came from."""
+    try:
+        yield
+    except SieveError as exc:
+        if path is not None and str(exc).startswith("edit "):
+            raise SieveError(f"edits file {path}: {exc}") from None
+        raise
+
+
 EDITS_OPT = typer.Option(None, "--edits", help="A JSON file of cluster edits (rename, merge, split) to apply "
                          "on top of the map, as `sieve curate` does.")
 MODEL_OPT = typer.Option("all-MiniLM-L6-v2", help="sentence-transformers name or local path.")
@@ -283,7 +294,7 @@ def map_(
     from .ingest import current_dataset
 
     _warm_up_large_map(current_dataset(ws).n_rows)
-    with _progress() as (progress, on_stage):
+    with _progress() as (progress, on_stage), _naming_edits_file(edits):
         keys = build_map(ws, params, progress=progress, on_stage=on_stage, edits=edit_list)
     _print_clusters(load_map(ws, keys))
 
@@ -310,7 +321,8 @@ def curate(
     new = [] if clear else read_edits(edits)
     if append:
         new = stored_edits(ws, keys.label) + new
-    data = load_map(ws, curate_map(ws, keys, new, params))
+    with _naming_edits_file(edits):
+        data = load_map(ws, curate_map(ws, keys, new, params))
     _print_clusters(data)
     err.print(f"{len(data.edits)} edit(s) apply to this map" + ("; run `sieve select` again" if data.edits else ""))
 
@@ -587,7 +599,7 @@ def run(
     _print_dataset(info, cached)
     t0 = time.perf_counter()
     _warm_up_large_map(info.n_rows)
-    with _progress() as (progress, on_stage):
+    with _progress() as (progress, on_stage), _naming_edits_file(edits):
         keys = build_map(ws, map_params, progress=progress, on_stage=on_stage, edits=edit_list)
     mdata = load_map(ws, keys)
     _print_clusters(mdata)

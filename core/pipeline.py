@@ -119,11 +119,9 @@ def build_map(
         lkey, _ = stage("label", lambda: run_label(ws, ckey, emb.key, params.label))
         keys = MapKeys(info.key, emb.key, pkey, ckey, lkey, emb.model_id, timings, cached)
         _record(ws, keys, params)
-        if edits is None:
-            edits = curate.stored_edits(ws, lkey)
-        elif edits or curate.stored_edits(ws, lkey):
-            curate.store_edits(ws, lkey, edits)
-        return curate_map(ws, keys, edits, params) if edits else keys
+        stored = curate.stored_edits(ws, lkey)
+        edits = stored if edits is None else edits
+        return curate_map(ws, keys, edits, params) if (edits or stored) else keys
 
 
 def _record(ws: Workspace, keys: MapKeys, params: MapParams) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from pages import common as C
+from pages import map_tools
 
 STAGES = ("embed", "project", "cluster", "label")
 PAGE_SIZE = 100
@@ -142,7 +143,7 @@ def _compute(ws, info, params) -> None:
         raise
     C.ss()[C.K_COMPUTING] = False
     C.ss()[C.K_MAP_RUN] = {"timings": keys.timings, "cached": keys.cached, "details": details}
-    C.get_map(ws, keys.label)
+    C.get_map(ws, keys.map_id)
     st.rerun()
 
 
@@ -391,7 +392,7 @@ def _explore(ws, data) -> None:
         _summary(data)
 
     query = query.strip()
-    tabs = st.tabs(["Selected rows", "Clusters", "Search matches", "SQL filter"])
+    tabs = st.tabs(["Selected rows", "Clusters", "Search matches", "SQL filter", "Curate clusters"])
     with tabs[0]:
         _rows_table(ws, data, C.selected_ids(), "rows selected — draw a box or lasso on the map", C.W_SEL_PAGE)
     with tabs[1]:
@@ -408,6 +409,8 @@ def _explore(ws, data) -> None:
             _rows_table(ws, data, data.row_ids[mask], "matches", C.W_MATCH_PAGE)
     with tabs[3]:
         _sql_filter(ws, data, fig)
+    with tabs[4]:
+        map_tools.curate_panel(ws, data)
     for note in data.notes:
         st.caption(f"Note: {note}")
 

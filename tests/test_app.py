@@ -446,3 +446,64 @@ def test_map_sql_filter_selects_rows_and_refuses_files(map_env):
     at.button(key="w.sql_select").click().run()
     assert not at.exception
     assert at.error and text_value(at, "selected_count") == str(want)
+
+
+# -- curate clusters -------------------------------------------------------------------------
+
+
+def test_map_curate_rename_merge_split_undo(small_map, tmp_path, monkeypatch):
+    """The Curate tab's controls edit the session's map (in a copy of the small map's
+    workspace: the edits are stored there)."""
+    import shutil
+
+    from core.pipeline import load_map
+    from core.workspace import Workspace
+    from pages import map_tools as T
+
+    root = tmp_path / "ws"
+    shutil.copytree(small_map[0].root, root)
+    ws = Workspace(root)
+    data = load_map(ws)
+    monkeypatch.setenv("SIEVE_WORKSPACE", str(root))
+    ids = sorted(c.id for c in data.clusters if c.id >= 0)
+    at = open_page(C.PAGE_MAP)
+    no_errors(at)
+    assert text_value(at, "edits") == "0"
+    at.selectbox(key=T.W_CUR_RENAME_ID).set_value(ids[0])
+    at.text_input(key=T.W_CUR_RENAME_NAME).input("*refunds* <b>")
+    at.button(key=T.W_CUR_RENAME).click().run()
+    no_errors(at)
+    assert text_value(at, "edits") == "1"
+    assert at.session_state[C.K_MAP].cluster_names[ids[0]] == "*refunds* <b>"
+    fig = json.loads(chart(at).proto.spec)
+    assert "*refunds* &lt;b&gt;" in [t["name"] for t in fig["data"]]  # the legend shows it escaped
+
+    big = max((c for c in data.clusters if c.id >= 0), key=lambda c: c.size).id
+    at.selectbox(key=T.W_CUR_SPLIT_ID).set_value(big)
+    at.number_input(key=T.W_CUR_SPLIT_K).set_value(3)
+    at.button(key=T.W_CUR_SPLIT).click().run()
+    no_errors(at)
+    after_split = at.session_state[C.K_MAP]
+    assert len([c for c in after_split.clusters if c.id >= 0]) == len(ids) + 2
+    assert text_value(at, "clusters") == str(len(ids) + 2)
+    new_ids = sorted(set(after_split.cluster_names) - set(data.cluster_names))
+    at.multiselect(key=T.W_CUR_MERGE_IDS).set_value([big] + new_ids)
+    at.button(key=T.W_CUR_MERGE).click().run()
+    no_errors(at)
+    merged = at.session_state[C.K_MAP]
+    assert np.array_equal(merged.labels == big, data.labels == big)  # the parts merged back
+    assert text_value(at, "edits") == "3"
+    # the workspace keeps the edits: a fresh session opens the curated map
+    assert load_map(Workspace(ws.root)).edits == merged.edits
+    # a bad edit is one error line, and nothing changes
+    at.text_input(key=T.W_CUR_RENAME_NAME).input("   ")
+    at.button(key=T.W_CUR_RENAME).click().run()
+    assert not at.exception and any("edit 4 (rename)" in e.value for e in at.error)
+    assert text_value(at, "edits") == "3"
+    at.button(key=T.W_CUR_UNDO).click().run()
+    no_errors(at)
+    assert text_value(at, "edits") == "2"
+    at.button(key=T.W_CUR_CLEAR).click().run()
+    no_errors(at)
+    assert text_value(at, "edits") == "0"
+    assert np.array_equal(at.session_state[C.K_MAP].labels, data.labels)
