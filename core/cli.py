@@ -301,6 +301,51 @@ def map_(
 
 @app.command()
 @_guard
+def search(
+    query: Optional[str] = typer.Argument(None, help="What to look for, in words (embedded with the map's model)."),
+    k: int = typer.Option(10, "-k", "--k", help="How many rows to list."),
+    row: Optional[int] = typer.Option(None, "--row", help="More like this: search from this row id's own vector "
+                                                          "instead of a query."),
+    width: int = typer.Option(100, help="Characters of text shown per row (0: the whole text)."),
+    workspace: Path = WS_OPT,
+):
+    """Search the current map by meaning: the rows nearest the query (cosine), as plain text."""
+    from .ingest import load_texts
+    from .pipeline import load_map
+    from .search import embed_query, nearest, query_encoder
+
+    if (query is None) == (row is None):
+        raise SieveError("give a QUERY or --row ROW_ID (not both)")
+    ws = Workspace(workspace)
+    data = load_map(ws)
+    t0 = time.perf_counter()
+    if row is not None:
+        pos = data.positions([row])[0] if len(data.row_ids) else 0
+        if pos >= len(data.row_ids) or int(data.row_ids[pos]) != row:
+            raise SieveError(f"--row {row} is not on the map (rows with an empty text are not embedded)")
+        qvec = data.vectors[pos]
+    else:
+        qvec = embed_query(query_encoder(data.keys.model_id, data.params.embed if data.params else None), query)
+    t1 = time.perf_counter()
+    positions, sims = nearest(data.vectors, qvec, k)
+    t2 = time.perf_counter()
+    ids = data.row_ids[positions]
+    text_of = dict(zip(*load_texts(ws)[:2]))
+    names = data.cluster_names
+    lines = ["row_id\tsimilarity\tcluster\ttext"]
+    for rid, sim, pos in zip(ids.tolist(), sims.tolist(), positions.tolist()):
+        text = " ".join(str(text_of.get(rid, "")).split())
+        if width and len(text) > width:
+            text = text[: max(1, width - 1)] + "…"
+        cname = " ".join(names.get(int(data.labels[pos]), "").split())
+        lines.append(f"{rid}\t{sim:.4f}\t{int(data.labels[pos])}: {cname}\t{text}")
+    sys.stdout.write("\n".join(lines) + "\n")  # plain text: data is never read as markup
+    err.print(f"{len(ids)} row(s) of {len(data.row_ids)}; query embedded in {t1 - t0:.3f} s, "
+              f"searched in {t2 - t1:.3f} s", highlight=False, markup=False)
+
+
+@app.command()
+@_guard
 def curate(
     edits: Optional[Path] = typer.Argument(None, help="A JSON file: a list of edits, e.g. "
                                            '[{"op":"rename","cluster":3,"name":"refunds"},'
