@@ -185,14 +185,17 @@ def _figure(data, visible: set[int] | None, query: str, highlight: bool):
     """The chart's figure, cached in session state so it is identical across reruns."""
     from core.explore import draw_sample
 
+    sem = map_tools.semantic_highlight(data)  # the nearest rows of a search by meaning, ringed too
     key = (C.ss().get(C.K_MAP_KEY), tuple(sorted(visible)) if visible is not None else None,
-           query if (highlight and query) else None)
+           query if (highlight and query) else None, sem[0] if sem else None)
     cached = C.ss().get(C.K_FIG)
     if cached is not None and cached["key"] == key:
         return cached
     drawn = cached["drawn"] if cached is not None and cached["key"][0] == key[0] else \
         draw_sample(data.labels, C.MAX_DRAWN, seed=0)
     hl = _search_mask(data, query) if (highlight and query) else None
+    if sem is not None:
+        hl = sem[1] if hl is None else (hl | sem[1])
     fig, traces = C.map_figure(data, C.ss()[C.K_TEXTS], drawn, visible=visible, highlight=hl)
     allowed = None if visible is None else np.isin(data.labels, list(visible))
     if cached is not None and cached["key"][0] == key[0] and len(C.selected_ids()):
@@ -392,7 +395,8 @@ def _explore(ws, data) -> None:
         _summary(data)
 
     query = query.strip()
-    tabs = st.tabs(["Selected rows", "Clusters", "Search matches", "SQL filter", "Curate clusters"])
+    tabs = st.tabs(["Selected rows", "Clusters", "Search matches", "Search by meaning", "SQL filter",
+                    "Curate clusters"])
     with tabs[0]:
         _rows_table(ws, data, C.selected_ids(), "rows selected — draw a box or lasso on the map", C.W_SEL_PAGE)
     with tabs[1]:
@@ -408,8 +412,10 @@ def _explore(ws, data) -> None:
             st.button("Select matches", key=C.W_SELECT_MATCHES, on_click=_select_matches, disabled=not mask.any())
             _rows_table(ws, data, data.row_ids[mask], "matches", C.W_MATCH_PAGE)
     with tabs[3]:
-        _sql_filter(ws, data, fig)
+        map_tools.semantic_panel(ws, data)
     with tabs[4]:
+        _sql_filter(ws, data, fig)
+    with tabs[5]:
         map_tools.curate_panel(ws, data)
     for note in data.notes:
         st.caption(f"Note: {note}")

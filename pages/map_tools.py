@@ -1,11 +1,13 @@
 """The Map page's exploration tools, kept out of pages/map.py: curating the clusters
-(rename, merge, split).  Thin UI over core.curate / core.pipeline.curate_map.
+(rename, merge, split; core.curate / core.pipeline.curate_map) and search by meaning
+(core.search).
 
 Session-state keys of these tools are defined here (prefix ``w.curate.`` for widgets).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from pages import common as C
@@ -20,6 +22,17 @@ W_CUR_SPLIT_K = "w.curate.split_k"
 W_CUR_SPLIT = "w.curate.split"
 W_CUR_UNDO = "w.curate.undo"
 W_CUR_CLEAR = "w.curate.clear"
+
+K_SEM = "sieve.semantic"  # {"map": map id, "what": str, "ids": row ids, "sims": similarities} of the last search
+W_SEM_QUERY = "w.semantic.query"
+W_SEM_K = "w.semantic.k"
+W_SEM_GO = "w.semantic.go"
+W_SEM_ROW = "w.semantic.row"
+W_SEM_LIKE = "w.semantic.like"
+W_SEM_SELECT = "w.semantic.select"
+W_SEM_PIN = "w.semantic.pin"
+W_SEM_BAN = "w.semantic.ban"
+W_SEM_HIGHLIGHT = "w.semantic.highlight"
 
 
 def _apply(edits: list[dict], done: str) -> None:
@@ -117,3 +130,125 @@ def _edit_list(ws, data) -> None:
     c1, c2 = st.columns(2)
     c1.button("Undo last edit", key=W_CUR_UNDO, on_click=_undo)
     c2.button("Clear all edits", key=W_CUR_CLEAR, on_click=_clear)
+
+
+# -- search by meaning ----------------------------------------------------------------------------
+
+
+def _semantic() -> dict | None:
+    """The last search by meaning, if it was made on this session's map."""
+    res = C.ss().get(K_SEM)
+    return res if res is not None and res["map"] == C.ss().get(C.K_MAP_KEY) else None
+
+
+def semantic_highlight(data) -> tuple[tuple, np.ndarray] | None:
+    """(a token for the figure's cache key, a row mask) of the search results to ring on the map, or None."""
+    from core.explore import ids_in
+
+    res = _semantic()
+    if res is None or not C.ss().get(W_SEM_HIGHLIGHT, True) or not len(res["ids"]):
+        return None
+    return (res["what"], len(res["ids"])), ids_in(data.row_ids, res["ids"])
+
+
+def _run_search(data, vec: np.ndarray, what: str) -> None:
+    from core.search import nearest, row_norms
+
+    normalized = data.params is None or bool(data.params.embed.normalize)
+    pos, sims = nearest(data.vectors, vec, int(C.ss().get(W_SEM_K, 20)),
+                        norms=None if normalized else row_norms(data.vectors))
+    C.ss()[K_SEM] = {"map": C.ss().get(C.K_MAP_KEY), "what": what, "ids": data.row_ids[pos].astype(np.int64),
+                     "sims": sims, "positions": pos}
+
+
+@C.safe_callback
+def _search_query() -> None:
+    from core.search import embed_query
+
+    data = C.ss()[C.K_MAP]
+    if str(data.keys.model_id).startswith("column:"):
+        raise C.SieveError(f"this map's vectors come from the data ({data.keys.model_id}), not from a model, so a "
+                           "text query cannot be embedded; use More like this instead")
+    e = data.params.embed if data.params is not None else None
+    if e is None:
+        raise C.SieveError("this map's settings are unknown; compute the map again to search it by meaning")
+    query = C.ss().get(W_SEM_QUERY, "")
+    vec = embed_query(C.get_encoder(e.model, e.device, e.normalize, getattr(e, "backend", "torch")), query)
+    _run_search(data, vec, "query: " + " ".join(query.split()))
+
+
+@C.safe_callback
+def _more_like_this() -> None:
+    data = C.ss()[C.K_MAP]
+    rid = int(C.ss().get(W_SEM_ROW, -1))
+    pos = int(data.positions([rid])[0]) if len(data.row_ids) else 0
+    if pos >= len(data.row_ids) or int(data.row_ids[pos]) != rid:
+        raise C.SieveError(f"row {rid} is not on the map (rows with an empty text are not embedded)")
+    _run_search(data, np.asarray(data.vectors[pos], dtype=np.float32), f"more like row {rid}")
+
+
+@C.safe_callback
+def _select_results() -> None:
+    res = _semantic()
+    if res is not None:
+        C.ss()[C.K_SELECTED] = np.sort(res["ids"])
+        C.ss()[C.K_SELECTED_HOW] = "meaning"
+        C.ss()[C.K_CHART_VERSION] = C.ss().get(C.K_CHART_VERSION, 0) + 1
+
+
+@C.safe_callback
+def _pin_results() -> None:
+    if _semantic() is not None:
+        C.pin_rows(_semantic()["ids"])
+
+
+@C.safe_callback
+def _ban_results() -> None:
+    if _semantic() is not None:
+        C.ban_rows(_semantic()["ids"])
+
+
+def semantic_panel(ws, data) -> None:
+    """A query box (embedded with the map's model) and More like this; the nearest rows,
+    ringed on the map, to select, pin or ban."""
+    c1, c2, c3 = st.columns([4, 1, 1])
+    c1.text_input("Search by meaning", key=W_SEM_QUERY, placeholder="e.g. refunds for a cancelled flight")
+    c2.number_input("Rows", min_value=1, max_value=1000, value=20, key=W_SEM_K)
+    c3.write("")
+    c3.button("Search", key=W_SEM_GO, on_click=_search_query, type="primary", icon=":material/search:")
+    sel = C.selected_ids()
+    if W_SEM_ROW not in C.ss():
+        C.ss()[W_SEM_ROW] = int(sel[0]) if len(sel) else int(data.row_ids[0]) if len(data.row_ids) else 0
+    c1, c2, _ = st.columns([2, 1, 3])
+    c1.number_input("Row id", min_value=0, step=1, key=W_SEM_ROW,
+                    help="More like this: search from this row's own vector (e.g. a row you clicked on the map).")
+    c2.write("")
+    c2.button("More like this", key=W_SEM_LIKE, on_click=_more_like_this)
+    res = _semantic()
+    if res is None:
+        st.caption("The query is embedded with the map's own model and backend; rows are ranked by cosine "
+                   "similarity (exact search over every row).")
+        return
+    _results(data, res)
+
+
+def _results(data, res: dict) -> None:
+    import pandas as pd
+
+    st.text(f"semantic_results={len(res['ids'])}")
+    st.caption(f"Nearest rows, {res['what']}")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.checkbox("Ring them on the map", key=W_SEM_HIGHLIGHT, value=True,
+                help="Redraws the map, which clears the current selection.")
+    c2.button("Select these rows", key=W_SEM_SELECT, on_click=_select_results, icon=":material/select:")
+    c3.button("Pin these rows", key=W_SEM_PIN, on_click=_pin_results, icon=":material/push_pin:")
+    c4.button("Ban these rows", key=W_SEM_BAN, on_click=_ban_results, icon=":material/block:")
+    texts, names = C.ss()[C.K_TEXTS], data.cluster_names
+    pos = data.positions(res["ids"])
+    df = pd.DataFrame({"row id": res["ids"], "similarity": res["sims"],
+                       "cluster": [names.get(int(c), str(c)) for c in data.labels[pos]],
+                       "text": [texts[int(p)] for p in pos]})
+    st.dataframe(df, hide_index=True, width="stretch", column_config={
+        "row id": st.column_config.NumberColumn(format="%d"),
+        "similarity": st.column_config.NumberColumn(format="%.3f"),
+        "text": st.column_config.TextColumn(width="large")})
