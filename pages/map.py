@@ -186,8 +186,9 @@ def _figure(data, visible: set[int] | None, query: str, highlight: bool):
     from core.explore import draw_sample
 
     sem = map_tools.semantic_highlight(data)  # the nearest rows of a search by meaning, ringed too
+    colour = map_tools.color_view(C.get_workspace(), data)  # colour by a column instead of the clusters
     key = (C.ss().get(C.K_MAP_KEY), tuple(sorted(visible)) if visible is not None else None,
-           query if (highlight and query) else None, sem[0] if sem else None)
+           query if (highlight and query) else None, sem[0] if sem else None, colour[0] if colour else None)
     cached = C.ss().get(C.K_FIG)
     if cached is not None and cached["key"] == key:
         return cached
@@ -197,6 +198,8 @@ def _figure(data, visible: set[int] | None, query: str, highlight: bool):
     if sem is not None:
         hl = sem[1] if hl is None else (hl | sem[1])
     fig, traces = C.map_figure(data, C.ss()[C.K_TEXTS], drawn, visible=visible, highlight=hl)
+    if colour is not None:
+        map_tools.recolor(fig, traces, colour[1])
     allowed = None if visible is None else np.isin(data.labels, list(visible))
     if cached is not None and cached["key"][0] == key[0] and len(C.selected_ids()):
         C.ss()[C.K_SELECTED] = np.zeros(0, np.int64)
@@ -379,6 +382,7 @@ def _explore(ws, data) -> None:
     highlight = c3.checkbox("Highlight on map", key=C.W_HIGHLIGHT, on_change=C.persist(C.W_HIGHLIGHT, C.C_HIGHLIGHT),
                             help="Redraws the map, which clears the current selection.")
     visible = set(chosen) if chosen else None
+    map_tools.color_by_control(C.get_workspace(), data)
     fig = _figure(data, visible, query.strip(), highlight)
 
     left, right = st.columns([4, 1.3])
@@ -393,6 +397,7 @@ def _explore(ws, data) -> None:
                    "above to hide clusters (legend clicks are disabled).")
     with right:
         _summary(data)
+        map_tools.linked_summaries(ws, data)
 
     query = query.strip()
     tabs = st.tabs(["Selected rows", "Clusters", "Search matches", "Search by meaning", "SQL filter",

@@ -7,6 +7,8 @@ Session-state keys of these tools are defined here (prefix ``w.curate.`` for wid
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import streamlit as st
 
@@ -252,3 +254,157 @@ def _results(data, res: dict) -> None:
         "row id": st.column_config.NumberColumn(format="%d"),
         "similarity": st.column_config.NumberColumn(format="%.3f"),
         "text": st.column_config.TextColumn(width="large")})
+
+
+# -- colour by any column, and the linked summaries ----------------------------------------------
+
+CLUSTER = "cluster"
+W_COLOR_BY = "w.summary.color_by"
+W_SUMMARY_COLS = "w.summary.columns"
+K_VIEWS = "sieve.summary.views"  # {(map id, column): core.summaries.ColumnView}
+K_SUMMARY_VERSION = "sieve.summary.version"  # bumped to reset the small charts' selections
+
+
+def _columns(data) -> list[str]:
+    from core.explore import column_kinds
+
+    kinds = column_kinds(data.dataset.columns or {})
+    return [c for c in data.dataset.columns if c in set(kinds["text"]) | set(kinds["numeric"])]
+
+
+def _view(ws, data, column: str):
+    """The ColumnView of ``column`` (or the text length) over the map's rows, cached per map."""
+    from core.summaries import TEXT_LENGTH, column_view, text_length_view
+
+    views = C.ss().setdefault(K_VIEWS, {})
+    key = (C.ss().get(C.K_MAP_KEY), column)
+    if key not in views:
+        if len(views) > 16:
+            views.clear()
+        views[key] = text_length_view(C.ss()[C.K_TEXTS]) if column == TEXT_LENGTH else \
+            column_view(ws, column, data.row_ids)
+    return views[key]
+
+
+def color_by_control(ws, data) -> None:
+    """The "Colour by" box (above the map)."""
+    from core.summaries import TEXT_LENGTH
+
+    options = [CLUSTER, TEXT_LENGTH, *_columns(data)]
+    if C.ss().get(W_COLOR_BY) not in options:
+        C.ss()[W_COLOR_BY] = CLUSTER
+    st.columns([1, 3])[0].selectbox("Colour by", options, key=W_COLOR_BY,
+                 help="A numeric column gets a colour scale, any other column one colour per value (the 12 most "
+                      "frequent; the rest are grey). Redraws the map, which clears the current selection.")
+
+
+def color_view(ws, data):
+    """(cache token, ColumnView) of the column the map is coloured by, or None for clusters."""
+    column = C.ss().get(W_COLOR_BY, CLUSTER)
+    if column == CLUSTER or not column:
+        return None
+    return ("colour", column), _view(ws, data, column)
+
+
+def recolor(fig, traces, view) -> None:
+    """Colour the map's per-cluster traces by ``view`` (the traces and their selection stay as they are)."""
+    import html
+
+    import plotly.colors as pc
+    import plotly.graph_objects as go
+
+    from core.summaries import MISSING, OTHER
+
+    kind = view.kind
+    palette = [c for c in pc.qualitative.D3 if c.lower() != "#7f7f7f"] + pc.qualitative.Set2
+    if kind == "categorical":
+        cmap = {i: ("#c7c7c7" if cat in (OTHER, MISSING) else palette[i % len(palette)])
+                for i, cat in enumerate(view.categories)}
+    finite = view.values[np.isfinite(view.values)] if kind == "numeric" else None
+    lo, hi = (float(finite.min()), float(finite.max())) if finite is not None and len(finite) else (0.0, 1.0)
+    for t, pos in zip(fig.data, traces):
+        if t.name == "search matches":
+            continue
+        t.showlegend = False
+        if kind == "categorical":
+            t.marker.color = [cmap[int(c)] for c in view.codes[pos]]
+        else:
+            vals = view.values[pos]
+            t.marker.color = np.where(np.isfinite(vals), vals, lo)
+            t.marker.update(colorscale="Viridis", cmin=lo, cmax=hi, showscale=False)
+    if kind == "categorical":
+        for i, cat in enumerate(view.categories):
+            fig.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", name=html.escape(cat),
+                                       marker=dict(size=8, color=cmap[i]), hoverinfo="skip"))
+    else:
+        fig.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
+                                   marker=dict(colorscale="Viridis", cmin=lo, cmax=hi, color=[lo], showscale=True,
+                                               colorbar=dict(title=dict(text=html.escape(view.name)), len=0.5))))
+    fig.update_layout(legend_title_text=html.escape(view.name))
+
+
+def _bar_chart(view, rows: list[dict]):
+    import plotly.graph_objects as go
+
+    labels = [r["label"] for r in rows]
+    fig = go.Figure([
+        go.Bar(x=[r["all_share"] for r in rows], y=labels, orientation="h", name="all rows",
+               marker_color="#bdbdbd", customdata=[r["bar"] for r in rows],
+               hovertemplate="%{y}: %{x:.1%} of all rows<extra></extra>"),
+        go.Bar(x=[r["selected_share"] for r in rows], y=labels, orientation="h", name="selection",
+               marker_color="#1f77b4", customdata=[r["bar"] for r in rows],
+               hovertemplate="%{y}: %{x:.1%} of the selection<extra></extra>"),
+    ])
+    fig.update_layout(barmode="group", height=70 + 22 * len(rows), margin=dict(l=0, r=0, t=24, b=0),
+                      title=dict(text=view.name[:40], font=dict(size=12)), showlegend=False, dragmode=False,
+                      xaxis=dict(tickformat=".0%", title=None), yaxis=dict(autorange="reversed", type="category"))
+    return fig
+
+
+def _chart_key(column: str) -> str:
+    return f"w.summary.chart.{C.ss().get(K_SUMMARY_VERSION, 0)}.{column}"
+
+
+@C.safe_callback
+def _on_bar(column: str) -> None:
+    """A click on a bar: the selection becomes its rows (within the current selection, if any)."""
+    from core.explore import event_point_ids, ids_in
+    from core.summaries import bar_labels, bar_mask
+
+    data = C.ss()[C.K_MAP]
+    bars_clicked = sorted(set(event_point_ids(C.ss().get(_chart_key(column)))))
+    if not bars_clicked:
+        return
+    view = _view(C.get_workspace(), data, column)
+    mask = np.zeros(len(data.row_ids), bool)
+    for b in bars_clicked:
+        mask |= bar_mask(view, b)
+    current = C.selected_ids()
+    if len(current):
+        mask &= ids_in(data.row_ids, current)
+    C.ss()[C.K_SELECTED] = np.asarray(data.row_ids[mask], dtype=np.int64)
+    labels = bar_labels(view)
+    C.ss()[C.K_SELECTED_HOW] = f"{column} = {', '.join(labels[b] for b in bars_clicked)}"
+    C.ss()[K_SUMMARY_VERSION] = C.ss().get(K_SUMMARY_VERSION, 0) + 1
+    C.ss()[C.K_CHART_VERSION] = C.ss().get(C.K_CHART_VERSION, 0) + 1  # the map drops its drawn shape
+
+
+def linked_summaries(ws, data) -> None:
+    """Small bar charts of the selection against all rows; a click on a bar filters the selection."""
+    from core.explore import ids_in
+    from core.summaries import TEXT_LENGTH, bars
+
+    options = [TEXT_LENGTH, *_columns(data)]
+    if W_SUMMARY_COLS not in C.ss():
+        C.ss()[W_SUMMARY_COLS] = options[:2]
+    C.ss()[W_SUMMARY_COLS] = [c for c in C.ss()[W_SUMMARY_COLS] if c in options]
+    chosen = st.multiselect("Summaries of", options, key=W_SUMMARY_COLS,
+                            help="Grey: share of all rows per value; blue: share of the selection. Click a bar to "
+                                 "keep only the selected rows with that value (all rows with it when nothing is "
+                                 "selected).")
+    selected = ids_in(data.row_ids, C.selected_ids())
+    for column in chosen:
+        view = _view(ws, data, column)
+        rows = bars(view, selected)
+        st.plotly_chart(_bar_chart(view, rows), key=_chart_key(column), on_select=functools.partial(_on_bar, column),
+                        selection_mode="points", config={"displayModeBar": False})

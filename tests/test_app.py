@@ -507,3 +507,58 @@ def test_map_curate_rename_merge_split_undo(small_map, tmp_path, monkeypatch):
     no_errors(at)
     assert text_value(at, "edits") == "0"
     assert np.array_equal(at.session_state[C.K_MAP].labels, data.labels)
+
+
+# -- colour by any column, linked summaries ----------------------------------------------------
+
+
+def test_map_colour_by_column_and_linked_summary_bars_filter(map_env):
+    from core.summaries import TEXT_LENGTH, column_view
+    from pages import map_tools as T
+    from tests.app_fixtures import send_chart_selection, summary_charts
+
+    ws, data = map_env
+    at = open_page(C.PAGE_MAP)
+    no_errors(at)
+    n_traces = len(json.loads(chart(at).proto.spec)["data"])
+    # colour by a categorical column: the cluster traces stay (selection works the same), the legend shows values
+    at.selectbox(key=T.W_COLOR_BY).set_value("source").run()
+    no_errors(at)
+    fig = json.loads(chart(at).proto.spec)
+    view = column_view(ws, "source", data.row_ids)
+    legend = [t["name"] for t in fig["data"][n_traces:]]
+    assert legend == view.categories and len(fig["data"]) == n_traces + len(view.categories)
+    assert not any(t.get("showlegend", True) for t in fig["data"][:n_traces])
+    # a numeric column: a colour scale
+    at.selectbox(key=T.W_COLOR_BY).set_value("quality").run()
+    no_errors(at)
+    fig = json.loads(chart(at).proto.spec)
+    assert fig["data"][-1]["marker"]["showscale"] is True and fig["data"][0]["marker"]["colorscale"]
+    # the summaries: text length and the first column by default; add "source"
+    at.multiselect(key=T.W_SUMMARY_COLS).set_value([TEXT_LENGTH, "source"]).run()
+    charts = summary_charts(at)
+    assert set(charts) == {TEXT_LENGTH, "source"}
+    bars = json.loads(charts["source"].proto.spec)["data"]
+    assert list(bars[0]["y"]) == view.categories  # one bar per value; grey = all rows
+    assert abs(sum(bars[0]["x"]) - 1) < 1e-6
+    # a click on the "forum" bar selects the rows with source = forum
+    b = view.categories.index("forum")
+    at = send_chart_selection(at, charts["source"], {"points": [{"customdata": b, "curve_number": 0,
+                                                                  "point_index": b}], "box": [], "lasso": []})
+    no_errors(at)
+    forum = int((np.asarray(view.codes) == b).sum())
+    assert forum > 0 and text_value(at, "selected_count") == str(forum)
+    # the selection's share is now all "forum"
+    bars = json.loads(summary_charts(at)["source"].proto.spec)["data"]
+    assert bars[1]["x"][b] == 1.0
+    # a click on a text-length bin keeps only the selected rows in that bin
+    from core.summaries import bar_mask, text_length_view
+
+    tl = text_length_view(at.session_state[C.K_TEXTS])
+
+    at = send_chart_selection(at, summary_charts(at)[TEXT_LENGTH],
+                              {"points": [{"customdata": 0, "curve_number": 1, "point_index": 0}], "box": [],
+                               "lasso": []})
+    no_errors(at)
+    want = int((bar_mask(tl, 0) & (np.asarray(view.codes) == b)).sum())
+    assert text_value(at, "selected_count") == str(want)
