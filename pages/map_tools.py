@@ -262,6 +262,7 @@ CLUSTER = "cluster"
 W_COLOR_BY = "w.summary.color_by"
 W_SUMMARY_COLS = "w.summary.columns"
 K_VIEWS = "sieve.summary.views"  # {(map id, column): core.summaries.ColumnView}
+SUMMARIES_CONTAINER = "sieve-summaries"  # the small charts' container (CSS class st-key-sieve-summaries)
 K_SUMMARY_VERSION = "sieve.summary.version"  # bumped to reset the small charts' selections
 
 
@@ -396,15 +397,16 @@ def linked_summaries(ws, data) -> None:
 
     options = [TEXT_LENGTH, *_columns(data)]
     if W_SUMMARY_COLS not in C.ss():
-        C.ss()[W_SUMMARY_COLS] = options[:2]
+        C.ss()[W_SUMMARY_COLS] = options[:1]
     C.ss()[W_SUMMARY_COLS] = [c for c in C.ss()[W_SUMMARY_COLS] if c in options]
     chosen = st.multiselect("Summaries of", options, key=W_SUMMARY_COLS,
                             help="Grey: share of all rows per value; blue: share of the selection. Click a bar to "
                                  "keep only the selected rows with that value (all rows with it when nothing is "
                                  "selected).")
     selected = ids_in(data.row_ids, C.selected_ids())
+    box = st.container(key=SUMMARIES_CONTAINER)
     for column in chosen:
         view = _view(ws, data, column)
         rows = bars(view, selected)
-        st.plotly_chart(_bar_chart(view, rows), key=_chart_key(column), on_select=functools.partial(_on_bar, column),
+        box.plotly_chart(_bar_chart(view, rows), key=_chart_key(column), on_select=functools.partial(_on_bar, column),
                         selection_mode="points", config={"displayModeBar": False})

@@ -534,7 +534,7 @@ def test_map_colour_by_column_and_linked_summary_bars_filter(map_env):
     no_errors(at)
     fig = json.loads(chart(at).proto.spec)
     assert fig["data"][-1]["marker"]["showscale"] is True and fig["data"][0]["marker"]["colorscale"]
-    # the summaries: text length and the first column by default; add "source"
+    # the summaries: the text length by default; add "source"
     at.multiselect(key=T.W_SUMMARY_COLS).set_value([TEXT_LENGTH, "source"]).run()
     charts = summary_charts(at)
     assert set(charts) == {TEXT_LENGTH, "source"}
