@@ -81,7 +81,7 @@ def test_search_by_meaning_rings_rows_and_pins_them(page, explore_app):
     assert n == 20
     wait_chart(page)
     page.wait_for_function(f"() => {GD}.data.some(t => t.name === 'search matches')")
-    ringed = page.evaluate(f"() => {GD}.data.find(t => t.name === 'search matches').x.length")
+    ringed = page.evaluate(f"() => {GD}._fullData.find(t => t.name === 'search matches')._length")
     assert ringed == 20  # every row is drawn on a 200-row map
     page.get_by_role("button", name="Pin these rows").click()
     wait_text(page, "pinned_count", lambda v: v == "20")
@@ -104,8 +104,9 @@ def test_colour_by_a_column_and_a_summary_bar_filters(page, explore_app):
     from core.summaries import bar_mask, text_length_view
 
     ws, data, topics, _ = explore_app
-    page.get_by_test_id("stSelectbox").filter(has_text="Colour by").click()
-    page.get_by_role("option", name="source", exact=True).click()
+    page.get_by_test_id("stSelectbox").filter(has_text="Colour by").locator("input").click()
+    page.keyboard.type("source")
+    page.keyboard.press("Enter")
     _idle(page)
     wait_chart(page)
     page.wait_for_function(f"() => {GD}.layout.legend && {GD}._fullLayout.legend.title.text === 'source'")
@@ -114,6 +115,8 @@ def test_colour_by_a_column_and_a_summary_bar_filters(page, explore_app):
     # a click on the first text-length bar selects the rows in that bin
     _idle(page)
     bar = page.locator(".st-key-sieve-summaries .js-plotly-plot .point path").first
+    bar.scroll_into_view_if_needed()
+    time.sleep(0.5)
     box = bar.bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     got = int(wait_text(page, "selected_count", lambda v: v != "0"))
