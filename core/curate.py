@@ -255,7 +255,8 @@ def store_edits(ws: Workspace, label_key: str, edits: Sequence[dict]) -> None:
     ws.set_meta(f"{META_EDITS}:{label_key}", {"version": EDITS_VERSION, "edits": normalise_edits(edits)})
 
 
-def run_curate(ws: Workspace, keys, edits: Sequence[dict], label_params: LabelParams = LabelParams()) -> tuple[str, bool]:
+def run_curate(ws: Workspace, keys, edits: Sequence[dict],
+               label_params: LabelParams = LabelParams()) -> tuple[str, bool]:
     """Apply ``edits`` to the map ``keys`` (a ``MapKeys``) and store the result as the
     ``curate`` artifact (written atomically, cached by :func:`curate_key`).  Returns (key, cached)."""
     from .embed import load_embeddings

@@ -41,8 +41,9 @@ def nearest(vectors: np.ndarray, query_vec: np.ndarray, k: int, *, norms: np.nda
     n = len(vectors)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise SieveError(f"k must be a positive whole number, got {k!r}")
-    if n and np.asarray(vectors[:1]).shape[1] != len(q):
-        raise SieveError(f"the query vector has {len(q)} dimensions, the map's vectors {np.asarray(vectors[:1]).shape[1]}")
+    dim = np.asarray(vectors[:1]).shape[1] if n else len(q)
+    if dim != len(q):
+        raise SieveError(f"the query vector has {len(q)} dimensions, the map's vectors {dim}")
     qn = float(np.linalg.norm(q))
     if n == 0 or qn == 0 or not np.isfinite(qn):
         return np.zeros(0, np.int64), np.zeros(0, np.float32)

@@ -175,3 +175,31 @@ def test_curated_map_in_the_workspace_selection_manifest_and_reproduce(tmp_path)
     # clearing the edits goes back to HDBSCAN's clusters
     back = curate_map(ws, new, [], params)
     assert back.edits is None and np.array_equal(load_map(ws).labels, data.labels)
+
+
+def test_edits_on_a_parallel_map_replay_from_the_map_file(tmp_path, monkeypatch):
+    """A parallel-UMAP map is imported from the map file next to the manifest: the file
+    holds HDBSCAN's labels (the edits replay on top of them), so the curated clusters match."""
+    import core.project as P
+    from core.export import build_manifest, read_manifest, write_manifest
+    from core.pipeline import current_map, curate_map, load_map, reproduce, run_selection
+    from core.select import SelectParams
+    from core.workspace import Workspace
+    from tests.app_fixtures import HashEncoder, build_small_map
+
+    monkeypatch.setattr(P, "PARALLEL_MIN_ROWS", 0)
+    ws, data = build_small_map(tmp_path / "ws", n_rows=300, seed=3)
+    keys, params = current_map(ws)
+    assert not params.project.exact
+    big = max((c for c in data.clusters if c.id >= 0), key=lambda c: c.size).id
+    curate_map(ws, keys, [{"op": "split", "cluster": big, "k": 2}], params)
+    cur = load_map(ws)
+    sp = SelectParams(budget=50, policy="equal", pick="diverse")
+    man = build_manifest(cur, params, sp, run_selection(ws, cur, sp))
+    assert man["map"]["required"]
+    mpath = write_manifest(tmp_path / "out" / "m.json", man, cur)
+    man = read_manifest(mpath)
+    assert man["map"]["file"] and man["curate"]["edits"] == cur.edits
+    again, sel2, _, _ = reproduce(Workspace(tmp_path / "ws2"), man, encoder=HashEncoder(), manifest_path=mpath)
+    assert np.array_equal(again.base_labels, data.labels) and np.array_equal(again.labels, cur.labels)
+    assert sorted(sel2.row_ids.tolist()) == man["selected_row_ids"]

@@ -4,7 +4,6 @@ map made with the real packaged model (torch fp32) and generated rows of known t
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

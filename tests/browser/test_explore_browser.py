@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pytest
 
 from tests.browser.test_browser import (  # noqa: F401  (fixtures and helpers shared with the main flow)
