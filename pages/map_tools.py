@@ -26,6 +26,7 @@ W_CUR_UNDO = "w.curate.undo"
 W_CUR_CLEAR = "w.curate.clear"
 
 K_SEM = "sieve.semantic"  # {"map": map id, "what": str, "ids": row ids, "sims": similarities} of the last search
+K_SEM_FOLLOWED = "sieve.semantic.followed"  # the single selected row last put in the Row id box
 W_SEM_QUERY = "w.semantic.query"
 W_SEM_K = "w.semantic.k"
 W_SEM_GO = "w.semantic.go"
@@ -221,6 +222,8 @@ def semantic_panel(ws, data) -> None:
     sel = C.selected_ids()
     if W_SEM_ROW not in C.ss():
         C.ss()[W_SEM_ROW] = int(sel[0]) if len(sel) else int(data.row_ids[0]) if len(data.row_ids) else 0
+    if len(sel) == 1 and C.ss().get(K_SEM_FOLLOWED) != int(sel[0]):  # a clicked point: more like it
+        C.ss()[W_SEM_ROW] = C.ss()[K_SEM_FOLLOWED] = int(sel[0])
     c1, c2, _ = st.columns([2, 1, 3])
     c1.number_input("Row id", min_value=0, step=1, key=W_SEM_ROW,
                     help="More like this: search from this row's own vector (e.g. a row you clicked on the map).")

@@ -562,3 +562,23 @@ def test_map_colour_by_column_and_linked_summary_bars_filter(map_env):
     no_errors(at)
     want = int((bar_mask(tl, 0) & (np.asarray(view.codes) == b)).sum())
     assert text_value(at, "selected_count") == str(want)
+
+
+def test_map_more_like_this_follows_a_clicked_point(map_env):
+    """A clicked point fills the Row id box; More like this (the row's own vector: no model
+    needed) lists that row first, at similarity 1."""
+    from pages import map_tools as T
+
+    _, data = map_env
+    at = open_page(C.PAGE_MAP)
+    p = 17
+    at = send_selection(at, {"points": [{"customdata": p, "curve_number": 0, "point_index": 0}], "box": [],
+                             "lasso": []})
+    no_errors(at)
+    assert text_value(at, "selected_count") == "1"
+    assert at.number_input(key=T.W_SEM_ROW).value == int(data.row_ids[p])
+    at.button(key=T.W_SEM_LIKE).click().run()
+    no_errors(at)
+    res = at.session_state[T.K_SEM]
+    assert int(res["ids"][0]) == int(data.row_ids[p]) and abs(float(res["sims"][0]) - 1) < 1e-5
+    assert text_value(at, "semantic_results") == str(min(20, len(data.row_ids)))
