@@ -203,3 +203,21 @@ def test_edits_on_a_parallel_map_replay_from_the_map_file(tmp_path, monkeypatch)
     again, sel2, _, _ = reproduce(Workspace(tmp_path / "ws2"), man, encoder=HashEncoder(), manifest_path=mpath)
     assert np.array_equal(again.base_labels, data.labels) and np.array_equal(again.labels, cur.labels)
     assert sorted(sel2.row_ids.tolist()) == man["selected_row_ids"]
+
+
+def test_a_manifest_with_a_bad_edit_is_refused_naming_it(tmp_path):
+    import json
+
+    from core.manifest_check import validate_manifest
+
+    base = {"manifest_version": 1, "dataset": {"sources": ["x.csv"], "fingerprint": "f", "key": "k", "n_rows": 1,
+                                               "text": {"column": "text", "template": None}},
+            "model": {}, "project": {}, "cluster": {}, "select": {}, "selected_row_ids": []}
+    good = {**base, "curate": {"version": 1, "edits": [{"op": "merge", "clusters": [0, 1]}], "key": "abc"}}
+    try:
+        validate_manifest(json.loads(json.dumps(good)), "m.json", 1)
+    except SieveError as exc:  # other sections of this stub may be refused, never the curate one
+        assert "curate" not in str(exc), exc
+    bad = {**base, "curate": {"version": 1, "edits": [{"op": "merge", "clusters": [0]}]}}
+    with pytest.raises(SieveError, match=r"manifest m.json: curate.edit 1 \(merge\)"):
+        validate_manifest(bad, "m.json", 1)
