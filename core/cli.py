@@ -15,6 +15,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -304,6 +305,19 @@ def embed(
         err.print(f"note: {msg}", markup=False, highlight=False)
 
 
+@contextlib.contextmanager
+def _naming_edits_file(path):
+    """An edit that does not apply (``edit 2 (merge): ...``) names the edits file it came from."""
+    try:
+        yield
+    except SieveError as exc:
+        if path is not None and str(exc).startswith("edit "):
+            raise SieveError(f"edits file {path}: {exc}") from None
+        raise
+
+
+EDITS_OPT = typer.Option(None, "--edits", help="A JSON file of cluster edits (rename, merge, split) to apply "
+                         "on top of the map, as `sieve curate` does.")
 MODEL_OPT = typer.Option("all-MiniLM-L6-v2", help="sentence-transformers name or local path.")
 
 
@@ -327,21 +341,97 @@ def map_(
     seed: int = typer.Option(42, help="Seed of the projection."),
     exact: bool = EXACT_OPT,
     long_text: str = LONG_TEXT_OPT,
+    edits: Optional[Path] = EDITS_OPT,
     workspace: Path = WS_OPT,
 ):
     """Embed (if needed), project, cluster and label the current dataset."""
+    from .curate import read_edits
     from .pipeline import build_map, load_map
 
     ws = Workspace(workspace)
     params = _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size,
                          min_samples, seed, exact, backend, long_text)
+    edit_list = read_edits(edits) if edits is not None else None  # a bad file fails before any work
     from .ingest import current_dataset
 
     _warm_up_large_map(current_dataset(ws).n_rows)
-    with _progress() as (progress, on_stage):
-        keys = build_map(ws, params, progress=progress, on_stage=on_stage)
+    with _progress() as (progress, on_stage), _naming_edits_file(edits):
+        keys = build_map(ws, params, progress=progress, on_stage=on_stage, edits=edit_list)
     _print_long_texts(ws, keys.embed, long_text)
     _print_clusters(load_map(ws, keys))
+
+
+@app.command()
+@_guard
+def search(
+    query: Optional[str] = typer.Argument(None, help="What to look for, in words (embedded with the map's model)."),
+    k: int = typer.Option(10, "-k", "--k", help="How many rows to list."),
+    row: Optional[int] = typer.Option(None, "--row", help="More like this: search from this row id's own vector "
+                                                          "instead of a query."),
+    width: int = typer.Option(100, help="Characters of text shown per row (0: the whole text)."),
+    workspace: Path = WS_OPT,
+):
+    """Search the current map by meaning: the rows nearest the query (cosine), as plain text."""
+    from .ingest import load_texts
+    from .pipeline import load_map
+    from .search import embed_query, nearest, query_encoder
+
+    if (query is None) == (row is None):
+        raise SieveError("give a QUERY or --row ROW_ID (not both)")
+    ws = Workspace(workspace)
+    data = load_map(ws)
+    t0 = time.perf_counter()
+    if row is not None:
+        pos = data.positions([row])[0] if len(data.row_ids) else 0
+        if pos >= len(data.row_ids) or int(data.row_ids[pos]) != row:
+            raise SieveError(f"--row {row} is not on the map (rows with an empty text are not embedded)")
+        qvec = data.vectors[pos]
+    else:
+        qvec = embed_query(query_encoder(data.keys.model_id, data.params.embed if data.params else None), query)
+    t1 = time.perf_counter()
+    positions, sims = nearest(data.vectors, qvec, k)
+    t2 = time.perf_counter()
+    ids = data.row_ids[positions]
+    text_of = dict(zip(*load_texts(ws)[:2]))
+    names = data.cluster_names
+    lines = ["row_id\tsimilarity\tcluster\ttext"]
+    for rid, sim, pos in zip(ids.tolist(), sims.tolist(), positions.tolist()):
+        text = " ".join(str(text_of.get(rid, "")).split())
+        if width and len(text) > width:
+            text = text[: max(1, width - 1)] + "…"
+        cname = " ".join(names.get(int(data.labels[pos]), "").split())
+        lines.append(f"{rid}\t{sim:.4f}\t{int(data.labels[pos])}: {cname}\t{text}")
+    sys.stdout.write("\n".join(lines) + "\n")  # plain text: data is never read as markup
+    err.print(f"{len(ids)} row(s) of {len(data.row_ids)}; query embedded in {t1 - t0:.3f} s, "
+              f"searched in {t2 - t1:.3f} s", highlight=False, markup=False)
+
+
+@app.command()
+@_guard
+def curate(
+    edits: Optional[Path] = typer.Argument(None, help="A JSON file: a list of edits, e.g. "
+                                           '[{"op":"rename","cluster":3,"name":"refunds"},'
+                                           '{"op":"merge","clusters":[1,4]},{"op":"split","cluster":2,"k":2}].'),
+    append: bool = typer.Option(False, "--append", help="Add the file's edits after the map's current ones "
+                                                        "(default: the file replaces them)."),
+    clear: bool = typer.Option(False, "--clear", help="Drop every edit: back to the clusters HDBSCAN found."),
+    workspace: Path = WS_OPT,
+):
+    """Rename, merge or split clusters of the current map (edits replay in `reproduce`)."""
+    from .curate import read_edits, stored_edits
+    from .pipeline import curate_map, current_map, load_map
+
+    if (edits is None) == (not clear):
+        raise SieveError("give an edits file, or --clear (not both)")
+    ws = Workspace(workspace)
+    keys, params = current_map(ws)
+    new = [] if clear else read_edits(edits)
+    if append:
+        new = stored_edits(ws, keys.label) + new
+    with _naming_edits_file(edits):
+        data = load_map(ws, curate_map(ws, keys, new, params))
+    _print_clusters(data)
+    err.print(f"{len(data.edits)} edit(s) apply to this map" + ("; run `sieve select` again" if data.edits else ""))
 
 
 def _warm_up_large_map(n_rows: int) -> None:
@@ -361,7 +451,7 @@ def _print_clusters(data):
     for col in ("id", "name", "size", "keywords"):
         t.add_column(col)
     for c in data.clusters:
-        t.add_row(str(c.id), c.name, str(c.size), ", ".join(c.keywords[:6]))
+        t.add_row(str(c.id), escape(c.name), str(c.size), escape(", ".join(c.keywords[:6])))  # names may be typed
     err.print(t)
     for note in data.notes:
         err.print(f"note: {note}")
@@ -550,6 +640,7 @@ def run(
     map_seed: int = typer.Option(42, help="Seed of the projection."),
     exact: bool = EXACT_OPT,
     long_text: str = LONG_TEXT_OPT,
+    edits: Optional[Path] = EDITS_OPT,
     budget: int = SELECT_OPTS["budget"],
     policy: str = SELECT_OPTS["policy"],
     pick: str = SELECT_OPTS["pick"],
@@ -612,16 +703,21 @@ def run(
     if engine == "ray":
         if long_text != "truncate":
             raise SieveError("--long-text chunk is not available with --engine ray yet; use --engine local")
+        if edits is not None:
+            raise SieveError("--edits is not available with --engine ray: cluster edits apply to a local map")
         _run_scaled(ws, ingest_params, map_params, sel_params, out_path, manifest, address=address,
                     backend=backend, workers=workers, shard_rows=shard_rows, sample_size=sample_size,
                     sample_seed=sample_seed, include_duplicates=include_duplicates)
         return
+    from .curate import read_edits
+
+    edit_list = read_edits(edits) if edits is not None else None
     info, cached = do_ingest(ws, ingest_params)
     _print_dataset(info, cached)
     t0 = time.perf_counter()
     _warm_up_large_map(info.n_rows)
-    with _progress() as (progress, on_stage):
-        keys = build_map(ws, map_params, progress=progress, on_stage=on_stage)
+    with _progress() as (progress, on_stage), _naming_edits_file(edits):
+        keys = build_map(ws, map_params, progress=progress, on_stage=on_stage, edits=edit_list)
     _print_long_texts(ws, keys.embed, long_text)
     mdata = load_map(ws, keys)
     _print_clusters(mdata)

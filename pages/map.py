@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from pages import common as C
+from pages import map_tools
 
 STAGES = ("embed", "project", "cluster", "label")
 PAGE_SIZE = 100
@@ -153,7 +154,7 @@ def _compute(ws, info, params) -> None:
         raise
     C.ss()[C.K_COMPUTING] = False
     C.ss()[C.K_MAP_RUN] = {"timings": keys.timings, "cached": keys.cached, "details": details}
-    C.get_map(ws, keys.label)
+    C.get_map(ws, keys.map_id)
     st.rerun()
 
 
@@ -195,15 +196,21 @@ def _figure(data, visible: set[int] | None, query: str, highlight: bool):
     """The chart's figure, cached in session state so it is identical across reruns."""
     from core.explore import draw_sample
 
+    sem = map_tools.semantic_highlight(data)  # the nearest rows of a search by meaning, ringed too
+    colour = map_tools.color_view(C.get_workspace(), data)  # colour by a column instead of the clusters
     key = (C.ss().get(C.K_MAP_KEY), tuple(sorted(visible)) if visible is not None else None,
-           query if (highlight and query) else None)
+           query if (highlight and query) else None, sem[0] if sem else None, colour[0] if colour else None)
     cached = C.ss().get(C.K_FIG)
     if cached is not None and cached["key"] == key:
         return cached
     drawn = cached["drawn"] if cached is not None and cached["key"][0] == key[0] else \
         draw_sample(data.labels, C.MAX_DRAWN, seed=0)
     hl = _search_mask(data, query) if (highlight and query) else None
+    if sem is not None:
+        hl = sem[1] if hl is None else (hl | sem[1])
     fig, traces = C.map_figure(data, C.ss()[C.K_TEXTS], drawn, visible=visible, highlight=hl)
+    if colour is not None:
+        map_tools.recolor(fig, traces, colour[1])
     allowed = None if visible is None else np.isin(data.labels, list(visible))
     if cached is not None and cached["key"][0] == key[0] and len(C.selected_ids()):
         C.ss()[C.K_SELECTED] = np.zeros(0, np.int64)
@@ -386,6 +393,7 @@ def _explore(ws, data) -> None:
     highlight = c3.checkbox("Highlight on map", key=C.W_HIGHLIGHT, on_change=C.persist(C.W_HIGHLIGHT, C.C_HIGHLIGHT),
                             help="Redraws the map, which clears the current selection.")
     visible = set(chosen) if chosen else None
+    map_tools.color_by_control(C.get_workspace(), data)
     fig = _figure(data, visible, query.strip(), highlight)
 
     left, right = st.columns([4, 1.3])
@@ -400,9 +408,11 @@ def _explore(ws, data) -> None:
                    "above to hide clusters (legend clicks are disabled).")
     with right:
         _summary(data)
+        map_tools.linked_summaries(ws, data)
 
     query = query.strip()
-    tabs = st.tabs(["Selected rows", "Clusters", "Search matches", "SQL filter"])
+    tabs = st.tabs(["Selected rows", "Clusters", "Search matches", "Search by meaning", "SQL filter",
+                    "Curate clusters"])
     with tabs[0]:
         _rows_table(ws, data, C.selected_ids(), "rows selected — draw a box or lasso on the map", C.W_SEL_PAGE)
     with tabs[1]:
@@ -418,7 +428,11 @@ def _explore(ws, data) -> None:
             st.button("Select matches", key=C.W_SELECT_MATCHES, on_click=_select_matches, disabled=not mask.any())
             _rows_table(ws, data, data.row_ids[mask], "matches", C.W_MATCH_PAGE)
     with tabs[3]:
+        map_tools.semantic_panel(ws, data)
+    with tabs[4]:
         _sql_filter(ws, data, fig)
+    with tabs[5]:
+        map_tools.curate_panel(ws, data)
     for note in data.notes:
         st.caption(f"Note: {note}")
 
