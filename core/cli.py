@@ -16,6 +16,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
@@ -66,14 +67,15 @@ def _ingest_params(data, text, template, vectors, fmt, delimiter=None, encoding=
 
 
 def _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size, min_samples, seed,
-                exact=False, backend="auto"):
+                exact=False, backend="auto", long_text="truncate"):
     from .cluster import ClusterParams
     from .embed import EmbedParams
     from .pipeline import MapParams
     from .project import ProjectParams
 
     return MapParams(
-        EmbedParams(model=model, batch_size=batch_size, device=device, backend=backend).resolved(),
+        EmbedParams(model=model, batch_size=batch_size, device=device, backend=backend,
+                    long_text=long_text).resolved(),
         ProjectParams(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, cluster_dims=dims, seed=seed,
                       exact=exact),
         ClusterParams(min_cluster_size=min_cluster_size, min_samples=min_samples),
@@ -236,9 +238,10 @@ def ingest(
     """Load a dataset into the workspace."""
     from .ingest import ingest as do_ingest
 
-    info, cached = do_ingest(Workspace(workspace), _ingest_params(data, text, template, vectors, fmt, delimiter,
-                                                                  encoding))
+    ws = Workspace(workspace)
+    info, cached = do_ingest(ws, _ingest_params(data, text, template, vectors, fmt, delimiter, encoding))
     _print_dataset(info, cached)
+    _print_long_texts_after_ingest(ws, info)
 
 
 def _print_dataset(info, cached):
@@ -251,6 +254,31 @@ def _print_dataset(info, cached):
     )
 
 
+def _print_long_texts_after_ingest(ws, info, model: str = "all-MiniLM-L6-v2") -> None:
+    """Texts over the (default) model's token limit, counted with its tokenizer."""
+    from .long_text import count_dataset
+
+    if info.vector_column:
+        return
+    msg = count_dataset(ws, model).message()
+    if msg:
+        err.print(f"note: {msg} ({model})", markup=False, highlight=False)
+
+
+def _print_long_texts(ws, embed_key: str, mode: str) -> None:
+    """After embedding: how many texts were over the model's limit, and what was done."""
+    from .embed import EmbedResult
+
+    meta = ws.load_artifact("embed", embed_key)[1]
+    res = EmbedResult(embed_key, meta["model_id"], meta["dim"], meta["n_rows"], 0, True, meta.get("long_texts"))
+    msg = res.long_text_message(mode)
+    if msg:
+        err.print(f"note: {msg}", markup=False, highlight=False)
+
+
+LONG_TEXT_OPT = typer.Option("truncate", "--long-text", help="Texts over the model's token limit: truncate (embed "
+                             "the first max_seq_length tokens, as sentence-transformers does) or chunk (embed "
+                             "overlapping windows and mean-pool them).")
 BACKEND_HELP = ("auto (onnx-int8 on the CPU when onnxruntime is installed, else torch), torch (exact fp32; fp16 on "
                 "CUDA), onnx-int8 (int8 ONNX Runtime, CPU, ~0.99 cosine to fp32) or static (fast preview).")
 
@@ -267,6 +295,7 @@ def embed(
                                           "else a local Ray instance)."),
     workers: Optional[int] = typer.Option(None, help="--engine ray: actors (default: one per GPU, else per CPU)."),
     shard_rows: int = typer.Option(50_000, help="--engine ray: row ids per shard (the unit of resume)."),
+    long_text: str = LONG_TEXT_OPT,
     workspace: Path = WS_OPT,
 ):
     """Embed the current dataset (cached by model and text; resumable)."""
@@ -275,9 +304,12 @@ def embed(
     ws = Workspace(workspace)
     if engine not in ("local", "ray"):
         raise SieveError(f"--engine must be local or ray, got {engine!r}")
+    params = EmbedParams(model=model, batch_size=batch_size, device=device, backend=backend, long_text=long_text)
     if engine == "ray":
         from . import scale
 
+        if long_text != "truncate":
+            raise SieveError("--long-text chunk is not available with --engine ray yet; use --engine local")
         if address:
             scale.connect(address)
         res = scale.embed_shards(ws, scale.ScaleEmbedParams(model=model, batch_size=batch_size, device=device,
@@ -287,12 +319,27 @@ def embed(
                   f"({res.n_computed} computed, {res.n_skipped} already done) at {res.glob}")
         return
     with _progress() as (progress, _):
-        res = run_embed(ws, EmbedParams(model=model, batch_size=batch_size, device=device, backend=backend),
-                        progress=lambda d, t, m: progress("embed", d, t, m))
+        res = run_embed(ws, params, progress=lambda d, t, m: progress("embed", d, t, m))
     err.print(f"embeddings: {res.n_rows} x {res.dim} from {res.model_id}"
-              + (" (cached)" if res.cached else f", {res.n_computed} computed"))
+              + (" (cached)" if res.cached else f", {res.n_computed} computed"), markup=False, highlight=False)
+    msg = res.long_text_message(long_text)
+    if msg:
+        err.print(f"note: {msg}", markup=False, highlight=False)
 
 
+@contextlib.contextmanager
+def _naming_edits_file(path):
+    """An edit that does not apply (``edit 2 (merge): ...``) names the edits file it came from."""
+    try:
+        yield
+    except SieveError as exc:
+        if path is not None and str(exc).startswith("edit "):
+            raise SieveError(f"edits file {path}: {exc}") from None
+        raise
+
+
+EDITS_OPT = typer.Option(None, "--edits", help="A JSON file of cluster edits (rename, merge, split) to apply "
+                         "on top of the map, as `sieve curate` does.")
 MODEL_OPT = typer.Option("all-MiniLM-L6-v2", help="sentence-transformers name or local path.")
 
 
@@ -315,20 +362,98 @@ def map_(
     min_samples: Optional[int] = typer.Option(None, help="HDBSCAN min_samples (default min(10, min_cluster_size))."),
     seed: int = typer.Option(42, help="Seed of the projection."),
     exact: bool = EXACT_OPT,
+    long_text: str = LONG_TEXT_OPT,
+    edits: Optional[Path] = EDITS_OPT,
     workspace: Path = WS_OPT,
 ):
     """Embed (if needed), project, cluster and label the current dataset."""
+    from .curate import read_edits
     from .pipeline import build_map, load_map
 
     ws = Workspace(workspace)
     params = _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size,
-                         min_samples, seed, exact, backend)
+                         min_samples, seed, exact, backend, long_text)
+    edit_list = read_edits(edits) if edits is not None else None  # a bad file fails before any work
     from .ingest import current_dataset
 
     _warm_up_large_map(current_dataset(ws).n_rows)
-    with _progress() as (progress, on_stage):
-        keys = build_map(ws, params, progress=progress, on_stage=on_stage)
+    with _progress() as (progress, on_stage), _naming_edits_file(edits):
+        keys = build_map(ws, params, progress=progress, on_stage=on_stage, edits=edit_list)
+    _print_long_texts(ws, keys.embed, long_text)
     _print_clusters(load_map(ws, keys))
+
+
+@app.command()
+@_guard
+def search(
+    query: Optional[str] = typer.Argument(None, help="What to look for, in words (embedded with the map's model)."),
+    k: int = typer.Option(10, "-k", "--k", help="How many rows to list."),
+    row: Optional[int] = typer.Option(None, "--row", help="More like this: search from this row id's own vector "
+                                                          "instead of a query."),
+    width: int = typer.Option(100, help="Characters of text shown per row (0: the whole text)."),
+    workspace: Path = WS_OPT,
+):
+    """Search the current map by meaning: the rows nearest the query (cosine), as plain text."""
+    from .ingest import load_texts
+    from .pipeline import load_map
+    from .search import embed_query, nearest, query_encoder
+
+    if (query is None) == (row is None):
+        raise SieveError("give a QUERY or --row ROW_ID (not both)")
+    ws = Workspace(workspace)
+    data = load_map(ws)
+    t0 = time.perf_counter()
+    if row is not None:
+        pos = data.positions([row])[0] if len(data.row_ids) else 0
+        if pos >= len(data.row_ids) or int(data.row_ids[pos]) != row:
+            raise SieveError(f"--row {row} is not on the map (rows with an empty text are not embedded)")
+        qvec = data.vectors[pos]
+    else:
+        qvec = embed_query(query_encoder(data.keys.model_id, data.params.embed if data.params else None), query)
+    t1 = time.perf_counter()
+    positions, sims = nearest(data.vectors, qvec, k)
+    t2 = time.perf_counter()
+    ids = data.row_ids[positions]
+    text_of = dict(zip(*load_texts(ws)[:2]))
+    names = data.cluster_names
+    lines = ["row_id\tsimilarity\tcluster\ttext"]
+    for rid, sim, pos in zip(ids.tolist(), sims.tolist(), positions.tolist()):
+        text = " ".join(str(text_of.get(rid, "")).split())
+        if width and len(text) > width:
+            text = text[: max(1, width - 1)] + "…"
+        cname = " ".join(names.get(int(data.labels[pos]), "").split())
+        lines.append(f"{rid}\t{sim:.4f}\t{int(data.labels[pos])}: {cname}\t{text}")
+    sys.stdout.write("\n".join(lines) + "\n")  # plain text: data is never read as markup
+    err.print(f"{len(ids)} row(s) of {len(data.row_ids)}; query embedded in {t1 - t0:.3f} s, "
+              f"searched in {t2 - t1:.3f} s", highlight=False, markup=False)
+
+
+@app.command()
+@_guard
+def curate(
+    edits: Optional[Path] = typer.Argument(None, help="A JSON file: a list of edits, e.g. "
+                                           '[{"op":"rename","cluster":3,"name":"refunds"},'
+                                           '{"op":"merge","clusters":[1,4]},{"op":"split","cluster":2,"k":2}].'),
+    append: bool = typer.Option(False, "--append", help="Add the file's edits after the map's current ones "
+                                                        "(default: the file replaces them)."),
+    clear: bool = typer.Option(False, "--clear", help="Drop every edit: back to the clusters HDBSCAN found."),
+    workspace: Path = WS_OPT,
+):
+    """Rename, merge or split clusters of the current map (edits replay in `reproduce`)."""
+    from .curate import read_edits, stored_edits
+    from .pipeline import curate_map, current_map, load_map
+
+    if (edits is None) == (not clear):
+        raise SieveError("give an edits file, or --clear (not both)")
+    ws = Workspace(workspace)
+    keys, params = current_map(ws)
+    new = [] if clear else read_edits(edits)
+    if append:
+        new = stored_edits(ws, keys.label) + new
+    with _naming_edits_file(edits):
+        data = load_map(ws, curate_map(ws, keys, new, params))
+    _print_clusters(data)
+    err.print(f"{len(data.edits)} edit(s) apply to this map" + ("; run `sieve select` again" if data.edits else ""))
 
 
 def _warm_up_large_map(n_rows: int) -> None:
@@ -348,7 +473,7 @@ def _print_clusters(data):
     for col in ("id", "name", "size", "keywords"):
         t.add_column(col)
     for c in data.clusters:
-        t.add_row(str(c.id), c.name, str(c.size), ", ".join(c.keywords[:6]))
+        t.add_row(str(c.id), escape(c.name), str(c.size), escape(", ".join(c.keywords[:6])))  # names may be typed
     err.print(t)
     for note in data.notes:
         err.print(f"note: {note}")
@@ -436,6 +561,7 @@ def select_(
 def _print_selection(data, selection, params):
     import numpy as np
 
+    from .metrics import fmt_distance
     from .pipeline import selection_report
 
     m = selection_report(data, selection, params, vectors=len(selection) <= 20_000)
@@ -449,14 +575,14 @@ def _print_selection(data, selection, params):
     for c, n in sorted(selection.allocation.items(), key=lambda kv: (kv[0] == -1, kv[0])):
         t.add_row(str(c), names.get(c, str(c)), str(m.counts_full.get(c, 0)), str(n), str(int(chosen.get(c, 0))))
     err.print(t)
-    rnd = f" (random: {m.nn_distance_random:.3f})" if m.nn_distance_random is not None else ""
-    nn = f"{m.nn_distance:.3f}" if m.nn_distance is not None else "n/a"
+    rnd = f" (random: {fmt_distance(m.nn_distance_random)})" if m.nn_distance_random is not None else ""
+    nn = fmt_distance(m.nn_distance)
     err.print(f"coverage {m.coverage:.0%} of clusters, JS divergence {m.jsd:.3f}, mean NN distance {nn}{rnd}")
     cmp = Table(title=f"this subset vs random subsets of the same size (mean of {m.n_random})")
     for col in ("metric", "subset", "random", "better"):
         cmp.add_column(col)
     for row in m.comparison():
-        fmt = (lambda v: "n/a" if v is None else f"{v:.3f}")
+        fmt = (lambda v: "n/a" if v is None else f"{round(v, 3) + 0.0:.3f}")  # never "-0.000"
         cmp.add_row(row["metric"], fmt(row["subset"]), fmt(row["random"]), str(row["better"] or ""))
     err.print(cmp)
     for note in selection.notes:
@@ -535,6 +661,8 @@ def run(
     min_samples: Optional[int] = typer.Option(None),
     map_seed: int = typer.Option(42, help="Seed of the projection."),
     exact: bool = EXACT_OPT,
+    long_text: str = LONG_TEXT_OPT,
+    edits: Optional[Path] = EDITS_OPT,
     budget: int = SELECT_OPTS["budget"],
     policy: str = SELECT_OPTS["policy"],
     pick: str = SELECT_OPTS["pick"],
@@ -591,20 +719,28 @@ def run(
     ws = Workspace(workspace)
     ingest_params = _ingest_params(data, text, template, vectors, fmt_in, delimiter, encoding)
     map_params = _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size,
-                             min_samples, map_seed, exact, backend)
+                             min_samples, map_seed, exact, backend, long_text)
     sel_params = _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override,
                                 score_column, ascending, pin, ban, dedup=dedup, near_dup=near_dup, mmr_lambda=mmr_lambda, soft_noise=soft_noise, budget_unit=budget_unit, tokenizer=tokenizer, strata=strata, strata_bound=strata_bound, reference=reference, reference_text=reference_text, coverage_distance=coverage_distance, leakage=leakage, leakage_threshold=leakage_threshold)
     if engine == "ray":
+        if long_text != "truncate":
+            raise SieveError("--long-text chunk is not available with --engine ray yet; use --engine local")
+        if edits is not None:
+            raise SieveError("--edits is not available with --engine ray: cluster edits apply to a local map")
         _run_scaled(ws, ingest_params, map_params, sel_params, out_path, manifest, address=address,
                     backend=backend, workers=workers, shard_rows=shard_rows, sample_size=sample_size,
                     sample_seed=sample_seed, include_duplicates=include_duplicates)
         return
+    from .curate import read_edits
+
+    edit_list = read_edits(edits) if edits is not None else None
     info, cached = do_ingest(ws, ingest_params)
     _print_dataset(info, cached)
     t0 = time.perf_counter()
     _warm_up_large_map(info.n_rows)
-    with _progress() as (progress, on_stage):
-        keys = build_map(ws, map_params, progress=progress, on_stage=on_stage)
+    with _progress() as (progress, on_stage), _naming_edits_file(edits):
+        keys = build_map(ws, map_params, progress=progress, on_stage=on_stage, edits=edit_list)
+    _print_long_texts(ws, keys.embed, long_text)
     mdata = load_map(ws, keys)
     _print_clusters(mdata)
     selection = run_selection(ws, mdata, sel_params)
@@ -639,10 +775,12 @@ def reproduce(
     if problem:
         err.print(f"warning: {problem}", markup=False, highlight=False)
     with restoring(ws), _progress() as (progress, on_stage):  # a failure leaves the workspace as it was
-        mdata, selection, _, sel_params = do_reproduce(ws, man, data, progress=progress, on_stage=on_stage,
-                                                       manifest_path=manifest_path)  # checks the row ids
+        mdata, selection, map_params, sel_params = do_reproduce(ws, man, data, progress=progress,
+                                                                on_stage=on_stage,
+                                                                manifest_path=manifest_path)  # checks the ids
         new = _export(ws, mdata, sel_params, selection, out_path, fmt, manifest,
                       include_duplicates=bool(man.get("export", {}).get("include_duplicates", False)))
+    _print_long_texts(ws, mdata.keys.embed, map_params.embed.long_text)
     err.print(f"reproduced: identical {len(selection)} row ids (sha256 {new['selected_ids_sha256'][:12]})")
 
 

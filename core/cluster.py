@@ -47,6 +47,10 @@ class ClusterParams:
     fit_sample: int | None = DEFAULT_FIT_SAMPLE
     # Soft membership of noise rows: True, False or None (auto: on up to SOFT_MAX_ROWS rows).
     soft: bool | None = None
+    # Rows with identical vectors (identical texts) are clustered as one point with its
+    # multiplicity: they share one position, so they fall in one cluster, and too few
+    # distinct vectors make one cluster (see cluster()).  False: the old behaviour.
+    merge_duplicates: bool = True
 
     def __post_init__(self):
         if self.min_cluster_size is not None and (not isinstance(self.min_cluster_size, int) or self.min_cluster_size < 2):
@@ -61,6 +65,8 @@ class ClusterParams:
             raise SieveError(f"fit_sample must be an integer >= 100 or None, got {self.fit_sample!r}")
         if self.soft is not None and not isinstance(self.soft, bool):
             raise SieveError(f"soft must be true, false or null, got {self.soft!r}")
+        if not isinstance(self.merge_duplicates, bool):
+            raise SieveError(f"merge_duplicates must be true or false, got {self.merge_duplicates!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClusterParams":
@@ -80,10 +86,10 @@ class ClusterParams:
         mcs = self.min_cluster_size or default_min_cluster_size(n)
         ms = self.min_samples or min(mcs, 10)
         soft = self.soft if self.soft is not None else n <= SOFT_MAX_ROWS
-        return ClusterParams(mcs, ms, self.method, self.epsilon, self.fit_sample, soft)
+        return ClusterParams(mcs, ms, self.method, self.epsilon, self.fit_sample, soft, self.merge_duplicates)
 
 
-LEGACY_CLUSTER = {"fit_sample": None, "soft": True}
+LEGACY_CLUSTER = {"fit_sample": None, "soft": True, "merge_duplicates": False}
 
 
 @dataclass
@@ -119,8 +125,48 @@ def _hdbscan(points: np.ndarray, p: ClusterParams, prediction_data: bool):
     return model, raw, strength
 
 
-def cluster(points: np.ndarray, params: ClusterParams = ClusterParams()) -> Clustering:
-    """Pure: points (n, k) -> labels.  Cluster ids are renumbered by size (0 = largest)."""
+def duplicate_groups(vectors: np.ndarray, chunk: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
+    """(first, inverse) int64 of the distinct rows of ``vectors`` (n, d): ``first[g]`` is the
+    first row of group ``g`` and ``inverse[i]`` the group of row ``i`` (groups in order of
+    first appearance).  Rows are grouped by a 64-bit hash of their bytes, then checked
+    equal to their group's first row (a hash collision falls back to ``np.unique``)."""
+    v = np.ascontiguousarray(vectors)
+    n = len(v)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    words = v.reshape(n, -1).view(np.uint8)
+    pad = (-words.shape[1]) % 4
+    weights = np.random.default_rng(0x5EED).integers(1, 2**63, size=(words.shape[1] + pad) // 4, dtype=np.uint64)
+    h = np.empty(n, np.uint64)
+    for s in range(0, n, chunk):
+        block = words[s : s + chunk]
+        if pad:
+            block = np.pad(block, ((0, 0), (0, pad)))
+        h[s : s + chunk] = (np.ascontiguousarray(block).view(np.uint32).astype(np.uint64) * weights).sum(axis=1)
+    _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+    same = all(np.array_equal(words[s : s + chunk], words[first[inverse[s : s + chunk]]]) for s in range(0, n, chunk))
+    if not same:  # pragma: no cover - a 64-bit collision
+        _, first, inverse = np.unique(words.view(np.dtype((np.void, words.shape[1]))).ravel(), return_index=True,
+                                      return_inverse=True)
+    order = np.argsort(first, kind="stable")  # number groups by first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return first[order].astype(np.int64), rank[inverse.ravel()].astype(np.int64)
+
+
+def one_cluster(n: int, p: ClusterParams, note: str) -> Clustering:
+    ones = np.ones(n, np.float32)
+    return Clustering(np.zeros(n, np.int32), ones, p, [note], np.zeros(n, np.int32), ones)
+
+
+def cluster(points: np.ndarray, params: ClusterParams = ClusterParams(), *,
+            groups: tuple[np.ndarray, np.ndarray] | None = None) -> Clustering:
+    """Pure: points (n, k) -> labels.  Cluster ids are renumbered by size (0 = largest).
+
+    ``groups`` = (first, inverse) from :func:`duplicate_groups` of the rows' vectors: with
+    ``params.merge_duplicates``, every row takes its group's first row's point (identical
+    texts share one position, so HDBSCAN sees one point with its multiplicity and can never
+    split them), and fewer than 2 x min_cluster_size (or 5) distinct vectors form one cluster."""
     from . import warmup
 
     points = np.asarray(points, dtype=np.float64)
@@ -130,11 +176,19 @@ def cluster(points: np.ndarray, params: ClusterParams = ClusterParams()) -> Clus
     p = params.resolved(n)
     notes: list[str] = []
     if n < 2 * p.min_cluster_size or n < 5:
-        notes.append(
-            f"only {n} row(s), fewer than 2 x min_cluster_size={p.min_cluster_size}: all rows form one cluster"
-        )
-        ones = np.ones(n, np.float32)
-        return Clustering(np.zeros(n, np.int32), ones, p, notes, np.zeros(n, np.int32), ones)
+        return one_cluster(n, p, f"only {n} row(s), fewer than 2 x min_cluster_size={p.min_cluster_size}: "
+                                 "all rows form one cluster")
+    if groups is not None and p.merge_duplicates:
+        first, inverse = groups
+        k = len(first)
+        if k < 2 * p.min_cluster_size or k < 5:
+            what = "every row has the same vector (identical texts)" if k == 1 else \
+                f"only {k} distinct vector(s) among {n} rows, fewer than 2 x min_cluster_size={p.min_cluster_size}"
+            return one_cluster(n, p, f"{what}: all rows form one cluster")
+        if k < n:
+            points = points[first][inverse]
+            notes.append(f"{n - k:,} row(s) repeat the vector of another row; identical vectors were clustered "
+                         "as one point (they share a cluster)")
 
     warmup.wait_for_warmup()
     if warmup.gpu_available():  # pragma: no cover - no GPU in CI
@@ -240,8 +294,11 @@ def run_cluster(ws: Workspace, project_key: str, params: ClusterParams = Cluster
     key = cluster_key(params, project_key)
     if ws.has_artifact("cluster", key):
         return key, True
-    arrays, _ = ws.load_artifact("project", project_key)
-    result = cluster(np.asarray(arrays["xnd"]), params)
+    arrays, pmeta = ws.load_artifact("project", project_key)
+    groups = None
+    if params.merge_duplicates and pmeta.get("parent") and ws.has_artifact("embed", pmeta["parent"]):
+        groups = duplicate_groups(ws.load_artifact("embed", pmeta["parent"])[0]["vectors"])
+    result = cluster(np.asarray(arrays["xnd"]), params, groups=groups)
     ws.save_artifact(
         "cluster", key,
         {"labels": result.labels, "strength": result.strength, "soft_labels": result.soft_labels,

@@ -31,6 +31,7 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
+from . import long_text as lt
 from .workspace import (SieveError, Workspace, atomic_save_npy, atomic_write_bytes, fetch_arrow, file_checksum,
                         stable_hash, stage_key, verify_file)
 
@@ -58,6 +59,7 @@ class EmbedParams:
     normalize: bool = True
     chunk_size: int = 2048  # rows per resumable chunk
     backend: str = "auto"  # auto | torch | onnx-int8 | static (see the module docstring)
+    long_text: str = "truncate"  # truncate | chunk: texts over the model's token limit (core.long_text)
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model.strip():
@@ -72,6 +74,7 @@ class EmbedParams:
             raise SieveError(f"device must be one of {DEVICES}, got {self.device!r}")
         if self.backend not in BACKENDS:
             raise SieveError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        lt.check_mode(self.long_text)
         if self.backend in ("onnx-int8", "static") and self.device in ("cuda", "mps"):
             raise SieveError(f"backend {self.backend!r} runs on the CPU only; use backend 'torch' "
                              f"(or 'auto') with device {self.device!r}")
@@ -79,9 +82,11 @@ class EmbedParams:
     @classmethod
     def from_dict(cls, d: dict) -> "EmbedParams":
         """Params from a manifest/map record; without ``backend`` (written before
-        backends existed) the backend is ``"torch"``, the old behaviour."""
+        backends existed) the backend is ``"torch"``, and without ``long_text`` the
+        long-text mode is ``"truncate"``: the old behaviour."""
         d = dict(d)
         d.setdefault("backend", "torch")
+        d.setdefault("long_text", "truncate")
         return cls(**d)
 
     def to_dict(self) -> dict:
@@ -249,6 +254,7 @@ class SentenceTransformerEncoder:
         self.normalize = normalize
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
+        self.max_seq_length = int(getattr(self._model, "max_seq_length", 0) or 512)
 
     @property
     def prefetch(self) -> bool:
@@ -389,6 +395,11 @@ class EmbedResult:
     n_rows: int
     n_computed: int
     cached: bool
+    long_texts: dict | None = None  # core.long_text.LongTextCount.to_dict() (None: precomputed vectors)
+
+    def long_text_message(self, mode: str | None = None) -> str | None:
+        """One line about texts over the model's limit or the cell cap, or None."""
+        return lt.LongTextCount(**self.long_texts).message(mode) if self.long_texts else None
 
 
 def embed_key(ws: Workspace, params: EmbedParams, encoder: Encoder | None = None) -> tuple[str, str]:
@@ -404,7 +415,28 @@ def embed_key(ws: Workspace, params: EmbedParams, encoder: Encoder | None = None
         mid = encoder.model_id
     else:
         mid = backend_model_id(params.model, resolve_backend(params.backend, params.device))
-    return stage_key("embed", {"model": mid, "normalize": params.normalize}, info.key), mid
+    return stage_key("embed", {"model": mid, "normalize": params.normalize, **long_text_key(params)}, info.key), mid
+
+
+def long_text_key(params: EmbedParams) -> dict:
+    """What the long-text choice adds to the cache keys: nothing for ``truncate`` (so keys
+    of older workspaces and manifests stay valid), the mode and the cell cap for ``chunk``."""
+    if params.long_text == "truncate":
+        return {}
+    return {"long_text": params.long_text, "max_text_chars": lt.max_text_chars()}
+
+
+def encoder_limit(encoder: Encoder, model: str) -> tuple["lt.TokenLimit | None", bool]:
+    """(token limit, limited) for ``encoder``: the model's tokenizer with the encoder's own
+    ``max_seq_length`` when it declares one; ``limited`` is False for an encoder whose
+    ``max_seq_length`` is None (the static preview reads every token)."""
+    enc_max = getattr(encoder, "max_seq_length", 0)
+    if enc_max is None:
+        return lt.model_limit(model), False
+    lim = lt.model_limit(model)
+    if lim is not None and enc_max and int(enc_max) != lim.max_seq_length:
+        lim = replace(lim, max_seq_length=int(enc_max))
+    return lim, True
 
 
 def run_embed(
@@ -424,9 +456,10 @@ def run_embed(
         key, mid = embed_key(ws, params, encoder)
         if ws.has_artifact("embed", key):
             _, meta = ws.load_artifact("embed", key)
-            return EmbedResult(key, meta["model_id"], meta["dim"], meta["n_rows"], 0, True)
+            return EmbedResult(key, meta["model_id"], meta["dim"], meta["n_rows"], 0, True, meta.get("long_texts"))
 
         row_ids, texts, hashes = load_texts(ws)
+        counts = None
         if info.vector_column:
             vectors = _vectors_from_column(ws, info.vector_column, params.normalize)
             n_computed = 0
@@ -435,17 +468,22 @@ def run_embed(
                 encoder = load_encoder(params=params, progress=progress)
                 if encoder.model_id != mid:  # the key must name the model that made the vectors
                     key, mid = embed_key(ws, params, encoder)
+            lim, limited = encoder_limit(encoder, params.model)
+            counts = lt.count_long(texts, lim).to_dict()
+            if not limited:
+                counts["note"] = f"backend {params.backend!r} reads every token (no limit)"
             dev = getattr(encoder, "device", "cpu")
             run_params = replace(params, batch_size=effective_batch_size(params.batch_size, dev))
-            vectors, n_computed = _embed_with_cache(ws, texts, hashes, encoder, run_params, progress, cancel)
+            vectors, n_computed = _embed_with_cache(ws, texts, hashes, encoder, run_params, progress, cancel,
+                                                    (lim, limited))
         ws.save_artifact(
             "embed",
             key,
             {"vectors": vectors, "row_ids": row_ids},
             {"parent": info.key, "model_id": mid, "dim": int(vectors.shape[1]), "n_rows": int(len(row_ids)),
-             "params": params, "input_hash": _hash_list(hashes)},
+             "params": params, "input_hash": _hash_list(hashes), "long_texts": counts},
         )
-        return EmbedResult(key, mid, int(vectors.shape[1]), int(len(row_ids)), n_computed, False)
+        return EmbedResult(key, mid, int(vectors.shape[1]), int(len(row_ids)), n_computed, False, counts)
 
 
 def load_embeddings(ws: Workspace, key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -502,6 +540,28 @@ def precomputed_vectors(row_ids, values, column: str, normalize: bool) -> np.nda
     return np.ascontiguousarray(out)
 
 
+def embed_prepared(texts: Sequence[str], encoder: Encoder, params: EmbedParams, limit, *,
+                   progress: Progress | None = None, cancel: CancelCheck | None = None,
+                   progress_offset: int = 0, progress_total: int | None = None) -> np.ndarray:
+    """(n, dim) float32 vectors of ``texts`` under ``params.long_text``: each text capped at
+    the cell cap, then clipped before tokenising (truncate) or split into overlapping
+    token windows whose vectors are mean-pooled (chunk); see :mod:`core.long_text`.
+    ``limit`` is ``(TokenLimit | None, limited)`` from :func:`encoder_limit`."""
+    lim, limited = limit
+    prep = lt.prepare(texts, params.long_text, lim, limited=limited)
+    scale = len(texts) / max(1, len(prep.inputs))
+    prog = None
+    if progress is not None:
+        total = progress_total if progress_total is not None else len(texts)
+
+        def prog(done, _total, msg):
+            progress(progress_offset + int(round((done - progress_offset) * scale)), total, msg)
+
+    vecs = embed_texts(prep.inputs, encoder, params.batch_size, progress=prog, cancel=cancel,
+                       progress_offset=progress_offset, progress_total=len(prep.inputs))
+    return prep.pool(vecs, params.normalize)
+
+
 def _load_chunk(cache_dir: Path, chunk_id: str, dim: int) -> np.ndarray | None:
     """A cache chunk (memory-mapped), or None when it is missing, truncated, of another
     width, or fails the checksum written beside it (chunks of older versions have none)."""
@@ -516,10 +576,10 @@ def _load_chunk(cache_dir: Path, chunk_id: str, dim: int) -> np.ndarray | None:
     return arr if arr.ndim == 2 and arr.shape[1] == dim and arr.dtype == np.float32 else None
 
 
-def _embed_with_cache(ws, texts, hashes, encoder: Encoder, params: EmbedParams, progress, cancel):
+def _embed_with_cache(ws, texts, hashes, encoder: Encoder, params: EmbedParams, progress, cancel, limit):
     import pyarrow as pa
 
-    model_key = stable_hash({"model": encoder.model_id, "normalize": params.normalize})
+    model_key = stable_hash({"model": encoder.model_id, "normalize": params.normalize, **long_text_key(params)})
     cache_dir = ws.root / "cache" / "embed" / model_key
     first: dict[str, int] = {}
     for i, h in enumerate(hashes):
@@ -552,15 +612,8 @@ def _embed_with_cache(ws, texts, hashes, encoder: Encoder, params: EmbedParams, 
         progress(0, total, f"{len(unique) - total} cached, {total} to embed")
     for start in range(0, total, params.chunk_size):
         chunk_hashes = missing[start : start + params.chunk_size]
-        vecs = embed_texts(
-            missing_texts[start : start + params.chunk_size],
-            encoder,
-            params.batch_size,
-            progress=progress,
-            cancel=cancel,
-            progress_offset=start,
-            progress_total=total,
-        )
+        vecs = embed_prepared(missing_texts[start : start + params.chunk_size], encoder, params, limit,
+                              progress=progress, cancel=cancel, progress_offset=start, progress_total=total)
         chunk_id = _hash_list(chunk_hashes)[:24]
         atomic_save_npy(cache_dir / f"{chunk_id}.npy", vecs)
         atomic_write_bytes(cache_dir / f"{chunk_id}.npy.sum", file_checksum(cache_dir / f"{chunk_id}.npy").encode())

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .curate import EDITS_VERSION
 from .ingest import DATASET_TABLE
 from .manifest_check import validate_manifest
 from .paths import plain_absolute
@@ -264,11 +265,15 @@ def build_manifest(data, map_params, select_params, selection, metrics=None, exp
             "delimiter": ds.delimiter,  # CSV/TSV: the delimiter read with (given or detected)
             "encoding": ds.encoding,  # None: UTF-8
         },
-        "model": {"id": data.keys.model_id, "dim": int(data.vectors.shape[1]), "params": mp["embed"]},
+        "model": {"id": data.keys.model_id, "dim": int(data.vectors.shape[1]), "params": mp["embed"],
+                  # texts over the model's token limit / the cell cap (core.long_text); None: not counted
+                  "long_texts": (getattr(data, "stage_meta", None) or {}).get("embed", {}).get("long_texts")},
         "project": {"params": mp["project"], "key": data.keys.project},
         "cluster": {"params": mp["cluster"], "key": data.keys.cluster,
                     "n_clusters": len([c for c in data.clusters if c.id >= 0])},
         "label": {"params": mp["label"], "key": data.keys.label},
+        "curate": {"version": EDITS_VERSION, "edits": list(getattr(data, "edits", []) or []),
+                   "key": getattr(data.keys, "edits", None)},
         "map": map_section(data, map_params),
         "select": select_params.to_dict(),
         "budget_unit": select_params.budget_unit,
@@ -303,13 +308,18 @@ def _map_arrays(data) -> dict[str, np.ndarray]:
     if data.xnd is None:
         raise SieveError("the map has no n-D projection loaded; load it with core.pipeline.load_map")
     n = len(data.row_ids)
-    soft_l = data.soft_labels if data.soft_labels is not None else data.labels
+    if getattr(data, "base_labels", None) is not None:  # the map before the cluster edits (which replay)
+        labels = data.base_labels
+        soft_l = data.base_soft_labels if data.base_soft_labels is not None else labels
+    else:
+        labels = data.labels
+        soft_l = data.soft_labels if data.soft_labels is not None else labels
     soft_s = data.soft_strength if data.soft_strength is not None else data.strength
     return {
         "row_ids": np.asarray(data.row_ids, dtype=np.int64).reshape(n),
         "xy": np.asarray(data.xy, dtype=np.float32),
         "xnd": np.asarray(data.xnd, dtype=np.float32),
-        "labels": np.asarray(data.labels, dtype=np.int32),
+        "labels": np.asarray(labels, dtype=np.int32),
         "strength": np.asarray(data.strength, dtype=np.float32),
         "soft_labels": np.asarray(soft_l, dtype=np.int32),
         "soft_strength": np.asarray(soft_s, dtype=np.float32),

@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from .cluster import NOISE, NOISE_NAME
+from .long_text import max_text_chars
 from .words import CJK, document_terms, script_of
 from .workspace import SieveError, Workspace, stage_key
 
@@ -204,6 +205,8 @@ def run_label(ws: Workspace, cluster_key: str, embed_key: str, params: LabelPara
     text_ids, texts, _ = load_texts(ws)
     if not np.array_equal(np.asarray(row_ids), text_ids) or not np.array_equal(np.asarray(arrays["row_ids"]), text_ids):
         raise SieveError("the dataset changed since the embeddings were computed; re-run the map")
+    cap = max_text_chars()  # a huge cell is named from its first characters, as it is embedded
+    texts = [t if len(t) <= cap else t[:cap] for t in texts]
     infos = label_clusters(texts, np.asarray(arrays["labels"]), np.asarray(vectors), text_ids, params)
     ws.save_artifact("label", key, {}, {"parent": cluster_key, "params": params,
                                         "clusters": [i.to_dict() for i in infos]})

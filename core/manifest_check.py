@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .cluster import ClusterParams
+from .curate import normalise_edits
 from .embed import EmbedParams
 from .ingest import TextSpec
 from .label import LabelParams
@@ -22,14 +23,25 @@ from .workspace import SieveError
 TOP_KEYS = frozenset({
     "manifest_version", "schema_version", "engine", "created", "dataset", "model", "project", "cluster", "label",
     "map", "scale", "select", "budget_unit", "selection", "clusters", "notes", "metrics", "versions", "export",
-    "n_selected", "selected_ids_sha256", "selected_row_ids",
+    "n_selected", "selected_ids_sha256", "selected_row_ids", "curate",
 })
 REQUIRED = ("dataset", "model", "project", "cluster", "select", "selected_row_ids", "manifest_version")
 DATASET_KEYS = frozenset({"sources", "fingerprint", "key", "n_rows", "n_empty", "n_duplicates", "text",
                           "vector_column", "delimiter", "encoding"})
 SECTIONS = {"model": dict, "project": dict, "cluster": dict, "label": dict, "map": dict, "scale": dict,
             "select": dict, "selection": dict, "metrics": dict, "versions": dict, "export": dict, "clusters": list,
-            "notes": list, "created": str, "budget_unit": str, "selected_ids_sha256": str, "engine": str}
+            "notes": list, "created": str, "budget_unit": str, "selected_ids_sha256": str, "engine": str,
+            "curate": dict}
+
+
+def _check_curate(section: Any, p: str) -> None:
+    """The cluster edits (core.curate) a manifest replays: each one is checked, naming it."""
+    if not section:
+        return
+    try:
+        normalise_edits(section.get("edits") or [])
+    except SieveError as exc:
+        raise SieveError(f"manifest {p}: curate.{exc}") from None
 
 
 def _is_int(v: Any) -> bool:
@@ -64,6 +76,7 @@ def validate_manifest(m: Any, path: Path | str, newest: int) -> dict:
             raise SieveError(f"manifest {p}: {key!r} must be a JSON {'object' if kind is dict else kind.__name__}, "
                              f"got {_type_name(m[key])}")
     _check_dataset(m["dataset"], p)
+    _check_curate(m.get("curate"), p)
     ids = m["selected_row_ids"]
     if not isinstance(ids, list) or not all(_is_int(i) and 0 <= i < 2**63 for i in ids):
         raise SieveError(f"manifest {p}: selected_row_ids must be a list of non-negative whole numbers")

@@ -177,7 +177,7 @@ def mean_nn_distance(vectors: np.ndarray, idx: np.ndarray, *, max_rows: int = 40
     if len(idx) < 2:
         return None
     _, best, _ = _nn_sims(vectors, idx, max_rows=max_rows, seed=seed, block=block)
-    return float(np.mean(1.0 - best))
+    return cosine_distance_mean(best)
 
 
 def duplicate_rate(idx: np.ndarray, *, keys: np.ndarray | None = None, vectors: np.ndarray | None = None,
@@ -210,7 +210,22 @@ def _nn_and_dups(vectors, idx, keys, near_threshold, seed, max_rows=4000, base=N
         k = np.asarray(keys)[sidx]
         _, inv, cnt = np.unique(k, return_inverse=True, return_counts=True)
         dup |= (cnt[inv.ravel()] > 1)[q]
-    return float(np.mean(1.0 - best)), float(np.mean(dup))
+    return cosine_distance_mean(best), float(np.mean(dup))
+
+
+def cosine_distance_mean(sims: np.ndarray) -> float:
+    """Mean of ``1 - sims``, clipped at 0: float32 rounding makes the similarity of two
+    identical unit vectors slightly above 1, which must not read as a negative distance."""
+    return max(0.0, float(np.mean(1.0 - np.asarray(sims, dtype=np.float64))))
+
+
+def fmt_distance(value: float | None, signed: bool = False) -> str:
+    """A distance (or, ``signed``, a difference of distances) to 3 decimals, never
+    "-0.000"; ``None`` is "n/a"."""
+    if value is None:
+        return "n/a"
+    r = round(float(value), 3) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return f"{r:+.3f}" if signed else f"{max(r, 0.0):.3f}"
 
 
 def facility_clients(n: int, *, max_clients: int = FACILITY_CLIENTS, seed: int = 0) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import curate
 from .cluster import ClusterParams, cluster_key, run_cluster
 from .embed import EmbedParams, Encoder, run_embed
 from .ingest import DatasetInfo, current_dataset, drop_previous_dataset, load_column, restore_dataset, saved_pointers
@@ -61,6 +62,12 @@ class MapKeys:
     model_id: str
     timings: dict[str, float] = field(default_factory=dict)
     cached: dict[str, bool] = field(default_factory=dict)
+    edits: str | None = None  # the curate key when the user's cluster edits apply (core.curate)
+
+    @property
+    def map_id(self) -> str:
+        """What identifies this map for sessions and caches: the curate key, else the label key."""
+        return self.edits or self.label
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -75,11 +82,16 @@ def build_map(
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     before_project: Callable[[str], None] | None = None,
+    edits: list[dict] | None = None,
     on_wait: Callable[[str], None] | None = None,
 ) -> MapKeys:
     """``before_project(embed_key)`` runs after the embeddings, under the workspace lock
     (``reproduce`` uses it to import a manifest's stored map).  ``on_wait(holder)`` is
-    called when another computation holds the workspace and this one queues behind it."""
+    called when another computation holds the workspace and this one queues behind it.
+
+    ``edits`` (core.curate) are the cluster edits to apply on top of the map; they become
+    the workspace's edits of that map.  ``None`` applies the edits the workspace already
+    keeps for it (none for a new map)."""
     from dataclasses import replace
 
     # Record the backend that runs ("auto" means different things on different machines).
@@ -110,10 +122,36 @@ def build_map(
         ckey, _ = stage("cluster", lambda: run_cluster(ws, pkey, params.cluster))
         lkey, _ = stage("label", lambda: run_label(ws, ckey, emb.key, params.label))
         keys = MapKeys(info.key, emb.key, pkey, ckey, lkey, emb.model_id, timings, cached)
-        record = {"keys": keys.to_dict(), "params": params.to_dict(), "dataset": info.to_dict()}
-        ws.set_meta(META_MAP, record)  # the workspace's latest map (for the CLI's next stage)
-        ws.set_meta(f"{META_MAP}:{lkey}", record)  # every map by its label key (for app sessions)
-        return keys
+        _record(ws, keys, params, info.to_dict())
+        stored = curate.stored_edits(ws, lkey)
+        edits = stored if edits is None else edits
+        return curate_map(ws, keys, edits, params) if (edits or stored) else keys
+
+
+def _record(ws: Workspace, keys: MapKeys, params: MapParams, dataset: dict) -> None:
+    record = {"keys": keys.to_dict(), "params": params.to_dict(), "dataset": dataset}
+    ws.set_meta(META_MAP, record)  # the workspace's latest map (for the CLI's next stage)
+    ws.set_meta(f"{META_MAP}:{keys.map_id}", record)  # every map by its id (for app sessions)
+
+
+def curate_map(ws: Workspace, keys: MapKeys, edits: list[dict], params: MapParams | None = None) -> MapKeys:
+    """Apply cluster ``edits`` (core.curate; the whole list, replacing the map's earlier
+    edits) to the map ``keys`` and make the result the workspace's current map.
+
+    Returns the keys of the curated map (``keys.edits`` set; the base map's keys when
+    ``edits`` is empty).  Raises SieveError naming a bad edit; nothing is stored then."""
+    from dataclasses import replace
+
+    base = replace(keys, edits=None)
+    if params is None:
+        params = map_by_label(ws, base.label)[1]
+    with ws.lock("cluster edits"):
+        edits = curate.normalise_edits(edits)
+        ekey = curate.run_curate(ws, base, edits, params.label)[0] if edits else None
+        curate.store_edits(ws, base.label, edits)
+        new = replace(base, edits=ekey)
+        _record(ws, new, params, map_dataset(ws, base).to_dict())
+        return new
 
 
 def current_map(ws: Workspace) -> tuple[MapKeys, MapParams]:
@@ -125,7 +163,8 @@ def current_map(ws: Workspace) -> tuple[MapKeys, MapParams]:
 
 
 def map_by_label(ws: Workspace, label_key: str) -> tuple[MapKeys, MapParams]:
-    """A map recorded by :func:`build_map`, by its label key, if it is of the current dataset.
+    """A map recorded by :func:`build_map`, by its label key (or, for a map with cluster
+    edits, its ``MapKeys.map_id``), if it is of the current dataset.
 
     App sessions keep their own map's key, so one session computing a new map never
     changes what another session is looking at.
@@ -154,7 +193,10 @@ class MapData:
     soft_labels: np.ndarray | None = None  # (n,) int32: for noise rows, their most likely cluster
     soft_strength: np.ndarray | None = None  # (n,) float32: that cluster's soft membership
     xnd: np.ndarray | None = None  # (n, cluster_dims) float32: the projection HDBSCAN ran on
-    stage_meta: dict = field(default_factory=dict)  # {"project": meta, "cluster": meta} of the artifacts
+    stage_meta: dict = field(default_factory=dict)  # {"project": meta, "cluster": meta, "embed": {long_texts}}
+    edits: list[dict] = field(default_factory=list)  # the cluster edits (core.curate) applied to labels
+    base_labels: np.ndarray | None = None  # (n,) int32: HDBSCAN's labels, before the edits
+    base_soft_labels: np.ndarray | None = None  # (n,) int32: its soft labels, before the edits
 
     @property
     def cluster_names(self) -> dict[int, str]:
@@ -184,32 +226,42 @@ def load_map(ws: Workspace, keys: MapKeys | None = None) -> MapData:
         keys, params = current_map(ws)
     else:
         try:
-            params = map_by_label(ws, keys.label)[1]
+            params = map_by_label(ws, keys.map_id)[1]
         except SieveError:
             params = None
     dataset = map_dataset(ws, keys)
-    emb, _ = ws.load_artifact("embed", keys.embed)
+    emb, emeta = ws.load_artifact("embed", keys.embed)
     proj, pmeta = ws.load_artifact("project", keys.project)
     clus, cmeta = ws.load_artifact("cluster", keys.cluster)
     row_ids = np.asarray(emb["row_ids"])
     for name, arr in (("project", proj["row_ids"]), ("cluster", clus["row_ids"])):
         if not np.array_equal(row_ids, np.asarray(arr)):
             raise SieveError(f"the {name} result does not match the embeddings; re-run the map")
+    labels = np.asarray(clus["labels"])
+    soft_labels = np.asarray(clus["soft_labels"]) if "soft_labels" in clus else None
+    clusters, edits = load_labels(ws, keys.label), []
+    if keys.edits:
+        cur, clusters, edits = curate.load_curated(ws, keys.edits)
+        if not np.array_equal(row_ids, np.asarray(cur["row_ids"])):
+            raise SieveError("the cluster edits do not match the map's rows; apply them again")
     return MapData(
         dataset=dataset,
         keys=keys,
         row_ids=row_ids,
         xy=np.asarray(proj["xy"]),
-        labels=np.asarray(clus["labels"]),
+        labels=np.asarray(cur["labels"]) if keys.edits else labels,
         strength=np.asarray(clus["strength"]),
         vectors=emb["vectors"],
-        clusters=load_labels(ws, keys.label),
+        clusters=clusters,
         notes=list(pmeta.get("notes", [])) + list(cmeta.get("notes", [])),
         params=params,
-        soft_labels=np.asarray(clus["soft_labels"]) if "soft_labels" in clus else None,
+        soft_labels=np.asarray(cur["soft_labels"]) if keys.edits and "soft_labels" in cur else soft_labels,
         soft_strength=np.asarray(clus["soft_strength"]) if "soft_strength" in clus else None,
         xnd=proj["xnd"],
-        stage_meta={"project": pmeta, "cluster": cmeta},
+        stage_meta={"project": pmeta, "cluster": cmeta, "embed": {"long_texts": emeta.get("long_texts")}},
+        edits=edits,
+        base_labels=labels,
+        base_soft_labels=soft_labels,
     )
 
 
@@ -388,8 +440,9 @@ def _reproduce(ws, manifest, data, *, allow_changed_data, encoder, on_stage, pro
             return  # changed data (allowed): the stored map is of other rows; recompute
         import_map_sidecar(ws, manifest, manifest_path, embed_key, pkey, ckey, map_params)
 
+    edits = (manifest.get("curate") or {}).get("edits") or []
     keys = build_map(ws, map_params, encoder=encoder, on_stage=on_stage, progress=progress,
-                     before_project=import_stored_map)
+                     before_project=import_stored_map, edits=edits)
     data_ = load_map(ws, keys)
     data_.params = map_params
     sel_params = SelectParams.from_dict(manifest["select"])

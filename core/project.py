@@ -29,6 +29,7 @@ from typing import Callable
 import numpy as np
 
 from . import warmup
+from .cluster import duplicate_groups
 from .workspace import SieveError, Workspace, stage_key
 
 METRICS = ("cosine", "euclidean", "manhattan", "correlation")
@@ -307,6 +308,13 @@ def project(vectors: np.ndarray, params: ProjectParams = ProjectParams(), progre
     if n < MIN_UMAP_ROWS:
         notes.append(f"only {n} row(s): UMAP needs at least {MIN_UMAP_ROWS}, so PCA was used for the map")
         return Projection(_pca(vectors, 2), _pca(vectors, params.cluster_dims), notes)
+
+    first, inverse = duplicate_groups(vectors)
+    if len(first) < MIN_UMAP_ROWS:  # UMAP on a handful of distinct points is degenerate (and not deterministic)
+        notes.append(f"only {len(first)} distinct vector(s) among {n:,} rows: UMAP needs at least {MIN_UMAP_ROWS}, "
+                     "so PCA of the distinct vectors was used for the map (identical rows share a position)")
+        distinct = np.ascontiguousarray(vectors[first])
+        return Projection(_pca(distinct, 2)[inverse], _pca(distinct, params.cluster_dims)[inverse], notes)
 
     # never compile the same numba code twice at once (pynndescent: above EXACT_KNN_MAX_ROWS fitted rows)
     big = min(len(vectors), params.fit_sample or len(vectors)) > EXACT_KNN_MAX_ROWS

@@ -43,7 +43,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .cluster import NOISE, ClusterParams
-from .embed import DEFAULT_MODEL, EmbedParams, precomputed_vectors
+from .embed import DEFAULT_MODEL, EmbedParams, embed_prepared, encoder_limit, precomputed_vectors
 from .paths import plain_absolute
 from .project import ProjectParams
 from .workspace import SieveError, Workspace, atomic_path, atomic_write_json, stage_key
@@ -385,18 +385,20 @@ class _EmbedShards:
             self.encoder = (load_encoder(model, device, normalize) if backend == "torch"
                             else load_encoder(model, device, normalize, backend))
         self.batch_size = batch_size
+        # truncate mode: each text is capped and clipped before tokenising (a huge cell is
+        # never tokenised whole); the vectors are those of plain truncation
+        self.limit = encoder_limit(self.encoder, model)
+        self.params = EmbedParams(batch_size=batch_size, normalize=bool(normalize))
 
     def __call__(self, batch: dict) -> dict:
         import pyarrow.parquet as pq
-
-        from .embed import embed_texts
 
         rows, secs = [], []
         for src, dst in zip(batch["input"], batch["output"]):
             t0 = time.perf_counter()
             tbl = pq.read_table(str(src), columns=["sieve_row_id", "sieve_text"])
             texts = tbl.column("sieve_text").to_pylist()
-            vecs = embed_texts(texts, self.encoder, self.batch_size)
+            vecs = embed_prepared(texts, self.encoder, self.params, self.limit)
             write_parquet_atomic(str(dst), vector_table(tbl.column("sieve_row_id").to_numpy(), vecs))
             rows.append(len(texts))
             secs.append(time.perf_counter() - t0)
@@ -571,7 +573,7 @@ def fit_sample(row_ids: np.ndarray, vectors: np.ndarray, project_params: Project
     vectors = np.asarray(vectors, dtype=np.float32)
     n = len(vectors)
     if not transformable:
-        from .cluster import cluster
+        from .cluster import cluster, duplicate_groups
         from .project import project
 
         if "exact" in getattr(ProjectParams, "__dataclass_fields__", {}):
@@ -579,7 +581,7 @@ def fit_sample(row_ids: np.ndarray, vectors: np.ndarray, project_params: Project
 
             project_params = replace(project_params, exact=True)  # seeded, single-threaded: reproducible
         proj = project(vectors, project_params)
-        clus = cluster(proj.xnd, cluster_params)
+        clus = cluster(proj.xnd, cluster_params, groups=duplicate_groups(vectors))  # identical rows: one group
         return SampleFit(np.asarray(row_ids), proj.xy, clus.labels, clus.strength, None, clus.params,
                          proj.notes + clus.notes)
     import warnings

@@ -760,6 +760,32 @@ def effective_labels(labels: np.ndarray, soft_labels: np.ndarray | None, soft_st
     return eff, moved
 
 
+def shortfall_note(note: str, sizes: Mapping[int, int], params: SelectParams) -> str:
+    """``allocate``'s "cannot be reached" note with the reasons that apply to ``params``:
+    excluded noise (every row, when no cluster has a row), caps, overrides, bans."""
+    if "cannot be reached" not in note:
+        return note
+    head = note.split(":", 1)[0]
+    noise_rows = int(sizes.get(NOISE, 0))
+    clustered = sum(v for c, v in sizes.items() if c != NOISE)
+    excluded = params.noise == "exclude" and noise_rows > 0
+    if excluded and clustered == 0:
+        return (f"{head}: every row is unclustered (noise) and noise='exclude' leaves them all out, so nothing "
+                "is selected; use noise 'include' or a noise budget, or map with a smaller min_cluster_size")
+    reasons = []
+    if excluded:
+        reasons.append(f"noise='exclude' leaves out {noise_rows:,} unclustered {params.unit}")
+    if params.max_per_cluster is not None or any(hi is not None for _, hi in params.bounds.values()):
+        reasons.append("per-cluster caps")
+    if params.overrides:
+        reasons.append("overrides")
+    if params.bans:
+        reasons.append("bans")
+    room = note.rsplit("allow at most", 1)[-1].strip()
+    why = ", ".join(reasons) if reasons else "the rows available"
+    return f"{head}: {why} allow at most {room}"
+
+
 def group_bounds(sizes: Mapping[int, int], params: SelectParams, pinned: Mapping[int, int]):
     """(lower, upper, fixed) per group from the params and the pinned counts."""
     lower, upper, fixed = {}, {}, {}
@@ -1140,6 +1166,7 @@ def select(
         if params.strata_bounds:
             raise SieveError(f"{exc} (with the strata_bounds floors of every cluster x stratum cell)") from exc
         raise
+    alloc.notes[:] = [shortfall_note(note, sizes, params) for note in alloc.notes]
 
     need_centroid = params.pick in VECTOR_PICKS
     out_pos, out_rank, out_reason = [], [], []

@@ -131,6 +131,7 @@ class StaticEncoder:
     """The :class:`core.embed.Encoder` of the "static" backend (plain numpy)."""
 
     backend = BACKEND
+    max_seq_length = None  # no token limit: every token of the (capped) text is read
 
     def __init__(self, model: str = "all-MiniLM-L6-v2", normalize: bool = True, *,
                  progress: Progress | None = None, path: Path | None = None):

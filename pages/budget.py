@@ -9,6 +9,7 @@ import html
 import numpy as np
 import streamlit as st
 
+from core.metrics import fmt_distance
 from core.palette import cluster_centres, name_annotations
 from pages import common as C
 
@@ -53,8 +54,13 @@ def _total_widgets(n: int, disabled: bool) -> None:
         if C.ss().get(w) != C.ss()[C.C_BUDGET]:
             C.ss()[w] = C.ss()[C.C_BUDGET]
     c1, c2 = st.columns([3, 1])
-    c1.slider("Total budget (rows)", 1, n, key=C.W_BUDGET_SLIDER, on_change=_budget_from_slider, disabled=disabled)
-    c2.number_input("Rows", 1, n, step=1, key=C.W_BUDGET_NUMBER, on_change=_budget_from_number, disabled=disabled)
+    if n > 1:
+        c1.slider("Total budget (rows)", 1, n, key=C.W_BUDGET_SLIDER, on_change=_budget_from_slider,
+                  disabled=disabled)
+    else:  # a slider needs min < max: a one-row map's budget is that row
+        c1.caption("Total budget (rows): the map has one row, so the budget is 1.")
+    c2.number_input("Rows", 1, n, step=1, key=C.W_BUDGET_NUMBER, on_change=_budget_from_number,
+                    disabled=disabled or n <= 1)
 
 
 def _persisted(widget, label: str, wkey: str, ckey: str, default, *args, **kwargs):
@@ -312,8 +318,8 @@ def _charts(data, sizes, selection, metrics) -> None:
     if metrics.nn_distance is not None:
         delta = None
         if metrics.nn_distance_random is not None:
-            delta = f"{metrics.nn_distance - metrics.nn_distance_random:+.3f} vs random"
-        c3.metric("Diversity (mean NN distance)", f"{metrics.nn_distance:.3f}", delta=delta,
+            delta = f"{fmt_distance(metrics.nn_distance - metrics.nn_distance_random, signed=True)} vs random"
+        c3.metric("Diversity (mean NN distance)", fmt_distance(metrics.nn_distance), delta=delta,
                   help="Mean cosine distance from each chosen row to its nearest other chosen row; "
                        "compared with random subsets of the same size.")
     else:

@@ -40,7 +40,7 @@ PAGE_SCALE = "pages/scale.py"
 # -- session-state keys (app state) ---------------------------------------------------
 K_AUTOLOADED = "sieve.autoloaded"  # bool: the sample was auto-loaded once this session
 K_MAP = "sieve.map"  # core.pipeline.MapData of the current map
-K_MAP_KEY = "sieve.map_key"  # its label key (identifies the whole chain)
+K_MAP_KEY = "sieve.map_key"  # its MapKeys.map_id (label key, or curate key with cluster edits)
 K_TEXTS = "sieve.texts"  # list[str] aligned with K_MAP rows
 K_FIG = "sieve.fig"  # {"key": ..., "fig": go.Figure, "traces": [positions per trace]}
 K_CHART_VERSION = "sieve.chart_version"  # bumped to reset the chart widget
@@ -451,7 +451,7 @@ def get_map(ws: Workspace, label_key: str | None = None):
         except SieveError:
             _reset_map_state()
             return None
-    if ss().get(K_MAP_KEY) == keys.label and K_MAP in ss():
+    if ss().get(K_MAP_KEY) == keys.map_id and K_MAP in ss():
         return ss()[K_MAP]
     if ss().get(K_MAP_KEY) is not None:  # another map: its cluster ids mean other clusters
         for k in (C_SLIDERS, C_TABLE, C_FILTER):
@@ -462,7 +462,7 @@ def get_map(ws: Workspace, label_key: str | None = None):
     if not np.array_equal(np.asarray(row_ids), np.asarray(data.row_ids)):
         raise SieveError("the dataset changed since the map was computed; compute the map again")
     ss()[K_MAP] = data
-    ss()[K_MAP_KEY] = keys.label
+    ss()[K_MAP_KEY] = keys.map_id
     ss()[K_TEXTS] = texts
     ss()[K_SELECTED] = np.zeros(0, np.int64)
     return data

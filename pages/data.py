@@ -8,6 +8,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.long_text import count_dataset
+from core.workspace import SieveError
 from pages import common as C
 
 SOURCES = ("Bundled sample", "Path or glob", "Upload")
@@ -143,7 +145,29 @@ def _show_current(ws) -> None:
             + (f"; delimiter {info.delimiter!r}" if info.delimiter else "")
             + (f"; encoding {info.encoding}" if info.encoding else ""))
     st.text(f"text: {info.text.describe()}" + (f"; vectors: column {info.vector_column!r}" if info.vector_column else ""))
+    _long_texts(ws, info)
     st.page_link(C.PAGE_MAP, label="Next: compute the map", icon=":material/scatter_plot:")
+
+
+def _long_texts(ws, info) -> None:
+    """Texts over the model's token limit (the Map page's model), counted with its tokenizer."""
+    if info.vector_column:
+        return
+    model = str((C.ss().get(C.C_MAP_SETTINGS) or {}).get("model") or "all-MiniLM-L6-v2").strip()
+    try:
+        counts = count_dataset(ws, model)
+    except SieveError:
+        return
+    if counts.max_seq_length is None:
+        st.caption(f"The tokenizer of {C.esc(model)} is not available locally, so texts over its token limit "
+                   "are not counted.")
+        return
+    st.metric(f"Texts over the model's {counts.max_seq_length}-token limit", f"{counts.n_over_limit:,}",
+              help=f"Counted with the tokenizer of {model}. They are truncated unless the Map page's "
+                   "'Texts over the token limit' is set to chunk.")
+    msg = counts.message(None, "chunk under the Map page's Advanced settings")
+    if msg:
+        st.info(msg)
 
 
 def body() -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from pages import common as C
+from pages import map_tools
 
 STAGES = ("embed", "project", "cluster", "label")
 PAGE_SIZE = 100
@@ -19,7 +20,7 @@ ALL = "all clusters"
 SETTINGS = {
     "model": "all-MiniLM-L6-v2", "device": "auto", "batch_size": 64, "backend": "auto",
     "n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "dims": 5,
-    "min_cluster_size": 0, "min_samples": 0, "seed": 42, "exact": False,
+    "min_cluster_size": 0, "min_samples": 0, "seed": 42, "exact": False, "long_text": "truncate",
 }
 
 
@@ -33,11 +34,13 @@ def _settings_from_params(params) -> dict:
         "metric": params.project.metric, "dims": params.project.cluster_dims,
         "min_cluster_size": params.cluster.min_cluster_size or 0, "min_samples": params.cluster.min_samples or 0,
         "seed": params.project.seed, "exact": bool(getattr(params.project, "exact", False)),
+        "long_text": getattr(params.embed, "long_text", "truncate"),
     }
 
 
 def _advanced(data) -> dict:
     from core.embed import BACKENDS, DEVICES, backend_caption
+    from core.long_text import LONG_TEXT_MODES
     from core.project import METRICS
 
     saved = C.ss().get(C.C_MAP_SETTINGS) or _settings_from_params(getattr(data, "params", None))
@@ -53,6 +56,12 @@ def _advanced(data) -> dict:
         c1, c2 = st.columns([1, 2])
         c1.selectbox("Embedding backend", BACKENDS, key=C.W_MAP_PREFIX + "backend")
         c2.caption(backend_caption(C.ss()[C.W_MAP_PREFIX + "backend"]))
+        c1, c2 = st.columns([1, 2])
+        c1.selectbox("Texts over the token limit", LONG_TEXT_MODES, key=C.W_MAP_PREFIX + "long_text")
+        c2.caption("truncate: embed the first max_seq_length tokens (256 for all-MiniLM-L6-v2), as "
+                   "sentence-transformers does. chunk: embed overlapping windows of the whole text and average "
+                   "them, so texts that differ after the limit get different vectors (slower on long texts). "
+                   "The static backend reads every token either way.")
         st.markdown("**UMAP**")
         c1, c2, c3, c4 = st.columns(4)
         c1.slider("n_neighbors", 2, 200, key=C.W_MAP_PREFIX + "n_neighbors")
@@ -81,7 +90,7 @@ def _map_params(v: dict):
 
     return MapParams(
         EmbedParams(model=confine_model(v["model"], C.data_root()), batch_size=int(v["batch_size"]), device=v["device"],
-                    backend=v.get("backend", "auto")).resolved(),
+                    backend=v.get("backend", "auto"), long_text=v.get("long_text", "truncate")).resolved(),
         ProjectParams(n_neighbors=int(v["n_neighbors"]), min_dist=float(v["min_dist"]), metric=v["metric"],
                       cluster_dims=int(v["dims"]), seed=int(v["seed"]), exact=bool(v.get("exact", False))),
         ClusterParams(min_cluster_size=int(v["min_cluster_size"]) or None, min_samples=int(v["min_samples"]) or None),
@@ -146,7 +155,7 @@ def _compute(ws, info, params) -> None:
         raise
     C.ss()[C.K_COMPUTING] = False
     C.ss()[C.K_MAP_RUN] = {"timings": keys.timings, "cached": keys.cached, "details": details}
-    C.get_map(ws, keys.label)
+    C.get_map(ws, keys.map_id)
     st.rerun()
 
 
@@ -188,15 +197,21 @@ def _figure(data, visible: set[int] | None, query: str, highlight: bool):
     """The chart's figure, cached in session state so it is identical across reruns."""
     from core.explore import draw_sample
 
+    sem = map_tools.semantic_highlight(data)  # the nearest rows of a search by meaning, ringed too
+    colour = map_tools.color_view(C.get_workspace(), data)  # colour by a column instead of the clusters
     key = (C.ss().get(C.K_MAP_KEY), tuple(sorted(visible)) if visible is not None else None,
-           query if (highlight and query) else None)
+           query if (highlight and query) else None, sem[0] if sem else None, colour[0] if colour else None)
     cached = C.ss().get(C.K_FIG)
     if cached is not None and cached["key"] == key:
         return cached
     drawn = cached["drawn"] if cached is not None and cached["key"][0] == key[0] else \
         draw_sample(data.labels, C.MAX_DRAWN, seed=0)
     hl = _search_mask(data, query) if (highlight and query) else None
+    if sem is not None:
+        hl = sem[1] if hl is None else (hl | sem[1])
     fig, traces = C.map_figure(data, C.ss()[C.K_TEXTS], drawn, visible=visible, highlight=hl)
+    if colour is not None:
+        map_tools.recolor(fig, traces, colour[1])
     allowed = None if visible is None else np.isin(data.labels, list(visible))
     if cached is not None and cached["key"][0] == key[0] and len(C.selected_ids()):
         C.ss()[C.K_SELECTED] = np.zeros(0, np.int64)
@@ -379,6 +394,7 @@ def _explore(ws, data) -> None:
     highlight = c3.checkbox("Highlight on map", key=C.W_HIGHLIGHT, on_change=C.persist(C.W_HIGHLIGHT, C.C_HIGHLIGHT),
                             help="Redraws the map, which clears the current selection.")
     visible = set(chosen) if chosen else None
+    map_tools.color_by_control(C.get_workspace(), data)
     fig = _figure(data, visible, query.strip(), highlight)
 
     left, right = st.columns([4, 1.3])
@@ -393,9 +409,11 @@ def _explore(ws, data) -> None:
                    "above to hide clusters (legend clicks are disabled).")
     with right:
         _summary(data)
+        map_tools.linked_summaries(ws, data)
 
     query = query.strip()
-    tabs = st.tabs(["Selected rows", "Clusters", "Search matches", "SQL filter"])
+    tabs = st.tabs(["Selected rows", "Clusters", "Search matches", "Search by meaning", "SQL filter",
+                    "Curate clusters"])
     with tabs[0]:
         _rows_table(ws, data, C.selected_ids(), "rows selected — draw a box or lasso on the map", C.W_SEL_PAGE)
     with tabs[1]:
@@ -411,7 +429,11 @@ def _explore(ws, data) -> None:
             st.button("Select matches", key=C.W_SELECT_MATCHES, on_click=_select_matches, disabled=not mask.any())
             _rows_table(ws, data, data.row_ids[mask], "matches", C.W_MATCH_PAGE)
     with tabs[3]:
+        map_tools.semantic_panel(ws, data)
+    with tabs[4]:
         _sql_filter(ws, data, fig)
+    with tabs[5]:
+        map_tools.curate_panel(ws, data)
     for note in data.notes:
         st.caption(f"Note: {C.esc(note)}")
 
@@ -432,7 +454,22 @@ def body() -> None:
         return
     n_clusters = len([c for c in data.clusters if c.id >= 0])
     st.caption(f"Map: {len(data.row_ids):,} rows, {n_clusters} clusters, model {C.esc(data.keys.model_id)}")
+    _long_text_note(data)
     _explore(ws, data)
+
+
+def _long_text_note(data) -> None:
+    """How many texts were over the model's token limit when this map was embedded."""
+    from core.long_text import LongTextCount
+
+    counts = (data.stage_meta.get("embed") or {}).get("long_texts")
+    if not counts:
+        return
+    mode = getattr(getattr(data.params, "embed", None), "long_text", "truncate")
+    known = {k: counts[k] for k in ("n_texts", "n_over_limit", "n_over_cap", "max_seq_length", "max_text_chars")}
+    msg = LongTextCount(**known).message(mode, "chunk under Advanced settings")
+    if msg:
+        st.info(msg)
 
 
 C.run_page(body)

@@ -132,10 +132,27 @@ def no_errors(at) -> None:
 
 
 def chart(at):
-    """The page's one plotly chart."""
-    charts = list(at.get("plotly_chart"))
+    """The page's one map chart (the Map page also draws small summary charts, keyed otherwise)."""
+    charts = [c for c in at.get("plotly_chart") if "summary" not in c.proto.id]
     assert len(charts) == 1
     return charts[0]
+
+
+def summary_charts(at) -> dict[str, object]:
+    """The Map page's small summary charts, by column (their keys end with the column's name)."""
+    return {c.proto.id.rsplit("w.summary.chart.", 1)[1].split(".", 1)[1]: c
+            for c in at.get("plotly_chart") if "w.summary.chart." in c.proto.id}
+
+
+def send_chart_selection(at, element, selection: dict):
+    """Like send_selection, for any plotly chart element."""
+    import json
+
+    states = at._tree.get_widget_states()
+    w = states.widgets.add()
+    w.id = element.proto.id
+    w.string_value = json.dumps({"selection": selection})
+    return at._run(states)
 
 
 def send_selection(at, selection: dict):

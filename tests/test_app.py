@@ -446,3 +446,139 @@ def test_map_sql_filter_selects_rows_and_refuses_files(map_env):
     at.button(key="w.sql_select").click().run()
     assert not at.exception
     assert at.error and text_value(at, "selected_count") == str(want)
+
+
+# -- curate clusters -------------------------------------------------------------------------
+
+
+def test_map_curate_rename_merge_split_undo(small_map, tmp_path, monkeypatch):
+    """The Curate tab's controls edit the session's map (in a copy of the small map's
+    workspace: the edits are stored there)."""
+    import shutil
+
+    from core.pipeline import load_map
+    from core.workspace import Workspace
+    from pages import map_tools as T
+
+    root = tmp_path / "ws"
+    shutil.copytree(small_map[0].root, root)
+    ws = Workspace(root)
+    data = load_map(ws)
+    monkeypatch.setenv("SIEVE_WORKSPACE", str(root))
+    ids = sorted(c.id for c in data.clusters if c.id >= 0)
+    at = open_page(C.PAGE_MAP)
+    no_errors(at)
+    assert text_value(at, "edits") == "0"
+    at.selectbox(key=T.W_CUR_RENAME_ID).set_value(ids[0])
+    at.text_input(key=T.W_CUR_RENAME_NAME).input("*refunds* <b>")
+    at.button(key=T.W_CUR_RENAME).click().run()
+    no_errors(at)
+    assert text_value(at, "edits") == "1"
+    assert at.session_state[C.K_MAP].cluster_names[ids[0]] == "*refunds* <b>"
+    fig = json.loads(chart(at).proto.spec)
+    assert "*refunds* &lt;b&gt;" in [t["name"] for t in fig["data"]]  # the legend shows it escaped
+
+    big = max((c for c in data.clusters if c.id >= 0), key=lambda c: c.size).id
+    at.selectbox(key=T.W_CUR_SPLIT_ID).set_value(big)
+    at.number_input(key=T.W_CUR_SPLIT_K).set_value(3)
+    at.button(key=T.W_CUR_SPLIT).click().run()
+    no_errors(at)
+    after_split = at.session_state[C.K_MAP]
+    assert len([c for c in after_split.clusters if c.id >= 0]) == len(ids) + 2
+    assert text_value(at, "clusters") == str(len(ids) + 2)
+    new_ids = sorted(set(after_split.cluster_names) - set(data.cluster_names))
+    at.multiselect(key=T.W_CUR_MERGE_IDS).set_value([big] + new_ids)
+    at.button(key=T.W_CUR_MERGE).click().run()
+    no_errors(at)
+    merged = at.session_state[C.K_MAP]
+    assert np.array_equal(merged.labels == big, data.labels == big)  # the parts merged back
+    assert text_value(at, "edits") == "3"
+    # the workspace keeps the edits: a fresh session opens the curated map
+    assert load_map(Workspace(ws.root)).edits == merged.edits
+    # a bad edit is one error line, and nothing changes
+    at.text_input(key=T.W_CUR_RENAME_NAME).input("   ")
+    at.button(key=T.W_CUR_RENAME).click().run()
+    assert not at.exception and any("edit 4 (rename)" in e.value for e in at.error)
+    assert text_value(at, "edits") == "3"
+    at.button(key=T.W_CUR_UNDO).click().run()
+    no_errors(at)
+    assert text_value(at, "edits") == "2"
+    at.button(key=T.W_CUR_CLEAR).click().run()
+    no_errors(at)
+    assert text_value(at, "edits") == "0"
+    assert np.array_equal(at.session_state[C.K_MAP].labels, data.labels)
+
+
+# -- colour by any column, linked summaries ----------------------------------------------------
+
+
+def test_map_colour_by_column_and_linked_summary_bars_filter(map_env):
+    from core.summaries import TEXT_LENGTH, column_view
+    from pages import map_tools as T
+    from tests.app_fixtures import send_chart_selection, summary_charts
+
+    ws, data = map_env
+    at = open_page(C.PAGE_MAP)
+    no_errors(at)
+    n_traces = len(json.loads(chart(at).proto.spec)["data"])
+    # colour by a categorical column: the cluster traces stay (selection works the same), the legend shows values
+    at.selectbox(key=T.W_COLOR_BY).set_value("source").run()
+    no_errors(at)
+    fig = json.loads(chart(at).proto.spec)
+    view = column_view(ws, "source", data.row_ids)
+    legend = [t["name"] for t in fig["data"][n_traces:]]
+    assert legend == view.categories and len(fig["data"]) == n_traces + len(view.categories)
+    assert not any(t.get("showlegend", True) for t in fig["data"][:n_traces])
+    # a numeric column: a colour scale
+    at.selectbox(key=T.W_COLOR_BY).set_value("quality").run()
+    no_errors(at)
+    fig = json.loads(chart(at).proto.spec)
+    assert fig["data"][-1]["marker"]["showscale"] is True and fig["data"][0]["marker"]["colorscale"]
+    # the summaries: the text length by default; add "source"
+    at.multiselect(key=T.W_SUMMARY_COLS).set_value([TEXT_LENGTH, "source"]).run()
+    charts = summary_charts(at)
+    assert set(charts) == {TEXT_LENGTH, "source"}
+    bars = json.loads(charts["source"].proto.spec)["data"]
+    assert list(bars[0]["y"]) == view.categories  # one bar per value; grey = all rows
+    assert abs(sum(bars[0]["x"]) - 1) < 1e-6
+    # a click on the "forum" bar selects the rows with source = forum
+    b = view.categories.index("forum")
+    at = send_chart_selection(at, charts["source"], {"points": [{"customdata": b, "curve_number": 0,
+                                                                  "point_index": b}], "box": [], "lasso": []})
+    no_errors(at)
+    forum = int((np.asarray(view.codes) == b).sum())
+    assert forum > 0 and text_value(at, "selected_count") == str(forum)
+    # the selection's share is now all "forum"
+    bars = json.loads(summary_charts(at)["source"].proto.spec)["data"]
+    assert bars[1]["x"][b] == 1.0
+    # a click on a text-length bin keeps only the selected rows in that bin
+    from core.summaries import bar_mask, text_length_view
+
+    tl = text_length_view(at.session_state[C.K_TEXTS])
+
+    at = send_chart_selection(at, summary_charts(at)[TEXT_LENGTH],
+                              {"points": [{"customdata": 0, "curve_number": 1, "point_index": 0}], "box": [],
+                               "lasso": []})
+    no_errors(at)
+    want = int((bar_mask(tl, 0) & (np.asarray(view.codes) == b)).sum())
+    assert text_value(at, "selected_count") == str(want)
+
+
+def test_map_more_like_this_follows_a_clicked_point(map_env):
+    """A clicked point fills the Row id box; More like this (the row's own vector: no model
+    needed) lists that row first, at similarity 1."""
+    from pages import map_tools as T
+
+    _, data = map_env
+    at = open_page(C.PAGE_MAP)
+    p = 17
+    at = send_selection(at, {"points": [{"customdata": p, "curve_number": 0, "point_index": 0}], "box": [],
+                             "lasso": []})
+    no_errors(at)
+    assert text_value(at, "selected_count") == "1"
+    assert at.number_input(key=T.W_SEM_ROW).value == int(data.row_ids[p])
+    at.button(key=T.W_SEM_LIKE).click().run()
+    no_errors(at)
+    res = at.session_state[T.K_SEM]
+    assert int(res["ids"][0]) == int(data.row_ids[p]) and abs(float(res["sims"][0]) - 1) < 1e-5
+    assert text_value(at, "semantic_results") == str(min(20, len(data.row_ids)))

@@ -173,3 +173,48 @@ def test_step_by_step_commands(tmp_path):
               "-w", tmp_path / "ws2")
     assert_one_line_error(p, "fingerprint")
     assert not (tmp_path / "r.csv").exists()
+
+
+# -- cluster edits (sieve curate / --edits) ------------------------------------------------------------
+
+
+def test_cluster_edits_replay_in_reproduce_and_bad_edits_are_one_line(tmp_path):
+    from sample_data.generate import generate_rows
+
+    data = write_table(generate_rows(240, seed=11, mess=False), tmp_path / "small.csv")
+    edits = tmp_path / "edits.json"
+    edits.write_text(json.dumps([{"op": "split", "cluster": 0, "k": 2, "seed": 1},
+                                 {"op": "rename", "cluster": 0, "name": "[bold]zero[/bold]"}]))
+    out, ws1, ws2 = tmp_path / "o.parquet", tmp_path / "ws1", tmp_path / "ws2"
+    p = sieve("run", data, "--text", "text", "--budget", "40", "--min-cluster-size", "8", "--edits", edits,
+              "--out", out, "-w", ws1)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "[bold]zero[/bold]" in p.stderr  # a typed name is printed as typed, never as rich markup
+    man = json.loads(Path(str(out) + ".manifest.json").read_text())
+    assert man["curate"]["edits"] == [{"op": "split", "cluster": 0, "k": 2, "seed": 1},
+                                      {"op": "rename", "cluster": 0, "name": "[bold]zero[/bold]"}]
+    names = {c["id"]: c["name"] for c in man["clusters"]}
+    assert names[0] == "[bold]zero[/bold]"
+    t = read_any(out)
+    assert set(zip(t.column("sieve_cluster_id").to_pylist(), t.column("sieve_cluster_name").to_pylist())) \
+        <= set(names.items())
+    p = sieve("reproduce", str(out) + ".manifest.json", "--out", tmp_path / "again.parquet", "-w", ws2)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "reproduced: identical" in p.stderr
+    again = read_any(tmp_path / "again.parquet")
+    assert again.column("sieve_row_id").to_pylist() == t.column("sieve_row_id").to_pylist()
+    assert again.column("sieve_cluster_id").to_pylist() == t.column("sieve_cluster_id").to_pylist()
+    assert again.column("sieve_cluster_name").to_pylist() == t.column("sieve_cluster_name").to_pylist()
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"op": "rename", "cluster": 0, "name": "a"}, {"op": "merge", "clusters": [0, 999]}]))
+    assert_one_line_error(sieve("curate", bad, "-w", ws1), "bad.json", "edit 2 (merge)", "cluster 999 does not exist")
+    assert_one_line_error(sieve("curate", "-w", ws1), "--clear")
+    p = sieve("curate", "--clear", "-w", ws1)
+    assert p.returncode == 0 and "0 edit(s)" in p.stderr
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps([{"op": "merge", "clusters": [0, 1]}]))
+    p = sieve("curate", good, "-w", ws1)
+    assert p.returncode == 0 and "1 edit(s)" in p.stderr, p.stderr
+    p = sieve("select", "--budget", "20", "-w", ws1)
+    assert p.returncode == 0, p.stderr

@@ -229,6 +229,7 @@ EMBED_BAD = {
     "device": ["gpu", "", None],
     "normalize": ["no", None],  # a truthy string must not silently mean True
     "chunk_size": [0, -1, 10.0],
+    "long_text": ["chunks", "", None],
 }
 
 

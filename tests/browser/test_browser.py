@@ -170,7 +170,9 @@ def wait_chart(page) -> None:
     page.wait_for_function(
         f"""() => {{ const app = document.querySelector('[data-testid=stApp]');
             if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
-            if (document.querySelectorAll('[data-testid=stPlotlyChart]').length !== 1) return false;
+            const maps = [...document.querySelectorAll('[data-testid=stPlotlyChart]')]
+                .filter(e => !e.closest('.st-key-sieve-summaries'));  // the small summary charts
+            if (maps.length !== 1) return false;
             const gd = {GD}; return gd && gd._fullLayout && gd.querySelector('.nsewdrag'); }}""", timeout=60_000)
 
 
