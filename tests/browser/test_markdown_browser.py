@@ -144,7 +144,8 @@ def test_hostile_names_never_fetch_or_link(page, hostile, evil_host):
     box.press("Enter")
     _idle(pg)
     pg.get_by_role("button", name="Load dataset").click()
-    pg.wait_for_selector("[data-testid=stAlert]", timeout=60_000)
+    pg.wait_for_function("() => [...document.querySelectorAll('[data-testid=stAlert]')]"
+                         ".some(e => e.innerText.includes('nope'))", timeout=60_000)
     alerts = pg.evaluate("() => [...document.querySelectorAll('[data-testid=stAlert]')].map(e => e.innerText)")
     assert any("nope" in a and hostile["img"] in a.replace("\u200b", "") for a in alerts), alerts  # as typed, as text
     _assert_inert(pg, evil_host, "data-template-error")
