@@ -171,11 +171,12 @@ def build_atomically(final: Path, files: Sequence[str], build: Callable[[Path], 
 
 
 def _versions() -> dict:
-    import onnxruntime
-    import torch
-    import transformers
+    """The installed versions that shape the exported graph, read from the package
+    metadata: importing torch and transformers only to read them cost ~6 s of every
+    warm model load (the same strings as their ``__version__``)."""
+    from importlib import metadata
 
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "onnxruntime": onnxruntime.__version__}
+    return {name: metadata.version(name) for name in ("torch", "transformers", "onnxruntime")}
 
 
 def _load_st(model_dir: Path):
