@@ -16,18 +16,6 @@ NOISE_MODES = ("include", "exclude", "own budget")
 MODES = ("Automatic", "Sliders", "Table")
 
 
-@C.safe_callback
-def _budget_from_slider() -> None:
-    C.ss()[C.C_BUDGET] = int(C.ss()[C.W_BUDGET_SLIDER])
-    C.ss()[C.W_BUDGET_NUMBER] = C.ss()[C.C_BUDGET]
-
-
-@C.safe_callback
-def _budget_from_number() -> None:
-    C.ss()[C.C_BUDGET] = int(C.ss()[C.W_BUDGET_NUMBER])
-    C.ss()[C.W_BUDGET_SLIDER] = C.ss()[C.C_BUDGET]
-
-
 def _sizes(data) -> dict[int, int]:
     ids, cnt = np.unique(data.labels, return_counts=True)
     return {int(c): int(k) for c, k in zip(ids, cnt)}
@@ -46,14 +34,44 @@ def _token_budget_widget(data, info) -> None:
     st.text(f"tokens_total={total}")
 
 
-def _total_widgets(n: int, disabled: bool) -> None:
-    C.ss()[C.C_BUDGET] = int(min(max(1, C.ss().get(C.C_BUDGET, C.default_budget(n))), n))
+def _total_widgets(slot, n: int, sliders: bool, sliders_total: int | None) -> None:
+    """The total budget (slider and Rows box) in a form: arrow-key steps and typing rerun
+    nothing until **Apply** (or Enter).  In Sliders mode they show the sliders' sum."""
+    cur = int(min(max(1, C.ss().get(C.C_BUDGET, C.default_budget(n))), n))
+    if sliders_total is not None:
+        cur = int(min(max(1, sliders_total), n))
+    else:  # after Apply, whichever of the two widgets was changed wins
+        for w in (C.W_BUDGET_SLIDER, C.W_BUDGET_NUMBER):
+            v = C.ss().get(w)
+            if v is not None and int(v) != cur:
+                cur = int(min(max(1, int(v)), n))
+                break
+    C.ss()[C.C_BUDGET] = cur
     for w in (C.W_BUDGET_SLIDER, C.W_BUDGET_NUMBER):
-        if C.ss().get(w) != C.ss()[C.C_BUDGET]:
-            C.ss()[w] = C.ss()[C.C_BUDGET]
-    c1, c2 = st.columns([3, 1])
-    c1.slider("Total budget (rows)", 1, n, key=C.W_BUDGET_SLIDER, on_change=_budget_from_slider, disabled=disabled)
-    c2.number_input("Rows", 1, n, step=1, key=C.W_BUDGET_NUMBER, on_change=_budget_from_number, disabled=disabled)
+        if C.ss().get(w) != cur:
+            C.ss()[w] = cur
+    disabled = sliders
+    with slot.form("budget_total_form", border=False):
+        c1, c2, c3 = st.columns([6, 2, 1], vertical_alignment="bottom")
+        c1.slider("Total budget (rows)", 1, n, key=C.W_BUDGET_SLIDER, disabled=disabled,
+                  help="The sum of the per-cluster sliders below." if disabled else
+                  "Step with the arrow keys, then press Apply.")
+        c2.number_input("Rows", 1, n, step=1, key=C.W_BUDGET_NUMBER, disabled=disabled)
+        c3.form_submit_button("Apply", type="primary", disabled=disabled, key=C.W_BUDGET_APPLY)
+
+
+def _sliders_total(data, sizes: dict[int, int], include_noise: bool) -> int | None:
+    """The per-cluster sliders' current sum (plus an own noise budget), or None before
+    they are first drawn."""
+    keys = [f"{C.W_SLIDER_PREFIX}{C.ss().get(C.K_MAP_KEY)}.{c}" for c in _slider_ids(sizes, include_noise)]
+    if not keys or any(k not in C.ss() for k in keys):
+        return None
+    noise = int(C.ss().get(C.C_NOISE_BUDGET, 0) or 0) if C.ss().get(C.C_NOISE) == "own budget" else 0
+    return sum(int(C.ss()[k]) for k in keys) + noise
+
+
+def _slider_ids(sizes: dict[int, int], include_noise: bool) -> list[int]:
+    return [c for c in sorted(sizes, key=lambda c: (c < 0, c)) if c >= 0 or include_noise]
 
 
 def _persisted(widget, label: str, wkey: str, ckey: str, default, *args, **kwargs):
@@ -64,16 +82,18 @@ def _persisted(widget, label: str, wkey: str, ckey: str, default, *args, **kwarg
 
 
 def _sliders(data, sizes: dict[int, int], auto: dict[int, int], include_noise: bool) -> None:
+    """One slider per cluster, in a form: steps rerun nothing until **Apply**."""
     names = data.cluster_names
     saved = C.ss().get(C.C_SLIDERS) or {}
     values = {}
-    ids = [c for c in sorted(sizes, key=lambda c: (c < 0, c)) if c >= 0 or include_noise]
-    cols = st.columns(3)
-    for j, c in enumerate(ids):
-        wkey = f"{C.W_SLIDER_PREFIX}{C.ss().get(C.K_MAP_KEY)}.{c}"
-        if wkey not in C.ss():
-            C.ss()[wkey] = int(min(saved.get(c, auto.get(c, 0)), sizes[c]))
-        values[c] = int(cols[j % 3].slider(f"{c}: {names.get(c, c)} ({sizes[c]:,} rows)", 0, sizes[c], key=wkey))
+    with st.form("cluster_sliders_form", border=False):
+        cols = st.columns(3)
+        for j, c in enumerate(_slider_ids(sizes, include_noise)):
+            wkey = f"{C.W_SLIDER_PREFIX}{C.ss().get(C.K_MAP_KEY)}.{c}"
+            if wkey not in C.ss():
+                C.ss()[wkey] = int(min(saved.get(c, auto.get(c, 0)), sizes[c]))
+            values[c] = int(cols[j % 3].slider(f"{c}: {names.get(c, c)} ({sizes[c]:,} rows)", 0, sizes[c], key=wkey))
+        st.form_submit_button("Apply per-cluster budgets", type="primary", key=C.W_SLIDERS_APPLY)
     C.ss()[C.C_SLIDERS] = values
 
 
@@ -120,9 +140,10 @@ def _table(data, sizes: dict[int, int]) -> None:
     C.ss()[C.C_TABLE] = table
 
 
-def _settings(data, info, sizes: dict[int, int]) -> None:
+def _settings(data, info, sizes: dict[int, int]):
+    """The Split/Pick/depth settings; returns the slot for the total budget (None with tokens)."""
     from core.explore import column_kinds
-    from core.select import BUDGET_UNITS, PICKS, POLICIES, TOKENIZERS
+    from core.select import BUDGET_UNITS, DEFAULT_PICK, PICKS, POLICIES, TOKENIZERS
 
     n = len(data.row_ids)
     n_clusters = len([c for c in sizes if c >= 0])
@@ -149,15 +170,17 @@ def _settings(data, info, sizes: dict[int, int]) -> None:
     mode = _persisted(c1.radio, "Per-cluster budgets", C.W_MODE, C.C_PER_CLUSTER_MODE, default_mode, modes,
                       horizontal=True,
                       help="Automatic: the policy splits the total. Sliders: set each cluster's rows (the total is "
-                           "their sum). Table: min/max/override per cluster.")
+                           f"their sum); offered for row budgets on maps with at most {MAX_SLIDERS} clusters (this "
+                           f"one has {n_clusters}). Table: min/max/override per cluster, for any number of clusters.")
     _persisted(c2.selectbox, "Policy", C.W_POLICY, C.C_POLICY, "equal", POLICIES,
                help="proportional: like the full set; equal: the same for every cluster; sqrt: in between.")
     noise = _persisted(c3.selectbox, "Unclustered rows", C.W_NOISE, C.C_NOISE, "include", NOISE_MODES,
                        help="include: treated as one more group; exclude: never picked; own budget: a fixed count.")
+    slot = None
     if unit == "tokens":
         _token_budget_widget(data, info)
     else:
-        _total_widgets(n, disabled=(mode == "Sliders"))
+        slot = st.container()  # filled by body() once the per-cluster sliders are known
     c1, c2, c3 = st.columns(3)
     top = n if unit == "rows" else None
     if noise == "own budget":
@@ -169,7 +192,7 @@ def _settings(data, info, sizes: dict[int, int]) -> None:
 
     st.subheader("Pick")
     c1, c2, c3, c4 = st.columns(4)
-    pick = _persisted(c1.selectbox, "Method", C.W_PICK, C.C_PICK, "random", PICKS,
+    pick = _persisted(c1.selectbox, "Method", C.W_PICK, C.C_PICK, DEFAULT_PICK, PICKS,
                       help="random (seeded); centroid / core: nearest the cluster centre; boundary: farthest "
                            "from it; diverse: k-center greedy; facility: greedy facility location (represents "
                            "the whole cluster); mmr: relevance vs. novelty; score: by a numeric column.")
@@ -193,6 +216,7 @@ def _settings(data, info, sizes: dict[int, int]) -> None:
             _persisted(c3.selectbox, "Score column", C.W_SCORE, C.C_SCORE_COLUMN, numeric[0], numeric)
             _persisted(c4.checkbox, "Lowest first", C.W_ASCENDING, C.C_ASCENDING, False)
     _depth_settings(data, info)
+    return slot
 
 
 def _depth_settings(data, info) -> None:
@@ -375,9 +399,13 @@ def body() -> None:
     if data is None:
         return
     sizes = _sizes(data)
-    _settings(data, info, sizes)
+    slot = _settings(data, info, sizes)
 
     mode = C.ss().get(C.C_PER_CLUSTER_MODE, "Automatic")
+    include_noise = C.ss().get(C.C_NOISE) == "include"
+    if slot is not None:
+        sliders = mode == "Sliders"
+        _total_widgets(slot, len(data.row_ids), sliders, _sliders_total(data, sizes, include_noise) if sliders else None)
     if mode != "Automatic":
         # The automatic split of the current total seeds the sliders / shows beside the table.
         from core.select import SelectParams
@@ -394,7 +422,7 @@ def body() -> None:
         if mode == "Sliders":
             st.caption("Each slider is that cluster's exact budget; the total is their sum. They start from the "
                        "policy's split of the total above.")
-            _sliders(data, sizes, auto, include_noise=C.ss().get(C.C_NOISE) == "include")
+            _sliders(data, sizes, auto, include_noise=include_noise)
         else:
             _table(data, sizes)
 

@@ -128,6 +128,8 @@ C_SCALE_DRAWN = "sieve.c.scale_drawn"
 # Widget keys.
 W_BUDGET_SLIDER = "w.budget_slider"
 W_BUDGET_NUMBER = "w.budget_number"
+W_BUDGET_APPLY = "w.budget_apply"  # the total budget form's submit button
+W_SLIDERS_APPLY = "w.sliders_apply"  # the per-cluster sliders form's submit button
 W_ASCENDING = "w.ascending"
 W_BAN = "w.ban"
 W_CLEAR = "w.clear"
@@ -242,10 +244,12 @@ def get_workspace() -> Workspace:
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
-def get_encoder(model: str, device: str, normalize: bool, backend: str = "torch"):
+def get_encoder(model: str, device: str, normalize: bool, backend: str = "torch", _progress=None):
+    """The encoder (cached per process); ``_progress(done, total, msg)`` hears the one-time
+    model preparation (not part of the cache key)."""
     from core.embed import load_encoder
 
-    return load_encoder(model, device=device, normalize=normalize, backend=backend)
+    return load_encoder(model, device=device, normalize=normalize, backend=backend, progress=_progress)
 
 
 # -- errors -----------------------------------------------------------------------------
@@ -494,7 +498,7 @@ def reference_encoder(ws: Workspace, data):
 
 def params_from_state(data, info) -> Any:
     """SelectParams from the canonical Budget settings (+ pins/bans); raises SieveError."""
-    from core.select import SelectParams
+    from core.select import DEFAULT_PICK, SelectParams
 
     n = len(data.row_ids)
     unit = ss().get(C_UNIT, "rows")
@@ -520,7 +524,7 @@ def params_from_state(data, info) -> Any:
             if lo is not None or hi is not None:
                 bounds[int(c)] = (None if lo is None else int(lo), None if hi is None else int(hi))
     score_column = ss().get(C_SCORE_COLUMN) or None
-    pick = ss().get(C_PICK, "random")
+    pick = ss().get(C_PICK, DEFAULT_PICK)
     if pick == "score":
         score = score_column
     elif pick == "mmr":

@@ -24,10 +24,11 @@ def _ingest(ws, source: str, spec, vector_column, file_format, *, quiet: bool = 
         if bar is not None:
             bar.progress(min(1.0, done / max(total, 1)), text=msg)
 
-    info, cached = ingest(ws, params, progress=progress)
-    if bar is not None:
-        bar.empty()
-    return info, cached
+    try:
+        return ingest(ws, params, progress=progress)
+    finally:  # a failed load leaves no half-filled bar behind
+        if bar is not None:
+            bar.empty()
 
 
 def _autoload_sample(ws) -> None:
@@ -39,8 +40,9 @@ def _autoload_sample(ws) -> None:
     C.ss()[C.K_AUTOLOADED] = True
     with st.spinner("Loading the bundled sample…"):
         _ingest(ws, str(C.SAMPLE_PATH), TextSpec(column=C.SAMPLE_TEXT_COLUMN), None, None, quiet=True)
-    C.flash("success", "Loaded the bundled sample (sample_data/prompts.csv). Go on to the Map page, or choose "
-                       "another file below.")
+    # Shown here, not flashed: a flash would show on whichever page renders next (e.g. the Map page).
+    st.success("Loaded the bundled sample (sample_data/prompts.csv). Go on to the Map page, or choose "
+               "another file below.")
 
 
 def _source(ws) -> str | None:
@@ -103,7 +105,9 @@ def _show_current(ws) -> None:
     c1.metric("Rows", f"{info.n_rows:,}")
     c2.metric("Empty texts", f"{info.n_empty:,}", help="Null, empty or whitespace-only; kept but never embedded.")
     c3.metric("Exact duplicates", f"{info.n_duplicates:,}")
-    c4.metric("Rows to embed", f"{info.n_embeddable:,}")
+    c4.metric("Texts to embed", f"{info.n_embeddable - info.n_duplicates:,}",
+              help=f"{info.n_embeddable:,} non-empty rows less {info.n_duplicates:,} exact duplicates: each distinct "
+                   "text is embedded once and its duplicates share its vector.")
     st.text(f"rows={info.n_rows} empty={info.n_empty} duplicates={info.n_duplicates}")
     st.text(f"source: {', '.join(info.sources[:3])}{' …' if len(info.sources) > 3 else ''}")
     st.text(f"text: {info.text.describe()}" + (f"; vectors: column {info.vector_column!r}" if info.vector_column else ""))
@@ -156,11 +160,11 @@ def _choose(ws) -> None:
     mode = st.radio("Text to embed", ["Column", "Template"], key=C.W_TEXT_MODE, horizontal=True,
                     on_change=C.persist(C.W_TEXT_MODE, C.C_TEXT_MODE))
     text_candidates = kinds["text"] or [c for c in columns if not c.lower().startswith("sieve_")]
+    preferred = C.ss().get(C.C_TEXT_COLUMN)
+    if preferred not in text_candidates:
+        preferred = next((c for c in ("text", "prompt", "instruction", "content") if c in text_candidates),
+                         text_candidates[0] if text_candidates else None)
     if mode == "Column":
-        preferred = C.ss().get(C.C_TEXT_COLUMN)
-        if preferred not in text_candidates:
-            preferred = next((c for c in ("text", "prompt", "instruction", "content") if c in text_candidates),
-                             text_candidates[0] if text_candidates else None)
         if C.ss().get(C.W_TEXT_COLUMN) not in text_candidates:
             C.ss()[C.W_TEXT_COLUMN] = preferred
         col = st.selectbox("Text column", text_candidates, key=C.W_TEXT_COLUMN,
@@ -168,7 +172,7 @@ def _choose(ws) -> None:
         C.ss()[C.C_TEXT_COLUMN] = col
         spec_args = {"column": col}
     else:
-        default_t = "\\n".join("{" + c + "}" for c in text_candidates[:2])
+        default_t = "{" + preferred + "}" if preferred else ""  # the text column, never the ids
         C.init_widget(C.W_TEMPLATE, C.C_TEMPLATE, default_t)
         tpl = st.text_input("Template (columns in braces; \\n for a new line)", key=C.W_TEMPLATE,
                             on_change=C.persist(C.W_TEMPLATE, C.C_TEMPLATE))

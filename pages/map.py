@@ -4,12 +4,15 @@ a cluster filter, and pins/bans that the Budget page honours."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
 import streamlit as st
 
 from pages import common as C
+
+log = logging.getLogger("sieve.app")
 
 STAGES = ("embed", "project", "cluster", "label")
 PAGE_SIZE = 100
@@ -87,17 +90,60 @@ def _map_params(v: dict):
     )
 
 
+def _load_encoder(params, status):
+    """The encoder, saying what takes the time: waiting for the background preparation
+    of the int8 model, preparing it here (one time), or loading it."""
+    from core.warmup import wait_for_model, warmup_state
+
+    e = params.embed
+    if e.backend == "onnx-int8" and warmup_state()["started"] and not warmup_state()["model"]:
+        status.update(label="Preparing the int8 ONNX model (one time on this machine, about half a minute)…")
+        wait_for_model()
+    status.update(label=f"Loading the model {e.model} ({e.backend})…")
+
+    def progress(done, total, msg):  # the one-time export, when it runs here
+        status.update(label=f"{msg[:1].upper()}{msg[1:]} ({done}/{total}); later maps skip this…")
+
+    encoder = C.get_encoder(e.model, e.device, e.normalize, e.backend, _progress=progress)
+    status.update(label="Model loaded.")
+    return encoder
+
+
+def _estimate(ws, info, params) -> str:
+    """'about 40 s' for this dataset on this machine, from core.eta's throughput table."""
+    from core.embed import embed_key
+    from core.eta import estimate_map_seconds, human_seconds
+    from core.warmup import warmup_state
+    from core.workspace import usable_cores
+
+    e = params.embed
+    embedded = bool(info.vector_column) or ws.has_artifact("embed", embed_key(ws, e)[0])
+    ready = True
+    if e.backend == "onnx-int8" and not embedded:
+        from core.onnx_embed import is_exported
+
+        ready = is_exported(e.model)
+    secs = estimate_map_seconds(info.n_embeddable - info.n_duplicates, e.backend, cores=usable_cores(),
+                                gpu=e.device in ("cuda", "mps"), embedded=embedded, model_ready=ready,
+                                compiled=warmup_state()["compiled"])
+    extra = [] if ready else ["the one-time int8 model preparation"]
+    if not warmup_state()["compiled"]:
+        extra.append("compiling UMAP/HDBSCAN once")
+    return human_seconds(secs) + (f", including {' and '.join(extra)}" if extra else "")
+
+
 def _compute(ws, info, params) -> None:
     from core.embed import Cancelled, embed_key
+    from core.eta import human_seconds, remaining_seconds
     from core.pipeline import build_map
+    from core.warmup import warmup_state
 
     encoder = None
     if not info.vector_column:
         key, _ = embed_key(ws, params.embed)
         if not ws.has_artifact("embed", key):
-            with st.spinner(f"Loading model {params.embed.model}…"):
-                encoder = C.get_encoder(params.embed.model, params.embed.device, params.embed.normalize,
-                                        params.embed.backend)
+            with st.status(f"Loading model {params.embed.model}…") as status:
+                encoder = _load_encoder(params, status)
     box = st.container(border=True)
     lines = {s: box.empty() for s in STAGES}
     bars: dict[str, object] = {}
@@ -110,7 +156,9 @@ def _compute(ws, info, params) -> None:
     def on_stage(stage, event, meta):
         if event == "start":
             started[stage] = time.perf_counter()
-            lines[stage].text(f"{stage}: running…")
+            waiting = stage in ("project", "cluster") and warmup_state()["started"] and not warmup_state()["compiled"]
+            lines[stage].text(f"{stage}: " + ("compiling UMAP/HDBSCAN once for this server process, then running…"
+                                              if waiting else "running…"))
         else:
             state = "cached (skipped)" if meta.get("cached") else f"done in {meta['seconds']:.1f} s"
             lines[stage].text(f"{stage}: {state}" + (f" ({details[stage]})" if stage in details else ""))
@@ -120,7 +168,8 @@ def _compute(ws, info, params) -> None:
     def progress(stage, done, total, msg):
         if stage not in details:
             details[stage] = msg
-            lines[stage].text(f"{stage}: running… ({msg})")
+            note = "; the longest texts go first, so the first batches are the slowest" if stage == "embed" else ""
+            lines[stage].text(f"{stage}: running… ({msg}{note})")
         now = time.perf_counter()
         if done < total and now - last[0] < 0.25:
             return
@@ -128,7 +177,10 @@ def _compute(ws, info, params) -> None:
         if stage not in bars:
             bars[stage] = box.progress(0.0)
         elapsed = now - started.get(stage, now)
-        bars[stage].progress(min(1.0, done / max(total, 1)), text=f"{stage}: {msg} ({done:,}/{total:,}, {elapsed:.0f} s)")
+        left = remaining_seconds(done, total, elapsed) if done < total else None
+        eta = f", {human_seconds(left)} left" if left is not None else ""
+        bars[stage].progress(min(1.0, done / max(total, 1)),
+                             text=f"{stage}: {msg} ({done:,}/{total:,}, {elapsed:.0f} s{eta})")
 
     C.ss()[C.K_COMPUTING] = True
     try:
@@ -423,8 +475,14 @@ def body() -> None:
                f"{', '.join(info.sources[:2])}{' …' if len(info.sources) > 2 else ''}")
     _compute_section(ws, info, data)
     if data is None:
-        st.info("No map of this dataset yet. Press **Compute map** (the first run on the sample takes about a minute "
-                "on a CPU; later runs reuse cached stages).")
+        try:
+            eta = _estimate(ws, info, _map_params(C.ss()[C.C_MAP_SETTINGS]))
+        except Exception:  # noqa: BLE001 - an estimate never blocks the page
+            log.debug("no estimate", exc_info=True)
+            eta = None
+        st.info("No map of this dataset yet. Press **Compute map**"
+                + (f": {eta} on this machine for {info.n_embeddable - info.n_duplicates:,} distinct texts" if eta else "")
+                + ". Later runs reuse cached stages.")
         return
     n_clusters = len([c for c in data.clusters if c.id >= 0])
     st.caption(f"Map: {len(data.row_ids):,} rows, {n_clusters} clusters, model {data.keys.model_id}")

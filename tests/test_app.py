@@ -248,13 +248,17 @@ def test_budget_widgets_change_allocation(map_env):
     assert sum(_alloc(at).values()) == start
 
     at.slider(key=C.W_BUDGET_SLIDER).set_value(120).run()
+    assert text_value(at, "budget_total") == str(start)  # in a form: nothing changes before Apply
+    at.slider(key=C.W_BUDGET_SLIDER).set_value(120)
+    at.button(key=C.W_BUDGET_APPLY).click().run()
     no_errors(at)
     assert text_value(at, "budget_total") == "120"
     assert at.number_input(key=C.W_BUDGET_NUMBER).value == 120  # kept in sync
     equal = _alloc(at)
     assert sum(equal.values()) == 120
 
-    at.number_input(key=C.W_BUDGET_NUMBER).set_value(90).run()
+    at.number_input(key=C.W_BUDGET_NUMBER).set_value(90)
+    at.button(key=C.W_BUDGET_APPLY).click().run()
     assert text_value(at, "budget_total") == "90"
     assert at.slider(key=C.W_BUDGET_SLIDER).value == 90
 
@@ -291,13 +295,19 @@ def test_budget_sliders_per_cluster(map_env):
     assert len(sliders) == n_groups  # one per cluster + unclustered (noise included)
     before = sum(s.value for s in sliders)
     assert text_value(at, "budget_total") == str(before)
+    assert at.slider(key=C.W_BUDGET_SLIDER).value == before and at.number_input(key=C.W_BUDGET_NUMBER).value == before
     target = sliders[0]
-    target.set_value(3).run()
+    target.set_value(target.value + 3)
+    at.button(key=C.W_SLIDERS_APPLY).click().run()
     no_errors(at)
     after = sum(s.value for s in at.slider if s.key and s.key.startswith(C.W_SLIDER_PREFIX))
+    assert after == before + 3
     assert text_value(at, "budget_total") == str(after)
+    # The Total slider and the Rows box follow the sliders' sum (issue 14 A3).
+    assert at.slider(key=C.W_BUDGET_SLIDER).value == after
+    assert at.number_input(key=C.W_BUDGET_NUMBER).value == after
     cid = int(target.key.rsplit(".", 1)[1])
-    assert _alloc(at)[cid] == 3
+    assert _alloc(at)[cid] == target.value
 
 
 def test_budget_table_overrides_and_bounds(map_env):
@@ -337,7 +347,8 @@ def test_export_saves_file_and_manifest(map_env, tmp_path, monkeypatch, fmt):
     _, data = map_env
     monkeypatch.setenv("SIEVE_EXPORT_DIR", str(tmp_path))
     at = open_page(C.PAGE_BUDGET)
-    at.number_input(key=C.W_BUDGET_NUMBER).set_value(77).run()
+    at.number_input(key=C.W_BUDGET_NUMBER).set_value(77)
+    at.button(key=C.W_BUDGET_APPLY).click().run()
     at.switch_page(C.PAGE_EXPORT).run()
     no_errors(at)
     assert text_value(at, "export_rows") == "77"

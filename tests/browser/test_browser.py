@@ -305,6 +305,7 @@ def test_budget_slider_changes_allocation(ui, workspace):
     slider.focus()
     for _ in range(5):
         ui.keyboard.press("ArrowRight")
+    ui.get_by_role("button", name="Apply", exact=True).click()  # the total is a form: steps apply together
     total = int(wait_text(ui, "budget_total", lambda v: int(v) == start + 5))
     assert ui.get_by_role("spinbutton", name="Rows", exact=True).input_value() == str(total)
     data = load_map_here(workspace)
