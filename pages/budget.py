@@ -281,7 +281,7 @@ def _allocation_table(data, sizes, selection) -> None:
     st.table(pd.DataFrame(rows).set_index("cluster"))
 
 
-def _comparison(metrics) -> None:
+def _comparison(metrics, aims: dict) -> None:
     """This subset vs random subsets of the same size, metric by metric."""
     import pandas as pd
 
@@ -294,11 +294,18 @@ def _comparison(metrics) -> None:
     st.markdown(f"**This subset vs random** (mean of {metrics.n_random} random subsets of the same size from "
                 f"the same eligible rows{vec_note})")
     arrow = {"subset": "✔ subset", "random": "random", "tie": "tie", None: ""}
+
+    def verdict(r) -> str:
+        judged = aims.get(r["key"], ("", True))[1]
+        return arrow[r["better"]] if judged else "not a goal here"
+
     df = pd.DataFrame([{"metric": r["metric"] + (" ↑" if r["higher_is_better"] else " ↓"),
                         "this subset": None if r["subset"] is None else round(r["subset"], 4),
                         "random": None if r["random"] is None else round(r["random"], 4),
-                        "better": arrow[r["better"]]} for r in rows]).set_index("metric")
-    st.dataframe(df, width="stretch")
+                        "better": verdict(r), "what this subset aims at": aims.get(r["key"], ("",))[0]}
+                       for r in rows]).set_index("metric")
+    st.dataframe(df, width="stretch", column_config={
+        "what this subset aims at": st.column_config.TextColumn(width="large")})
     st.text("vs_random " + " ".join(f"{r['key']}={r['subset'] if r['subset'] is None else round(r['subset'], 4)}/"
                                     f"{r['random'] if r['random'] is None else round(r['random'], 4)}" for r in rows))
 
@@ -325,28 +332,39 @@ def _depth_results(selection, params) -> None:
                    f"({s.get('chosen_duplicates', 0):,} duplicates can be exported with them on the Export page).")
 
 
-def _charts(data, sizes, selection, metrics) -> None:
+def _charts(data, sizes, selection, metrics, params) -> None:
     import plotly.graph_objects as go
 
     from core.explore import draw_sample
 
+    from core.metrics import metric_aims
+
+    aims = metric_aims(params.policy, params.pick)
+    rnd = metrics.random or {}
     c1, c2, c3 = st.columns(3)
     c1.metric("Cluster coverage", f"{metrics.coverage:.0%}", help="Clusters with at least one chosen row.")
+    jsd_aim, jsd_judged = aims["jsd"]
     c2.metric("Jensen–Shannon divergence", f"{metrics.jsd:.3f}",
-              help="0 = the subset has the full set's cluster mix; 1 = disjoint.")
+              delta=None if rnd.get("jsd") is None else f"{metrics.jsd - rnd['jsd']:+.3f} vs random",
+              delta_color="inverse" if jsd_judged else "off",
+              help="Of the subset's cluster mix from the full set's: 0 = the same mix; 1 = disjoint.")
+    c2.caption(f"Policy {params.policy}: {jsd_aim}.")
     if metrics.nn_distance is not None:
         delta = None
         if metrics.nn_distance_random is not None:
             delta = f"{metrics.nn_distance - metrics.nn_distance_random:+.3f} vs random"
+        nn_aim, nn_judged = aims["nn_distance"]
         c3.metric("Diversity (mean NN distance)", f"{metrics.nn_distance:.3f}", delta=delta,
+                  delta_color="normal" if nn_judged else "off",
                   help="Mean cosine distance from each chosen row to its nearest other chosen row; "
                        "compared with random subsets of the same size.")
+        c3.caption(f"Pick {params.pick}: {nn_aim}.")
     else:
         c3.caption("Diversity is computed on request for large subsets.")
         if c3.button("Compute diversity", key=C.W_DIVERSITY):
             C.ss()[C.K_WANT_DIVERSITY] = True
             st.rerun()
-    _comparison(metrics)
+    _comparison(metrics, aims)
     st.text(f"coverage={metrics.coverage:.4f} jsd={metrics.jsd:.4f} "
             f"nn_distance={metrics.nn_distance if metrics.nn_distance is None else round(metrics.nn_distance, 4)} "
             f"nn_distance_random="
@@ -439,7 +457,7 @@ def body() -> None:
     for note in selection.notes:
         st.warning(note)
     _depth_results(selection, params)
-    _charts(data, sizes, selection, metrics)
+    _charts(data, sizes, selection, metrics, params)
     st.subheader("Per-cluster allocation")
     if params.budget_unit == "tokens":
         st.caption("budget is in tokens; selected counts rows.")

@@ -39,7 +39,8 @@ def _autoload_sample(ws) -> None:
         return
     C.ss()[C.K_AUTOLOADED] = True
     with st.spinner("Loading the bundled sample…"):
-        _ingest(ws, str(C.SAMPLE_PATH), TextSpec(column=C.SAMPLE_TEXT_COLUMN), None, None, quiet=True)
+        info, _ = _ingest(ws, str(C.SAMPLE_PATH), TextSpec(column=C.SAMPLE_TEXT_COLUMN), None, None, quiet=True)
+    C.pin_dataset(info)
     # Shown here, not flashed: a flash would show on whichever page renders next (e.g. the Map page).
     st.success("Loaded the bundled sample (sample_data/prompts.csv). Go on to the Map page, or choose "
                "another file below.")
@@ -95,9 +96,11 @@ def _source(ws) -> str | None:
     return str(path)
 
 
-def _show_current(ws) -> None:
-    info = C.current_dataset_or_none(ws)
+def _show_current(ws, info) -> None:
     st.subheader("Loaded dataset")
+    if info is None and C.current_dataset_or_none(ws) is not None:
+        st.info("The workspace holds another dataset than this session's: choose above.")
+        return
     if info is None:
         st.info("No dataset is loaded yet. Choose a source above and press **Load dataset**.")
         return
@@ -119,14 +122,17 @@ def body() -> None:
     st.title("Data")
     st.caption(f"Workspace: `{ws.root}`")
     _autoload_sample(ws)
+    notice = st.container()  # says so when the workspace moved on to another dataset
     current = st.container()  # filled last, so it shows the result of a Load on this run
     st.subheader("Choose data")
     try:
         _choose(ws)
     except Exception as exc:  # keep the loaded dataset's summary on screen below the error
         st.error(C.report_error(exc))
+    with notice:
+        mine = C.session_dataset(ws)
     with current:
-        _show_current(ws)
+        _show_current(ws, mine)
 
 
 def _choose(ws) -> None:
@@ -193,6 +199,7 @@ def _choose(ws) -> None:
     if st.button("Load dataset", type="primary", key=C.W_LOAD):
         spec = TextSpec(**spec_args)
         info, cached = _ingest(ws, source, spec, None if vec == NONE else vec, file_format)
+        C.pin_dataset(info, file_format)  # this session works on it now
         C.get_map(ws)  # drop any map of another dataset from this session
         st.success(("Already loaded: " if cached else "Loaded: ")
                    + f"{info.n_rows:,} rows, {info.n_empty:,} empty, {info.n_duplicates:,} duplicates.")

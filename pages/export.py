@@ -54,7 +54,8 @@ def _save(ws, data, params, result, fmt: str, name: str, include_duplicates: boo
     write_manifest(mpath, _manifest(data, params, result, fmt, {"path": str(out), "format": fmt,
                                                                 "include_duplicates": include_duplicates}), data)
     ws.set_meta("selection", params.to_dict())  # `sieve export` in a shell now repeats this choice
-    C.ss()[C.K_LAST_SAVE] = {"path": str(out), "manifest": str(mpath), "rows": len(result["selection"])}
+    C.ss()[C.K_LAST_SAVE] = {"path": str(out), "manifest": str(mpath), "rows": len(result["selection"]),
+                             "key": result["key"]}  # the (map, selection) it saved
 
 
 def body() -> None:
@@ -139,6 +140,8 @@ def body() -> None:
     if st.button("Save", key=C.W_SAVE):
         _save(ws, data, params, result, fmt, path_text, include_dups)
     last = C.ss().get(C.K_LAST_SAVE)
+    if last and last.get("key") != result["key"]:  # the budget, settings or dataset changed since
+        last = None
     if last:
         st.success(f"Saved {last['rows']:,} rows to {last['path']} and the manifest to {last['manifest']}.")
         st.text(f"saved_rows={last['rows']}")

@@ -193,7 +193,7 @@ def _compute(ws, info, params) -> None:
         C.ss()[C.K_COMPUTING] = False
         raise
     C.ss()[C.K_COMPUTING] = False
-    C.ss()[C.K_MAP_RUN] = {"timings": keys.timings, "cached": keys.cached, "details": details}
+    C.ss()[C.K_MAP_RUN] = {"timings": keys.timings, "cached": keys.cached, "details": details, "label": keys.label}
     C.get_map(ws, keys.label)
     st.rerun()
 
@@ -208,7 +208,7 @@ def _compute_section(ws, info, data) -> None:
         st.warning(("Stopped. " if stop_clicked else "The map computation was interrupted. ")
                    + "Embeddings finished so far are kept; press **Compute map** to resume where it stopped.")
     run = C.ss().get(C.K_MAP_RUN)
-    if run and data is not None:
+    if run and data is not None and run.get("label") == data.keys.label:  # describes the map shown, no other
         details = run.get("details", {})
         parts = [f"{s}: " + ("cached" if run["cached"].get(s) else f"{run['timings'].get(s, 0):.1f} s")
                  + (f" ({details[s]})" if s == "embed" and s in details and not run["cached"].get(s) else "")
@@ -246,9 +246,13 @@ def _figure(data, visible: set[int] | None, query: str, highlight: bool):
     hl = _search_mask(data, query) if (highlight and query) else None
     fig, traces = C.map_figure(data, C.ss()[C.K_TEXTS], drawn, visible=visible, highlight=hl)
     allowed = None if visible is None else np.isin(data.labels, list(visible))
-    if cached is not None and cached["key"][0] == key[0] and len(C.selected_ids()):
+    if cached is not None and cached["key"][:2] != key[:2]:  # another filter: the selection meant other rows
+        if len(C.selected_ids()):
+            st.toast("The cluster filter changed, so the selection was cleared.")
         C.ss()[C.K_SELECTED] = np.zeros(0, np.int64)
-        st.toast("The map changed (filter or highlight), so the selection was cleared.")
+        C.ss().pop(C.K_SHAPES, None)
+    if C.ss().get(C.K_SHAPES):  # a highlight redraws the map: keep the drawn box/lasso on it
+        fig.update_layout(selections=C.ss()[C.K_SHAPES])
     C.ss()[C.K_CHART_VERSION] = C.ss().get(C.K_CHART_VERSION, 0) + 1
     cached = {"key": key, "fig": fig, "traces": traces, "drawn": drawn, "allowed": allowed}
     C.ss()[C.K_FIG] = cached
@@ -273,10 +277,28 @@ def _on_select() -> None:
     sel = (event or {}).get("selection", {}) if hasattr(event, "get") else {}
     how = "box" if sel.get("box") else "lasso" if sel.get("lasso") else "points"
     C.ss()[C.K_SELECTED_HOW] = how if mask.any() or has_shapes(event) else "none"
+    C.ss()[C.K_SHAPES] = _layout_selections(event)
+
+
+def _layout_selections(event) -> list[dict]:
+    """The event's boxes and lassos as plotly ``layout.selections`` (to redraw them)."""
+    from core.explore import event_shapes
+
+    boxes, lassos = event_shapes(event)
+    out = [dict(type="rect", xref="x", yref="y", x0=x0, x1=x1, y0=y0, y1=y1) for x0, x1, y0, y1 in boxes]
+    for xs, ys in lassos:
+        path = "M" + "L".join(f"{float(x)},{float(y)}" for x, y in zip(xs, ys)) + "Z"
+        out.append(dict(type="path", xref="x", yref="y", path=path))
+    return out
 
 
 def _bump_chart() -> None:
+    """Reset the chart widget (its selection) and drop the drawn shapes from the figure."""
     C.ss()[C.K_CHART_VERSION] = C.ss().get(C.K_CHART_VERSION, 0) + 1
+    C.ss().pop(C.K_SHAPES, None)
+    fig = C.ss().get(C.K_FIG)
+    if fig is not None:
+        fig["fig"].layout.selections = ()
 
 
 @C.safe_callback
@@ -326,13 +348,7 @@ def _summary(data) -> None:
               icon=":material/block:", help="Never include these rows in the subset.")
     st.button("Clear selection", key=C.W_CLEAR, on_click=_clear, width="stretch", icon=":material/deselect:")
     if summ["clusters"]:
-        import pandas as pd
-
-        df = pd.DataFrame(summ["clusters"])[["name", "count", "share"]]
-        st.dataframe(df, hide_index=True, width="stretch", height=min(300, 38 + 35 * len(df)),
-                     column_config={"name": st.column_config.TextColumn("cluster touched"),
-                                    "count": st.column_config.NumberColumn("rows", format="%d"),
-                                    "share": st.column_config.NumberColumn("of cluster", format="percent")})
+        st.caption(f"In {len(summ['clusters'])} cluster(s): see *Clusters touched* below the map.")
     c1, c2 = st.columns(2)
     if c1.button("Clear pins", key=C.W_CLEAR_PINS, disabled=not C.pins(), width="stretch"):
         C.pins().clear()
@@ -340,6 +356,24 @@ def _summary(data) -> None:
     if c2.button("Clear bans", key=C.W_CLEAR_BANS, disabled=not C.bans(), width="stretch"):
         C.bans().clear()
         st.rerun()
+
+
+def _touched_table(data) -> None:
+    """The clusters the selection touches, full width below the map (the side column
+    is too narrow for three columns)."""
+    import pandas as pd
+
+    from core.explore import ids_in, selection_summary
+
+    summ = selection_summary(data.labels, ids_in(data.row_ids, C.selected_ids()), data.cluster_names)
+    if not summ["clusters"]:
+        return
+    df = pd.DataFrame(summ["clusters"])[["name", "count", "share"]]
+    st.markdown("**Clusters touched**")
+    st.dataframe(df, hide_index=True, width="stretch", height=min(300, 38 + 35 * len(df)),
+                 column_config={"name": st.column_config.TextColumn("cluster touched", width="large"),
+                                "count": st.column_config.NumberColumn("rows", format="%d"),
+                                "share": st.column_config.NumberColumn("of cluster", format="percent")})
 
 
 def _rows_table(ws, data, ids: np.ndarray, what: str, key: str) -> None:
@@ -425,7 +459,7 @@ def _explore(ws, data) -> None:
     C.init_widget(C.W_HIGHLIGHT, C.C_HIGHLIGHT, False)
     c3.write("")
     highlight = c3.checkbox("Highlight on map", key=C.W_HIGHLIGHT, on_change=C.persist(C.W_HIGHLIGHT, C.C_HIGHLIGHT),
-                            help="Redraws the map, which clears the current selection.")
+                            help="Rings the search matches on the map; a drawn box or lasso stays.")
     visible = set(chosen) if chosen else None
     fig = _figure(data, visible, query.strip(), highlight)
 
@@ -445,6 +479,7 @@ def _explore(ws, data) -> None:
     query = query.strip()
     tabs = st.tabs(["Selected rows", "Clusters", "Search matches", "SQL filter"])
     with tabs[0]:
+        _touched_table(data)
         _rows_table(ws, data, C.selected_ids(), "rows selected — draw a box or lasso on the map", C.W_SEL_PAGE)
     with tabs[1]:
         _cluster_table(data)
