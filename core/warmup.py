@@ -30,6 +30,7 @@ import threading
 from .workspace import cache_root
 
 _lock = threading.Lock()
+_start_lock = threading.Lock()
 _thread: threading.Thread | None = None
 _done = threading.Event()  # the UMAP/HDBSCAN part of the background warm-up finished
 _knn_done = threading.Event()  # its pynndescent part finished
@@ -219,7 +220,7 @@ def start_background_warmup() -> threading.Thread:
     """Run :func:`warm_up` once per process in a daemon thread (idempotent: later calls
     return the same thread)."""
     global _thread
-    with _lock:
+    with _start_lock:  # not _lock: enable_disk_cache holds that while umap imports (and compiles)
         if _thread is None:
             _thread = threading.Thread(target=_run, name="sieve-warmup", daemon=True)
             _thread.start()
