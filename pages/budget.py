@@ -306,8 +306,6 @@ def _comparison(metrics, aims: dict) -> None:
                        for r in rows]).set_index("metric")
     st.dataframe(df, width="stretch", column_config={
         "what this subset aims at": st.column_config.TextColumn(width="large")})
-    st.text("vs_random " + " ".join(f"{r['key']}={r['subset'] if r['subset'] is None else round(r['subset'], 4)}/"
-                                    f"{r['random'] if r['random'] is None else round(r['random'], 4)}" for r in rows))
 
 
 def _depth_results(selection, params) -> None:
@@ -452,8 +450,6 @@ def body() -> None:
 
     st.subheader("Result")
     st.text(f"budget_total={len(selection)}")
-    st.text(f"budget_requested={params.budget} policy={params.policy} pick={params.pick} seed={params.seed} "
-            f"pins={len(params.pins)} bans={len(params.bans)}")
     for note in selection.notes:
         st.warning(note)
     _depth_results(selection, params)
