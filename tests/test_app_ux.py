@@ -228,3 +228,48 @@ def test_session_can_switch_to_the_new_dataset(own_map):
     assert not any("moved on" in w.value for w in at.warning)
     assert any("No map of this dataset yet" in i.value for i in at.info)
     assert not at.session_state[C.K_PINS]  # the old dataset's pins are dropped
+
+
+def test_first_map_says_what_it_waits_for(empty_env, tmp_path, monkeypatch):
+    """A first Compute map with the int8 backend in a fresh cache dir: the status line says
+    that the model is prepared once, then loaded (real packaged model, 40 rows)."""
+    import streamlit as st
+
+    from core.onnx_embed import is_exported
+
+    monkeypatch.setenv("SIEVE_CACHE_DIR", str(tmp_path / "fresh-cache"))
+    assert not is_exported()
+    labels: list[str] = []
+    real_status = st.status
+
+    def recording_status(label, *args, **kwargs):
+        labels.append(label)
+        box = real_status(label, *args, **kwargs)
+        real_update = box.update
+
+        def update(*, label=None, **kw):
+            if label:
+                labels.append(label)
+            return real_update(label=label, **kw)
+
+        box.update = update
+        return box
+
+    monkeypatch.setattr(st, "status", recording_status)
+    path = tmp_path / "rows.csv"
+    path.write_text("prompt\n" + "\n".join(f"how do I cook dish number {i} for {i % 4 + 2} people" for i in range(40))
+                    + "\n")
+    at = new_app(600).run()
+    at.radio(key="w.source_kind").set_value("Path or glob").run()
+    at.text_input(key="w.source_path").input(str(path)).run()
+    at.button(key=C.W_LOAD).click().run()
+    at.switch_page(C.PAGE_MAP).run()
+    at.session_state[C.W_MAP_PREFIX + "backend"] = "onnx-int8"
+    at.session_state[C.W_MAP_PREFIX + "min_cluster_size"] = 5
+    at.run()
+    at.button(key=C.W_COMPUTE).click().run()
+    no_errors(at)
+    assert list(at.get("plotly_chart"))
+    assert any("preparing the onnx int8 model (one time)" in x.lower() and "later maps skip this" in x for x in labels)
+    assert any(x.startswith("Loading the model") for x in labels) and labels[-1] == "Model loaded."
+    assert is_exported()
