@@ -196,7 +196,8 @@ def _settings(data, info, sizes: dict[int, int]):
                       help="random (seeded); centroid / core: nearest the cluster centre; boundary: farthest "
                            "from it; diverse: k-center greedy; facility: greedy facility location (represents "
                            "the whole cluster); mmr: relevance vs. novelty; score: by a numeric column.")
-    _persisted(c2.number_input, "Seed", C.W_SEED, C.C_SEED, 0, min_value=0, max_value=2**31 - 1, step=1)
+    _persisted(c2.number_input, "Seed", C.W_SEED, C.C_SEED, 0, min_value=0, max_value=2**31 - 1, step=1,
+               help="Seeds the random pick, and the candidate pool of diverse/facility in large clusters.")
     if pick == "mmr":
         _persisted(c3.slider, "MMR λ (relevance vs. novelty)", C.W_MMR_LAMBDA, C.C_MMR_LAMBDA, 0.5, 0.0, 1.0,
                    step=0.05, help="1: the most relevant rows; near 0: each pick as unlike the others as possible.")
