@@ -9,6 +9,7 @@ import html
 import numpy as np
 import streamlit as st
 
+from core.palette import cluster_centres, name_annotations
 from pages import common as C
 
 MAX_SLIDERS = 12
@@ -400,6 +401,7 @@ def _charts(data, sizes, selection, metrics, params) -> None:
     ])
     m.update_layout(height=380, margin=dict(l=10, r=10, t=70, b=10), title="Chosen rows on the map",
                     xaxis=dict(showticklabels=False), yaxis=dict(showticklabels=False),
+                    annotations=name_annotations(cluster_centres(data.xy[bg], data.labels[bg]), names),
                     legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
     left, right = st.columns([3, 2])
     left.plotly_chart(fig, key="budget_bars", config={"displaylogo": False})
