@@ -79,7 +79,7 @@ def body() -> None:
     selection = result["selection"]
     n = len(selection)
 
-    st.text(f"export_rows={n}")
+    st.metric("Rows to export", f"{n:,}")
     st.caption(f"{n:,} rows: budget {params.budget:,}, policy {params.policy}, pick {params.pick}, seed {params.seed}, "
                f"{len(params.pins)} pinned, {len(params.bans)} banned.")
     C.init_widget(C.W_FORMAT, C.C_FORMAT, FORMATS[0])

@@ -352,7 +352,7 @@ def test_export_saves_file_and_manifest(map_env, tmp_path, monkeypatch, fmt):
     at.button(key=C.W_BUDGET_APPLY).click().run()
     at.switch_page(C.PAGE_EXPORT).run()
     no_errors(at)
-    assert text_value(at, "export_rows") == "77"
+    assert next(m.value for m in at.metric if m.label == "Rows to export") == "77"
     at.radio(key="w.format").set_value(fmt).run()
     assert at.text_input(key="w.save_path").value == f"sieve-subset-77.{fmt}"  # follows budget and format
     out = tmp_path / "sub" / f"subset.{fmt}"

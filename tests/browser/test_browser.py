@@ -331,7 +331,11 @@ def test_export_download_matches_manifest(ui, tmp_path):
 
     total = int(text_value(ui, "budget_total"))
     goto(ui, "Export")
-    assert int(wait_text(ui, "export_rows", lambda v: int(v) > 0)) == total
+    ui.wait_for_function("""() => [...document.querySelectorAll('[data-testid=stMetric]')]
+        .some(m => m.innerText.startsWith('Rows to export'))""")
+    rows = ui.evaluate("""() => [...document.querySelectorAll('[data-testid=stMetric]')]
+        .find(m => m.innerText.startsWith('Rows to export')).querySelector('[data-testid=stMetricValue]').innerText""")
+    assert int(rows.replace(",", "")) == total
     with ui.expect_download() as dl:
         ui.get_by_role("button", name=f"Download sieve-subset-{total}.parquet", exact=True).click()
     path = tmp_path / "subset.parquet"
