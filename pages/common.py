@@ -428,7 +428,8 @@ def _reload_dataset() -> None:
 
     pin = ss()[K_DATASET_PIN]
     mine = pin["info"]
-    params = IngestParams(tuple(mine["sources"]), TextSpec(**mine["text"]), mine["vector_column"], pin["file_format"])
+    params = IngestParams(tuple(mine["sources"]), TextSpec(**mine["text"]), mine["vector_column"], pin["file_format"],
+                          delimiter=mine.get("delimiter"), encoding=mine.get("encoding"))
     info, _ = ingest(get_workspace(), params)
     if info.key != mine["key"]:  # the files changed since: this is a new dataset
         flash("warning", "The files changed since this session loaded them: loaded them as a new dataset.")
