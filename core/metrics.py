@@ -86,6 +86,31 @@ class SelectionMetrics:
         return out
 
 
+SPREAD_PICKS = ("diverse", "facility", "mmr", "boundary")  # picks that aim at spread or representativeness
+
+
+def metric_aims(policy: str, pick: str) -> dict[str, tuple[str, bool]]:
+    """What a subset chosen with ``policy`` and ``pick`` aims at, per metric key of
+    :data:`RANDOM_KEYS`: ``(explanation, judged)``.  ``judged`` is False where beating a
+    random subset is not the goal, so a UI must not colour the difference as good or
+    bad: a balanced policy (equal, sqrt) *should* diverge from the full cluster mix, and
+    a random or centre-first pick does not aim at spread."""
+    balanced = policy in ("equal", "sqrt")
+    spread = pick in SPREAD_PICKS
+    return {
+        "coverage": ("every cluster gets rows: near 100% for any policy with enough budget", True),
+        "jsd": (("higher than random by design: a balanced policy evens out the clusters, so the subset "
+                 "diverges from the full set's mix; small clusters gain, large ones give up rows") if balanced else
+                "close to 0: a proportional subset keeps the full set's cluster mix", not balanced),
+        "nn_distance": (("higher than random: this pick spreads the chosen rows apart") if spread else
+                        f"not a goal of the {pick} pick (choose diverse or facility to spread rows)", spread),
+        "facility": (("higher than random: each row of the full set has a chosen row close to it") if spread else
+                     f"not a goal of the {pick} pick", spread),
+        "dup_rate": ("lower than random: fewer near-copies among the chosen rows", spread or pick == "random"),
+        "reference_coverage": ("higher is better: more reference rows have a chosen row nearby", True),
+    }
+
+
 def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
     p = np.asarray(p, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)

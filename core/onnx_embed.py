@@ -171,11 +171,12 @@ def build_atomically(final: Path, files: Sequence[str], build: Callable[[Path], 
 
 
 def _versions() -> dict:
-    import onnxruntime
-    import torch
-    import transformers
+    """The installed versions that shape the exported graph, read from the package
+    metadata: importing torch and transformers only to read them cost ~6 s of every
+    warm model load (the same strings as their ``__version__``)."""
+    from importlib import metadata
 
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "onnxruntime": onnxruntime.__version__}
+    return {name: metadata.version(name) for name in ("torch", "transformers", "onnxruntime")}
 
 
 def _load_st(model_dir: Path):
@@ -225,11 +226,25 @@ def fast_tokenizer_json(tokenizer, max_len: int) -> str:
     return tok.to_str()
 
 
-def export_onnx(model: str = "all-MiniLM-L6-v2", *, progress: Progress | None = None) -> Path:
-    """The folder of the exported, quantized model (built once, then cached)."""
+def _export_target(model: str) -> tuple[Path, Path, dict]:
+    """(local model folder, cache folder of its export, export options)."""
     mdir = local_model_dir(model)
     options = {"export_version": EXPORT_VERSION, "opset": OPSET, "quant": QUANT_OPTIONS, "versions": _versions()}
-    final = artifact_dir("onnx", model, options, model_dir=mdir)
+    return mdir, artifact_dir("onnx", model, options, model_dir=mdir), options
+
+
+def is_exported(model: str = "all-MiniLM-L6-v2") -> bool:
+    """True when the int8 export of ``model`` is in the cache (no one-time preparation
+    left); False also when the model cannot be found."""
+    try:
+        return verify_dir(_export_target(model)[1], [MODEL_FILE, TOKENIZER_FILE]) is not None
+    except (SieveError, OSError):
+        return False
+
+
+def export_onnx(model: str = "all-MiniLM-L6-v2", *, progress: Progress | None = None) -> Path:
+    """The folder of the exported, quantized model (built once, then cached)."""
+    mdir, final, options = _export_target(model)
     if verify_dir(final, [MODEL_FILE, TOKENIZER_FILE]) is not None:
         return final
 

@@ -49,6 +49,9 @@ from .workspace import SieveError
 
 POLICIES = ("proportional", "equal", "sqrt")
 PICKS = ("random", "centroid", "diverse", "score", "facility", "mmr", "boundary", "core")
+# The pick the CLI and the app start from: k-center greedy spreads each cluster's rows,
+# which is what a balanced subset is for (random is still one choice away).
+DEFAULT_PICK = "diverse"
 VECTOR_PICKS = ("centroid", "diverse", "facility", "mmr", "boundary", "core")
 NOISE_MODES = ("include", "exclude")
 DEDUP_MODES = ("none", "exact", "near")

@@ -8,7 +8,10 @@ process (20-60 s on a small machine).  Two things cut that down:
   and :func:`enable_disk_cache` turns numba's disk cache on for umap-learn's compiled
   functions (umap-learn caches almost none itself; pynndescent caches some of its own), so a
   new process loads machine code from disk instead of compiling it again.
-* :func:`start_background_warmup` compiles the UMAP/HDBSCAN paths on a tiny array once
+* :func:`start_background_warmup` first prepares the default model's int8 ONNX export
+  (:func:`prepare_default_model`; one time per cache dir, ~15-30 s), so a new user's
+  first *Compute map* does not pay it while they read the Data page; it then compiles
+  the UMAP/HDBSCAN paths on a tiny array once
   per process, in a daemon thread (the app starts it on first page load), then
   pynndescent's kernels, which no disk cache can keep (:func:`warm_knn`).  The project
   and cluster stages call :func:`wait_for_warmup` first, so they never compile the same
@@ -27,9 +30,11 @@ import threading
 from .workspace import cache_root
 
 _lock = threading.Lock()
+_start_lock = threading.Lock()
 _thread: threading.Thread | None = None
 _done = threading.Event()  # the UMAP/HDBSCAN part of the background warm-up finished
 _knn_done = threading.Event()  # its pynndescent part finished
+_model_done = threading.Event()  # its model part (the one-time int8 ONNX export) finished
 _error: BaseException | None = None
 _cache_enabled: set[str] = set()
 _gpu: bool | None = None
@@ -169,10 +174,34 @@ def warm_knn(v=None) -> None:
     _query_knn(v, index, v[:20], 15, metric)
 
 
+def prepare_default_model() -> bool:
+    """Export and quantize the default model for the "onnx-int8" backend once (cached
+    under the Sieve cache dir; :func:`core.onnx_embed.export_onnx`), when that is what
+    ``backend="auto"`` means here.  ``SIEVE_NO_PREPARE_MODEL=1`` skips it.  True if the
+    model is ready (or not needed)."""
+    if os.environ.get("SIEVE_NO_PREPARE_MODEL"):
+        return False
+    from .embed import DEFAULT_MODEL, resolve_backend
+
+    if resolve_backend("auto", "auto") != "onnx-int8":
+        return True
+    from .onnx_embed import export_onnx
+
+    export_onnx(DEFAULT_MODEL)
+    return True
+
+
 def _run() -> None:
-    """The background warm-up: UMAP/HDBSCAN first (every map needs them), then
+    """The background warm-up: the default model's one-time int8 export first (the
+    first map needs it first), then UMAP/HDBSCAN (every map needs them), then
     pynndescent (only maps above EXACT_KNN_MAX_ROWS rows wait for it)."""
     global _error
+    try:
+        prepare_default_model()
+    except BaseException as exc:  # noqa: BLE001 - the map's own model load reports it
+        _error = exc
+    finally:
+        _model_done.set()
     try:
         warm_up(knn=False)
     except BaseException as exc:  # noqa: BLE001 - a failed warm-up only costs speed
@@ -191,7 +220,7 @@ def start_background_warmup() -> threading.Thread:
     """Run :func:`warm_up` once per process in a daemon thread (idempotent: later calls
     return the same thread)."""
     global _thread
-    with _lock:
+    with _start_lock:  # not _lock: enable_disk_cache holds that while umap imports (and compiles)
         if _thread is None:
             _thread = threading.Thread(target=_run, name="sieve-warmup", daemon=True)
             _thread.start()
@@ -207,6 +236,22 @@ def wait_for_warmup(timeout: float | None = None, *, knn: bool = False) -> bool:
     if not _done.wait(timeout):
         return False
     return _knn_done.wait(timeout) if knn else True
+
+
+def warmup_state() -> dict:
+    """What the background warm-up has finished: {"started", "model", "compiled", "knn"}
+    (bools), so a UI can say what a first map is waiting for."""
+    return {"started": _thread is not None, "model": _model_done.is_set(), "compiled": _done.is_set(),
+            "knn": _knn_done.is_set()}
+
+
+def wait_for_model(timeout: float | None = None) -> bool:
+    """Block while the background warm-up prepares the default model (not from inside
+    it); True when that part is done or no warm-up runs."""
+    t = _thread
+    if t is None or threading.current_thread() is t:
+        return True
+    return _model_done.wait(timeout)
 
 
 def warmup_error() -> BaseException | None:

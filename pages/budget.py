@@ -18,18 +18,6 @@ NOISE_MODES = ("include", "exclude", "own budget")
 MODES = ("Automatic", "Sliders", "Table")
 
 
-@C.safe_callback
-def _budget_from_slider() -> None:
-    C.ss()[C.C_BUDGET] = int(C.ss()[C.W_BUDGET_SLIDER])
-    C.ss()[C.W_BUDGET_NUMBER] = C.ss()[C.C_BUDGET]
-
-
-@C.safe_callback
-def _budget_from_number() -> None:
-    C.ss()[C.C_BUDGET] = int(C.ss()[C.W_BUDGET_NUMBER])
-    C.ss()[C.W_BUDGET_SLIDER] = C.ss()[C.C_BUDGET]
-
-
 def _sizes(data) -> dict[int, int]:
     ids, cnt = np.unique(data.labels, return_counts=True)
     return {int(c): int(k) for c, k in zip(ids, cnt)}
@@ -48,19 +36,47 @@ def _token_budget_widget(data, info) -> None:
     st.text(f"tokens_total={total}")
 
 
-def _total_widgets(n: int, disabled: bool) -> None:
-    C.ss()[C.C_BUDGET] = int(min(max(1, C.ss().get(C.C_BUDGET, C.default_budget(n))), n))
+def _total_widgets(slot, n: int, sliders: bool, sliders_total: int | None) -> None:
+    """The total budget (slider and Rows box) in a form: arrow-key steps and typing rerun
+    nothing until **Apply** (or Enter).  In Sliders mode they show the sliders' sum."""
+    cur = int(min(max(1, C.ss().get(C.C_BUDGET, C.default_budget(n))), n))
+    if sliders_total is not None:
+        cur = int(min(max(1, sliders_total), n))
+    else:  # after Apply, whichever of the two widgets was changed wins
+        for w in (C.W_BUDGET_SLIDER, C.W_BUDGET_NUMBER):
+            v = C.ss().get(w)
+            if v is not None and int(v) != cur:
+                cur = int(min(max(1, int(v)), n))
+                break
+    C.ss()[C.C_BUDGET] = cur
     for w in (C.W_BUDGET_SLIDER, C.W_BUDGET_NUMBER):
-        if C.ss().get(w) != C.ss()[C.C_BUDGET]:
-            C.ss()[w] = C.ss()[C.C_BUDGET]
-    c1, c2 = st.columns([3, 1])
-    if n > 1:
-        c1.slider("Total budget (rows)", 1, n, key=C.W_BUDGET_SLIDER, on_change=_budget_from_slider,
-                  disabled=disabled)
-    else:  # a slider needs min < max: a one-row map's budget is that row
-        c1.caption("Total budget (rows): the map has one row, so the budget is 1.")
-    c2.number_input("Rows", 1, n, step=1, key=C.W_BUDGET_NUMBER, on_change=_budget_from_number,
-                    disabled=disabled or n <= 1)
+        if C.ss().get(w) != cur:
+            C.ss()[w] = cur
+    disabled = sliders
+    with slot.form("budget_total_form", border=False):
+        c1, c2, c3 = st.columns([6, 2, 1], vertical_alignment="bottom")
+        if n > 1:
+            c1.slider("Total budget (rows)", 1, n, key=C.W_BUDGET_SLIDER, disabled=disabled,
+                      help="The sum of the per-cluster sliders below." if disabled else
+                      "Step with the arrow keys, then press Apply.")
+        else:  # a slider needs min < max: a one-row map's budget is that row
+            c1.caption("Total budget (rows): the map has one row, so the budget is 1.")
+        c2.number_input("Rows", 1, n, step=1, key=C.W_BUDGET_NUMBER, disabled=disabled or n <= 1)
+        c3.form_submit_button("Apply", type="primary", disabled=disabled or n <= 1, key=C.W_BUDGET_APPLY)
+
+
+def _sliders_total(data, sizes: dict[int, int], include_noise: bool) -> int | None:
+    """The per-cluster sliders' current sum (plus an own noise budget), or None before
+    they are first drawn."""
+    keys = [f"{C.W_SLIDER_PREFIX}{C.ss().get(C.K_MAP_KEY)}.{c}" for c in _slider_ids(sizes, include_noise)]
+    if not keys or any(k not in C.ss() for k in keys):
+        return None
+    noise = int(C.ss().get(C.C_NOISE_BUDGET, 0) or 0) if C.ss().get(C.C_NOISE) == "own budget" else 0
+    return sum(int(C.ss()[k]) for k in keys) + noise
+
+
+def _slider_ids(sizes: dict[int, int], include_noise: bool) -> list[int]:
+    return [c for c in sorted(sizes, key=lambda c: (c < 0, c)) if c >= 0 or include_noise]
 
 
 def _persisted(widget, label: str, wkey: str, ckey: str, default, *args, **kwargs):
@@ -71,16 +87,18 @@ def _persisted(widget, label: str, wkey: str, ckey: str, default, *args, **kwarg
 
 
 def _sliders(data, sizes: dict[int, int], auto: dict[int, int], include_noise: bool) -> None:
+    """One slider per cluster, in a form: steps rerun nothing until **Apply**."""
     names = data.cluster_names
     saved = C.ss().get(C.C_SLIDERS) or {}
     values = {}
-    ids = [c for c in sorted(sizes, key=lambda c: (c < 0, c)) if c >= 0 or include_noise]
-    cols = st.columns(3)
-    for j, c in enumerate(ids):
-        wkey = f"{C.W_SLIDER_PREFIX}{C.ss().get(C.K_MAP_KEY)}.{c}"
-        if wkey not in C.ss():
-            C.ss()[wkey] = int(min(saved.get(c, auto.get(c, 0)), sizes[c]))
-        values[c] = int(cols[j % 3].slider(f"{c}: {C.esc(names.get(c, c))} ({sizes[c]:,} rows)", 0, sizes[c], key=wkey))
+    with st.form("cluster_sliders_form", border=False):
+        cols = st.columns(3)
+        for j, c in enumerate(_slider_ids(sizes, include_noise)):
+            wkey = f"{C.W_SLIDER_PREFIX}{C.ss().get(C.K_MAP_KEY)}.{c}"
+            if wkey not in C.ss():
+                C.ss()[wkey] = int(min(saved.get(c, auto.get(c, 0)), sizes[c]))
+            values[c] = int(cols[j % 3].slider(f"{c}: {C.esc(names.get(c, c))} ({sizes[c]:,} rows)", 0, sizes[c], key=wkey))
+        st.form_submit_button("Apply per-cluster budgets", type="primary", key=C.W_SLIDERS_APPLY)
     C.ss()[C.C_SLIDERS] = values
 
 
@@ -127,9 +145,10 @@ def _table(data, sizes: dict[int, int]) -> None:
     C.ss()[C.C_TABLE] = table
 
 
-def _settings(data, info, sizes: dict[int, int]) -> None:
+def _settings(data, info, sizes: dict[int, int]):
+    """The Split/Pick/depth settings; returns the slot for the total budget (None with tokens)."""
     from core.explore import column_kinds
-    from core.select import BUDGET_UNITS, PICKS, POLICIES, TOKENIZERS
+    from core.select import BUDGET_UNITS, DEFAULT_PICK, PICKS, POLICIES, TOKENIZERS
 
     n = len(data.row_ids)
     n_clusters = len([c for c in sizes if c >= 0])
@@ -156,15 +175,17 @@ def _settings(data, info, sizes: dict[int, int]) -> None:
     mode = _persisted(c1.radio, "Per-cluster budgets", C.W_MODE, C.C_PER_CLUSTER_MODE, default_mode, modes,
                       horizontal=True,
                       help="Automatic: the policy splits the total. Sliders: set each cluster's rows (the total is "
-                           "their sum). Table: min/max/override per cluster.")
+                           f"their sum); offered for row budgets on maps with at most {MAX_SLIDERS} clusters (this "
+                           f"one has {n_clusters}). Table: min/max/override per cluster, for any number of clusters.")
     _persisted(c2.selectbox, "Policy", C.W_POLICY, C.C_POLICY, "equal", POLICIES,
                help="proportional: like the full set; equal: the same for every cluster; sqrt: in between.")
     noise = _persisted(c3.selectbox, "Unclustered rows", C.W_NOISE, C.C_NOISE, "include", NOISE_MODES,
                        help="include: treated as one more group; exclude: never picked; own budget: a fixed count.")
+    slot = None
     if unit == "tokens":
         _token_budget_widget(data, info)
     else:
-        _total_widgets(n, disabled=(mode == "Sliders"))
+        slot = st.container()  # filled by body() once the per-cluster sliders are known
     c1, c2, c3 = st.columns(3)
     top = n if unit == "rows" else None
     if noise == "own budget":
@@ -176,11 +197,12 @@ def _settings(data, info, sizes: dict[int, int]) -> None:
 
     st.subheader("Pick")
     c1, c2, c3, c4 = st.columns(4)
-    pick = _persisted(c1.selectbox, "Method", C.W_PICK, C.C_PICK, "random", PICKS,
+    pick = _persisted(c1.selectbox, "Method", C.W_PICK, C.C_PICK, DEFAULT_PICK, PICKS,
                       help="random (seeded); centroid / core: nearest the cluster centre; boundary: farthest "
                            "from it; diverse: k-center greedy; facility: greedy facility location (represents "
                            "the whole cluster); mmr: relevance vs. novelty; score: by a numeric column.")
-    _persisted(c2.number_input, "Seed", C.W_SEED, C.C_SEED, 0, min_value=0, max_value=2**31 - 1, step=1)
+    _persisted(c2.number_input, "Seed", C.W_SEED, C.C_SEED, 0, min_value=0, max_value=2**31 - 1, step=1,
+               help="Seeds the random pick, and the candidate pool of diverse/facility in large clusters.")
     if pick == "mmr":
         _persisted(c3.slider, "MMR λ (relevance vs. novelty)", C.W_MMR_LAMBDA, C.C_MMR_LAMBDA, 0.5, 0.0, 1.0,
                    step=0.05, help="1: the most relevant rows; near 0: each pick as unlike the others as possible.")
@@ -200,6 +222,7 @@ def _settings(data, info, sizes: dict[int, int]) -> None:
             _persisted(c3.selectbox, "Score column", C.W_SCORE, C.C_SCORE_COLUMN, numeric[0], numeric)
             _persisted(c4.checkbox, "Lowest first", C.W_ASCENDING, C.C_ASCENDING, False)
     _depth_settings(data, info)
+    return slot
 
 
 def _depth_settings(data, info) -> None:
@@ -262,7 +285,7 @@ def _allocation_table(data, sizes, selection) -> None:
     st.table(pd.DataFrame(rows).set_index("cluster"))
 
 
-def _comparison(metrics) -> None:
+def _comparison(metrics, aims: dict) -> None:
     """This subset vs random subsets of the same size, metric by metric."""
     import pandas as pd
 
@@ -275,13 +298,18 @@ def _comparison(metrics) -> None:
     st.markdown(f"**This subset vs random** (mean of {metrics.n_random} random subsets of the same size from "
                 f"the same eligible rows{vec_note})")
     arrow = {"subset": "✔ subset", "random": "random", "tie": "tie", None: ""}
+
+    def verdict(r) -> str:
+        judged = aims.get(r["key"], ("", True))[1]
+        return arrow[r["better"]] if judged else "not a goal here"
+
     df = pd.DataFrame([{"metric": r["metric"] + (" ↑" if r["higher_is_better"] else " ↓"),
                         "this subset": None if r["subset"] is None else round(r["subset"], 4),
                         "random": None if r["random"] is None else round(r["random"], 4),
-                        "better": arrow[r["better"]]} for r in rows]).set_index("metric")
-    st.dataframe(df, width="stretch")
-    st.text("vs_random " + " ".join(f"{r['key']}={r['subset'] if r['subset'] is None else round(r['subset'], 4)}/"
-                                    f"{r['random'] if r['random'] is None else round(r['random'], 4)}" for r in rows))
+                        "better": verdict(r), "what this subset aims at": aims.get(r["key"], ("",))[0]}
+                       for r in rows]).set_index("metric")
+    st.dataframe(df, width="stretch", column_config={
+        "what this subset aims at": st.column_config.TextColumn(width="large")})
 
 
 def _depth_results(selection, params) -> None:
@@ -306,28 +334,39 @@ def _depth_results(selection, params) -> None:
                    f"({s.get('chosen_duplicates', 0):,} duplicates can be exported with them on the Export page).")
 
 
-def _charts(data, sizes, selection, metrics) -> None:
+def _charts(data, sizes, selection, metrics, params) -> None:
     import plotly.graph_objects as go
 
     from core.explore import draw_sample
 
+    from core.metrics import metric_aims
+
+    aims = metric_aims(params.policy, params.pick)
+    rnd = metrics.random or {}
     c1, c2, c3 = st.columns(3)
     c1.metric("Cluster coverage", f"{metrics.coverage:.0%}", help="Clusters with at least one chosen row.")
+    jsd_aim, jsd_judged = aims["jsd"]
     c2.metric("Jensen–Shannon divergence", f"{metrics.jsd:.3f}",
-              help="0 = the subset has the full set's cluster mix; 1 = disjoint.")
+              delta=None if rnd.get("jsd") is None else f"{metrics.jsd - rnd['jsd']:+.3f} vs random",
+              delta_color="inverse" if jsd_judged else "off",
+              help="Of the subset's cluster mix from the full set's: 0 = the same mix; 1 = disjoint.")
+    c2.caption(f"Policy {params.policy}: {jsd_aim}.")
     if metrics.nn_distance is not None:
         delta = None
         if metrics.nn_distance_random is not None:
             delta = f"{fmt_distance(metrics.nn_distance - metrics.nn_distance_random, signed=True)} vs random"
+        nn_aim, nn_judged = aims["nn_distance"]
         c3.metric("Diversity (mean NN distance)", fmt_distance(metrics.nn_distance), delta=delta,
+                  delta_color="normal" if nn_judged else "off",
                   help="Mean cosine distance from each chosen row to its nearest other chosen row; "
                        "compared with random subsets of the same size.")
+        c3.caption(f"Pick {params.pick}: {nn_aim}.")
     else:
         c3.caption("Diversity is computed on request for large subsets.")
         if c3.button("Compute diversity", key=C.W_DIVERSITY):
             C.ss()[C.K_WANT_DIVERSITY] = True
             st.rerun()
-    _comparison(metrics)
+    _comparison(metrics, aims)
     st.text(f"coverage={metrics.coverage:.4f} jsd={metrics.jsd:.4f} "
             f"nn_distance={metrics.nn_distance if metrics.nn_distance is None else round(metrics.nn_distance, 4)} "
             f"nn_distance_random="
@@ -381,9 +420,13 @@ def body() -> None:
     if data is None:
         return
     sizes = _sizes(data)
-    _settings(data, info, sizes)
+    slot = _settings(data, info, sizes)
 
     mode = C.ss().get(C.C_PER_CLUSTER_MODE, "Automatic")
+    include_noise = C.ss().get(C.C_NOISE) == "include"
+    if slot is not None:
+        sliders = mode == "Sliders"
+        _total_widgets(slot, len(data.row_ids), sliders, _sliders_total(data, sizes, include_noise) if sliders else None)
     if mode != "Automatic":
         # The automatic split of the current total seeds the sliders / shows beside the table.
         from core.select import SelectParams
@@ -400,7 +443,7 @@ def body() -> None:
         if mode == "Sliders":
             st.caption("Each slider is that cluster's exact budget; the total is their sum. They start from the "
                        "policy's split of the total above.")
-            _sliders(data, sizes, auto, include_noise=C.ss().get(C.C_NOISE) == "include")
+            _sliders(data, sizes, auto, include_noise=include_noise)
         else:
             _table(data, sizes)
 
@@ -412,12 +455,10 @@ def body() -> None:
 
     st.subheader("Result")
     st.text(f"budget_total={len(selection)}")
-    st.text(f"budget_requested={params.budget} policy={params.policy} pick={params.pick} seed={params.seed} "
-            f"pins={len(params.pins)} bans={len(params.bans)}")
     for note in selection.notes:
         st.warning(C.esc(note))
     _depth_results(selection, params)
-    _charts(data, sizes, selection, metrics)
+    _charts(data, sizes, selection, metrics, params)
     st.subheader("Per-cluster allocation")
     if params.budget_unit == "tokens":
         st.caption("budget is in tokens; selected counts rows.")

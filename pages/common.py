@@ -46,9 +46,11 @@ K_FIG = "sieve.fig"  # {"key": ..., "fig": go.Figure, "traces": [positions per t
 K_CHART_VERSION = "sieve.chart_version"  # bumped to reset the chart widget
 K_SELECTED = "sieve.selected_ids"  # np.ndarray of selected row ids (sorted)
 K_SELECTED_HOW = "sieve.selected_how"  # a short description of the last selection
+K_SHAPES = "sieve.selected_shapes"  # plotly layout.selections of the last box/lasso (redrawn with the map)
 K_PINS = "sieve.pins"  # set[int] row ids always included
 K_BANS = "sieve.bans"  # set[int] row ids never included
 K_PINBAN_DATASET = "sieve.pinban_dataset"  # dataset key the pins/bans belong to
+K_DATASET_PIN = "sieve.dataset_pin"  # {"info": DatasetInfo dict, "file_format"}: the dataset this session works on
 K_SELECT_PARAMS = "sieve.select_params"  # last core.select.SelectParams from the Budget page
 K_SELECTION = "sieve.selection"  # {"key", "selection", "metrics"} cache
 K_MAP_RUN = "sieve.map_run"  # {"timings", "cached"} of the last Compute map
@@ -131,6 +133,8 @@ C_SCALE_DRAWN = "sieve.c.scale_drawn"
 # Widget keys.
 W_BUDGET_SLIDER = "w.budget_slider"
 W_BUDGET_NUMBER = "w.budget_number"
+W_BUDGET_APPLY = "w.budget_apply"  # the total budget form's submit button
+W_SLIDERS_APPLY = "w.sliders_apply"  # the per-cluster sliders form's submit button
 W_ASCENDING = "w.ascending"
 W_BAN = "w.ban"
 W_CLEAR = "w.clear"
@@ -162,6 +166,8 @@ W_FILTER = "w.filter"
 W_FORMAT = "w.format"
 W_HIGHLIGHT = "w.highlight"
 W_LOAD = "w.load"
+W_SWITCH_DATASET = "w.switch_dataset"
+W_RELOAD_DATASET = "w.reload_dataset"
 W_MATCH_PAGE = "w.match_page"
 W_MAX = "w.max"
 W_MIN = "w.min"
@@ -279,10 +285,12 @@ def get_workspace() -> Workspace:
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
-def get_encoder(model: str, device: str, normalize: bool, backend: str = "torch"):
+def get_encoder(model: str, device: str, normalize: bool, backend: str = "torch", _progress=None):
+    """The encoder (cached per process); ``_progress(done, total, msg)`` hears the one-time
+    model preparation (not part of the cache key)."""
     from core.embed import load_encoder
 
-    return load_encoder(model, device=device, normalize=normalize, backend=backend)
+    return load_encoder(model, device=device, normalize=normalize, backend=backend, progress=_progress)
 
 
 # -- errors -----------------------------------------------------------------------------
@@ -390,7 +398,7 @@ def current_dataset_or_none(ws: Workspace):
 
 
 def _reset_map_state() -> None:
-    for k in (K_MAP, K_MAP_KEY, K_TEXTS, K_FIG, K_SELECTED, K_SELECTED_HOW, K_SELECTION, K_TABLE_BASE,
+    for k in (K_MAP, K_MAP_KEY, K_TEXTS, K_FIG, K_SELECTED, K_SELECTED_HOW, K_SHAPES, K_SELECTION, K_TABLE_BASE,
               K_TABLE_WKEY, K_SEARCH):
         ss().pop(k, None)
 
@@ -406,9 +414,72 @@ def sync_pins_bans(dataset_key: str) -> None:
             ss().pop(k, None)
 
 
-def dataset_or_guidance(ws: Workspace):
-    """The current dataset, or None after telling the user to load one (with a link)."""
+def pin_dataset(info, file_format: str | None = None) -> None:
+    """This session works on ``info`` (a DatasetInfo) from now on."""
+    ss()[K_DATASET_PIN] = {"info": info.to_dict(), "file_format": file_format}
+
+
+def session_dataset(ws: Workspace):
+    """The workspace's dataset if it is the one this session works on (pinned on first
+    sight), else None after saying that the workspace moved on (another session or a
+    `sieve run` in the same folder loaded another file) with buttons to switch to it or
+    to load this session's dataset back.  Nothing of the other dataset is shown meanwhile,
+    and this session's pins, bans and map stay."""
     info = current_dataset_or_none(ws)
+    pin = ss().get(K_DATASET_PIN)
+    if info is None or pin is None or pin["info"]["key"] == info.key:
+        if info is not None:
+            pin_dataset(info, (pin or {}).get("file_format") if pin and pin["info"]["key"] == info.key else None)
+        return info
+    mine = pin["info"]
+    st.warning(f"The workspace moved on: it now holds {info.n_rows:,} rows from {_sources(info.sources)} "
+               f"(loaded by another session or a `sieve` command in the same workspace). This session works on "
+               f"{mine['n_rows']:,} rows from {_sources(mine['sources'])}; its pins, bans and map are kept.")
+    c1, c2, _ = st.columns([1, 1, 2])
+    c1.button("Switch to the new dataset", key=W_SWITCH_DATASET, on_click=_switch_dataset, args=(info.to_dict(),),
+              help="Drops this session's pins, bans and map of the old dataset.")
+    c2.button("Load my dataset back", key=W_RELOAD_DATASET, on_click=_reload_dataset,
+              help="Reads this session's files again into the workspace; its cached map comes back.")
+    return None
+
+
+def _sources(sources: list[str]) -> str:
+    from core.explore import escape_markdown
+
+    return escape_markdown(", ".join(Path(x).name for x in sources[:2]) + (" …" if len(sources) > 2 else ""))
+
+
+@safe_callback
+def _switch_dataset(info: dict) -> None:
+    from core.ingest import DatasetInfo
+
+    pin_dataset(DatasetInfo.from_dict(info))
+    ss().pop(K_MAP_RUN, None)
+    _reset_map_state()
+
+
+@safe_callback
+def _reload_dataset() -> None:
+    from core.ingest import IngestParams, TextSpec, ingest
+
+    pin = ss()[K_DATASET_PIN]
+    mine = pin["info"]
+    params = IngestParams(tuple(mine["sources"]), TextSpec(**mine["text"]), mine["vector_column"], pin["file_format"],
+                          delimiter=mine.get("delimiter"), encoding=mine.get("encoding"))
+    info, _ = ingest(get_workspace(), params)
+    if info.key != mine["key"]:  # the files changed since: this is a new dataset
+        flash("warning", "The files changed since this session loaded them: loaded them as a new dataset.")
+        pin_dataset(info, pin["file_format"])
+    else:
+        flash("success", f"Loaded this session's dataset back ({info.n_rows:,} rows).")
+
+
+def dataset_or_guidance(ws: Workspace):
+    """This session's dataset, or None after telling the user to load one (with a link)
+    or that the workspace moved on (see :func:`session_dataset`)."""
+    if current_dataset_or_none(ws) is not None:
+        return session_dataset(ws)
+    info = None
     if info is None:
         need("No dataset is loaded yet. Choose one on the Data page first.", PAGE_DATA, "Go to Data",
              ":material/description:")
@@ -531,7 +602,7 @@ def reference_encoder(ws: Workspace, data):
 
 def params_from_state(data, info) -> Any:
     """SelectParams from the canonical Budget settings (+ pins/bans); raises SieveError."""
-    from core.select import SelectParams
+    from core.select import DEFAULT_PICK, SelectParams
 
     n = len(data.row_ids)
     unit = ss().get(C_UNIT, "rows")
@@ -557,7 +628,7 @@ def params_from_state(data, info) -> Any:
             if lo is not None or hi is not None:
                 bounds[int(c)] = (None if lo is None else int(lo), None if hi is None else int(hi))
     score_column = ss().get(C_SCORE_COLUMN) or None
-    pick = ss().get(C_PICK, "random")
+    pick = ss().get(C_PICK, DEFAULT_PICK)
     if pick == "score":
         score = score_column
     elif pick == "mmr":

@@ -33,10 +33,11 @@ def _ingest(ws, source: str, spec, vector_column, file_format, *, quiet: bool = 
         if bar is not None:
             bar.progress(min(1.0, done / max(total, 1)), text=msg)
 
-    info, cached = ingest(ws, params, progress=progress)
-    if bar is not None:
-        bar.empty()
-    return info, cached
+    try:
+        return ingest(ws, params, progress=progress)
+    finally:  # a failed load leaves no half-filled bar behind
+        if bar is not None:
+            bar.empty()
 
 
 def _autoload_sample(ws) -> None:
@@ -47,9 +48,11 @@ def _autoload_sample(ws) -> None:
         return
     C.ss()[C.K_AUTOLOADED] = True
     with st.spinner("Loading the bundled sample…"):
-        _ingest(ws, str(C.SAMPLE_PATH), TextSpec(column=C.SAMPLE_TEXT_COLUMN), None, None, quiet=True)
-    C.flash("success", "Loaded the bundled sample (sample_data/prompts.csv). Go on to the Map page, or choose "
-                       "another file below.")
+        info, _ = _ingest(ws, str(C.SAMPLE_PATH), TextSpec(column=C.SAMPLE_TEXT_COLUMN), None, None, quiet=True)
+    C.pin_dataset(info)
+    # Shown here, not flashed: a flash would show on whichever page renders next (e.g. the Map page).
+    st.success("Loaded the bundled sample (sample_data/prompts.csv). Go on to the Map page, or choose "
+               "another file below.")
 
 
 def _source(ws) -> str | None:
@@ -127,9 +130,11 @@ def _keep_uploads(ws) -> set:
     return keep | {str(p) for p in C.ss().get(C.K_UPLOADS, {}).values()}
 
 
-def _show_current(ws) -> None:
-    info = C.current_dataset_or_none(ws)
+def _show_current(ws, info) -> None:
     st.subheader("Loaded dataset")
+    if info is None and C.current_dataset_or_none(ws) is not None:
+        st.info("The workspace holds another dataset than this session's: choose above.")
+        return
     if info is None:
         st.info("No dataset is loaded yet. Choose a source above and press **Load dataset**.")
         return
@@ -139,7 +144,9 @@ def _show_current(ws) -> None:
               "(Unicode separators, control and format characters such as NBSP or zero-width space); kept but never "
               "embedded.")
     c3.metric("Exact duplicates", f"{info.n_duplicates:,}")
-    c4.metric("Rows to embed", f"{info.n_embeddable:,}")
+    c4.metric("Texts to embed", f"{info.n_embeddable - info.n_duplicates:,}",
+              help=f"{info.n_embeddable:,} non-empty rows less {info.n_duplicates:,} exact duplicates: each distinct "
+                   "text is embedded once and its duplicates share its vector.")
     st.text(f"rows={info.n_rows} empty={info.n_empty} duplicates={info.n_duplicates}")
     st.text(f"source: {', '.join(info.sources[:3])}{' …' if len(info.sources) > 3 else ''}"
             + (f"; delimiter {info.delimiter!r}" if info.delimiter else "")
@@ -175,14 +182,17 @@ def body() -> None:
     st.title("Data")
     st.caption(f"Workspace: `{ws.root}`")
     _autoload_sample(ws)
+    notice = st.container()  # says so when the workspace moved on to another dataset
     current = st.container()  # filled last, so it shows the result of a Load on this run
     st.subheader("Choose data")
     try:
         _choose(ws)
     except Exception as exc:  # keep the loaded dataset's summary on screen below the error
         C.show_error(exc)
+    with notice:
+        mine = C.session_dataset(ws)
     with current:
-        _show_current(ws)
+        _show_current(ws, mine)
 
 
 def _choose(ws) -> None:
@@ -227,11 +237,11 @@ def _choose(ws) -> None:
     mode = st.radio("Text to embed", ["Column", "Template"], key=C.W_TEXT_MODE, horizontal=True,
                     on_change=C.persist(C.W_TEXT_MODE, C.C_TEXT_MODE))
     text_candidates = kinds["text"] or [c for c in columns if not c.lower().startswith("sieve_")]
+    preferred = C.ss().get(C.C_TEXT_COLUMN)
+    if preferred not in text_candidates:
+        preferred = next((c for c in ("text", "prompt", "instruction", "content") if c in text_candidates),
+                         text_candidates[0] if text_candidates else None)
     if mode == "Column":
-        preferred = C.ss().get(C.C_TEXT_COLUMN)
-        if preferred not in text_candidates:
-            preferred = next((c for c in ("text", "prompt", "instruction", "content") if c in text_candidates),
-                             text_candidates[0] if text_candidates else None)
         if C.ss().get(C.W_TEXT_COLUMN) not in text_candidates:
             C.ss()[C.W_TEXT_COLUMN] = preferred
         col = st.selectbox("Text column", text_candidates, key=C.W_TEXT_COLUMN,
@@ -239,7 +249,7 @@ def _choose(ws) -> None:
         C.ss()[C.C_TEXT_COLUMN] = col
         spec_args = {"column": col}
     else:
-        default_t = "\\n".join("{" + c + "}" for c in text_candidates[:2])
+        default_t = "{" + preferred + "}" if preferred else ""  # the text column, never the ids
         C.init_widget(C.W_TEMPLATE, C.C_TEMPLATE, default_t)
         tpl = st.text_input("Template (columns in braces; \\n for a new line)", key=C.W_TEMPLATE,
                             on_change=C.persist(C.W_TEMPLATE, C.C_TEMPLATE))
@@ -261,6 +271,7 @@ def _choose(ws) -> None:
         spec = TextSpec(**spec_args)
         info, cached = _ingest(ws, source, spec, None if vec == NONE else vec, file_format, delimiter=delimiter,
                                encoding=encoding)
+        C.pin_dataset(info, file_format)  # this session works on it now
         C.get_map(ws)  # drop any map of another dataset from this session
         st.success(("Already loaded: " if cached else "Loaded: ")
                    + f"{info.n_rows:,} rows, {info.n_empty:,} empty, {info.n_duplicates:,} duplicates.")

@@ -64,7 +64,8 @@ def _save(ws, data, params, result, fmt: str, name: str, include_duplicates: boo
                                          data, keep_text=keep_text, include_duplicates=include_duplicates,
                                          dataset_key=data.keys.dataset)
     ws.set_meta("selection", params.to_dict())  # `sieve export` in a shell now repeats this choice
-    C.ss()[C.K_LAST_SAVE] = {"path": str(out), "manifest": str(mpath), "rows": len(result["selection"])}
+    C.ss()[C.K_LAST_SAVE] = {"path": str(out), "manifest": str(mpath), "rows": len(result["selection"]),
+                             "key": result["key"]}  # the (map, selection) it saved
 
 
 def body() -> None:
@@ -88,7 +89,7 @@ def body() -> None:
     selection = result["selection"]
     n = len(selection)
 
-    st.text(f"export_rows={n}")
+    st.metric("Rows to export", f"{n:,}")
     st.caption(f"{n:,} rows: budget {params.budget:,}, policy {params.policy}, pick {params.pick}, seed {params.seed}, "
                f"{len(params.pins)} pinned, {len(params.bans)} banned.")
     C.init_widget(C.W_FORMAT, C.C_FORMAT, FORMATS[0])
@@ -150,6 +151,8 @@ def body() -> None:
     if st.button("Save", key=C.W_SAVE):
         _save(ws, data, params, result, fmt, path_text, include_dups, overwrite)
     last = C.ss().get(C.K_LAST_SAVE)
+    if last and last.get("key") != result["key"]:  # the budget, settings or dataset changed since
+        last = None
     if last:
         st.success(f"Saved {last['rows']:,} rows to {C.esc(last['path'])} and the manifest to "
                    f"{C.esc(last['manifest'])}.")

@@ -4,6 +4,7 @@ a cluster filter, and pins/bans that the Budget page honours."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -11,6 +12,8 @@ import streamlit as st
 
 from pages import common as C
 from pages import map_tools
+
+log = logging.getLogger("sieve.app")
 
 STAGES = ("embed", "project", "cluster", "label")
 PAGE_SIZE = 100
@@ -97,17 +100,60 @@ def _map_params(v: dict):
     )
 
 
+def _load_encoder(params, status):
+    """The encoder, saying what takes the time: waiting for the background preparation
+    of the int8 model, preparing it here (one time), or loading it."""
+    from core.warmup import wait_for_model, warmup_state
+
+    e = params.embed
+    if e.backend == "onnx-int8" and warmup_state()["started"] and not warmup_state()["model"]:
+        status.update(label="Preparing the int8 ONNX model (one time on this machine, about half a minute)…")
+        wait_for_model()
+    status.update(label=f"Loading the model {e.model} ({e.backend})…")
+
+    def progress(done, total, msg):  # the one-time export, when it runs here
+        status.update(label=f"{msg[:1].upper()}{msg[1:]} ({done}/{total}); later maps skip this…")
+
+    encoder = C.get_encoder(e.model, e.device, e.normalize, e.backend, _progress=progress)
+    status.update(label="Model loaded.")
+    return encoder
+
+
+def _estimate(ws, info, params) -> str:
+    """'about 40 s' for this dataset on this machine, from core.eta's throughput table."""
+    from core.embed import embed_key
+    from core.eta import estimate_map_seconds, human_seconds
+    from core.warmup import warmup_state
+    from core.workspace import usable_cores
+
+    e = params.embed
+    embedded = bool(info.vector_column) or ws.has_artifact("embed", embed_key(ws, e)[0])
+    ready = True
+    if e.backend == "onnx-int8" and not embedded:
+        from core.onnx_embed import is_exported
+
+        ready = is_exported(e.model)
+    secs = estimate_map_seconds(info.n_embeddable - info.n_duplicates, e.backend, cores=usable_cores(),
+                                gpu=e.device in ("cuda", "mps"), embedded=embedded, model_ready=ready,
+                                compiled=warmup_state()["compiled"])
+    extra = [] if ready else ["the one-time int8 model preparation"]
+    if not warmup_state()["compiled"]:
+        extra.append("compiling UMAP/HDBSCAN once")
+    return human_seconds(secs) + (f", including {' and '.join(extra)}" if extra else "")
+
+
 def _compute(ws, info, params) -> None:
     from core.embed import Cancelled, embed_key
+    from core.eta import human_seconds, remaining_seconds
     from core.pipeline import build_map
+    from core.warmup import warmup_state
 
     encoder = None
     if not info.vector_column:
         key, _ = embed_key(ws, params.embed)
         if not ws.has_artifact("embed", key):
-            with st.spinner(f"Loading model {C.esc(params.embed.model)}…"):
-                encoder = C.get_encoder(params.embed.model, params.embed.device, params.embed.normalize,
-                                        params.embed.backend)
+            with st.status(f"Loading model {C.esc(params.embed.model)}…") as status:
+                encoder = _load_encoder(params, status)
     box = st.container(border=True)
     lines = {s: box.empty() for s in STAGES}
     bars: dict[str, object] = {}
@@ -120,7 +166,9 @@ def _compute(ws, info, params) -> None:
     def on_stage(stage, event, meta):
         if event == "start":
             started[stage] = time.perf_counter()
-            lines[stage].text(f"{stage}: running…")
+            waiting = stage in ("project", "cluster") and warmup_state()["started"] and not warmup_state()["compiled"]
+            lines[stage].text(f"{stage}: " + ("compiling UMAP/HDBSCAN once for this server process, then running…"
+                                              if waiting else "running…"))
         else:
             state = "cached (skipped)" if meta.get("cached") else f"done in {meta['seconds']:.1f} s"
             lines[stage].text(f"{stage}: {state}" + (f" ({details[stage]})" if stage in details else ""))
@@ -130,7 +178,8 @@ def _compute(ws, info, params) -> None:
     def progress(stage, done, total, msg):
         if stage not in details:
             details[stage] = msg
-            lines[stage].text(f"{stage}: running… ({msg})")
+            note = "; the longest texts go first, so the first batches are the slowest" if stage == "embed" else ""
+            lines[stage].text(f"{stage}: running… ({msg}{note})")
         now = time.perf_counter()
         if done < total and now - last[0] < 0.25:
             return
@@ -138,7 +187,10 @@ def _compute(ws, info, params) -> None:
         if stage not in bars:
             bars[stage] = box.progress(0.0)
         elapsed = now - started.get(stage, now)
-        bars[stage].progress(min(1.0, done / max(total, 1)), text=f"{stage}: {msg} ({done:,}/{total:,}, {elapsed:.0f} s)")
+        left = remaining_seconds(done, total, elapsed) if done < total else None
+        eta = f", {human_seconds(left)} left" if left is not None else ""
+        bars[stage].progress(min(1.0, done / max(total, 1)),
+                             text=f"{stage}: {msg} ({done:,}/{total:,}, {elapsed:.0f} s{eta})")
 
     def on_wait(holder: str) -> None:  # another session's computation runs first; this one queues
         lines[STAGES[0]].text(f"waiting for another computation to finish ({holder})")
@@ -154,7 +206,7 @@ def _compute(ws, info, params) -> None:
         C.ss()[C.K_COMPUTING] = False
         raise
     C.ss()[C.K_COMPUTING] = False
-    C.ss()[C.K_MAP_RUN] = {"timings": keys.timings, "cached": keys.cached, "details": details}
+    C.ss()[C.K_MAP_RUN] = {"timings": keys.timings, "cached": keys.cached, "details": details, "label": keys.map_id}
     C.get_map(ws, keys.map_id)
     st.rerun()
 
@@ -169,7 +221,7 @@ def _compute_section(ws, info, data) -> None:
         st.warning(("Stopped. " if stop_clicked else "The map computation was interrupted. ")
                    + "Embeddings finished so far are kept; press **Compute map** to resume where it stopped.")
     run = C.ss().get(C.K_MAP_RUN)
-    if run and data is not None:
+    if run and data is not None and run.get("label") == data.keys.map_id:  # describes the map shown, no other
         details = run.get("details", {})
         parts = [f"{s}: " + ("cached" if run["cached"].get(s) else f"{run['timings'].get(s, 0):.1f} s")
                  + (f" ({details[s]})" if s == "embed" and s in details and not run["cached"].get(s) else "")
@@ -213,9 +265,13 @@ def _figure(data, visible: set[int] | None, query: str, highlight: bool):
     if colour is not None:
         map_tools.recolor(fig, traces, colour[1])
     allowed = None if visible is None else np.isin(data.labels, list(visible))
-    if cached is not None and cached["key"][0] == key[0] and len(C.selected_ids()):
+    if cached is not None and cached["key"][:2] != key[:2]:  # another filter: the selection meant other rows
+        if len(C.selected_ids()):
+            st.toast("The cluster filter changed, so the selection was cleared.")
         C.ss()[C.K_SELECTED] = np.zeros(0, np.int64)
-        st.toast("The map changed (filter or highlight), so the selection was cleared.")
+        C.ss().pop(C.K_SHAPES, None)
+    if C.ss().get(C.K_SHAPES):  # a highlight redraws the map: keep the drawn box/lasso on it
+        fig.update_layout(selections=C.ss()[C.K_SHAPES])
     C.ss()[C.K_CHART_VERSION] = C.ss().get(C.K_CHART_VERSION, 0) + 1
     cached = {"key": key, "fig": fig, "traces": traces, "drawn": drawn, "allowed": allowed}
     C.ss()[C.K_FIG] = cached
@@ -240,10 +296,28 @@ def _on_select() -> None:
     sel = (event or {}).get("selection", {}) if hasattr(event, "get") else {}
     how = "box" if sel.get("box") else "lasso" if sel.get("lasso") else "points"
     C.ss()[C.K_SELECTED_HOW] = how if mask.any() or has_shapes(event) else "none"
+    C.ss()[C.K_SHAPES] = _layout_selections(event)
+
+
+def _layout_selections(event) -> list[dict]:
+    """The event's boxes and lassos as plotly ``layout.selections`` (to redraw them)."""
+    from core.explore import event_shapes
+
+    boxes, lassos = event_shapes(event)
+    out = [dict(type="rect", xref="x", yref="y", x0=x0, x1=x1, y0=y0, y1=y1) for x0, x1, y0, y1 in boxes]
+    for xs, ys in lassos:
+        path = "M" + "L".join(f"{float(x)},{float(y)}" for x, y in zip(xs, ys)) + "Z"
+        out.append(dict(type="path", xref="x", yref="y", path=path))
+    return out
 
 
 def _bump_chart() -> None:
+    """Reset the chart widget (its selection) and drop the drawn shapes from the figure."""
     C.ss()[C.K_CHART_VERSION] = C.ss().get(C.K_CHART_VERSION, 0) + 1
+    C.ss().pop(C.K_SHAPES, None)
+    fig = C.ss().get(C.K_FIG)
+    if fig is not None:
+        fig["fig"].layout.selections = ()
 
 
 @C.safe_callback
@@ -293,13 +367,7 @@ def _summary(data) -> None:
               icon=":material/block:", help="Never include these rows in the subset.")
     st.button("Clear selection", key=C.W_CLEAR, on_click=_clear, width="stretch", icon=":material/deselect:")
     if summ["clusters"]:
-        import pandas as pd
-
-        df = pd.DataFrame(summ["clusters"])[["name", "count", "share"]]
-        st.dataframe(df, hide_index=True, width="stretch", height=min(300, 38 + 35 * len(df)),
-                     column_config={"name": st.column_config.TextColumn("cluster touched"),
-                                    "count": st.column_config.NumberColumn("rows", format="%d"),
-                                    "share": st.column_config.NumberColumn("of cluster", format="percent")})
+        st.caption(f"In {len(summ['clusters'])} cluster(s): see *Clusters touched* below the map.")
     c1, c2 = st.columns(2)
     if c1.button("Clear pins", key=C.W_CLEAR_PINS, disabled=not C.pins(), width="stretch"):
         C.pins().clear()
@@ -307,6 +375,24 @@ def _summary(data) -> None:
     if c2.button("Clear bans", key=C.W_CLEAR_BANS, disabled=not C.bans(), width="stretch"):
         C.bans().clear()
         st.rerun()
+
+
+def _touched_table(data) -> None:
+    """The clusters the selection touches, full width below the map (the side column
+    is too narrow for three columns)."""
+    import pandas as pd
+
+    from core.explore import ids_in, selection_summary
+
+    summ = selection_summary(data.labels, ids_in(data.row_ids, C.selected_ids()), data.cluster_names)
+    if not summ["clusters"]:
+        return
+    df = pd.DataFrame(summ["clusters"])[["name", "count", "share"]]
+    st.markdown("**Clusters touched**")
+    st.dataframe(df, hide_index=True, width="stretch", height=min(300, 38 + 35 * len(df)),
+                 column_config={"name": st.column_config.TextColumn("cluster touched", width="large"),
+                                "count": st.column_config.NumberColumn("rows", format="%d"),
+                                "share": st.column_config.NumberColumn("of cluster", format="percent")})
 
 
 def _rows_table(ws, data, ids: np.ndarray, what: str, key: str) -> None:
@@ -392,7 +478,7 @@ def _explore(ws, data) -> None:
     C.init_widget(C.W_HIGHLIGHT, C.C_HIGHLIGHT, False)
     c3.write("")
     highlight = c3.checkbox("Highlight on map", key=C.W_HIGHLIGHT, on_change=C.persist(C.W_HIGHLIGHT, C.C_HIGHLIGHT),
-                            help="Redraws the map, which clears the current selection.")
+                            help="Rings the search matches on the map; a drawn box or lasso stays.")
     visible = set(chosen) if chosen else None
     map_tools.color_by_control(C.get_workspace(), data)
     fig = _figure(data, visible, query.strip(), highlight)
@@ -415,6 +501,7 @@ def _explore(ws, data) -> None:
     tabs = st.tabs(["Selected rows", "Clusters", "Search matches", "Search by meaning", "SQL filter",
                     "Curate clusters"])
     with tabs[0]:
+        _touched_table(data)
         _rows_table(ws, data, C.selected_ids(), "rows selected — draw a box or lasso on the map", C.W_SEL_PAGE)
     with tabs[1]:
         _cluster_table(data)
@@ -449,8 +536,14 @@ def body() -> None:
                f"{C.esc(', '.join(info.sources[:2]))}{' …' if len(info.sources) > 2 else ''}")
     _compute_section(ws, info, data)
     if data is None:
-        st.info("No map of this dataset yet. Press **Compute map** (the first run on the sample takes about a minute "
-                "on a CPU; later runs reuse cached stages).")
+        try:
+            eta = _estimate(ws, info, _map_params(C.ss()[C.C_MAP_SETTINGS]))
+        except Exception:  # noqa: BLE001 - an estimate never blocks the page
+            log.debug("no estimate", exc_info=True)
+            eta = None
+        st.info("No map of this dataset yet. Press **Compute map**"
+                + (f": {eta} on this machine for {info.n_embeddable - info.n_duplicates:,} distinct texts" if eta else "")
+                + ". Later runs reuse cached stages.")
         return
     n_clusters = len([c for c in data.clusters if c.id >= 0])
     st.caption(f"Map: {len(data.row_ids):,} rows, {n_clusters} clusters, model {C.esc(data.keys.model_id)}")

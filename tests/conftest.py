@@ -20,6 +20,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Exported ONNX models, the distilled preview model and numba's cache go to a folder of
 # this test session (subprocesses inherit it), never to the user's ~/.cache/sieve.
 os.environ.setdefault("SIEVE_CACHE_DIR", tempfile.mkdtemp(prefix="sieve-test-cache-"))
+# The app's background warm-up would export the ONNX model into that fresh cache dir in
+# every test session; tests that need the model load it themselves.
+os.environ.setdefault("SIEVE_NO_PREPARE_MODEL", "1")
 
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402

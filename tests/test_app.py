@@ -248,13 +248,17 @@ def test_budget_widgets_change_allocation(map_env):
     assert sum(_alloc(at).values()) == start
 
     at.slider(key=C.W_BUDGET_SLIDER).set_value(120).run()
+    assert text_value(at, "budget_total") == str(start)  # in a form: nothing changes before Apply
+    at.slider(key=C.W_BUDGET_SLIDER).set_value(120)
+    at.button(key=C.W_BUDGET_APPLY).click().run()
     no_errors(at)
     assert text_value(at, "budget_total") == "120"
     assert at.number_input(key=C.W_BUDGET_NUMBER).value == 120  # kept in sync
     equal = _alloc(at)
     assert sum(equal.values()) == 120
 
-    at.number_input(key=C.W_BUDGET_NUMBER).set_value(90).run()
+    at.number_input(key=C.W_BUDGET_NUMBER).set_value(90)
+    at.button(key=C.W_BUDGET_APPLY).click().run()
     assert text_value(at, "budget_total") == "90"
     assert at.slider(key=C.W_BUDGET_SLIDER).value == 90
 
@@ -270,7 +274,8 @@ def test_budget_widgets_change_allocation(map_env):
 
 
 def test_budget_same_settings_same_rows_and_seed_changes_them(map_env):
-    at = open_page(C.PAGE_BUDGET)
+    # the random pick (the default diverse pick on clusters this small uses every candidate: no seed in play)
+    at = open_page(C.PAGE_BUDGET, state={C.C_PICK: "random"})
     first = at.session_state[C.K_SELECTION]["selection"].row_ids.copy()
     at.run()
     assert np.array_equal(at.session_state[C.K_SELECTION]["selection"].row_ids, first)
@@ -291,13 +296,19 @@ def test_budget_sliders_per_cluster(map_env):
     assert len(sliders) == n_groups  # one per cluster + unclustered (noise included)
     before = sum(s.value for s in sliders)
     assert text_value(at, "budget_total") == str(before)
+    assert at.slider(key=C.W_BUDGET_SLIDER).value == before and at.number_input(key=C.W_BUDGET_NUMBER).value == before
     target = sliders[0]
-    target.set_value(3).run()
+    target.set_value(target.value + 3)
+    at.button(key=C.W_SLIDERS_APPLY).click().run()
     no_errors(at)
     after = sum(s.value for s in at.slider if s.key and s.key.startswith(C.W_SLIDER_PREFIX))
+    assert after == before + 3
     assert text_value(at, "budget_total") == str(after)
+    # The Total slider and the Rows box follow the sliders' sum (issue 14 A3).
+    assert at.slider(key=C.W_BUDGET_SLIDER).value == after
+    assert at.number_input(key=C.W_BUDGET_NUMBER).value == after
     cid = int(target.key.rsplit(".", 1)[1])
-    assert _alloc(at)[cid] == 3
+    assert _alloc(at)[cid] == target.value
 
 
 def test_budget_table_overrides_and_bounds(map_env):
@@ -337,10 +348,11 @@ def test_export_saves_file_and_manifest(map_env, tmp_path, monkeypatch, fmt):
     _, data = map_env
     monkeypatch.setenv("SIEVE_EXPORT_DIR", str(tmp_path))
     at = open_page(C.PAGE_BUDGET)
-    at.number_input(key=C.W_BUDGET_NUMBER).set_value(77).run()
+    at.number_input(key=C.W_BUDGET_NUMBER).set_value(77)
+    at.button(key=C.W_BUDGET_APPLY).click().run()
     at.switch_page(C.PAGE_EXPORT).run()
     no_errors(at)
-    assert text_value(at, "export_rows") == "77"
+    assert next(m.value for m in at.metric if m.label == "Rows to export") == "77"
     at.radio(key="w.format").set_value(fmt).run()
     assert at.text_input(key="w.save_path").value == f"sieve-subset-77.{fmt}"  # follows budget and format
     out = tmp_path / "sub" / f"subset.{fmt}"

@@ -307,6 +307,7 @@ def test_budget_slider_changes_allocation(ui, workspace):
     slider.focus()
     for _ in range(5):
         ui.keyboard.press("ArrowRight")
+    ui.get_by_role("button", name="Apply", exact=True).click()  # the total is a form: steps apply together
     total = int(wait_text(ui, "budget_total", lambda v: int(v) == start + 5))
     assert ui.get_by_role("spinbutton", name="Rows", exact=True).input_value() == str(total)
     data = load_map_here(workspace)
@@ -332,7 +333,11 @@ def test_export_download_matches_manifest(ui, tmp_path):
 
     total = int(text_value(ui, "budget_total"))
     goto(ui, "Export")
-    assert int(wait_text(ui, "export_rows", lambda v: int(v) > 0)) == total
+    ui.wait_for_function("""() => [...document.querySelectorAll('[data-testid=stMetric]')]
+        .some(m => m.innerText.startsWith('Rows to export'))""")
+    rows = ui.evaluate("""() => [...document.querySelectorAll('[data-testid=stMetric]')]
+        .find(m => m.innerText.startsWith('Rows to export')).querySelector('[data-testid=stMetricValue]').innerText""")
+    assert int(rows.replace(",", "")) == total
     with ui.expect_download() as dl:
         ui.get_by_role("button", name=f"Download sieve-subset-{total}.parquet", exact=True).click()
     path = tmp_path / "subset.parquet"
