@@ -122,7 +122,7 @@ def test_budget_and_export_pages_work_on_degenerate_maps(degenerate_env, tmp_pat
     at.radio(key="w.mode").set_value("Automatic").run()
     at.switch_page(C.PAGE_EXPORT).run()
     no_errors(at)
-    assert int(text_value(at, "export_rows")) == budget
+    assert int(next(m.value for m in at.metric if m.label == "Rows to export").replace(",", "")) == budget
     labels = [b.label for b in at.get("download_button")]
     assert any(lbl.endswith(".parquet") for lbl in labels) and any("manifest" in lbl for lbl in labels)
     at.text_input(key="w.save_path").input("degenerate.parquet").run()
