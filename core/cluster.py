@@ -9,6 +9,11 @@ None = on up to ``SOFT_MAX_ROWS`` rows).  A params dict without these fields (an
 manifest) means the old behaviour: every row, soft membership on.
 
 cuML's HDBSCAN is used instead when it imports and a GPU is present (not exact-checked).
+
+``algorithm`` chooses another clusterer (``core.cluster_methods``: EVoC, PLSCAN, Leiden);
+"hdbscan" is the default and what a params dict without the field means.  For those, a
+noise row's soft membership is the majority cluster among its ``SOFT_KNN`` nearest
+clustered rows in the n-D projection (strength = that majority's share).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .cluster_methods import ALGORITHMS, ON_VECTORS, evoc_labels, leiden_labels, plscan_labels
 from .workspace import SieveError, Workspace, stage_key
 
 NOISE = -1
@@ -30,6 +36,7 @@ DEFAULT_FIT_SAMPLE = 200_000
 SOFT_MAX_ROWS = 200_000
 SAMPLE_SEED = 0
 ASSIGN_CHUNK = 100_000
+SOFT_KNN = 10
 
 
 def default_min_cluster_size(n: int) -> int:
@@ -47,6 +54,8 @@ class ClusterParams:
     fit_sample: int | None = DEFAULT_FIT_SAMPLE
     # Soft membership of noise rows: True, False or None (auto: on up to SOFT_MAX_ROWS rows).
     soft: bool | None = None
+    # The clusterer (core.cluster_methods.ALGORITHMS); EVoC and Leiden cluster the raw vectors.
+    algorithm: str = "hdbscan"
 
     def __post_init__(self):
         if self.min_cluster_size is not None and (not isinstance(self.min_cluster_size, int) or self.min_cluster_size < 2):
@@ -61,6 +70,8 @@ class ClusterParams:
             raise SieveError(f"fit_sample must be an integer >= 100 or None, got {self.fit_sample!r}")
         if self.soft is not None and not isinstance(self.soft, bool):
             raise SieveError(f"soft must be true, false or null, got {self.soft!r}")
+        if self.algorithm not in ALGORITHMS:
+            raise SieveError(f"cluster algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClusterParams":
@@ -80,10 +91,10 @@ class ClusterParams:
         mcs = self.min_cluster_size or default_min_cluster_size(n)
         ms = self.min_samples or min(mcs, 10)
         soft = self.soft if self.soft is not None else n <= SOFT_MAX_ROWS
-        return ClusterParams(mcs, ms, self.method, self.epsilon, self.fit_sample, soft)
+        return ClusterParams(mcs, ms, self.method, self.epsilon, self.fit_sample, soft, self.algorithm)
 
 
-LEGACY_CLUSTER = {"fit_sample": None, "soft": True}
+LEGACY_CLUSTER = {"fit_sample": None, "soft": True, "algorithm": "hdbscan"}
 
 
 @dataclass
@@ -119,8 +130,9 @@ def _hdbscan(points: np.ndarray, p: ClusterParams, prediction_data: bool):
     return model, raw, strength
 
 
-def cluster(points: np.ndarray, params: ClusterParams = ClusterParams()) -> Clustering:
-    """Pure: points (n, k) -> labels.  Cluster ids are renumbered by size (0 = largest)."""
+def cluster(points: np.ndarray, params: ClusterParams = ClusterParams(), vectors: np.ndarray | None = None) -> Clustering:
+    """Pure: points (n, k) -> labels.  Cluster ids are renumbered by size (0 = largest).
+    ``vectors`` (n, d): the raw embeddings, needed by the EVoC and Leiden algorithms."""
     from . import warmup
 
     points = np.asarray(points, dtype=np.float64)
@@ -137,6 +149,8 @@ def cluster(points: np.ndarray, params: ClusterParams = ClusterParams()) -> Clus
         return Clustering(np.zeros(n, np.int32), ones, p, notes, np.zeros(n, np.int32), ones)
 
     warmup.wait_for_warmup()
+    if p.algorithm != "hdbscan":
+        return _other_algorithm(points, p, vectors, notes)
     if warmup.gpu_available():  # pragma: no cover - no GPU in CI
         model, raw, strength = _gpu_hdbscan(points, p)
         notes.append("HDBSCAN ran on the GPU (cuML)")
@@ -155,6 +169,47 @@ def cluster(points: np.ndarray, params: ClusterParams = ClusterParams()) -> Clus
         notes.append("soft membership is not available for a map clustered on a sample; "
                      "noise rows keep no nearest cluster")
     return Clustering(labels, strength, p, notes, soft_labels, soft_strength)
+
+
+def _other_algorithm(points: np.ndarray, p: ClusterParams, vectors, notes: list[str]) -> Clustering:
+    """EVoC / Leiden (on ``vectors``) or PLSCAN (on ``points``), then kNN soft membership."""
+    if p.algorithm in ON_VECTORS and (vectors is None or len(vectors) != len(points)):
+        raise SieveError(f"cluster algorithm {p.algorithm!r} needs the embedding vectors of every row")
+    try:
+        if p.algorithm == "evoc":
+            raw, strength = evoc_labels(vectors, seed=SAMPLE_SEED)
+        elif p.algorithm == "leiden":
+            raw, strength = leiden_labels(vectors, seed=SAMPLE_SEED)
+        else:
+            raw, strength = plscan_labels(points, min_samples=p.min_samples, min_cluster_size=p.min_cluster_size)
+    except ImportError as exc:
+        raise SieveError(f"cluster algorithm {p.algorithm!r} needs a package that is not installed: {exc}") from exc
+    labels = relabel_by_size(raw)
+    notes.append(f"clustered with {p.algorithm}")
+    if (labels == NOISE).all():
+        notes.append(f"{p.algorithm} found no cluster: every row is unclustered")
+    soft_labels, soft_strength = knn_soft_membership(points, labels, strength)
+    return Clustering(labels, strength, p, notes, soft_labels, soft_strength)
+
+
+def knn_soft_membership(points: np.ndarray, labels: np.ndarray, strength: np.ndarray, k: int = SOFT_KNN):
+    """(soft_labels, soft_strength), (n,) int32 / float32: clustered rows keep their own;
+    a noise row gets the majority cluster of its ``k`` nearest clustered rows (scipy
+    cKDTree) and that majority's share as strength."""
+    from scipy.spatial import cKDTree
+
+    soft_labels, soft_strength = labels.astype(np.int32, copy=True), strength.astype(np.float32, copy=True)
+    noise, clustered = np.nonzero(labels == NOISE)[0], np.nonzero(labels != NOISE)[0]
+    if len(noise) == 0 or len(clustered) == 0:
+        return soft_labels, soft_strength
+    k = min(k, len(clustered))
+    _, idx = cKDTree(points[clustered]).query(points[noise], k=k)
+    near = labels[clustered][np.asarray(idx).reshape(len(noise), k)]
+    for i, row in enumerate(near):
+        ids, cnt = np.unique(row, return_counts=True)
+        soft_labels[noise[i]] = ids[np.argmax(cnt)]
+        soft_strength[noise[i]] = cnt.max() / k
+    return soft_labels, soft_strength
 
 
 def _sample_fit_assign(points: np.ndarray, p: ClusterParams, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -240,8 +295,13 @@ def run_cluster(ws: Workspace, project_key: str, params: ClusterParams = Cluster
     key = cluster_key(params, project_key)
     if ws.has_artifact("cluster", key):
         return key, True
-    arrays, _ = ws.load_artifact("project", project_key)
-    result = cluster(np.asarray(arrays["xnd"]), params)
+    arrays, meta = ws.load_artifact("project", project_key)
+    vectors = None
+    if params.algorithm in ON_VECTORS:
+        from .embed import load_embeddings
+
+        vectors = np.asarray(load_embeddings(ws, meta["parent"])[1], dtype=np.float32)
+    result = cluster(np.asarray(arrays["xnd"]), params, vectors)
     ws.save_artifact(
         "cluster", key,
         {"labels": result.labels, "strength": result.strength, "soft_labels": result.soft_labels,
