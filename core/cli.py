@@ -558,6 +558,8 @@ def run(
                              min_samples, map_seed, exact, backend, cluster_method)
     sel_params = _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override,
                                 score_column, ascending, pin, ban, dedup=dedup, near_dup=near_dup, mmr_lambda=mmr_lambda, soft_noise=soft_noise, budget_unit=budget_unit, tokenizer=tokenizer, strata=strata, strata_bound=strata_bound, reference=reference, reference_text=reference_text, coverage_distance=coverage_distance, leakage=leakage, leakage_threshold=leakage_threshold, target=target, target_text=target_text)
+    if engine == "ray" and map_params.cluster.algorithm != "hdbscan":
+        raise SieveError(f"--cluster-method {map_params.cluster.algorithm} is available with --engine local only")
     if engine == "ray":
         _run_scaled(ws, ingest_params, map_params, sel_params, out_path, manifest, address=address,
                     backend=backend, workers=workers, shard_rows=shard_rows, sample_size=sample_size,

@@ -78,5 +78,5 @@ def leiden_labels(vectors: np.ndarray, n_neighbors: int = 15, resolution: float 
     same = np.zeros(n, np.float64)
     rows = np.repeat(np.arange(n), np.diff(w.indptr))
     np.add.at(same, rows, np.where(labels[rows] == labels[w.indices], w.data, 0.0))
-    strength = np.where(inside > 0, same / np.where(inside > 0, inside, 1.0), 1.0).astype(np.float32)
-    return labels, strength
+    strength = np.where(inside > 0, same / np.where(inside > 0, inside, 1.0), 1.0)
+    return labels, np.clip(strength, 0.0, 1.0).astype(np.float32)
