@@ -31,13 +31,17 @@ WS_OPT = typer.Option(DEFAULT_WORKSPACE, "--workspace", "-w", help="Workspace fo
 # -- shared option groups ----------------------------------------------------------------
 
 
-def _ingest_params(data, text, template, vectors, fmt):
+DELIMITER_HELP = "CSV/TSV delimiter: one character or comma, semicolon, pipe, tab (default: detected; tab for .tsv)."
+ENCODING_HELP = "Encoding of CSV/TSV/JSON files, e.g. latin-1, cp1252, utf-16 (default: UTF-8; other bytes are refused)."
+
+
+def _ingest_params(data, text, template, vectors, fmt, delimiter=None, encoding=None):
     from .ingest import IngestParams, TextSpec, unescape_template
 
     if text is None and template is None:
         raise SieveError("give --text COLUMN or --template '{col1}\\n{col2}'")
     spec = TextSpec(column=text, template=unescape_template(template) if template is not None else None)
-    return IngestParams(str(data), spec, vectors, fmt)
+    return IngestParams(str(data), spec, vectors, fmt, delimiter=delimiter, encoding=encoding)
 
 
 def _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size, min_samples, seed,
@@ -69,14 +73,24 @@ def _parse_overrides(items: list[str]) -> dict[int, int]:
 
 
 def _parse_ids(text: Optional[str], what: str) -> tuple[int, ...]:
+    """Row ids from ``--pin``/``--ban``: a file of ids when ``text`` names an existing file,
+    else an inline list of any length (commas and/or spaces).  A bad token is named."""
     if not text:
         return ()
-    p = Path(text)
-    raw = p.read_text() if p.is_file() else text
     try:
-        return tuple(int(x) for x in raw.replace(",", " ").split())
-    except ValueError as exc:
-        raise SieveError(f"--{what} takes row ids separated by commas (or a file of them): {exc}") from exc
+        is_file = Path(text).expanduser().is_file()
+    except (OSError, ValueError):  # e.g. a 400-character inline list: "File name too long"
+        is_file = False
+    raw = Path(text).expanduser().read_text() if is_file else text
+    where = f" in file {text}" if is_file else ""
+    out = []
+    for tok in raw.replace(",", " ").split():
+        try:
+            out.append(int(tok))
+        except ValueError:
+            raise SieveError(f"--{what}: {tok!r}{where} is not a row id; give whole numbers separated by commas "
+                             "(or a file of them)") from None
+    return tuple(out)
 
 
 def _parse_strata_bounds(items: list[str]) -> dict[str, tuple[int | None, int | None]]:
@@ -187,20 +201,25 @@ def ingest(
     template: Optional[str] = typer.Option(None, help="Text template over columns, e.g. '{instruction}\\n{input}'."),
     vectors: Optional[str] = typer.Option(None, help="Column of precomputed vectors (skips the model)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="csv, tsv, json, jsonl or parquet (default: extension)."),
+    delimiter: Optional[str] = typer.Option(None, "--delimiter", help=DELIMITER_HELP),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help=ENCODING_HELP),
     workspace: Path = WS_OPT,
 ):
     """Load a dataset into the workspace."""
     from .ingest import ingest as do_ingest
 
-    info, cached = do_ingest(Workspace(workspace), _ingest_params(data, text, template, vectors, fmt))
+    info, cached = do_ingest(Workspace(workspace), _ingest_params(data, text, template, vectors, fmt, delimiter,
+                                                                  encoding))
     _print_dataset(info, cached)
 
 
 def _print_dataset(info, cached):
     state = " (already loaded)" if cached else ""
+    read = f"; delimiter {info.delimiter!r}" if info.delimiter else ""
+    read += f"; encoding {info.encoding}" if info.encoding else ""
     err.print(
-        f"dataset{state}: {info.n_rows} rows, {info.n_empty} empty text(s) excluded from embedding, "
-        f"{info.n_duplicates} exact duplicate(s); text from {info.text.describe()}"
+        f"dataset{state}: {info.n_rows} rows, {info.n_empty} empty or blank text(s) excluded from embedding, "
+        f"{info.n_duplicates} exact duplicate(s); text from {info.text.describe()}{read}", highlight=False, soft_wrap=True
     )
 
 
@@ -484,6 +503,8 @@ def run(
     template: Optional[str] = typer.Option(None),
     vectors: Optional[str] = typer.Option(None),
     fmt_in: Optional[str] = typer.Option(None, "--input-format"),
+    delimiter: Optional[str] = typer.Option(None, "--delimiter", help=DELIMITER_HELP),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help=ENCODING_HELP),
     model: str = MODEL_OPT,
     batch_size: int = typer.Option(64),
     device: str = typer.Option("auto"),
@@ -553,7 +574,7 @@ def run(
     elif fmt not in (None, "parquet"):
         raise SieveError(f"--format {fmt} is not available with --engine ray: it writes Parquet shards")
     ws = Workspace(workspace)
-    ingest_params = _ingest_params(data, text, template, vectors, fmt_in)
+    ingest_params = _ingest_params(data, text, template, vectors, fmt_in, delimiter, encoding)
     map_params = _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size,
                              min_samples, map_seed, exact, backend, cluster_method)
     sel_params = _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override,

@@ -459,16 +459,46 @@ def _vectors_from_column(ws: Workspace, column: str, normalize: bool) -> np.ndar
     with ws.connect() as con:
         tbl = fetch_arrow(
             con,
-            f"SELECT {quote_ident(column)}::FLOAT[] FROM {DATASET_TABLE} WHERE sieve_text_ok ORDER BY sieve_row_id"
+            f"SELECT sieve_row_id, {quote_ident(column)}::DOUBLE[] FROM {DATASET_TABLE} WHERE sieve_text_ok "
+            "ORDER BY sieve_row_id"
         )
-    col = tbl.column(0).combine_chunks()
+    return precomputed_vectors(tbl.column(0).to_numpy(), tbl.column(1), column, normalize)
+
+
+def precomputed_vectors(row_ids, values, column: str, normalize: bool) -> np.ndarray:
+    """(n, d) float32 vectors from a list column of n numbers lists (any float width).
+
+    Normalised in float64 after dividing each row by its largest absolute value, so
+    norms that overflow (3e19: the sum of squares is 9e38 > float32's max) or underflow
+    (1e-30) still give unit vectors.  Raises SieveError naming ``column`` and the row
+    (``sieve_row_id``) for a zero vector, a non-finite value, or (without ``normalize``)
+    a value float32 cannot hold or a row that becomes all zeros in float32."""
+    import pyarrow as pa
+
+    col = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     n = len(col)
-    flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-    vectors = flat.reshape(n, -1)
+    if n == 0:
+        return np.zeros((0, 0), np.float32)
+    vecs = col.flatten().to_numpy(zero_copy_only=False).astype(np.float64).reshape(n, -1)
+    ids = np.asarray(row_ids)
+
+    def refuse(mask, what):
+        if mask.any():
+            i = int(np.flatnonzero(mask)[0])
+            raise SieveError(f"vector column {column!r} has {what} at row {int(ids[i])} "
+                             f"({int(mask.sum())} row(s) in all); fix or drop those rows")
+
+    refuse(~np.isfinite(vecs).all(axis=1), "a NaN or infinite value")
+    scale = np.abs(vecs).max(axis=1, keepdims=True)
+    refuse(scale[:, 0] == 0, "an all-zero vector (no direction)")
     if normalize:
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = vectors / np.where(norms == 0, 1, norms)
-    return np.ascontiguousarray(vectors, dtype=np.float32)
+        vecs = vecs / scale
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+    refuse(scale[:, 0] > np.finfo(np.float32).max, "a value beyond float32's range (|x| > 3.4e38)")
+    out = vecs.astype(np.float32)
+    refuse(~out.any(axis=1), "a vector whose values all underflow float32 (|x| < 1e-45)")
+    return np.ascontiguousarray(out)
 
 
 def _embed_with_cache(ws, texts, hashes, encoder: Encoder, params: EmbedParams, progress, cancel):

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
+
+from .dialect import normal_encoding, parse_delimiter, reader_error, sniff_delimiter, utf8_files
 
 NOISE = -1
 
@@ -324,8 +327,10 @@ def ids_in(row_ids: np.ndarray, ids: Iterable[int]) -> np.ndarray:
     return np.isin(row_ids, ids, assume_unique=True)
 
 
-def column_kinds(columns: Mapping[str, str]) -> dict[str, list[str]]:
-    """Split DuckDB column types into text-like, numeric and vector-like (list of numbers) columns."""
+def column_kinds(columns: Mapping[str, str], numeric_text: Iterable[str] = ()) -> dict[str, list[str]]:
+    """Split DuckDB column types into text-like, numeric and vector-like (list of numbers) columns.
+    ``numeric_text``: text columns whose values are all numbers (kept as written, e.g. ``2.50``);
+    they are listed as both text and numeric."""
     numeric_t = ("FLOAT", "DOUBLE", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "DECIMAL", "HUGEINT", "REAL",
                  "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
     text, numeric, vector = [], [], []
@@ -340,6 +345,7 @@ def column_kinds(columns: Mapping[str, str]) -> dict[str, list[str]]:
             numeric.append(name)
         elif not nested:
             text.append(name)
+    numeric += [c for c in numeric_text if c in text and c not in numeric]
     return {"text": text, "numeric": numeric, "vector": vector}
 
 
@@ -380,24 +386,32 @@ def save_upload(root: Path | str, name: str, data) -> Path:
     return path
 
 
-def preview_source(source, *, limit: int = 20, file_format: str | None = None):
-    """(preview rows as a pandas DataFrame, {column: type}, resolved paths) of a file or glob."""
+def preview_source(source, *, limit: int = 20, file_format: str | None = None, delimiter: str | None = None,
+                   encoding: str | None = None):
+    """(preview rows as a pandas DataFrame, {column: type}, resolved paths) of a file or glob,
+    read as ingest reads it (detected or given delimiter, UTF-8 or ``encoding``, values as
+    written; column types from the first 10,000 rows; ``df.attrs["numeric_text"]``: the
+    text columns whose values are all numbers).  Raises SieveError with the reader's
+    reason (e.g. a file that is not UTF-8, named)."""
     import duckdb
 
-    from .ingest import detect_format, reader_sql, resolve_sources
-    from .workspace import SieveError
+    from .ingest import detect_format, numeric_text_columns, read_raw, resolve_sources
 
     paths = resolve_sources(source)
     fmt = detect_format(paths, file_format)
-    files = [str(p) for p in paths]
+    delim = parse_delimiter(delimiter)
     con = duckdb.connect()
     try:
-        rel = f"SELECT * FROM {reader_sql(fmt)}"
-        cols = {r[0]: r[1] for r in con.execute(f"DESCRIBE {rel}", [files]).fetchall()}
-        df = con.execute(f"{rel} LIMIT {int(limit)}", [files]).fetchdf()
-    except duckdb.Error as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise SieveError(f"could not read {files[0]} as {fmt}: {first}") from exc
+        with tempfile.TemporaryDirectory(prefix="sieve-preview-") as tmp:
+            files = utf8_files(paths, fmt, normal_encoding(encoding), Path(tmp))
+            if fmt in ("csv", "tsv"):
+                delim = delim or sniff_delimiter(Path(files[0]), fmt)
+            try:
+                cols = read_raw(con, files, fmt, delim, paths, limit=10_000)
+                df = con.execute(f"SELECT * FROM sieve_raw LIMIT {int(limit)}").fetchdf()
+                df.attrs["numeric_text"] = numeric_text_columns(con, cols)
+            except duckdb.Error as exc:
+                raise reader_error(exc, str(paths[0]), fmt, [Path(f) for f in files], delim) from exc
     finally:
         con.close()
     return df, cols, paths

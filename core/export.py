@@ -160,6 +160,8 @@ def build_manifest(data, map_params, select_params, selection, metrics=None, exp
             "n_duplicates": ds.n_duplicates,
             "text": {"column": ds.text.column, "template": ds.text.template},
             "vector_column": ds.vector_column,
+            "delimiter": ds.delimiter,  # CSV/TSV: the delimiter read with (given or detected)
+            "encoding": ds.encoding,  # None: UTF-8
         },
         "model": {"id": data.keys.model_id, "dim": int(data.vectors.shape[1]), "params": mp["embed"]},
         "project": {"params": mp["project"], "key": data.keys.project},

@@ -3,13 +3,19 @@ size and the rows nearest its centroid."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
 
 from .cluster import NOISE, NOISE_NAME
+from .words import CJK, document_terms, script_of
 from .workspace import SieveError, Workspace, stage_key
+
+
+NAME_POOL = 24  # terms beyond n_keywords a name may draw on when the one-fifth rule takes words away
+NAMING_VERSION = 2  # 2: Unicode/CJK tokens, multilingual stop words, stems, the one-fifth rule
 
 
 @dataclass(frozen=True)
@@ -43,38 +49,106 @@ class ClusterInfo:
         return asdict(self)
 
 
-def ctfidf_keywords(texts: Sequence[str], labels: np.ndarray, n_keywords: int) -> dict[int, list[str]]:
-    """Top class-based TF-IDF terms per label (BERTopic's weighting: tf * log(1 + A / f_t))."""
-    from sklearn.feature_extraction.text import CountVectorizer
+Term = tuple[str, str, float]  # (key: the stem counted, surface: the word shown, c-TF-IDF score)
 
-    ids = sorted(set(int(x) for x in labels))
-    vec = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z0-9+#'-]{1,}\b",
-                          lowercase=True, max_features=50_000)
-    try:
-        docs = vec.fit_transform(texts)
-    except ValueError:  # only stop words / no tokens at all
-        return {i: [] for i in ids}
-    terms = np.asarray(vec.get_feature_names_out())
-    label_index = {c: j for j, c in enumerate(ids)}
+
+def class_term_counts(texts: Sequence[str], labels: np.ndarray):
+    """(class ids, keys, counts, surfaces): ``counts`` a CSR (n_classes, n_keys) float64 of
+    each key's occurrences per class (tokens, stop words and stems of :mod:`core.words`);
+    ``surfaces[(class_pos, key_pos)]`` a Counter of the words as written."""
     import scipy.sparse as sp
 
-    onehot = sp.csr_matrix(
-        (np.ones(len(labels)), ([label_index[int(c)] for c in labels], np.arange(len(labels)))),
-        shape=(len(ids), len(labels)),
-    )
-    counts = (onehot @ docs).toarray().astype(np.float64)  # classes x terms
-    totals = counts.sum(axis=1, keepdims=True)
-    tf = counts / np.where(totals == 0, 1, totals)
-    avg_words = max(totals.mean(), 1.0)
-    freq = counts.sum(axis=0)
-    idf = np.log1p(avg_words / np.where(freq == 0, 1, freq))
-    scores = tf * idf
+    ids = sorted(set(int(x) for x in labels))
+    where = {c: j for j, c in enumerate(ids)}
+    vocab: dict[str, int] = {}
+    rows, cols = [], []
+    surfaces: dict[tuple[int, int], Counter] = {}
+    for terms, c in zip(document_terms(texts), labels):
+        j = where[int(c)]
+        for key, surface in terms:
+            k = vocab.setdefault(key, len(vocab))
+            rows.append(j)
+            cols.append(k)
+            seen = surfaces.get((j, k))
+            if seen is None:
+                seen = surfaces[(j, k)] = Counter()
+            seen[surface] += 1
+    counts = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(ids), len(vocab)), dtype=np.float64)
+    counts.sum_duplicates()
+    return ids, list(vocab), counts, surfaces
+
+
+def ctfidf_terms(texts: Sequence[str], labels: np.ndarray, n_terms: int) -> dict[int, list[Term]]:
+    """Per label, its ``n_terms`` best terms by class-based TF-IDF (Grootendorst 2022, BERTopic's
+    ``ClassTfidfTransformer``): tf of term t in class c (counts L1-normalised per class) times
+    idf = log(1 + A / f_t), A the average number of terms per class and f_t the term's
+    frequency over all classes.  So a word frequent across clusters is down-weighted.
+    Ties are broken by key, so the result is deterministic."""
+    ids, keys, counts, surfaces = class_term_counts(texts, labels)
+    if not keys:
+        return {c: [] for c in ids}
+    totals = np.asarray(counts.sum(axis=1)).ravel()
+    freq = np.asarray(counts.sum(axis=0)).ravel()
+    idf = np.log1p(max(totals.mean(), 1.0) / np.where(freq == 0, 1, freq))
+    scores = counts.multiply(1.0 / np.where(totals == 0, 1, totals)[:, None]).multiply(idf[None, :]).tocsr()
+    key_arr = np.asarray(keys, dtype=object)
     out = {}
-    for c, j in label_index.items():
-        row = scores[j]
-        top = np.lexsort((terms, -row))[:n_keywords]
-        out[c] = [str(terms[t]) for t in top if row[t] > 0]
+    for j, c in enumerate(ids):
+        row = scores.getrow(j)
+        order = np.lexsort((key_arr[row.indices].astype(str), -row.data))[:n_terms]
+        out[c] = [(keys[k], surfaces[(j, k)].most_common(1)[0][0], float(v))
+                  for k, v in zip(row.indices[order], row.data[order]) if v > 0]
     return out
+
+
+def ctfidf_keywords(texts: Sequence[str], labels: np.ndarray, n_keywords: int) -> dict[int, list[str]]:
+    """Top class-based TF-IDF words per label, each shown in its most frequent written form in
+    that class (see :func:`ctfidf_terms`)."""
+    return {c: [t[1] for t in terms] for c, terms in ctfidf_terms(texts, labels, n_keywords).items()}
+
+
+def name_words(ranked: dict[int, list[Term]], n_words: int) -> dict[int, list[str]]:
+    """Up to ``n_words`` name words per cluster, from its ranked c-TF-IDF terms, such that no
+    word (by key, i.e. stem) is in more than a fifth of the names (at least one name may
+    always use it).  Words are handed out round by round: in each round every cluster takes
+    its best word still free; where more clusters want a word than may have it, those where
+    it scores highest get it.  CJK bigrams that share a character with a word already in the
+    name are skipped (咖啡 / 啡店)."""
+    cap = max(1, int(len(ranked) / 5))
+    used: Counter = Counter()
+    chosen: dict[int, list[Term]] = {c: [] for c in ranked}
+    nxt = dict.fromkeys(ranked, 0)
+    for _ in range(n_words):
+        waiting = set(ranked)
+        while waiting:  # each pass gives the highest bid its word, so it ends
+            bids = []
+            for c in sorted(waiting):
+                term = _next_term(ranked[c], nxt, c, chosen[c], used, cap)
+                if term is None:
+                    waiting.discard(c)
+                else:
+                    bids.append((-term[2], c, term))
+            for _, c, term in sorted(bids, key=lambda b: (b[0], b[1])):
+                if used[term[0]] < cap:
+                    used[term[0]] += 1
+                    chosen[c].append(term)
+                    waiting.discard(c)
+    return {c: [t[1] for t in sorted(ts, key=lambda t: -t[2])] for c, ts in chosen.items()}
+
+
+def _next_term(terms: list[Term], nxt: dict, c: int, mine: list[Term], used: Counter, cap: int) -> Term | None:
+    """Cluster c's best remaining term that is free, advancing its cursor past the others."""
+    while nxt[c] < len(terms):
+        t = terms[nxt[c]]
+        taken = used[t[0]] >= cap or any(t[0] == m[0] or _cjk_overlap(t[1], m[1]) for m in mine)
+        if not taken:
+            return t
+        nxt[c] += 1
+    return None
+
+
+def _cjk_overlap(a: str, b: str) -> bool:
+    return script_of(a[0]) == CJK and script_of(b[0]) == CJK and bool(set(a) & set(b))
 
 
 def representatives(vectors: np.ndarray, members: np.ndarray, k: int) -> np.ndarray:
@@ -99,16 +173,17 @@ def label_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray
             pos = np.sort(rng.choice(pos, params.max_docs_per_cluster, replace=False))
         sample_pos.append(pos)
     sample = np.concatenate(sample_pos)
-    keywords = ctfidf_keywords([texts[i] for i in sample], labels[sample], params.n_keywords)
+    ranked = ctfidf_terms([texts[i] for i in sample], labels[sample], params.n_keywords + NAME_POOL)
+    names = name_words({c: t for c, t in ranked.items() if c != NOISE}, params.n_name_words)
 
     infos, seen = [], {}
     for c in sorted(set(labels.tolist()), key=lambda x: (x == NOISE, x)):
         members = np.nonzero(labels == c)[0]
-        kws = keywords.get(int(c), [])
+        kws = [t[1] for t in ranked.get(int(c), [])[: params.n_keywords]]
         if c == NOISE:
             name = NOISE_NAME
         else:
-            name = " / ".join(kws[: params.n_name_words]) or f"cluster {c}"
+            name = " / ".join(names.get(int(c), [])) or f"cluster {c}"
             seen[name] = seen.get(name, 0) + 1
             if seen[name] > 1:
                 name = f"{name} ({seen[name]})"
@@ -121,7 +196,7 @@ def run_label(ws: Workspace, cluster_key: str, embed_key: str, params: LabelPara
     from .embed import load_embeddings
     from .ingest import load_texts
 
-    key = stage_key("label", params, cluster_key)
+    key = stage_key("label", {"params": params, "naming": NAMING_VERSION}, cluster_key)
     if ws.has_artifact("label", key):
         return key, True
     arrays, _ = ws.load_artifact("cluster", cluster_key)

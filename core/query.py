@@ -58,7 +58,11 @@ def filter_rows(table, where: str) -> np.ndarray:
         try:
             out = fetch_arrow(con, sql)
         except duckdb.Error as exc:
-            raise SieveError(f"filter failed: {str(exc).strip().splitlines()[0]}") from exc
+            first = str(exc).strip().splitlines()[0]
+            hint = (" (columns read from CSV/TSV keep values as written, as text when any value would change "
+                    "as a number, e.g. 2.50 or 007; cast them: CAST(score AS DOUBLE) > 0.5)"
+                    if "VARCHAR" in first and ("compare" in first or "cast" in first.lower()) else "")
+            raise SieveError(f"filter failed: {first}{hint}") from exc
     finally:
         con.close()
     return np.asarray(out.column(0).to_numpy(), dtype=np.int64)

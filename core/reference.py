@@ -6,11 +6,13 @@ the leakage check (candidate rows that are near-copies of reference rows).
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .workspace import SieveError, Workspace, fetch_arrow, quote_ident, stage_key
+from .dialect import reader_error, sniff_delimiter, utf8_files
+from .workspace import SieveError, Workspace, fetch_arrow, stage_key
 
 STAGE = "reference"
 
@@ -19,7 +21,7 @@ def read_reference_texts(path: str, column: str = "text") -> tuple[list[str], st
     """Non-empty texts of ``column`` in ``path`` (a file or glob) and the files' fingerprint."""
     import duckdb
 
-    from .ingest import detect_format, fingerprint_files, reader_sql, resolve_sources
+    from .ingest import as_text, blank_regex, detect_format, fingerprint_files, read_raw, resolve_sources
 
     try:
         paths = resolve_sources(path)
@@ -29,18 +31,22 @@ def read_reference_texts(path: str, column: str = "text") -> tuple[list[str], st
     files = [str(p) for p in paths]
     con = duckdb.connect(":memory:")
     try:
-        try:
-            con.execute(f"CREATE TEMP TABLE ref AS SELECT * FROM {reader_sql(fmt)}", [files])
-        except duckdb.Error as exc:
-            raise SieveError(f"reference_path: could not read {files[0]} as {fmt}: "
-                             f"{str(exc).strip().splitlines()[0]}") from exc
-        cols = [r[0] for r in con.execute("DESCRIBE ref").fetchall()]
+        with tempfile.TemporaryDirectory(prefix="sieve-ref-") as tmp:
+            delim = None
+            try:
+                files = utf8_files(paths, fmt, None, Path(tmp))
+                delim = sniff_delimiter(Path(files[0]), fmt) if fmt in ("csv", "tsv") else None
+                cols = read_raw(con, files, fmt, delim, paths)
+            except duckdb.Error as exc:
+                raise reader_error(exc, str(paths[0]), fmt, [Path(f) for f in files], delim) from exc
+            except SieveError as exc:
+                raise SieveError(f"reference_path: {exc}") from exc
         if column not in cols:
             raise SieveError(f"reference_text: column {column!r} is not in {files[0]}; columns are "
-                             + ", ".join(repr(c) for c in cols[:20]))
-        q = quote_ident(column)
-        tbl = fetch_arrow(con, f"SELECT CAST({q} AS VARCHAR) FROM ref WHERE {q} IS NOT NULL "
-                               f"AND NOT regexp_matches(CAST({q} AS VARCHAR), '^\\s*$')")
+                             + ", ".join(repr(c) for c in list(cols)[:20]))
+        text = as_text(column, cols[column])
+        tbl = fetch_arrow(con, f"SELECT {text} FROM sieve_raw WHERE {text} IS NOT NULL "
+                               "AND NOT regexp_matches(" + text + ", ?)", [blank_regex()])
     finally:
         con.close()
     texts = tbl.column(0).to_pylist()

@@ -43,7 +43,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .cluster import NOISE, ClusterParams
-from .embed import DEFAULT_MODEL, EmbedParams
+from .embed import DEFAULT_MODEL, EmbedParams, precomputed_vectors
 from .project import ProjectParams
 from .workspace import SieveError, Workspace, atomic_path, atomic_write_json, stage_key
 
@@ -510,16 +510,14 @@ def _column_shards(ws: Workspace, info, params: ScaleEmbedParams, t0: float) -> 
 
                 rows = pq.read_metadata(path).num_rows
             else:
-                tbl = fetch_arrow(con, f"SELECT sieve_row_id, {quote_ident(info.vector_column)}::FLOAT[] FROM "
+                tbl = fetch_arrow(con, f"SELECT sieve_row_id, {quote_ident(info.vector_column)}::DOUBLE[] FROM "
                                        f"{DATASET_TABLE} WHERE sieve_text_ok AND sieve_row_id >= ? "
                                        "AND sieve_row_id < ? "
                                        "ORDER BY sieve_row_id", [start, end])
                 rows = tbl.num_rows
                 if rows:
-                    vecs = arrow_vectors(tbl.column(1))
-                    if params.normalize:
-                        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-                        vecs = vecs / np.where(norms == 0, 1, norms)
+                    vecs = precomputed_vectors(tbl.column(0).to_numpy(), tbl.column(1), info.vector_column,
+                                               params.normalize)
                     dim = int(vecs.shape[1])
                     write_parquet_atomic(path, vector_table(tbl.column(0).to_numpy(), vecs))
                     todo += 1
@@ -1108,7 +1106,7 @@ def build_scaled_manifest(ws: Workspace, embed_dir: Path, map_dir: Path, params,
         "dataset": {"sources": ds.sources, "fingerprint": ds.fingerprint, "key": ds.key, "n_rows": ds.n_rows,
                     "n_empty": ds.n_empty, "n_duplicates": ds.n_duplicates,
                     "text": {"column": ds.text.column, "template": ds.text.template},
-                    "vector_column": ds.vector_column},
+                    "vector_column": ds.vector_column, "delimiter": ds.delimiter, "encoding": ds.encoding},
         "model": {"id": emeta["model_id"], "dim": emeta["dim"],
                   "params": {"model": ep["model"], "batch_size": ep["batch_size"], "device": ep["device"],
                              "normalize": ep["normalize"], "backend": ep.get("backend", "torch")}},
@@ -1141,7 +1139,8 @@ def reproduce_scaled(ws: Workspace, manifest: dict, data: str | None = None, *, 
 
     ds = manifest["dataset"]
     source = data if data is not None else tuple(ds["sources"])
-    info, _ = ingest(ws, IngestParams(source, TextSpec(**ds["text"]), ds.get("vector_column")))
+    info, _ = ingest(ws, IngestParams(source, TextSpec(**ds["text"]), ds.get("vector_column"),
+                                    delimiter=ds.get("delimiter"), encoding=ds.get("encoding")))
     if info.fingerprint != ds["fingerprint"] and not allow_changed_data:
         raise SieveError(f"data {info.sources[0]} differs from the data the manifest was made from "
                          f"(fingerprint {info.fingerprint[:12]} vs {ds['fingerprint'][:12]}); pass the original files")

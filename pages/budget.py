@@ -9,6 +9,7 @@ import html
 import numpy as np
 import streamlit as st
 
+from core.palette import cluster_centres, name_annotations
 from pages import common as C
 
 MAX_SLIDERS = 12
@@ -177,14 +178,14 @@ def _settings(data, info, sizes: dict[int, int]) -> None:
     if pick == "mmr":
         _persisted(c3.slider, "MMR λ (relevance vs. novelty)", C.W_MMR_LAMBDA, C.C_MMR_LAMBDA, 0.5, 0.0, 1.0,
                    step=0.05, help="1: the most relevant rows; near 0: each pick as unlike the others as possible.")
-        numeric = column_kinds(info.columns)["numeric"]
+        numeric = column_kinds(info.columns, info.numeric_text)["numeric"]
         options = [""] + numeric
         if C.ss().get(C.C_RELEVANCE, "") not in options:
             C.ss()[C.C_RELEVANCE] = ""
         _persisted(c4.selectbox, "Relevance", C.W_RELEVANCE, C.C_RELEVANCE, "", options,
                    format_func=lambda c: "similarity to the centre" if c == "" else f"score: {c}")
     if pick == "score":
-        numeric = column_kinds(info.columns)["numeric"]
+        numeric = column_kinds(info.columns, info.numeric_text)["numeric"]
         if not numeric:
             st.warning("The dataset has no numeric column to pick by score.")
         else:
@@ -213,7 +214,7 @@ def _depth_settings(data, info) -> None:
                            "most likely cluster for this selection.")
     if soft:
         _persisted(c4.slider, "Soft membership ≥", C.W_SOFT_NOISE, C.C_SOFT_NOISE, 0.1, 0.0, 1.0, step=0.01)
-    kinds = column_kinds(info.columns)
+    kinds = column_kinds(info.columns, info.numeric_text)
     text_col = info.text.column
     options = [""] + [c for c in kinds["text"] + kinds["numeric"] if c != text_col]
     if C.ss().get(C.C_STRATA, "") not in options:
@@ -365,6 +366,7 @@ def _charts(data, sizes, selection, metrics) -> None:
     ])
     m.update_layout(height=380, margin=dict(l=10, r=10, t=70, b=10), title="Chosen rows on the map",
                     xaxis=dict(showticklabels=False), yaxis=dict(showticklabels=False),
+                    annotations=name_annotations(cluster_centres(data.xy[bg], data.labels[bg]), names),
                     legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
     left, right = st.columns([3, 2])
     left.plotly_chart(fig, key="budget_bars", config={"displaylogo": False})

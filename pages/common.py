@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import streamlit as st
 
+from core.palette import cluster_centres, cluster_colors, name_annotations
 from core.workspace import DEFAULT_WORKSPACE, SieveError, Workspace, canonical_json
 
 log = logging.getLogger("sieve.app")
@@ -568,23 +569,10 @@ def need(message: str, page: str, label: str, icon: str = ":material/arrow_forwa
     st.page_link(page, label=label, icon=icon)
 
 
-def cluster_colors(ids: list[int]) -> dict[int, str]:
-    import plotly.colors as pc
-
-    palette = pc.qualitative.Plotly + pc.qualitative.D3 + pc.qualitative.Set2 + pc.qualitative.Dark24
-    out, j = {}, 0
-    for c in ids:
-        if c < 0:
-            out[c] = "#9e9e9e"
-        else:
-            out[c] = palette[j % len(palette)]
-            j += 1
-    return out
-
-
 def map_figure(data, texts, drawn: np.ndarray, *, visible: set[int] | None = None,
                highlight: np.ndarray | None = None, height: int = 720):
-    """A Scattergl figure with one trace per cluster (noise first, grey); returns
+    """A Scattergl figure with one trace per cluster (noise first, grey; colours of
+    core.palette) and each cluster's name at the median of its drawn points; returns
     (figure, positions per trace).  ``customdata`` holds each point's row position."""
     import html
 
@@ -635,4 +623,8 @@ def map_figure(data, texts, drawn: np.ndarray, *, visible: set[int] | None = Non
         yaxis=dict(showticklabels=False, title=None, zeroline=False),
         hoverlabel=dict(align="left"),
     )
+    centres = cluster_centres(data.xy[drawn], dl)
+    if visible is not None:
+        centres = {c: xy for c, xy in centres.items() if c in visible}
+    fig.update_layout(annotations=name_annotations(centres, names))
     return fig, traces

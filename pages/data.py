@@ -12,12 +12,17 @@ SOURCES = ("Bundled sample", "Path or glob", "Upload")
 UPLOAD_TYPES = ["csv", "tsv", "tab", "json", "jsonl", "ndjson", "parquet", "pq"]
 NONE = "(none)"
 AUTO = "(from extension)"
+DETECT = "(detect)"
+DELIMITERS = {DETECT: None, "comma ,": ",", "semicolon ;": ";", "pipe |": "|", "tab": "\t"}
+W_DELIMITER, C_DELIMITER = "w.delimiter", "sieve.c.delimiter"
+W_ENCODING, C_ENCODING = "w.encoding", "sieve.c.encoding"
 
 
-def _ingest(ws, source: str, spec, vector_column, file_format, *, quiet: bool = False):
+def _ingest(ws, source: str, spec, vector_column, file_format, *, quiet: bool = False, delimiter=None,
+            encoding=None):
     from core.ingest import IngestParams, ingest
 
-    params = IngestParams(source, spec, vector_column, file_format)
+    params = IngestParams(source, spec, vector_column, file_format, delimiter=delimiter, encoding=encoding)
     bar = None if quiet else st.progress(0.0, text="loading")
 
     def progress(done, total, msg):
@@ -101,11 +106,15 @@ def _show_current(ws) -> None:
         return
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Rows", f"{info.n_rows:,}")
-    c2.metric("Empty texts", f"{info.n_empty:,}", help="Null, empty or whitespace-only; kept but never embedded.")
+    c2.metric("Empty texts", f"{info.n_empty:,}", help="Null, empty, or only spaces and invisible characters "
+              "(Unicode separators, control and format characters such as NBSP or zero-width space); kept but never "
+              "embedded.")
     c3.metric("Exact duplicates", f"{info.n_duplicates:,}")
     c4.metric("Rows to embed", f"{info.n_embeddable:,}")
     st.text(f"rows={info.n_rows} empty={info.n_empty} duplicates={info.n_duplicates}")
-    st.text(f"source: {', '.join(info.sources[:3])}{' …' if len(info.sources) > 3 else ''}")
+    st.text(f"source: {', '.join(info.sources[:3])}{' …' if len(info.sources) > 3 else ''}"
+            + (f"; delimiter {info.delimiter!r}" if info.delimiter else "")
+            + (f"; encoding {info.encoding}" if info.encoding else ""))
     st.text(f"text: {info.text.describe()}" + (f"; vectors: column {info.vector_column!r}" if info.vector_column else ""))
     st.page_link(C.PAGE_MAP, label="Next: compute the map", icon=":material/scatter_plot:")
 
@@ -139,10 +148,21 @@ def _choose(ws) -> None:
         C.init_widget(C.W_FILE_FORMAT, C.C_FILE_FORMAT, AUTO)
         fmt = st.selectbox("Read as", formats, key=C.W_FILE_FORMAT,
                            on_change=C.persist(C.W_FILE_FORMAT, C.C_FILE_FORMAT))
+        C.init_widget(W_DELIMITER, C_DELIMITER, DETECT)
+        delim_name = st.selectbox("Delimiter (CSV/TSV)", list(DELIMITERS), key=W_DELIMITER,
+                                  on_change=C.persist(W_DELIMITER, C_DELIMITER),
+                                  help="Detected from the file by default (tab for .tsv).")
+        C.init_widget(W_ENCODING, C_ENCODING, "")
+        encoding = st.text_input("Encoding (CSV/TSV/JSON)", key=W_ENCODING, placeholder="utf-8",
+                                 on_change=C.persist(W_ENCODING, C_ENCODING),
+                                 help="Empty: UTF-8 (a file that is not UTF-8 is refused, naming it). "
+                                      "Else e.g. latin-1, cp1252, utf-16.").strip() or None
     file_format = None if fmt == AUTO else fmt
+    delimiter = DELIMITERS.get(delim_name)
 
     try:
-        df, columns, paths = preview_source(source, limit=20, file_format=file_format)
+        df, columns, paths = preview_source(source, limit=20, file_format=file_format, delimiter=delimiter,
+                                            encoding=encoding)
     except C.SieveError as exc:
         st.error(str(exc))
         return
@@ -150,7 +170,7 @@ def _choose(ws) -> None:
     st.caption(f"First {len(df)} rows of {len(paths)} file(s); {len(columns)} columns.")
     st.dataframe(df, hide_index=True, width="stretch")
 
-    kinds = column_kinds(columns)
+    kinds = column_kinds(columns, df.attrs.get("numeric_text", ()))
     st.markdown("**Columns**")
     C.init_widget(C.W_TEXT_MODE, C.C_TEXT_MODE, "Column")
     mode = st.radio("Text to embed", ["Column", "Template"], key=C.W_TEXT_MODE, horizontal=True,
@@ -188,7 +208,8 @@ def _choose(ws) -> None:
 
     if st.button("Load dataset", type="primary", key=C.W_LOAD):
         spec = TextSpec(**spec_args)
-        info, cached = _ingest(ws, source, spec, None if vec == NONE else vec, file_format)
+        info, cached = _ingest(ws, source, spec, None if vec == NONE else vec, file_format, delimiter=delimiter,
+                               encoding=encoding)
         C.get_map(ws)  # drop any map of another dataset from this session
         st.success(("Already loaded: " if cached else "Loaded: ")
                    + f"{info.n_rows:,} rows, {info.n_empty:,} empty, {info.n_duplicates:,} duplicates.")

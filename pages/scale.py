@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from core.palette import cluster_centres, cluster_colors, name_annotations
 from pages import common as C
 
 MAX_DRAWN = 50_000
@@ -103,7 +104,7 @@ def _figure(ws, map_dir: Path, info: dict, cap: int) -> dict:
     texts = fetch_rows(ws, ids, columns=["sieve_text"]).column("sieve_text").to_pylist()
     names = {c["id"]: c["name"] for c in info.get("clusters", [])}
     order = sorted({int(c) for c in np.unique(labels)}, key=lambda c: (c >= 0, c))
-    colors = C.cluster_colors(order)
+    colors = cluster_colors(order)
     fig = go.Figure()
     snip = 100 if len(ids) <= 20_000 else 50
     for c in order:
@@ -116,7 +117,8 @@ def _figure(ws, map_dir: Path, info: dict, cap: int) -> dict:
     fig.update_layout(height=640, margin=dict(l=10, r=10, t=30, b=10), dragmode="select", uirevision="sieve-scale",
                       legend=dict(itemclick=False, itemdoubleclick=False, itemsizing="constant", font=dict(size=11)),
                       xaxis=dict(showticklabels=False, title=None, zeroline=False),
-                      yaxis=dict(showticklabels=False, title=None, zeroline=False), hoverlabel=dict(align="left"))
+                      yaxis=dict(showticklabels=False, title=None, zeroline=False), hoverlabel=dict(align="left"),
+                      annotations=name_annotations(cluster_centres(np.column_stack([xs, ys]), labels), names))
     cached = {"key": key, "fig": fig, "n_drawn": int(len(ids))}
     C.ss()[C.K_SCALE_FIG] = cached
     _bump_chart()

@@ -314,6 +314,8 @@ INGEST_BAD = {
     "text": [(TextSpec(column="missing_col"), "missing_col")],
     "vector_column": [("missing_vec", "missing_vec")],
     "file_format": [("xlsx", "file_format")],
+    "delimiter": [("ab", "delimiter"), ('"', "delimiter")],
+    "encoding": [("klingon-8", "encoding")],
 }
 
 

@@ -361,3 +361,24 @@ def test_event_row_ids_handles_clicks_boxes_and_empty_events(sharded):
     y0, y1 = np.percentile(xy[:, 1], [10, 90]) + 1e-5
     got, how = scale.event_row_ids(res.folder, {"selection": {"box": [{"x": [x1, x0], "y": [y0, y1]}]}})
     assert how == "box" and got.tolist() == sorted(ids[points_in_box(xy, x0, x1, y0, y1)].tolist())
+
+
+def test_page_draws_cluster_names_at_their_centres_in_distinct_colours(scale_env):
+    """Issue 14 A6: each cluster's name (plain text) at the median of its drawn points; noise grey."""
+    from core.palette import NOISE_COLOR, plain_label
+
+    ws, emb, res = scale_env
+    ids, xy, labels = _map(res)
+    at = open_page(C.PAGE_SCALE)
+    no_errors(at)
+    fig = json.loads(chart(at).proto.spec)
+    names = {c["id"]: c["name"] for c in json.loads((Path(res.folder) / "_meta.json").read_text())["clusters"]}
+    ann = {a["text"]: (a["x"], a["y"]) for a in fig["layout"]["annotations"]}
+    named = sorted(int(c) for c in np.unique(labels) if c >= 0)
+    assert set(ann) == {plain_label(names[c]) for c in named}
+    for c in named:  # every row is drawn here (under the cap), so the centre is the cluster's median
+        assert ann[plain_label(names[c])] == pytest.approx(tuple(np.median(xy[labels == c], axis=0)), rel=1e-5, abs=1e-5)
+    colors = [t["marker"]["color"] for t in fig["data"]]
+    noise = [t["marker"]["color"] for t in fig["data"] if t["name"] == names.get(-1, "unclustered")]
+    assert all(c == NOISE_COLOR for c in noise)
+    assert len(set(colors) - {NOISE_COLOR}) == len(named)
