@@ -171,7 +171,7 @@ def test_cli_select_facility_global_then_reproduce_and_target_errors(target_ws, 
     assert man["select"]["pick"] == "facility-global" and len(man["selected_row_ids"]) == 25
     # the fake encoder is not loadable by name, so replay through core (as `sieve reproduce` does)
     _, again, _, sel_params = reproduce(Workspace(tmp_path / "fresh"), read_manifest(man_path), encoder=_enc(m))
-    assert sel_params.pick == "facility-global" and again.row_ids.tolist() == man["selected_row_ids"]
+    assert sel_params.pick == "facility-global" and sorted(again.row_ids.tolist()) == sorted(man["selected_row_ids"])
     res = runner.invoke(app, ["select", "-w", str(root), "--budget", "5", "--target", str(tmp_path / "none.csv")])
     assert res.exit_code == 2 and "target_path" in res.output and "Traceback" not in res.output
 
