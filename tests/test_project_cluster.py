@@ -211,6 +211,7 @@ CLUSTER_BAD = {
     "epsilon": [-0.5, "0.1", None],
     "fit_sample": [0, 50, 1.5, "1000"],
     "soft": [1, "yes"],
+    "algorithm": ["kmeans", "", None, 3],
 }
 
 
