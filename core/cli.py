@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .workspace import DEFAULT_WORKSPACE, SieveError, Workspace
+from .workspace import DEFAULT_WORKSPACE, SieveError, Workspace, database_error, is_damage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Sieve: map a text dataset and pick a balanced, reproducible subset under per-cluster budgets.")
@@ -186,6 +186,14 @@ def _guard(fn):
             raise typer.Exit(130)
         except OSError as exc:
             _fail(SieveError(f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)))
+        except Exception as exc:  # a damaged workspace database surfaces in the middle of a query
+            import duckdb
+
+            if not isinstance(exc, duckdb.Error):
+                raise
+            if is_damage(exc):
+                _fail(database_error(Workspace(kwargs.get("workspace") or DEFAULT_WORKSPACE).db_path, exc))
+            _fail(SieveError(f"DuckDB error: {' '.join(str(exc).split())[:300]}"))
 
     return wrapper
 
@@ -465,33 +473,37 @@ def export(
     from .select import SelectParams
 
     ws = Workspace(workspace)
-    saved = ws.get_meta("selection")
-    if not saved:
-        raise SieveError("no selection yet; run `sieve select --budget N` first")
-    data = load_map(ws)
-    params = SelectParams.from_dict(saved)
-    _export(ws, data, params, run_selection(ws, data, params), out_path, fmt, manifest,
-            include_duplicates=include_duplicates)
+    with ws.lock("export"):  # no ingest or map may change the dataset under the export
+        saved = ws.get_meta("selection")
+        if not saved:
+            raise SieveError("no selection yet; run `sieve select --budget N` first")
+        data = load_map(ws)
+        params = SelectParams.from_dict(saved)
+        _export(ws, data, params, run_selection(ws, data, params), out_path, fmt, manifest,
+                include_duplicates=include_duplicates)
 
 
 def _export(ws, data, params, selection, out_path, fmt, manifest_path, *, include_duplicates: bool = False):
-    from .export import build_manifest, export_rows, format_for, write_manifest
+    """Write the rows and their manifest as a consistent pair (core.export.export_with_manifest)."""
+    from .export import build_manifest, export_with_manifest, format_for
     from .pipeline import map_by_label, selection_report
 
     fmt = format_for(out_path, fmt)
     map_params = data.params or map_by_label(ws, data.keys.label)[1]
     metrics = selection_report(data, selection, params, vectors=len(selection) <= 20_000)
-    path = export_rows(ws, selection, data.cluster_names, out_path, fmt,
-                       keep_text=data.dataset.text.template is not None, include_duplicates=include_duplicates)
+    path = Path(out_path).expanduser().resolve()
     mpath = Path(manifest_path) if manifest_path else Path(str(path) + ".manifest.json")
     man = build_manifest(data, map_params, params, selection, metrics,
                          {"path": str(path), "format": fmt, "include_duplicates": include_duplicates})
-    write_manifest(mpath, man, data)  # also the map file a parallel (non-exact) map needs
+    path, mpath, man = export_with_manifest(
+        ws, selection, data.cluster_names, path, fmt, mpath, man, data,
+        keep_text=data.dataset.text.template is not None, include_duplicates=include_duplicates,
+        dataset_key=data.keys.dataset)
     extra = ""
     if include_duplicates and selection.duplicate_positions is not None:
         extra = f" (+{len(selection.duplicate_positions)} duplicate(s) of them)"
     err.print(f"wrote {len(selection)} rows{extra} to {path}")
-    err.print(f"wrote manifest to {mpath.resolve()}")
+    err.print(f"wrote manifest to {mpath}")
     return man
 
 
@@ -612,8 +624,9 @@ def reproduce(
     workspace: Path = WS_OPT,
 ):
     """Rebuild the exact subset of a manifest; fails if the row ids differ."""
-    from .export import format_for, read_manifest
+    from .export import format_for, read_manifest, verify_export
     from .pipeline import reproduce as do_reproduce
+    from .pipeline import restoring
 
     man = read_manifest(manifest_path)
     ws = Workspace(workspace)
@@ -621,16 +634,29 @@ def reproduce(
         _reproduce_scaled(ws, man, data, out_path, manifest)
         return
     format_for(out_path, fmt)
-    with _progress() as (progress, on_stage):
+    problem = verify_export(man, manifest_path)
+    if problem:
+        err.print(f"warning: {problem}", markup=False, highlight=False)
+    with restoring(ws), _progress() as (progress, on_stage):  # a failure leaves the workspace as it was
         mdata, selection, _, sel_params = do_reproduce(ws, man, data, progress=progress, on_stage=on_stage,
-                                                       manifest_path=manifest_path)
-    new = _export(ws, mdata, sel_params, selection, out_path, fmt, manifest,
-                  include_duplicates=bool(man.get("export", {}).get("include_duplicates", False)))
-    if new["selected_row_ids"] != man["selected_row_ids"]:
-        a, b = set(new["selected_row_ids"]), set(man["selected_row_ids"])
-        raise SieveError(f"reproduced subset differs from the manifest: {len(a - b)} row(s) added, "
-                         f"{len(b - a)} missing")
+                                                       manifest_path=manifest_path)  # checks the row ids
+        new = _export(ws, mdata, sel_params, selection, out_path, fmt, manifest,
+                      include_duplicates=bool(man.get("export", {}).get("include_duplicates", False)))
     err.print(f"reproduced: identical {len(selection)} row ids (sha256 {new['selected_ids_sha256'][:12]})")
+
+
+@app.command()
+@_guard
+def verify(manifest_path: Path = typer.Argument(..., help="A manifest written by `sieve export` or `sieve run`.")):
+    """Check that the data file beside a manifest is the one it describes (sha256); exit 2 if not."""
+    from .export import read_manifest, verify_export
+
+    man = read_manifest(manifest_path)
+    problem = verify_export(man, manifest_path)
+    if problem:
+        raise SieveError(problem)
+    err.print(f"ok: {man.get('n_selected', '?')} rows; the data file matches manifest {manifest_path}",
+              markup=False, highlight=False)
 
 
 @app.command()

@@ -31,7 +31,8 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from .workspace import SieveError, Workspace, atomic_save_npy, fetch_arrow, stable_hash, stage_key
+from .workspace import (SieveError, Workspace, atomic_save_npy, atomic_write_bytes, fetch_arrow, file_checksum,
+                        stable_hash, stage_key, verify_file)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -501,6 +502,20 @@ def precomputed_vectors(row_ids, values, column: str, normalize: bool) -> np.nda
     return np.ascontiguousarray(out)
 
 
+def _load_chunk(cache_dir: Path, chunk_id: str, dim: int) -> np.ndarray | None:
+    """A cache chunk (memory-mapped), or None when it is missing, truncated, of another
+    width, or fails the checksum written beside it (chunks of older versions have none)."""
+    path = cache_dir / f"{chunk_id}.npy"
+    try:
+        sum_path = path.with_name(path.name + ".sum")
+        if sum_path.is_file() and not verify_file(path, sum_path.read_text().strip()):
+            return None
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    return arr if arr.ndim == 2 and arr.shape[1] == dim and arr.dtype == np.float32 else None
+
+
 def _embed_with_cache(ws, texts, hashes, encoder: Encoder, params: EmbedParams, progress, cancel):
     import pyarrow as pa
 
@@ -522,8 +537,10 @@ def _embed_with_cache(ws, texts, hashes, encoder: Encoder, params: EmbedParams, 
         )
         con.unregister("wanted")
     cached = {h: (c, p) for h, c, p in zip(*(found.column(i).to_pylist() for i in range(3)))}
-    # A cache row whose chunk file went missing is treated as not cached.
-    cached = {h: cp for h, cp in cached.items() if (cache_dir / f"{cp[0]}.npy").is_file()}
+    # A cache row whose chunk file went missing, or is truncated or corrupt, is treated as
+    # not cached: those texts are embedded again.
+    chunks = {c: _load_chunk(cache_dir, c, encoder.dim) for c in {cp[0] for cp in cached.values()}}
+    cached = {h: cp for h, cp in cached.items() if chunks[cp[0]] is not None and cp[1] < len(chunks[cp[0]])}
     missing = [h for h in unique if h not in cached]
     missing_texts = [texts[first[h]] for h in missing]
     order = length_order(missing_texts)
@@ -546,6 +563,8 @@ def _embed_with_cache(ws, texts, hashes, encoder: Encoder, params: EmbedParams, 
         )
         chunk_id = _hash_list(chunk_hashes)[:24]
         atomic_save_npy(cache_dir / f"{chunk_id}.npy", vecs)
+        atomic_write_bytes(cache_dir / f"{chunk_id}.npy.sum", file_checksum(cache_dir / f"{chunk_id}.npy").encode())
+        chunks[chunk_id] = None  # read back (and verified) below
         with ws.connect() as con:
             _ensure_cache_table(con)
             con.register(
@@ -566,7 +585,12 @@ def _embed_with_cache(ws, texts, hashes, encoder: Encoder, params: EmbedParams, 
         c, p = cached[h]
         by_chunk.setdefault(c, []).append((i, p))
     for c, pairs in by_chunk.items():
-        arr = np.load(cache_dir / f"{c}.npy", mmap_mode="r")
+        arr = chunks.get(c)
+        if arr is None:
+            arr = _load_chunk(cache_dir, c, encoder.dim)
+        if arr is None:
+            raise SieveError(f"embedding cache chunk {cache_dir / (c + '.npy')} could not be read back after "
+                             "writing it; check the disk and run the command again")
         rows = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))
         pos = np.fromiter((p for _, p in pairs), dtype=np.int64, count=len(pairs))
         vectors[rows] = arr[pos]

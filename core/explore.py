@@ -443,8 +443,9 @@ EXPORT_MIME = {"parquet": "application/vnd.apache.parquet", "jsonl": "applicatio
 
 
 def export_bytes(ws, selection, cluster_names: Mapping[int, str], fmt: str, *, keep_text: bool = False,
-                 include_duplicates: bool = False) -> bytes:
-    """The exported file's bytes (written to a temporary folder with core.export, then read)."""
+                 include_duplicates: bool = False, dataset_key: str | None = None) -> bytes:
+    """The exported file's bytes (written to a temporary folder with core.export, then read).
+    ``dataset_key``: refuse (SieveError) if the workspace no longer holds that dataset."""
     import tempfile
 
     from .export import export_rows, format_for
@@ -452,7 +453,7 @@ def export_bytes(ws, selection, cluster_names: Mapping[int, str], fmt: str, *, k
     fmt = format_for(f"x.{fmt}", fmt)
     with tempfile.TemporaryDirectory(prefix="sieve-export-") as tmp:
         path = export_rows(ws, selection, dict(cluster_names), Path(tmp) / f"subset.{fmt}", fmt, keep_text=keep_text,
-                           include_duplicates=include_duplicates)
+                           include_duplicates=include_duplicates, dataset_key=dataset_key)
         return path.read_bytes()
 
 

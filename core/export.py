@@ -5,7 +5,11 @@ final name."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import json
+import os
 import platform
 import time
 from importlib import metadata
@@ -14,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .ingest import DATASET_TABLE
-from .workspace import SCHEMA_VERSION, SieveError, Workspace, atomic_path, atomic_write_json
+from .manifest_check import validate_manifest
+from .workspace import SCHEMA_VERSION, SieveError, Workspace, atomic_write_json, tmp_sibling
 
 FORMATS = ("parquet", "jsonl", "csv")
 MANIFEST_VERSION = 1
@@ -74,18 +79,77 @@ def _copy_options(fmt: str) -> str:
 
 
 def export_rows(ws: Workspace, selection, cluster_names: dict[int, str], path: Path | str,
-                fmt: str | None = None, *, keep_text: bool = False, include_duplicates: bool = False) -> Path:
+                fmt: str | None = None, *, keep_text: bool = False, include_duplicates: bool = False,
+                dataset_key: str | None = None) -> Path:
     """Write the chosen rows to ``path`` atomically; returns the final path.
 
     ``include_duplicates``: also the other members of each chosen row's duplicate group
-    (reason ``duplicate-of:<row id>``, after the chosen rows of their cluster)."""
+    (reason ``duplicate-of:<row id>``, after the chosen rows of their cluster).
+    ``dataset_key``: the key of the dataset the selection was made on (``MapData.keys.dataset``);
+    the rows are read only if the workspace still holds that dataset, checked in the same
+    connection as the read (no other process can write meanwhile), else :class:`SieveError`.
+    Disk errors (e.g. no space left) raise :class:`SieveError` naming the file."""
     path = Path(path).expanduser().resolve()
     fmt = format_for(path, fmt)
+    with staged_file(path) as tmp:
+        copy_rows(ws, selection, cluster_names, tmp, fmt, keep_text=keep_text,
+                  include_duplicates=include_duplicates, dataset_key=dataset_key, target=path)
+        publish(tmp, path)
+    return path
+
+
+@contextlib.contextmanager
+def staged_file(path: Path):
+    """A temp name beside ``path`` (removed on the way out unless it was published)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise disk_error(exc, path) from exc
+    tmp = tmp_sibling(path)
+    try:
+        yield tmp
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Rename a finished temp file onto its final name (atomic on one file system)."""
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise disk_error(exc, path) from exc
+
+
+def disk_error(exc: BaseException, path: Path) -> SieveError:
+    """One line for a failed write of ``path``: what went wrong and whether the previous file is intact."""
+    text = str(exc)
+    reason = "no space left on device" if ("No space left" in text or getattr(exc, "errno", None) == errno.ENOSPC) \
+        else (getattr(exc, "strerror", None) or text.strip().splitlines()[0] if text.strip() else type(exc).__name__)
+    state = "the previous file is intact" if path.exists() else "no file was written"
+    return SieveError(f"could not write {path}: {reason}; {state}")
+
+
+def current_dataset_key(con) -> str | None:
+    rows = con.execute("SELECT value FROM sieve_meta WHERE key = 'dataset'").fetchall()
+    return json.loads(rows[0][0]).get("key") if rows else None
+
+
+def copy_rows(ws: Workspace, selection, cluster_names: dict[int, str], tmp: Path, fmt: str, *,
+              keep_text: bool = False, include_duplicates: bool = False, dataset_key: str | None = None,
+              target: Path | None = None) -> None:
+    """Write the chosen rows (every original column + the sieve_* columns) to ``tmp`` with
+    DuckDB's COPY, after checking that the workspace still holds ``dataset_key``."""
+    import duckdb
+
     if len(selection.row_ids) == 0:
         raise SieveError("the selection is empty; nothing to export")
     sel = selection_table(selection, cluster_names, include_duplicates=include_duplicates)
     drop = "sieve_text_ok, sieve_text_hash" + ("" if keep_text else ", sieve_text")
-    with ws.connect() as con, atomic_path(path) as tmp:
+    with ws.connect() as con:
+        if dataset_key is not None and current_dataset_key(con) != dataset_key:
+            raise SieveError(f"the workspace's dataset changed after this selection was made (it was made on "
+                             f"dataset {dataset_key}); nothing was exported to {target or tmp}: select again")
         con.register("sieve_sel", sel)
         try:
             literal = str(tmp).replace("'", "''")
@@ -97,9 +161,63 @@ def export_rows(ws: Workspace, selection, cluster_names: dict[int, str], path: P
                              s.sieve_row_id
                 ) TO '{literal}' {_copy_options(fmt)}"""
             )
+        except (duckdb.IOException, OSError) as exc:
+            raise disk_error(exc, target or tmp) from exc
         finally:
             con.unregister("sieve_sel")
-    return path
+
+
+def file_sha256(path: Path | str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def export_with_manifest(ws: Workspace, selection, cluster_names: dict[int, str], path: Path | str, fmt: str,
+                         manifest_path: Path | str, manifest: dict, data=None, *, keep_text: bool = False,
+                         include_duplicates: bool = False, dataset_key: str | None = None) -> tuple[Path, Path, dict]:
+    """Write the data file and its manifest so that no reader sees a mismatched pair.
+
+    The data is written under a temp name and hashed; the manifest (carrying that sha256
+    in ``export.sha256``) is published first, then its map file, then the data.  A crash
+    or a full disk before the manifest is published leaves the previous pair intact; one
+    after it leaves a new manifest whose hash the old data file fails
+    (:func:`verify_export`), never new data beside an old manifest.
+    Returns (data path, manifest path, the manifest written)."""
+    path = Path(path).expanduser().resolve()
+    mpath = Path(manifest_path).expanduser().resolve()
+    with staged_file(path) as tmp:
+        copy_rows(ws, selection, cluster_names, tmp, fmt, keep_text=keep_text,
+                  include_duplicates=include_duplicates, dataset_key=dataset_key, target=path)
+        manifest = {**manifest, "export": {**(manifest.get("export") or {}), "path": str(path),
+                                           "file": path.name, "sha256": file_sha256(tmp),
+                                           "bytes": tmp.stat().st_size}}
+        manifest = write_manifest(mpath, manifest, data, return_manifest=True)
+        publish(tmp, path)
+    return path, mpath, manifest
+
+
+def verify_export(manifest: dict, manifest_path: Path | str) -> str | None:
+    """None when the data file a manifest names (``export.file``, beside the manifest, else
+    ``export.path``) is present and has the manifest's sha256; else one line saying what
+    is wrong.  Manifests without a recorded hash (older exports) are not checked."""
+    exp = manifest.get("export") or {}
+    want = exp.get("sha256")
+    if not want:
+        return None
+    base = Path(manifest_path).expanduser().resolve().parent
+    candidates = [base / exp["file"]] if exp.get("file") else []
+    if exp.get("path"):
+        candidates.append(Path(exp["path"]))
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None:
+        return f"the data file of manifest {manifest_path} ({candidates[0] if candidates else '?'}) is missing"
+    if file_sha256(found) != want:
+        return (f"data file {found} does not match manifest {manifest_path} (sha256 differs): the export was "
+                "interrupted or one of them was replaced; export again")
+    return None
 
 
 def confine_path(path: Path | str, root: Path | str) -> Path:
@@ -184,7 +302,6 @@ def build_manifest(data, map_params, select_params, selection, metrics=None, exp
 
 
 def _jsonable_stats(stats: dict) -> dict:
-    import json
 
     return json.loads(json.dumps(stats, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
@@ -266,23 +383,44 @@ def map_sidecar_bytes(data) -> bytes:
 
 def write_map_sidecar(path: Path | str, data) -> Path:
     path = Path(path).expanduser().resolve()
-    with atomic_path(path) as tmp:
+    with staged_file(path) as tmp:
+        _write_npz(tmp, data, path)
+        publish(tmp, path)
+    return path
+
+
+def _write_npz(tmp: Path, data, target: Path) -> None:
+    try:
         with open(tmp, "wb") as f:
             np.savez(f, **_map_arrays(data))
-    return path
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise disk_error(exc, target) from exc
 
 
-def write_manifest(path: Path | str, manifest: dict, data=None) -> Path:
+def write_manifest(path: Path | str, manifest: dict, data=None, *, return_manifest: bool = False):
     """Write ``manifest`` atomically.  With ``data`` (the MapData it was built from) and a
-    map that cannot be recomputed exactly, first write the map sidecar next to it."""
+    map that cannot be recomputed exactly, also write the map sidecar next to it: staged
+    first, published after the manifest (a crash between leaves a new manifest whose map
+    hash the old sidecar fails, never a new map beside an old manifest).
+    Returns the path (or the manifest as written, with ``return_manifest``)."""
     path = Path(path).expanduser().resolve()
     section = manifest.get("map")
-    if data is not None and section and section.get("required") and section.get("sha256"):
-        name = map_sidecar_name(path)
-        write_map_sidecar(path.with_name(name), data)
-        manifest = {**manifest, "map": {**section, "file": name}}
-    atomic_write_json(path, manifest)
-    return path
+    with contextlib.ExitStack() as stack:
+        side = None
+        if data is not None and section and section.get("required") and section.get("sha256"):
+            name = map_sidecar_name(path)
+            side = (stack.enter_context(staged_file(path.with_name(name))), path.with_name(name))
+            _write_npz(side[0], data, side[1])
+            manifest = {**manifest, "map": {**section, "file": name}}
+        try:
+            atomic_write_json(path, manifest)
+        except OSError as exc:
+            raise disk_error(exc, path) from exc
+        if side is not None:
+            publish(*side)
+    return manifest if return_manifest else path
 
 
 def import_map_sidecar(ws: Workspace, manifest: dict, manifest_path, embed_key: str, project_key: str,
@@ -336,8 +474,8 @@ def import_map_sidecar(ws: Workspace, manifest: dict, manifest_path, embed_key: 
 
 
 def read_manifest(path: Path | str) -> dict:
-    import json
-
+    """A manifest from disk, strictly validated (:func:`core.manifest_check.validate_manifest`):
+    a malformed one raises one :class:`SieveError` line naming the file and the key."""
     p = Path(path)
     if not p.is_file():
         raise SieveError(f"manifest {p} does not exist")
@@ -345,9 +483,6 @@ def read_manifest(path: Path | str) -> dict:
         m = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SieveError(f"manifest {p} is not valid JSON: {exc}") from exc
-    for key in ("dataset", "model", "project", "cluster", "select", "selected_row_ids"):
-        if key not in m:
-            raise SieveError(f"manifest {p} lacks the {key!r} section; is it a Sieve manifest?")
-    if m.get("manifest_version", 0) > MANIFEST_VERSION:
-        raise SieveError(f"manifest {p} has version {m.get('manifest_version')}, newer than this Sieve understands")
-    return m
+    except RecursionError as exc:
+        raise SieveError(f"manifest {p} is nested too deeply to be a Sieve manifest") from exc
+    return validate_manifest(m, p, MANIFEST_VERSION)

@@ -156,6 +156,8 @@ def resolve_sources(source: str | Path | list | tuple) -> list[Path]:
             raise SieveError("no input file given")
         return [p for s in source for p in resolve_sources(s)]
     src = str(source)
+    if "\x00" in src or any(ord(ch) < 32 and ch not in "\t" for ch in src):
+        raise SieveError(f"file name {src!r} contains a control character (e.g. NUL); rename the file")
     if any(ch in src for ch in "*?["):
         paths = sorted(Path(p) for p in globlib.glob(src, recursive=True) if Path(p).is_file())
         if not paths:
@@ -319,12 +321,15 @@ def _check_text_rows(con, spec: TextSpec, columns: dict[str, str]) -> None:
                              "so choose a column of strings or a template over plain fields")
 
 
-def ingest(ws: Workspace, params: IngestParams, progress: Progress | None = None) -> tuple[DatasetInfo, bool]:
+def ingest(ws: Workspace, params: IngestParams, progress: Progress | None = None, *,
+           keep_previous: bool = False) -> tuple[DatasetInfo, bool]:
     """Load ``params.source`` into the workspace.  Returns (info, cached).
 
     Raises SieveError (one line naming the file or column) for unreadable files, files
     that are not UTF-8 (or not in ``params.encoding``), CSV rows whose field count
-    differs from the header, headers repeated (even only by case), and bad vectors."""
+    differs from the header, headers repeated (even only by case), and bad vectors.
+    ``keep_previous``: keep the replaced dataset table as ``sieve_previous_dataset`` so
+    :func:`restore_dataset` can put it back (``sieve reproduce`` undoes a failed run)."""
     paths = resolve_sources(params.source)
     fmt = detect_format(paths, params.file_format)
     if progress:
@@ -345,21 +350,74 @@ def ingest(ws: Workspace, params: IngestParams, progress: Progress | None = None
             delim = None
             if fmt in ("csv", "tsv"):
                 delim = params.delimiter or sniff_delimiter(Path(files[0]), fmt)
-            info = _load_transaction(ws, paths, files, fmt, delim, params, key, fingerprint)
+            info = _load_transaction(ws, paths, files, fmt, delim, params, key, fingerprint,
+                                     keep_previous=keep_previous)
         if progress:
             progress(3, 3, "loaded")
         return info, False
 
 
+PREVIOUS_TABLE = "sieve_previous_dataset"
+RESTORED_META = ("dataset", "map", "selection")  # the workspace's current pointers
+
+
+def _has_table(con, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary",
+                            [name]).fetchall()[0][0])
+
+
+def _stash_dataset(con) -> None:
+    con.execute(f"DROP TABLE IF EXISTS {PREVIOUS_TABLE}")
+    if _has_table(con, DATASET_TABLE):
+        con.execute(f"ALTER TABLE {DATASET_TABLE} RENAME TO {PREVIOUS_TABLE}")
+
+
+def saved_pointers(ws: Workspace) -> dict:
+    """The workspace's current dataset/map/selection pointers, for :func:`restore_dataset`."""
+    return {k: ws.get_meta(k) for k in RESTORED_META}
+
+
+def restore_dataset(ws: Workspace, saved: dict) -> None:
+    """Put back the dataset table stashed by ``ingest(keep_previous=True)`` and the pointers
+    ``saved`` (from :func:`saved_pointers`), in one transaction."""
+    import json
+
+    with ws.connect() as con:
+        con.execute("BEGIN TRANSACTION")
+        rows = con.execute("SELECT value FROM sieve_meta WHERE key = 'dataset'").fetchall()
+        now = json.loads(rows[0][0]).get("key") if rows else None
+        before = (saved.get("dataset") or {}).get("key")
+        if now != before:
+            if _has_table(con, PREVIOUS_TABLE):
+                con.execute(f"DROP TABLE IF EXISTS {DATASET_TABLE}")
+                con.execute(f"ALTER TABLE {PREVIOUS_TABLE} RENAME TO {DATASET_TABLE}")
+            elif before is None:
+                con.execute(f"DROP TABLE IF EXISTS {DATASET_TABLE}")
+        for k, v in saved.items():
+            if v is None:
+                con.execute("DELETE FROM sieve_meta WHERE key = ?", [k])
+            else:
+                ws.set_meta(k, v, con=con)
+        con.execute("COMMIT")
+
+
+def drop_previous_dataset(ws: Workspace) -> None:
+    with ws.connect() as con:
+        con.execute(f"DROP TABLE IF EXISTS {PREVIOUS_TABLE}")
+
+
 READER_VERSION = 2  # 2: text as written (issue 12)
 
 
-def _load_transaction(ws, paths, files, fmt, delim, params, key, fingerprint) -> DatasetInfo:
+def _load_transaction(ws, paths, files, fmt, delim, params, key, fingerprint, *,
+                      keep_previous: bool = False) -> DatasetInfo:
     import duckdb
 
     with ws.connect() as con:
         con.execute("BEGIN TRANSACTION")
         try:
+            if keep_previous:
+                _stash_dataset(con)
             info = _load(con, paths, files, fmt, delim, params, key, fingerprint)
             ws.set_meta(META_DATASET, info.to_dict(), con=con)
             con.execute("COMMIT")

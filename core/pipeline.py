@@ -8,6 +8,8 @@ these functions, so every surface computes the same thing.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ import numpy as np
 
 from .cluster import ClusterParams, cluster_key, run_cluster
 from .embed import EmbedParams, Encoder, run_embed
-from .ingest import DatasetInfo, current_dataset, load_column
+from .ingest import DatasetInfo, current_dataset, drop_previous_dataset, load_column, restore_dataset, saved_pointers
 from .label import ClusterInfo, LabelParams, load_labels, run_label
 from .project import ProjectParams, project_key, run_project
 from .select import Selection, SelectParams, select
@@ -73,14 +75,16 @@ def build_map(
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     before_project: Callable[[str], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> MapKeys:
     """``before_project(embed_key)`` runs after the embeddings, under the workspace lock
-    (``reproduce`` uses it to import a manifest's stored map)."""
+    (``reproduce`` uses it to import a manifest's stored map).  ``on_wait(holder)`` is
+    called when another computation holds the workspace and this one queues behind it."""
     from dataclasses import replace
 
     # Record the backend that runs ("auto" means different things on different machines).
     params = replace(params, embed=params.embed.resolved(encoder))
-    with ws.lock("the map"):
+    with ws.lock("the map", on_wait=on_wait):
         info = current_dataset(ws)
         timings, cached = {}, {}
 
@@ -106,7 +110,7 @@ def build_map(
         ckey, _ = stage("cluster", lambda: run_cluster(ws, pkey, params.cluster))
         lkey, _ = stage("label", lambda: run_label(ws, ckey, emb.key, params.label))
         keys = MapKeys(info.key, emb.key, pkey, ckey, lkey, emb.model_id, timings, cached)
-        record = {"keys": keys.to_dict(), "params": params.to_dict()}
+        record = {"keys": keys.to_dict(), "params": params.to_dict(), "dataset": info.to_dict()}
         ws.set_meta(META_MAP, record)  # the workspace's latest map (for the CLI's next stage)
         ws.set_meta(f"{META_MAP}:{lkey}", record)  # every map by its label key (for app sessions)
         return keys
@@ -161,7 +165,20 @@ class MapData:
         return np.searchsorted(self.row_ids, np.asarray(row_ids, dtype=np.int64))
 
 
+def map_dataset(ws: Workspace, keys: MapKeys) -> DatasetInfo:
+    """The dataset a map was made on (recorded with the map), which is not always the
+    workspace's current one; raises :class:`SieveError` when it cannot be known."""
+    record = ws.get_meta(f"{META_MAP}:{keys.label}") or {}
+    info = DatasetInfo.from_dict(record["dataset"]) if record.get("dataset") else current_dataset(ws)
+    if info.key != keys.dataset:
+        raise SieveError(f"the map {keys.label} was made on dataset {keys.dataset}, but the workspace now holds "
+                         f"dataset {info.key}; compute the map again")
+    return info
+
+
 def load_map(ws: Workspace, keys: MapKeys | None = None) -> MapData:
+    """The map ``keys`` (default: the workspace's latest map of its current dataset) as
+    aligned arrays; ``MapData.dataset`` is the dataset it was made on."""
     params = None
     if keys is None:
         keys, params = current_map(ws)
@@ -170,6 +187,7 @@ def load_map(ws: Workspace, keys: MapKeys | None = None) -> MapData:
             params = map_by_label(ws, keys.label)[1]
         except SieveError:
             params = None
+    dataset = map_dataset(ws, keys)
     emb, _ = ws.load_artifact("embed", keys.embed)
     proj, pmeta = ws.load_artifact("project", keys.project)
     clus, cmeta = ws.load_artifact("cluster", keys.cluster)
@@ -178,7 +196,7 @@ def load_map(ws: Workspace, keys: MapKeys | None = None) -> MapData:
         if not np.array_equal(row_ids, np.asarray(arr)):
             raise SieveError(f"the {name} result does not match the embeddings; re-run the map")
     return MapData(
-        dataset=current_dataset(ws),
+        dataset=dataset,
         keys=keys,
         row_ids=row_ids,
         xy=np.asarray(proj["xy"]),
@@ -286,6 +304,37 @@ def selection_report(data: MapData, selection: Selection, params: SelectParams, 
                              reference=ref if vectors else None, coverage_distance=params.coverage_distance)
 
 
+_restoring = threading.local()
+
+
+@contextlib.contextmanager
+def restoring(ws: Workspace):
+    """Run a block under the workspace lock; if it fails, put back the workspace's dataset
+    and its dataset/map/selection pointers as they were (``sieve reproduce`` must not leave
+    a half-switched workspace).  Re-entrant: only the outermost block restores."""
+    active = getattr(_restoring, "roots", None)
+    if active is None:
+        active = _restoring.roots = set()
+    key = str(ws.root)
+    if key in active:
+        yield
+        return
+    with ws.lock("reproduce"):
+        saved = saved_pointers(ws)
+        active.add(key)
+        try:
+            yield
+        except BaseException as exc:
+            try:
+                restore_dataset(ws, saved)
+            except Exception as again:  # noqa: BLE001 - say both, never hide the first error
+                raise SieveError(f"{exc}; and putting the workspace back failed too: {again}") from exc
+            raise
+        finally:
+            active.discard(key)
+            drop_previous_dataset(ws)
+
+
 def reproduce(
     ws: Workspace,
     manifest: dict,
@@ -303,12 +352,19 @@ def reproduce(
     its project and cluster results come from the workspace when it has them, else from
     the map file the export wrote next to the manifest (``manifest["map"]["file"]``,
     relative to ``manifest_path``'s folder), checked against its hash and row ids."""
+    with restoring(ws):
+        return _reproduce(ws, manifest, data, allow_changed_data=allow_changed_data, encoder=encoder,
+                          on_stage=on_stage, progress=progress, manifest_path=manifest_path)
+
+
+def _reproduce(ws, manifest, data, *, allow_changed_data, encoder, on_stage, progress, manifest_path):
     from .ingest import IngestParams, TextSpec, ingest
 
     ds = manifest["dataset"]
     source = data if data is not None else tuple(ds["sources"])
     info, _ = ingest(ws, IngestParams(source, TextSpec(**ds["text"]), ds.get("vector_column"),
-                                    delimiter=ds.get("delimiter"), encoding=ds.get("encoding")))
+                                    delimiter=ds.get("delimiter"), encoding=ds.get("encoding")),
+                     keep_previous=True)
     if info.fingerprint != ds["fingerprint"] and not allow_changed_data:
         raise SieveError(
             f"data {info.sources[0]} differs from the data the manifest was made from "
@@ -340,4 +396,10 @@ def reproduce(
     data_.params = map_params
     sel_params = SelectParams.from_dict(manifest["select"])
     selection = run_selection(ws, data_, sel_params, encoder=encoder)
+    if not allow_changed_data and "selected_row_ids" in manifest:
+        got, want = sorted(int(x) for x in selection.row_ids), list(manifest["selected_row_ids"])
+        if got != want:
+            a, b = set(got), set(want)
+            raise SieveError(f"reproduced subset differs from the manifest: {len(a - b)} row(s) added, "
+                             f"{len(b - a)} missing; the workspace is left as it was")
     return data_, selection, map_params, sel_params

@@ -36,6 +36,8 @@ MIN_UMAP_ROWS = 10
 EXACT_KNN_MAX_ROWS = 20_000
 DEFAULT_FIT_SAMPLE = 200_000
 TRANSFORM_CHUNK = 50_000
+MAX_SEED = 2**32 - 1  # numpy's RandomState, which UMAP seeds, takes no larger seed
+
 # Below this many rows the non-exact path optimises single-threaded (seeded, so it is
 # bit-reproducible and exports need no map file); parallelism only pays off above it.
 PARALLEL_MIN_ROWS = 10_000
@@ -71,8 +73,9 @@ class ProjectParams:
             raise SieveError(f"metric must be one of {METRICS}, got {self.metric!r}")
         if not isinstance(self.cluster_dims, int) or not (2 <= self.cluster_dims <= 100):
             raise SieveError(f"cluster_dims must be an integer from 2 to 100, got {self.cluster_dims!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise SieveError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not (0 <= self.seed <= MAX_SEED):
+            raise SieveError(f"seed must be a whole number from 0 to {MAX_SEED} (2**32 - 1, UMAP's limit), "
+                             f"got {self.seed!r}")
         if not isinstance(self.exact, bool):
             raise SieveError(f"exact must be true or false, got {self.exact!r}")
         if self.fit_sample is not None and (not isinstance(self.fit_sample, int) or self.fit_sample < 100):

@@ -25,20 +25,23 @@ def _manifest(data, params, result, fmt: str, export_info: dict) -> dict:
     return build_manifest(data, map_params, params, result["selection"], result["metrics"], export_info)
 
 
-def _file_builder(ws, selection, names: dict, fmt: str, keep_text: bool, include_duplicates: bool = False):
+def _file_builder(ws, selection, names: dict, fmt: str, keep_text: bool, include_duplicates: bool = False,
+                  dataset_key: str | None = None):
     """A no-argument callable for st.download_button: builds the file only on click
-    (on another thread, so it touches no session state)."""
+    (on another thread, so it touches no session state).  It reads the rows only while
+    the workspace still holds ``dataset_key``, the dataset the selection was made on."""
     from core.explore import export_bytes
 
     def build() -> bytes:
-        return export_bytes(ws, selection, names, fmt, keep_text=keep_text, include_duplicates=include_duplicates)
+        return export_bytes(ws, selection, names, fmt, keep_text=keep_text, include_duplicates=include_duplicates,
+                            dataset_key=dataset_key)
 
     return build
 
 
 def _save(ws, data, params, result, fmt: str, name: str, include_duplicates: bool = False) -> None:
     """Export under the server's export folder (a web user names a file inside it, never a free path)."""
-    from core.export import confine_path, export_rows, format_for, write_manifest
+    from core.export import confine_path, export_with_manifest, format_for
 
     name = name.strip()
     if not name:
@@ -48,11 +51,11 @@ def _save(ws, data, params, result, fmt: str, name: str, include_duplicates: boo
     path = confine_path(name, C.export_root(ws))
     fmt = format_for(path)  # the extension decides; an unknown one is a clear error
     keep_text = data.dataset.text.template is not None
-    out = export_rows(ws, result["selection"], data.cluster_names, path, fmt, keep_text=keep_text,
-                      include_duplicates=include_duplicates)
-    mpath = Path(str(out) + ".manifest.json")
-    write_manifest(mpath, _manifest(data, params, result, fmt, {"path": str(out), "format": fmt,
-                                                                "include_duplicates": include_duplicates}), data)
+    manifest = _manifest(data, params, result, fmt, {"path": str(path), "format": fmt,
+                                                     "include_duplicates": include_duplicates})
+    out, mpath, _ = export_with_manifest(ws, result["selection"], data.cluster_names, path, fmt,
+                                         Path(str(path) + ".manifest.json"), manifest, data, keep_text=keep_text,
+                                         include_duplicates=include_duplicates, dataset_key=data.keys.dataset)
     ws.set_meta("selection", params.to_dict())  # `sieve export` in a shell now repeats this choice
     C.ss()[C.K_LAST_SAVE] = {"path": str(out), "manifest": str(mpath), "rows": len(result["selection"])}
 
@@ -101,7 +104,7 @@ def body() -> None:
     st.subheader("Download")
     c1, c2 = st.columns(2)
     c1.download_button(f"Download {file_name}", data=_file_builder(ws, selection, dict(data.cluster_names), fmt,
-                                                                   keep_text, include_dups),
+                                                                   keep_text, include_dups, data.keys.dataset),
                        file_name=file_name, mime=EXPORT_MIME[fmt], key=C.W_DOWNLOAD, type="primary",
                        on_click="ignore", icon=":material/download:")
     manifest = _manifest(data, params, result, fmt, {"file_name": file_name, "format": fmt,

@@ -137,9 +137,12 @@ def _compute(ws, info, params) -> None:
         elapsed = now - started.get(stage, now)
         bars[stage].progress(min(1.0, done / max(total, 1)), text=f"{stage}: {msg} ({done:,}/{total:,}, {elapsed:.0f} s)")
 
+    def on_wait(holder: str) -> None:  # another session's computation runs first; this one queues
+        lines[STAGES[0]].text(f"waiting for another computation to finish ({holder})")
+
     C.ss()[C.K_COMPUTING] = True
     try:
-        keys = build_map(ws, params, encoder=encoder, on_stage=on_stage, progress=progress)
+        keys = build_map(ws, params, encoder=encoder, on_stage=on_stage, progress=progress, on_wait=on_wait)
     except Cancelled as exc:
         C.ss()[C.K_COMPUTING] = False
         st.warning(f"{exc}. Press **Compute map** again to resume.")

@@ -194,7 +194,7 @@ def test_export_is_atomic(ext, tmp_path, monkeypatch, sieve_fake_map, fake_selec
         return real_replace(src, dst, *a, **k)
 
     monkeypatch.setattr(os, "replace", fail_replace)
-    with pytest.raises(OSError, match="disk went away"):
+    with pytest.raises(SieveError, match="disk went away; no file was written"):  # one line naming the file
         export_rows(m.ws, sel, m.data.cluster_names, final)
     assert wrote and wrote[0] > 0
     assert not final.exists()  # ...but never got the final name
@@ -202,7 +202,7 @@ def test_export_is_atomic(ext, tmp_path, monkeypatch, sieve_fake_map, fake_selec
 
     # an existing file survives a failed overwrite untouched
     final.write_bytes(b"previous export")
-    with pytest.raises(OSError):
+    with pytest.raises(SieveError, match="previous file is intact"):
         export_rows(m.ws, sel, m.data.cluster_names, final)
     assert final.read_bytes() == b"previous export"
     assert _leftovers(tmp_path) == []
@@ -216,7 +216,7 @@ def test_manifest_write_is_atomic(tmp_path, monkeypatch):
         raise OSError("fsync failed half-way")
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
-    with pytest.raises(OSError):
+    with pytest.raises(SieveError, match="fsync failed half-way; the previous file is intact"):
         write_manifest(final, {"new": list(range(1000))})
     with pytest.raises(OSError):
         atomic_write_json(tmp_path / "fresh.json", {"a": 1})

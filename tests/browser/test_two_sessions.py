@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
     ws, data = build_small_map(tmp_path_factory.mktemp("two-sessions") / "ws")
-    env = {"SIEVE_WORKSPACE": str(ws.root), "SIEVE_LOCK_TIMEOUT": "600"}
+    env = {"SIEVE_WORKSPACE": str(ws.root)}  # default lock settings: sessions of one server queue (issue 15 item 11)
     with running_app(env, "streamlit-two-sessions.log") as url:
         yield ws, data, url
 
