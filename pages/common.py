@@ -448,9 +448,7 @@ def session_dataset(ws: Workspace):
 
 
 def _sources(sources: list[str]) -> str:
-    from core.explore import escape_markdown
-
-    return escape_markdown(", ".join(Path(x).name for x in sources[:2]) + (" …" if len(sources) > 2 else ""))
+    return esc(", ".join(Path(x).name for x in sources[:2]) + (" …" if len(sources) > 2 else ""))
 
 
 @safe_callback
