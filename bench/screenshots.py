@@ -2,13 +2,12 @@
 
 Serves ``app.py`` on a fresh workspace (a temporary folder), lets the Data page load the
 bundled sample (sample_data/prompts.csv, its default), clicks *Compute map* with the
-default settings, and drives Debian's Chromium through Playwright (``/usr/bin/chromium``,
-see /work/shared/BROWSER_TESTING.md) to save, at 1400 px wide:
-
-screenshot-data.png, screenshot-map.png (cluster names on the map), screenshot-search.png
-(Search by meaning, results ringed), screenshot-colour.png (colour by ``topic`` and the
-linked summary bars, after a click on a bar), screenshot-curate.png (Curate clusters after
-a rename), screenshot-budget.png and screenshot-export.png.  screenshot-scale.png is kept.
+default settings, and drives Debian's Chromium (``/usr/bin/chromium``) through Playwright,
+as tests/browser does, to save 1400-px-wide PNGs: screenshot-data.png, screenshot-map.png
+(cluster names on the map), screenshot-search.png (Search by meaning, results ringed),
+screenshot-colour.png (colour by ``topic``; the linked summary bars of the search results
+against all rows), screenshot-curate.png (Curate clusters after a rename),
+screenshot-budget.png and screenshot-export.png.  screenshot-scale.png is not retaken.
 """
 
 from __future__ import annotations
@@ -37,25 +36,27 @@ def _idle(page) -> None:
     time.sleep(1.0)
 
 
-def _shot(page, out: Path, name: str, height: int = 1000, full: bool = False) -> None:
+def _shot(page, out: Path, name: str, height: int = 1000, at_map: bool = False) -> None:
+    """Save the viewport (1400 x ``height``); ``at_map``: scrolled so the Colour-by box and the map are on top."""
     page.set_viewport_size({"width": 1400, "height": height})
     time.sleep(1.0)
-    page.screenshot(path=str(out / f"screenshot-{name}.png"), full_page=full)
+    if at_map:
+        page.get_by_test_id("stSelectbox").filter(has_text="Colour by").first.evaluate(
+            "e => e.scrollIntoView({block: 'start'})")
+        time.sleep(0.8)
+    page.screenshot(path=str(out / f"screenshot-{name}.png"))
     page.set_viewport_size({"width": 1400, "height": 1000})
     print(f"saved {out / f'screenshot-{name}.png'}", flush=True)
-
-
-def _top(page) -> None:
-    page.evaluate("() => document.querySelectorAll('section, [data-testid=stMain]').forEach(e => e.scrollTo(0, 0))")
-    page.mouse.wheel(0, -5000)
-    time.sleep(0.5)
 
 
 def _compute(page) -> None:
     goto(page, "Map")
     compute = page.get_by_role("button", name="Compute map")
-    if compute.count():
-        compute.click()
+    compute.wait_for(timeout=120_000)
+    _idle(page)
+    compute.click()
+    page.get_by_role("button", name="Stop").wait_for(timeout=60_000)
+    print("computing the map…", flush=True)
     wait_text(page, "selected_count", lambda v: v == "0", timeout=900_000)
     wait_chart(page)
 
@@ -67,8 +68,10 @@ def _search(page, out: Path) -> None:
     wait_text(page, "semantic_results", lambda v: int(v) > 0, timeout=120_000)
     wait_chart(page)
     page.wait_for_function(f"() => {GD}.data.some(t => t.name === 'search matches')")
-    _top(page)
-    _shot(page, out, "search", 1100)
+    _shot(page, out, "search", 1500, at_map=True)
+    page.get_by_role("button", name="Select these rows").click()  # the selection the summaries compare
+    wait_text(page, "selected_count", lambda v: v != "0", timeout=60_000)
+    _idle(page)
 
 
 def _colour(page, out: Path) -> None:
@@ -79,27 +82,26 @@ def _colour(page, out: Path) -> None:
     wait_chart(page)
     page.wait_for_function(f"() => {GD}._fullLayout.legend && {GD}._fullLayout.legend.title.text === 'topic'")
     _idle(page)
-    bar = page.locator(".st-key-sieve-summaries .js-plotly-plot .point path").nth(2)
-    bar.scroll_into_view_if_needed()
-    time.sleep(0.5)
-    box = bar.bounding_box()
-    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    wait_text(page, "selected_count", lambda v: v != "0", timeout=60_000)
+    summaries = page.get_by_test_id("stMultiSelect").filter(has_text="Summaries of").locator("input")
+    summaries.click()
+    page.keyboard.type("topic")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
     _idle(page)
-    _top(page)
-    _shot(page, out, "colour", 1100)
+    _shot(page, out, "colour", 1700, at_map=True)
 
 
 def _curate(page, out: Path) -> None:
     page.get_by_role("tab", name="Curate clusters").click()
-    page.get_by_role("textbox", name="New name").fill("cooking questions")
+    page.get_by_role("textbox", name="New name").fill('python scripts')
     page.get_by_role("button", name="Rename", exact=True).click()
     wait_text(page, "edits", lambda v: v == "1", timeout=120_000)
     wait_chart(page)
-    page.wait_for_function(f"() => {GD}.data.some(t => t.name === 'cooking questions')")
+    page.wait_for_function(f"() => {GD}.data.some(t => t.name === 'python scripts')")
     _idle(page)
-    _top(page)
-    _shot(page, out, "curate", 1100)
+    page.get_by_role("tab", name="Curate clusters").click()  # the rerun shows the first tab again
+    _idle(page)
+    _shot(page, out, "curate", 1900, at_map=True)
 
 
 def take(out: Path) -> None:
@@ -120,13 +122,13 @@ def take(out: Path) -> None:
         _shot(page, out, "data")
         _compute(page)
         _idle(page)
-        _shot(page, out, "map", 1100)
+        _shot(page, out, "map", 1100, at_map=True)
         _search(page, out)
         _colour(page, out)
         _curate(page, out)
         goto(page, "Budget")
         _idle(page)
-        _shot(page, out, "budget", 1100)
+        _shot(page, out, "budget", 1900)
         goto(page, "Export")
         _idle(page)
         _shot(page, out, "export")
