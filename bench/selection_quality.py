@@ -1,223 +1,338 @@
-"""Selection quality: does a balanced, diverse subset cover rare classes better than random?
+"""Quality harness (issue 16): does the map find the real structure, and does a subset train better than random?
 
-    python -m bench.selection_quality [--budgets 0.01,0.05,0.1] [--seeds 5] [--no-write]
+    python -m bench.selection_quality [--budgets 0.005,0.01,0.02,0.05] [--no-write] [--maps all|fast]
 
-On labelled text with skewed class sizes -- banking77 (../shared/data, outside the
-repository; read only, nothing derived from its text is written here), a Zipf-skewed
-subsample of it, and the generated sample set (topic = label) -- it embeds with the
-real default model, maps with the default parameters, and compares selection
-strategies at each budget, averaged over ``--seeds`` seeds:
+Data: banking77 (``shared/data/banking77.parquet`` next to the checkout or one level up, or
+``$SIEVE_BANKING77``; outside the repository; read only,
+nothing derived from its text is written here; 77 intents, a ``split`` column).  It is
+embedded once with the project's default backend (all-MiniLM-L6-v2, ``EmbedParams()``)
+and the vectors are cached in ``$SIEVE_QUALITY_CACHE`` (default /tmp/sieve-quality-cache),
+with the UMAP projections, so a rerun only re-clusters and re-selects.
 
-* random (global): a uniform sample of the whole set (no map)
-* proportional + random, equal + random, equal + diverse, equal + facility
-* equal + facility + near dedup (duplicate groups collapsed first)
+Sets: the *pool* Sieve maps and selects from is the ``train`` split (10,003 rows), as is,
+and two seeded Zipf resamplings of it (class at a seeded random rank r keeps
+``min(size, max(8, round(n_max * (r+1)^-a)))`` rows, a = 0.5 and 1.0).  The ``test`` split
+(3,080 rows, 40 per class) is halved per class (seeded): the *evaluation* half (1,540 rows)
+is what the probe scores on, and no method ever picks from it; the other half is the
+*target* set of the ``--target`` methods (its texts' vectors only, never its labels).
 
-Per subset: share of the true labels covered, entropy of its label distribution
-(bits; the maximum is log2 of the number of labels), share of the rarest 20% of
-labels represented, and the duplicate rate (chosen rows with an exact-normalised or
-cosine >= 0.95 twin among the chosen).  The labels are never shown to Sieve.
-The table is inserted at the top of bench/RESULTS.md.
+For each set:
+
+* **map**: ARI and NMI of the clusters against the labels over all pool rows (noise =
+  one more cluster) and over the clustered rows, the noise share, the cluster count, seconds;
+  the plain baseline (``umap.UMAP(n_components=5)`` + ``hdbscan.HDBSCAN()``, every default)
+  side by side with Sieve's default map and the alternatives (HDBSCAN on UMAP-10D,
+  PLSCAN, EVoC, Leiden; each also after soft assignment of its noise).
+* **subset**, per budget (share of the pool) and method: class coverage, coverage of the
+  rarest fifth of classes, label entropy (bits), and the **probe**: a logistic regression
+  (scikit-learn, C = 10, on the subset's unit vectors with their true labels) scored by
+  macro-F1 over all 77 classes on the evaluation rows.  Random: mean and std over 10
+  uniform subsets of the same size; Sieve methods: mean over 3 seeds.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
-import tempfile
 import time
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-BANKING77 = ROOT.parent / "shared" / "data" / "banking77.parquet"
+BANKING77 = Path(os.environ.get("SIEVE_BANKING77", "")) if os.environ.get("SIEVE_BANKING77") else next(
+    (p / "shared" / "data" / "banking77.parquet" for p in (ROOT.parent, ROOT.parent.parent)
+     if (p / "shared" / "data" / "banking77.parquet").is_file()), ROOT.parent / "shared" / "data" / "banking77.parquet")
+CACHE = Path(os.environ.get("SIEVE_QUALITY_CACHE", "/tmp/sieve-quality-cache"))
+SKEWS = (0.5, 1.0)
+N_RANDOM = 10
+SIEVE_SEEDS = (0, 1, 2)
+PROBE_C = 10.0
 
+# (name, SelectParams fields); None = uniform random over the whole pool (no map)
 METHODS = [
     ("random (global)", None),
     ("proportional + random", dict(policy="proportional", pick="random")),
-    ("equal + random", dict(policy="equal", pick="random")),
+    ("equal + random (default)", dict(policy="equal", pick="random")),
     ("equal + diverse", dict(policy="equal", pick="diverse")),
     ("equal + facility", dict(policy="equal", pick="facility")),
-    ("equal + facility + near dedup", dict(policy="equal", pick="facility", dedup="near")),
+    ("sqrt + facility", dict(policy="sqrt", pick="facility")),
+    ("equal + facility, soft noise 0", dict(policy="equal", pick="facility", soft_noise_threshold=0.0)),
+    ("equal + facility-global", dict(policy="equal", pick="facility-global")),
+    ("target (other test half) + facility", dict(pick="facility", target_path="target")),
+    ("target (other test half) + random", dict(pick="random", target_path="target")),
 ]
 
 
-def _datasets(tmp: Path) -> list[tuple[str, Path, str, str]]:
-    """(name, file, label column, description) -- files written to ``tmp`` only."""
-    import pyarrow as pa
+# -- data ------------------------------------------------------------------------------
+
+def load_banking77(log) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """(vectors (n, 384) float32, labels (n,) object, split (n,) object, meta); vectors cached."""
     import pyarrow.parquet as pq
 
-    from sample_data.generate import generate_rows
+    t = pq.read_table(BANKING77, columns=["id", "label", "split"])
+    labels = np.asarray(t.column("label").to_pylist(), dtype=object)
+    split = np.asarray(t.column("split").to_pylist(), dtype=object)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    vec_path, meta_path = CACHE / "banking77_vectors.npy", CACHE / "banking77_meta.json"
+    if not vec_path.is_file():
+        log("embedding banking77 once (default backend) ...")
+        embed_into_cache(vec_path, meta_path)
+    vectors = np.load(vec_path)
+    if len(vectors) != len(labels):
+        raise SystemExit(f"{vec_path}: {len(vectors)} vectors for {len(labels)} rows; delete the cache")
+    return vectors, labels, split, json.loads(meta_path.read_text())
 
-    out = []
-    if BANKING77.is_file():
-        t = pq.read_table(BANKING77, columns=["id", "text", "label"])
-        out.append(("banking77", BANKING77, "label", f"{t.num_rows:,} rows, {len(set(t.column('label').to_pylist()))} "
-                    "intents (75-227 rows each)"))
-        # Zipf-like skew: the label at rank r (a fixed order) keeps 1/(1 + r/4) of its rows
-        labels = np.asarray(t.column("label").to_pylist(), dtype=object)
-        names = sorted(set(labels.tolist()), key=lambda s: (hash_str(s), s))
-        keep = np.zeros(len(labels), bool)
-        rng = np.random.default_rng(0)
-        for r, name in enumerate(names):
-            idx = np.nonzero(labels == name)[0]
-            k = max(3, int(round(len(idx) / (1 + r / 4))))
-            keep[np.sort(rng.choice(idx, min(k, len(idx)), replace=False))] = True
-        skew = t.filter(pa.array(keep))
-        path = tmp / "banking77_skewed.parquet"
-        pq.write_table(skew, path)
-        sizes = np.unique(np.asarray(skew.column("label").to_pylist(), dtype=object), return_counts=True)[1]
-        out.append(("banking77, Zipf-skewed", path, "label", f"{skew.num_rows:,} rows, 77 intents "
-                    f"({sizes.min()}-{sizes.max()} rows each; label at rank r keeps 1/(1+r/4))"))
-    gen = generate_rows(6000, seed=5)
-    path = tmp / "generated.parquet"
-    pq.write_table(gen, path)
-    sizes = np.unique(np.asarray(gen.column("topic").to_pylist(), dtype=object), return_counts=True)[1]
-    out.append(("generated (sample_data)", path, "topic", f"{gen.num_rows:,} rows, {len(sizes)} topics "
-                f"({sizes.min()}-{sizes.max()} rows each; ~5% exact/near duplicates)"))
+
+def embed_into_cache(vec_path: Path, meta_path: Path) -> None:
+    import tempfile
+
+    from core.embed import EmbedParams, load_embeddings, run_embed
+    from core.ingest import IngestParams, TextSpec, ingest
+    from core.workspace import Workspace
+
+    with tempfile.TemporaryDirectory(prefix="sieve-quality-ws-") as tmp:
+        ws = Workspace(Path(tmp))
+        t0 = time.perf_counter()
+        ingest(ws, IngestParams(str(BANKING77), TextSpec(column="text")))
+        p = EmbedParams().resolved(None)
+        r = run_embed(ws, p)
+        _, vec = load_embeddings(ws, r.key)
+        np.save(vec_path, np.asarray(vec, np.float32))
+        meta_path.write_text(json.dumps({"backend": p.backend, "model": p.model, "model_id": r.model_id,
+                                         "seconds": time.perf_counter() - t0}))
+
+
+def zipf_pool(labels: np.ndarray, pool: np.ndarray, a: float, seed: int = 0) -> np.ndarray:
+    """Positions of a seeded Zipf resampling of ``pool``: the class at (seeded random)
+    rank r keeps min(size, max(8, round(n_max * (r + 1) ** -a))) of its rows."""
+    rng = np.random.default_rng(seed)
+    names = np.unique(labels[pool])
+    order = rng.permutation(len(names))
+    n_max = max(int((labels[pool] == x).sum()) for x in names)
+    keep = []
+    for r, i in enumerate(order):
+        idx = pool[labels[pool] == names[i]]
+        k = min(len(idx), max(8, int(round(n_max * (r + 1) ** -a))))
+        keep.append(rng.choice(idx, k, replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+# -- maps --------------------------------------------------------------------------------
+
+def cached_projection(name: str, vectors: np.ndarray, dims: int, log) -> np.ndarray:
+    """Sieve's default UMAP (core.project, ProjectParams(cluster_dims=dims)) -> the n-D coordinates."""
+    from core.project import ProjectParams, project
+
+    path = CACHE / f"proj-{name}-{len(vectors)}-{dims}.npy"
+    if path.is_file():
+        return np.load(path)
+    t0 = time.perf_counter()
+    xnd = project(vectors, ProjectParams(cluster_dims=dims)).xnd
+    log(f"  UMAP-{dims}D ({name}): {time.perf_counter() - t0:.0f} s")
+    np.save(path, xnd)
+    return xnd
+
+
+def baseline_projection(name: str, vectors: np.ndarray, log) -> np.ndarray:
+    path = CACHE / f"baseline-{name}-{len(vectors)}.npy"
+    if path.is_file():
+        return np.load(path)
+    import umap
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        xnd = umap.UMAP(n_components=5).fit_transform(vectors)
+    log(f"  baseline UMAP-5D ({name}): {time.perf_counter() - t0:.0f} s")
+    np.save(path, xnd)
+    return xnd
+
+
+def map_variants(name: str, vectors: np.ndarray, which: str, log, evoc: bool = True) -> dict:
+    """name -> (labels, soft labels or None, seconds of the clustering step)."""
+    import hdbscan
+
+    from core import cluster_methods as cm
+    from core.cluster import ClusterParams, cluster, relabel_by_size
+
+    out = {}
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        base = hdbscan.HDBSCAN().fit(baseline_projection(name, vectors, log)).labels_
+    out["baseline: UMAP-5D + HDBSCAN (all defaults)"] = (base, None, time.perf_counter() - t0)
+    dims = (5, 10) if which == "all" else (5,)
+    for d in dims:
+        xnd = cached_projection(name, vectors, d, log)
+        t0 = time.perf_counter()
+        c = cluster(xnd, ClusterParams())
+        tag = "Sieve default: UMAP-5D + HDBSCAN" if d == 5 else f"UMAP-{d}D + HDBSCAN"
+        out[tag] = (c.labels, c.soft_labels, time.perf_counter() - t0)
+    xnd = cached_projection(name, vectors, 5, log)
+    runs = [("UMAP-5D + PLSCAN", lambda: cm.plscan_labels(xnd)),
+            *([("EVoC (raw vectors)", lambda: cm.evoc_labels(vectors))] if evoc else []),
+            ("Leiden (kNN graph, resolution 1)", lambda: cm.leiden_labels(vectors, resolution=1.0)),
+            ("Leiden (kNN graph, resolution 2)", lambda: cm.leiden_labels(vectors, resolution=2.0))]
+    if which != "all":  # fast: the baseline, the default map and Leiden only
+        runs = [r for r in runs if r[0].startswith("Leiden")]
+    for tag, fn in runs:
+        path = CACHE / f"labels-{name}-{len(vectors)}-{zlib.crc32(tag.encode())}.npz"
+        if path.is_file():
+            z = np.load(path)
+            out[tag] = (z["labels"], None, float(z["sec"]))
+            continue
+        t0 = time.perf_counter()
+        try:
+            raw, _ = fn()
+        except Exception as exc:  # a missing/broken optional package: say so in the table
+            log(f"  {tag}: failed: {exc}")
+            continue
+        out[tag] = (relabel_by_size(raw), None, time.perf_counter() - t0)
+        np.savez(path, labels=out[tag][0], sec=out[tag][2])
+        log(f"  {tag}: {out[tag][2]:.0f} s")
     return out
 
 
-def hash_str(s: str) -> int:
-    import hashlib
+def map_scores(true: np.ndarray, labels: np.ndarray) -> dict:
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-    return int(hashlib.md5(s.encode()).hexdigest()[:8], 16)
-
-
-def _clusters_per_label(true: np.ndarray, clusters: np.ndarray) -> tuple[float, float]:
-    """Mean number of clusters holding >= 10% of a label's rows: for the largest and the smallest fifth of labels."""
-    names, counts = np.unique(true, return_counts=True)
-    order = names[np.argsort(counts, kind="stable")]
-    fifth = max(1, len(names) // 5)
-
-    def spread(name):
-        c = clusters[(true == name) & (clusters >= 0)]
-        if len(c) == 0:
-            return 0
-        _, k = np.unique(c, return_counts=True)
-        return int((k >= 0.1 * (true == name).sum()).sum())
-
-    return (float(np.mean([spread(x) for x in order[-fifth:]])), float(np.mean([spread(x) for x in order[:fifth]])))
+    ok = labels >= 0
+    return {
+        "ari": adjusted_rand_score(true, labels), "nmi": normalized_mutual_info_score(true, labels),
+        "ari_nn": adjusted_rand_score(true[ok], labels[ok]) if ok.any() else float("nan"),
+        "nmi_nn": normalized_mutual_info_score(true[ok], labels[ok]) if ok.any() else float("nan"),
+        "noise": float((~ok).mean()), "clusters": int(len(set(labels[ok].tolist()))),
+    }
 
 
-def _entropy(labels: np.ndarray) -> float:
+# -- subsets -------------------------------------------------------------------------------
+
+def probe_f1(x_train, y_train, x_eval, y_eval, classes) -> float:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
+    if len(set(y_train.tolist())) < 2:
+        return 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = LogisticRegression(C=PROBE_C, max_iter=2000).fit(x_train, y_train)
+        return float(f1_score(y_eval, clf.predict(x_eval), labels=classes, average="macro", zero_division=0))
+
+
+def entropy(labels: np.ndarray) -> float:
     _, c = np.unique(labels, return_counts=True)
     p = c / c.sum()
     return float(-(p * np.log2(p)).sum())
 
 
-def _measure(true: np.ndarray, pos: np.ndarray, rare: set, keys, vectors) -> dict:
-    from core.metrics import duplicate_rate
-
-    got = true[pos]
-    labels = set(got.tolist())
-    return {
-        "covered": len(labels) / len(set(true.tolist())),
-        "entropy": _entropy(got),
-        "rare": len(labels & rare) / len(rare),
-        "dup": duplicate_rate(pos, keys=keys, vectors=vectors, near_threshold=0.95) or 0.0,
-    }
+def subset_scores(pos, true, rare, vectors, eval_x, eval_y, classes) -> dict:
+    got = set(true[pos].tolist())
+    return {"covered": len(got) / len(classes), "rare": len(got & rare) / len(rare), "entropy": entropy(true[pos]),
+            "f1": probe_f1(vectors[pos], true[pos], eval_x, eval_y, classes)}
 
 
-def run_dataset(name: str, path: Path, label_col: str, ws_root: Path, budgets: list[float], seeds: int, log):
-    from sklearn.metrics import adjusted_rand_score
+def run_set(name, vectors, true, eval_x, eval_y, target_x, budgets, which, log, evoc=True) -> tuple[list, list]:
+    from core.nn import max_sim
+    from core.select import SelectParams, select
 
-    from core.ingest import IngestParams, TextSpec, ingest, load_column
-    from core.pipeline import MapParams, build_map, load_map, run_selection
-    from core.select import SelectParams
-    from core.select_inputs import text_keys
-    from core.workspace import Workspace
-
-    ws = Workspace(ws_root)
-    t0 = time.perf_counter()
-    ingest(ws, IngestParams(str(path), TextSpec(column="text")))
-    keys = build_map(ws, MapParams())
-    data = load_map(ws, keys)
-    map_s = time.perf_counter() - t0
-    true = np.asarray(load_column(ws, label_col, data.row_ids).to_pylist(), dtype=object)
+    classes = sorted(set(eval_y.tolist()))
     names, counts = np.unique(true, return_counts=True)
-    n_rare = max(1, math.ceil(0.2 * len(names)))
-    rare = set(names[np.lexsort((names, counts))][:n_rare].tolist())
-    tk = text_keys(ws, data)
+    rare = set(names[np.lexsort((names, counts))][: max(1, math.ceil(0.2 * len(names)))].tolist())
+    maps = map_variants(name, vectors, which, log, evoc)
+    map_rows = []
+    for tag, (labels, soft, sec) in maps.items():
+        row = {"map": tag, "sec": sec, **map_scores(true, labels)}
+        if soft is not None:
+            sl = np.where(labels >= 0, labels, soft)
+            row["soft"] = map_scores(true, sl)
+        map_rows.append(row)
+        log(f"  map {tag}: {row}")
+    labels, soft, _ = maps["Sieve default: UMAP-5D + HDBSCAN"]
+    strength = np.where(labels >= 0, 1.0, 0.5).astype(np.float32)  # soft noise 0: every noise row moves
+    row_ids = np.arange(len(true), dtype=np.int64)
     n = len(true)
-    in_rare = np.isin(true, list(rare))
-    clustered = data.labels >= 0
-    majority = {}
-    for c in set(data.labels[clustered].tolist()):
-        lab, cnt = np.unique(true[data.labels == c], return_counts=True)
-        majority[c] = lab[np.argmax(cnt)]
-    minority = np.array([majority[c] != t for c, t in zip(data.labels[in_rare & clustered], true[in_rare & clustered])])
-    info = {
-        "rare_noise": float((~clustered[in_rare]).mean()),
-        "rare_minority": float(minority.mean()) if len(minority) else 0.0,
-        "clusters_per_label": _clusters_per_label(true, data.labels),
-        "rows": n, "labels": len(names), "rare": n_rare,
-        "clusters": int(len(set(data.labels.tolist()) - {-1})),
-        "noise": float((data.labels == -1).mean()),
-        "ari": float(adjusted_rand_score(true, data.labels)),
-        "map_s": map_s,
-    }
-    log(f"{name}: {info}")
-    results = []
+    target = max_sim(target_x, vectors)[1]  # each target row's nearest pool row
+    sel_rows = []
     for b in budgets:
         k = max(1, int(round(b * n)))
         for method, spec in METHODS:
-            runs, sec = [], 0.0
-            for seed in range(seeds):
-                t1 = time.perf_counter()
+            runs = []
+            for seed in (range(N_RANDOM) if spec is None else SIEVE_SEEDS):
                 if spec is None:
-                    pos = np.sort(np.random.default_rng(seed).choice(n, k, replace=False))
+                    pos = np.sort(np.random.default_rng(1000 + seed).choice(n, k, replace=False))
                 else:
-                    pos = run_selection(ws, data, SelectParams(budget=k, seed=seed, **spec)).positions
-                sec += time.perf_counter() - t1
-                runs.append(_measure(true, pos, rare, tk, data.vectors))
+                    pos = select(labels, row_ids, SelectParams(budget=k, seed=seed, **spec), vectors=vectors,
+                                 soft_labels=soft, soft_strength=strength, target_positions=target).positions
+                runs.append(subset_scores(pos, true, rare, vectors, eval_x, eval_y, classes))
             mean = {m: float(np.mean([r[m] for r in runs])) for m in runs[0]}
-            results.append((b, k, method, mean, sec / seeds))
-            log(f"  {b:.0%} {method}: {mean} ({sec / seeds:.2f} s)")
-    return info, results
+            mean["f1_std"] = float(np.std([r["f1"] for r in runs]))
+            sel_rows.append((b, k, method, mean))
+            log(f"  {b:.1%} {method}: {mean}")
+    return map_rows, sel_rows
 
 
-def render(started: str, load: str, seeds: int, per_dataset: list) -> str:
-    from bench.__main__ import machine
+# -- report --------------------------------------------------------------------------------
 
-    lines = [
-        f"### Selection quality, {started}",
-        "",
-        f"Machine: {machine()}; load average {load}.  Real default model (all-MiniLM-L6-v2, CPU), default map "
-        f"parameters; every figure is the mean over {seeds} seeds (global random: {seeds} uniform samples).  "
-        "Labels are never shown to Sieve: *labels covered* = share of true labels with at least one chosen row; "
-        "*entropy* = of the chosen rows' label distribution (bits; max = log2 #labels); *rare covered* = share of "
-        "the rarest 20% of labels represented; *dup rate* = chosen rows with an exact (normalised text) or "
-        "cosine >= 0.95 twin among the chosen.  `python -m bench.selection_quality`.",
-        "",
-    ]
-    for name, desc, info, results in per_dataset:
-        lines += [
-            f"**{name}**: {desc}.  Map: {info['clusters']} clusters, {info['noise']:.0%} unclustered, "
-            f"ARI(clusters, labels) = {info['ari']:.2f}; rarest 20% = {info['rare']} labels, whose rows are "
-            f"{info['rare_noise']:.0%} unclustered and {info['rare_minority']:.0%} in clusters where another "
-            f"label is the majority; clusters holding >= 10% of a label: {info['clusters_per_label'][0]:.1f} for "
-            f"the largest fifth of labels, {info['clusters_per_label'][1]:.1f} for the smallest; "
-            f"max entropy {math.log2(info['labels']):.2f} bits; map built in {info['map_s']:.0f} s.",
-            "",
-            "| budget | method | labels covered | entropy (bits) | rare covered | dup rate | select s |",
-            "|---|---|---:|---:|---:|---:|---:|",
-        ]
-        for b, k, method, m, sec in results:
-            lines.append(f"| {b:.0%} ({k:,}) | {method} | {m['covered']:.1%} | {m['entropy']:.2f} | "
-                         f"{m['rare']:.1%} | {m['dup']:.1%} | {sec:.2f} |")
-        lines.append("")
+def render_map(rows: list) -> list[str]:
+    base = rows[0]["nmi"]
+    out = ["| map | clusters | noise | ARI | NMI | NMI − baseline | ARI / NMI (clustered rows) | "
+           "after soft noise: noise / NMI | cluster s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        soft = f"{r['soft']['noise']:.0%} / {r['soft']['nmi']:.3f}" if "soft" in r else "–"
+        out.append(f"| {r['map']} | {r['clusters']} | {r['noise']:.1%} | {r['ari']:.3f} | {r['nmi']:.3f} | "
+                   f"{r['nmi'] - base:+.3f} | {r['ari_nn']:.3f} / {r['nmi_nn']:.3f} | {soft} | {r['sec']:.1f} |")
+    return out
+
+
+def render_subsets(rows: list) -> list[str]:
+    out = ["| budget | method | classes covered | rarest fifth covered | × random | label entropy (bits) | "
+           "probe macro-F1 | − random mean (points) |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    rand = {}
+    for b, k, method, m in rows:
+        if method.startswith("random"):
+            rand[b] = m
+        r = rand[b]
+        f1 = f"{m['f1']:.3f} ± {m['f1_std']:.3f}" if method.startswith("random") else f"{m['f1']:.3f}"
+        ratio = m["rare"] / r["rare"] if r["rare"] else float("nan")
+        out.append(f"| {b:.1%} ({k}) | {method} | {m['covered']:.1%} | {m['rare']:.1%} | {ratio:.2f} | "
+                   f"{m['entropy']:.2f} | {f1} | {100 * (m['f1'] - r['f1']):+.1f} |")
+    return out
+
+
+def render(started: str, load: str, meta: dict, sets: list, minutes: float) -> str:
+    from bench.common import machine
+
+    lines = [f"### Quality harness (issue 16), {started}", "",
+             f"Machine: {machine()}; load average {load}; {minutes:.1f} min.  Vectors: {meta['model_id']} "
+             f"(backend {meta['backend']}), embedded once and cached.  Pool = banking77's `train` split (and two "
+             "seeded Zipf resamplings of it); evaluation = a seeded half of its `test` split (1,540 rows, 20 per "
+             "class, never selectable); target (the `--target` methods) = the other half (vectors only).  "
+             f"Probe: logistic regression (C = {PROBE_C:g}) on the subset's vectors and true labels, macro-F1 over "
+             f"all 77 classes on the evaluation rows; random = mean ± std of {N_RANDOM} uniform subsets, Sieve "
+             f"methods = mean of {len(SIEVE_SEEDS)} seeds.  Labels are never shown to Sieve.  "
+             "`python -m bench.selection_quality`.", ""]
+    for name, desc, map_rows, sel_rows in sets:
+        lines += [f"**{name}**: {desc}.", ""] + render_map(map_rows) + [""] + render_subsets(sel_rows) + [""]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.selection_quality", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--budgets", default="0.01,0.05,0.1")
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--only", default=None, help="comma-separated dataset names (default: all)")
+    ap.add_argument("--budgets", default="0.005,0.01,0.02,0.05")
+    ap.add_argument("--maps", default="all", choices=("all", "fast"), help="fast: the baseline, the default map and Leiden only")
+    ap.add_argument("--only", default=None, help="comma-separated set names: balanced,zipf0.5,zipf1")
+    ap.add_argument("--all-maps-on", default="balanced",
+                    help="sets that get every map variant (the others: the baseline, the default map and Leiden)")
+    ap.add_argument("--evoc", default="balanced",
+                    help="sets EVoC runs on (comma-separated; it took 11 min for 10k rows on the shared 2 cores)")
+    ap.add_argument("--fresh", action="store_true", help="recompute results cached from an identical earlier run")
     ap.add_argument("--no-write", action="store_true", help="print the table, don't touch RESULTS.md")
     ap.add_argument("--note", default="", help="a paragraph appended to the section (the analysis)")
     args = ap.parse_args(argv)
@@ -226,23 +341,50 @@ def main(argv=None) -> None:
     sys.path.insert(0, str(ROOT))
     budgets = [float(x) for x in args.budgets.split(",")]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    load_before = os.getloadavg()[0]
-    per_dataset = []
-    with tempfile.TemporaryDirectory(prefix="sieve-selq-") as tmp:
-        tmp = Path(tmp)
-        for name, path, label_col, desc in _datasets(tmp):  # one workspace: the embedding cache is shared
-            if args.only and name not in args.only.split(","):
-                continue
-            info, results = run_dataset(name, path, label_col, tmp / "ws", budgets, args.seeds,
-                                        lambda m: print(m, flush=True))
-            per_dataset.append((name, desc, info, results))
+    t_start, load_before = time.perf_counter(), os.getloadavg()[0]
+
+    def log(m):
+        print(m, flush=True)
+
+    vectors, labels, split, meta = load_banking77(log)
+    train = np.nonzero(split == "train")[0]
+    test = np.nonzero(split == "test")[0]
+    # evaluation = a seeded half of the test split per class; the other half is the target set
+    rng = np.random.default_rng(0)
+    half = np.zeros(len(test), bool)
+    for x in np.unique(labels[test]):
+        idx = np.nonzero(labels[test] == x)[0]
+        half[rng.choice(idx, len(idx) // 2, replace=False)] = True
+    test, target = test[half], test[~half]
+    sets = [("balanced", train, "banking77 `train` as is")]
+    for a in SKEWS:
+        sets.append((f"zipf{a:g}", zipf_pool(labels, train, a), f"banking77 `train`, Zipf-resampled, a = {a:g}"))
+    done = []
+    for tag, pool, desc in sets:
+        if args.only and tag not in args.only.split(","):
+            continue
+        sizes = np.unique(labels[pool], return_counts=True)[1]
+        desc = f"{desc}: {len(pool):,} rows, {len(sizes)} classes of {sizes.min()}-{sizes.max()} rows"
+        log(f"{tag}: {desc}")
+        evoc = tag in args.evoc.split(",")
+        which = args.maps if tag in args.all_maps_on.split(",") else "fast"
+        key = zlib.crc32(repr((2, tag, budgets, METHODS, which, evoc, N_RANDOM, SIEVE_SEEDS, PROBE_C)).encode())
+        saved = CACHE / f"results-{tag}-{key}.json"
+        if saved.is_file() and not args.fresh:
+            map_rows, sel_rows = json.loads(saved.read_text())
+            log("  (results from the cache; --fresh recomputes them)")
+        else:
+            map_rows, sel_rows = run_set(tag, vectors[pool], labels[pool], vectors[test], labels[test],
+                                         vectors[target], budgets, which, log, evoc)
+            saved.write_text(json.dumps([map_rows, sel_rows]))
+        done.append((tag, desc, map_rows, sel_rows))
     load = f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end"
-    text = render(started, load, args.seeds, per_dataset)
+    text = render(started, load, meta, done, (time.perf_counter() - t_start) / 60)
     if args.note:
         text += "\n" + args.note.strip() + "\n"
     print(text)
     if not args.no_write:
-        from bench.__main__ import RESULTS, prepend
+        from bench.common import RESULTS, prepend
 
         prepend(RESULTS, text)
 

@@ -68,7 +68,7 @@ def _ingest_params(data, text, template, vectors, fmt, delimiter=None, encoding=
 
 
 def _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size, min_samples, seed,
-                exact=False, backend="auto", long_text="truncate"):
+                exact=False, backend="auto", long_text="truncate", cluster_method="hdbscan"):
     from .cluster import ClusterParams
     from .embed import EmbedParams
     from .pipeline import MapParams
@@ -79,7 +79,7 @@ def _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, 
                     long_text=long_text).resolved(),
         ProjectParams(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, cluster_dims=dims, seed=seed,
                       exact=exact),
-        ClusterParams(min_cluster_size=min_cluster_size, min_samples=min_samples),
+        ClusterParams(min_cluster_size=min_cluster_size, min_samples=min_samples, algorithm=cluster_method),
     )
 
 
@@ -153,6 +153,8 @@ def _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_c
             reference_text=depth["reference_text"], coverage_distance=depth["coverage_distance"],
             leakage=depth["leakage"] if ref else ("off" if depth["leakage"] == "warn" else depth["leakage"]),
             leakage_threshold=depth["leakage_threshold"],
+            target_path=str(Path(depth["target"]).expanduser().resolve()) if depth.get("target") else None,
+            target_text=depth.get("target_text") or "text",
         )
     return SelectParams(
         budget=budget, policy=policy, pick=pick, seed=seed, noise=noise_v, min_per_cluster=min_per_cluster,
@@ -348,6 +350,12 @@ EXACT_OPT = typer.Option(False, "--exact", help="Seeded single-threaded UMAP: bi
                          "(default: parallel UMAP; exports then store the map next to the manifest).")
 
 
+CLUSTER_METHOD_OPT = typer.Option(
+    "hdbscan", "--cluster-method",
+    help="hdbscan (on the UMAP n-D projection), plscan (fast_hdbscan's PLSCAN, same input), evoc (EVoC on the "
+         "vectors) or leiden (Leiden communities of the kNN graph). See docs/SELECTION.md.")
+
+
 @app.command("map")
 @_guard
 def map_(
@@ -365,6 +373,7 @@ def map_(
     exact: bool = EXACT_OPT,
     long_text: str = LONG_TEXT_OPT,
     edits: Optional[Path] = EDITS_OPT,
+    cluster_method: str = CLUSTER_METHOD_OPT,
     workspace: Path = WS_OPT,
 ):
     """Embed (if needed), project, cluster and label the current dataset."""
@@ -373,7 +382,7 @@ def map_(
 
     ws = Workspace(workspace)
     params = _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size,
-                         min_samples, seed, exact, backend, long_text)
+                         min_samples, seed, exact, backend, long_text, cluster_method)
     edit_list = read_edits(edits) if edits is not None else None  # a bad file fails before any work
     from .ingest import current_dataset
 
@@ -484,7 +493,8 @@ SELECT_OPTS = dict(
     budget=typer.Option(..., "--budget", "-b", help="Total rows (or tokens, with --budget-unit tokens) to select."),
     policy=typer.Option("equal", help="proportional, equal or sqrt."),
     pick=typer.Option(DEFAULT_PICK, help="diverse (k-center greedy; the default), random, centroid, core, boundary, "
-                                         "facility, mmr or score."),
+                                         "facility, facility-global (facility location over the whole set, within "
+                                         "each cluster's budget), mmr or score."),
     seed=typer.Option(0, help="Seed of the pick."),
     noise=typer.Option("include", help="include, exclude, or a row budget for unclustered rows."),
     min_per_cluster=typer.Option(0, "--min", help="Floor per cluster."),
@@ -515,6 +525,10 @@ DEPTH_OPTS = dict(
     leakage=typer.Option("warn", "--leakage", help="With --reference: off, warn or drop rows that are "
                                                    "near-copies of reference rows."),
     leakage_threshold=typer.Option(0.95, "--leakage-threshold", help="Cosine similarity that counts as leakage."),
+    target=typer.Option(None, "--target", help="A target file (any input format): the budget follows the share of "
+                                                "its rows nearest each cluster (importance resampling; replaces "
+                                                "--policy)."),
+    target_text=typer.Option("text", "--target-text", help="The target file's text column."),
 )
 
 
@@ -546,6 +560,8 @@ def select_(
     coverage_distance: float = DEPTH_OPTS["coverage_distance"],
     leakage: str = DEPTH_OPTS["leakage"],
     leakage_threshold: float = DEPTH_OPTS["leakage_threshold"],
+    target: Optional[str] = DEPTH_OPTS["target"],
+    target_text: str = DEPTH_OPTS["target_text"],
     workspace: Path = WS_OPT,
 ):
     """Choose rows from the current map and remember the choice for `sieve export`."""
@@ -553,7 +569,7 @@ def select_(
 
     ws = Workspace(workspace)
     params = _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override,
-                            score_column, ascending, pin, ban, dedup=dedup, near_dup=near_dup, mmr_lambda=mmr_lambda, soft_noise=soft_noise, budget_unit=budget_unit, tokenizer=tokenizer, strata=strata, strata_bound=strata_bound, reference=reference, reference_text=reference_text, coverage_distance=coverage_distance, leakage=leakage, leakage_threshold=leakage_threshold)
+                            score_column, ascending, pin, ban, dedup=dedup, near_dup=near_dup, mmr_lambda=mmr_lambda, soft_noise=soft_noise, budget_unit=budget_unit, tokenizer=tokenizer, strata=strata, strata_bound=strata_bound, reference=reference, reference_text=reference_text, coverage_distance=coverage_distance, leakage=leakage, leakage_threshold=leakage_threshold, target=target, target_text=target_text)
     data = load_map(ws)
     selection = run_selection(ws, data, params)
     ws.set_meta("selection", params.to_dict())
@@ -665,6 +681,7 @@ def run(
     exact: bool = EXACT_OPT,
     long_text: str = LONG_TEXT_OPT,
     edits: Optional[Path] = EDITS_OPT,
+    cluster_method: str = CLUSTER_METHOD_OPT,
     budget: int = SELECT_OPTS["budget"],
     policy: str = SELECT_OPTS["policy"],
     pick: str = SELECT_OPTS["pick"],
@@ -690,6 +707,8 @@ def run(
     coverage_distance: float = DEPTH_OPTS["coverage_distance"],
     leakage: str = DEPTH_OPTS["leakage"],
     leakage_threshold: float = DEPTH_OPTS["leakage_threshold"],
+    target: Optional[str] = DEPTH_OPTS["target"],
+    target_text: str = DEPTH_OPTS["target_text"],
     out_path: Path = typer.Option(..., "--out", "-o", help="Output file (--engine ray: a new folder of Parquet "
                                                            "shards)."),
     fmt: Optional[str] = typer.Option(None, "--format"),
@@ -721,9 +740,11 @@ def run(
     ws = Workspace(workspace)
     ingest_params = _ingest_params(data, text, template, vectors, fmt_in, delimiter, encoding)
     map_params = _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size,
-                             min_samples, map_seed, exact, backend, long_text)
+                             min_samples, map_seed, exact, backend, long_text, cluster_method)
     sel_params = _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override,
-                                score_column, ascending, pin, ban, dedup=dedup, near_dup=near_dup, mmr_lambda=mmr_lambda, soft_noise=soft_noise, budget_unit=budget_unit, tokenizer=tokenizer, strata=strata, strata_bound=strata_bound, reference=reference, reference_text=reference_text, coverage_distance=coverage_distance, leakage=leakage, leakage_threshold=leakage_threshold)
+                                score_column, ascending, pin, ban, dedup=dedup, near_dup=near_dup, mmr_lambda=mmr_lambda, soft_noise=soft_noise, budget_unit=budget_unit, tokenizer=tokenizer, strata=strata, strata_bound=strata_bound, reference=reference, reference_text=reference_text, coverage_distance=coverage_distance, leakage=leakage, leakage_threshold=leakage_threshold, target=target, target_text=target_text)
+    if engine == "ray" and map_params.cluster.algorithm != "hdbscan":
+        raise SieveError(f"--cluster-method {map_params.cluster.algorithm} is available with --engine local only")
     if engine == "ray":
         if long_text != "truncate":
             raise SieveError("--long-text chunk is not available with --engine ray yet; use --engine local")

@@ -9,6 +9,11 @@ None = on up to ``SOFT_MAX_ROWS`` rows).  A params dict without these fields (an
 manifest) means the old behaviour: every row, soft membership on.
 
 cuML's HDBSCAN is used instead when it imports and a GPU is present (not exact-checked).
+
+``algorithm`` chooses another clusterer (``core.cluster_methods``: EVoC, PLSCAN, Leiden);
+"hdbscan" is the default and what a params dict without the field means.  For those, a
+noise row's soft membership is the majority cluster among its ``SOFT_KNN`` nearest
+clustered rows in the n-D projection (strength = that majority's share).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .cluster_methods import ALGORITHMS, ON_VECTORS, evoc_labels, leiden_labels, plscan_labels
+from .distinct import duplicate_groups
 from .workspace import SieveError, Workspace, stage_key
 
 NOISE = -1
@@ -30,6 +37,7 @@ DEFAULT_FIT_SAMPLE = 200_000
 SOFT_MAX_ROWS = 200_000
 SAMPLE_SEED = 0
 ASSIGN_CHUNK = 100_000
+SOFT_KNN = 10
 
 
 def default_min_cluster_size(n: int) -> int:
@@ -51,6 +59,8 @@ class ClusterParams:
     # multiplicity: they share one position, so they fall in one cluster, and too few
     # distinct vectors make one cluster (see cluster()).  False: the old behaviour.
     merge_duplicates: bool = True
+    # The clusterer (core.cluster_methods.ALGORITHMS); EVoC and Leiden cluster the raw vectors.
+    algorithm: str = "hdbscan"
 
     def __post_init__(self):
         if self.min_cluster_size is not None and (not isinstance(self.min_cluster_size, int) or self.min_cluster_size < 2):
@@ -67,6 +77,8 @@ class ClusterParams:
             raise SieveError(f"soft must be true, false or null, got {self.soft!r}")
         if not isinstance(self.merge_duplicates, bool):
             raise SieveError(f"merge_duplicates must be true or false, got {self.merge_duplicates!r}")
+        if self.algorithm not in ALGORITHMS:
+            raise SieveError(f"cluster algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClusterParams":
@@ -86,10 +98,11 @@ class ClusterParams:
         mcs = self.min_cluster_size or default_min_cluster_size(n)
         ms = self.min_samples or min(mcs, 10)
         soft = self.soft if self.soft is not None else n <= SOFT_MAX_ROWS
-        return ClusterParams(mcs, ms, self.method, self.epsilon, self.fit_sample, soft, self.merge_duplicates)
+        return ClusterParams(mcs, ms, self.method, self.epsilon, self.fit_sample, soft, self.merge_duplicates,
+                             self.algorithm)
 
 
-LEGACY_CLUSTER = {"fit_sample": None, "soft": True, "merge_duplicates": False}
+LEGACY_CLUSTER = {"fit_sample": None, "soft": True, "merge_duplicates": False, "algorithm": "hdbscan"}
 
 
 @dataclass
@@ -125,48 +138,20 @@ def _hdbscan(points: np.ndarray, p: ClusterParams, prediction_data: bool):
     return model, raw, strength
 
 
-def duplicate_groups(vectors: np.ndarray, chunk: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
-    """(first, inverse) int64 of the distinct rows of ``vectors`` (n, d): ``first[g]`` is the
-    first row of group ``g`` and ``inverse[i]`` the group of row ``i`` (groups in order of
-    first appearance).  Rows are grouped by a 64-bit hash of their bytes, then checked
-    equal to their group's first row (a hash collision falls back to ``np.unique``)."""
-    v = np.ascontiguousarray(vectors)
-    n = len(v)
-    if n == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    words = v.reshape(n, -1).view(np.uint8)
-    pad = (-words.shape[1]) % 4
-    weights = np.random.default_rng(0x5EED).integers(1, 2**63, size=(words.shape[1] + pad) // 4, dtype=np.uint64)
-    h = np.empty(n, np.uint64)
-    for s in range(0, n, chunk):
-        block = words[s : s + chunk]
-        if pad:
-            block = np.pad(block, ((0, 0), (0, pad)))
-        h[s : s + chunk] = (np.ascontiguousarray(block).view(np.uint32).astype(np.uint64) * weights).sum(axis=1)
-    _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
-    same = all(np.array_equal(words[s : s + chunk], words[first[inverse[s : s + chunk]]]) for s in range(0, n, chunk))
-    if not same:  # pragma: no cover - a 64-bit collision
-        _, first, inverse = np.unique(words.view(np.dtype((np.void, words.shape[1]))).ravel(), return_index=True,
-                                      return_inverse=True)
-    order = np.argsort(first, kind="stable")  # number groups by first appearance
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return first[order].astype(np.int64), rank[inverse.ravel()].astype(np.int64)
-
-
 def one_cluster(n: int, p: ClusterParams, note: str) -> Clustering:
     ones = np.ones(n, np.float32)
     return Clustering(np.zeros(n, np.int32), ones, p, [note], np.zeros(n, np.int32), ones)
 
 
-def cluster(points: np.ndarray, params: ClusterParams = ClusterParams(), *,
+def cluster(points: np.ndarray, params: ClusterParams = ClusterParams(), vectors: np.ndarray | None = None, *,
             groups: tuple[np.ndarray, np.ndarray] | None = None) -> Clustering:
     """Pure: points (n, k) -> labels.  Cluster ids are renumbered by size (0 = largest).
 
     ``groups`` = (first, inverse) from :func:`duplicate_groups` of the rows' vectors: with
     ``params.merge_duplicates``, every row takes its group's first row's point (identical
     texts share one position, so HDBSCAN sees one point with its multiplicity and can never
-    split them), and fewer than 2 x min_cluster_size (or 5) distinct vectors form one cluster."""
+    split them), and fewer than 2 x min_cluster_size (or 5) distinct vectors form one cluster.
+    ``vectors`` (n, d): the raw embeddings, needed by the EVoC and Leiden algorithms."""
     from . import warmup
 
     points = np.asarray(points, dtype=np.float64)
@@ -191,6 +176,8 @@ def cluster(points: np.ndarray, params: ClusterParams = ClusterParams(), *,
                          "as one point (they share a cluster)")
 
     warmup.wait_for_warmup()
+    if p.algorithm != "hdbscan":
+        return _other_algorithm(points, p, vectors, notes)
     if warmup.gpu_available():  # pragma: no cover - no GPU in CI
         model, raw, strength = _gpu_hdbscan(points, p)
         notes.append("HDBSCAN ran on the GPU (cuML)")
@@ -209,6 +196,47 @@ def cluster(points: np.ndarray, params: ClusterParams = ClusterParams(), *,
         notes.append("soft membership is not available for a map clustered on a sample; "
                      "noise rows keep no nearest cluster")
     return Clustering(labels, strength, p, notes, soft_labels, soft_strength)
+
+
+def _other_algorithm(points: np.ndarray, p: ClusterParams, vectors, notes: list[str]) -> Clustering:
+    """EVoC / Leiden (on ``vectors``) or PLSCAN (on ``points``), then kNN soft membership."""
+    if p.algorithm in ON_VECTORS and (vectors is None or len(vectors) != len(points)):
+        raise SieveError(f"cluster algorithm {p.algorithm!r} needs the embedding vectors of every row")
+    try:
+        if p.algorithm == "evoc":
+            raw, strength = evoc_labels(vectors, seed=SAMPLE_SEED)
+        elif p.algorithm == "leiden":
+            raw, strength = leiden_labels(vectors, seed=SAMPLE_SEED)
+        else:
+            raw, strength = plscan_labels(points, min_samples=p.min_samples, min_cluster_size=p.min_cluster_size)
+    except ImportError as exc:
+        raise SieveError(f"cluster algorithm {p.algorithm!r} needs a package that is not installed: {exc}") from exc
+    labels = relabel_by_size(raw)
+    notes.append(f"clustered with {p.algorithm}")
+    if (labels == NOISE).all():
+        notes.append(f"{p.algorithm} found no cluster: every row is unclustered")
+    soft_labels, soft_strength = knn_soft_membership(points, labels, strength)
+    return Clustering(labels, strength, p, notes, soft_labels, soft_strength)
+
+
+def knn_soft_membership(points: np.ndarray, labels: np.ndarray, strength: np.ndarray, k: int = SOFT_KNN):
+    """(soft_labels, soft_strength), (n,) int32 / float32: clustered rows keep their own;
+    a noise row gets the majority cluster of its ``k`` nearest clustered rows (scipy
+    cKDTree) and that majority's share as strength."""
+    from scipy.spatial import cKDTree
+
+    soft_labels, soft_strength = labels.astype(np.int32, copy=True), strength.astype(np.float32, copy=True)
+    noise, clustered = np.nonzero(labels == NOISE)[0], np.nonzero(labels != NOISE)[0]
+    if len(noise) == 0 or len(clustered) == 0:
+        return soft_labels, soft_strength
+    k = min(k, len(clustered))
+    _, idx = cKDTree(points[clustered]).query(points[noise], k=k)
+    near = labels[clustered][np.asarray(idx).reshape(len(noise), k)]
+    for i, row in enumerate(near):
+        ids, cnt = np.unique(row, return_counts=True)
+        soft_labels[noise[i]] = ids[np.argmax(cnt)]
+        soft_strength[noise[i]] = cnt.max() / k
+    return soft_labels, soft_strength
 
 
 def _sample_fit_assign(points: np.ndarray, p: ClusterParams, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -295,10 +323,13 @@ def run_cluster(ws: Workspace, project_key: str, params: ClusterParams = Cluster
     if ws.has_artifact("cluster", key):
         return key, True
     arrays, pmeta = ws.load_artifact("project", project_key)
-    groups = None
-    if params.merge_duplicates and pmeta.get("parent") and ws.has_artifact("embed", pmeta["parent"]):
-        groups = duplicate_groups(ws.load_artifact("embed", pmeta["parent"])[0]["vectors"])
-    result = cluster(np.asarray(arrays["xnd"]), params, groups=groups)
+    groups, vectors = None, None
+    parent = pmeta.get("parent")
+    if (params.merge_duplicates or params.algorithm in ON_VECTORS) and parent and ws.has_artifact("embed", parent):
+        emb = np.asarray(ws.load_artifact("embed", parent)[0]["vectors"])
+        groups = duplicate_groups(emb) if params.merge_duplicates else None
+        vectors = emb.astype(np.float32) if params.algorithm in ON_VECTORS else None
+    result = cluster(np.asarray(arrays["xnd"]), params, vectors, groups=groups)
     ws.save_artifact(
         "cluster", key,
         {"labels": result.labels, "strength": result.strength, "soft_labels": result.soft_labels,

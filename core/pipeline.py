@@ -324,9 +324,11 @@ def run_selection(ws: Workspace, data: MapData, params: SelectParams, *, encoder
         reference = si.reference_vectors(ws, data, params, encoder)
         if params.leakage != "off":
             sims = si.reference_sims(ws, data, reference, params.seed)
+    target = si.target_positions(ws, data, params, encoder) if params.target_path else None
     selection = select(data.labels, data.row_ids, params, vectors=vectors, scores=scores, groups=groups,
                        token_counts=tokens, strata=strata, soft_labels=data.soft_labels,
-                       soft_strength=data.soft_strength, reference_vectors=reference, reference_sims=sims)
+                       soft_strength=data.soft_strength, reference_vectors=reference, reference_sims=sims,
+                       target_positions=target)
     if params.dedup != "none":
         selection.context["text_keys"] = si.text_keys(ws, data)
     if reference is not None:

@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from . import warmup
-from .cluster import duplicate_groups
+from .distinct import duplicate_groups
 from .workspace import SieveError, Workspace, stage_key
 
 METRICS = ("cosine", "euclidean", "manhattan", "correlation")

@@ -573,7 +573,8 @@ def fit_sample(row_ids: np.ndarray, vectors: np.ndarray, project_params: Project
     vectors = np.asarray(vectors, dtype=np.float32)
     n = len(vectors)
     if not transformable:
-        from .cluster import cluster, duplicate_groups
+        from .cluster import cluster
+        from .distinct import duplicate_groups
         from .project import project
 
         if "exact" in getattr(ProjectParams, "__dataclass_fields__", {}):

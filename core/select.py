@@ -45,14 +45,15 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .cluster import NOISE
+from .select_global import pick_facility_global, target_cluster_weights
 from .workspace import SieveError
 
 POLICIES = ("proportional", "equal", "sqrt")
-PICKS = ("random", "centroid", "diverse", "score", "facility", "mmr", "boundary", "core")
+PICKS = ("random", "centroid", "diverse", "score", "facility", "mmr", "boundary", "core", "facility-global")
 # The pick the CLI and the app start from: k-center greedy spreads each cluster's rows,
 # which is what a balanced subset is for (random is still one choice away).
 DEFAULT_PICK = "diverse"
-VECTOR_PICKS = ("centroid", "diverse", "facility", "mmr", "boundary", "core")
+VECTOR_PICKS = ("centroid", "diverse", "facility", "mmr", "boundary", "core", "facility-global")
 NOISE_MODES = ("include", "exclude")
 DEDUP_MODES = ("none", "exact", "near")
 BUDGET_UNITS = ("rows", "tokens")
@@ -147,6 +148,10 @@ class SelectParams:
     # Pick algorithm version (see ALGO_VERSIONS).  New params get the fast one; a dict
     # without this field (an older manifest) gets 1, so it replays the same rows.
     algo_version: int = ALGO_VERSION
+    # Importance resampling toward a target set: cluster weights = the target rows' shares
+    # (each target row counts for the cluster of its nearest map row); replaces the policy.
+    target_path: str | None = None
+    target_text: str = "text"
 
     def __post_init__(self):
         if isinstance(self.budget, bool) or not isinstance(self.budget, (int, np.integer)) or self.budget < 1:
@@ -227,6 +232,13 @@ class SelectParams:
                 or self.algo_version not in ALGO_VERSIONS:
             raise SieveError(f"algo_version must be one of {ALGO_VERSIONS}, got {self.algo_version!r}")
         self.algo_version = int(self.algo_version)
+        if self.target_path is not None and (not isinstance(self.target_path, str) or not self.target_path):
+            raise SieveError(f"target_path must be a file path, got {self.target_path!r}")
+        if not isinstance(self.target_text, str) or not self.target_text:
+            raise SieveError(f"target_text must be a column name, got {self.target_text!r}")
+        if self.pick == "facility-global" and (self.budget_unit == "tokens" or self.strata_column):
+            raise SieveError("pick='facility-global' works on row budgets without strata; "
+                             "use pick='facility' with budget_unit='tokens' or a strata_column")
 
     @property
     def unit(self) -> str:
@@ -247,6 +259,8 @@ class SelectParams:
             "reference_path": self.reference_path, "reference_text": self.reference_text,
             "coverage_distance": self.coverage_distance, "leakage": self.leakage,
             "leakage_threshold": self.leakage_threshold, "algo_version": self.algo_version,
+            # only when set, so manifests without a target keep their exact shape
+            **({"target_path": self.target_path, "target_text": self.target_text} if self.target_path else {}),
         }
 
     @classmethod
@@ -907,11 +921,23 @@ def _one_blas_thread():
 def _pick_clusters(params, clusters, members_of, alloc, pinned, avail, w, tokens_mode, need_centroid, vectors,
                    scores, snames, scode, cell_bounds, notes, strata_alloc, out_pos, out_rank, out_reason) -> None:
     """Pick inside every cluster (and strata cell); appends to the ``out_*`` lists."""
+    glob = _global_picks(params, clusters, members_of, alloc, pinned, avail, vectors)
     for c in clusters:
         members = members_of[c]
         k = alloc.counts[c]
         pins_c = members[pinned[members]]
         cands = members[avail[members] & ~pinned[members]]
+        if glob is not None:
+            picked = glob[c]
+            short = max(0, k - len(pins_c)) - len(picked)
+            if short > 0:  # the global pool ran out in this cluster: seeded random rows follow
+                rest = cands[~np.isin(cands, picked)]
+                picked = np.concatenate([picked, pick_random(rest, short, params.seed, c)])
+            chosen = np.concatenate([pins_c, picked]).astype(np.int64)
+            out_pos.append(chosen)
+            out_rank.append(np.arange(1, len(chosen) + 1, dtype=np.int32))
+            out_reason.extend(["pinned"] * len(pins_c) + [params.pick] * len(picked))
+            continue
         centroid = rows = pool_rank = None
         if need_centroid and params.pick == "diverse" and params.algo_version >= 2:
             # Fast path: only the rows of a centre sample, the pools and the pins are read.
@@ -957,6 +983,15 @@ def _pick_clusters(params, clusters, members_of, alloc, pinned, avail, w, tokens
         out_reason.extend(["pinned"] * len(pins_c) + [params.pick] * len(picked))
 
 
+def _global_picks(params, clusters, members_of, alloc, pinned, avail, vectors) -> dict | None:
+    """pick='facility-global': every cluster's picks from one joint greedy (else None)."""
+    if params.pick != "facility-global":
+        return None
+    cands = {c: members_of[c][avail[members_of[c]] & ~pinned[members_of[c]]] for c in clusters}
+    need = {c: max(0, alloc.counts[c] - int(pinned[members_of[c]].sum())) for c in clusters}
+    return pick_facility_global(cands, need, vectors, np.nonzero(avail)[0], np.nonzero(pinned)[0], seed=params.seed)
+
+
 def _small_unique(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(labels, return_inverse=True)`` for cluster ids (small integers >= -1), by counting."""
     labels = np.asarray(labels)
@@ -984,6 +1019,7 @@ def select(
     soft_strength: np.ndarray | None = None,
     reference_vectors: np.ndarray | None = None,
     reference_sims: np.ndarray | None = None,
+    target_positions: np.ndarray | None = None,
 ) -> Selection:
     """Pure: choose rows for ``params.budget``.  Arrays are aligned (one entry per mapped row).
 
@@ -992,7 +1028,8 @@ def select(
     'tokens').  ``strata``: the strata column's value per row.  ``soft_labels`` /
     ``soft_strength``: HDBSCAN soft membership (soft noise).  ``reference_vectors`` (or
     precomputed ``reference_sims``, each row's highest cosine similarity to a reference
-    row): the leakage check."""
+    row): the leakage check.  ``target_positions`` (t,): for each row of the target set
+    (``params.target_path``), the position of its nearest map row."""
     labels = np.asarray(labels)
     row_ids = np.asarray(row_ids, dtype=np.int64)
     n = len(labels)
@@ -1024,6 +1061,8 @@ def select(
             raise SieveError(f"dedup={params.dedup!r} needs the texts (or precomputed groups)")
         if params.dedup == "near" and vectors is None:
             raise SieveError("dedup='near' needs the embedding vectors")
+    if params.target_path and target_positions is None:
+        raise SieveError("target_path needs the target rows' nearest map rows (target_positions)")
     if params.leakage != "off" and reference_sims is None:
         if reference_vectors is None:
             raise SieveError(f"leakage={params.leakage!r} needs the reference vectors")
@@ -1162,9 +1201,17 @@ def select(
             upper[c] = min(upper.get(c, sizes[c]), max(sum(chi.values()), pin_counts[c]))
             lower[c] = max(lower.get(c, 0), sum(clo.values()))
 
+    policy, weights_from = params.policy, full_sizes
+    if params.target_path:
+        tw = target_cluster_weights(eff[np.asarray(target_positions, dtype=np.int64)], clusters)
+        policy, weights_from = "proportional", tw
+        stats["target_rows"] = int(len(target_positions))
+        stats["target_clusters"] = int(sum(v > 0 for v in tw.values()))
+        notes.append(f"target: {len(target_positions)} target row(s) fall in {stats['target_clusters']} of "
+                     f"{len(clusters)} clusters; the budget follows their shares (the policy is not used)")
     try:
-        alloc = allocate(sizes, params.budget, params.policy, lower=lower, upper=upper, fixed=fixed,
-                         weights_from=full_sizes, unit=params.unit)
+        alloc = allocate(sizes, params.budget, policy, lower=lower, upper=upper, fixed=fixed,
+                         weights_from=weights_from, unit=params.unit)
     except SieveError as exc:
         if params.strata_bounds:
             raise SieveError(f"{exc} (with the strata_bounds floors of every cluster x stratum cell)") from exc

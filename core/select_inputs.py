@@ -148,3 +148,23 @@ def reference_sims(ws: Workspace, data, reference: np.ndarray, seed: int) -> np.
     ref_key = hashlib.sha256(np.ascontiguousarray(reference, dtype=np.float32).tobytes()).hexdigest()
     return _memo((str(ws.root), "refsims", data.keys.embed, ref_key, seed),
                  lambda: max_sim(data.vectors, reference, seed=seed)[0])
+
+
+def target_positions(ws: Workspace, data, params, encoder=None) -> np.ndarray:
+    """For each row of ``params.target_path`` (embedded with the map's model, cached like a
+    reference set): the position of its nearest map row (cosine; core.nn.max_sim)."""
+    from .nn import max_sim
+    from .reference import reference_vectors as ref_vectors
+
+    if data.dataset.vector_column:
+        raise SieveError(f"target_path: this map uses precomputed vectors (column {data.dataset.vector_column!r}); "
+                         "a target set can only be embedded with a model")
+    model, device = map_model(ws, data)
+    normalize = data.params.embed.normalize if data.params is not None else True
+    try:
+        vecs = ref_vectors(ws, params.target_path, params.target_text, model, encoder=encoder, normalize=normalize,
+                           device=device)
+    except SieveError as exc:  # its messages name the reference parameters
+        msg = str(exc).replace("reference_path", "target_path").replace("reference_text", "target_text")
+        raise SieveError(msg) from exc
+    return max_sim(vecs, data.vectors, seed=params.seed)[1]

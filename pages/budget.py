@@ -267,6 +267,12 @@ def _depth_settings(data, info) -> None:
                    min_value=0.5, max_value=1.0, step=0.01, format="%.2f")
         _persisted(r3.number_input, "Coverage distance", C.W_COVERAGE_DISTANCE, C.C_COVERAGE_DISTANCE, 0.3,
                    min_value=0.0, max_value=2.0, step=0.05, format="%.2f")
+    with st.expander("Target set: match its distribution", expanded=bool(C.ss().get(C.C_TARGET))):
+        t1, t2 = st.columns([3, 1])
+        _persisted(t1.text_input, "Target file (path on the server)", C.W_TARGET, C.C_TARGET, "",
+                   help="Embedded with the map's model; each of its rows counts for the cluster of its nearest "
+                        "row, and the budget follows those shares (importance resampling; the policy is not used).")
+        _persisted(t2.text_input, "Its text column", C.W_TARGET_TEXT, C.C_TARGET_TEXT, "text")
 
 
 def _allocation_table(data, sizes, selection) -> None:

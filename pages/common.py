@@ -111,6 +111,8 @@ C_TOKEN_BUDGET = "sieve.c.token_budget"
 C_STRATA = "sieve.c.strata_column"
 C_REFERENCE = "sieve.c.reference_path"
 C_REFERENCE_TEXT = "sieve.c.reference_text"
+C_TARGET = "sieve.c.target_path"
+C_TARGET_TEXT = "sieve.c.target_text"
 C_LEAKAGE = "sieve.c.leakage"
 C_LEAKAGE_THRESHOLD = "sieve.c.leakage_threshold"
 C_COVERAGE_DISTANCE = "sieve.c.coverage_distance"
@@ -147,6 +149,8 @@ W_MMR_LAMBDA = "w.mmr_lambda"
 W_NEAR_DUP = "w.near_dup"
 W_REFERENCE = "w.reference"
 W_REFERENCE_TEXT = "w.reference_text"
+W_TARGET = "w.target"
+W_TARGET_TEXT = "w.target_text"
 W_RELEVANCE = "w.relevance"
 W_SOFT_NOISE = "w.soft_noise"
 W_SOFT_NOISE_ON = "w.soft_noise_on"
@@ -444,9 +448,7 @@ def session_dataset(ws: Workspace):
 
 
 def _sources(sources: list[str]) -> str:
-    from core.explore import escape_markdown
-
-    return escape_markdown(", ".join(Path(x).name for x in sources[:2]) + (" …" if len(sources) > 2 else ""))
+    return esc(", ".join(Path(x).name for x in sources[:2]) + (" …" if len(sources) > 2 else ""))
 
 
 @safe_callback
@@ -652,6 +654,7 @@ def params_from_state(data, info) -> Any:
         coverage_distance=float(ss().get(C_COVERAGE_DISTANCE, 0.3)),
         leakage=ss().get(C_LEAKAGE, "warn") if reference else "off",
         leakage_threshold=float(ss().get(C_LEAKAGE_THRESHOLD, 0.95)),
+        target_path=(ss().get(C_TARGET) or "").strip() or None, target_text=ss().get(C_TARGET_TEXT) or "text",
     )
 
 

@@ -23,7 +23,7 @@ ALL = "all clusters"
 SETTINGS = {
     "model": "all-MiniLM-L6-v2", "device": "auto", "batch_size": 64, "backend": "auto",
     "n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "dims": 5,
-    "min_cluster_size": 0, "min_samples": 0, "seed": 42, "exact": False, "long_text": "truncate",
+    "min_cluster_size": 0, "min_samples": 0, "seed": 42, "exact": False, "long_text": "truncate", "cluster_method": "hdbscan",
 }
 
 
@@ -38,10 +38,12 @@ def _settings_from_params(params) -> dict:
         "min_cluster_size": params.cluster.min_cluster_size or 0, "min_samples": params.cluster.min_samples or 0,
         "seed": params.project.seed, "exact": bool(getattr(params.project, "exact", False)),
         "long_text": getattr(params.embed, "long_text", "truncate"),
+        "cluster_method": getattr(params.cluster, "algorithm", "hdbscan"),
     }
 
 
 def _advanced(data) -> dict:
+    from core.cluster_methods import ALGORITHMS
     from core.embed import BACKENDS, DEVICES, backend_caption
     from core.long_text import LONG_TEXT_MODES
     from core.project import METRICS
@@ -79,6 +81,10 @@ def _advanced(data) -> dict:
                         key=C.W_MAP_PREFIX + "min_cluster_size")
         c2.number_input("min_samples (0 = auto)", min_value=0, max_value=100_000, key=C.W_MAP_PREFIX + "min_samples")
         c3.number_input("seed", min_value=0, max_value=2**31 - 1, key=C.W_MAP_PREFIX + "seed")
+        st.selectbox("Cluster method", ALGORITHMS, key=C.W_MAP_PREFIX + "cluster_method",
+                     help="hdbscan: HDBSCAN on the UMAP projection (default). plscan: fast_hdbscan's PLSCAN on it. "
+                          "evoc: EVoC on the vectors. leiden: Leiden communities of the kNN graph (no noise). "
+                          "min_cluster_size/min_samples apply to hdbscan and plscan.")
     values = {name: C.ss()[C.W_MAP_PREFIX + name] for name in SETTINGS}
     C.ss()[C.C_MAP_SETTINGS] = values
     return values
@@ -96,7 +102,8 @@ def _map_params(v: dict):
                     backend=v.get("backend", "auto"), long_text=v.get("long_text", "truncate")).resolved(),
         ProjectParams(n_neighbors=int(v["n_neighbors"]), min_dist=float(v["min_dist"]), metric=v["metric"],
                       cluster_dims=int(v["dims"]), seed=int(v["seed"]), exact=bool(v.get("exact", False))),
-        ClusterParams(min_cluster_size=int(v["min_cluster_size"]) or None, min_samples=int(v["min_samples"]) or None),
+        ClusterParams(min_cluster_size=int(v["min_cluster_size"]) or None, min_samples=int(v["min_samples"]) or None,
+                      algorithm=v.get("cluster_method", "hdbscan")),
     )
 
 

@@ -39,7 +39,11 @@ def test_second_cli_process_waits_then_reuses_the_result(tmp_path):
     while time.monotonic() < deadline and "embedding" not in (lock.read_text() if lock.exists() else ""):
         time.sleep(0.05)
     assert "embedding" in lock.read_text()
-    second = run_sieve("embed", "-w", ws, timeout=300)  # waits for the first (lock timeout 30 s by default)
+    # The second waits for the first.  Its lock timeout is raised from the default 30 s so that a
+    # loaded machine (the first embeds 300 texts) cannot turn "waits" into "gives up"; giving up
+    # is the next test's subject.
+    second = subprocess.run(sieve_command() + ["embed", "-w", str(ws)], cwd=REPO_ROOT, text=True,
+                            env=dict(env, SIEVE_LOCK_TIMEOUT="300"), capture_output=True, timeout=400)
     out1, err1 = first.communicate(timeout=300)
     assert first.returncode == 0, err1
     assert second.returncode == 0, second.stderr

@@ -81,7 +81,7 @@ def test_identical_rows_are_never_split_among_distinct_topics(tmp_path):
 
 
 def test_duplicate_groups_are_exact():
-    from core.cluster import duplicate_groups
+    from core.distinct import duplicate_groups
 
     rng = np.random.default_rng(0)
     base = rng.normal(size=(5, 7)).astype(np.float32)

@@ -212,6 +212,7 @@ CLUSTER_BAD = {
     "fit_sample": [0, 50, 1.5, "1000"],
     "soft": [1, "yes"],
     "merge_duplicates": [1, "yes", None],
+    "algorithm": ["kmeans", "", None, 3],
 }
 
 

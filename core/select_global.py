@@ -1,0 +1,105 @@
+"""Selection across the whole set: global facility location and target-set cluster weights.
+
+* :func:`pick_facility_global`: greedy facility location (lazy evaluation) over *all*
+  clusters at once, ``max sum_j max(0, max_{i in S} cos(x_j, x_i))`` with the clients a
+  seeded sample of every eligible row, under a partition-matroid constraint: cluster ``c``
+  gets at most its allocated ``counts[c]`` rows (the budget split still decides how many
+  per cluster; the global objective decides which, so a row that also covers neighbouring
+  clusters is preferred).  Greedy under a matroid is a 1/2-approximation (Fisher,
+  Nemhauser & Wolsey 1978).
+* :func:`target_cluster_weights`: importance resampling at cluster level toward a target
+  (reference) set, as in data selection by importance resampling (DSIR, Xie et al. 2023)
+  with the map's clusters as the features: each target row is assigned to the cluster of
+  its nearest map row, and a cluster's weight is its share of the target rows.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping
+
+import numpy as np
+
+from .nn import unit
+
+GLOBAL_MAX_CLIENTS = 2000  # rows the global objective is evaluated on (a seeded sample)
+GLOBAL_MAX_CANDIDATES = 20_000  # candidates in all (a seeded per-cluster sample beyond)
+
+
+def _candidate_pool(cands: Mapping[int, np.ndarray], counts: Mapping[int, int], rng) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, cluster of each) of the candidates evaluated: every candidate of the
+    clusters with a budget, or, above GLOBAL_MAX_CANDIDATES in all, a seeded sample of
+    max(4 x budget, share of the cap) per cluster."""
+    live = [c for c in sorted(cands) if counts.get(c, 0) > 0 and len(cands[c])]
+    total = sum(len(cands[c]) for c in live)
+    pos, owner = [], []
+    for c in live:
+        p = np.asarray(cands[c], dtype=np.int64)
+        if total > GLOBAL_MAX_CANDIDATES:
+            m = max(4 * counts[c], int(GLOBAL_MAX_CANDIDATES * len(p) / total))
+            if len(p) > m:
+                p = np.sort(rng.choice(p, m, replace=False))
+        pos.append(p)
+        owner.append(np.full(len(p), c, np.int64))
+    if not pos:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(pos), np.concatenate(owner)
+
+
+def pick_facility_global(cands: Mapping[int, np.ndarray], counts: Mapping[int, int], vectors: np.ndarray,
+                         clients: np.ndarray, seeds: np.ndarray | None = None, *, seed: int = 0,
+                         batch_size: int = 32) -> dict[int, np.ndarray]:
+    """Per cluster, the chosen candidate positions in pick order (at most ``counts[c]``).
+
+    ``cands``: cluster -> candidate positions (into ``vectors``, (n, d)); ``clients``:
+    eligible positions the objective covers (a seeded sample of GLOBAL_MAX_CLIENTS);
+    ``seeds``: positions already chosen (pins).  A cluster whose candidates run out
+    short of its count keeps fewer rows (the caller tops up)."""
+    rng = np.random.default_rng([seed, 11])
+    clients = np.asarray(clients, dtype=np.int64)
+    if len(clients) > GLOBAL_MAX_CLIENTS:
+        clients = np.sort(rng.choice(clients, GLOBAL_MAX_CLIENTS, replace=False))
+    pos, owner = _candidate_pool(cands, counts, rng)
+    out: dict[int, list[int]] = {c: [] for c in cands}
+    if len(pos) == 0 or len(clients) == 0:
+        return {c: np.zeros(0, np.int64) for c in cands}
+    X = unit(np.asarray(vectors[clients], dtype=np.float32))
+    C = unit(np.asarray(vectors[pos], dtype=np.float32))
+    cur = np.zeros(len(X), np.float32)
+    if seeds is not None and len(seeds):
+        cur = np.maximum(cur, np.maximum((X @ unit(np.asarray(vectors[seeds], np.float32)).T).max(axis=1), 0))
+    gains = np.maximum(np.maximum(C @ X.T, 0.0) - cur, 0.0).sum(axis=1, dtype=np.float64)
+    left = {c: int(counts.get(c, 0)) for c in cands}
+    heap = [(-float(g), int(i)) for i, g in enumerate(gains)]
+    heapq.heapify(heap)
+    while heap and any(v > 0 for v in left.values()):
+        batch = []
+        while heap and len(batch) < batch_size:
+            _, i = heapq.heappop(heap)
+            if left[int(owner[i])] > 0:
+                batch.append(i)
+        if not batch:
+            break
+        sims = np.maximum(X @ C[batch].T, 0.0)
+        g = np.maximum(sims - cur[:, None], 0.0).sum(axis=0, dtype=np.float64)
+        best = min(range(len(batch)), key=lambda j: (-g[j], batch[j]))
+        bound = -heap[0][0] if heap else -np.inf
+        if g[best] >= bound - 1e-9:  # the true best (stale bounds only overestimate)
+            i = batch[best]
+            out[int(owner[i])].append(int(pos[i]))
+            left[int(owner[i])] -= 1
+            cur = np.maximum(cur, sims[:, best])
+        else:
+            best = -1
+        for j, i in enumerate(batch):
+            if j != best:
+                heapq.heappush(heap, (-float(g[j]), i))
+    return {c: np.asarray(v, dtype=np.int64) for c, v in out.items()}
+
+
+def target_cluster_weights(target_clusters: np.ndarray, clusters: list[int]) -> dict[int, float]:
+    """Cluster -> number of target rows assigned to it (0 for clusters no target row is
+    nearest to); ``target_clusters`` (t,) int: the cluster of each target row's nearest map row."""
+    ids, cnt = np.unique(np.asarray(target_clusters, dtype=np.int64), return_counts=True)
+    got = {int(i): float(c) for i, c in zip(ids, cnt)}
+    return {c: got.get(c, 0.0) for c in clusters}
