@@ -175,7 +175,7 @@ def test_parallel_map_reproduces_in_a_fresh_workspace_through_the_map_file(tmp_p
 
 def test_old_manifest_without_the_new_fields_reproduces_with_the_exact_path(tmp_path):
     params = MapParams(project=ProjectParams(exact=True, fit_sample=None),
-                       cluster=ClusterParams(fit_sample=None, soft=True))
+                       cluster=ClusterParams(fit_sample=None, soft=True, merge_duplicates=False))
     ws, enc, data, sel_params, sel = _mapped(tmp_path, params)
     man = json.loads(json.dumps(build_manifest(data, params, sel_params, sel)))
     assert man["map"]["required"] is False
@@ -184,6 +184,8 @@ def test_old_manifest_without_the_new_fields_reproduces_with_the_exact_path(tmp_
         del man["project"]["params"][k]
     for k in ("fit_sample", "soft"):
         del man["cluster"]["params"][k]
+    for k in ("merge_duplicates", "algorithm"):  # later fields, at their legacy values here
+        man["cluster"]["params"].pop(k, None)
     del man["map"]
     old_project = dict(man["project"]["params"])
     old_cluster = dict(man["cluster"]["params"])

@@ -457,6 +457,8 @@ SELECT_BAD = {
     "coverage_distance": [-0.1, 3, None],
     "leakage": ["maybe", "drop"],  # 'drop' without a reference_path
     "leakage_threshold": [0, 1.2, None],
+    "target_path": ["", 5],
+    "target_text": ["", None],
 }
 
 
