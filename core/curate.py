@@ -27,7 +27,6 @@ edited.  Everything here is pure (arrays in, arrays out) except :func:`run_curat
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -36,7 +35,7 @@ import numpy as np
 
 from .cluster import NOISE
 from .label import ClusterInfo, LabelParams, label_clusters
-from .workspace import SieveError, Workspace, stage_key
+from .workspace import SieveError, Workspace, read_json_file, stage_key
 
 OPS = ("rename", "merge", "split")
 EDITS_VERSION = 1
@@ -104,12 +103,7 @@ def normalise_edits(edits: Any) -> list[dict]:
 def read_edits(path: Path | str) -> list[dict]:
     """Read and check an edits file (a JSON list, or ``{"edits": [...]}``)."""
     p = Path(path)
-    if not p.is_file():
-        raise SieveError(f"edits file {p} does not exist")
-    try:
-        raw = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SieveError(f"edits file {p} is not valid JSON: {exc}") from None
+    raw = read_json_file(p, "edits file")
     if isinstance(raw, dict) and "edits" in raw:
         raw = raw["edits"]
     try:

@@ -21,7 +21,7 @@ from .curate import EDITS_VERSION
 from .ingest import DATASET_TABLE
 from .manifest_check import validate_manifest
 from .paths import plain_absolute
-from .workspace import SCHEMA_VERSION, SieveError, Workspace, atomic_write_json, tmp_sibling
+from .workspace import SCHEMA_VERSION, SieveError, Workspace, atomic_write_json, read_json_file, tmp_sibling
 
 FORMATS = ("parquet", "jsonl", "csv")
 MANIFEST_VERSION = 1
@@ -470,12 +470,5 @@ def read_manifest(path: Path | str) -> dict:
     """A manifest from disk, strictly validated (:func:`core.manifest_check.validate_manifest`):
     a malformed one raises one :class:`SieveError` line naming the file and the key."""
     p = Path(path)
-    if not p.is_file():
-        raise SieveError(f"manifest {p} does not exist")
-    try:
-        m = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SieveError(f"manifest {p} is not valid JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise SieveError(f"manifest {p} is nested too deeply to be a Sieve manifest") from exc
+    m = read_json_file(p, "manifest")
     return validate_manifest(m, p, MANIFEST_VERSION)

@@ -162,6 +162,22 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
     return _atomic_write(path, lambda fh: fh.write(data))
 
 
+def read_json_file(path: Path | str, what: str):
+    """The parsed JSON of a user-named file (any JSON value).
+
+    Raises SieveError, one line naming ``what`` and the file, when it does not exist, is
+    not valid UTF-8 JSON, or is nested too deeply to parse."""
+    p = Path(path)
+    if not p.is_file():
+        raise SieveError(f"{what} {p} does not exist")
+    try:
+        return json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SieveError(f"{what} {p} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise SieveError(f"{what} {p} is nested too deeply to parse") from None
+
+
 def atomic_write_json(path: Path | str, obj: Any) -> Path:
     return atomic_write_bytes(path, (json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n").encode())
 
