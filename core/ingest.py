@@ -632,23 +632,20 @@ def _check_vector_values(con, name: str) -> None:
     """Refuse, naming the column and the first row: null/NaN/infinite values, values
     beyond float32's range (|x| > 3.4e38) and all-zero vectors (no direction)."""
     q = quote_ident(name)
-    checks = [
-        ("x IS NULL OR isnan(x) OR isinf(x)", "a null, NaN or infinite value"),
-        (f"abs(x) > {FLOAT32_MAX!r}", "a value beyond float32's range (|x| > 3.4e38)"),
+    elems = f"{q}::DOUBLE[]"
+    checks = [  # (a row's condition, what it holds, what to do)
+        (f"len(list_filter({elems}, lambda x: x IS NULL OR isnan(x) OR isinf(x))) > 0",
+         "a null, NaN or infinite value", "fix or drop those rows"),
+        (f"len(list_filter({elems}, lambda x: abs(x) > {FLOAT32_MAX!r})) > 0",
+         "a value beyond float32's range (|x| > 3.4e38)", "fix or drop those rows"),
+        (f"list_max(list_transform({elems}, lambda x: abs(x))) = 0",
+         "an all-zero vector", "a zero vector has no direction, fix or drop those rows"),
     ]
-    for cond, what in checks:
-        row = con.execute(
-            f"SELECT sieve_pos, count(*) OVER () FROM {RAW_ROWS} WHERE {q} IS NOT NULL AND "
-            f"len(list_filter({q}::DOUBLE[], lambda x: {cond})) > 0 ORDER BY sieve_pos LIMIT 1").fetchall()
+    for cond, what, fix in checks:
+        row = con.execute(f"SELECT sieve_pos, count(*) OVER () FROM {RAW_ROWS} WHERE {q} IS NOT NULL AND {cond} "
+                          "ORDER BY sieve_pos LIMIT 1").fetchall()
         if row:
-            raise SieveError(f"vector column {name!r} has {what} at row {row[0][0]} ({row[0][1]} row(s) in all); "
-                             "fix or drop those rows")
-    row = con.execute(
-        f"SELECT sieve_pos, count(*) OVER () FROM {RAW_ROWS} WHERE {q} IS NOT NULL AND "
-        f"list_max(list_transform({q}::DOUBLE[], lambda x: abs(x))) = 0 ORDER BY sieve_pos LIMIT 1").fetchall()
-    if row:
-        raise SieveError(f"vector column {name!r} has an all-zero vector at row {row[0][0]} ({row[0][1]} row(s) in all); "
-                         "a zero vector has no direction, fix or drop those rows")
+            raise SieveError(f"vector column {name!r} has {what} at row {row[0][0]} ({row[0][1]} row(s) in all); {fix}")
 
 
 def _name(paths: list[Path]) -> str:
