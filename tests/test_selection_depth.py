@@ -19,6 +19,9 @@ from core.dedup import find_groups, normalize_text, text_key, text_keys
 from core.metrics import facility_score, selection_metrics
 from core.nn import similar_pairs, unit
 from core.select import PICKS, VECTOR_PICKS, SelectParams, pick_facility, select
+
+# facility-global is refused with token budgets (tested in test_quality_options): the other picks take them
+TOKEN_BUDGET_PICKS = tuple(p for p in PICKS if p != "facility-global")
 from core.workspace import SieveError
 from tests.fakes import blobs_on_sphere
 
@@ -142,8 +145,8 @@ def dedup_case(draw):
     flags = draw(st.lists(st.sampled_from(["", "", "", "pin", "ban"]), min_size=n, max_size=n))
     pins = tuple(int(r) for r, f in zip(row_ids, flags) if f == "pin")
     bans = tuple(int(r) for r, f in zip(row_ids, flags) if f == "ban")
-    pick = draw(st.sampled_from(PICKS))
     unit_ = draw(st.sampled_from(["rows", "tokens"]))
+    pick = draw(st.sampled_from(PICKS if unit_ == "rows" else TOKEN_BUDGET_PICKS))
     budget = draw(st.integers(1, n if unit_ == "rows" else 5 * n))
     rng = np.random.default_rng(draw(st.integers(0, 1000)))
     return dict(labels=labels, texts=texts, row_ids=row_ids, pins=pins, bans=bans, pick=pick, unit=unit_,
@@ -276,7 +279,7 @@ def token_case(draw):
     pins = tuple(int(r) for r, f in zip(row_ids, flags) if f == "pin")
     bans = tuple(int(r) for r, f in zip(row_ids, flags) if f == "ban")
     p = SelectParams(
-        budget=draw(st.integers(1, 400)), budget_unit="tokens", pick=draw(st.sampled_from(PICKS)),
+        budget=draw(st.integers(1, 400)), budget_unit="tokens", pick=draw(st.sampled_from(TOKEN_BUDGET_PICKS)),
         policy=draw(st.sampled_from(["equal", "proportional", "sqrt"])), pins=pins, bans=bans,
         min_per_cluster=draw(st.sampled_from([0, 0, 10])), max_per_cluster=draw(st.sampled_from([None, None, 30])),
         noise=draw(st.sampled_from(["include", "exclude", 15])), seed=draw(st.integers(0, 3)),
