@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from .select import DEFAULT_PICK
+from .select import DEFAULT_PICK, DEFAULT_POLICY
 from .workspace import DEFAULT_WORKSPACE, SieveError, Workspace, database_error, is_damage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -491,10 +491,11 @@ def _print_clusters(data):
 
 SELECT_OPTS = dict(
     budget=typer.Option(..., "--budget", "-b", help="Total rows (or tokens, with --budget-unit tokens) to select."),
-    policy=typer.Option("equal", help="proportional, equal or sqrt."),
-    pick=typer.Option(DEFAULT_PICK, help="diverse (k-center greedy; the default), random, centroid, core, boundary, "
-                                         "facility, facility-global (facility location over the whole set, within "
-                                         "each cluster's budget), mmr or score."),
+    policy=typer.Option(DEFAULT_POLICY, help="sqrt (the default: budget by the square root of cluster size), "
+                                             "proportional or equal."),
+    pick=typer.Option(DEFAULT_PICK, help="facility (greedy facility location; the default), diverse (k-center "
+                                         "greedy), random, centroid, core, boundary, facility-global (facility "
+                                         "location over the whole set, within each cluster's budget), mmr or score."),
     seed=typer.Option(0, help="Seed of the pick."),
     noise=typer.Option("include", help="include, exclude, or a row budget for unclustered rows."),
     min_per_cluster=typer.Option(0, "--min", help="Floor per cluster."),

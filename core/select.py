@@ -50,9 +50,11 @@ from .workspace import SieveError
 
 POLICIES = ("proportional", "equal", "sqrt")
 PICKS = ("random", "centroid", "diverse", "score", "facility", "mmr", "boundary", "core", "facility-global")
-# The pick the CLI and the app start from: k-center greedy spreads each cluster's rows,
-# which is what a balanced subset is for (random is still one choice away).
-DEFAULT_PICK = "diverse"
+# The policy and pick the CLI and the app start from: the combination that trained best on
+# the quality harness (bench/selection_quality.py, docs/SELECTION.md): sqrt allocation with
+# facility-location picks.  SelectParams' own defaults stay (manifests record both fields).
+DEFAULT_POLICY = "sqrt"
+DEFAULT_PICK = "facility"
 VECTOR_PICKS = ("centroid", "diverse", "facility", "mmr", "boundary", "core", "facility-global")
 NOISE_MODES = ("include", "exclude")
 DEDUP_MODES = ("none", "exact", "near")

@@ -148,7 +148,7 @@ def _table(data, sizes: dict[int, int]) -> None:
 def _settings(data, info, sizes: dict[int, int]):
     """The Split/Pick/depth settings; returns the slot for the total budget (None with tokens)."""
     from core.explore import column_kinds
-    from core.select import BUDGET_UNITS, DEFAULT_PICK, PICKS, POLICIES, TOKENIZERS
+    from core.select import BUDGET_UNITS, DEFAULT_PICK, DEFAULT_POLICY, PICKS, POLICIES, TOKENIZERS
 
     n = len(data.row_ids)
     n_clusters = len([c for c in sizes if c >= 0])
@@ -177,7 +177,7 @@ def _settings(data, info, sizes: dict[int, int]):
                       help="Automatic: the policy splits the total. Sliders: set each cluster's rows (the total is "
                            f"their sum); offered for row budgets on maps with at most {MAX_SLIDERS} clusters (this "
                            f"one has {n_clusters}). Table: min/max/override per cluster, for any number of clusters.")
-    _persisted(c2.selectbox, "Policy", C.W_POLICY, C.C_POLICY, "equal", POLICIES,
+    _persisted(c2.selectbox, "Policy", C.W_POLICY, C.C_POLICY, DEFAULT_POLICY, POLICIES,
                help="proportional: like the full set; equal: the same for every cluster; sqrt: in between.")
     noise = _persisted(c3.selectbox, "Unclustered rows", C.W_NOISE, C.C_NOISE, "include", NOISE_MODES,
                        help="include: treated as one more group; exclude: never picked; own budget: a fixed count.")

@@ -604,7 +604,7 @@ def reference_encoder(ws: Workspace, data):
 
 def params_from_state(data, info) -> Any:
     """SelectParams from the canonical Budget settings (+ pins/bans); raises SieveError."""
-    from core.select import DEFAULT_PICK, SelectParams
+    from core.select import DEFAULT_PICK, DEFAULT_POLICY, SelectParams
 
     n = len(data.row_ids)
     unit = ss().get(C_UNIT, "rows")
@@ -641,7 +641,7 @@ def params_from_state(data, info) -> Any:
     if reference:
         reference = confine_read(reference, "reference path")
     return SelectParams(
-        budget=min(budget, n) if unit == "rows" else budget, policy=ss().get(C_POLICY, "equal"), pick=pick,
+        budget=min(budget, n) if unit == "rows" else budget, policy=ss().get(C_POLICY, DEFAULT_POLICY), pick=pick,
         seed=int(ss().get(C_SEED, 0)),
         noise=noise, min_per_cluster=int(ss().get(C_MIN, 0) or 0), max_per_cluster=max_pc or None,
         overrides=overrides, bounds=bounds, score_column=score,

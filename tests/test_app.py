@@ -274,7 +274,7 @@ def test_budget_widgets_change_allocation(map_env):
 
 
 def test_budget_same_settings_same_rows_and_seed_changes_them(map_env):
-    # the random pick (the default diverse pick on clusters this small uses every candidate: no seed in play)
+    # the random pick (the default facility pick on clusters this small uses every candidate: no seed in play)
     at = open_page(C.PAGE_BUDGET, state={C.C_PICK: "random"})
     first = at.session_state[C.K_SELECTION]["selection"].row_ids.copy()
     at.run()

@@ -120,25 +120,29 @@ def test_cluster_touched_table_is_full_width_below_the_map(map_env):
 # -- Budget page -----------------------------------------------------------------------------
 
 
-def test_default_pick_is_diverse_in_the_app_and_the_cli(map_env):
+def test_default_policy_and_pick_are_the_harness_winner_in_the_app_and_the_cli(map_env):
+    # sqrt + facility trained best on bench/selection_quality.py (docs/SELECTION.md)
     from core.cli import SELECT_OPTS
-    from core.select import DEFAULT_PICK
+    from core.select import DEFAULT_PICK, DEFAULT_POLICY
 
-    assert DEFAULT_PICK == "diverse" and SELECT_OPTS["pick"].default == DEFAULT_PICK
+    assert (DEFAULT_POLICY, DEFAULT_PICK) == ("sqrt", "facility")
+    assert SELECT_OPTS["pick"].default == DEFAULT_PICK and SELECT_OPTS["policy"].default == DEFAULT_POLICY
     at = open_page(C.PAGE_BUDGET, T)
     no_errors(at)
     assert at.selectbox(key=C.W_PICK).value == DEFAULT_PICK
+    assert at.selectbox(key=C.W_POLICY).value == DEFAULT_POLICY
     assert at.session_state[C.K_SELECT_PARAMS].pick == DEFAULT_PICK
+    assert at.session_state[C.K_SELECT_PARAMS].policy == DEFAULT_POLICY
 
 
 def test_metrics_are_explained_by_what_the_policy_aims_at(map_env):
     at = open_page(C.PAGE_BUDGET, T)
     no_errors(at)
     jsd = _metric(at, "Jensen")
-    assert jsd.proto.color == jsd.proto.MetricColor.GRAY  # equal policy: diverging is the goal, never red
-    assert any("should" in c.value or "by design" in c.value for c in at.caption if "Policy equal" in c.value)
+    assert jsd.proto.color == jsd.proto.MetricColor.GRAY  # sqrt (balanced) policy: diverging is the goal, never red
+    assert any("should" in c.value or "by design" in c.value for c in at.caption if "Policy sqrt" in c.value)
     div = _metric(at, "Diversity")
-    assert div.delta.startswith("+")  # the diverse pick beats random subsets on spread
+    assert div.delta.startswith("+")  # the facility pick beats random subsets on spread
     assert div.proto.color == div.proto.MetricColor.GREEN
     table = next(d.value for d in at.dataframe if "what this subset aims at" in d.value.columns)
     jsd_row = table.loc[[i for i in table.index if i.startswith("JS divergence")][0]]

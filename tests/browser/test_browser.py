@@ -297,7 +297,7 @@ def test_lasso_selection_matches_server_count(ui, workspace):
 
 
 def test_budget_slider_changes_allocation(ui, workspace):
-    from core.select import SelectParams, select
+    from core.select import DEFAULT_POLICY, SelectParams, select
 
     ui.get_by_role("button", name="Clear pins").click()
     wait_text(ui, "pinned_count", lambda v: v == "0")
@@ -311,7 +311,8 @@ def test_budget_slider_changes_allocation(ui, workspace):
     total = int(wait_text(ui, "budget_total", lambda v: int(v) == start + 5))
     assert ui.get_by_role("spinbutton", name="Rows", exact=True).input_value() == str(total)
     data = load_map_here(workspace)
-    want = select(data.labels, data.row_ids, SelectParams(budget=total, policy="equal")).allocation
+    # the page's default policy
+    want = select(data.labels, data.row_ids, SelectParams(budget=total, policy=DEFAULT_POLICY)).allocation
     got = {}
     deadline = time.time() + 20
     while time.time() < deadline:  # the table may still be the previous run's for a moment

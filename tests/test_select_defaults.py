@@ -1,0 +1,49 @@
+"""The default policy and pick (issue 16): `sieve select` without --policy/--pick uses the
+combination that trained best on the quality harness (sqrt + facility, docs/SELECTION.md),
+records it in the manifest, and `sieve reproduce` rebuilds the same rows."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+from typer.testing import CliRunner
+
+from core.cli import app
+from core.select import DEFAULT_PICK, DEFAULT_POLICY
+from tests.fixtures.make_manifests import write_vectors_jsonl
+
+
+def sieve(*args) -> str:
+    res = CliRunner().invoke(app, [str(a) for a in args])
+    assert res.exit_code == 0, (args, res.output, res.exception)
+    return res.output
+
+
+def test_cli_select_defaults_to_sqrt_and_facility(tmp_path):
+    assert (DEFAULT_POLICY, DEFAULT_PICK) == ("sqrt", "facility")
+    data = write_vectors_jsonl(tmp_path / "topics_vectors.jsonl")
+    ws = tmp_path / "ws"
+    sieve("ingest", data, "--text", "text", "--vectors", "vec", "-w", ws)
+    sieve("map", "-w", ws)
+    sieve("select", "--budget", "60", "-w", ws)
+    out, man_path = tmp_path / "sub.parquet", tmp_path / "sub.manifest.json"
+    sieve("export", "--out", out, "--manifest", man_path, "-w", ws)
+    man = json.loads(man_path.read_text())
+    assert (man["select"]["policy"], man["select"]["pick"]) == ("sqrt", "facility")
+    t = pq.read_table(out)
+    assert t.num_rows == 60 and set(t.column("sieve_reason").to_pylist()) == {"facility"}
+    # sqrt: budgets follow the square root of cluster size (largest-remainder rounding), so a
+    # cluster 4x larger gets about 2x the rows, not 4x (proportional) nor the same (equal)
+    sizes = {c["id"]: c["size"] for c in man["clusters"]}
+    budgets = {c["id"]: c["budget"] for c in man["clusters"]}
+    w = {c: np.sqrt(s) for c, s in sizes.items()}
+    ideal = {c: 60 * w[c] / sum(w.values()) for c in w}
+    assert all(abs(budgets[c] - ideal[c]) < 1 for c in w), (budgets, ideal)
+    assert len(set(budgets.values())) > 1  # not equal: the clusters differ in size
+    # and the manifest rebuilds the same rows in a fresh workspace
+    again = tmp_path / "again.parquet"
+    sieve("reproduce", man_path, "--data", data, "--out", again, "--manifest", tmp_path / "again.json",
+          "-w", tmp_path / "ws2")
+    assert sorted(pq.read_table(again).column("sieve_row_id").to_pylist()) == man["selected_row_ids"]
