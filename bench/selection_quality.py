@@ -54,19 +54,30 @@ N_RANDOM = 10
 SIEVE_SEEDS = (0, 1, 2)
 PROBE_C = 10.0
 
-# (name, SelectParams fields); None = uniform random over the whole pool (no map)
+# (name, SelectParams fields); None = uniform random over the whole pool (no map).  The row
+# whose fields are exactly (DEFAULT_POLICY, DEFAULT_PICK) is marked "(default)" in the table.
 METHODS = [
     ("random (global)", None),
     ("proportional + random", dict(policy="proportional", pick="random")),
-    ("equal + random (default)", dict(policy="equal", pick="random")),
+    ("equal + random", dict(policy="equal", pick="random")),
     ("equal + diverse", dict(policy="equal", pick="diverse")),
+    ("sqrt + diverse", dict(policy="sqrt", pick="diverse")),
     ("equal + facility", dict(policy="equal", pick="facility")),
     ("sqrt + facility", dict(policy="sqrt", pick="facility")),
-    ("equal + facility, soft noise 0", dict(policy="equal", pick="facility", soft_noise_threshold=0.0)),
+    ("sqrt + facility, soft noise 0", dict(policy="sqrt", pick="facility", soft_noise_threshold=0.0)),
+    ("sqrt + facility, unclustered excluded", dict(policy="sqrt", pick="facility", noise="exclude")),
     ("equal + facility-global", dict(policy="equal", pick="facility-global")),
+    ("sqrt + facility-global", dict(policy="sqrt", pick="facility-global")),
     ("target (other test half) + facility", dict(pick="facility", target_path="target")),
     ("target (other test half) + random", dict(pick="random", target_path="target")),
 ]
+
+
+def default_method() -> str:
+    """The METHODS name of the shipped default (core.select.DEFAULT_POLICY / DEFAULT_PICK)."""
+    from core.select import DEFAULT_PICK, DEFAULT_POLICY
+
+    return next(name for name, spec in METHODS if spec == dict(policy=DEFAULT_POLICY, pick=DEFAULT_PICK))
 
 
 # -- data ------------------------------------------------------------------------------
@@ -237,7 +248,8 @@ def subset_scores(pos, true, rare, vectors, eval_x, eval_y, classes) -> dict:
             "f1": probe_f1(vectors[pos], true[pos], eval_x, eval_y, classes)}
 
 
-def run_set(name, vectors, true, eval_x, eval_y, target_x, budgets, which, log, evoc=True) -> tuple[list, list]:
+def run_set(name, vectors, true, eval_x, eval_y, target_x, budgets, which, log, evoc=True,
+            fresh=False, cached_only=False) -> tuple[list, list]:
     from core.nn import max_sim
     from core.select import SelectParams, select
 
@@ -262,6 +274,15 @@ def run_set(name, vectors, true, eval_x, eval_y, target_x, budgets, which, log, 
     for b in budgets:
         k = max(1, int(round(b * n)))
         for method, spec in METHODS:
+            key = zlib.crc32(repr((spec, N_RANDOM, SIEVE_SEEDS, PROBE_C)).encode())
+            saved = CACHE / f"subset-{name}-{n}-{k}-{key}.json"
+            if saved.is_file() and not fresh:  # an identical earlier computation (set, size, method, seeds)
+                sel_rows.append((b, k, method, json.loads(saved.read_text())))
+                continue
+            if cached_only:  # a time-boxed run: rows not computed yet are left out (the table says so)
+                log(f"  {b:.1%} {method}: not computed (--cached-only)")
+                continue
+            t0 = time.perf_counter()
             runs = []
             for seed in (range(N_RANDOM) if spec is None else SIEVE_SEEDS):
                 if spec is None:
@@ -272,6 +293,8 @@ def run_set(name, vectors, true, eval_x, eval_y, target_x, budgets, which, log, 
                 runs.append(subset_scores(pos, true, rare, vectors, eval_x, eval_y, classes))
             mean = {m: float(np.mean([r[m] for r in runs])) for m in runs[0]}
             mean["f1_std"] = float(np.std([r["f1"] for r in runs]))
+            mean["sec"] = (time.perf_counter() - t0) / len(runs)
+            saved.write_text(json.dumps(mean))
             sel_rows.append((b, k, method, mean))
             log(f"  {b:.1%} {method}: {mean}")
     return map_rows, sel_rows
@@ -290,7 +313,7 @@ def render_map(rows: list) -> list[str]:
     return out
 
 
-def render_subsets(rows: list) -> list[str]:
+def render_subsets(rows: list, default: str = "") -> list[str]:
     out = ["| budget | method | classes covered | rarest fifth covered | × random | label entropy (bits) | "
            "probe macro-F1 | − random mean (points) |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     rand = {}
@@ -300,13 +323,16 @@ def render_subsets(rows: list) -> list[str]:
         r = rand[b]
         f1 = f"{m['f1']:.3f} ± {m['f1_std']:.3f}" if method.startswith("random") else f"{m['f1']:.3f}"
         ratio = m["rare"] / r["rare"] if r["rare"] else float("nan")
-        out.append(f"| {b:.1%} ({k}) | {method} | {m['covered']:.1%} | {m['rare']:.1%} | {ratio:.2f} | "
+        label = f"**{method} (default)**" if method == default else method
+        out.append(f"| {b:.1%} ({k}) | {label} | {m['covered']:.1%} | {m['rare']:.1%} | {ratio:.2f} | "
                    f"{m['entropy']:.2f} | {f1} | {100 * (m['f1'] - r['f1']):+.1f} |")
     return out
 
 
 def render(started: str, load: str, meta: dict, sets: list, minutes: float) -> str:
     from bench.common import machine
+
+    default = default_method()
 
     lines = [f"### Quality harness (issue 16), {started}", "",
              f"Machine: {machine()}; load average {load}; {minutes:.1f} min.  Vectors: {meta['model_id']} "
@@ -318,7 +344,7 @@ def render(started: str, load: str, meta: dict, sets: list, minutes: float) -> s
              f"methods = mean of {len(SIEVE_SEEDS)} seeds.  Labels are never shown to Sieve.  "
              "`python -m bench.selection_quality`.", ""]
     for name, desc, map_rows, sel_rows in sets:
-        lines += [f"**{name}**: {desc}.", ""] + render_map(map_rows) + [""] + render_subsets(sel_rows) + [""]
+        lines += [f"**{name}**: {desc}.", ""] + render_map(map_rows) + [""] + render_subsets(sel_rows, default) + [""]
     return "\n".join(lines) + "\n"
 
 
@@ -332,7 +358,9 @@ def main(argv=None) -> None:
                     help="sets that get every map variant (the others: the baseline, the default map and Leiden)")
     ap.add_argument("--evoc", default="balanced",
                     help="sets EVoC runs on (comma-separated; it took 11 min for 10k rows on the shared 2 cores)")
-    ap.add_argument("--fresh", action="store_true", help="recompute results cached from an identical earlier run")
+    ap.add_argument("--fresh", action="store_true", help="recompute results (tables and subsets) cached from an identical earlier run")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="a time-boxed table: only subsets an earlier (or a running) harness computed; others left out")
     ap.add_argument("--no-write", action="store_true", help="print the table, don't touch RESULTS.md")
     ap.add_argument("--note", default="", help="a paragraph appended to the section (the analysis)")
     args = ap.parse_args(argv)
@@ -368,15 +396,16 @@ def main(argv=None) -> None:
         log(f"{tag}: {desc}")
         evoc = tag in args.evoc.split(",")
         which = args.maps if tag in args.all_maps_on.split(",") else "fast"
-        key = zlib.crc32(repr((2, tag, budgets, METHODS, which, evoc, N_RANDOM, SIEVE_SEEDS, PROBE_C)).encode())
+        key = zlib.crc32(repr((3, tag, budgets, METHODS, which, evoc, N_RANDOM, SIEVE_SEEDS, PROBE_C)).encode())
         saved = CACHE / f"results-{tag}-{key}.json"
         if saved.is_file() and not args.fresh:
             map_rows, sel_rows = json.loads(saved.read_text())
             log("  (results from the cache; --fresh recomputes them)")
         else:
             map_rows, sel_rows = run_set(tag, vectors[pool], labels[pool], vectors[test], labels[test],
-                                         vectors[target], budgets, which, log, evoc)
-            saved.write_text(json.dumps([map_rows, sel_rows]))
+                                         vectors[target], budgets, which, log, evoc, args.fresh, args.cached_only)
+            if not args.cached_only:
+                saved.write_text(json.dumps([map_rows, sel_rows]))
         done.append((tag, desc, map_rows, sel_rows))
     load = f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end"
     text = render(started, load, meta, done, (time.perf_counter() - t_start) / 60)
