@@ -19,7 +19,7 @@ import numpy as np
 
 from .curate import EDITS_VERSION
 from .ingest import DATASET_TABLE
-from .manifest_check import validate_manifest
+from .manifest import validate_manifest
 from .paths import plain_absolute
 from .workspace import SCHEMA_VERSION, SieveError, Workspace, atomic_write_json, read_json_file, tmp_sibling
 

@@ -69,7 +69,7 @@ def map_model(ws: Workspace, data) -> tuple[str, str]:
     """(model name, device) the map's embeddings came from."""
     params = data.params
     if params is None:
-        from .pipeline import map_by_label
+        from .engines.local import map_by_label
 
         params = map_by_label(ws, data.keys.label)[1]
     return params.embed.model, params.embed.device

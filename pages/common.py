@@ -506,7 +506,7 @@ def get_map(ws: Workspace, label_key: str | None = None):
     it computed one).
     """
     from core.ingest import load_texts
-    from core.pipeline import current_map, load_map, map_by_label
+    from core.engines.local import current_map, load_map, map_by_label
 
     info = current_dataset_or_none(ws)
     if info is None:
@@ -575,7 +575,7 @@ def selected_ids() -> np.ndarray:
 def current_selection(ws: Workspace, data, params, *, diversity: bool | None = None) -> dict:
     """Run core selection + metrics (beside random subsets of the same size) for ``params``
     once per (map, params); cached in session state."""
-    from core.pipeline import run_selection, selection_report
+    from core.engines.local import run_selection, selection_report
 
     key = canonical_json({"map": ss().get(K_MAP_KEY), "params": params.to_dict()})
     cached = ss().get(K_SELECTION)
@@ -595,7 +595,7 @@ def reference_encoder(ws: Workspace, data):
     """The map's own model (cached resource) for embedding a reference set."""
     params = data.params
     if params is None:
-        from core.pipeline import map_by_label
+        from core.engines.local import map_by_label
 
         params = map_by_label(ws, data.keys.label)[1]
     e = params.embed

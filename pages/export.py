@@ -19,7 +19,7 @@ def _manifest(data, params, result, fmt: str, export_info: dict) -> dict:
 
     map_params = data.params
     if map_params is None:  # the params of this session's own map, never the latest one's
-        from core.pipeline import map_by_label
+        from core.engines.local import map_by_label
 
         _, map_params = map_by_label(C.get_workspace(), data.keys.label)
     return build_manifest(data, map_params, params, result["selection"], result["metrics"], export_info)

@@ -38,7 +38,7 @@ def _selected() -> np.ndarray:
 
 
 def _build(ws, sample_size: int, shard_rows: int) -> None:
-    from core import scale
+    from core.engines import ray as scale
     from core.embed import DEFAULT_MODEL
 
     with st.status("Building the sharded map in this process…", expanded=True) as status:
@@ -95,7 +95,7 @@ def _figure(ws, map_dir: Path, info: dict, cap: int) -> dict:
 
     import plotly.graph_objects as go
 
-    from core import scale
+    from core.engines import ray as scale
     from core.explore import fetch_rows, snippet
 
     pts = scale.draw_points(map_dir, cap)
@@ -131,7 +131,7 @@ def _on_select() -> None:
     map_dir = C.ss().get(C.K_SCALE_MAP_DIR)
     if map_dir is None:
         return
-    from core import scale
+    from core.engines import ray as scale
 
     ids, how = scale.event_row_ids(Path(map_dir), C.ss().get(_chart_key()))
     C.ss()[C.K_SCALE_SELECTED] = ids
@@ -158,7 +158,7 @@ def _clear() -> None:
 def _selection_panel(ws, map_dir: Path, names: dict) -> None:
     import pandas as pd
 
-    from core import scale
+    from core.engines import ray as scale
 
     ids = _selected()
     st.metric("Selected rows (all shards)", f"{len(ids):,}")
@@ -235,7 +235,7 @@ def _params(n_rows: int):
 
 
 def _select(map_dir: Path, embed_dir: Path, params, on_ray: bool) -> dict:
-    from core import scale
+    from core.engines import ray as scale
 
     key = (str(map_dir), json.dumps(params.to_dict(), sort_keys=True, default=str))
     cached = C.ss().get(C.K_SCALE_SELECTION)
@@ -262,7 +262,7 @@ def _allocation(sel, names: dict) -> None:
 
 
 def _export(ws, embed_dir: Path, map_dir: Path, result: dict) -> None:
-    from core import scale
+    from core.engines import ray as scale
     from core.export import write_manifest
     from core.paths import check_new_files, confine_write
 
@@ -299,7 +299,7 @@ def _export(ws, embed_dir: Path, map_dir: Path, result: dict) -> None:
 
 
 def body() -> None:
-    from core import scale
+    from core.engines import ray as scale
 
     st.title("At scale")
     ws = C.get_workspace()

@@ -468,7 +468,7 @@ def test_map_curate_rename_merge_split_undo(small_map, tmp_path, monkeypatch):
     workspace: the edits are stored there)."""
     import shutil
 
-    from core.pipeline import load_map
+    from core.engines.local import load_map
     from core.workspace import Workspace
     from pages import map_tools as T
 

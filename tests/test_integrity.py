@@ -24,7 +24,7 @@ import pyarrow as pa
 import pytest
 
 from core.ingest import IngestParams, TextSpec, current_dataset, ingest
-from core.pipeline import MapParams, build_map, load_map, run_selection
+from core.engines.local import MapParams, build_map, load_map, run_selection
 from core.select import SelectParams
 from core.workspace import SieveError, Workspace
 from tests.fakes import HashEncoder, read_any, run_sieve, start_sieve, write_table
@@ -343,7 +343,7 @@ def test_failed_cli_reproduce_leaves_the_workspace_as_it_was(tmp_path):
 
 
 def test_reproduce_whose_ids_differ_restores_the_workspace(tmp_path):
-    from core.pipeline import reproduce
+    from core.engines.local import reproduce
 
     man, mpath = _manifest_of_a(tmp_path)
     ws = _ws_b(tmp_path)

@@ -16,7 +16,7 @@ from core import warmup
 from core.cluster import NOISE, ClusterParams, cluster, cluster_key
 from core.export import build_manifest, map_sidecar_name, read_manifest, write_manifest
 from core.ingest import IngestParams, TextSpec, ingest
-from core.pipeline import MapParams, build_map, load_map, reproduce, run_selection
+from core.engines.local import MapParams, build_map, load_map, reproduce, run_selection
 from core.project import ProjectParams, project, project_key
 from core.select import SelectParams
 from core.workspace import SieveError, Workspace, stage_key

@@ -17,7 +17,7 @@ from core.export import build_manifest, export_rows, format_for, ids_digest, rea
 from core.ingest import fingerprint_files
 from core.label import LabelParams
 from core.metrics import coverage, jensen_shannon, mean_nn_distance, selection_metrics
-from core.pipeline import reproduce, run_selection
+from core.engines.local import reproduce, run_selection
 from core.project import ProjectParams
 from core.select import SelectParams
 from core.workspace import SieveError, Workspace, atomic_write_json

@@ -42,11 +42,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .cluster import NOISE, ClusterParams
-from .embed import DEFAULT_MODEL, EmbedParams, embed_prepared, encoder_limit, precomputed_vectors
-from .paths import plain_absolute
-from .project import ProjectParams
-from .workspace import SieveError, Workspace, atomic_path, atomic_write_json, stage_key
+from core.cluster import NOISE, ClusterParams
+from core.embed import DEFAULT_MODEL, EmbedParams, embed_prepared, encoder_limit, precomputed_vectors
+from core.paths import plain_absolute
+from core.project import ProjectParams
+from core.workspace import SieveError, Workspace, atomic_path, atomic_write_json, stage_key
 
 ENGINES = ("local", "ray")
 SHARDS_DIR = "shards"
@@ -187,7 +187,7 @@ def resolve_cluster_backend(device: str = "auto", *, local: bool = False) -> str
     """What backend "auto" means for the workers: torch when they get GPUs (the cluster
     has some and ``device`` allows them), else onnx-int8 where onnxruntime is installed
     (the local CPU default), else torch."""
-    from .embed import resolve_backend
+    from core.embed import resolve_backend
 
     if local:
         return resolve_backend("auto", device)
@@ -211,7 +211,7 @@ def input_shards(ws: Workspace, shard_rows: int) -> list[dict]:
     shards of ``shard_rows`` row ids; written once per (dataset, shard_rows).  Returns
     ``[{"id", "start", "end", "rows", "path"}]`` in row-id order (shards with no
     embeddable row are left out)."""
-    from .ingest import DATASET_TABLE, current_dataset
+    from core.ingest import DATASET_TABLE, current_dataset
 
     info = current_dataset(ws)
     folder = _shards_root(ws) / "input" / f"{info.key}-{shard_rows}"
@@ -308,7 +308,7 @@ def load_vectors(embed_dir: Path | str, row_ids: np.ndarray | None = None) -> tu
     """(row ids, vectors) from the vector shards in row-id order (optionally only ``row_ids``)."""
     import pyarrow as pa
 
-    from .workspace import fetch_arrow
+    from core.workspace import fetch_arrow
 
     con = _duck()
     try:
@@ -379,7 +379,7 @@ class _EmbedShards:
         else:
             import torch
 
-            from .embed import load_encoder
+            from core.embed import load_encoder
 
             torch.set_num_threads(max(1, threads))
             self.encoder = (load_encoder(model, device, normalize) if backend == "torch"
@@ -407,7 +407,7 @@ class _EmbedShards:
 
 
 def embed_key(ws: Workspace, model_id_: str, params: ScaleEmbedParams) -> str:
-    from .ingest import current_dataset
+    from core.ingest import current_dataset
 
     info = current_dataset(ws)
     return stage_key("embed_shards", {"model": model_id_, "normalize": params.normalize,
@@ -423,8 +423,8 @@ def embed_shards(ws: Workspace, params: ScaleEmbedParams = ScaleEmbedParams(), *
     :class:`core.embed.Encoder` (tests, custom models); default: the sentence-transformers
     model of ``params`` on each actor's device.  ``local=True`` embeds the same shards in
     this process, without Ray (small corpora, tests)."""
-    from .embed import model_id as model_id_of
-    from .ingest import current_dataset
+    from core.embed import model_id as model_id_of
+    from core.ingest import current_dataset
 
     t0 = time.perf_counter()
     info = current_dataset(ws)
@@ -438,7 +438,7 @@ def embed_shards(ws: Workspace, params: ScaleEmbedParams = ScaleEmbedParams(), *
         probe = encoder_factory()
         mid, dim = probe.model_id, int(probe.dim)
     else:
-        from . import embed as embed_mod
+        from core import embed as embed_mod
 
         named = getattr(embed_mod, "backend_model_id", None)
         mid, dim = (named(params.model, params.backend) if named else model_id_of(params.model)), None
@@ -494,8 +494,8 @@ def _finish_embed(ws, info, key, folder, mid, dim, params, shards, n_todo, t0, n
 def _column_shards(ws: Workspace, info, params: ScaleEmbedParams, t0: float) -> ScaleEmbedResult:
     """Precomputed vectors (``--vectors COL``): copied into vector shards (normalised like
     the local path), shard by shard, on the driver; no model runs."""
-    from .ingest import DATASET_TABLE
-    from .workspace import fetch_arrow, quote_ident
+    from core.ingest import DATASET_TABLE
+    from core.workspace import fetch_arrow, quote_ident
 
     mid = f"column:{info.vector_column}"
     key = embed_key(ws, mid, params)
@@ -531,7 +531,7 @@ def _column_shards(ws: Workspace, info, params: ScaleEmbedParams, t0: float) -> 
 
 def embed_folder(ws: Workspace) -> Path:
     """The latest sharded embedding of the current dataset."""
-    from .ingest import current_dataset
+    from core.ingest import current_dataset
 
     rec = ws.get_meta(f"{META_SCALE}:embed")
     if not rec or rec["dataset"] != current_dataset(ws).key:
@@ -573,9 +573,9 @@ def fit_sample(row_ids: np.ndarray, vectors: np.ndarray, project_params: Project
     vectors = np.asarray(vectors, dtype=np.float32)
     n = len(vectors)
     if not transformable:
-        from .cluster import cluster
-        from .distinct import duplicate_groups
-        from .project import project
+        from core.cluster import cluster
+        from core.distinct import duplicate_groups
+        from core.project import project
 
         if "exact" in getattr(ProjectParams, "__dataclass_fields__", {}):
             from dataclasses import replace
@@ -590,7 +590,7 @@ def fit_sample(row_ids: np.ndarray, vectors: np.ndarray, project_params: Project
     import hdbscan
     import umap
 
-    from .cluster import relabel_by_size
+    from core.cluster import relabel_by_size
 
     k = min(project_params.n_neighbors, n - 1)
     models, out = [], []
@@ -709,8 +709,8 @@ def scale_map(ws: Workspace, embed_dir: Path | str | None = None,
     """Fit on a seeded sample (driver), then place every row on Ray (``map-*.parquet``;
     ``local=True``: in this process, without Ray).  The clusters are named from the
     sample's texts (``labels.json``) and counted over every row."""
-    from .ingest import current_dataset
-    from .workspace import fetch_arrow
+    from core.ingest import current_dataset
+    from core.workspace import fetch_arrow
 
     t0 = time.perf_counter()
     info = current_dataset(ws)
@@ -771,7 +771,7 @@ def scale_map(ws: Workspace, embed_dir: Path | str | None = None,
 
 def map_folder(ws: Workspace) -> tuple[Path, Path]:
     """(map folder, embed folder) of the latest sharded map of the current dataset."""
-    from .ingest import current_dataset
+    from core.ingest import current_dataset
 
     rec = ws.get_meta(f"{META_SCALE}:map")
     if not rec or rec["dataset"] != current_dataset(ws).key:
@@ -784,8 +784,8 @@ def _cluster_names(ws: Workspace, folder: Path, embed_dir: Path, fit: SampleFit,
                    vecs: np.ndarray | None) -> list[dict]:
     """Each cluster's name and keywords (c-TF-IDF of the sample's texts, core.label) and its
     size over every row; cached in ``labels.json`` beside the map shards."""
-    from .explore import fetch_rows
-    from .label import label_clusters
+    from core.explore import fetch_rows
+    from core.label import label_clusters
 
     path = folder / "labels.json"
     if path.is_file():
@@ -822,7 +822,7 @@ def scaled_map_info(map_dir: Path | str) -> dict:
 
 def load_scaled_map(map_dir: Path | str, columns: Sequence[str] = ("sieve_row_id", "x", "y", "cluster", "strength")):
     """The map shards as one Arrow table in row-id order (for tests and small corpora)."""
-    from .workspace import fetch_arrow
+    from core.workspace import fetch_arrow
 
     con = _duck()
     try:
@@ -842,8 +842,8 @@ def draw_points(map_dir: Path | str, max_points: int = 100_000, seed: int = 0):
     rows inside a cluster are a seeded hash sample, chosen by DuckDB over the shards."""
     import pyarrow as pa
 
-    from .select import allocate
-    from .workspace import fetch_arrow
+    from core.select import allocate
+    from core.workspace import fetch_arrow
 
     src = f"read_parquet({_sql_str(parquet_glob(map_dir, 'map'))})"
     con = _duck()
@@ -870,7 +870,7 @@ def lasso_row_ids(map_dir: Path | str, xs: Sequence[float], ys: Sequence[float],
                   batch_rows: int = 1_000_000) -> np.ndarray:
     """Row ids of every mapped row inside the lasso polygon (server side, all rows): DuckDB
     keeps the rows inside the polygon's bounding box, and the exact test runs on them."""
-    from .explore import points_in_lasso
+    from core.explore import points_in_lasso
 
     xs = np.asarray(xs, dtype=np.float64)
     ys = np.asarray(ys, dtype=np.float64)
@@ -898,7 +898,7 @@ def event_row_ids(map_dir: Path | str, event) -> tuple[np.ndarray, str]:
     """A plotly selection event on a drawn sample of the map -> (row ids, how): every row
     inside its boxes and lassos (all rows, drawn or not, via :func:`lasso_row_ids`), or
     the clicked points (``customdata`` holds row ids) when it has no shape."""
-    from .explore import _as_selection, event_point_ids, event_shapes
+    from core.explore import _as_selection, event_point_ids, event_shapes
 
     sel = _as_selection(event)
     boxes, lassos = event_shapes(sel)
@@ -973,8 +973,8 @@ def cluster_counts(map_dir: Path | str, pins: Sequence[int] = (), bans: Sequence
 def _pick_cluster(map_dir: str, embed_dir: str, cluster_id: int, k: int, params_dict: dict,
                   need_vectors: bool) -> dict:
     """One cluster's picks: :func:`core.select.select` on that cluster's rows alone."""
-    from .select import SelectParams, select
-    from .workspace import fetch_arrow
+    from core.select import SelectParams, select
+    from core.workspace import fetch_arrow
 
     try:
         from threadpoolctl import threadpool_limits
@@ -1014,7 +1014,7 @@ def _pick_cluster(map_dir: str, embed_dir: str, cluster_id: int, k: int, params_
 def scale_select(map_dir: Path | str, embed_dir: Path | str, params, *, local: bool = False) -> ScaleSelection:
     """Allocate ``params.budget`` on per-cluster counts, then pick inside every cluster in
     parallel on Ray (``local=True``: in this process, for tests and small maps)."""
-    from .select import VECTOR_PICKS, allocate, group_bounds
+    from core.select import VECTOR_PICKS, allocate, group_bounds
 
     check_select_params(params)
     total, banned, pinned = cluster_counts(map_dir, params.pins, params.bans)
@@ -1055,7 +1055,7 @@ def export_scaled(ws: Workspace, selection: ScaleSelection, out_dir: Path | str,
     as ``part-00000.parquet``... in ``out_dir``, written as a whole folder (temp, then rename)."""
     import pyarrow as pa
 
-    from .ingest import DATASET_TABLE
+    from core.ingest import DATASET_TABLE
 
     out_dir = plain_absolute(out_dir)
     if len(selection) == 0:
@@ -1091,9 +1091,9 @@ def export_scaled(ws: Workspace, selection: ScaleSelection, out_dir: Path | str,
 
 def build_scaled_manifest(ws: Workspace, embed_dir: Path, map_dir: Path, params, selection: ScaleSelection,
                           export: dict | None = None) -> dict:
-    from .export import MANIFEST_VERSION, ids_digest, library_versions
-    from .ingest import current_dataset
-    from .workspace import SCHEMA_VERSION
+    from core.export import MANIFEST_VERSION, ids_digest, library_versions
+    from core.ingest import current_dataset
+    from core.workspace import SCHEMA_VERSION
 
     ds = current_dataset(ws)
     emeta = json.loads((Path(embed_dir) / "_meta.json").read_text())
@@ -1138,8 +1138,8 @@ def reproduce_scaled(ws: Workspace, manifest: dict, data: str | None = None, *, 
                      local_picks: bool = False) -> tuple[ScaleSelection, Path, Path]:
     """Re-run a sharded manifest: ingest, sharded embed, the same seeded sample fit and
     assignment, and the selection.  Returns (selection, embed folder, map folder)."""
-    from .ingest import IngestParams, TextSpec, ingest
-    from .select import SelectParams
+    from core.ingest import IngestParams, TextSpec, ingest
+    from core.select import SelectParams
 
     ds = manifest["dataset"]
     source = data if data is not None else tuple(ds["sources"])
