@@ -108,7 +108,8 @@ def main(argv: list[str]) -> None:
 
             extra = {"selected": len(timed(work))}
         else:
-            from core.export import build_manifest, export_rows, write_manifest
+            from core.export import export_rows
+            from core.manifest import build_manifest, write_manifest
 
             sel = run_selection(ws, mdata, params)
             _, mparams = current_map(ws)

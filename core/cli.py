@@ -635,7 +635,8 @@ def export(
 
 def _export(ws, data, params, selection, out_path, fmt, manifest_path, *, include_duplicates: bool = False):
     """Write the rows and their manifest as a consistent pair (core.export.export_with_manifest)."""
-    from .export import build_manifest, export_with_manifest, format_for
+    from .export import format_for
+    from .manifest import build_manifest, export_with_manifest
     from .engines.local import map_by_label, selection_report
 
     fmt = format_for(out_path, fmt)
@@ -784,7 +785,8 @@ def reproduce(
     workspace: Path = WS_OPT,
 ):
     """Rebuild the exact subset of a manifest; fails if the row ids differ."""
-    from .export import format_for, read_manifest, verify_export
+    from .export import format_for
+    from .manifest import read_manifest, verify_export
     from .engines.local import reproduce as do_reproduce
     from .engines.local import restoring
 
@@ -811,7 +813,7 @@ def reproduce(
 @_guard
 def verify(manifest_path: Path = typer.Argument(..., help="A manifest written by `sieve export` or `sieve run`.")):
     """Check that the data file beside a manifest is the one it describes (sha256); exit 2 if not."""
-    from .export import read_manifest, verify_export
+    from .manifest import read_manifest, verify_export
 
     man = read_manifest(manifest_path)
     problem = verify_export(man, manifest_path)
@@ -960,7 +962,7 @@ def _print_scaled_clusters(info: dict) -> None:
 def _write_scaled(ws, sel, params, embed_dir, map_dir, out_path, manifest_path):
     """Export a sharded selection (Parquet part files) and its manifest; returns the manifest."""
     from .engines import ray as scale
-    from .export import write_manifest
+    from .manifest import write_manifest
 
     out_dir = Path(out_path).expanduser().resolve()
     files = scale.export_scaled(ws, sel, out_dir)

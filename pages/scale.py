@@ -263,7 +263,7 @@ def _allocation(sel, names: dict) -> None:
 
 def _export(ws, embed_dir: Path, map_dir: Path, result: dict) -> None:
     from core.engines import ray as scale
-    from core.export import write_manifest
+    from core.manifest import write_manifest
     from core.paths import check_new_files, confine_write
 
     C.init_widget(C.W_SCALE_FOLDER, C.C_SCALE_FOLDER, "subset-shards")

@@ -343,7 +343,7 @@ def test_budget_bad_settings_show_error_not_traceback(map_env):
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_export_saves_file_and_manifest(map_env, tmp_path, monkeypatch, fmt):
-    from core.export import read_manifest
+    from core.manifest import read_manifest
 
     _, data = map_env
     monkeypatch.setenv("SIEVE_EXPORT_DIR", str(tmp_path))

@@ -134,7 +134,7 @@ def test_read_edits_names_the_file(tmp_path):
 
 
 def test_curated_map_in_the_workspace_selection_manifest_and_reproduce(tmp_path):
-    from core.export import build_manifest, write_manifest
+    from core.manifest import build_manifest, write_manifest
     from core.engines.local import build_map, current_map, curate_map, load_map, reproduce, run_selection
     from core.select import SelectParams
     from tests.app_fixtures import HashEncoder, build_small_map
@@ -181,7 +181,7 @@ def test_edits_on_a_parallel_map_replay_from_the_map_file(tmp_path, monkeypatch)
     """A parallel-UMAP map is imported from the map file next to the manifest: the file
     holds HDBSCAN's labels (the edits replay on top of them), so the curated clusters match."""
     import core.project as P
-    from core.export import build_manifest, read_manifest, write_manifest
+    from core.manifest import build_manifest, read_manifest, write_manifest
     from core.engines.local import current_map, curate_map, load_map, reproduce, run_selection
     from core.select import SelectParams
     from core.workspace import Workspace

@@ -363,7 +363,7 @@ def test_cli_select_takes_a_ban_list_longer_than_a_file_name(sieve_fake_map, tmp
 
 
 def test_delimiter_and_encoding_go_into_the_manifest_and_reproduce(tmp_path):
-    from core.export import build_manifest, read_manifest, write_manifest
+    from core.manifest import build_manifest, read_manifest, write_manifest
     from core.engines.local import MapParams, build_map, load_map, reproduce, run_selection
     from core.project import ProjectParams
     from core.select import SelectParams

@@ -256,7 +256,7 @@ def test_selection_at_scale_equals_in_memory_selection_and_reproduces(synthetic_
     import duckdb
 
     from core.engines import ray as scale
-    from core.export import read_manifest, write_manifest
+    from core.manifest import read_manifest, write_manifest
     from core.select import SelectParams, select
     from core.workspace import Workspace
 

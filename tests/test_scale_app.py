@@ -260,7 +260,7 @@ def test_page_vector_picks_equal_core(scale_env, pick):
 
 def test_page_selection_equals_core_and_export_reproduces(scale_env, tmp_path):
     from core.engines import ray as scale
-    from core.export import read_manifest
+    from core.manifest import read_manifest
     from core.select import SelectParams
 
     ws, emb, res = scale_env

@@ -11,7 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from core.export import build_manifest, export_rows, read_manifest, write_manifest
+from core.export import export_rows
+from core.manifest import build_manifest, read_manifest, write_manifest
 from core.engines.local import load_map, reproduce, run_selection, selection_report
 from core.select import SelectParams
 from core.workspace import SieveError, Workspace

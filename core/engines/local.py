@@ -430,7 +430,7 @@ def _reproduce(ws, manifest, data, *, allow_changed_data, encoder, on_stage, pro
     })
 
     def import_stored_map(embed_key: str) -> None:
-        from core.export import import_map_sidecar
+        from core.map_sidecar import import_map_sidecar
 
         pkey = project_key(map_params.project, embed_key)
         ckey = cluster_key(map_params.cluster, pkey)

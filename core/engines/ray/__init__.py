@@ -1091,7 +1091,7 @@ def export_scaled(ws: Workspace, selection: ScaleSelection, out_dir: Path | str,
 
 def build_scaled_manifest(ws: Workspace, embed_dir: Path, map_dir: Path, params, selection: ScaleSelection,
                           export: dict | None = None) -> dict:
-    from core.export import MANIFEST_VERSION, ids_digest, library_versions
+    from core.manifest import MANIFEST_VERSION, ids_digest, library_versions
     from core.ingest import current_dataset
     from core.workspace import SCHEMA_VERSION
 
