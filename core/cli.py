@@ -637,10 +637,10 @@ def _export(ws, data, params, selection, out_path, fmt, manifest_path, *, includ
     """Write the rows and their manifest as a consistent pair (core.export.export_with_manifest)."""
     from .export import format_for
     from .manifest import build_manifest, export_with_manifest
-    from .engines.local import map_by_label, selection_report
+    from .engines.local import selection_report
 
     fmt = format_for(out_path, fmt)
-    map_params = data.params or map_by_label(ws, data.keys.label)[1]
+    map_params = data.params
     metrics = selection_report(data, selection, params, vectors=len(selection) <= 20_000)
     path = Path(out_path).expanduser().resolve()
     mpath = Path(manifest_path) if manifest_path else Path(str(path) + ".manifest.json")
@@ -966,8 +966,8 @@ def _write_scaled(ws, sel, params, embed_dir, map_dir, out_path, manifest_path):
 
     out_dir = Path(out_path).expanduser().resolve()
     files = scale.export_scaled(ws, sel, out_dir)
-    man = scale.build_scaled_manifest(ws, embed_dir, map_dir, params, sel,
-                                      {"path": str(out_dir), "format": "parquet", "files": [f.name for f in files]})
+    man = scale.ray_manifest(ws, embed_dir, map_dir, params, sel,
+                             {"path": str(out_dir), "format": "parquet", "files": [f.name for f in files]}).to_dict()
     mpath = write_manifest(manifest_path or Path(str(out_dir) + ".manifest.json"), man)
     err.print(f"wrote {len(sel)} rows in {len(files)} file(s) to {out_dir}")
     err.print(f"wrote manifest to {mpath}")

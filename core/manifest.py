@@ -30,7 +30,7 @@ from core.cluster import ClusterParams
 from core.curate import EDITS_VERSION, normalise_edits
 from core.embed import EmbedParams
 from core.export import copy_rows, disk_error, publish, staged_file
-from core.ingest import DatasetInfo, TextSpec
+from core.ingest import DatasetInfo, IngestParams, TextSpec, ingest
 from core.label import LabelParams
 from core.map_sidecar import map_section, map_sidecar_name, write_map_arrays
 from core.paths import plain_absolute
@@ -267,8 +267,9 @@ def verify_export(manifest: dict, manifest_path: Path | str) -> str | None:
 
 
 def write_manifest(path: Path | str, manifest: dict | Manifest, data=None, *, return_manifest: bool = False):
-    """Write ``manifest`` (its JSON object, or a :class:`Manifest`) atomically.  With ``data`` (the MapData it was built from) and a
-    map that cannot be recomputed exactly, also write the map sidecar next to it: staged
+    """Write ``manifest`` (its JSON object, or a :class:`Manifest`) atomically.  With
+    ``data`` (the MapData it was built from) and a map that cannot be recomputed exactly,
+    also write the map sidecar next to it (:mod:`core.map_sidecar`): staged
     first, published after the manifest (a crash between leaves a new manifest whose map
     hash the old sidecar fails, never a new map beside an old manifest).
     Returns the path (or the manifest as written, with ``return_manifest``)."""
@@ -304,6 +305,24 @@ def load_manifest(path: Path | str) -> Manifest:
     p = Path(path)
     return Manifest.from_dict(read_json_file(p, "manifest"), p)
 
+
+
+def reingest(ws: Workspace, manifest: dict, data: str | None = None, *, allow_changed_data: bool = False,
+             keep_previous: bool = False) -> DatasetInfo:
+    """Ingest a manifest's data again (its sources, or ``data``: a path or glob) with its
+    text spec, vector column, delimiter and encoding.  SieveError when the data's
+    fingerprint differs from the manifest's, unless ``allow_changed_data``."""
+    ds = manifest["dataset"]
+    source = data if data is not None else tuple(ds["sources"])
+    info, _ = ingest(ws, IngestParams(source, TextSpec(**ds["text"]), ds.get("vector_column"),
+                                    delimiter=ds.get("delimiter"), encoding=ds.get("encoding")),
+                     keep_previous=keep_previous)
+    if info.fingerprint != ds["fingerprint"] and not allow_changed_data:
+        raise SieveError(
+            f"data {info.sources[0]} differs from the data the manifest was made from "
+            f"(fingerprint {info.fingerprint[:12]} vs {ds['fingerprint'][:12]}); pass the original files"
+        )
+    return info
 
 # -- strict validation ----------------------------------------------------------------------
 

@@ -68,10 +68,6 @@ def text_keys(ws: Workspace, data) -> np.ndarray:
 def map_model(ws: Workspace, data) -> tuple[str, str]:
     """(model name, device) the map's embeddings came from."""
     params = data.params
-    if params is None:
-        from .engines.local import map_by_label
-
-        params = map_by_label(ws, data.keys.label)[1]
     return params.embed.model, params.embed.device
 
 

@@ -69,7 +69,7 @@ K_SCALE_FIG = "sieve.scale.fig"  # {"key": map key, "fig", "ids": drawn row ids}
 K_SCALE_CHART_VERSION = "sieve.scale.chart_version"  # bumped to reset its chart widget
 K_SCALE_SELECTED = "sieve.scale.selected_ids"  # np.ndarray of row ids inside the shapes (all rows)
 K_SCALE_SELECTED_HOW = "sieve.scale.selected_how"
-K_SCALE_SELECTION = "sieve.scale.selection"  # {"key", "selection": core.scale.ScaleSelection, "params"}
+K_SCALE_SELECTION = "sieve.scale.selection"  # {"key", "selection": core.select.Selection, "params"}
 K_SCALE_LAST_EXPORT = "sieve.scale.last_export"  # {"path", "manifest", "rows"}
 K_SCALE_BUILD = "sieve.scale.build"  # {"timings"} of the last in-app sharded build
 
@@ -593,12 +593,7 @@ def current_selection(ws: Workspace, data, params, *, diversity: bool | None = N
 
 def reference_encoder(ws: Workspace, data):
     """The map's own model (cached resource) for embedding a reference set."""
-    params = data.params
-    if params is None:
-        from core.engines.local import map_by_label
-
-        params = map_by_label(ws, data.keys.label)[1]
-    e = params.embed
+    e = data.params.embed
     return get_encoder(e.model, e.device, e.normalize, getattr(e, "backend", "torch"))
 
 

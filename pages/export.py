@@ -17,12 +17,7 @@ FORMATS = ("parquet", "jsonl", "csv")
 def _manifest(data, params, result, fmt: str, export_info: dict) -> dict:
     from core.manifest import build_manifest
 
-    map_params = data.params
-    if map_params is None:  # the params of this session's own map, never the latest one's
-        from core.engines.local import map_by_label
-
-        _, map_params = map_by_label(C.get_workspace(), data.keys.label)
-    return build_manifest(data, map_params, params, result["selection"], result["metrics"], export_info)
+    return build_manifest(data, data.params, params, result["selection"], result["metrics"], export_info)
 
 
 def _file_builder(ws, selection, names: dict, fmt: str, keep_text: bool, include_duplicates: bool = False,

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from core.engines.ray.select import RAY_PICKS as PICKS  # what the Ray engine supports (one list, in the engine)
 from core.palette import cluster_centres, cluster_colors, name_annotations
 from pages import common as C
 
 MAX_DRAWN = 50_000
-PICKS = ("random", "centroid", "diverse", "facility", "core", "boundary", "mmr")  # what the Ray engine supports
 POLICIES = ("equal", "proportional", "sqrt")
 PAGE_ROWS = 200
 
@@ -252,8 +252,9 @@ def _allocation(sel, names: dict) -> None:
     import pandas as pd
 
     chosen = {int(c): int(n) for c, n in zip(*np.unique(sel.clusters, return_counts=True))} if len(sel) else {}
+    sizes = sel.context["cluster_sizes"]  # rows per cluster over the whole map (core.engines.ray.select)
     df = pd.DataFrame([{"cluster": c, "name": names.get(c, str(c)), "size": s, "budget": sel.allocation.get(c, 0),
-                        "selected": chosen.get(c, 0)} for c, s in sorted(sel.sizes.items(), key=lambda kv:
+                        "selected": chosen.get(c, 0)} for c, s in sorted(sizes.items(), key=lambda kv:
                                                                            (kv[0] < 0, kv[0]))])
     st.text(f"scale_selected_rows={len(sel)}")
     st.dataframe(df, hide_index=True, width="stretch", height=min(420, 38 + 35 * len(df)))
@@ -280,9 +281,8 @@ def _export(ws, embed_dir: Path, map_dir: Path, result: dict) -> None:
         check_new_files([mpath], overwrite=overwrite)
         sel, params = result["selection"], result["params"]
         files = scale.export_scaled(ws, sel, out_dir)
-        man = scale.build_scaled_manifest(ws, embed_dir, map_dir, params, sel,
-                                          {"path": str(out_dir), "format": "parquet",
-                                           "files": [f.name for f in files]})
+        man = scale.ray_manifest(ws, embed_dir, map_dir, params, sel,
+                                 {"path": str(out_dir), "format": "parquet", "files": [f.name for f in files]})
         mpath = write_manifest(mpath, man)
         C.ss()[C.K_SCALE_LAST_EXPORT] = {"path": str(out_dir), "manifest": str(mpath), "rows": len(sel),
                                          "files": len(files)}

@@ -23,7 +23,7 @@ from core.embed import precomputed_vectors
 from core.explore import column_kinds, preview_source
 from core.export import export_rows
 from core.ingest import BLANK_CATEGORIES, IngestParams, TextSpec, blank_regex, ingest, is_blank
-from core.engines.local import score_values
+from core.scores import score_values
 from core.query import run_filter
 from core.workspace import SieveError, Workspace
 from tests.fakes import query_table, run_sieve

@@ -281,7 +281,7 @@ def test_selection_at_scale_equals_in_memory_selection_and_reproduces(synthetic_
     assert [f.name for f in files] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
     got = duckdb.sql(f"SELECT sieve_row_id, sieve_cluster_id FROM read_parquet('{out}/*.parquet')").fetchall()
     assert sorted(r for r, _ in got) == sorted(sel.row_ids.tolist())
-    man = scale.build_scaled_manifest(ws, emb.folder, m.folder, params, sel, {"path": str(out), "format": "parquet"})
+    man = scale.ray_manifest(ws, emb.folder, m.folder, params, sel, {"path": str(out), "format": "parquet"})
     mpath = write_manifest(tmp_path / "subset.manifest.json", man)
     man = read_manifest(mpath)
     assert man["engine"] == "ray" and man["scale"]["sample_size"] == 750 and man["scale"]["sample_seed"] == 1

@@ -138,7 +138,7 @@ def test_vector_picks_read_only_the_shards_holding_the_cluster(sharded, monkeypa
     # a cluster confined to few shards: the smallest one
     c = min((int(c) for c in np.unique(labels) if c >= 0), key=lambda c: int((labels == c).sum()))
     shard_of = {Path(p).name: p for p in Path(emb.folder).glob("vec-*.parquet")}
-    part = scale._pick_cluster(str(res.folder), str(emb.folder), c, 3, SelectParams(budget=3, pick="centroid")
+    part = scale.pick_cluster(str(res.folder), str(emb.folder), c, 3, SelectParams(budget=3, pick="centroid")
                                .to_dict(), True)
     assert len(part["row_ids"]) == 3 and set(part["row_ids"].tolist()) <= set(ids[labels == c].tolist())
     sql = [s for s in seen if "vector" in s][-1]
