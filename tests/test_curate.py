@@ -208,7 +208,7 @@ def test_edits_on_a_parallel_map_replay_from_the_map_file(tmp_path, monkeypatch)
 def test_a_manifest_with_a_bad_edit_is_refused_naming_it(tmp_path):
     import json
 
-    from core.manifest import validate_manifest
+    from core.manifest_schema import validate_manifest
 
     base = {"manifest_version": 1, "dataset": {"sources": ["x.csv"], "fingerprint": "f", "key": "k", "n_rows": 1,
                                                "text": {"column": "text", "template": None}},

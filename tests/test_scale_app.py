@@ -126,7 +126,7 @@ def test_vector_picks_read_only_the_shards_holding_the_cluster(sharded, monkeypa
     ws, emb, res = sharded
     ids, _, labels = _map(res)
     seen = []
-    import core.workspace as W
+    import core.engines.ray.select as W  # pick_cluster reads through its module's fetch_arrow
 
     orig = W.fetch_arrow
 
@@ -298,7 +298,7 @@ def test_page_selection_equals_core_and_export_reproduces(scale_env, tmp_path):
 def test_page_without_a_sharded_map_explains_and_builds_one_here(tmp_path, monkeypatch):
     """A dataset without shards: the page gives the CLI commands and a build button that
     shards the dataset in this process (the encoder is the fake one here)."""
-    import core.embed as E
+    import core.engines.ray.embed as E  # the shard workers load their model through it
     from core.ingest import IngestParams, TextSpec, ingest
     from core.workspace import Workspace
     from sample_data.generate import generate_rows

@@ -23,7 +23,7 @@ from core.cluster import ClusterParams, cluster_key, run_cluster
 from core.embed import EmbedParams, Encoder, run_embed
 from core.ingest import DatasetInfo, current_dataset, drop_previous_dataset, restore_dataset, saved_pointers
 from core.label import ClusterInfo, LabelParams, load_labels, run_label
-from core.manifest import Manifest, reingest
+from core.manifest import Manifest, check_same_ids, reingest
 from core.map_sidecar import import_map_sidecar
 from core.metrics import selection_metrics
 from core.project import ProjectParams, project_key, run_project
@@ -40,23 +40,29 @@ Progress = Callable[[str, int, int, str], None]  # (stage, done, total, message)
 
 @dataclass
 class MapParams:
+    """The parameters of every map stage (embed, project, cluster, label); JSON via to_dict/from_dict."""
+
     embed: EmbedParams = field(default_factory=EmbedParams)
     project: ProjectParams = field(default_factory=ProjectParams)
     cluster: ClusterParams = field(default_factory=ClusterParams)
     label: LabelParams = field(default_factory=LabelParams)
 
     def to_dict(self) -> dict:
+        """{stage: its params as a JSON-able dict}."""
         return {k: asdict(getattr(self, k)) for k in ("embed", "project", "cluster", "label")}
 
     @classmethod
     def from_dict(cls, d: dict) -> "MapParams":
-        # from_dict: fields an old dict lacks keep their old meaning (exact seeded UMAP, ...)
+        """From :meth:`to_dict`'s form; fields an old dict lacks keep their old meaning
+        (exact seeded UMAP, ...); SieveError naming a bad parameter."""
         return cls(EmbedParams.from_dict(d["embed"]), ProjectParams.from_dict(d["project"]),
                    ClusterParams.from_dict(d["cluster"]), LabelParams(**d["label"]))
 
 
 @dataclass
 class MapKeys:
+    """The content keys of a map's dataset and stages (plus timings in seconds and cache hits)."""
+
     dataset: str
     embed: str
     project: str
@@ -73,6 +79,7 @@ class MapKeys:
         return self.edits or self.label
 
     def to_dict(self) -> dict:
+        """The keys as a JSON-able dict (the workspace's map record)."""
         return dict(self.__dict__)
 
 
@@ -154,11 +161,9 @@ def curate_map(ws: Workspace, keys: MapKeys, edits: list[dict], params: MapParam
 
 
 def current_map(ws: Workspace) -> tuple[MapKeys, MapParams]:
-    d = ws.get_meta(META_MAP)
-    info = current_dataset(ws)
-    if not d or d["keys"]["dataset"] != info.key:
-        raise SieveError(f"workspace {ws.root} has no map of the current dataset yet; run `sieve map` first")
-    return MapKeys(**d["keys"]), MapParams.from_dict(d["params"])
+    """The workspace's latest map (keys, params); SieveError when it has none of the current dataset."""
+    return _recorded(ws, META_MAP,
+                     f"workspace {ws.root} has no map of the current dataset yet; run `sieve map` first")
 
 
 def map_by_label(ws: Workspace, label_key: str) -> tuple[MapKeys, MapParams]:
@@ -168,10 +173,15 @@ def map_by_label(ws: Workspace, label_key: str) -> tuple[MapKeys, MapParams]:
     App sessions keep their own map's key, so one session computing a new map never
     changes what another session is looking at.
     """
-    d = ws.get_meta(f"{META_MAP}:{label_key}")
-    info = current_dataset(ws)
+    return _recorded(ws, f"{META_MAP}:{label_key}",
+                     f"map {label_key} is not a map of the current dataset; compute the map again")
+
+
+def _recorded(ws: Workspace, meta_key: str, missing: str) -> tuple[MapKeys, MapParams]:
+    d = ws.get_meta(meta_key)
+    info = current_dataset(ws)  # first: no dataset at all is its own error
     if not d or d["keys"]["dataset"] != info.key:
-        raise SieveError(f"map {label_key} is not a map of the current dataset; compute the map again")
+        raise SieveError(missing)
     return MapKeys(**d["keys"]), MapParams.from_dict(d["params"])
 
 
@@ -199,6 +209,7 @@ class MapData:
 
     @property
     def cluster_names(self) -> dict[int, str]:
+        """{cluster id: name} (-1: unclustered)."""
         return {c.id: c.name for c in self.clusters}
 
     def positions(self, row_ids) -> np.ndarray:
@@ -325,9 +336,7 @@ def restoring(ws: Workspace):
     """Run a block under the workspace lock; if it fails, put back the workspace's dataset
     and its dataset/map/selection pointers as they were (``sieve reproduce`` must not leave
     a half-switched workspace).  Re-entrant: only the outermost block restores."""
-    active = getattr(_restoring, "roots", None)
-    if active is None:
-        active = _restoring.roots = set()
+    active = _restoring.__dict__.setdefault("roots", set())
     key = str(ws.root)
     if key in active:
         yield
@@ -348,23 +357,16 @@ def restoring(ws: Workspace):
             drop_previous_dataset(ws)
 
 
-def reproduce(
-    ws: Workspace,
-    manifest: dict,
-    data: str | None = None,
-    *,
-    allow_changed_data: bool = False,
-    encoder: Encoder | None = None,
-    on_stage: StageCallback | None = None,
-    progress: Progress | None = None,
-    manifest_path: str | Path | None = None,
-) -> tuple[MapData, Selection, MapParams, SelectParams]:
+def reproduce(ws: Workspace, manifest: dict, data: str | None = None, *, allow_changed_data: bool = False,
+              encoder: Encoder | None = None, on_stage: StageCallback | None = None, progress: Progress | None = None,
+              manifest_path: str | Path | None = None) -> tuple[MapData, Selection, MapParams, SelectParams]:
     """Rebuild a manifest's selection from its data (or ``data``, a path or glob).
 
     A map made with the parallel (non-exact) UMAP cannot be recomputed bit for bit, so
     its project and cluster results come from the workspace when it has them, else from
     the map file the export wrote next to the manifest (``manifest["map"]["file"]``,
-    relative to ``manifest_path``'s folder), checked against its hash and row ids."""
+    relative to ``manifest_path``'s folder), checked against its hash and row ids.  SieveError
+    (the workspace left as it was) for changed data, a bad map file or other reproduced ids."""
     with restoring(ws):
         return _reproduce(ws, manifest, data, allow_changed_data=allow_changed_data, encoder=encoder,
                           on_stage=on_stage, progress=progress, manifest_path=manifest_path)
@@ -392,9 +394,5 @@ def _reproduce(ws, manifest, data, *, allow_changed_data, encoder, on_stage, pro
     sel_params = typed.select_params()
     selection = run_selection(ws, data_, sel_params, encoder=encoder)
     if not allow_changed_data:
-        got, want = sorted(int(x) for x in selection.row_ids), list(typed.selected_row_ids)
-        if got != want:
-            a, b = set(got), set(want)
-            raise SieveError(f"reproduced subset differs from the manifest: {len(a - b)} row(s) added, "
-                             f"{len(b - a)} missing; the workspace is left as it was")
+        check_same_ids(typed, selection.row_ids, "; the workspace is left as it was")
     return data_, selection, params, sel_params

@@ -67,6 +67,7 @@ class ScaleEmbedResult:
 
     @property
     def glob(self) -> str:
+        """The glob of the ``vec-*.parquet`` shards."""
         return parquet_glob(self.folder, "vec")
 
 

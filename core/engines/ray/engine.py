@@ -36,6 +36,7 @@ class ShardedMap:
 
     @property
     def cluster_names(self) -> dict[int, str]:
+        """{cluster id: name} (named from the sample's texts)."""
         return {c["id"]: c["name"] for c in self.info.get("clusters", [])}
 
 

@@ -16,7 +16,8 @@ from core.engines.ray.embed import ScaleEmbedParams, embed_shards
 from core.engines.ray.map import ScaleMapParams, scale_map
 from core.engines.ray.select import scale_select
 from core.ingest import DATASET_TABLE, current_dataset
-from core.manifest import RAY_KEYS, Manifest, dataset_section, new_manifest, reingest
+from core.manifest import Manifest, dataset_section, new_manifest, reingest
+from core.manifest_schema import RAY_KEYS
 from core.paths import plain_absolute
 from core.project import ProjectParams
 from core.select import Selection, SelectParams

@@ -107,6 +107,7 @@ class ScaleMapResult:
 
     @property
     def glob(self) -> str:
+        """The glob of the ``map-*.parquet`` shards."""
         return parquet_glob(self.folder, "map")
 
 
