@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from .select import DEFAULT_PICK
+from .selection import DEFAULT_PICK
 from .workspace import DEFAULT_WORKSPACE, SieveError, Workspace, database_error, is_damage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -133,7 +133,7 @@ def _parse_strata_bounds(items: list[str]) -> dict[str, tuple[int | None, int | 
 
 def _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override, score_column,
                    ascending, pin, ban, **depth):
-    from .select import SelectParams
+    from .selection import SelectParams
 
     noise_v: str | int = noise
     if noise not in ("include", "exclude"):
@@ -620,7 +620,7 @@ def export(
 ):
     """Export the last selection (from `sieve select`) and its manifest."""
     from .pipeline import load_map, run_selection
-    from .select import SelectParams
+    from .selection import SelectParams
 
     ws = Workspace(workspace)
     with ws.lock("export"):  # no ingest or map may change the dataset under the export
@@ -980,7 +980,7 @@ def _reproduce_scaled(ws, man, data, out_path, manifest_path) -> None:
         a, b = set(sel.row_ids.tolist()), set(man["selected_row_ids"])
         raise SieveError(f"reproduced subset differs from the manifest: {len(a - b)} row(s) added, "
                          f"{len(b - a)} missing")
-    from .select import SelectParams
+    from .selection import SelectParams
 
     new = _write_scaled(ws, sel, SelectParams.from_dict(man["select"]), embed_dir, map_dir, out_path, manifest_path)
     err.print(f"reproduced: identical {len(sel)} row ids (sha256 {new['selected_ids_sha256'][:12]})")

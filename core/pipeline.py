@@ -23,7 +23,7 @@ from .embed import EmbedParams, Encoder, run_embed
 from .ingest import DatasetInfo, current_dataset, drop_previous_dataset, load_column, restore_dataset, saved_pointers
 from .label import ClusterInfo, LabelParams, load_labels, run_label
 from .project import ProjectParams, project_key, run_project
-from .select import Selection, SelectParams, select
+from .selection import Selection, SelectParams, select
 from .workspace import SieveError, Workspace
 
 META_MAP = "map"
@@ -310,8 +310,8 @@ def run_selection(ws: Workspace, data: MapData, params: SelectParams, *, encoder
     groups, token counts, strata, soft membership, reference vectors) from the
     workspace, where the expensive ones are cached.  ``encoder`` embeds the reference
     set (default: the map's own model)."""
-    from . import select_inputs as si
-    from .select import VECTOR_PICKS
+    from .selection import inputs as si
+    from .selection import VECTOR_PICKS
 
     scores = score_values(ws, params.score_column, data.row_ids) if params.score_column else None
     needs_vectors = params.pick in VECTOR_PICKS or params.dedup == "near" or params.leakage != "off"

@@ -197,7 +197,7 @@ def _rows(ws, ids: np.ndarray) -> None:
 
 
 def _params(n_rows: int):
-    from core.select import SelectParams
+    from core.selection import SelectParams
 
     def widget(w, c, default):
         C.init_widget(w, c, default)

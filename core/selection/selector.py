@@ -44,9 +44,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .cluster import NOISE
-from .select_global import pick_facility_global, target_cluster_weights
-from .workspace import SieveError
+from ..cluster import NOISE
+from .facility_global import pick_facility_global, target_cluster_weights
+from ..workspace import SieveError
 
 POLICIES = ("proportional", "equal", "sqrt")
 PICKS = ("random", "centroid", "diverse", "score", "facility", "mmr", "boundary", "core", "facility-global")
@@ -1105,7 +1105,7 @@ def select(
     # -- leakage: rows that are near-copies of reference rows ------------------------------
     if params.leakage != "off":
         if reference_sims is None:
-            from .nn import max_sim
+            from ..nn import max_sim
 
             reference_sims = max_sim(vectors, reference_vectors, seed=params.seed)[0]
         leaked = np.asarray(reference_sims) >= params.leakage_threshold

@@ -73,7 +73,7 @@ def find_groups(labels: np.ndarray, *, keys: np.ndarray | None = None, vectors: 
     ``near``: also join rows of the same cluster (``labels``) whose unit vectors have
     cosine similarity >= ``threshold``; searched cluster by cluster (exact for small
     clusters, approximate nearest neighbours for large ones), never over all pairs."""
-    from .nn import similar_pairs, unit
+    from ..nn import similar_pairs, unit
 
     labels = np.asarray(labels)
     n = len(labels)

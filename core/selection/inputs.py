@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .workspace import SieveError, Workspace, stage_key
+from ..workspace import SieveError, Workspace, stage_key
 
 _MEMO: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
 _MEMO_LOCK = threading.Lock()
@@ -49,7 +49,7 @@ def _cached_array(ws: Workspace, stage: str, key: str, name: str, compute, meta:
 
 
 def _texts(ws: Workspace, data) -> list[str]:
-    from .ingest import load_texts
+    from ..ingest import load_texts
 
     row_ids, texts, _ = load_texts(ws)
     if not np.array_equal(np.asarray(row_ids), np.asarray(data.row_ids)):
@@ -69,7 +69,7 @@ def map_model(ws: Workspace, data) -> tuple[str, str]:
     """(model name, device) the map's embeddings came from."""
     params = data.params
     if params is None:
-        from .pipeline import map_by_label
+        from ..pipeline import map_by_label
 
         params = map_by_label(ws, data.keys.label)[1]
     return params.embed.model, params.embed.device
@@ -89,8 +89,8 @@ def token_counts(ws: Workspace, data, tokenizer: str) -> np.ndarray:
 
 def strata_values(ws: Workspace, column: str, row_ids: np.ndarray) -> np.ndarray:
     """The strata column per row as strings (missing values -> '(missing)')."""
-    from .ingest import load_column
-    from .select import MISSING_STRATUM
+    from ..ingest import load_column
+    from .selector import MISSING_STRATUM
 
     try:
         col = load_column(ws, column, np.asarray(row_ids))
@@ -105,7 +105,7 @@ def strata_values(ws: Workspace, column: str, row_ids: np.ndarray) -> np.ndarray
 def duplicate_groups(ws: Workspace, data, params) -> np.ndarray:
     """Duplicate-group id per map row for ``params.dedup`` ('exact' or 'near')."""
     from .dedup import find_groups
-    from .select import effective_labels
+    from .selector import effective_labels
 
     near = params.dedup == "near"
     spec = {"mode": params.dedup, "version": 1}
@@ -143,7 +143,7 @@ def reference_sims(ws: Workspace, data, reference: np.ndarray, seed: int) -> np.
     """Each map row's highest cosine similarity to a reference row (cached in memory)."""
     import hashlib
 
-    from .nn import max_sim
+    from ..nn import max_sim
 
     ref_key = hashlib.sha256(np.ascontiguousarray(reference, dtype=np.float32).tobytes()).hexdigest()
     return _memo((str(ws.root), "refsims", data.keys.embed, ref_key, seed),
@@ -153,7 +153,7 @@ def reference_sims(ws: Workspace, data, reference: np.ndarray, seed: int) -> np.
 def target_positions(ws: Workspace, data, params, encoder=None) -> np.ndarray:
     """For each row of ``params.target_path`` (embedded with the map's model, cached like a
     reference set): the position of its nearest map row (cosine; core.nn.max_sim)."""
-    from .nn import max_sim
+    from ..nn import max_sim
     from .reference import reference_vectors as ref_vectors
 
     if data.dataset.vector_column:
