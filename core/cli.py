@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from .selection import DEFAULT_PICK
+from .selection import DEFAULT_PICK, describe
 from .workspace import DEFAULT_WORKSPACE, SieveError, Workspace, database_error, is_damage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -492,9 +492,7 @@ def _print_clusters(data):
 SELECT_OPTS = dict(
     budget=typer.Option(..., "--budget", "-b", help="Total rows (or tokens, with --budget-unit tokens) to select."),
     policy=typer.Option("equal", help="proportional, equal or sqrt."),
-    pick=typer.Option(DEFAULT_PICK, help="diverse (k-center greedy; the default), random, centroid, core, boundary, "
-                                         "facility, facility-global (facility location over the whole set, within "
-                                         "each cluster's budget), mmr or score."),
+    pick=typer.Option(DEFAULT_PICK, help=f"How rows are picked inside a cluster. {describe()}."),
     seed=typer.Option(0, help="Seed of the pick."),
     noise=typer.Option("include", help="include, exclude, or a row budget for unclustered rows."),
     min_per_cluster=typer.Option(0, "--min", help="Floor per cluster."),

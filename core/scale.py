@@ -46,6 +46,7 @@ from .cluster import NOISE, ClusterParams
 from .embed import DEFAULT_MODEL, EmbedParams, embed_prepared, encoder_limit, precomputed_vectors
 from .paths import plain_absolute
 from .project import ProjectParams
+from .selection import engine_picks
 from .workspace import SieveError, Workspace, atomic_path, atomic_write_json, stage_key
 
 ENGINES = ("local", "ray")
@@ -938,8 +939,8 @@ def check_select_params(params) -> None:
         if getattr(params, name) != ok:
             raise SieveError(f"{name}={getattr(params, name)!r} is not supported by the Ray engine yet; "
                              "use the local engine for it")
-    if params.pick == "score":
-        raise SieveError("pick='score' is not supported by the Ray engine yet; use the local engine for it")
+    if params.pick not in engine_picks("ray"):
+        raise SieveError(f"pick={params.pick!r} is not supported by the Ray engine yet; use the local engine for it")
 
 
 def count_by_cluster(map_dir: Path | str, row_ids: Sequence[int]) -> dict[int, int]:

@@ -12,13 +12,14 @@ from .params import (ALGO_VERSION, ALGO_VERSIONS, BUDGET_UNITS, DEDUP_MODES, LEA
                      NOISE_MODES, POLICIES, TOKENIZERS, SelectParams)
 from .picks import (DEFAULT_PICK, DIVERSE_POOL_FACTOR, DIVERSE_POOL_MIN, ENGINES, FACILITY_MAX_CANDIDATES,
                     FACILITY_MAX_CLIENTS, PICKS, REGISTRY, VECTOR_PICKS, Pick, PickMethod, PickRequest,
-                    engine_picks, pick_facility, register)
+                    describe, engine_picks, pick_facility, register)
 from .selector import Selection, select
 
 __all__ = [
     "ALGO_VERSION", "ALGO_VERSIONS", "BUDGET_UNITS", "DEDUP_MODES", "DEFAULT_PICK", "DIVERSE_POOL_FACTOR",
     "DIVERSE_POOL_MIN", "ENGINES", "FACILITY_MAX_CANDIDATES", "FACILITY_MAX_CLIENTS", "LEAKAGE_MODES",
     "MISSING_STRATUM", "NOISE_MODES", "PICKS", "POLICIES", "REGISTRY", "TOKENIZERS", "VECTOR_PICKS", "Allocation",
-    "Pick", "PickMethod", "PickRequest", "Selection", "SelectParams", "allocate", "effective_labels", "engine_picks",
+    "Pick", "PickMethod", "PickRequest", "Selection", "SelectParams", "allocate", "describe", "effective_labels",
+    "engine_picks",
     "group_bounds", "pick_facility", "policy_weights", "register", "select", "shortfall_note",
 ]

@@ -84,8 +84,11 @@ def check_scores(scores, params: SelectParams) -> np.ndarray:
     return scores
 
 
-def check_inputs(n: int, params: SelectParams, x: RowInputs) -> None:
-    """Raises SieveError when an input the params need is missing or misaligned."""
+def check_inputs(labels: np.ndarray, row_ids: np.ndarray, params: SelectParams, x: RowInputs) -> int:
+    """The number of map rows.  Raises SieveError when an input the params need is missing or misaligned."""
+    n = len(labels)
+    if len(row_ids) != n:
+        raise SieveError("labels and row_ids must have the same length")
     method = REGISTRY[params.pick]
     if method.vectors and x.vectors is None:
         raise SieveError(f"pick={params.pick!r} needs the embedding vectors")
@@ -118,6 +121,7 @@ def check_inputs(n: int, params: SelectParams, x: RowInputs) -> None:
             raise SieveError(f"leakage={params.leakage!r} needs the reference vectors")
         if x.vectors is None:
             raise SieveError(f"leakage={params.leakage!r} needs the embedding vectors")
+    return n
 
 
 def target_policy(eff, clusters, params: SelectParams, x: RowInputs, full_sizes, notes, stats):
@@ -190,6 +194,18 @@ def finish(row_ids, eff, params: SelectParams, x: RowInputs, alloc: Allocation, 
     return sel
 
 
+def eligible_rows(eff, row_ids, ids_sorted: bool, params: SelectParams, x: RowInputs, notes: list, stats: dict):
+    """(pinned, banned, active, groups): pins and bans (leaked rows banned with leakage='drop'),
+    the rows that count (one per duplicate group, and every pin), the duplicate groups or None."""
+    pinned, banned = pin_ban_masks(row_ids, params, ids_sorted)
+    leakage(row_ids, x.vectors, x.reference_vectors, x.reference_sims, pinned, banned, params, notes, stats)
+    dup = None
+    if params.dedup != "none":
+        dup = duplicate_groups(eff, row_ids, x.groups, x.texts, x.vectors, pinned, banned, params, notes, stats)
+    active = (np.ones(len(eff), bool) if dup is None else dup.active) | pinned
+    return pinned, banned, active, dup
+
+
 def select(
     labels: np.ndarray,
     row_ids: np.ndarray,
@@ -222,20 +238,12 @@ def select(
     x = RowInputs(vectors, scores, groups, texts, token_counts, strata, soft_labels, soft_strength,
                   reference_vectors, reference_sims, target_positions)
     labels, row_ids = np.asarray(labels), np.asarray(row_ids, dtype=np.int64)
-    n = len(labels)
-    if len(row_ids) != n:
-        raise SieveError("labels and row_ids must have the same length")
-    check_inputs(n, params, x)
+    n = check_inputs(labels, row_ids, params, x)
     notes: list[str] = []
     stats: dict = {"unit": params.unit}
     eff = soft_noise(labels, x.soft_labels, x.soft_strength, params, notes, stats)
     ids_sorted = bool(n < 2 or (row_ids[1:] > row_ids[:-1]).all())  # the usual case: map order = id order
-    pinned, banned = pin_ban_masks(row_ids, params, ids_sorted)
-    leakage(row_ids, x.vectors, x.reference_vectors, x.reference_sims, pinned, banned, params, notes, stats)
-    dup = None
-    if params.dedup != "none":
-        dup = duplicate_groups(eff, row_ids, x.groups, x.texts, x.vectors, pinned, banned, params, notes, stats)
-    active = (np.ones(n, bool) if dup is None else dup.active) | pinned
+    pinned, banned, active, dup = eligible_rows(eff, row_ids, ids_sorted, params, x, notes, stats)
     avail = active & ~banned
     w = x.token_counts if params.budget_unit == "tokens" else np.ones(n, np.int64)
     clusters, inv, members_of = cluster_members(eff, row_ids, ids_sorted)

@@ -20,3 +20,8 @@ VECTOR_PICKS = tuple(name for name, m in REGISTRY.items() if m.vectors)
 # The pick the CLI and the app start from: k-center greedy spreads each cluster's rows,
 # which is what a balanced subset is for (random is still one choice away).
 DEFAULT_PICK = "diverse"
+
+
+def describe(engine: str | None = None) -> str:
+    """One line per registered method ('name: summary'; only ``engine``'s when given), for help texts."""
+    return "; ".join(f"{name}: {m.summary}" for name, m in REGISTRY.items() if engine is None or engine in m.engines)
