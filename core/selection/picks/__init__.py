@@ -8,11 +8,12 @@ options and the Ray engine's refusals all follow from :data:`REGISTRY`.
 from .base import ENGINES, REGISTRY, ClusterView, Pick, PickMethod, PickRequest, engine_picks, register
 from .diverse import DIVERSE, diverse_pool_size, pick_diverse, pick_diverse_pool
 from .facility import FACILITY, FACILITY_GLOBAL, FACILITY_MAX_CANDIDATES, FACILITY_MAX_CLIENTS, pick_facility
+from .kcenter import KCENTER_COSINE, pick_kcenter_cosine
 from .mmr import MMR, pick_mmr
 from .ordered import BOUNDARY, CENTROID, CORE, RANDOM, SCORE, pick_boundary, pick_centroid, pick_random, pick_score
 from .views import DIVERSE_POOL_FACTOR, DIVERSE_POOL_MIN
 
-for _method in (RANDOM, CENTROID, DIVERSE, SCORE, FACILITY, MMR, BOUNDARY, CORE, FACILITY_GLOBAL):
+for _method in (RANDOM, CENTROID, DIVERSE, SCORE, FACILITY, MMR, BOUNDARY, CORE, FACILITY_GLOBAL, KCENTER_COSINE):
     register(_method)
 
 PICKS = tuple(REGISTRY)
