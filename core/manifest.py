@@ -35,7 +35,7 @@ from core.manifest_schema import LOCAL_KEYS, TOP_ORDER, validate_manifest
 from core.map_sidecar import map_section, map_sidecar_name, write_map_arrays
 from core.paths import plain_absolute
 from core.project import ProjectParams
-from core.select import SelectParams
+from core.selection import SelectParams
 from core.workspace import SCHEMA_VERSION, SieveError, Workspace, atomic_write_json, read_json_file
 
 MANIFEST_VERSION = 1

@@ -18,7 +18,7 @@ from core.embed import EmbedParams
 from core.ingest import TextSpec
 from core.label import LabelParams
 from core.project import ProjectParams
-from core.select import SelectParams
+from core.selection import SelectParams
 from core.workspace import SieveError
 
 TOP_ORDER = ("manifest_version", "schema_version", "engine", "created", "dataset", "model", "project", "cluster",

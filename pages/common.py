@@ -69,7 +69,7 @@ K_SCALE_FIG = "sieve.scale.fig"  # {"key": map key, "fig", "ids": drawn row ids}
 K_SCALE_CHART_VERSION = "sieve.scale.chart_version"  # bumped to reset its chart widget
 K_SCALE_SELECTED = "sieve.scale.selected_ids"  # np.ndarray of row ids inside the shapes (all rows)
 K_SCALE_SELECTED_HOW = "sieve.scale.selected_how"
-K_SCALE_SELECTION = "sieve.scale.selection"  # {"key", "selection": core.select.Selection, "params"}
+K_SCALE_SELECTION = "sieve.scale.selection"  # {"key", "selection": core.selection.Selection, "params"}
 K_SCALE_LAST_EXPORT = "sieve.scale.last_export"  # {"path", "manifest", "rows"}
 K_SCALE_BUILD = "sieve.scale.build"  # {"timings"} of the last in-app sharded build
 
@@ -599,7 +599,7 @@ def reference_encoder(ws: Workspace, data):
 
 def params_from_state(data, info) -> Any:
     """SelectParams from the canonical Budget settings (+ pins/bans); raises SieveError."""
-    from core.select import DEFAULT_PICK, SelectParams
+    from core.selection import DEFAULT_PICK, SelectParams
 
     n = len(data.row_ids)
     unit = ss().get(C_UNIT, "rows")

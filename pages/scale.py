@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core.engines.ray.select import RAY_PICKS as PICKS  # what the Ray engine supports (one list, in the engine)
 from core.palette import cluster_centres, cluster_colors, name_annotations
+from core.selection import engine_picks
 from pages import common as C
 
 MAX_DRAWN = 50_000
+PICKS = engine_picks("ray")  # what the Ray engine supports (the pick registry says)
 POLICIES = ("equal", "proportional", "sqrt")
 PAGE_ROWS = 200
 
@@ -197,7 +198,7 @@ def _rows(ws, ids: np.ndarray) -> None:
 
 
 def _params(n_rows: int):
-    from core.select import SelectParams
+    from core.selection import SelectParams
 
     def widget(w, c, default):
         C.init_widget(w, c, default)
@@ -252,7 +253,7 @@ def _allocation(sel, names: dict) -> None:
     import pandas as pd
 
     chosen = {int(c): int(n) for c, n in zip(*np.unique(sel.clusters, return_counts=True))} if len(sel) else {}
-    sizes = sel.context["cluster_sizes"]  # rows per cluster over the whole map (core.engines.ray.select)
+    sizes = sel.stats["cluster_sizes"]  # rows per cluster over the whole map (core.engines.ray.select)
     df = pd.DataFrame([{"cluster": c, "name": names.get(c, str(c)), "size": s, "budget": sel.allocation.get(c, 0),
                         "selected": chosen.get(c, 0)} for c, s in sorted(sizes.items(), key=lambda kv:
                                                                            (kv[0] < 0, kv[0]))])

@@ -1,6 +1,6 @@
 """The Engine interface (core/engines/base.py): the local engine and the Ray engine (run in
 this process, ``local=True``) take the same steps over their own map handles, select into
-the one ``core.select.Selection`` type and write manifests of the one typed
+the one ``core.selection.Selection`` type and write manifests of the one typed
 ``core.manifest.Manifest`` that read back strictly and name exactly the rows exported."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from core.engines.registry import get_engine
 from core.ingest import IngestParams, TextSpec, ingest
 from core.manifest import load_manifest, read_manifest
 from core.project import ProjectParams
-from core.select import Selection, SelectParams
+from core.selection import Selection, SelectParams
 from core.workspace import SieveError, Workspace
 from sample_data.generate import generate_rows
 from tests.app_fixtures import HashEncoder

@@ -14,7 +14,7 @@ import pytest
 from core.export import export_rows
 from core.manifest import build_manifest, read_manifest, write_manifest
 from core.engines.local import load_map, reproduce, run_selection, selection_report
-from core.select import SelectParams
+from core.selection import SelectParams
 from core.workspace import SieveError, Workspace
 from tests.fakes import TopicEncoder, read_any, write_table
 

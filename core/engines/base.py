@@ -3,7 +3,7 @@
 A map handle is what an engine's :meth:`Engine.map` returns and its other steps take:
 :class:`core.engines.local.MapData` (aligned in-memory arrays) for the local engine,
 :class:`core.engines.ray.engine.ShardedMap` (folders of Parquet shards) for Ray.  Both
-engines select into the same :class:`core.select.Selection` and write the same typed
+engines select into the same :class:`core.selection.Selection` and write the same typed
 manifest (:class:`core.manifest.Manifest`).
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from core.engines.local import MapParams
-from core.select import Selection, SelectParams
+from core.selection import Selection, SelectParams
 from core.workspace import Workspace
 
 

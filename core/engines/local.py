@@ -18,7 +18,6 @@ from typing import Callable
 import numpy as np
 
 from core import curate
-from core import select_inputs as si
 from core.cluster import ClusterParams, cluster_key, run_cluster
 from core.embed import EmbedParams, Encoder, run_embed
 from core.ingest import DatasetInfo, current_dataset, drop_previous_dataset, restore_dataset, saved_pointers
@@ -28,7 +27,8 @@ from core.map_sidecar import import_map_sidecar
 from core.metrics import selection_metrics
 from core.project import ProjectParams, project_key, run_project
 from core.scores import score_values
-from core.select import VECTOR_PICKS, Selection, SelectParams, select
+from core.selection import VECTOR_PICKS, Selection, SelectParams, select
+from core.selection import inputs as si
 from core.workspace import SieveError, Workspace
 
 META_MAP = "map"
@@ -304,9 +304,9 @@ def run_selection(ws: Workspace, data: MapData, params: SelectParams, *, encoder
                        soft_strength=data.soft_strength, reference_vectors=reference, reference_sims=sims,
                        target_positions=target)
     if params.dedup != "none":
-        selection.context["text_keys"] = si.text_keys(ws, data)
+        selection.text_keys = si.text_keys(ws, data)
     if reference is not None:
-        selection.context["reference_vectors"] = reference
+        selection.reference_vectors = reference
     return selection
 
 
@@ -321,9 +321,9 @@ def selection_report(data: MapData, selection: Selection, params: SelectParams, 
     eligible = None
     if params.bans:
         eligible = np.nonzero(~np.isin(data.row_ids, np.asarray(params.bans, dtype=np.int64)))[0]
-    ref = selection.context.get("reference_vectors")
+    ref = selection.reference_vectors
     return selection_metrics(labels, selection.positions, data.vectors if vectors else None, eligible=eligible,
-                             n_random=n_random, seed=params.seed, keys=selection.context.get("text_keys"),
+                             n_random=n_random, seed=params.seed, keys=selection.text_keys,
                              near_threshold=params.near_dup_threshold,
                              reference=ref if vectors else None, coverage_distance=params.coverage_distance)
 

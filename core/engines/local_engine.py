@@ -11,7 +11,7 @@ from core.engines.base import ExportResult
 from core.engines.local import MapData, MapParams, build_map, load_map, run_selection, selection_report
 from core.export import format_for
 from core.manifest import build_manifest, export_with_manifest
-from core.select import Selection, SelectParams
+from core.selection import Selection, SelectParams
 from core.workspace import Workspace
 
 METRICS_MAX_ROWS = 20_000  # vector metrics (diversity, coverage) only for subsets up to this size

@@ -14,7 +14,7 @@ workspace, one file per range of row ids, so DuckDB reads a whole folder with
   every row the local :func:`core.project.project` and :func:`core.cluster.cluster` are
   used, so the result is the local map's.
 * :mod:`.select`: :func:`scale_select` allocates on per-cluster counts, then picks inside
-  each cluster in parallel; it returns the local engine's :class:`core.select.Selection`.
+  each cluster in parallel; it returns the local engine's :class:`core.selection.Selection`.
 * :mod:`.export`: Parquet part files and the manifest (:mod:`core.manifest`);
   :func:`reproduce_scaled` rebuilds it.
 * :mod:`.view`: what the At-scale page draws and lassos.
@@ -31,7 +31,7 @@ from core.engines.ray.engine import RayEngine, ShardedMap
 from core.engines.ray.export import export_scaled, ray_manifest, reproduce_scaled
 from core.engines.ray.fit import SampleFit, assign, fit_sample, map_table, sample_row_ids
 from core.engines.ray.map import ScaleMapParams, ScaleMapResult, load_scaled_map, map_folder, scale_map, scaled_map_info
-from core.engines.ray.select import (RAY_FIXED_OPTIONS, RAY_PICKS, check_select_params, cluster_counts,
+from core.engines.ray.select import (RAY_FIXED_OPTIONS, check_select_params, cluster_counts,
                                      count_by_cluster, pick_cluster, scale_select)
 from core.engines.ray.shards import (arrow_vectors, input_shards, load_vectors, parquet_glob, shard_name,
                                      vector_table, write_parquet_atomic)
@@ -43,7 +43,7 @@ __all__ = [
     "RayEngine", "ShardedMap", "export_scaled", "ray_manifest", "reproduce_scaled",
     "SampleFit", "assign", "fit_sample", "map_table", "sample_row_ids",
     "ScaleMapParams", "ScaleMapResult", "load_scaled_map", "map_folder", "scale_map", "scaled_map_info",
-    "RAY_FIXED_OPTIONS", "RAY_PICKS", "check_select_params", "cluster_counts", "count_by_cluster", "pick_cluster",
+    "RAY_FIXED_OPTIONS", "check_select_params", "cluster_counts", "count_by_cluster", "pick_cluster",
     "scale_select", "arrow_vectors", "input_shards", "load_vectors", "parquet_glob", "shard_name", "vector_table",
     "write_parquet_atomic", "draw_points", "event_row_ids", "lasso_row_ids",
 ]

@@ -20,7 +20,7 @@ from core.manifest import Manifest, dataset_section, new_manifest, reingest
 from core.manifest_schema import RAY_KEYS
 from core.paths import plain_absolute
 from core.project import ProjectParams
-from core.select import Selection, SelectParams
+from core.selection import Selection, SelectParams
 from core.workspace import SieveError, Workspace, atomic_path
 
 
@@ -82,7 +82,7 @@ def ray_manifest(ws: Workspace, embed_dir: Path | str, map_dir: Path | str, para
                   "sample_seed": mp["sample_seed"], "n_sample": mmeta["n_sample"], "embed_folder": str(embed_dir),
                   "map_folder": str(map_dir), "embed_key": emeta["key"], "map_key": mmeta["key"]},
     }
-    sizes = selection.context["cluster_sizes"]
+    sizes = selection.stats["cluster_sizes"]
     clusters = [{"id": c, "size": s} for c, s in sorted(sizes.items())]
     return new_manifest(sections, params, selection, keys=RAY_KEYS, clusters=clusters,
                         notes=list(mmeta.get("notes", [])) + list(selection.notes), export=export)

@@ -1,7 +1,7 @@
 """Selection at scale: the budget allocated on per-cluster counts (DuckDB over the map
 shards), then the picks inside each cluster in parallel (Ray tasks running
-:func:`core.select.select` on that cluster alone, which gives the rows the in-memory
-selection gives).  The result is the local engine's :class:`core.select.Selection`."""
+:func:`core.selection.select` on that cluster alone, which gives the rows the in-memory
+selection gives).  The result is the local engine's :class:`core.selection.Selection`."""
 
 from __future__ import annotations
 
@@ -13,13 +13,11 @@ from threadpoolctl import threadpool_limits
 
 from core.engines.ray.cluster import require_ray
 from core.engines.ray.shards import arrow_vectors, cluster_sizes, duck, parquet_glob, shard_source, sql_str
-from core.select import VECTOR_PICKS, Selection, SelectParams, allocate, group_bounds, select
+from core.selection import VECTOR_PICKS, Selection, SelectParams, allocate, engine_picks, group_bounds, select
 from core.workspace import SieveError, fetch_arrow
 
 
-# What the Ray engine can run, in this ONE place until the pick registry (core/selection/picks)
-# records per pick which engines support it; the At-scale page offers exactly RAY_PICKS.
-RAY_PICKS = ("random", "centroid", "diverse", "facility", "core", "boundary", "mmr")
+# The picks the Ray engine runs come from the pick registry (core.selection.engine_picks("ray")).
 # (option, the only value the Ray engine takes): dedup, token budgets, strata, reference sets,
 # soft noise and scores need the whole map in memory
 RAY_FIXED_OPTIONS = (("dedup", "none"), ("budget_unit", "rows"), ("strata_column", None), ("reference_path", None),
@@ -32,7 +30,7 @@ def check_select_params(params: SelectParams) -> None:
         if getattr(params, name) != ok:
             raise SieveError(f"{name}={getattr(params, name)!r} is not supported by the Ray engine yet; "
                              "use the local engine for it")
-    if params.pick not in RAY_PICKS:
+    if params.pick not in engine_picks("ray"):
         raise SieveError(f"pick={params.pick!r} is not supported by the Ray engine yet; use the local engine for it")
 
 
@@ -66,7 +64,7 @@ def cluster_counts(map_dir: Path | str, pins: Sequence[int] = (), bans: Sequence
 
 def pick_cluster(map_dir: str, embed_dir: str, cluster_id: int, k: int, params_dict: dict,
                  need_vectors: bool) -> dict:
-    """One cluster's ``k`` picks: :func:`core.select.select` on that cluster's rows alone
+    """One cluster's ``k`` picks: :func:`core.selection.select` on that cluster's rows alone
     (a Ray task: plain arguments in, ``{"cluster", "row_ids" int64, "ranks" int32,
     "reasons"}`` out)."""
     threadpool_limits(1)
@@ -103,7 +101,7 @@ def scale_select(map_dir: Path | str, embed_dir: Path | str, params: SelectParam
                  local: bool = False) -> Selection:
     """Allocate ``params.budget`` on per-cluster counts, then pick inside every cluster in
     parallel on Ray (``local=True``: in this process, for tests and small maps).  Gives
-    the rows, ranks, reasons and allocation :func:`core.select.select` gives on the whole
+    the rows, ranks, reasons and allocation :func:`core.selection.select` gives on the whole
     map.  SieveError for an option the Ray engine cannot run, a budget over the map's
     rows, or pins/bans not on the map."""
     check_select_params(params)
@@ -130,9 +128,9 @@ def scale_select(map_dir: Path | str, embed_dir: Path | str, params: SelectParam
 
 
 def _as_selection(parts: list[dict], alloc, total: dict[int, int]) -> Selection:
-    """The per-cluster picks as one :class:`core.select.Selection` (clusters in id order).
+    """The per-cluster picks as one :class:`core.selection.Selection` (clusters in id order).
     ``positions`` are -1: the Ray engine holds no in-memory map to index; the per-cluster
-    row counts over the whole map are in ``context["cluster_sizes"]``."""
+    row counts over the whole map are in ``stats["cluster_sizes"]``."""
     empty = np.zeros(0, np.int64)
     row_ids = np.concatenate([p["row_ids"] for p in parts]) if parts else empty
     return Selection(
@@ -144,5 +142,5 @@ def _as_selection(parts: list[dict], alloc, total: dict[int, int]) -> Selection:
         reasons=[r for p in parts for r in p["reasons"]],
         allocation={int(c): int(v) for c, v in alloc.counts.items()},
         notes=list(alloc.notes),
-        context={"cluster_sizes": {int(c): int(v) for c, v in total.items()}},
+        stats={"cluster_sizes": {int(c): int(v) for c, v in total.items()}},
     )

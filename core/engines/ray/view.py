@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from core.engines.ray.shards import cluster_sizes, duck, shard_source
 from core.explore import event_point_ids, event_shapes, has_shapes, points_in_lasso
-from core.select import allocate
+from core.selection import allocate
 from core.workspace import fetch_arrow
 
 
