@@ -83,19 +83,15 @@ class MapKeys:
         return dict(self.__dict__)
 
 
-def build_map(
-    ws: Workspace,
-    params: MapParams = MapParams(),
-    *,
-    encoder: Encoder | None = None,
-    on_stage: StageCallback | None = None,
-    progress: Progress | None = None,
-    cancel: Callable[[], bool] | None = None,
-    before_project: Callable[[str], None] | None = None,
-    edits: list[dict] | None = None,
-    on_wait: Callable[[str], None] | None = None,
-) -> MapKeys:
-    """``before_project(embed_key)`` runs after the embeddings, under the workspace lock
+def build_map(ws: Workspace, params: MapParams = MapParams(), *, encoder: Encoder | None = None,
+              on_stage: StageCallback | None = None, progress: Progress | None = None,
+              cancel: Callable[[], bool] | None = None, before_project: Callable[[str], None] | None = None,
+              edits: list[dict] | None = None, on_wait: Callable[[str], None] | None = None) -> MapKeys:
+    """Embed -> project -> cluster -> label the workspace's current dataset, skipping cached
+    stages; returns the map's keys and records it as the workspace's current map.
+    SieveError for bad data or parameters (one line naming them).
+
+    ``before_project(embed_key)`` runs after the embeddings, under the workspace lock
     (``reproduce`` uses it to import a manifest's stored map).  ``on_wait(holder)`` is
     called when another computation holds the workspace and this one queues behind it.
 
