@@ -1,4 +1,4 @@
-"""The Ray engine (core/scale.py) on a local Ray instance of 2 CPUs.
+"""The Ray engine (core/engines/ray/) on a local Ray instance of 2 CPUs.
 
 * embedding through Ray gives the local path's vectors (real packaged model, the first
   600 rows of the bundled sample) and, fitted on every row, the local map's clusters;

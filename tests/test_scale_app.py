@@ -1,4 +1,4 @@
-"""The At-scale page (pages/scale.py) and the in-process shard path (core.scale, local=True).
+"""The At-scale page (pages/scale.py) and the in-process shard path (core.engines.ray, local=True).
 
 The sharded map is built without Ray (``local=True`` runs the same shard workers in this
 process) from the app tests' generated rows and bag-of-words encoder, fitted on a sample

@@ -1,7 +1,7 @@
 """Real-browser test of the At-scale page on a sharded map (Chromium + Playwright).
 
 The sharded map is built before the server starts, in this process and without Ray
-(``core.scale`` with ``local=True``, the app tests' bag-of-words encoder), over 3,000
+(``core.engines.ray`` with ``local=True``, the app tests' bag-of-words encoder), over 3,000
 generated rows fitted on a 1,500-row sample.  The browser draws only part of it (*Points
 drawn* is lowered to 600); a box dragged on the chart must select every row inside the
 box on the server, drawn or not, and the budget must include the pinned rows.
