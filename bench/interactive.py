@@ -78,7 +78,7 @@ def _load(folder: Path):
 def _map_data(folder: Path):
     """A core.pipeline.MapData over the generated arrays (no workspace needed for these params)."""
     from core.label import ClusterInfo
-    from core.pipeline import MapData
+    from core.engines.local import MapData
 
     labels, xy, vectors = _load(folder)
     ids, cnt = np.unique(labels, return_counts=True)
@@ -104,7 +104,7 @@ def _lasso_event(xy: np.ndarray, share: float = 0.2) -> dict:
 
 
 def work_select(folder: Path, repeats: int) -> dict:
-    from core.select import SelectParams, select
+    from core.selection import SelectParams, select
 
     labels, _, vectors = _load(folder)
     row_ids = np.arange(len(labels), dtype=np.int64)
@@ -140,8 +140,8 @@ def work_lasso(folder: Path, repeats: int) -> dict:
 
 
 def work_budget(folder: Path, repeats: int, pick: str) -> dict:
-    from core.pipeline import run_selection, selection_report
-    from core.select import SelectParams
+    from core.engines.local import run_selection, selection_report
+    from core.selection import SelectParams
 
     data = _map_data(folder)
     n = len(data.row_ids)

@@ -75,7 +75,7 @@ METHODS = [
 
 def default_method() -> str:
     """The METHODS name of the shipped default (core.select.DEFAULT_POLICY / DEFAULT_PICK)."""
-    from core.select import DEFAULT_PICK, DEFAULT_POLICY
+    from core.selection import DEFAULT_PICK, DEFAULT_POLICY
 
     return next(name for name, spec in METHODS if spec == dict(policy=DEFAULT_POLICY, pick=DEFAULT_PICK))
 
@@ -251,7 +251,7 @@ def subset_scores(pos, true, rare, vectors, eval_x, eval_y, classes) -> dict:
 def run_set(name, vectors, true, eval_x, eval_y, target_x, budgets, which, log, evoc=True,
             fresh=False, cached_only=False) -> tuple[list, list]:
     from core.nn import max_sim
-    from core.select import SelectParams, select
+    from core.selection import SelectParams, select
 
     classes = sorted(set(eval_y.tolist()))
     names, counts = np.unique(true, return_counts=True)

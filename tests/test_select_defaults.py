@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
 from core.cli import app
-from core.select import DEFAULT_PICK, DEFAULT_POLICY
+from core.selection import DEFAULT_PICK, DEFAULT_POLICY
 from tests.fixtures.make_manifests import write_vectors_jsonl
 
 

@@ -198,7 +198,7 @@ def plotly_selections(page) -> list[dict]:
 
 
 def load_map_here(workspace: Path):
-    from core.pipeline import load_map
+    from core.engines.local import load_map
     from core.workspace import Workspace
 
     return load_map(Workspace(workspace))
@@ -297,7 +297,7 @@ def test_lasso_selection_matches_server_count(ui, workspace):
 
 
 def test_budget_slider_changes_allocation(ui, workspace):
-    from core.select import DEFAULT_POLICY, SelectParams, select
+    from core.selection import DEFAULT_POLICY, SelectParams, select
 
     ui.get_by_role("button", name="Clear pins").click()
     wait_text(ui, "pinned_count", lambda v: v == "0")
