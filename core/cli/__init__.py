@@ -21,8 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from .select import DEFAULT_PICK
-from .workspace import DEFAULT_WORKSPACE, SieveError, Workspace, database_error, is_damage
+from ..select import DEFAULT_PICK
+from ..workspace import DEFAULT_WORKSPACE, SieveError, Workspace, database_error, is_damage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Sieve: map a text dataset and pick a balanced, reproducible subset under per-cluster budgets.")
@@ -59,7 +59,7 @@ ENCODING_HELP = "Encoding of CSV/TSV/JSON files, e.g. latin-1, cp1252, utf-16 (d
 
 
 def _ingest_params(data, text, template, vectors, fmt, delimiter=None, encoding=None):
-    from .ingest import IngestParams, TextSpec, unescape_template
+    from ..ingest import IngestParams, TextSpec, unescape_template
 
     if text is None and template is None:
         raise SieveError("give --text COLUMN or --template '{col1}\\n{col2}'")
@@ -69,10 +69,10 @@ def _ingest_params(data, text, template, vectors, fmt, delimiter=None, encoding=
 
 def _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size, min_samples, seed,
                 exact=False, backend="auto", long_text="truncate", cluster_method="hdbscan"):
-    from .cluster import ClusterParams
-    from .embed import EmbedParams
-    from .pipeline import MapParams
-    from .project import ProjectParams
+    from ..cluster import ClusterParams
+    from ..embed import EmbedParams
+    from ..pipeline import MapParams
+    from ..project import ProjectParams
 
     return MapParams(
         EmbedParams(model=model, batch_size=batch_size, device=device, backend=backend,
@@ -133,7 +133,7 @@ def _parse_strata_bounds(items: list[str]) -> dict[str, tuple[int | None, int | 
 
 def _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override, score_column,
                    ascending, pin, ban, **depth):
-    from .select import SelectParams
+    from ..select import SelectParams
 
     noise_v: str | int = noise
     if noise not in ("include", "exclude"):
@@ -197,7 +197,7 @@ def _guard(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from .embed import Cancelled
+        from ..embed import Cancelled
 
         try:
             return fn(*args, **kwargs)
@@ -239,7 +239,7 @@ def ingest(
     workspace: Path = WS_OPT,
 ):
     """Load a dataset into the workspace."""
-    from .ingest import ingest as do_ingest
+    from ..ingest import ingest as do_ingest
 
     ws = Workspace(workspace)
     info, cached = do_ingest(ws, _ingest_params(data, text, template, vectors, fmt, delimiter, encoding))
@@ -259,7 +259,7 @@ def _print_dataset(info, cached):
 
 def _print_long_texts_after_ingest(ws, info, model: str = "all-MiniLM-L6-v2") -> None:
     """Texts over the (default) model's token limit, counted with its tokenizer."""
-    from .long_text import count_dataset
+    from ..long_text import count_dataset
 
     if info.vector_column:
         return
@@ -270,7 +270,7 @@ def _print_long_texts_after_ingest(ws, info, model: str = "all-MiniLM-L6-v2") ->
 
 def _print_long_texts(ws, embed_key: str, mode: str) -> None:
     """After embedding: how many texts were over the model's limit, and what was done."""
-    from .embed import EmbedResult
+    from ..embed import EmbedResult
 
     meta = ws.load_artifact("embed", embed_key)[1]
     res = EmbedResult(embed_key, meta["model_id"], meta["dim"], meta["n_rows"], 0, True, meta.get("long_texts"))
@@ -302,14 +302,14 @@ def embed(
     workspace: Path = WS_OPT,
 ):
     """Embed the current dataset (cached by model and text; resumable)."""
-    from .embed import EmbedParams, run_embed
+    from ..embed import EmbedParams, run_embed
 
     ws = Workspace(workspace)
     if engine not in ("local", "ray"):
         raise SieveError(f"--engine must be local or ray, got {engine!r}")
     params = EmbedParams(model=model, batch_size=batch_size, device=device, backend=backend, long_text=long_text)
     if engine == "ray":
-        from . import scale
+        from .. import scale
 
         if long_text != "truncate":
             raise SieveError("--long-text chunk is not available with --engine ray yet; use --engine local")
@@ -377,14 +377,14 @@ def map_(
     workspace: Path = WS_OPT,
 ):
     """Embed (if needed), project, cluster and label the current dataset."""
-    from .curate import read_edits
-    from .pipeline import build_map, load_map
+    from ..curate import read_edits
+    from ..pipeline import build_map, load_map
 
     ws = Workspace(workspace)
     params = _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size,
                          min_samples, seed, exact, backend, long_text, cluster_method)
     edit_list = read_edits(edits) if edits is not None else None  # a bad file fails before any work
-    from .ingest import current_dataset
+    from ..ingest import current_dataset
 
     _warm_up_large_map(current_dataset(ws).n_rows)
     with _progress() as (progress, on_stage), _naming_edits_file(edits):
@@ -404,9 +404,9 @@ def search(
     workspace: Path = WS_OPT,
 ):
     """Search the current map by meaning: the rows nearest the query (cosine), as plain text."""
-    from .ingest import load_texts
-    from .pipeline import load_map
-    from .search import embed_query, nearest, query_encoder
+    from ..ingest import load_texts
+    from ..pipeline import load_map
+    from ..search import embed_query, nearest, query_encoder
 
     if (query is None) == (row is None):
         raise SieveError("give a QUERY or --row ROW_ID (not both)")
@@ -450,8 +450,8 @@ def curate(
     workspace: Path = WS_OPT,
 ):
     """Rename, merge or split clusters of the current map (edits replay in `reproduce`)."""
-    from .curate import read_edits, stored_edits
-    from .pipeline import curate_map, current_map, load_map
+    from ..curate import read_edits, stored_edits
+    from ..pipeline import curate_map, current_map, load_map
 
     if (edits is None) == (not clear):
         raise SieveError("give an edits file, or --clear (not both)")
@@ -470,10 +470,10 @@ def _warm_up_large_map(n_rows: int) -> None:
     """A map above EXACT_KNN_MAX_ROWS rows needs pynndescent, whose compilation (tens of
     seconds) no disk cache keeps: compile it in the background while the embedding runs
     (the projection waits for it).  SIEVE_NO_WARMUP=1 turns this off."""
-    from .project import EXACT_KNN_MAX_ROWS
+    from ..project import EXACT_KNN_MAX_ROWS
 
     if n_rows > EXACT_KNN_MAX_ROWS and not os.environ.get("SIEVE_NO_WARMUP"):
-        from .warmup import start_background_warmup
+        from ..warmup import start_background_warmup
 
         start_background_warmup()
 
@@ -565,7 +565,7 @@ def select_(
     workspace: Path = WS_OPT,
 ):
     """Choose rows from the current map and remember the choice for `sieve export`."""
-    from .pipeline import load_map, run_selection
+    from ..pipeline import load_map, run_selection
 
     ws = Workspace(workspace)
     params = _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override,
@@ -579,8 +579,8 @@ def select_(
 def _print_selection(data, selection, params):
     import numpy as np
 
-    from .metrics import fmt_distance
-    from .pipeline import selection_report
+    from ..metrics import fmt_distance
+    from ..pipeline import selection_report
 
     m = selection_report(data, selection, params, vectors=len(selection) <= 20_000)
     names = data.cluster_names
@@ -619,8 +619,8 @@ def export(
     workspace: Path = WS_OPT,
 ):
     """Export the last selection (from `sieve select`) and its manifest."""
-    from .pipeline import load_map, run_selection
-    from .select import SelectParams
+    from ..pipeline import load_map, run_selection
+    from ..select import SelectParams
 
     ws = Workspace(workspace)
     with ws.lock("export"):  # no ingest or map may change the dataset under the export
@@ -635,8 +635,8 @@ def export(
 
 def _export(ws, data, params, selection, out_path, fmt, manifest_path, *, include_duplicates: bool = False):
     """Write the rows and their manifest as a consistent pair (core.export.export_with_manifest)."""
-    from .export import build_manifest, export_with_manifest, format_for
-    from .pipeline import map_by_label, selection_report
+    from ..export import build_manifest, export_with_manifest, format_for
+    from ..pipeline import map_by_label, selection_report
 
     fmt = format_for(out_path, fmt)
     map_params = data.params or map_by_label(ws, data.keys.label)[1]
@@ -727,9 +727,9 @@ def run(
     workspace: Path = WS_OPT,
 ):
     """Everything: ingest -> embed -> map -> select -> export."""
-    from .export import format_for
-    from .ingest import ingest as do_ingest
-    from .pipeline import build_map, load_map, run_selection
+    from ..export import format_for
+    from ..ingest import ingest as do_ingest
+    from ..pipeline import build_map, load_map, run_selection
 
     if engine not in ("local", "ray"):
         raise SieveError(f"--engine must be local or ray, got {engine!r}")
@@ -754,7 +754,7 @@ def run(
                     backend=backend, workers=workers, shard_rows=shard_rows, sample_size=sample_size,
                     sample_seed=sample_seed, include_duplicates=include_duplicates)
         return
-    from .curate import read_edits
+    from ..curate import read_edits
 
     edit_list = read_edits(edits) if edits is not None else None
     info, cached = do_ingest(ws, ingest_params)
@@ -784,9 +784,9 @@ def reproduce(
     workspace: Path = WS_OPT,
 ):
     """Rebuild the exact subset of a manifest; fails if the row ids differ."""
-    from .export import format_for, read_manifest, verify_export
-    from .pipeline import reproduce as do_reproduce
-    from .pipeline import restoring
+    from ..export import format_for, read_manifest, verify_export
+    from ..pipeline import reproduce as do_reproduce
+    from ..pipeline import restoring
 
     man = read_manifest(manifest_path)
     ws = Workspace(workspace)
@@ -811,7 +811,7 @@ def reproduce(
 @_guard
 def verify(manifest_path: Path = typer.Argument(..., help="A manifest written by `sieve export` or `sieve run`.")):
     """Check that the data file beside a manifest is the one it describes (sha256); exit 2 if not."""
-    from .export import read_manifest, verify_export
+    from ..export import read_manifest, verify_export
 
     man = read_manifest(manifest_path)
     problem = verify_export(man, manifest_path)
@@ -825,7 +825,7 @@ def verify(manifest_path: Path = typer.Argument(..., help="A manifest written by
 @_guard
 def info(workspace: Path = WS_OPT):
     """What the workspace holds."""
-    from .ingest import current_dataset
+    from ..ingest import current_dataset
 
     ws = Workspace(workspace)
     _print_dataset(current_dataset(ws), False)
@@ -840,7 +840,7 @@ def info(workspace: Path = WS_OPT):
 @app.command("app")
 def app_(port: int = typer.Option(8501), workspace: Path = WS_OPT):
     """Open the Streamlit app."""
-    app_py = Path(__file__).resolve().parent.parent / "app.py"
+    app_py = Path(__file__).resolve().parents[2] / "app.py"
     if not app_py.is_file():
         _fail(SieveError(f"app.py not found next to the core package ({app_py}); run from a source checkout"))
     env = dict(os.environ, SIEVE_WORKSPACE=str(workspace))
@@ -869,9 +869,9 @@ def scale_map_(
     workspace: Path = WS_OPT,
 ):
     """Fit the map on a seeded sample, then place every row on Ray (map-*.parquet shards)."""
-    from . import scale
-    from .cluster import ClusterParams
-    from .project import ProjectParams
+    from .. import scale
+    from ..cluster import ClusterParams
+    from ..project import ProjectParams
 
     ws = Workspace(workspace)
     if address:
@@ -900,7 +900,7 @@ def scale_select_(
     workspace: Path = WS_OPT,
 ):
     """Allocate on per-cluster counts, pick per cluster in parallel, export shards + manifest."""
-    from . import scale
+    from .. import scale
 
     ws = Workspace(workspace)
     params = _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override, None,
@@ -916,8 +916,8 @@ def _run_scaled(ws, ingest_params, map_params, sel_params, out_path, manifest_pa
                 shard_rows, sample_size, sample_seed, include_duplicates) -> None:
     """`sieve run --engine ray`: ingest, sharded embedding, sample fit + assignment on Ray,
     per-cluster picks on Ray, Parquet shards + manifest."""
-    from . import scale
-    from .ingest import ingest as do_ingest
+    from .. import scale
+    from ..ingest import ingest as do_ingest
 
     if include_duplicates:
         raise SieveError("--include-duplicates is not available with --engine ray (duplicate groups are "
@@ -959,8 +959,8 @@ def _print_scaled_clusters(info: dict) -> None:
 
 def _write_scaled(ws, sel, params, embed_dir, map_dir, out_path, manifest_path):
     """Export a sharded selection (Parquet part files) and its manifest; returns the manifest."""
-    from . import scale
-    from .export import write_manifest
+    from .. import scale
+    from ..export import write_manifest
 
     out_dir = Path(out_path).expanduser().resolve()
     files = scale.export_scaled(ws, sel, out_dir)
@@ -973,14 +973,14 @@ def _write_scaled(ws, sel, params, embed_dir, map_dir, out_path, manifest_path):
 
 
 def _reproduce_scaled(ws, man, data, out_path, manifest_path) -> None:
-    from . import scale
+    from .. import scale
 
     sel, embed_dir, map_dir = scale.reproduce_scaled(ws, man, data)
     if sorted(int(x) for x in sel.row_ids) != man["selected_row_ids"]:
         a, b = set(sel.row_ids.tolist()), set(man["selected_row_ids"])
         raise SieveError(f"reproduced subset differs from the manifest: {len(a - b)} row(s) added, "
                          f"{len(b - a)} missing")
-    from .select import SelectParams
+    from ..select import SelectParams
 
     new = _write_scaled(ws, sel, SelectParams.from_dict(man["select"]), embed_dir, map_dir, out_path, manifest_path)
     err.print(f"reproduced: identical {len(sel)} row ids (sha256 {new['selected_ids_sha256'][:12]})")
