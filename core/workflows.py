@@ -4,7 +4,8 @@
 ``run`` (ingest -> embed -> map -> select -> export) and ``reproduce`` chain the stages
 for one *engine*: ``"local"`` (this process, :mod:`core.pipeline`) or ``"ray"``
 (Parquet shards on a Ray cluster, :mod:`core.scale`).  A map handle says which engine
-made it: :class:`core.pipeline.MapData` (local) or :class:`ScaledMap` (Ray).
+made it: :class:`core.pipeline.MapData` (local) or :class:`ScaledMap` (Ray).  The types
+live in :mod:`core.workflow_types`.
 
 Nothing here prints.  Progress goes through :class:`Events` (the stage callbacks of
 :mod:`core.pipeline` plus ``on_step(name, value)`` after each finished step); bad
@@ -16,13 +17,11 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Union
 
 from . import pipeline, scale
 from .curate import read_edits
-from .embed import EmbedParams, EmbedResult, run_embed
+from .embed import EmbedParams, EmbedResult, Encoder, run_embed
 from .export import build_manifest, export_with_manifest, format_for, read_manifest, verify_export, write_manifest
 from .ingest import DatasetInfo, IngestParams, current_dataset
 from .ingest import ingest as ingest_dataset
@@ -31,107 +30,15 @@ from .pipeline import MapData, MapParams
 from .project import EXACT_KNN_MAX_ROWS
 from .select import Selection, SelectParams
 from .warmup import start_background_warmup
+from .workflow_types import (ENGINES, LOCAL, RAY, Events, Exported, ExportTarget, MapHandle, RayOptions, RunResult,
+                             ScaledMap)
 from .workspace import SieveError, Workspace
 
-LOCAL = "local"
-RAY = "ray"
-ENGINES = (LOCAL, RAY)
 REPORT_VECTORS_MAX_ROWS = 20_000  # larger subsets skip the vector metrics (diversity, coverage, ...)
-
-Step = Callable[[str, Any], None]  # (step name, its result): "dataset", "embeddings", "map", "selection", ...
-
-
-@dataclass(frozen=True)
-class Events:
-    """Where a workflow reports what it does; every field may be None.
-
-    ``progress(stage, done, total, message)`` and ``on_stage(stage, 'start'|'done', info)``
-    are :mod:`core.pipeline`'s callbacks; ``on_step(name, value)`` runs after each finished
-    step with its result (see each workflow for the names it reports)."""
-
-    progress: pipeline.Progress | None = None
-    on_stage: pipeline.StageCallback | None = None
-    on_step: Step | None = None
-
-    def step(self, name: str, value: Any) -> None:
-        """Report a finished step (nothing when no ``on_step`` is given)."""
-        if self.on_step is not None:
-            self.on_step(name, value)
-
-
-@dataclass(frozen=True)
-class RayOptions:
-    """How the Ray engine runs: the cluster ``address`` (None: RAY_ADDRESS, else a local
-    Ray), actors (``workers``; None: one per GPU, else per CPU), row ids per shard (the unit
-    of resume), the rows the UMAP/HDBSCAN fit sees and the seed of that sample."""
-
-    address: str | None = None
-    workers: int | None = None
-    shard_rows: int = 50_000
-    sample_size: int = 200_000
-    sample_seed: int = 0
-    backend: str = "auto"  # of the embedding; "auto" is decided by the cluster's GPUs
-
-    def connect(self) -> None:
-        """Connect to the Ray cluster at ``address`` (nothing without one: Ray starts on first use)."""
-        if self.address:
-            scale.connect(self.address)
-
-
-@dataclass(frozen=True)
-class ScaledMap:
-    """A map made by the Ray engine: its folders of embedding and map shards."""
-
-    embed_dir: Path
-    map_dir: Path
-
-
-MapHandle = Union[MapData, ScaledMap]
-
-
-@dataclass(frozen=True)
-class ExportTarget:
-    """Where an export goes: ``path`` (a file; with the Ray engine a new or empty folder),
-    ``fmt`` (parquet, jsonl, csv; None: the extension), the manifest path (None: path +
-    ``.manifest.json``) and whether the other members of chosen duplicate groups go too."""
-
-    path: Path | str
-    fmt: str | None = None
-    manifest_path: Path | str | None = None
-    include_duplicates: bool = False
-
-    def manifest_file(self) -> Path:
-        """The manifest's path: the given one, else the data path + ``.manifest.json``."""
-        return Path(self.manifest_path) if self.manifest_path else Path(str(self.path) + ".manifest.json")
-
-
-@dataclass(frozen=True)
-class Exported:
-    """A written export: the data path (file or folder of shards), the manifest path, the
-    manifest, the rows selected, duplicate rows exported beside them (None: not asked),
-    and the files written (one, or the Parquet part files)."""
-
-    path: Path
-    manifest_path: Path
-    manifest: dict
-    n_rows: int
-    n_duplicates: int | None = None
-    files: list[Path] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What ``run`` made: the map handle, the selection (a ScaleSelection with Ray), the
-    export, and the seconds from the end of the ingest (Ray: from the start)."""
-
-    map: MapHandle
-    selection: Any
-    exported: Exported
-    seconds: float
 
 
 def check_engine(engine: str) -> None:
-    """Raises SieveError unless ``engine`` is ``local`` or ``ray``."""
+    """Raises SieveError unless ``engine`` is one of ENGINES."""
     if engine not in ENGINES:
         raise SieveError(f"--engine must be local or ray, got {engine!r}")
 
@@ -163,12 +70,6 @@ def naming_edits_file(path: Path | str | None):
         if path is not None and str(exc).startswith("edit "):
             raise SieveError(f"edits file {path}: {exc}") from None
         raise
-
-
-def load_edits(path: Path | str | None) -> list[dict] | None:
-    """The cluster edits of a JSON file (core.curate.read_edits), None without a file.
-    Raises SieveError naming the file when it is missing or malformed."""
-    return read_edits(path) if path is not None else None
 
 
 def ingest(ws: Workspace, params: IngestParams) -> tuple[DatasetInfo, bool]:
@@ -217,16 +118,22 @@ def build_scaled_map(ws: Workspace, params: scale.ScaleMapParams, ray: RayOption
 
 
 def build_map(ws: Workspace, params: MapParams, *, edits_path: Path | str | None = None,
-              events: Events = Events()) -> MapData:
+              encoder: Encoder | None = None, events: Events = Events()) -> MapData:
     """Embed (if needed), project, cluster and label the current dataset on the local engine
     (core.pipeline.build_map; cached stages are skipped) and load the map.
 
     ``edits_path``: a JSON file of cluster edits applied on top (read before any work;
-    an edit that does not apply names the file).  Raises SieveError on bad input."""
-    edits = load_edits(edits_path)
-    warm_up_large_map(current_dataset(ws).n_rows)
+    an edit that does not apply names the file); ``encoder`` replaces the model of ``params``.
+    Raises SieveError on bad input."""
+    edits = read_edits(edits_path) if edits_path is not None else None
+    return _build_local(ws, params, edits, edits_path, current_dataset(ws).n_rows, encoder, events)
+
+
+def _build_local(ws, params, edits, edits_path, n_rows, encoder, events) -> MapData:
+    warm_up_large_map(n_rows)
     with naming_edits_file(edits_path):
-        keys = pipeline.build_map(ws, params, progress=events.progress, on_stage=events.on_stage, edits=edits)
+        keys = pipeline.build_map(ws, params, encoder=encoder, progress=events.progress, on_stage=events.on_stage,
+                                  edits=edits)
     return pipeline.load_map(ws, keys)
 
 
@@ -240,16 +147,17 @@ def current_map(ws: Workspace, engine: str = LOCAL) -> MapHandle:
 
 
 def select(ws: Workspace, handle: MapHandle, params: SelectParams, *, remember: bool = True,
-           ray: RayOptions | None = None):
+           encoder: Encoder | None = None, ray: RayOptions | None = None):
     """Apply ``params`` to a map: a :class:`Selection` for a local map, a ScaleSelection
     (per-cluster picks in parallel on Ray) for a :class:`ScaledMap`.  ``remember`` keeps
-    ``params`` as the workspace's selection (``sieve export`` repeats it; local only).
+    ``params`` as the workspace's selection (``sieve export`` repeats it; local only);
+    ``encoder`` embeds a reference or target set (default: the map's model).
     ``ray``: where the picks run.  Raises SieveError on parameters the engine cannot apply."""
     if isinstance(handle, ScaledMap):
         if ray is not None:
             ray.connect()
         return scale.scale_select(handle.map_dir, handle.embed_dir, params)
-    selection = pipeline.run_selection(ws, handle, params)
+    selection = pipeline.run_selection(ws, handle, params, encoder=encoder)
     if remember:
         ws.set_meta("selection", params.to_dict())
     return selection
@@ -314,26 +222,24 @@ def _export_scaled(ws: Workspace, handle: ScaledMap, params: SelectParams, selec
 
 def run(ws: Workspace, ingest_params: IngestParams, map_params: MapParams, sel_params: SelectParams,
         target: ExportTarget, *, engine: str = LOCAL, edits_path: Path | str | None = None,
-        ray: RayOptions = RayOptions(), events: Events = Events()) -> RunResult:
+        encoder: Encoder | None = None, ray: RayOptions = RayOptions(), events: Events = Events()) -> RunResult:
     """Everything: ingest -> embed -> map -> select -> export, on ``engine``.
 
     Steps reported through ``events.on_step``: ``dataset`` ((DatasetInfo, cached)), then
     local: ``map`` (MapData), ``selection`` ((MapData, Selection, SelectParams, metrics));
     Ray: ``embeddings`` (ScaleEmbedResult), ``scaled_map`` ((ScaleMapResult, map info dict));
-    last ``export`` (Exported).  Options an engine cannot honour raise SieveError before any work."""
+    last ``export`` (Exported).  ``encoder`` (local) replaces the model of ``map_params``.
+    Options an engine cannot honour raise SieveError before any work."""
     check_target(engine, target)
     if engine == RAY:
         return _run_scaled(ws, ingest_params, map_params, sel_params, target, edits_path, ray, events)
-    edits = load_edits(edits_path)
+    edits = read_edits(edits_path) if edits_path is not None else None
     info, cached = ingest_dataset(ws, ingest_params)
     events.step("dataset", (info, cached))
     t0 = time.perf_counter()
-    warm_up_large_map(info.n_rows)
-    with naming_edits_file(edits_path):
-        keys = pipeline.build_map(ws, map_params, progress=events.progress, on_stage=events.on_stage, edits=edits)
-    data = pipeline.load_map(ws, keys)
+    data = _build_local(ws, map_params, edits, edits_path, info.n_rows, encoder, events)
     events.step("map", data)
-    selection = select(ws, data, sel_params)
+    selection = select(ws, data, sel_params, encoder=encoder)
     metrics = report(data, selection, sel_params)
     events.step("selection", (data, selection, sel_params, metrics))
     exported = export(ws, data, sel_params, selection, target, metrics=metrics)
@@ -392,13 +298,14 @@ def verify(manifest_path: Path | str) -> tuple[dict, str | None]:
 
 
 def reproduce(ws: Workspace, manifest_path: Path | str, target: ExportTarget, *, data: str | None = None,
-              events: Events = Events()) -> Exported:
+              encoder: Encoder | None = None, events: Events = Events()) -> Exported:
     """Rebuild the exact subset of a manifest and export it with a new manifest; SieveError
     when the row ids differ (a failure leaves the workspace as it was).
 
     The engine is the manifest's (Ray: ``target.path`` is a new folder of Parquet shards).
     Steps reported: ``warning`` (a data file beside the manifest that does not match it),
-    ``long_texts`` (a note or None, local), ``export`` (Exported)."""
+    ``long_texts`` (a note or None, local), ``export`` (Exported).  ``encoder`` (local)
+    replaces the manifest's model."""
     man = read_manifest(manifest_path)
     if man.get("engine") == RAY:
         return _reproduce_scaled(ws, man, data, target, events)
@@ -410,7 +317,8 @@ def reproduce(ws: Workspace, manifest_path: Path | str, target: ExportTarget, *,
     target = ExportTarget(target.path, target.fmt, target.manifest_path, dups)
     with pipeline.restoring(ws):  # a failure leaves the workspace as it was
         mdata, selection, map_params, sel_params = pipeline.reproduce(
-            ws, man, data, progress=events.progress, on_stage=events.on_stage, manifest_path=manifest_path)
+            ws, man, data, encoder=encoder, progress=events.progress, on_stage=events.on_stage,
+            manifest_path=manifest_path)
         exported = export(ws, mdata, sel_params, selection, target)
     events.step("export", exported)
     events.step("long_texts", embedded_long_text_note(ws, mdata.keys.embed, map_params.embed.long_text))

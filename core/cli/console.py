@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from ..embed import Cancelled
-from ..workflows import Events, Step
+from ..workflow_types import Events, Step
 from ..workspace import DEFAULT_WORKSPACE, SieveError, Workspace, database_error, is_damage
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

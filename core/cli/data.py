@@ -18,14 +18,15 @@ from ..ingest import current_dataset, load_texts
 from ..pipeline import curate_map, load_map
 from ..pipeline import current_map as current_local_map
 from ..search import embed_query, nearest, query_encoder
+from ..workflow_types import LOCAL, RAY, RayOptions
 from ..workspace import SieveError, Workspace
 from .console import err, fail, note, progress
-from .options import EMBED, INGEST, LONG_TEXT, MAP, RAY, WORKSPACE, Opt, pick, with_options
+from .options import EMBED, INGEST, LONG_TEXT, MAP, RAY_OPTS, WORKSPACE, Opt, pick, with_options
 from .parse import embed_params, ingest_params, map_params
 from .printing import print_clusters, print_dataset
 
 DEFAULT_MODEL = EMBED["model"].default
-EMBED_ENGINE = Opt("engine", str, workflows.LOCAL,
+EMBED_ENGINE = Opt("engine", str, LOCAL,
                    help="local (this process) or ray (Parquet shards on a Ray cluster).")
 
 
@@ -40,13 +41,13 @@ def ingest(o: SimpleNamespace) -> None:
         note(f"{msg} ({DEFAULT_MODEL})")
 
 
-@with_options(EMBED, [EMBED_ENGINE], pick(RAY, "address", "workers", "shard_rows"), [LONG_TEXT, WORKSPACE])
+@with_options(EMBED, [EMBED_ENGINE], pick(RAY_OPTS, "address", "workers", "shard_rows"), [LONG_TEXT, WORKSPACE])
 def embed(o: SimpleNamespace) -> None:
     """Embed the current dataset (cached by model and text; resumable)."""
     ws = Workspace(o.workspace)
     workflows.check_engine(o.engine)
-    ray = workflows.RayOptions(address=o.address, workers=o.workers, shard_rows=o.shard_rows)
-    if o.engine == workflows.RAY:
+    ray = RayOptions(address=o.address, workers=o.workers, shard_rows=o.shard_rows)
+    if o.engine == RAY:
         res = workflows.embed(ws, embed_params(o), engine=o.engine, ray=ray)
         err.print(f"embeddings: {res.n_rows} x {res.dim} from {res.model_id} in {res.n_shards} shard(s) "
                   f"({res.n_computed} computed, {res.n_skipped} already done) at {res.glob}")

@@ -202,7 +202,7 @@ EXPORT = group(
         "Also export the other members of each chosen duplicate group."),
 )
 
-RAY = group(
+RAY_OPTS = group(
     Opt("address", Optional[str], None, help="--engine ray: " + RAY_ADDRESS_HELP),
     Opt("workers", Optional[int], default_of(ScaleEmbedParams, "workers"),
         help="--engine ray: actors (default: one per GPU, else per CPU)."),

@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..metrics import fmt_distance
-from ..workflows import Exported
+from ..workflow_types import Exported
 from .console import err, note
 
 

@@ -9,24 +9,25 @@ import typer
 from .. import workflows
 from ..cluster import ClusterParams
 from ..scale import ScaleMapParams
+from ..workflow_types import RAY, ExportTarget, RayOptions
 from ..workspace import Workspace
 from .console import err, guard
-from .options import EXPORT, MAP, RAY, RAY_ADDRESS_HELP, SELECT_OPTS, WORKSPACE, pick, with_options
+from .options import EXPORT, MAP, RAY_OPTS, RAY_ADDRESS_HELP, SELECT_OPTS, WORKSPACE, pick, with_options
 from .parse import project_params, select_params
 from .printing import print_step
 
 scale_app = typer.Typer(no_args_is_help=True, help="Map and select at scale on Ray (after `sieve embed --engine ray`).")
-ADDRESS = RAY["address"].but(help=RAY_ADDRESS_HELP)
+ADDRESS = RAY_OPTS["address"].but(help=RAY_ADDRESS_HELP)
 
 
 @scale_app.command("map")
 @guard
 @with_options([
-    RAY["sample_size"].but(help="Rows the UMAP/HDBSCAN fit sees; every other row is assigned."),
-    RAY["sample_seed"].but(help="Seed of the sample."),
+    RAY_OPTS["sample_size"].but(help="Rows the UMAP/HDBSCAN fit sees; every other row is assigned."),
+    RAY_OPTS["sample_seed"].but(help="Seed of the sample."),
     *pick(MAP, "n_neighbors", "min_dist", "metric", "dims", "seed"),
     MAP["min_cluster_size"].but(help="HDBSCAN min_cluster_size on the sample."), MAP["min_samples"],
-    RAY["workers"].but(help="Assignment workers (default: one per CPU)."),
+    RAY_OPTS["workers"].but(help="Assignment workers (default: one per CPU)."),
     ADDRESS, WORKSPACE,
 ])
 def scale_map_(o: SimpleNamespace) -> None:
@@ -34,7 +35,7 @@ def scale_map_(o: SimpleNamespace) -> None:
     ws = Workspace(o.workspace)
     params = ScaleMapParams(o.sample_size, o.sample_seed, project_params(o, o.seed),
                             ClusterParams(min_cluster_size=o.min_cluster_size, min_samples=o.min_samples), o.workers)
-    res = workflows.build_scaled_map(ws, params, workflows.RayOptions(address=o.address))
+    res = workflows.build_scaled_map(ws, params, RayOptions(address=o.address))
     err.print(f"map: {res.n_rows} rows, {res.n_clusters} clusters fitted on {res.n_sample} sampled rows; "
               f"{res.n_computed} shard(s) placed, {res.n_skipped} already done; {res.glob}")
 
@@ -54,7 +55,7 @@ def scale_select_(o: SimpleNamespace) -> None:
     """Allocate on per-cluster counts, pick per cluster in parallel, export shards + manifest."""
     ws = Workspace(o.workspace)
     params = select_params(o)
-    handle = workflows.current_map(ws, workflows.RAY)
-    sel = workflows.select(ws, handle, params, ray=workflows.RayOptions(address=o.address))
-    target = workflows.ExportTarget(o.out_path.expanduser().resolve(), manifest_path=o.manifest)
+    handle = workflows.current_map(ws, RAY)
+    sel = workflows.select(ws, handle, params, ray=RayOptions(address=o.address))
+    target = ExportTarget(o.out_path.expanduser().resolve(), manifest_path=o.manifest)
     print_step("export", workflows.export(ws, handle, params, sel, target))

@@ -9,9 +9,10 @@ from typing import Optional
 import typer
 
 from .. import workflows
+from ..workflow_types import LOCAL, RAY, Events, ExportTarget, RayOptions
 from ..workspace import SieveError, Workspace
 from .console import err, note, progress
-from .options import DEPTH_OPTS, EMBED, EXPORT, INGEST, MAP, RAY, SELECT_OPTS, WORKSPACE, Opt, with_options
+from .options import DEPTH_OPTS, EMBED, EXPORT, INGEST, MAP, RAY_OPTS, SELECT_OPTS, WORKSPACE, Opt, with_options
 from .parse import ingest_params, map_params, select_params
 from .printing import print_clusters, print_reproduced, print_selection, print_step
 
@@ -21,13 +22,13 @@ RUN_INPUT = [*INGEST.values()][:4] + [INGEST["fmt"].but(name="fmt_in", flags=("-
 RUN_MAP = [o.but(name="map_seed") if o.name == "seed" else o for o in MAP.values()]
 RUN_EXPORT = [EXPORT["out_path"].but(help="Output file (--engine ray: a new folder of Parquet shards)."),
               EXPORT["fmt"].but(help=None), EXPORT["manifest"].but(help=None), EXPORT["include_duplicates"]]
-RUN_ENGINE = Opt("engine", str, workflows.LOCAL, help="local (this process) or ray (Parquet shards on a Ray "
+RUN_ENGINE = Opt("engine", str, LOCAL, help="local (this process) or ray (Parquet shards on a Ray "
                  "cluster: sharded embedding, a map fitted on a sample, per-cluster picks).")
 
 
-def _target(o: SimpleNamespace, include_duplicates: bool = False) -> workflows.ExportTarget:
+def _target(o: SimpleNamespace, include_duplicates: bool = False) -> ExportTarget:
     """Where the CLI exports: --out resolved to an absolute path, --format, --manifest."""
-    return workflows.ExportTarget(Path(o.out_path).expanduser().resolve(), o.fmt, o.manifest, include_duplicates)
+    return ExportTarget(Path(o.out_path).expanduser().resolve(), o.fmt, o.manifest, include_duplicates)
 
 
 @with_options(SELECT_OPTS, DEPTH_OPTS, [WORKSPACE])
@@ -51,7 +52,7 @@ def export(o: SimpleNamespace) -> None:
         print_step("export", workflows.export(ws, data, params, selection, _target(o, o.include_duplicates)))
 
 
-@with_options(RUN_INPUT, EMBED, RUN_MAP, SELECT_OPTS, DEPTH_OPTS, RUN_EXPORT, [RUN_ENGINE], RAY, [WORKSPACE])
+@with_options(RUN_INPUT, EMBED, RUN_MAP, SELECT_OPTS, DEPTH_OPTS, RUN_EXPORT, [RUN_ENGINE], RAY_OPTS, [WORKSPACE])
 def run(o: SimpleNamespace) -> None:
     """Everything: ingest -> embed -> map -> select -> export."""
     target = _target(o, o.include_duplicates)
@@ -60,7 +61,7 @@ def run(o: SimpleNamespace) -> None:
     ingest = ingest_params(o, o.fmt_in)
     mparams = map_params(o, o.map_seed)
     sparams = select_params(o)
-    ray = workflows.RayOptions(o.address, o.workers, o.shard_rows, o.sample_size, o.sample_seed, o.backend)
+    ray = RayOptions(o.address, o.workers, o.shard_rows, o.sample_size, o.sample_seed, o.backend)
 
     def on_step(name, value):
         if name == "map":
@@ -69,9 +70,9 @@ def run(o: SimpleNamespace) -> None:
         else:
             print_step(name, value)
 
-    if o.engine == workflows.RAY:
+    if o.engine == RAY:
         result = workflows.run(ws, ingest, mparams, sparams, target, engine=o.engine, edits_path=o.edits, ray=ray,
-                               events=workflows.Events(on_step=on_step))
+                               events=Events(on_step=on_step))
     else:
         with progress(on_step) as events:
             result = workflows.run(ws, ingest, mparams, sparams, target, edits_path=o.edits, events=events)
