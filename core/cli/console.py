@@ -62,27 +62,35 @@ def _database_failure(exc: duckdb.Error, workspace) -> SieveError:
     return SieveError(f"DuckDB error: {' '.join(str(exc).split())[:300]}")
 
 
+@contextlib.contextmanager
+def exits_on_failure(workspace=None):
+    """Library errors inside the block become one line on stderr and exit 2 (130 when
+    cancelled or interrupted); ``workspace`` names the database a damage message points at."""
+    try:
+        yield
+    except SieveError as exc:
+        fail(exc)
+    except Cancelled as exc:
+        err.print(f"cancelled: {exc}")
+        raise typer.Exit(130)
+    except KeyboardInterrupt:
+        err.print("interrupted: finished chunks are kept; run the command again to resume")
+        raise typer.Exit(130)
+    except OSError as exc:
+        fail(SieveError(f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)))
+    except duckdb.Error as exc:
+        fail(_database_failure(exc, workspace))
+
+
 def guard(fn: Callable) -> Callable:
-    """Turn library errors into one line on stderr and a non-zero exit."""
+    """Turn library errors into one line on stderr and a non-zero exit (:func:`exits_on_failure`)."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
+    def command(*args, **kwargs):
+        with exits_on_failure(kwargs.get("workspace")):
             return fn(*args, **kwargs)
-        except SieveError as exc:
-            fail(exc)
-        except Cancelled as exc:
-            err.print(f"cancelled: {exc}")
-            raise typer.Exit(130)
-        except KeyboardInterrupt:
-            err.print("interrupted: finished chunks are kept; run the command again to resume")
-            raise typer.Exit(130)
-        except OSError as exc:
-            fail(SieveError(f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)))
-        except duckdb.Error as exc:
-            fail(_database_failure(exc, kwargs.get("workspace")))
 
-    return wrapper
+    return command
 
 
 @contextlib.contextmanager
