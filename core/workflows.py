@@ -28,7 +28,7 @@ from .ingest import ingest as ingest_dataset
 from .long_text import count_dataset
 from .pipeline import MapData, MapParams
 from .project import EXACT_KNN_MAX_ROWS
-from .select import Selection, SelectParams
+from .selection import Selection, SelectParams
 from .warmup import start_background_warmup
 from .workflow_types import (ENGINES, LOCAL, RAY, Events, Exported, ExportTarget, MapHandle, RayOptions, RunResult,
                              ScaledMap)

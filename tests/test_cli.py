@@ -250,7 +250,7 @@ def test_cli_defaults_are_the_params_defaults():
     from core.embed import EmbedParams
     from core.pipeline import MapParams
     from core.project import ProjectParams
-    from core.select import DEFAULT_PICK, SelectParams
+    from core.selection import DEFAULT_PICK, SelectParams
 
     o = SimpleNamespace(**{opt.name: opt.default for opt in [*SELECT_OPTS.values(), *DEPTH_OPTS.values()]})
     o.budget = 10

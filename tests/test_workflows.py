@@ -14,7 +14,7 @@ from core.cluster import ClusterParams
 from core.export import ids_digest, read_manifest
 from core.ingest import IngestParams, TextSpec
 from core.pipeline import MapParams
-from core.select import SelectParams
+from core.selection import SelectParams
 from core.workflow_types import ENGINES, LOCAL, RAY, Events, ExportTarget
 from core.workspace import SieveError, Workspace
 from tests.fakes import TopicEncoder, read_any, write_table

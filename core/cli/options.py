@@ -23,7 +23,7 @@ from ..cluster import ClusterParams
 from ..embed import EmbedParams
 from ..project import ProjectParams
 from ..scale import ScaleEmbedParams, ScaleMapParams
-from ..select import DEFAULT_PICK, SelectParams
+from ..selection import DEFAULT_PICK, SelectParams, describe
 from ..workspace import DEFAULT_WORKSPACE
 
 REQUIRED = ...
@@ -146,9 +146,7 @@ MAP = group(
 SELECT_OPTS = group(
     Opt("budget", int, REQUIRED, ("--budget", "-b"), "Total rows (or tokens, with --budget-unit tokens) to select."),
     Opt("policy", str, default_of(S, "policy"), help="proportional, equal or sqrt."),
-    Opt("pick", str, DEFAULT_PICK, help="diverse (k-center greedy; the default), random, centroid, core, boundary, "
-        "facility, facility-global (facility location over the whole set, within each cluster's budget), mmr or "
-        "score."),
+    Opt("pick", str, DEFAULT_PICK, help=f"How rows are picked inside a cluster. {describe()}."),
     Opt("seed", int, default_of(S, "seed"), help="Seed of the pick."),
     Opt("noise", str, default_of(S, "noise"), help="include, exclude, or a row budget for unclustered rows."),
     Opt("min_per_cluster", int, default_of(S, "min_per_cluster"), ("--min",), "Floor per cluster."),

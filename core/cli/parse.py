@@ -12,7 +12,7 @@ from ..embed import EmbedParams
 from ..ingest import IngestParams, TextSpec, unescape_template
 from ..pipeline import MapParams
 from ..project import ProjectParams
-from ..select import SelectParams
+from ..selection import SelectParams
 from ..workspace import SieveError
 
 
