@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Union
 
-from . import scale
-from .pipeline import MapData, Progress, StageCallback
+from .engines import ray as scale
+from .engines.local import MapData, Progress, StageCallback
 
 LOCAL = "local"
 RAY = "ray"
@@ -22,7 +22,7 @@ class Events:
     """Where a workflow reports what it does; every field may be None.
 
     ``progress(stage, done, total, message)`` and ``on_stage(stage, 'start'|'done', info)``
-    are :mod:`core.pipeline`'s callbacks; ``on_step(name, value)`` runs after each finished
+    are :mod:`core.engines.local`'s callbacks; ``on_step(name, value)`` runs after each finished
     step with its result (see each workflow for the names it reports)."""
 
     progress: Progress | None = None

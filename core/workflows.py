@@ -2,13 +2,13 @@
 
 ``build_map``, ``select``, ``export`` (the rows and their manifest, written as a pair),
 ``run`` (ingest -> embed -> map -> select -> export) and ``reproduce`` chain the stages
-for one *engine*: ``"local"`` (this process, :mod:`core.pipeline`) or ``"ray"``
-(Parquet shards on a Ray cluster, :mod:`core.scale`).  A map handle says which engine
-made it: :class:`core.pipeline.MapData` (local) or :class:`ScaledMap` (Ray).  The types
+for one *engine*: ``"local"`` (this process, :mod:`core.engines.local`) or ``"ray"``
+(Parquet shards on a Ray cluster, :mod:`core.engines.ray`).  A map handle says which engine
+made it: :class:`core.engines.local.MapData` (local) or :class:`ScaledMap` (Ray).  The types
 live in :mod:`core.workflow_types`.
 
 Nothing here prints.  Progress goes through :class:`Events` (the stage callbacks of
-:mod:`core.pipeline` plus ``on_step(name, value)`` after each finished step); bad
+:mod:`core.engines.local` plus ``on_step(name, value)`` after each finished step); bad
 input raises :class:`core.workspace.SieveError` with a one-line message.
 """
 
@@ -19,14 +19,16 @@ import os
 import time
 from pathlib import Path
 
-from . import pipeline, scale
+from .engines import local as pipeline
+from .engines import ray as scale
 from .curate import read_edits
 from .embed import EmbedParams, EmbedResult, Encoder, run_embed
-from .export import build_manifest, export_with_manifest, format_for, read_manifest, verify_export, write_manifest
+from .export import format_for
+from .manifest import build_manifest, export_with_manifest, read_manifest, verify_export, write_manifest
 from .ingest import DatasetInfo, IngestParams, current_dataset
 from .ingest import ingest as ingest_dataset
 from .long_text import count_dataset
-from .pipeline import MapData, MapParams
+from .engines.local import MapData, MapParams
 from .project import EXACT_KNN_MAX_ROWS
 from .selection import Selection, SelectParams
 from .warmup import start_background_warmup
@@ -112,7 +114,7 @@ def embed(ws: Workspace, params: EmbedParams, *, engine: str = LOCAL, ray: RayOp
 
 def build_scaled_map(ws: Workspace, params: scale.ScaleMapParams, ray: RayOptions = RayOptions()):
     """Fit the map on a seeded sample of the sharded embeddings, then place every row on Ray
-    (core.scale.scale_map): a ScaleMapResult."""
+    (core.engines.ray.scale_map): a ScaleMapResult."""
     ray.connect()
     return scale.scale_map(ws, None, params)
 
@@ -120,7 +122,7 @@ def build_scaled_map(ws: Workspace, params: scale.ScaleMapParams, ray: RayOption
 def build_map(ws: Workspace, params: MapParams, *, edits_path: Path | str | None = None,
               encoder: Encoder | None = None, events: Events = Events()) -> MapData:
     """Embed (if needed), project, cluster and label the current dataset on the local engine
-    (core.pipeline.build_map; cached stages are skipped) and load the map.
+    (core.engines.local.build_map; cached stages are skipped) and load the map.
 
     ``edits_path``: a JSON file of cluster edits applied on top (read before any work;
     an edit that does not apply names the file); ``encoder`` replaces the model of ``params``.
@@ -173,16 +175,15 @@ def saved_selection(ws: Workspace) -> SelectParams:
 
 def report(data: MapData, selection: Selection, params: SelectParams):
     """The selection's metrics beside random subsets of the same size
-    (core.pipeline.selection_report); the vector metrics only up to REPORT_VECTORS_MAX_ROWS rows."""
+    (core.engines.local.selection_report); the vector metrics only up to REPORT_VECTORS_MAX_ROWS rows."""
     return pipeline.selection_report(data, selection, params, vectors=len(selection) <= REPORT_VECTORS_MAX_ROWS)
 
 
 def manifest(ws: Workspace, data: MapData, params: SelectParams, selection: Selection, metrics,
              export_info: dict) -> dict:
-    """The manifest of a local selection (core.export.build_manifest) with the map's own
-    parameters (a map loaded without them gets those recorded for its label key)."""
-    map_params = data.params or pipeline.map_by_label(ws, data.keys.label)[1]
-    return build_manifest(data, map_params, params, selection, metrics, export_info)
+    """The manifest of a local selection (core.manifest.build_manifest) with the map's own
+    parameters (MapData.params)."""
+    return build_manifest(data, data.params, params, selection, metrics, export_info)
 
 
 def export(ws: Workspace, handle: MapHandle, params: SelectParams, selection, target: ExportTarget, *,
@@ -214,8 +215,8 @@ def export(ws: Workspace, handle: MapHandle, params: SelectParams, selection, ta
 def _export_scaled(ws: Workspace, handle: ScaledMap, params: SelectParams, selection, target: ExportTarget):
     out_dir = Path(target.path).expanduser()
     files = scale.export_scaled(ws, selection, out_dir)
-    man = scale.build_scaled_manifest(ws, handle.embed_dir, handle.map_dir, params, selection,
-                                      {"path": str(out_dir), "format": "parquet", "files": [f.name for f in files]})
+    man = scale.ray_manifest(ws, handle.embed_dir, handle.map_dir, params, selection,
+                             {"path": str(out_dir), "format": "parquet", "files": [f.name for f in files]}).to_dict()
     mpath = write_manifest(target.manifest_file(), man)
     return Exported(out_dir, Path(mpath), man, len(selection), None, list(files))
 

@@ -40,7 +40,8 @@ def _save(ws, data, params, result, fmt: str, name: str, include_duplicates: boo
     """Export under the server's export folder (a web user names a file inside it, never a free path):
     every file written (data, manifest, map file) is confined there, never through a symbolic
     link, and an existing file is replaced only with ``overwrite``."""
-    from core.export import format_for, map_sidecar_name
+    from core.export import format_for
+    from core.map_sidecar import map_sidecar_name
     from core.paths import check_new_files, confine_write
 
     name = name.strip()
@@ -112,7 +113,7 @@ def body() -> None:
                                                      "include_duplicates": include_dups})
     map_name = None
     if (manifest.get("map") or {}).get("required"):  # parallel UMAP: the map travels with the manifest
-        from core.export import map_sidecar_bytes, map_sidecar_name
+        from core.map_sidecar import map_sidecar_bytes, map_sidecar_name
 
         map_name = map_sidecar_name(manifest_name)
         manifest = {**manifest, "map": {**manifest["map"], "file": map_name}}

@@ -94,7 +94,7 @@ def _map_params(v: dict):
     from core.cluster import ClusterParams
     from core.embed import EmbedParams
     from core.paths import confine_model
-    from core.pipeline import MapParams
+    from core.engines.local import MapParams
     from core.project import ProjectParams
 
     return MapParams(
@@ -152,7 +152,7 @@ def _estimate(ws, info, params) -> str:
 def _compute(ws, info, params) -> None:
     from core.embed import Cancelled, embed_key
     from core.eta import human_seconds, remaining_seconds
-    from core.pipeline import build_map
+    from core.engines.local import build_map
     from core.warmup import warmup_state
 
     encoder = None

@@ -68,7 +68,7 @@ class SieveMapFixture:
 
 def _build_map(root: Path, table: pa.Table, encoder, params=None) -> SieveMapFixture:
     from core.ingest import IngestParams, TextSpec, ingest
-    from core.pipeline import MapParams, build_map, load_map
+    from core.engines.local import MapParams, build_map, load_map
     from core.workspace import Workspace
 
     params = params or MapParams()

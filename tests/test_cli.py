@@ -248,7 +248,7 @@ def test_cli_defaults_are_the_params_defaults():
     from core.cli.parse import map_params, select_params
     from core.cluster import ClusterParams
     from core.embed import EmbedParams
-    from core.pipeline import MapParams
+    from core.engines.local import MapParams
     from core.project import ProjectParams
     from core.selection import DEFAULT_PICK, SelectParams
 

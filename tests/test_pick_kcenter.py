@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 import pytest
 
-from core.export import read_manifest
+from core.manifest import read_manifest
 from core.pipeline import reproduce
 from core.scale import check_select_params
 from core.selection import PICKS, REGISTRY, VECTOR_PICKS, SelectParams, engine_picks, select

@@ -11,9 +11,9 @@ import pytest
 
 from core import workflows
 from core.cluster import ClusterParams
-from core.export import ids_digest, read_manifest
+from core.manifest import ids_digest, read_manifest
 from core.ingest import IngestParams, TextSpec
-from core.pipeline import MapParams
+from core.engines.local import MapParams
 from core.selection import SelectParams
 from core.workflow_types import ENGINES, LOCAL, RAY, Events, ExportTarget
 from core.workspace import SieveError, Workspace

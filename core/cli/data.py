@@ -15,8 +15,8 @@ import typer
 from .. import workflows
 from ..curate import read_edits, stored_edits
 from ..ingest import current_dataset, load_texts
-from ..pipeline import curate_map, load_map
-from ..pipeline import current_map as current_local_map
+from ..engines.local import curate_map, load_map
+from ..engines.local import current_map as current_local_map
 from ..search import embed_query, nearest, query_encoder
 from ..workflow_types import LOCAL, RAY, RayOptions
 from ..workspace import SieveError, Workspace

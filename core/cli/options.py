@@ -22,7 +22,7 @@ import typer
 from ..cluster import ClusterParams
 from ..embed import EmbedParams
 from ..project import ProjectParams
-from ..scale import ScaleEmbedParams, ScaleMapParams
+from ..engines.ray import ScaleEmbedParams, ScaleMapParams
 from ..selection import DEFAULT_PICK, SelectParams, describe
 from ..workspace import DEFAULT_WORKSPACE
 

@@ -10,7 +10,7 @@ from typing import Optional
 from ..cluster import ClusterParams
 from ..embed import EmbedParams
 from ..ingest import IngestParams, TextSpec, unescape_template
-from ..pipeline import MapParams
+from ..engines.local import MapParams
 from ..project import ProjectParams
 from ..selection import SelectParams
 from ..workspace import SieveError

@@ -8,7 +8,7 @@ import typer
 
 from .. import workflows
 from ..cluster import ClusterParams
-from ..scale import ScaleMapParams
+from ..engines.ray import ScaleMapParams
 from ..workflow_types import RAY, ExportTarget, RayOptions
 from ..workspace import Workspace
 from .console import err, guard

@@ -37,7 +37,7 @@ N_ROWS = 3000
 def sharded(tmp_path_factory):
     import pyarrow.parquet as pq
 
-    from core import scale
+    from core.engines import ray as scale
     from core.cluster import ClusterParams
     from core.ingest import IngestParams, TextSpec, ingest
     from core.project import ProjectParams
@@ -72,7 +72,7 @@ def page(browser, sharded):
 
 
 def test_box_on_a_partly_drawn_sharded_map_selects_every_row_inside_it(page, sharded):
-    from core import scale
+    from core.engines import ray as scale
 
     ws, emb, res = sharded
     wait_chart(page)
