@@ -9,15 +9,16 @@ from pathlib import Path
 
 import streamlit as st
 
+from core import workflows
+from core.workflow_types import ExportTarget
 from pages import common as C
 
 FORMATS = ("parquet", "jsonl", "csv")
 
 
 def _manifest(data, params, result, fmt: str, export_info: dict) -> dict:
-    from core.manifest import build_manifest
-
-    return build_manifest(data, data.params, params, result["selection"], result["metrics"], export_info)
+    # the params of this session's own map, never the latest one's
+    return workflows.manifest(C.get_workspace(), data, params, result["selection"], result["metrics"], export_info)
 
 
 def _file_builder(ws, selection, names: dict, fmt: str, keep_text: bool, include_duplicates: bool = False,
@@ -40,7 +41,6 @@ def _save(ws, data, params, result, fmt: str, name: str, include_duplicates: boo
     every file written (data, manifest, map file) is confined there, never through a symbolic
     link, and an existing file is replaced only with ``overwrite``."""
     from core.export import format_for
-    from core.manifest import export_with_manifest
     from core.map_sidecar import map_sidecar_name
     from core.paths import check_new_files, confine_write
 
@@ -54,12 +54,9 @@ def _save(ws, data, params, result, fmt: str, name: str, include_duplicates: boo
     fmt = format_for(path)  # the extension decides; an unknown one is a clear error
     mpath = confine_write(f"{name}.manifest.json", root)
     check_new_files([path, mpath, mpath.with_name(map_sidecar_name(mpath))], overwrite=overwrite)
-    keep_text = data.dataset.text.template is not None
-    manifest = _manifest(data, params, result, fmt, {"path": str(path), "format": fmt,
-                                                     "include_duplicates": include_duplicates})
-    out, mpath, _ = export_with_manifest(ws, result["selection"], data.cluster_names, path, fmt, mpath, manifest,
-                                         data, keep_text=keep_text, include_duplicates=include_duplicates,
-                                         dataset_key=data.keys.dataset)
+    exported = workflows.export(ws, data, params, result["selection"],
+                                ExportTarget(path, fmt, mpath, include_duplicates), metrics=result["metrics"])
+    out, mpath = exported.path, exported.manifest_path
     ws.set_meta("selection", params.to_dict())  # `sieve export` in a shell now repeats this choice
     C.ss()[C.K_LAST_SAVE] = {"path": str(out), "manifest": str(mpath), "rows": len(result["selection"]),
                              "key": result["key"]}  # the (map, selection) it saved

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from core import workflows
 from core.palette import cluster_centres, cluster_colors, name_annotations
 from core.selection import engine_picks
+from core.workflow_types import ExportTarget, ScaledMap
 from pages import common as C
 
 MAX_DRAWN = 50_000
@@ -264,8 +266,6 @@ def _allocation(sel, names: dict) -> None:
 
 
 def _export(ws, embed_dir: Path, map_dir: Path, result: dict) -> None:
-    from core.engines import ray as scale
-    from core.manifest import write_manifest
     from core.paths import check_new_files, confine_write
 
     C.init_widget(C.W_SCALE_FOLDER, C.C_SCALE_FOLDER, "subset-shards")
@@ -281,12 +281,10 @@ def _export(ws, embed_dir: Path, map_dir: Path, result: dict) -> None:
         mpath = confine_write(f"{name.strip()}.manifest.json", root, "export folder", "export folder")
         check_new_files([mpath], overwrite=overwrite)
         sel, params = result["selection"], result["params"]
-        files = scale.export_scaled(ws, sel, out_dir)
-        man = scale.ray_manifest(ws, embed_dir, map_dir, params, sel,
-                                 {"path": str(out_dir), "format": "parquet", "files": [f.name for f in files]})
-        mpath = write_manifest(mpath, man)
-        C.ss()[C.K_SCALE_LAST_EXPORT] = {"path": str(out_dir), "manifest": str(mpath), "rows": len(sel),
-                                         "files": len(files)}
+        exported = workflows.export(ws, ScaledMap(embed_dir, map_dir), params, sel,
+                                    ExportTarget(out_dir, manifest_path=mpath))
+        C.ss()[C.K_SCALE_LAST_EXPORT] = {"path": str(out_dir), "manifest": str(exported.manifest_path),
+                                         "rows": len(sel), "files": len(exported.files)}
     last = C.ss().get(C.K_SCALE_LAST_EXPORT)
     if last:
         st.success(f"Wrote {last['rows']:,} rows in {last['files']} Parquet file(s) to {C.esc(last['path'])}, and "

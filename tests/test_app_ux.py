@@ -122,7 +122,7 @@ def test_cluster_touched_table_is_full_width_below_the_map(map_env):
 
 def test_default_policy_and_pick_are_the_harness_winner_in_the_app_and_the_cli(map_env):
     # sqrt + facility trained best on bench/selection_quality.py (docs/SELECTION.md)
-    from core.cli import SELECT_OPTS
+    from core.cli.options import SELECT_OPTS
     from core.selection import DEFAULT_PICK, DEFAULT_POLICY
 
     assert (DEFAULT_POLICY, DEFAULT_PICK) == ("sqrt", "facility")

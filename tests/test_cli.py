@@ -218,3 +218,43 @@ def test_cluster_edits_replay_in_reproduce_and_bad_edits_are_one_line(tmp_path):
     assert p.returncode == 0 and "1 edit(s)" in p.stderr, p.stderr
     p = sieve("select", "--budget", "20", "-w", ws1)
     assert p.returncode == 0, p.stderr
+
+
+# -- options: declared once, defaults from the Params dataclasses ---------------------------------
+
+
+def test_selection_options_are_declared_once_for_select_and_run():
+    import typer
+
+    from core.cli import app
+    from core.cli.options import DEPTH_OPTS, SELECT_OPTS
+
+    cmd = typer.main.get_command(app)
+    sel = {p.name: p for p in cmd.commands["select"].params}
+    run = {p.name: p for p in cmd.commands["run"].params}
+    names = [*SELECT_OPTS, *DEPTH_OPTS]
+    assert len(names) == 27 and set(names) <= set(sel) and set(names) <= set(run)
+    for name in names:
+        a, b = sel[name], run[name]
+        assert (a.opts, a.default, a.help, a.required, a.multiple) == (b.opts, b.default, b.help, b.required,
+                                                                      b.multiple), name
+    assert sel["budget"].opts == ["--budget", "-b"] and sel["budget"].required
+
+
+def test_cli_defaults_are_the_params_defaults():
+    from types import SimpleNamespace
+
+    from core.cli.options import DEPTH_OPTS, EMBED, MAP, SELECT_OPTS
+    from core.cli.parse import map_params, select_params
+    from core.cluster import ClusterParams
+    from core.embed import EmbedParams
+    from core.engines.local import MapParams
+    from core.project import ProjectParams
+    from core.selection import DEFAULT_PICK, DEFAULT_POLICY, SelectParams
+
+    o = SimpleNamespace(**{opt.name: opt.default for opt in [*SELECT_OPTS.values(), *DEPTH_OPTS.values()]})
+    o.budget = 10
+    # the CLI's own defaults: the harness winner (sqrt + facility); --leakage warn means off without --reference
+    assert select_params(o) == SelectParams(budget=10, pick=DEFAULT_PICK, policy=DEFAULT_POLICY)
+    o = SimpleNamespace(**{opt.name: opt.default for opt in [*EMBED.values(), *MAP.values()]})
+    assert map_params(o, o.seed) == MapParams(EmbedParams().resolved(), ProjectParams(), ClusterParams())

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from core import ingest as ingest_mod
-from core.cli import _parse_ids
+from core.cli.parse import parse_ids as _parse_ids
 from core.embed import precomputed_vectors
 from core.explore import column_kinds, preview_source
 from core.export import export_rows

@@ -1,0 +1,214 @@
+"""The CLI's options, each declared once, in groups that follow the Params dataclasses.
+
+An :class:`Opt` names the command parameter, its flags, type and help; its default comes
+from the dataclass field it fills (``EmbedParams``, ``ProjectParams``, ``ClusterParams``,
+``SelectParams``, ``ScaleMapParams``, ``ScaleEmbedParams``) unless the CLI deliberately
+differs (``--pick`` defaults to ``diverse``, ``--leakage`` to ``warn``).  ``with_options``
+builds a command's signature from groups, so ``sieve select`` and ``sieve run`` share
+one declaration of every selection option and typer sees ordinary parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+
+from ..cluster import ClusterParams
+from ..embed import EmbedParams
+from ..project import ProjectParams
+from ..engines.ray import ScaleEmbedParams, ScaleMapParams
+from ..selection import DEFAULT_PICK, DEFAULT_POLICY, SelectParams, describe
+from ..workspace import DEFAULT_WORKSPACE
+
+REQUIRED = ...
+
+
+def default_of(cls: type, name: str) -> Any:
+    """The default of dataclass ``cls``'s field ``name`` (its factory called, if it has one)."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+@dataclass(frozen=True)
+class Opt:
+    """One command-line parameter: ``name`` (the Python parameter), ``flags`` (none: typer's
+    ``--name``), ``annotation``, ``default`` (REQUIRED: must be given), ``help``, and whether
+    it is a positional ``argument``."""
+
+    name: str
+    annotation: Any
+    default: Any = None
+    flags: tuple[str, ...] = ()
+    help: str | None = None
+    argument: bool = False
+
+    def info(self):
+        """The typer.Option (or typer.Argument) declaring this parameter."""
+        if self.argument:
+            return typer.Argument(self.default, help=self.help)
+        return typer.Option(self.default, *self.flags, help=self.help)
+
+    def parameter(self) -> inspect.Parameter:
+        """This option as a keyword parameter of a command's signature."""
+        return inspect.Parameter(self.name, inspect.Parameter.KEYWORD_ONLY, default=self.info(),
+                                 annotation=self.annotation)
+
+    def but(self, **changes) -> "Opt":
+        """A copy with some fields changed (e.g. another help for one command)."""
+        return dataclasses.replace(self, **changes)
+
+
+def group(*opts: Opt) -> dict[str, Opt]:
+    """Options by parameter name, in declaration order."""
+    return {o.name: o for o in opts}
+
+
+def pick(opts: dict[str, Opt], *names: str) -> list[Opt]:
+    """Some options of a group, in the order named."""
+    return [opts[n] for n in names]
+
+
+def with_options(*groups) -> Callable:
+    """Give a command ``fn(o)`` the parameters of ``groups`` (dicts or lists of Opt): typer
+    reads the built signature; ``fn`` receives them as one namespace ``o``."""
+    opts = [o for g in groups for o in (g.values() if isinstance(g, dict) else g)]
+    signature = inspect.Signature([o.parameter() for o in opts])
+
+    def wrap(fn: Callable) -> Callable:
+        def command(**kwargs):
+            return fn(types.SimpleNamespace(**kwargs))
+
+        command.__name__, command.__qualname__, command.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+        command.__module__ = fn.__module__
+        command.__signature__ = signature
+        return command
+
+    return wrap
+
+
+E, P, C, S = EmbedParams, ProjectParams, ClusterParams, SelectParams
+DELIMITER_HELP = "CSV/TSV delimiter: one character or comma, semicolon, pipe, tab (default: detected; tab for .tsv)."
+ENCODING_HELP = "Encoding of CSV/TSV/JSON files, e.g. latin-1, cp1252, utf-16 (default: UTF-8; other bytes are refused)."
+BACKEND_HELP = ("auto (onnx-int8 on the CPU when onnxruntime is installed, else torch), torch (exact fp32; fp16 on "
+                "CUDA), onnx-int8 (int8 ONNX Runtime, CPU, ~0.99 cosine to fp32) or static (fast preview).")
+RAY_ADDRESS_HELP = "Ray cluster address (default: RAY_ADDRESS, else a local Ray instance)."
+
+WORKSPACE = Opt("workspace", Path, DEFAULT_WORKSPACE, ("--workspace", "-w"),
+                "Workspace folder (DuckDB file + artifacts).")
+
+INGEST = group(
+    Opt("data", str, REQUIRED, help="A file or glob: .csv .tsv .json .jsonl .parquet", argument=True),
+    Opt("text", Optional[str], None, ("--text", "-t"), "Column holding the text."),
+    Opt("template", Optional[str], None, help="Text template over columns, e.g. '{instruction}\\n{input}'."),
+    Opt("vectors", Optional[str], None, help="Column of precomputed vectors (skips the model)."),
+    Opt("fmt", Optional[str], None, ("--format",), "csv, tsv, json, jsonl or parquet (default: extension)."),
+    Opt("delimiter", Optional[str], None, ("--delimiter",), DELIMITER_HELP),
+    Opt("encoding", Optional[str], None, ("--encoding",), ENCODING_HELP),
+)
+
+EMBED = group(
+    Opt("model", str, default_of(E, "model"), help="sentence-transformers name or local path."),
+    Opt("batch_size", int, default_of(E, "batch_size"), help="Texts per batch."),
+    Opt("device", str, default_of(E, "device"), help="auto, cpu, cuda or mps."),
+    Opt("backend", str, default_of(E, "backend"), ("--backend",), BACKEND_HELP),
+)
+LONG_TEXT = Opt("long_text", str, default_of(E, "long_text"), ("--long-text",),
+                "Texts over the model's token limit: truncate (embed the first max_seq_length tokens, as "
+                "sentence-transformers does) or chunk (embed overlapping windows and mean-pool them).")
+
+MAP = group(
+    Opt("n_neighbors", int, default_of(P, "n_neighbors"), help="UMAP n_neighbors."),
+    Opt("min_dist", float, default_of(P, "min_dist"), help="UMAP min_dist of the 2-D map."),
+    Opt("metric", str, default_of(P, "metric"), help="UMAP metric."),
+    Opt("dims", int, default_of(P, "cluster_dims"), help="Dimensions of the projection used for clustering."),
+    Opt("min_cluster_size", Optional[int], default_of(C, "min_cluster_size"),
+        help="HDBSCAN min_cluster_size (default ~sqrt(n)/2)."),
+    Opt("min_samples", Optional[int], default_of(C, "min_samples"),
+        help="HDBSCAN min_samples (default min(10, min_cluster_size))."),
+    Opt("seed", int, default_of(P, "seed"), help="Seed of the projection."),
+    Opt("exact", bool, default_of(P, "exact"), ("--exact",),
+        "Seeded single-threaded UMAP: bit-reproducible, slower (default: parallel UMAP; exports then store the "
+        "map next to the manifest)."),
+    LONG_TEXT,
+    Opt("edits", Optional[Path], None, ("--edits",), "A JSON file of cluster edits (rename, merge, split) to apply "
+        "on top of the map, as `sieve curate` does."),
+    Opt("cluster_method", str, default_of(C, "algorithm"), ("--cluster-method",),
+        "hdbscan (on the UMAP n-D projection), plscan (fast_hdbscan's PLSCAN, same input), evoc (EVoC on the "
+        "vectors) or leiden (Leiden communities of the kNN graph). See docs/SELECTION.md."),
+)
+
+SELECT_OPTS = group(
+    Opt("budget", int, REQUIRED, ("--budget", "-b"), "Total rows (or tokens, with --budget-unit tokens) to select."),
+    Opt("policy", str, DEFAULT_POLICY, help="sqrt (the default: budget by the square root of cluster size), "
+                                            "proportional or equal."),
+    Opt("pick", str, DEFAULT_PICK, help=f"How rows are picked inside a cluster (default {DEFAULT_PICK}). "
+                                        f"{describe()}."),
+    Opt("seed", int, default_of(S, "seed"), help="Seed of the pick."),
+    Opt("noise", str, default_of(S, "noise"), help="include, exclude, or a row budget for unclustered rows."),
+    Opt("min_per_cluster", int, default_of(S, "min_per_cluster"), ("--min",), "Floor per cluster."),
+    Opt("max_per_cluster", Optional[int], default_of(S, "max_per_cluster"), ("--max",), "Cap per cluster."),
+    Opt("override", Optional[list[str]], None, ("--override",), "CLUSTER=ROWS, repeatable."),
+    Opt("score_column", Optional[str], default_of(S, "score_column"),
+        help="Numeric column for --pick score (or the relevance of --pick mmr)."),
+    Opt("ascending", bool, default_of(S, "score_ascending"), ("--ascending",), "With --pick score: lowest first."),
+    Opt("pin", Optional[str], None, help="Row ids always included (comma-separated, or a file)."),
+    Opt("ban", Optional[str], None, help="Row ids never included (comma-separated, or a file)."),
+)
+
+DEPTH_OPTS = group(
+    Opt("dedup", str, default_of(S, "dedup"), help="none, exact (normalised text) or near (also "
+        "embeddings within a cluster above --near-dup): one pick per duplicate group."),
+    Opt("near_dup", float, default_of(S, "near_dup_threshold"),
+        help="Cosine similarity that makes two rows near-duplicates."),
+    Opt("mmr_lambda", float, default_of(S, "mmr_lambda"),
+        help="With --pick mmr: 1 = most relevant, 0 = most novel."),
+    Opt("soft_noise", Optional[float], default_of(S, "soft_noise_threshold"),
+        help="Unclustered rows with HDBSCAN soft membership >= this join their cluster."),
+    Opt("budget_unit", str, default_of(S, "budget_unit"),
+        help="rows or tokens (budget, min/max, overrides in tokens)."),
+    Opt("tokenizer", str, default_of(S, "tokenizer"),
+        help="With --budget-unit tokens: model (the embedding model's tokenizer) or words."),
+    Opt("strata", Optional[str], default_of(S, "strata_column"),
+        help="A column to split each cluster's budget across (e.g. source)."),
+    Opt("strata_bound", Optional[list[str]], None,
+        help="STRATUM=MIN:MAX per cluster x stratum cell, repeatable."),
+    Opt("reference", Optional[str], default_of(S, "reference_path"),
+        help="A reference/eval file: coverage and leakage check."),
+    Opt("reference_text", str, default_of(S, "reference_text"),
+        help="The reference file's text column."),
+    Opt("coverage_distance", float, default_of(S, "coverage_distance"),
+        help="A reference row is covered within this cosine distance."),
+    Opt("leakage", str, "warn",
+        help="With --reference: off, warn or drop rows that are near-copies of reference rows."),
+    Opt("leakage_threshold", float, default_of(S, "leakage_threshold"),
+        help="Cosine similarity that counts as leakage."),
+    Opt("target", Optional[str], default_of(S, "target_path"),
+        help="A target file (any input format): the budget follows the share of its rows nearest each cluster "
+        "(importance resampling; replaces --policy)."),
+    Opt("target_text", str, default_of(S, "target_text"), help="The target file's text column."),
+)
+
+EXPORT = group(
+    Opt("out_path", Path, REQUIRED, ("--out", "-o"), "Output file: .parquet, .jsonl or .csv."),
+    Opt("fmt", Optional[str], None, ("--format",), "parquet, jsonl or csv (default: extension)."),
+    Opt("manifest", Optional[Path], None, help="Manifest path (default: OUT + .manifest.json)."),
+    Opt("include_duplicates", bool, False, ("--include-duplicates",),
+        "Also export the other members of each chosen duplicate group."),
+)
+
+RAY_OPTS = group(
+    Opt("address", Optional[str], None, help="--engine ray: " + RAY_ADDRESS_HELP),
+    Opt("workers", Optional[int], default_of(ScaleEmbedParams, "workers"),
+        help="--engine ray: actors (default: one per GPU, else per CPU)."),
+    Opt("shard_rows", int, default_of(ScaleEmbedParams, "shard_rows"),
+        help="--engine ray: row ids per shard (the unit of resume)."),
+    Opt("sample_size", int, default_of(ScaleMapParams, "sample_size"),
+        help="--engine ray: rows the UMAP/HDBSCAN fit sees; every other row is assigned."),
+    Opt("sample_seed", int, default_of(ScaleMapParams, "sample_seed"), help="--engine ray: seed of the sample."),
+)
