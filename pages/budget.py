@@ -16,6 +16,10 @@ from pages import common as C
 MAX_SLIDERS = 12
 NOISE_MODES = ("include", "exclude", "own budget")
 MODES = ("Automatic", "Sliders", "Table")
+# (selection.stats key, metric label) of the depth options' results
+DEPTH_METRICS = (("soft_noise_moved", "Rows moved out of noise"), ("groups", "Duplicate groups"),
+                 ("duplicate_rows", "Duplicate rows"), ("tokens_used", "Tokens used"),
+                 ("tokens_budget", "Token budget"), ("leaked", "Leaked rows"))
 
 
 def _sizes(data) -> dict[int, int]:
@@ -33,7 +37,7 @@ def _token_budget_widget(data, info) -> None:
     _persisted(st.number_input, f"Total budget (tokens; the whole set has {total:,})", C.W_TOKEN_BUDGET,
                C.C_TOKEN_BUDGET, max(1, total // 10), min_value=1, step=1000,
                help="Rows are taken in pick order while they fit; the total never exceeds this.")
-    st.text(f"tokens_total={total}")
+    st.metric("Tokens in the whole set", f"{total:,}")
 
 
 def _total_widgets(slot, n: int, sliders: bool, sliders_total: int | None) -> None:
@@ -319,19 +323,11 @@ def _comparison(metrics, aims: dict) -> None:
 
 
 def _depth_results(selection, params) -> None:
-    """One line per depth option that changed something (plain text for tests, a caption for people)."""
+    """A metric per depth option that changed something, and a caption that explains it."""
     s = selection.stats
-    parts = []
-    if "soft_noise_moved" in s:
-        parts.append(f"soft_noise_moved={s['soft_noise_moved']}")
-    if "groups" in s:
-        parts.append(f"dedup_groups={s['groups']} duplicate_rows={s['duplicate_rows']}")
-    if "tokens_used" in s:
-        parts.append(f"tokens_used={s['tokens_used']} tokens_budget={s['tokens_budget']}")
-    if "leaked" in s:
-        parts.append(f"leaked={s['leaked']}")
-    if parts:
-        st.text(" ".join(parts))
+    shown = [(label, s[key]) for key, label in DEPTH_METRICS if key in s]
+    for col, (label, value) in zip(st.columns(max(1, len(shown))), shown):
+        col.metric(label, f"{int(value):,}")
     if "soft_noise_moved" in s:
         st.caption(f"Soft noise moved {s['soft_noise_moved']:,} unclustered row(s) into their most likely cluster.")
     if "groups" in s:
@@ -373,10 +369,6 @@ def _charts(data, sizes, selection, metrics, params) -> None:
             C.ss()[C.K_WANT_DIVERSITY] = True
             st.rerun()
     _comparison(metrics, aims)
-    st.text(f"coverage={metrics.coverage:.4f} jsd={metrics.jsd:.4f} "
-            f"nn_distance={metrics.nn_distance if metrics.nn_distance is None else round(metrics.nn_distance, 4)} "
-            f"nn_distance_random="
-            f"{metrics.nn_distance_random if metrics.nn_distance_random is None else round(metrics.nn_distance_random, 4)}")
 
     names = data.cluster_names
     ids = sorted(sizes, key=lambda c: (c < 0, c))
@@ -460,7 +452,7 @@ def body() -> None:
     selection, metrics = result["selection"], result["metrics"]
 
     st.subheader("Result")
-    st.text(f"budget_total={len(selection)}")
+    st.metric("Rows in the subset", f"{len(selection):,}")
     for note in selection.notes:
         st.warning(C.esc(note))
     _depth_results(selection, params)

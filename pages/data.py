@@ -147,7 +147,6 @@ def _show_current(ws, info) -> None:
     c4.metric("Texts to embed", f"{info.n_embeddable - info.n_duplicates:,}",
               help=f"{info.n_embeddable:,} non-empty rows less {info.n_duplicates:,} exact duplicates: each distinct "
                    "text is embedded once and its duplicates share its vector.")
-    st.text(f"rows={info.n_rows} empty={info.n_empty} duplicates={info.n_duplicates}")
     st.text(f"source: {', '.join(info.sources[:3])}{' …' if len(info.sources) > 3 else ''}"
             + (f"; delimiter {info.delimiter!r}" if info.delimiter else "")
             + (f"; encoding {info.encoding}" if info.encoding else ""))

@@ -156,8 +156,7 @@ def body() -> None:
     if last:
         st.success(f"Saved {last['rows']:,} rows to {C.esc(last['path'])} and the manifest to "
                    f"{C.esc(last['manifest'])}.")
-        st.text(f"saved_rows={last['rows']}")
-        st.text(f"saved_path={last['path']}")
+        st.metric("Rows saved", f"{last['rows']:,}")
         out = Path(last["path"])
         again = out.with_name(f"{out.stem}.reproduced{out.suffix}")
         st.code(f"sieve reproduce {shlex.quote(last['manifest'])} --out {shlex.quote(str(again))}", language="bash")

@@ -364,9 +364,10 @@ def _summary(data) -> None:
     mask = ids_in(data.row_ids, ids)
     summ = selection_summary(data.labels, mask, data.cluster_names)
     st.metric("Selected rows", f"{summ['rows']:,}")
-    st.text(f"selected_count={summ['rows']}")
-    st.text(f"clusters_touched={len(summ['clusters'])}")
-    st.text(f"pinned_count={len(C.pins())} banned_count={len(C.bans())}")
+    st.metric("Clusters touched", f"{len(summ['clusters']):,}")
+    m1, m2 = st.columns(2)
+    m1.metric("Pinned rows", f"{len(C.pins()):,}", help="Always included in the subset.")
+    m2.metric("Banned rows", f"{len(C.bans()):,}", help="Never included in the subset.")
     empty = summ["rows"] == 0
     st.button("Pin selection", key=C.W_PIN, on_click=_pin, disabled=empty, width="stretch",
               icon=":material/push_pin:", help="Always include these rows in the subset.")
@@ -464,8 +465,9 @@ def _cluster_table(data) -> None:
     df = pd.DataFrame(cluster_table(data.clusters, len(data.row_ids)))
     st.dataframe(df, hide_index=True, width="stretch",
                  column_config={"share": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)})
-    st.text(f"clusters={len([c for c in data.clusters if c.id >= 0])} unclustered="
-            f"{int((data.labels < 0).sum())}")
+    m1, m2, _ = st.columns([1, 1, 2])
+    m1.metric("Clusters", f"{len([c for c in data.clusters if c.id >= 0]):,}")
+    m2.metric("Unclustered rows", f"{int((data.labels < 0).sum()):,}")
 
 
 def _explore(ws, data) -> None:
@@ -519,7 +521,7 @@ def _explore(ws, data) -> None:
             mask = _search_mask(data, query)
             if fig["allowed"] is not None:
                 mask = mask & fig["allowed"]
-            st.text(f"search_matches={int(mask.sum())}")
+            st.metric("Search matches", f"{int(mask.sum()):,}")
             st.button("Select matches", key=C.W_SELECT_MATCHES, on_click=_select_matches, disabled=not mask.any())
             _rows_table(ws, data, data.row_ids[mask], "matches", C.W_MATCH_PAGE)
     with tabs[3]:

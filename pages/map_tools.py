@@ -123,7 +123,7 @@ def curate_panel(ws, data) -> None:
 def _edit_list(ws, data) -> None:
     import pandas as pd
 
-    st.text(f"edits={len(data.edits)}")
+    st.metric("Cluster edits", f"{len(data.edits):,}", help="Renames, merges and splits applied to this map.")
     if not data.edits:
         return
     rows = [{"#": i, "op": e["op"], "clusters": ", ".join(str(c) for c in e.get("clusters", [e.get("cluster")])),
@@ -240,7 +240,7 @@ def semantic_panel(ws, data) -> None:
 def _results(data, res: dict) -> None:
     import pandas as pd
 
-    st.text(f"semantic_results={len(res['ids'])}")
+    st.metric("Rows found", f"{len(res['ids']):,}")
     st.caption(f"Nearest rows, {C.esc(res['what'])}")
     c1, c2, c3, c4 = st.columns(4)
     c1.checkbox("Ring them on the map", key=W_SEM_HIGHLIGHT, value=True,

@@ -162,8 +162,9 @@ def _selection_panel(ws, map_dir: Path, names: dict) -> None:
 
     ids = _selected()
     st.metric("Selected rows (all shards)", f"{len(ids):,}")
-    st.text(f"scale_selected_count={len(ids)}")
-    st.text(f"pinned_count={len(C.pins())} banned_count={len(C.bans())}")
+    m1, m2 = st.columns(2)
+    m1.metric("Pinned rows", f"{len(C.pins()):,}", help="Always included in the subset.")
+    m2.metric("Banned rows", f"{len(C.bans()):,}", help="Never included in the subset.")
     empty = len(ids) == 0
     st.button("Pin selection", key=C.W_SCALE_PIN, on_click=_pin, disabled=empty, width="stretch",
               icon=":material/push_pin:", help="Always include these rows in the subset.")
@@ -255,7 +256,7 @@ def _allocation(sel, names: dict) -> None:
     df = pd.DataFrame([{"cluster": c, "name": names.get(c, str(c)), "size": s, "budget": sel.allocation.get(c, 0),
                         "selected": chosen.get(c, 0)} for c, s in sorted(sel.sizes.items(), key=lambda kv:
                                                                            (kv[0] < 0, kv[0]))])
-    st.text(f"scale_selected_rows={len(sel)}")
+    st.metric("Rows in the subset", f"{len(sel):,}")
     st.dataframe(df, hide_index=True, width="stretch", height=min(420, 38 + 35 * len(df)))
     for note in sel.notes:
         st.caption(f"Note: {C.esc(note)}")

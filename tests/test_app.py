@@ -14,13 +14,12 @@ from tests.app_fixtures import (  # noqa: F401  (fixtures)
     chart,
     empty_env,
     map_env,
+    metric_value,
     new_app,
     no_errors,
     open_page,
     send_selection,
     small_map,
-    text_value,
-    texts,
 )
 
 
@@ -73,9 +72,9 @@ def test_data_page_autoloads_sample_and_shows_counts(empty_env):
     no_errors(at)
     info = current_dataset(Workspace(empty_env))
     assert info.sources == [str(C.SAMPLE_PATH)]
-    assert text_value(at, "rows") == str(info.n_rows)
-    assert text_value(at, "empty") == str(info.n_empty)
-    assert text_value(at, "duplicates") == str(info.n_duplicates)
+    assert metric_value(at, "Rows") == str(info.n_rows)
+    assert metric_value(at, "Empty texts") == str(info.n_empty)
+    assert metric_value(at, "Exact duplicates") == str(info.n_duplicates)
     assert at.radio(key="w.source_kind").value == "Bundled sample"
     assert at.selectbox(key="w.text_column").value == "text"
     # The map page now offers to compute.
@@ -112,7 +111,7 @@ def test_data_page_path_box_is_confined_to_the_data_dir(empty_env, tmp_path, mon
     at.selectbox(key="w.text_column").set_value("prompt").run()
     at.button(key="w.load").click().run()
     no_errors(at)
-    assert text_value(at, "rows") == "2"
+    assert metric_value(at, "Rows") == "2"
 
 
 def test_data_page_loads_a_path_with_template(empty_env, tmp_path):
@@ -130,8 +129,8 @@ def test_data_page_loads_a_path_with_template(empty_env, tmp_path):
     at.selectbox(key="w.score_column").set_value("score").run()
     at.button(key="w.load").click().run()
     no_errors(at)
-    assert text_value(at, "rows") == "4"
-    assert text_value(at, "duplicates") == "1"
+    assert metric_value(at, "Rows") == "4"
+    assert metric_value(at, "Exact duplicates") == "1"
     assert at.session_state[C.C_SCORE_COLUMN] == "score"
 
 
@@ -147,7 +146,7 @@ def test_data_page_upload_is_saved_under_workspace_with_safe_name(empty_env):
     at.selectbox(key="w.text_column").set_value("prompt").run()
     at.button(key="w.load").click().run()
     no_errors(at)
-    assert text_value(at, "rows") == "3" and text_value(at, "empty") == "1"
+    assert metric_value(at, "Rows") == "3" and metric_value(at, "Empty texts") == "1"
 
 
 # -- map -----------------------------------------------------------------------------------
@@ -158,8 +157,8 @@ def test_map_page_loads_existing_map(map_env):
     at = open_page(C.PAGE_MAP)
     no_errors(at)
     n_clusters = len([c for c in data.clusters if c.id >= 0])
-    assert text_value(at, "clusters") == str(n_clusters)
-    assert text_value(at, "selected_count") == "0"
+    assert metric_value(at, "Clusters") == str(n_clusters)
+    assert metric_value(at, "Selected rows") == "0"
     fig = json.loads(chart(at).proto.spec)
     names = [t["name"] for t in fig["data"]]
     assert names[0] == "unclustered" and len(names) == n_clusters + 1
@@ -178,20 +177,20 @@ def test_map_box_and_lasso_select_all_rows_and_pin(map_env):
     no_errors(at)
     want = int(points_in_box(data.xy, x0, x1, y0, y1).sum())
     assert want > 0
-    assert text_value(at, "selected_count") == str(want)
+    assert metric_value(at, "Selected rows") == str(want)
 
     lx = [float(v) for v in np.percentile(data.xy[:, 0], [5, 95, 50])]
     ly = [float(v) for v in np.percentile(data.xy[:, 1], [5, 5, 95])]
     at = send_selection(at, {"points": [], "point_indices": [], "box": [], "lasso": [{"x": lx, "y": ly}]})
     want = int(points_in_lasso(data.xy, lx, ly).sum())
-    assert text_value(at, "selected_count") == str(want)
+    assert metric_value(at, "Selected rows") == str(want)
 
     at.button(key="w.pin").click().run()
     no_errors(at)
-    assert text_value(at, "pinned_count") == str(want)
+    assert metric_value(at, "Pinned rows") == str(want)
     at.button(key="w.clear").click().run()
-    assert text_value(at, "selected_count") == "0"
-    assert text_value(at, "pinned_count") == str(want)  # pins survive clearing the selection
+    assert metric_value(at, "Selected rows") == "0"
+    assert metric_value(at, "Pinned rows") == str(want)  # pins survive clearing the selection
 
 
 def test_map_search_select_matches_and_ban(map_env):
@@ -202,11 +201,11 @@ def test_map_search_select_matches_and_ban(map_env):
     texts_ = at.session_state[C.K_TEXTS]
     want = sum("python" in t.lower() for t in texts_)
     assert want > 0
-    assert text_value(at, "search_matches") == str(want)
+    assert metric_value(at, "Search matches") == str(want)
     at.button(key="w.select_matches").click().run()
-    assert text_value(at, "selected_count") == str(want)
+    assert metric_value(at, "Selected rows") == str(want)
     at.button(key="w.ban").click().run()
-    assert text_value(at, "banned_count") == str(want)
+    assert metric_value(at, "Banned rows") == str(want)
     # The budget never picks a banned row.
     at.switch_page(C.PAGE_BUDGET).run()
     no_errors(at)
@@ -226,7 +225,7 @@ def test_map_cluster_filter_restricts_figure_and_selection(map_env):
     lo, hi = data.xy.min(axis=0) - 1, data.xy.max(axis=0) + 1
     at = send_selection(at, {"points": [], "box": [{"x": [float(lo[0]), float(hi[0])], "y": [float(lo[1]), float(hi[1])]}],
                       "lasso": []})
-    assert text_value(at, "selected_count") == str(int((data.labels == 0).sum()))
+    assert metric_value(at, "Selected rows") == str(int((data.labels == 0).sum()))
     assert int(points_in_box(data.xy, lo[0], hi[0], lo[1], hi[1]).sum()) == len(data.labels)
 
 
@@ -243,23 +242,23 @@ def test_budget_widgets_change_allocation(map_env):
     at = open_page(C.PAGE_BUDGET)
     no_errors(at)
     n = len(data.row_ids)
-    start = int(text_value(at, "budget_total"))
+    start = int(metric_value(at, "Rows in the subset"))
     assert start == C.default_budget(n)
     assert sum(_alloc(at).values()) == start
 
     at.slider(key=C.W_BUDGET_SLIDER).set_value(120).run()
-    assert text_value(at, "budget_total") == str(start)  # in a form: nothing changes before Apply
+    assert metric_value(at, "Rows in the subset") == str(start)  # in a form: nothing changes before Apply
     at.slider(key=C.W_BUDGET_SLIDER).set_value(120)
     at.button(key=C.W_BUDGET_APPLY).click().run()
     no_errors(at)
-    assert text_value(at, "budget_total") == "120"
+    assert metric_value(at, "Rows in the subset") == "120"
     assert at.number_input(key=C.W_BUDGET_NUMBER).value == 120  # kept in sync
     equal = _alloc(at)
     assert sum(equal.values()) == 120
 
     at.number_input(key=C.W_BUDGET_NUMBER).set_value(90)
     at.button(key=C.W_BUDGET_APPLY).click().run()
-    assert text_value(at, "budget_total") == "90"
+    assert metric_value(at, "Rows in the subset") == "90"
     assert at.slider(key=C.W_BUDGET_SLIDER).value == 90
 
     at.selectbox(key="w.policy").set_value("proportional").run()
@@ -270,7 +269,7 @@ def test_budget_widgets_change_allocation(map_env):
     assert prop[big] >= prop[small]
 
     at.selectbox(key="w.noise").set_value("exclude").run()
-    assert _alloc(at)[-1] == 0 and text_value(at, "budget_total") == "90"
+    assert _alloc(at)[-1] == 0 and metric_value(at, "Rows in the subset") == "90"
 
 
 def test_budget_same_settings_same_rows_and_seed_changes_them(map_env):
@@ -295,7 +294,7 @@ def test_budget_sliders_per_cluster(map_env):
     n_groups = len(np.unique(data.labels))
     assert len(sliders) == n_groups  # one per cluster + unclustered (noise included)
     before = sum(s.value for s in sliders)
-    assert text_value(at, "budget_total") == str(before)
+    assert metric_value(at, "Rows in the subset") == str(before)
     assert at.slider(key=C.W_BUDGET_SLIDER).value == before and at.number_input(key=C.W_BUDGET_NUMBER).value == before
     target = sliders[0]
     target.set_value(target.value + 3)
@@ -303,7 +302,7 @@ def test_budget_sliders_per_cluster(map_env):
     no_errors(at)
     after = sum(s.value for s in at.slider if s.key and s.key.startswith(C.W_SLIDER_PREFIX))
     assert after == before + 3
-    assert text_value(at, "budget_total") == str(after)
+    assert metric_value(at, "Rows in the subset") == str(after)
     # The Total slider and the Rows box follow the sliders' sum (issue 14 A3).
     assert at.slider(key=C.W_BUDGET_SLIDER).value == after
     assert at.number_input(key=C.W_BUDGET_NUMBER).value == after
@@ -328,7 +327,7 @@ def test_budget_pins_are_honoured(map_env):
     no_errors(at)
     sel = at.session_state[C.K_SELECTION]["selection"]
     assert pins <= set(sel.row_ids.tolist())
-    assert text_value(at, "budget_total") == "30"
+    assert metric_value(at, "Rows in the subset") == "30"
 
 
 def test_budget_bad_settings_show_error_not_traceback(map_env):
@@ -359,7 +358,7 @@ def test_export_saves_file_and_manifest(map_env, tmp_path, monkeypatch, fmt):
     at.text_input(key="w.save_path").input(f"sub/subset.{fmt}").run()
     at.button(key="w.save").click().run()
     no_errors(at)
-    assert text_value(at, "saved_rows") == "77"
+    assert metric_value(at, "Rows saved") == "77"
     if fmt == "parquet":
         ids = pq.read_table(out).column("sieve_row_id").to_pylist()
     else:
@@ -453,11 +452,11 @@ def test_map_sql_filter_selects_rows_and_refuses_files(map_env):
     from core.query import run_filter
 
     want = int(np.isin(data.row_ids, run_filter(map_env[0], "source = 'forum'")).sum())
-    assert want > 0 and text_value(at, "selected_count") == str(want)
+    assert want > 0 and metric_value(at, "Selected rows") == str(want)
     at.text_input(key="w.sql_where").input("1=1) OR (SELECT count(*) FROM read_csv('/etc/passwd')) > 0 OR (1").run()
     at.button(key="w.sql_select").click().run()
     assert not at.exception
-    assert at.error and text_value(at, "selected_count") == str(want)
+    assert at.error and metric_value(at, "Selected rows") == str(want)
 
 
 # -- curate clusters -------------------------------------------------------------------------
@@ -480,12 +479,12 @@ def test_map_curate_rename_merge_split_undo(small_map, tmp_path, monkeypatch):
     ids = sorted(c.id for c in data.clusters if c.id >= 0)
     at = open_page(C.PAGE_MAP)
     no_errors(at)
-    assert text_value(at, "edits") == "0"
+    assert metric_value(at, "Cluster edits") == "0"
     at.selectbox(key=T.W_CUR_RENAME_ID).set_value(ids[0])
     at.text_input(key=T.W_CUR_RENAME_NAME).input("*refunds* <b>")
     at.button(key=T.W_CUR_RENAME).click().run()
     no_errors(at)
-    assert text_value(at, "edits") == "1"
+    assert metric_value(at, "Cluster edits") == "1"
     assert at.session_state[C.K_MAP].cluster_names[ids[0]] == "*refunds* <b>"
     fig = json.loads(chart(at).proto.spec)
     assert "*refunds* &lt;b&gt;" in [t["name"] for t in fig["data"]]  # the legend shows it escaped
@@ -497,27 +496,27 @@ def test_map_curate_rename_merge_split_undo(small_map, tmp_path, monkeypatch):
     no_errors(at)
     after_split = at.session_state[C.K_MAP]
     assert len([c for c in after_split.clusters if c.id >= 0]) == len(ids) + 2
-    assert text_value(at, "clusters") == str(len(ids) + 2)
+    assert metric_value(at, "Clusters") == str(len(ids) + 2)
     new_ids = sorted(set(after_split.cluster_names) - set(data.cluster_names))
     at.multiselect(key=T.W_CUR_MERGE_IDS).set_value([big] + new_ids)
     at.button(key=T.W_CUR_MERGE).click().run()
     no_errors(at)
     merged = at.session_state[C.K_MAP]
     assert np.array_equal(merged.labels == big, data.labels == big)  # the parts merged back
-    assert text_value(at, "edits") == "3"
+    assert metric_value(at, "Cluster edits") == "3"
     # the workspace keeps the edits: a fresh session opens the curated map
     assert load_map(Workspace(ws.root)).edits == merged.edits
     # a bad edit is one error line, and nothing changes
     at.text_input(key=T.W_CUR_RENAME_NAME).input("   ")
     at.button(key=T.W_CUR_RENAME).click().run()
     assert not at.exception and any("edit 4 (rename)" in e.value.replace("\\", "") for e in at.error)  # escaped markdown
-    assert text_value(at, "edits") == "3"
+    assert metric_value(at, "Cluster edits") == "3"
     at.button(key=T.W_CUR_UNDO).click().run()
     no_errors(at)
-    assert text_value(at, "edits") == "2"
+    assert metric_value(at, "Cluster edits") == "2"
     at.button(key=T.W_CUR_CLEAR).click().run()
     no_errors(at)
-    assert text_value(at, "edits") == "0"
+    assert metric_value(at, "Cluster edits") == "0"
     assert np.array_equal(at.session_state[C.K_MAP].labels, data.labels)
 
 
@@ -559,7 +558,7 @@ def test_map_colour_by_column_and_linked_summary_bars_filter(map_env):
                                                                   "point_index": b}], "box": [], "lasso": []})
     no_errors(at)
     forum = int((np.asarray(view.codes) == b).sum())
-    assert forum > 0 and text_value(at, "selected_count") == str(forum)
+    assert forum > 0 and metric_value(at, "Selected rows") == str(forum)
     # the selection's share is now all "forum"
     bars = json.loads(summary_charts(at)["source"].proto.spec)["data"]
     assert bars[1]["x"][b] == 1.0
@@ -573,7 +572,7 @@ def test_map_colour_by_column_and_linked_summary_bars_filter(map_env):
                                "lasso": []})
     no_errors(at)
     want = int((bar_mask(tl, 0) & (np.asarray(view.codes) == b)).sum())
-    assert text_value(at, "selected_count") == str(want)
+    assert metric_value(at, "Selected rows") == str(want)
 
 
 def test_map_more_like_this_follows_a_clicked_point(map_env):
@@ -587,10 +586,10 @@ def test_map_more_like_this_follows_a_clicked_point(map_env):
     at = send_selection(at, {"points": [{"customdata": p, "curve_number": 0, "point_index": 0}], "box": [],
                              "lasso": []})
     no_errors(at)
-    assert text_value(at, "selected_count") == "1"
+    assert metric_value(at, "Selected rows") == "1"
     assert at.number_input(key=T.W_SEM_ROW).value == int(data.row_ids[p])
     at.button(key=T.W_SEM_LIKE).click().run()
     no_errors(at)
     res = at.session_state[T.K_SEM]
     assert int(res["ids"][0]) == int(data.row_ids[p]) and abs(float(res["sims"][0]) - 1) < 1e-5
-    assert text_value(at, "semantic_results") == str(min(20, len(data.row_ids)))
+    assert metric_value(at, "Rows found") == str(min(20, len(data.row_ids)))

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pages import common as C
-from tests.app_fixtures import HashEncoder, new_app, no_errors, open_page, text_value
+from tests.app_fixtures import HashEncoder, new_app, no_errors, open_page, metric_value
 
 SAME = "Summarize this article in three sentences."
 
@@ -111,7 +111,7 @@ def test_budget_and_export_pages_work_on_degenerate_maps(degenerate_env, tmp_pat
     n = len(data.row_ids)
     at = open_page(C.PAGE_BUDGET)
     no_errors(at)
-    budget = int(text_value(at, "budget_total"))
+    budget = int(metric_value(at, "Rows in the subset"))
     assert 1 <= budget <= n
     number = at.number_input(key=C.W_BUDGET_NUMBER)
     assert number.value == budget

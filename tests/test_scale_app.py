@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pages import common as C
-from tests.app_fixtures import HashEncoder, chart, no_errors, open_page, send_selection, text_value
+from tests.app_fixtures import HashEncoder, chart, no_errors, open_page, send_selection, metric_value
 
 N_ROWS = 1200
 SAMPLE = 700
@@ -181,12 +181,12 @@ def test_page_draws_a_sample_and_a_lasso_selects_every_row_inside_it(scale_env):
     at = send_selection(at, {"points": [], "box": [{"x": [float(x0), float(x1)], "y": [float(y0), float(y1)]}], "lasso": []})
     no_errors(at)
     want = int(points_in_box(xy, x0, x1, y0, y1).sum())
-    assert want > 0 and text_value(at, "scale_selected_count") == str(want)
+    assert want > 0 and metric_value(at, "Selected rows (all shards)") == str(want)
     lx = [float(v) for v in np.percentile(xy[:, 0], [5, 95, 50])]
     ly = [float(v) for v in np.percentile(xy[:, 1], [5, 5, 95])]
     at = send_selection(at, {"points": [], "box": [], "lasso": [{"x": lx, "y": ly}]})
     inside = ids[points_in_lasso(xy, lx, ly)]
-    assert text_value(at, "scale_selected_count") == str(len(inside))
+    assert metric_value(at, "Selected rows (all shards)") == str(len(inside))
     assert set(at.session_state[C.K_SCALE_SELECTED].tolist()) == set(inside.tolist())
 
 
@@ -201,7 +201,7 @@ def test_page_box_applies_to_rows_that_are_not_drawn(scale_env):
     at = send_selection(at, {"points": [], "box": [{"x": [float(lo[0]), float(hi[0])], "y": [float(lo[1]), float(hi[1])]}],
                       "lasso": []})
     no_errors(at)
-    assert text_value(at, "scale_selected_count") == str(res.n_rows)
+    assert metric_value(at, "Selected rows (all shards)") == str(res.n_rows)
 
 
 def test_page_pins_and_bans_survive_a_new_selection_and_reach_the_picks(scale_env):
@@ -217,7 +217,7 @@ def test_page_pins_and_bans_survive_a_new_selection_and_reach_the_picks(scale_en
     banned = set(ids[xy[:, 0] <= xcut].tolist())
     at.button(key=C.W_SCALE_BAN).click().run()
     no_errors(at)
-    assert text_value(at, "banned_count") == str(len(banned))
+    assert metric_value(at, "Banned rows") == str(len(banned))
     xpin = float(np.sort(xy[:, 0])[-6])
     at = send_selection(at, {"points": [], "box": [{"x": [xpin, float(hi[0])], "y": [float(lo[1]), float(hi[1])]}],
                       "lasso": []})
@@ -225,15 +225,15 @@ def test_page_pins_and_bans_survive_a_new_selection_and_reach_the_picks(scale_en
     at.button(key=C.W_SCALE_PIN).click().run()
     at.button(key=C.W_SCALE_CLEAR).click().run()
     no_errors(at)
-    assert text_value(at, "scale_selected_count") == "0"
-    assert text_value(at, "pinned_count") == str(len(pinned))
-    assert text_value(at, "banned_count") == str(len(banned))
+    assert metric_value(at, "Selected rows (all shards)") == "0"
+    assert metric_value(at, "Pinned rows") == str(len(pinned))
+    assert metric_value(at, "Banned rows") == str(len(banned))
     at.number_input(key=C.W_SCALE_BUDGET).set_value(120).run()
     at.selectbox(key=C.W_SCALE_PICK).set_value("diverse").run()
     no_errors(at)
     sel = at.session_state[C.K_SCALE_SELECTION]["selection"]
     chosen = set(sel.row_ids.tolist())
-    assert len(chosen) == len(sel) == 120 == int(text_value(at, "scale_selected_rows"))
+    assert len(chosen) == len(sel) == 120 == int(metric_value(at, "Rows in the subset"))
     assert pinned <= chosen and not chosen & banned
     # a new seed resamples; pins and bans still hold
     at.number_input(key=C.W_SCALE_SEED).set_value(5).run()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from pages import common as C
-from tests.app_fixtures import map_env, no_errors, open_page, small_map, text_value  # noqa: F401
+from tests.app_fixtures import map_env, no_errors, open_page, small_map, metric_value  # noqa: F401
 
 
 def _vs_random(at):
@@ -28,8 +28,8 @@ def test_budget_depth_widgets_reach_core_and_show_the_random_baseline(map_env):
     assert (params.dedup, params.pick, params.soft_noise_threshold) == ("exact", "facility", 0.05)
     sel = at.session_state[C.K_SELECTION]["selection"]
     assert len(sel) == 60 and set(sel.reasons) <= {"facility"}
-    assert int(text_value(at, "dedup_groups")) == sel.stats["groups"]
-    assert int(text_value(at, "soft_noise_moved")) == sel.stats["soft_noise_moved"]
+    assert int(metric_value(at, "Duplicate groups")) == sel.stats["groups"]
+    assert int(metric_value(at, "Rows moved out of noise")) == sel.stats["soft_noise_moved"]
     metrics = at.session_state[C.K_SELECTION]["metrics"]
     assert metrics.random and metrics.facility is not None and metrics.n_random == 5
     row = _vs_random(at).loc["facility-location value ↑"]
@@ -50,8 +50,8 @@ def test_budget_in_tokens_never_overshoots(map_env):
     at.number_input(key=C.W_TOKEN_BUDGET).set_value(700).run()
     no_errors(at)
     sel = at.session_state[C.K_SELECTION]["selection"]
-    used = int(text_value(at, "tokens_used"))
-    assert used == int(sel.tokens.sum()) <= 700 and text_value(at, "tokens_budget") == "700"
+    used = int(metric_value(at, "Tokens used"))
+    assert used == int(sel.tokens.sum()) <= 700 and metric_value(at, "Token budget") == "700"
     assert at.session_state[C.K_SELECT_PARAMS].budget_unit == "tokens"
 
 
