@@ -16,7 +16,6 @@ from tests.browser.test_browser import (  # noqa: F401  (fixtures and helpers sh
     browser_type_launch_args,
     goto,
     running_app,
-    metric_value,
     wait_chart,
     wait_metric,
 )

@@ -23,7 +23,6 @@ from tests.browser.test_browser import (  # noqa: F401  (the two browser fixture
     plotly_selections,
     running_app,
     shot,
-    metric_value,
     to_px,
     wait_chart,
     wait_metric,
