@@ -156,15 +156,10 @@ def _per_cluster(state: State, ws, data, sizes: dict[int, int], slot) -> None:
 
 
 def body() -> None:
-    st.title("Budget")
-    state = S.ss()
-    ws = C.get_workspace()
-    info = C.dataset_or_guidance(state, ws)
-    if info is None:
+    opened = C.page_map("Budget")
+    if opened is None:
         return
-    data = C.map_or_guidance(state, ws)
-    if data is None:
-        return
+    state, ws, info, data = opened
     sizes = _sizes(data)
     slot = budget_form.split_settings(state, ws, data, sizes)
     budget_form.pick_settings(state, info)

@@ -261,6 +261,23 @@ def dataset_or_guidance(state: S.State, ws: Workspace):
     return None
 
 
+def page_dataset(title: str):
+    """Title the page; (state, workspace, this session's dataset), or None after guidance
+    (:func:`dataset_or_guidance`)."""
+    st.title(title)
+    state, ws = S.ss(), get_workspace()
+    info = dataset_or_guidance(state, ws)
+    return None if info is None else (state, ws, info)
+
+
+def page_map(title: str):
+    """Title the page; (state, workspace, dataset, this session's map), or None after
+    guidance (:func:`dataset_or_guidance`, :func:`map_or_guidance`)."""
+    opened = page_dataset(title)
+    data = None if opened is None else map_or_guidance(opened[0], opened[1])
+    return None if data is None else (*opened, data)
+
+
 def map_or_guidance(state: S.State, ws: Workspace):
     """This session's map, or None after telling the user to compute one (with a link)."""
     data = get_map(state, ws)

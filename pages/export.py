@@ -144,15 +144,10 @@ def _save_section(state: S.State, ws, data, params, result, fmt: str, include_du
 
 
 def body() -> None:
-    st.title("Export")
-    state = S.ss()
-    ws = C.get_workspace()
-    info = C.dataset_or_guidance(state, ws)
-    if info is None:
+    opened = C.page_map("Export")
+    if opened is None:
         return
-    data = C.map_or_guidance(state, ws)
-    if data is None:
-        return
+    state, ws, _, data = opened
     if state.get(S.K_SELECT_PARAMS) is None:
         C.need("No budget has been set in this session yet. Choose one on the Budget page first.", S.PAGE_BUDGET,
                "Go to Budget", ":material/balance:")

@@ -5,154 +5,23 @@ a cluster filter, and pins/bans that the Budget page honours."""
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.embed import Cancelled, embed_key
-from core.eta import estimate_map_seconds, human_seconds, remaining_seconds
 from core.explore import (cluster_table, draw_sample, fetch_rows, has_shapes, ids_in, selection_mask,
                           selection_summary, text_search)
 from core.long_text import LongTextCount
-from core.onnx_embed import is_exported
-from core.pipeline import build_map
 from core.query import run_filter
-from core.warmup import wait_for_model, warmup_state
-from core.workspace import usable_cores
 from pages import common as C
-from pages import figures, forms, map_tools
+from pages import figures, forms, map_compute, map_tools
 from pages import state as S
 
 log = logging.getLogger("sieve.app")
 
-STAGES = ("embed", "project", "cluster", "label")
 PAGE_SIZE = 100
 ALL = "all clusters"
-
-
-def _load_encoder(params, status):
-    """The encoder, saying what takes the time: waiting for the background preparation
-    of the int8 model, preparing it here (one time), or loading it."""
-    e = params.embed
-    if e.backend == "onnx-int8" and warmup_state()["started"] and not warmup_state()["model"]:
-        status.update(label="Preparing the int8 ONNX model (one time on this machine, about half a minute)…")
-        wait_for_model()
-    status.update(label=f"Loading the model {e.model} ({e.backend})…")
-
-    def progress(done, total, msg):  # the one-time export, when it runs here
-        status.update(label=f"{msg[:1].upper()}{msg[1:]} ({done}/{total}); later maps skip this…")
-
-    encoder = C.get_encoder(e.model, e.device, e.normalize, e.backend, _progress=progress)
-    status.update(label="Model loaded.")
-    return encoder
-
-
-def _estimate(ws, info, params) -> str:
-    """'about 40 s' for this dataset on this machine, from core.eta's throughput table."""
-    e = params.embed
-    embedded = bool(info.vector_column) or ws.has_artifact("embed", embed_key(ws, e)[0])
-    ready = True
-    if e.backend == "onnx-int8" and not embedded:
-        ready = is_exported(e.model)
-    secs = estimate_map_seconds(info.n_embeddable - info.n_duplicates, e.backend, cores=usable_cores(),
-                                gpu=e.device in ("cuda", "mps"), embedded=embedded, model_ready=ready,
-                                compiled=warmup_state()["compiled"])
-    extra = [] if ready else ["the one-time int8 model preparation"]
-    if not warmup_state()["compiled"]:
-        extra.append("compiling UMAP/HDBSCAN once")
-    return human_seconds(secs) + (f", including {' and '.join(extra)}" if extra else "")
-
-
-class _StageProgress:
-    """One line per stage (waiting, running, cached or done) and a progress bar with the time left."""
-
-    def __init__(self):
-        self.box = st.container(border=True)
-        self.lines = {s: self.box.empty() for s in STAGES}
-        self.bars: dict[str, object] = {}
-        self.started: dict[str, float] = {}
-        self.details: dict[str, str] = {}  # each stage's first progress message, e.g. "2048 cached, 882 to embed"
-        self.last = 0.0
-        for s in STAGES:
-            self.lines[s].text(f"{s}: waiting")
-
-    def on_stage(self, stage, event, meta) -> None:
-        if event == "start":
-            self.started[stage] = time.perf_counter()
-            waiting = stage in ("project", "cluster") and warmup_state()["started"] and not warmup_state()["compiled"]
-            self.lines[stage].text(f"{stage}: " + ("compiling UMAP/HDBSCAN once for this server process, then "
-                                                   "running…" if waiting else "running…"))
-        else:
-            state = "cached (skipped)" if meta.get("cached") else f"done in {meta['seconds']:.1f} s"
-            self.lines[stage].text(f"{stage}: {state}" + (f" ({self.details[stage]})" if stage in self.details else ""))
-            if stage in self.bars:
-                self.bars.pop(stage).empty()
-
-    def progress(self, stage, done, total, msg) -> None:
-        if stage not in self.details:
-            self.details[stage] = msg
-            note = "; the longest texts go first, so the first batches are the slowest" if stage == "embed" else ""
-            self.lines[stage].text(f"{stage}: running… ({msg}{note})")
-        now = time.perf_counter()
-        if done < total and now - self.last < 0.25:
-            return
-        self.last = now
-        if stage not in self.bars:
-            self.bars[stage] = self.box.progress(0.0)
-        elapsed = now - self.started.get(stage, now)
-        left = remaining_seconds(done, total, elapsed) if done < total else None
-        eta = f", {human_seconds(left)} left" if left is not None else ""
-        self.bars[stage].progress(min(1.0, done / max(total, 1)),
-                                  text=f"{stage}: {msg} ({done:,}/{total:,}, {elapsed:.0f} s{eta})")
-
-    def on_wait(self, holder: str) -> None:  # another session's computation runs first; this one queues
-        self.lines[STAGES[0]].text(f"waiting for another computation to finish ({holder})")
-
-
-def _compute(ws, info, params) -> None:
-    encoder = None
-    if not info.vector_column:
-        key, _ = embed_key(ws, params.embed)
-        if not ws.has_artifact("embed", key):
-            with st.status(f"Loading model {C.esc(params.embed.model)}…") as status:
-                encoder = _load_encoder(params, status)
-    report = _StageProgress()
-    state = S.ss()
-    state[S.K_COMPUTING] = True
-    try:
-        keys = build_map(ws, params, encoder=encoder, on_stage=report.on_stage, progress=report.progress,
-                         on_wait=report.on_wait)
-    except Cancelled as exc:
-        st.warning(f"{C.esc(exc)}. Press **Compute map** again to resume.")
-        return
-    finally:
-        state[S.K_COMPUTING] = False
-    state[S.K_MAP_RUN] = {"timings": keys.timings, "cached": keys.cached, "details": report.details,
-                          "label": keys.map_id}
-    C.get_map(S.ss(), ws, keys.map_id)
-    st.rerun()
-
-
-def _compute_section(ws, info, data) -> None:
-    settings = forms.map_settings_form(S.ss(), data)
-    c1, c2, c3 = st.columns([1, 1, 4])
-    go_clicked = c1.button("Compute map", type="primary", key=S.W_COMPUTE)
-    stop_clicked = c2.button("Stop", key=S.W_STOP, help="Stops after the current batch; finished chunks are kept.")
-    if S.ss().get(S.K_COMPUTING) and not go_clicked:
-        S.ss()[S.K_COMPUTING] = False
-        st.warning(("Stopped. " if stop_clicked else "The map computation was interrupted. ")
-                   + "Embeddings finished so far are kept; press **Compute map** to resume where it stopped.")
-    run = S.ss().get(S.K_MAP_RUN)
-    if run and data is not None and run.get("label") == data.keys.map_id:  # describes the map shown, no other
-        details = run.get("details", {})
-        parts = [f"{s}: " + ("cached" if run["cached"].get(s) else f"{run['timings'].get(s, 0):.1f} s")
-                 + (f" ({details[s]})" if s == "embed" and s in details and not run["cached"].get(s) else "")
-                 for s in STAGES if s in run["timings"]]
-        c3.caption("Last run — " + ", ".join(parts))
-    if go_clicked:
-        _compute(ws, info, forms.map_params(settings))
 
 
 # -- exploring -------------------------------------------------------------------------------
@@ -357,28 +226,41 @@ def _cluster_table(data) -> None:
     m2.metric("Unclustered rows", f"{int((data.labels < 0).sum()):,}")
 
 
-def _explore(ws, data) -> None:
+def _controls(state: S.State, data) -> tuple[set[int] | None, str, bool]:
+    """The cluster filter, the text search box and its highlight switch:
+    (visible clusters or None for all, query, highlight)."""
     names = data.cluster_names
     ids = sorted(names, key=lambda c: (c < 0, c))
     c1, c2, c3 = st.columns([3, 2, 1])
-    valid = [c for c in S.ss().get(S.C_FILTER, []) if c in names]
-    if S.W_FILTER not in S.ss():
-        S.ss()[S.W_FILTER] = valid
+    if S.W_FILTER not in state:
+        state[S.W_FILTER] = [c for c in state.get(S.C_FILTER, []) if c in names]
     chosen = c1.multiselect("Show clusters (empty = all)", ids, key=S.W_FILTER,
                             format_func=lambda c: f"{c}: {names.get(c, c)}")
-    S.ss()[S.C_FILTER] = list(chosen)
-    S.init_widget(S.ss(), S.W_SEARCH, S.C_SEARCH, "")
-    query = c2.text_input("Search texts (case-insensitive)", key=S.W_SEARCH,
-                          on_change=S.persist(S.ss(), S.W_SEARCH, S.C_SEARCH))
-    S.ss()[S.C_SEARCH] = query
-    S.init_widget(S.ss(), S.W_HIGHLIGHT, S.C_HIGHLIGHT, False)
+    state[S.C_FILTER] = list(chosen)
+    query = S.persisted(state, c2.text_input, "Search texts (case-insensitive)", S.W_SEARCH, S.C_SEARCH, "")
     c3.write("")
-    highlight = c3.checkbox("Highlight on map", key=S.W_HIGHLIGHT, on_change=S.persist(S.ss(), S.W_HIGHLIGHT, S.C_HIGHLIGHT),
+    highlight = S.persisted(state, c3.checkbox, "Highlight on map", S.W_HIGHLIGHT, S.C_HIGHLIGHT, False,
                             help="Rings the search matches on the map; a drawn box or lasso stays.")
-    visible = set(chosen) if chosen else None
-    map_tools.color_by_control(C.get_workspace(), data)
-    fig = _figure(data, visible, query.strip(), highlight)
+    return (set(chosen) if chosen else None), query, highlight
 
+
+def _search_tab(ws, data, fig: dict, query: str) -> None:
+    if not query:
+        st.caption("Type in the search box to find texts.")
+        return
+    mask = _search_mask(data, query)
+    if fig["allowed"] is not None:
+        mask = mask & fig["allowed"]
+    st.metric("Search matches", f"{int(mask.sum()):,}")
+    st.button("Select matches", key=S.W_SELECT_MATCHES, on_click=_select_matches, disabled=not mask.any())
+    _rows_table(ws, data, data.row_ids[mask], "matches", S.W_MATCH_PAGE)
+
+
+def _explore(ws, data) -> None:
+    state = S.ss()
+    visible, query, highlight = _controls(state, data)
+    map_tools.color_by_control(ws, data)
+    fig = _figure(data, visible, query.strip(), highlight)
     left, right = st.columns([4, 1.3])
     with left:
         st.plotly_chart(fig["fig"], key=_chart_key(), on_select=_on_select, selection_mode=("points", "box", "lasso"),
@@ -392,25 +274,15 @@ def _explore(ws, data) -> None:
     with right:
         _summary(data)
         map_tools.linked_summaries(ws, data)
-
-    query = query.strip()
     tabs = st.tabs(["Selected rows", "Clusters", "Search matches", "Search by meaning", "SQL filter",
                     "Curate clusters"])
     with tabs[0]:
         _touched_table(data)
-        _rows_table(ws, data, S.selected_ids(S.ss()), "rows selected — draw a box or lasso on the map", S.W_SEL_PAGE)
+        _rows_table(ws, data, S.selected_ids(state), "rows selected — draw a box or lasso on the map", S.W_SEL_PAGE)
     with tabs[1]:
         _cluster_table(data)
     with tabs[2]:
-        if not query:
-            st.caption("Type in the search box to find texts.")
-        else:
-            mask = _search_mask(data, query)
-            if fig["allowed"] is not None:
-                mask = mask & fig["allowed"]
-            st.metric("Search matches", f"{int(mask.sum()):,}")
-            st.button("Select matches", key=S.W_SELECT_MATCHES, on_click=_select_matches, disabled=not mask.any())
-            _rows_table(ws, data, data.row_ids[mask], "matches", S.W_MATCH_PAGE)
+        _search_tab(ws, data, fig, query.strip())
     with tabs[3]:
         map_tools.semantic_panel(ws, data)
     with tabs[4]:
@@ -422,18 +294,17 @@ def _explore(ws, data) -> None:
 
 
 def body() -> None:
-    st.title("Map")
-    ws = C.get_workspace()
-    info = C.dataset_or_guidance(S.ss(), ws)
-    if info is None:
+    opened = C.page_dataset("Map")
+    if opened is None:
         return
-    data = C.get_map(S.ss(), ws)
+    state, ws, info = opened
+    data = C.get_map(state, ws)
     st.caption(f"Dataset: {info.n_rows:,} rows ({info.n_embeddable:,} to embed) from "
                f"{C.esc(', '.join(info.sources[:2]))}{' …' if len(info.sources) > 2 else ''}")
-    _compute_section(ws, info, data)
+    map_compute.compute_section(ws, info, data)
     if data is None:
         try:
-            eta = _estimate(ws, info, forms.map_params(S.ss()[S.C_MAP_SETTINGS]))
+            eta = map_compute.estimate(ws, info, forms.map_params(S.ss()[S.C_MAP_SETTINGS]))
         except Exception:  # noqa: BLE001 - an estimate never blocks the page
             log.debug("no estimate", exc_info=True)
             eta = None

@@ -231,12 +231,11 @@ def _export(ws, embed_dir: Path, map_dir: Path, result: dict) -> None:
 
 
 def body() -> None:
-    st.title("At scale")
-    ws = C.get_workspace()
-    info = C.dataset_or_guidance(S.ss(), ws)
-    if info is None:
+    opened = C.page_dataset("At scale")
+    if opened is None:
         return
-    C.sync_pins_bans(S.ss(), info.key)
+    state, ws, info = opened
+    C.sync_pins_bans(state, info.key)
     try:
         map_dir, embed_dir = scale.map_folder(ws)
         meta = scale.scaled_map_info(map_dir)
