@@ -30,7 +30,8 @@ def _sizes(data) -> dict[int, int]:
 
 def _allocation_table(state: State, data, sizes, selection) -> None:
     names = data.cluster_names
-    pins, bans = S.pins(state), S.bans(state)
+    sv = S.SessionView(state)
+    pins, bans = sv.pins, sv.bans
     pin_l = data.labels[data.positions(sorted(pins))] if pins else np.zeros(0, int)
     ban_l = data.labels[data.positions(sorted(bans))] if bans else np.zeros(0, int)
     chosen = dict(zip(*np.unique(selection.clusters, return_counts=True))) if len(selection) else {}
@@ -83,6 +84,7 @@ def _depth_results(selection, params) -> None:
 
 def _headline(state: State, metrics, params, aims: dict) -> None:
     """Cluster coverage, JSD and diversity, each beside random subsets of the same size."""
+    b = S.BudgetState(state)
     rnd = metrics.random or {}
     c1, c2, c3 = st.columns(3)
     c1.metric("Cluster coverage", f"{metrics.coverage:.0%}", help="Clusters with at least one chosen row.")
@@ -105,7 +107,7 @@ def _headline(state: State, metrics, params, aims: dict) -> None:
     else:
         c3.caption("Diversity is computed on request for large subsets.")
         if c3.button("Compute diversity", key=S.W_DIVERSITY):
-            state[S.K_WANT_DIVERSITY] = True
+            b.want_diversity = True
             st.rerun()
 
 
@@ -156,6 +158,7 @@ def _per_cluster(state: State, ws, data, sizes: dict[int, int], slot) -> None:
 
 
 def body() -> None:
+    b = S.BudgetState(S.ss())
     opened = C.page_map("Budget")
     if opened is None:
         return
@@ -167,8 +170,8 @@ def body() -> None:
     _per_cluster(state, ws, data, sizes, slot)
 
     params = forms.select_params(state, data)
-    state[S.K_SELECT_PARAMS] = params
-    want = True if state.get(S.K_WANT_DIVERSITY) else None
+    b.select_params = params
+    want = True if b.want_diversity else None
     result = C.current_selection(state, ws, data, params, diversity=want)
     selection, metrics = result["selection"], result["metrics"]
 

@@ -66,7 +66,8 @@ def slider_ids(sizes: dict[int, int], include_noise: bool) -> list[int]:
 
 
 def _slider_key(state: State, c: int) -> str:
-    return f"{S.W_SLIDER_PREFIX}{state.get(S.K_MAP_KEY)}.{c}"
+    m = S.MapState(state)
+    return f"{S.W_SLIDER_PREFIX}{m.map_key}.{c}"
 
 
 def sliders_total(state: State, sizes: dict[int, int], include_noise: bool) -> int | None:
@@ -98,22 +99,23 @@ def cluster_sliders(state: State, data, sizes: dict[int, int], auto: dict[int, i
 
 def _table_base(state: State, data, sizes: dict[int, int]) -> str:
     """The editor's widget key; a new key (and base frame from the persisted table) when it has none."""
-    wkey = state.get(S.K_TABLE_WKEY)
-    if wkey is not None and wkey in state and state.get(S.K_TABLE_BASE) is not None:
+    b = S.BudgetState(state)
+    wkey = b.table_wkey
+    if wkey is not None and wkey in state and b.table_base is not None:
         return wkey
     names, canon = data.cluster_names, state.get(S.C_TABLE) or {}
-    seq = state.get(S.K_TABLE_SEQ, 0) + 1
-    state[S.K_TABLE_SEQ] = seq
+    seq = b.table_seq + 1
+    b.table_seq = seq
     wkey = f"{S.W_TABLE_PREFIX}{seq}"
     ids = sorted(sizes, key=lambda c: (c < 0, c))
     cell = {c: canon.get(c, (None, None, None)) for c in ids}
-    state[S.K_TABLE_BASE] = pd.DataFrame({
+    b.table_base = pd.DataFrame({
         "cluster": ids, "name": [names.get(c, str(c)) for c in ids], "size": [sizes[c] for c in ids],
         "min": pd.array([cell[c][0] for c in ids], dtype="Int64"),
         "max": pd.array([cell[c][1] for c in ids], dtype="Int64"),
         "override": pd.array([cell[c][2] for c in ids], dtype="Int64"),
     })
-    state[S.K_TABLE_WKEY] = wkey
+    b.table_wkey = wkey
     return wkey
 
 
@@ -123,10 +125,11 @@ def _cell(v) -> int | None:
 
 def cluster_table_editor(state: State, data, sizes: dict[int, int]) -> None:
     """min / max / override per cluster in a data editor; persists {cluster: (min, max, override)}."""
+    b = S.BudgetState(state)
     wkey = _table_base(state, data, sizes)
     st.caption("Leave a cell empty for no constraint. *override* is an exact budget for that cluster.")
     number = st.column_config.NumberColumn(min_value=0, step=1, format="%d")
-    edited = st.data_editor(state[S.K_TABLE_BASE], key=wkey, hide_index=True, width="stretch", num_rows="fixed",
+    edited = st.data_editor(b.table_base, key=wkey, hide_index=True, width="stretch", num_rows="fixed",
                             disabled=["cluster", "name", "size"],
                             column_config={"min": number, "max": number, "override": number})
     table = {}

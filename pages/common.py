@@ -106,7 +106,8 @@ def get_encoder(model: str, device: str, normalize: bool, backend: str = "torch"
 
 
 def show_flash(state: S.State) -> None:
-    for level, message in state.pop(S.K_FLASH, []):
+    """The messages flashed since the last render, each escaped, once."""
+    for level, message in S.SessionView(state).take_flashes():
         getattr(st, level, st.info)(esc(message))
 
 
@@ -163,7 +164,7 @@ def safe_callback(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            S.flash(S.ss(), "error", report_error(exc))
+            S.SessionView(S.ss()).flash("error", report_error(exc))
 
     return wrapper
 
@@ -178,26 +179,18 @@ def current_dataset_or_none(ws: Workspace):
         return None
 
 
-def _reset_map_state(state: S.State) -> None:
-    for k in (S.K_MAP, S.K_MAP_KEY, S.K_TEXTS, S.K_FIG, S.K_SELECTED, S.K_SELECTED_HOW, S.K_SHAPES, S.K_SELECTION, S.K_TABLE_BASE,
-              S.K_TABLE_WKEY, S.K_SEARCH):
-        state.pop(k, None)
-
-
 def sync_pins_bans(state: S.State, dataset_key: str) -> None:
     """Pins, bans and per-cluster settings name row/cluster ids of one dataset: drop them when it changes."""
-    previous = state.get(S.K_PINBAN_DATASET)
-    state[S.K_PINBAN_DATASET] = dataset_key
+    sv = S.SessionView(state)
+    previous, sv.pinban_dataset = sv.pinban_dataset, dataset_key
     if previous is not None and previous != dataset_key:
-        state[S.K_PINS] = set()
-        state[S.K_BANS] = set()
-        for k in (S.C_SLIDERS, S.C_TABLE, S.C_FILTER):
-            state.pop(k, None)
+        sv.pins, sv.bans = set(), set()
+        sv.forget_cluster_settings()
 
 
 def pin_dataset(state: S.State, info, file_format: str | None = None) -> None:
     """This session works on ``info`` (a DatasetInfo) from now on."""
-    state[S.K_DATASET_PIN] = {"info": info.to_dict(), "file_format": file_format}
+    S.SessionView(state).dataset_pin = {"info": info.to_dict(), "file_format": file_format}
 
 
 def session_dataset(state: S.State, ws: Workspace):
@@ -207,7 +200,7 @@ def session_dataset(state: S.State, ws: Workspace):
     to load this session's dataset back.  Nothing of the other dataset is shown meanwhile,
     and this session's pins, bans and map stay."""
     info = current_dataset_or_none(ws)
-    pin = state.get(S.K_DATASET_PIN)
+    pin = S.SessionView(state).dataset_pin
     if info is None or pin is None or pin["info"]["key"] == info.key:
         if info is not None:
             pin_dataset(state, info, (pin or {}).get("file_format") if pin and pin["info"]["key"] == info.key else None)
@@ -230,25 +223,25 @@ def _sources(sources: list[str]) -> str:
 
 @safe_callback
 def _switch_dataset(info: dict) -> None:
-    state = S.ss()
-    pin_dataset(state, DatasetInfo.from_dict(info))
-    state.pop(S.K_MAP_RUN, None)
-    _reset_map_state(state)
+    m = S.MapState(S.ss())
+    pin_dataset(m.state, DatasetInfo.from_dict(info))
+    del m.run
+    m.forget()
 
 
 @safe_callback
 def _reload_dataset() -> None:
-    state = S.ss()
-    pin = state[S.K_DATASET_PIN]
+    sv = S.SessionView(S.ss())
+    pin = sv.dataset_pin
     mine = pin["info"]
     params = IngestParams(tuple(mine["sources"]), TextSpec(**mine["text"]), mine["vector_column"], pin["file_format"],
                           delimiter=mine.get("delimiter"), encoding=mine.get("encoding"))
     info, _ = ingest(get_workspace(), params)
     if info.key != mine["key"]:  # the files changed since: this is a new dataset
-        S.flash(state, "warning", "The files changed since this session loaded them: loaded them as a new dataset.")
-        pin_dataset(state, info, pin["file_format"])
+        sv.flash("warning", "The files changed since this session loaded them: loaded them as a new dataset.")
+        pin_dataset(sv.state, info, pin["file_format"])
     else:
-        S.flash(state, "success", f"Loaded this session's dataset back ({info.n_rows:,} rows).")
+        sv.flash("success", f"Loaded this session's dataset back ({info.n_rows:,} rows).")
 
 
 def dataset_or_guidance(state: S.State, ws: Workspace):
@@ -295,12 +288,13 @@ def get_map(state: S.State, ws: Workspace, label_key: str | None = None):
     workspace's latest map.  ``label_key`` switches this session to that map (after
     it computed one).
     """
+    m = S.MapState(state)
     info = current_dataset_or_none(ws)
     if info is None:
-        _reset_map_state(state)
+        m.forget()
         return None
     sync_pins_bans(state, info.key)
-    want = label_key or state.get(S.K_MAP_KEY)
+    want = label_key or m.map_key
     try:
         keys = map_by_label(ws, want)[0] if want else None
     except SieveError:
@@ -309,22 +303,19 @@ def get_map(state: S.State, ws: Workspace, label_key: str | None = None):
         try:
             keys, _ = current_map(ws)
         except SieveError:
-            _reset_map_state(state)
+            m.forget()
             return None
-    if state.get(S.K_MAP_KEY) == keys.map_id and S.K_MAP in state:
-        return state[S.K_MAP]
-    if state.get(S.K_MAP_KEY) is not None:  # another map: its cluster ids mean other clusters
-        for k in (S.C_SLIDERS, S.C_TABLE, S.C_FILTER):
-            state.pop(k, None)
-    _reset_map_state(state)
+    if m.map_key == keys.map_id and m.map is not None:
+        return m.map
+    if m.map_key is not None:  # another map: its cluster ids mean other clusters
+        m.forget_cluster_settings()
+    m.forget()
     data = load_map(ws, keys)
     row_ids, texts, _ = load_texts(ws)
     if not np.array_equal(np.asarray(row_ids), np.asarray(data.row_ids)):
         raise SieveError("the dataset changed since the map was computed; compute the map again")
-    state[S.K_MAP] = data
-    state[S.K_MAP_KEY] = keys.map_id
-    state[S.K_TEXTS] = texts
-    state[S.K_SELECTED] = np.zeros(0, np.int64)
+    m.map, m.map_key, m.texts = data, keys.map_id, texts
+    m.selected = np.zeros(0, np.int64)
     return data
 
 
@@ -334,13 +325,14 @@ def get_map(state: S.State, ws: Workspace, label_key: str | None = None):
 def current_selection(state: S.State, ws: Workspace, data, params, *, diversity: bool | None = None) -> dict:
     """Run core selection + metrics (beside random subsets of the same size) for ``params``
     once per (map, params); cached in session state."""
-    key = canonical_json({"map": state.get(S.K_MAP_KEY), "params": params.to_dict()})
-    cached = state.get(S.K_SELECTION)
+    b = S.BudgetState(state)
+    key = canonical_json({"map": S.MapState(state).map_key, "params": params.to_dict()})
+    cached = b.selection
     if cached is None or cached["key"] != key:
         encoder = reference_encoder(ws, data) if params.reference_path else None
         selection = run_selection(ws, data, params, encoder=encoder)
         cached = {"key": key, "selection": selection, "metrics": None, "metrics_nn": False}
-        state[S.K_SELECTION] = cached
+        b.selection = cached
     want_nn = diversity if diversity is not None else len(cached["selection"]) <= S.AUTO_DIVERSITY_MAX
     if cached["metrics"] is None or (want_nn and not cached["metrics_nn"]):
         cached["metrics"] = selection_report(data, cached["selection"], params, vectors=bool(want_nn))

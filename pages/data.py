@@ -44,9 +44,10 @@ def _ingest(ws, source: str, spec, vector_column, file_format, *, quiet: bool = 
 
 def _autoload_sample(ws) -> None:
     """First launch: load the bundled sample so a new user can click straight through."""
-    if S.ss().get(S.K_AUTOLOADED) or C.current_dataset_or_none(ws) is not None or not S.SAMPLE_PATH.is_file():
+    d = S.DataState(S.ss())
+    if d.autoloaded or C.current_dataset_or_none(ws) is not None or not S.SAMPLE_PATH.is_file():
         return
-    S.ss()[S.K_AUTOLOADED] = True
+    d.autoloaded = True
     with st.spinner("Loading the bundled sample…"):
         info, _ = _ingest(ws, str(S.SAMPLE_PATH), TextSpec(column=S.SAMPLE_TEXT_COLUMN), None, None, quiet=True)
     C.pin_dataset(S.ss(), info)
@@ -96,7 +97,7 @@ def _source(ws) -> str | None:
     if ext not in UPLOAD_TYPES:
         raise C.SieveError(f"upload {safe_filename(up.name)!r} has an unknown extension; expected one of "
                            + ", ".join(UPLOAD_TYPES))
-    saved = S.ss().setdefault(S.K_UPLOADS, {})
+    saved = S.DataState(S.ss()).uploads
     path = saved.get(up.file_id)
     if path is None or not path.is_file():
         with st.spinner("Saving the upload…"):
@@ -123,9 +124,10 @@ def _typed_path(source: str) -> str | None:
 
 def _keep_uploads(ws) -> set:
     """Uploads never removed by the cap: the loaded dataset's and this session's own."""
+    d = S.DataState(S.ss())
     info = C.current_dataset_or_none(ws)
     keep = {str(p) for p in (info.sources if info is not None else [])}
-    return keep | {str(p) for p in S.ss().get(S.K_UPLOADS, {}).values()}
+    return keep | {str(p) for p in d.uploads.values()}
 
 
 def _show_current(ws, info) -> None:

@@ -45,6 +45,7 @@ def _save(ws, data, params, result, fmt: str, name: str, include_duplicates: boo
     """Export under the server's export folder (a web user names a file inside it, never a free path):
     every file written (data, manifest, map file) is confined there, never through a symbolic
     link, and an existing file is replaced only with ``overwrite``."""
+    b = S.ExportState(S.ss())
     name = name.strip()
     if not name:
         raise C.SieveError("give a file name to save to, e.g. subset.parquet")
@@ -62,7 +63,7 @@ def _save(ws, data, params, result, fmt: str, name: str, include_duplicates: boo
                                          data, keep_text=keep_text, include_duplicates=include_duplicates,
                                          dataset_key=data.keys.dataset)
     ws.set_meta("selection", params.to_dict())  # `sieve export` in a shell now repeats this choice
-    S.ss()[S.K_LAST_SAVE] = {"path": str(out), "manifest": str(mpath), "rows": len(result["selection"]),
+    b.last_save = {"path": str(out), "manifest": str(mpath), "rows": len(result["selection"]),
                              "key": result["key"]}  # the (map, selection) it saved
 
 
@@ -114,25 +115,27 @@ def _downloads(ws, data, params, result, fmt: str, include_dups: bool) -> dict:
 
 def _save_name(state: S.State, root, file_name: str) -> str:
     """The file-name box: it follows the offered default until the user types a name."""
-    last_default = state.get(S.K_SAVE_DEFAULT)
+    b = S.ExportState(state)
+    last_default = b.save_default
     if state.get(S.C_SAVE_PATH) in (None, last_default):
         state[S.C_SAVE_PATH] = file_name
         if state.get(S.W_SAVE_PATH) == last_default:
             state[S.W_SAVE_PATH] = file_name
-    state[S.K_SAVE_DEFAULT] = file_name
+    b.save_default = file_name
     return S.persisted(state, st.text_input, f"File name inside the export folder {C.esc(root)} (the extension "
                        "sets the format)", S.W_SAVE_PATH, S.C_SAVE_PATH, file_name)
 
 
 def _save_section(state: S.State, ws, data, params, result, fmt: str, include_dups: bool) -> None:
     """Save under the server's export folder; what the last Save wrote, and how to reproduce it."""
+    b = S.ExportState(state)
     st.subheader("Save on the server")
     root = C.export_root(ws)
     path_text = _save_name(state, root, f"sieve-subset-{len(result['selection'])}.{fmt}")
     overwrite = st.checkbox("Overwrite existing files of that name", key=S.W_OVERWRITE, value=False)
     if st.button("Save", key=S.W_SAVE):
         _save(ws, data, params, result, fmt, path_text, include_dups, overwrite)
-    last = state.get(S.K_LAST_SAVE)
+    last = b.last_save
     if not last or last.get("key") != result["key"]:  # the budget, settings or dataset changed since
         return
     st.success(f"Saved {last['rows']:,} rows to {C.esc(last['path'])} and the manifest to "
@@ -144,16 +147,17 @@ def _save_section(state: S.State, ws, data, params, result, fmt: str, include_du
 
 
 def body() -> None:
+    b = S.ExportState(S.ss())
     opened = C.page_map("Export")
     if opened is None:
         return
     state, ws, _, data = opened
-    if state.get(S.K_SELECT_PARAMS) is None:
+    if b.select_params is None:
         C.need("No budget has been set in this session yet. Choose one on the Budget page first.", S.PAGE_BUDGET,
                "Go to Budget", ":material/balance:")
         return
     params = forms.select_params(state, data)  # pins/bans may have changed on the Map page since the Budget page ran
-    state[S.K_SELECT_PARAMS] = params
+    b.select_params = params
     result = C.current_selection(state, ws, data, params)
     n = len(result["selection"])
     st.metric("Rows to export", f"{n:,}")

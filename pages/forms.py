@@ -146,7 +146,8 @@ def budget_settings(state: State) -> BudgetSettings:
 def select_params(state: State, data) -> SelectParams:
     """SelectParams of the Budget page's settings on ``data`` (a MapData) with this session's
     pins and bans; raises SieveError."""
-    return budget_settings(state).select_params(len(data.row_ids), S.pins(state), S.bans(state))
+    sv = S.SessionView(state)
+    return budget_settings(state).select_params(len(data.row_ids), sv.pins, sv.bans)
 
 
 # -- At scale -----------------------------------------------------------------------------------
@@ -176,5 +177,5 @@ def scale_select_form(state: State, n_rows: int) -> tuple[SelectParams, bool]:
                               "Off: in this process; the rows chosen are the same.")
     params = SelectParams(budget=int(budget), policy=policy, pick=pick, seed=int(seed), noise=noise,
                           min_per_cluster=int(lo), max_per_cluster=int(hi) or None,
-                          pins=sorted(S.pins(state)), bans=sorted(S.bans(state)))
+                          pins=sorted(S.SessionView(state).pins), bans=sorted(S.SessionView(state).bans))
     return params, bool(on_ray)

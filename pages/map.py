@@ -28,21 +28,23 @@ ALL = "all clusters"
 
 
 def _search_mask(data, query: str) -> np.ndarray:
-    key = (S.ss().get(S.K_MAP_KEY), query)
-    cached = S.ss().get(S.K_SEARCH)
+    m = S.MapState(S.ss())
+    key = (m.map_key, query)
+    cached = m.search
     if cached is None or cached["key"] != key:
-        cached = {"key": key, "mask": text_search(S.ss()[S.K_TEXTS], query)}
-        S.ss()[S.K_SEARCH] = cached
+        cached = {"key": key, "mask": text_search(m.texts, query)}
+        m.search = cached
     return cached["mask"]
 
 
 def _figure(data, visible: set[int] | None, query: str, highlight: bool):
     """The chart's figure, cached in session state so it is identical across reruns."""
+    m = S.MapState(S.ss())
     sem = map_tools.semantic_highlight(data)  # the nearest rows of a search by meaning, ringed too
     colour = map_tools.color_view(C.get_workspace(), data)  # colour by a column instead of the clusters
-    key = (S.ss().get(S.K_MAP_KEY), tuple(sorted(visible)) if visible is not None else None,
+    key = (m.map_key, tuple(sorted(visible)) if visible is not None else None,
            query if (highlight and query) else None, sem[0] if sem else None, colour[0] if colour else None)
-    cached = S.ss().get(S.K_FIG)
+    cached = m.fig
     if cached is not None and cached["key"] == key:
         return cached
     drawn = cached["drawn"] if cached is not None and cached["key"][0] == key[0] else \
@@ -50,90 +52,93 @@ def _figure(data, visible: set[int] | None, query: str, highlight: bool):
     hl = _search_mask(data, query) if (highlight and query) else None
     if sem is not None:
         hl = sem[1] if hl is None else (hl | sem[1])
-    fig, traces = figures.map_figure(data, S.ss()[S.K_TEXTS], drawn, visible=visible, highlight=hl)
+    fig, traces = figures.map_figure(data, m.texts, drawn, visible=visible, highlight=hl)
     if colour is not None:
         figures.recolor(fig, traces, colour[1])
     allowed = None if visible is None else np.isin(data.labels, list(visible))
     if cached is not None and cached["key"][:2] != key[:2]:  # another filter: the selection meant other rows
-        if len(S.selected_ids(S.ss())):
+        if len(S.MapState(S.ss()).selected):
             st.toast("The cluster filter changed, so the selection was cleared.")
-        S.ss()[S.K_SELECTED] = np.zeros(0, np.int64)
-        S.ss().pop(S.K_SHAPES, None)
-    if S.ss().get(S.K_SHAPES):  # a highlight redraws the map: keep the drawn box/lasso on it
-        fig.update_layout(selections=S.ss()[S.K_SHAPES])
-    S.ss()[S.K_CHART_VERSION] = S.ss().get(S.K_CHART_VERSION, 0) + 1
+        m.selected = np.zeros(0, np.int64)
+        del m.shapes
+    if m.shapes:  # a highlight redraws the map: keep the drawn box/lasso on it
+        fig.update_layout(selections=m.shapes)
+    m.bump_chart()
     cached = {"key": key, "fig": fig, "traces": traces, "drawn": drawn, "allowed": allowed}
-    S.ss()[S.K_FIG] = cached
+    m.fig = cached
     return cached
 
 
 def _chart_key() -> str:
-    return f"map_chart_{S.ss().get(S.K_CHART_VERSION, 0)}"
+    m = S.MapState(S.ss())
+    return f"map_chart_{m.chart_version}"
 
 
 @C.safe_callback
 def _on_select() -> None:
-    data = S.ss().get(S.K_MAP)
-    fig = S.ss().get(S.K_FIG)
+    m = S.MapState(S.ss())
+    data = m.map
+    fig = m.fig
     if data is None or fig is None:
         return
     event = S.ss().get(_chart_key())
     mask = selection_mask(event, data.xy, trace_positions=fig["traces"], allowed=fig["allowed"])
-    S.ss()[S.K_SELECTED] = np.asarray(data.row_ids[mask], dtype=np.int64)
+    m.selected = np.asarray(data.row_ids[mask], dtype=np.int64)
     sel = (event or {}).get("selection", {}) if hasattr(event, "get") else {}
     how = "box" if sel.get("box") else "lasso" if sel.get("lasso") else "points"
-    S.ss()[S.K_SELECTED_HOW] = how if mask.any() or has_shapes(event) else "none"
-    S.ss()[S.K_SHAPES] = figures.layout_selections(event)
+    m.selected_how = how if mask.any() or has_shapes(event) else "none"
+    m.shapes = figures.layout_selections(event)
 
 
 def _bump_chart() -> None:
     """Reset the chart widget (its selection) and drop the drawn shapes from the figure."""
-    S.ss()[S.K_CHART_VERSION] = S.ss().get(S.K_CHART_VERSION, 0) + 1
-    S.ss().pop(S.K_SHAPES, None)
-    fig = S.ss().get(S.K_FIG)
+    m = S.MapState(S.ss())
+    m.bump_chart()
+    del m.shapes
+    fig = m.fig
     if fig is not None:
         fig["fig"].layout.selections = ()
 
 
 @C.safe_callback
 def _pin() -> None:
-    S.pin_rows(S.ss(), S.selected_ids(S.ss()))
+    S.SessionView(S.ss()).pin(S.MapState(S.ss()).selected)
 
 
 @C.safe_callback
 def _ban() -> None:
-    S.ban_rows(S.ss(), S.selected_ids(S.ss()))
+    S.SessionView(S.ss()).ban(S.MapState(S.ss()).selected)
 
 
 @C.safe_callback
 def _clear() -> None:
-    S.ss()[S.K_SELECTED] = np.zeros(0, np.int64)
-    S.ss()[S.K_SELECTED_HOW] = "none"
+    m = S.MapState(S.ss())
+    m.select(np.zeros(0, np.int64), "none")
     _bump_chart()
 
 
 @C.safe_callback
 def _select_matches() -> None:
-    data = S.ss()[S.K_MAP]
+    m = S.MapState(S.ss())
+    data = m.map
     query = S.ss().get(S.C_SEARCH, "")
     mask = _search_mask(data, query)
-    fig = S.ss().get(S.K_FIG)
+    fig = m.fig
     if fig is not None and fig["allowed"] is not None:
         mask = mask & fig["allowed"]
-    S.ss()[S.K_SELECTED] = np.asarray(data.row_ids[mask], dtype=np.int64)
-    S.ss()[S.K_SELECTED_HOW] = "search"
+    m.select(data.row_ids[mask], "search")
     _bump_chart()
 
 
 def _summary(data) -> None:
-    ids = S.selected_ids(S.ss())
+    ids = S.MapState(S.ss()).selected
     mask = ids_in(data.row_ids, ids)
     summ = selection_summary(data.labels, mask, data.cluster_names)
     st.metric("Selected rows", f"{summ['rows']:,}")
     st.metric("Clusters touched", f"{len(summ['clusters']):,}")
     m1, m2 = st.columns(2)
-    m1.metric("Pinned rows", f"{len(S.pins(S.ss())):,}", help="Always included in the subset.")
-    m2.metric("Banned rows", f"{len(S.bans(S.ss())):,}", help="Never included in the subset.")
+    m1.metric("Pinned rows", f"{len(S.SessionView(S.ss()).pins):,}", help="Always included in the subset.")
+    m2.metric("Banned rows", f"{len(S.SessionView(S.ss()).bans):,}", help="Never included in the subset.")
     empty = summ["rows"] == 0
     st.button("Pin selection", key=S.W_PIN, on_click=_pin, disabled=empty, width="stretch",
               icon=":material/push_pin:", help="Always include these rows in the subset.")
@@ -143,11 +148,11 @@ def _summary(data) -> None:
     if summ["clusters"]:
         st.caption(f"In {len(summ['clusters'])} cluster(s): see *Clusters touched* below the map.")
     c1, c2 = st.columns(2)
-    if c1.button("Clear pins", key=S.W_CLEAR_PINS, disabled=not S.pins(S.ss()), width="stretch"):
-        S.pins(S.ss()).clear()
+    if c1.button("Clear pins", key=S.W_CLEAR_PINS, disabled=not S.SessionView(S.ss()).pins, width="stretch"):
+        S.SessionView(S.ss()).pins.clear()
         st.rerun()
-    if c2.button("Clear bans", key=S.W_CLEAR_BANS, disabled=not S.bans(S.ss()), width="stretch"):
-        S.bans(S.ss()).clear()
+    if c2.button("Clear bans", key=S.W_CLEAR_BANS, disabled=not S.SessionView(S.ss()).bans, width="stretch"):
+        S.SessionView(S.ss()).bans.clear()
         st.rerun()
 
 
@@ -155,7 +160,7 @@ def _touched_table(data) -> None:
     """The clusters the selection touches, full width below the map (the side column
     is too narrow for three columns)."""
 
-    summ = selection_summary(data.labels, ids_in(data.row_ids, S.selected_ids(S.ss())), data.cluster_names)
+    summ = selection_summary(data.labels, ids_in(data.row_ids, S.MapState(S.ss()).selected), data.cluster_names)
     if not summ["clusters"]:
         return
     df = pd.DataFrame(summ["clusters"])[["name", "count", "share"]]
@@ -181,7 +186,7 @@ def _rows_table(ws, data, ids: np.ndarray, what: str, key: str) -> None:
     names = data.cluster_names
     # Columns the app adds use the reserved sieve_ prefix, so they never clash with the data's.
     df.insert(1, "sieve_cluster", [names.get(int(c), str(c)) for c in data.labels[pos]])
-    pins, bans = S.pins(S.ss()), S.bans(S.ss())
+    pins, bans = S.SessionView(S.ss()).pins, S.SessionView(S.ss()).bans
     df.insert(2, "sieve_status", ["pinned" if int(i) in pins else "banned" if int(i) in bans else "" for i in chunk])
     if "sieve_text" in df.columns:
         df.insert(3, "sieve_text", df.pop("sieve_text"))
@@ -195,6 +200,7 @@ def _rows_table(ws, data, ids: np.ndarray, what: str, key: str) -> None:
 
 def _sql_filter(ws, data, fig) -> None:
     """Select rows by a SQL WHERE expression over the data's columns (core.query runs it sandboxed)."""
+    m = S.MapState(S.ss())
     st.caption("A DuckDB WHERE expression over the dataset's columns, e.g. `quality > 0.8 AND source = 'forum'`. "
                "It runs in a sandbox that sees only this dataset.")
     where = st.text_input("WHERE", key=S.W_SQL_WHERE, placeholder="length(sieve_text) > 200")
@@ -208,11 +214,10 @@ def _sql_filter(ws, data, fig) -> None:
         mask = np.isin(data.row_ids, ids)
         if fig["allowed"] is not None:
             mask &= fig["allowed"]
-        S.ss()[S.K_SELECTED] = np.asarray(data.row_ids[mask], dtype=np.int64)
-        S.ss()[S.K_SELECTED_HOW] = "sql"
+        m.select(data.row_ids[mask], "sql")
         _bump_chart()
         off_map = len(ids) - int(np.isin(ids, data.row_ids).sum())
-        S.flash(S.ss(), "success", f"Selected {int(mask.sum()):,} row(s) matching the filter"
+        S.SessionView(S.ss()).flash("success", f"Selected {int(mask.sum()):,} row(s) matching the filter"
                 + (f" ({off_map:,} more match but have no text, so they are not on the map)" if off_map else "") + ".")
         st.rerun()
 
@@ -278,7 +283,7 @@ def _explore(ws, data) -> None:
                     "Curate clusters"])
     with tabs[0]:
         _touched_table(data)
-        _rows_table(ws, data, S.selected_ids(state), "rows selected — draw a box or lasso on the map", S.W_SEL_PAGE)
+        _rows_table(ws, data, S.MapState(state).selected, "rows selected — draw a box or lasso on the map", S.W_SEL_PAGE)
     with tabs[1]:
         _cluster_table(data)
     with tabs[2]:

@@ -100,6 +100,7 @@ class _StageProgress:
 
 
 def _compute(ws, info, params) -> None:
+    m = S.MapState(S.ss())
     encoder = None
     if not info.vector_column:
         key, _ = embed_key(ws, params.embed)
@@ -107,8 +108,7 @@ def _compute(ws, info, params) -> None:
             with st.status(f"Loading model {C.esc(params.embed.model)}…") as status:
                 encoder = _load_encoder(params, status)
     report = _StageProgress()
-    state = S.ss()
-    state[S.K_COMPUTING] = True
+    m.computing = True
     try:
         keys = build_map(ws, params, encoder=encoder, on_stage=report.on_stage, progress=report.progress,
                          on_wait=report.on_wait)
@@ -116,24 +116,24 @@ def _compute(ws, info, params) -> None:
         st.warning(f"{C.esc(exc)}. Press **Compute map** again to resume.")
         return
     finally:
-        state[S.K_COMPUTING] = False
-    state[S.K_MAP_RUN] = {"timings": keys.timings, "cached": keys.cached, "details": report.details,
-                          "label": keys.map_id}
-    C.get_map(S.ss(), ws, keys.map_id)
+        m.computing = False
+    m.run = {"timings": keys.timings, "cached": keys.cached, "details": report.details, "label": keys.map_id}
+    C.get_map(m.state, ws, keys.map_id)
     st.rerun()
 
 
 def compute_section(ws, info, data) -> None:
     """Advanced settings, Compute map / Stop, and what the last run of the map shown did."""
+    m = S.MapState(S.ss())
     settings = forms.map_settings_form(S.ss(), data)
     c1, c2, c3 = st.columns([1, 1, 4])
     go_clicked = c1.button("Compute map", type="primary", key=S.W_COMPUTE)
     stop_clicked = c2.button("Stop", key=S.W_STOP, help="Stops after the current batch; finished chunks are kept.")
-    if S.ss().get(S.K_COMPUTING) and not go_clicked:
-        S.ss()[S.K_COMPUTING] = False
+    if m.computing and not go_clicked:
+        m.computing = False
         st.warning(("Stopped. " if stop_clicked else "The map computation was interrupted. ")
                    + "Embeddings finished so far are kept; press **Compute map** to resume where it stopped.")
-    run = S.ss().get(S.K_MAP_RUN)
+    run = m.run
     if run and data is not None and run.get("label") == data.keys.map_id:  # describes the map shown, no other
         details = run.get("details", {})
         parts = [f"{s}: " + ("cached" if run["cached"].get(s) else f"{run['timings'].get(s, 0):.1f} s")

@@ -50,13 +50,14 @@ def _apply(edits: list[dict], done: str) -> None:
 
     Cluster ids change, so the widgets holding ids (these tools', the map's cluster
     filter) start afresh."""
+    m = S.MapState(S.ss())
 
-    ws, data = C.get_workspace(), S.ss()[S.K_MAP]
+    ws, data = C.get_workspace(), m.map
     keys = curate_map(ws, data.keys, edits, data.params)
     C.get_map(S.ss(), ws, keys.map_id)
     for k in (W_CUR_RENAME_ID, W_CUR_RENAME_NAME, W_CUR_MERGE_IDS, W_CUR_SPLIT_ID, S.W_FILTER):
         S.ss().pop(k, None)
-    S.flash(S.ss(), "success", done)
+    S.SessionView(S.ss()).flash("success", done)
 
 
 # Button callbacks: they read the widgets' values from session state (the values sent with
@@ -65,26 +66,30 @@ def _apply(edits: list[dict], done: str) -> None:
 
 @C.safe_callback
 def _rename() -> None:
+    m = S.MapState(S.ss())
     cid, name = int(S.ss()[W_CUR_RENAME_ID]), S.ss().get(W_CUR_RENAME_NAME, "")
-    _apply(S.ss()[S.K_MAP].edits + [{"op": "rename", "cluster": cid, "name": name}], f"Renamed cluster {cid}.")
+    _apply(m.map.edits + [{"op": "rename", "cluster": cid, "name": name}], f"Renamed cluster {cid}.")
 
 
 @C.safe_callback
 def _merge() -> None:
+    m = S.MapState(S.ss())
     ids = sorted(int(c) for c in S.ss()[W_CUR_MERGE_IDS])
-    _apply(S.ss()[S.K_MAP].edits + [{"op": "merge", "clusters": ids}],
+    _apply(m.map.edits + [{"op": "merge", "clusters": ids}],
            f"Merged clusters {', '.join(map(str, ids))} into cluster {ids[0] if ids else ''}.")
 
 
 @C.safe_callback
 def _split() -> None:
+    m = S.MapState(S.ss())
     cid, k = int(S.ss()[W_CUR_SPLIT_ID]), int(S.ss()[W_CUR_SPLIT_K])
-    _apply(S.ss()[S.K_MAP].edits + [{"op": "split", "cluster": cid, "k": k}], f"Split cluster {cid} into {k} parts.")
+    _apply(m.map.edits + [{"op": "split", "cluster": cid, "k": k}], f"Split cluster {cid} into {k} parts.")
 
 
 @C.safe_callback
 def _undo() -> None:
-    _apply(S.ss()[S.K_MAP].edits[:-1], "Undid the last edit.")
+    m = S.MapState(S.ss())
+    _apply(m.map.edits[:-1], "Undid the last edit.")
 
 
 @C.safe_callback
@@ -144,8 +149,9 @@ def _edit_list(ws, data) -> None:
 
 def _semantic() -> dict | None:
     """The last search by meaning, if it was made on this session's map."""
+    m = S.MapState(S.ss())
     res = S.ss().get(K_SEM)
-    return res if res is not None and res["map"] == S.ss().get(S.K_MAP_KEY) else None
+    return res if res is not None and res["map"] == m.map_key else None
 
 
 def semantic_highlight(data) -> tuple[tuple, np.ndarray] | None:
@@ -157,16 +163,18 @@ def semantic_highlight(data) -> tuple[tuple, np.ndarray] | None:
 
 
 def _run_search(data, vec: np.ndarray, what: str) -> None:
+    m = S.MapState(S.ss())
     normalized = data.params is None or bool(data.params.embed.normalize)
     pos, sims = nearest(data.vectors, vec, int(S.ss().get(W_SEM_K, 20)),
                         norms=None if normalized else row_norms(data.vectors))
-    S.ss()[K_SEM] = {"map": S.ss().get(S.K_MAP_KEY), "what": what, "ids": data.row_ids[pos].astype(np.int64),
+    S.ss()[K_SEM] = {"map": m.map_key, "what": what, "ids": data.row_ids[pos].astype(np.int64),
                      "sims": sims, "positions": pos}
 
 
 @C.safe_callback
 def _search_query() -> None:
-    data = S.ss()[S.K_MAP]
+    m = S.MapState(S.ss())
+    data = m.map
     if str(data.keys.model_id).startswith("column:"):
         raise C.SieveError(f"this map's vectors come from the data ({data.keys.model_id}), not from a model, so a "
                            "text query cannot be embedded; use More like this instead")
@@ -180,7 +188,8 @@ def _search_query() -> None:
 
 @C.safe_callback
 def _more_like_this() -> None:
-    data = S.ss()[S.K_MAP]
+    m = S.MapState(S.ss())
+    data = m.map
     rid = int(S.ss().get(W_SEM_ROW, -1))
     pos = int(data.positions([rid])[0]) if len(data.row_ids) else 0
     if pos >= len(data.row_ids) or int(data.row_ids[pos]) != rid:
@@ -190,23 +199,23 @@ def _more_like_this() -> None:
 
 @C.safe_callback
 def _select_results() -> None:
+    m = S.MapState(S.ss())
     res = _semantic()
     if res is not None:
-        S.ss()[S.K_SELECTED] = np.sort(res["ids"])
-        S.ss()[S.K_SELECTED_HOW] = "meaning"
-        S.ss()[S.K_CHART_VERSION] = S.ss().get(S.K_CHART_VERSION, 0) + 1
+        m.select(np.sort(res["ids"]), "meaning")
+        m.bump_chart()
 
 
 @C.safe_callback
 def _pin_results() -> None:
     if _semantic() is not None:
-        S.pin_rows(S.ss(), _semantic()["ids"])
+        S.SessionView(S.ss()).pin(_semantic()["ids"])
 
 
 @C.safe_callback
 def _ban_results() -> None:
     if _semantic() is not None:
-        S.ban_rows(S.ss(), _semantic()["ids"])
+        S.SessionView(S.ss()).ban(_semantic()["ids"])
 
 
 def semantic_panel(ws, data) -> None:
@@ -217,7 +226,7 @@ def semantic_panel(ws, data) -> None:
     c2.number_input("Rows", min_value=1, max_value=1000, value=20, key=W_SEM_K)
     c3.write("")
     c3.button("Search", key=W_SEM_GO, on_click=_search_query, type="primary", icon=":material/search:")
-    sel = S.selected_ids(S.ss())
+    sel = S.MapState(S.ss()).selected
     if W_SEM_ROW not in S.ss():
         S.ss()[W_SEM_ROW] = int(sel[0]) if len(sel) else int(data.row_ids[0]) if len(data.row_ids) else 0
     if len(sel) == 1 and S.ss().get(K_SEM_FOLLOWED) != int(sel[0]):  # a clicked point: more like it
@@ -236,6 +245,7 @@ def semantic_panel(ws, data) -> None:
 
 
 def _results(data, res: dict) -> None:
+    m = S.MapState(S.ss())
     st.metric("Rows found", f"{len(res['ids']):,}")
     st.caption(f"Nearest rows, {C.esc(res['what'])}")
     c1, c2, c3, c4 = st.columns(4)
@@ -244,7 +254,7 @@ def _results(data, res: dict) -> None:
     c2.button("Select these rows", key=W_SEM_SELECT, on_click=_select_results, icon=":material/select:")
     c3.button("Pin these rows", key=W_SEM_PIN, on_click=_pin_results, icon=":material/push_pin:")
     c4.button("Ban these rows", key=W_SEM_BAN, on_click=_ban_results, icon=":material/block:")
-    texts, names = S.ss()[S.K_TEXTS], data.cluster_names
+    texts, names = m.texts, data.cluster_names
     pos = data.positions(res["ids"])
     df = pd.DataFrame({"row id": res["ids"], "similarity": res["sims"],
                        "cluster": [names.get(int(c), str(c)) for c in data.labels[pos]],
@@ -272,12 +282,13 @@ def _columns(data) -> list[str]:
 
 def _view(ws, data, column: str):
     """The ColumnView of ``column`` (or the text length) over the map's rows, cached per map."""
+    m = S.MapState(S.ss())
     views = S.ss().setdefault(K_VIEWS, {})
-    key = (S.ss().get(S.K_MAP_KEY), column)
+    key = (m.map_key, column)
     if key not in views:
         if len(views) > 16:
             views.clear()
-        views[key] = text_length_view(S.ss()[S.K_TEXTS]) if column == TEXT_LENGTH else \
+        views[key] = text_length_view(m.texts) if column == TEXT_LENGTH else \
             column_view(ws, column, data.row_ids)
     return views[key]
 
@@ -307,7 +318,8 @@ def _chart_key(column: str) -> str:
 @C.safe_callback
 def _on_bar(column: str) -> None:
     """A click on a bar: the selection becomes its rows (within the current selection, if any)."""
-    data = S.ss()[S.K_MAP]
+    m = S.MapState(S.ss())
+    data = m.map
     bars_clicked = sorted(set(event_point_ids(S.ss().get(_chart_key(column)))))
     if not bars_clicked:
         return
@@ -315,14 +327,14 @@ def _on_bar(column: str) -> None:
     mask = np.zeros(len(data.row_ids), bool)
     for b in bars_clicked:
         mask |= bar_mask(view, b)
-    current = S.selected_ids(S.ss())
+    current = S.MapState(S.ss()).selected
     if len(current):
         mask &= ids_in(data.row_ids, current)
-    S.ss()[S.K_SELECTED] = np.asarray(data.row_ids[mask], dtype=np.int64)
+    m.selected = np.asarray(data.row_ids[mask], dtype=np.int64)
     labels = bar_labels(view)
-    S.ss()[S.K_SELECTED_HOW] = f"{column} = {', '.join(labels[b] for b in bars_clicked)}"
+    m.selected_how = f"{column} = {', '.join(labels[b] for b in bars_clicked)}"
     S.ss()[K_SUMMARY_VERSION] = S.ss().get(K_SUMMARY_VERSION, 0) + 1
-    S.ss()[S.K_CHART_VERSION] = S.ss().get(S.K_CHART_VERSION, 0) + 1  # the map drops its drawn shape
+    m.bump_chart()  # the map drops its drawn shape
 
 
 def linked_summaries(ws, data) -> None:
@@ -335,7 +347,7 @@ def linked_summaries(ws, data) -> None:
                             help="Grey: share of all rows per value; blue: share of the selection. Click a bar to "
                                  "keep only the selected rows with that value (all rows with it when nothing is "
                                  "selected).")
-    selected = ids_in(data.row_ids, S.selected_ids(S.ss()))
+    selected = ids_in(data.row_ids, S.MapState(S.ss()).selected)
     box = st.container(key=SUMMARIES_CONTAINER)
     for column in chosen:
         view = _view(ws, data, column)

@@ -28,21 +28,25 @@ PAGE_ROWS = 200
 
 
 def _chart_key() -> str:
-    return f"scale_chart_{S.ss().get(S.K_SCALE_CHART_VERSION, 0)}"
+    sc = S.ScaleState(S.ss())
+    return f"scale_chart_{sc.chart_version}"
 
 
 def _bump_chart() -> None:
-    S.ss()[S.K_SCALE_CHART_VERSION] = S.ss().get(S.K_SCALE_CHART_VERSION, 0) + 1
+    sc = S.ScaleState(S.ss())
+    sc.bump_chart()
 
 
 def _selected() -> np.ndarray:
-    return np.asarray(S.ss().get(S.K_SCALE_SELECTED, np.zeros(0, np.int64)), dtype=np.int64)
+    sc = S.ScaleState(S.ss())
+    return np.asarray(sc.selected, dtype=np.int64)
 
 
 # -- building a sharded map in this process (small corpora; big ones use the CLI on Ray) ---------
 
 
 def _build(ws, sample_size: int, shard_rows: int) -> None:
+    sc = S.ScaleState(S.ss())
     with st.status("Building the sharded map in this process…", expanded=True) as status:
         st.write("Embedding the shards (cached per shard; an interrupted build resumes)…")
         emb = scale.embed_shards(ws, scale.ScaleEmbedParams(model=DEFAULT_MODEL, shard_rows=shard_rows,
@@ -51,9 +55,8 @@ def _build(ws, sample_size: int, shard_rows: int) -> None:
         st.write(f"Fitting the map on a sample of up to {sample_size:,} rows, then placing every row…")
         res = scale.scale_map(ws, emb.folder, scale.ScaleMapParams(sample_size=sample_size), local=True)
         status.update(label=f"Sharded map: {res.n_clusters} clusters over {res.n_rows:,} rows", state="complete")
-    S.ss()[S.K_SCALE_BUILD] = {"timings": res.seconds}
-    for k in (S.K_SCALE_FIG, S.K_SCALE_SELECTED, S.K_SCALE_SELECTION):
-        S.ss().pop(k, None)
+    sc.build = {"timings": res.seconds}
+    del sc.fig, sc.selected, sc.selection
     st.rerun()
 
 
@@ -91,8 +94,9 @@ def _drawn_cap() -> int:
 def _figure(ws, map_dir: Path, info: dict, cap: int) -> dict:
     """The drawn sample's figure (pages.figures.cluster_scatter, customdata = row ids), cached
     in session state so it is identical across reruns."""
+    sc = S.ScaleState(S.ss())
     key = (str(map_dir), cap)
-    cached = S.ss().get(S.K_SCALE_FIG)
+    cached = sc.fig
     if cached is not None and cached["key"] == key:
         return cached
     pts = scale.draw_points(map_dir, cap)
@@ -103,36 +107,36 @@ def _figure(ws, map_dir: Path, info: dict, cap: int) -> dict:
     names = {c["id"]: c["name"] for c in info.get("clusters", [])}
     fig, _ = figures.cluster_scatter(xy, labels, ids, texts, names, height=640, uirevision="sieve-scale")
     cached = {"key": key, "fig": fig, "n_drawn": int(len(ids))}
-    S.ss()[S.K_SCALE_FIG] = cached
+    sc.fig = cached
     _bump_chart()
     return cached
 
 
 @C.safe_callback
 def _on_select() -> None:
-    map_dir = S.ss().get(S.K_SCALE_MAP_DIR)
+    sc = S.ScaleState(S.ss())
+    map_dir = sc.map_dir
     if map_dir is None:
         return
 
     ids, how = scale.event_row_ids(Path(map_dir), S.ss().get(_chart_key()))
-    S.ss()[S.K_SCALE_SELECTED] = ids
-    S.ss()[S.K_SCALE_SELECTED_HOW] = how
+    sc.select(ids, how)
 
 
 @C.safe_callback
 def _pin() -> None:
-    S.pin_rows(S.ss(), _selected())
+    S.SessionView(S.ss()).pin(_selected())
 
 
 @C.safe_callback
 def _ban() -> None:
-    S.ban_rows(S.ss(), _selected())
+    S.SessionView(S.ss()).ban(_selected())
 
 
 @C.safe_callback
 def _clear() -> None:
-    S.ss()[S.K_SCALE_SELECTED] = np.zeros(0, np.int64)
-    S.ss()[S.K_SCALE_SELECTED_HOW] = "none"
+    sc = S.ScaleState(S.ss())
+    sc.select(np.zeros(0, np.int64), "none")
     _bump_chart()
 
 
@@ -140,8 +144,8 @@ def _selection_panel(ws, map_dir: Path, names: dict) -> None:
     ids = _selected()
     st.metric("Selected rows (all shards)", f"{len(ids):,}")
     m1, m2 = st.columns(2)
-    m1.metric("Pinned rows", f"{len(S.pins(S.ss())):,}", help="Always included in the subset.")
-    m2.metric("Banned rows", f"{len(S.bans(S.ss())):,}", help="Never included in the subset.")
+    m1.metric("Pinned rows", f"{len(S.SessionView(S.ss()).pins):,}", help="Always included in the subset.")
+    m2.metric("Banned rows", f"{len(S.SessionView(S.ss()).bans):,}", help="Never included in the subset.")
     empty = len(ids) == 0
     st.button("Pin selection", key=S.W_SCALE_PIN, on_click=_pin, disabled=empty, width="stretch",
               icon=":material/push_pin:", help="Always include these rows in the subset.")
@@ -175,14 +179,15 @@ def _rows(ws, ids: np.ndarray) -> None:
 
 
 def _select(map_dir: Path, embed_dir: Path, params, on_ray: bool) -> dict:
+    sc = S.ScaleState(S.ss())
     key = (str(map_dir), json.dumps(params.to_dict(), sort_keys=True, default=str))
-    cached = S.ss().get(S.K_SCALE_SELECTION)
+    cached = sc.selection
     if cached is not None and cached["key"] == key:
         return cached
     with st.spinner("Allocating on cluster counts and picking per cluster…"):
         sel = scale.scale_select(map_dir, embed_dir, params, local=not on_ray)
     cached = {"key": key, "selection": sel, "params": params}
-    S.ss()[S.K_SCALE_SELECTION] = cached
+    sc.selection = cached
     return cached
 
 
@@ -198,6 +203,7 @@ def _allocation(sel, names: dict) -> None:
 
 
 def _export(ws, embed_dir: Path, map_dir: Path, result: dict) -> None:
+    sc = S.ScaleState(S.ss())
     S.init_widget(S.ss(), S.W_SCALE_FOLDER, S.C_SCALE_FOLDER, "subset-shards")
     c1, c2 = st.columns([3, 1])
     name = c1.text_input(f"Folder under {C.esc(C.export_root(ws))} (new or empty)", key=S.W_SCALE_FOLDER,
@@ -216,9 +222,9 @@ def _export(ws, embed_dir: Path, map_dir: Path, result: dict) -> None:
                                           {"path": str(out_dir), "format": "parquet",
                                            "files": [f.name for f in files]})
         mpath = write_manifest(mpath, man)
-        S.ss()[S.K_SCALE_LAST_EXPORT] = {"path": str(out_dir), "manifest": str(mpath), "rows": len(sel),
+        sc.last_export = {"path": str(out_dir), "manifest": str(mpath), "rows": len(sel),
                                          "files": len(files)}
-    last = S.ss().get(S.K_SCALE_LAST_EXPORT)
+    last = sc.last_export
     if last:
         st.success(f"Wrote {last['rows']:,} rows in {last['files']} Parquet file(s) to {C.esc(last['path'])}, and "
                    f"the manifest {C.esc(last['manifest'])}.")
@@ -231,6 +237,7 @@ def _export(ws, embed_dir: Path, map_dir: Path, result: dict) -> None:
 
 
 def body() -> None:
+    sc = S.ScaleState(S.ss())
     opened = C.page_dataset("At scale")
     if opened is None:
         return
@@ -242,7 +249,7 @@ def body() -> None:
     except C.SieveError:
         _no_map(ws, info)
         return
-    S.ss()[S.K_SCALE_MAP_DIR] = str(map_dir)
+    sc.map_dir = str(map_dir)
     names = {c["id"]: c["name"] for c in meta.get("clusters", [])}
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Rows on the map", f"{meta['n_rows']:,}")

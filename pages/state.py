@@ -10,7 +10,7 @@ initialised from its canonical ``C_`` key on the next visit (:func:`persisted`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, MutableMapping
+from typing import Any, Callable, Generic, MutableMapping, TypeVar
 
 import numpy as np
 import streamlit as st
@@ -247,37 +247,152 @@ def persisted(state: State, widget: Callable, label: str, wkey: str, ckey: str, 
     return value
 
 
-def flash(state: State, level: str, message: str) -> None:
-    """Say ``message`` (st.<level>) once, at the next page render."""
-    state.setdefault(K_FLASH, []).append((level, message))
+# -- typed state: one object per page over the session state ----------------------------------
+
+T = TypeVar("T")
+NO_IDS = np.zeros(0, np.int64)
+NO_IDS.flags.writeable = False
 
 
-def pins(state: State) -> set[int]:
-    """Row ids always included (this session's, of its dataset)."""
-    return state.setdefault(K_PINS, set())
+class Slot(Generic[T]):
+    """An attribute of a state object kept in the session state under ``key``: reading gives
+    ``default`` (or, with ``factory``, stores and gives a fresh ``factory()``) when the key is
+    missing; assigning stores it; ``del`` drops it."""
+
+    def __init__(self, key: str, default: T | None = None, factory: Callable[[], T] | None = None):
+        self.key, self.default, self.factory = key, default, factory
+
+    def __get__(self, obj, owner=None) -> T:
+        if obj is None:
+            return self
+        if self.factory is not None:
+            return obj.state.setdefault(self.key, self.factory())
+        return obj.state.get(self.key, self.default)
+
+    def __set__(self, obj, value: T) -> None:
+        obj.state[self.key] = value
+
+    def __delete__(self, obj) -> None:
+        obj.state.pop(self.key, None)
 
 
-def bans(state: State) -> set[int]:
-    """Row ids never included."""
-    return state.setdefault(K_BANS, set())
+class SessionView:
+    """What every page shares: the dataset this session works on, its pins and bans, and
+    messages flashed to the next render.  ``state`` is the session state (st.session_state)."""
+
+    dataset_pin = Slot(K_DATASET_PIN)  # {"info": DatasetInfo dict, "file_format"}
+    pinban_dataset = Slot(K_PINBAN_DATASET)  # the dataset key the pins/bans belong to
+    pins = Slot(K_PINS, factory=set)  # set[int] of row ids always included
+    bans = Slot(K_BANS, factory=set)  # set[int] of row ids never included
+
+    def __init__(self, state: State):
+        self.state = state
+
+    def flash(self, level: str, message: str) -> None:
+        """Say ``message`` (st.<level>: info, success, warning, error) once, at the next page render."""
+        self.state.setdefault(K_FLASH, []).append((level, message))
+
+    def take_flashes(self) -> list[tuple[str, str]]:
+        """The (level, message) pairs flashed since the last render, removed."""
+        return self.state.pop(K_FLASH, [])
+
+    def forget_cluster_settings(self) -> None:
+        """Per-cluster sliders, table and the cluster filter name cluster ids of one map: drop them."""
+        for k in (C_SLIDERS, C_TABLE, C_FILTER):
+            self.state.pop(k, None)
+
+    def pin(self, ids) -> None:
+        """Pin ``ids`` (always included; no longer banned) and say so at the next render."""
+        ids = {int(i) for i in ids}
+        self.pins.update(ids)
+        self.bans.difference_update(ids)
+        self.flash("success", f"Pinned {len(ids):,} row(s): they are always included.")
+
+    def ban(self, ids) -> None:
+        """Ban ``ids`` (never included; no longer pinned) and say so at the next render."""
+        ids = {int(i) for i in ids}
+        self.bans.update(ids)
+        self.pins.difference_update(ids)
+        self.flash("success", f"Banned {len(ids):,} row(s): they are never included.")
 
 
-def pin_rows(state: State, ids) -> None:
-    """Pin ``ids`` (always included; no longer banned) and say so at the next render."""
-    ids = {int(i) for i in ids}
-    pins(state).update(ids)
-    bans(state).difference_update(ids)
-    flash(state, "success", f"Pinned {len(ids):,} row(s): they are always included.")
+class DataState(SessionView):
+    """The Data page: the sample auto-loaded once, and the uploads saved this session."""
+
+    autoloaded = Slot(K_AUTOLOADED, False)
+    uploads = Slot(K_UPLOADS, factory=dict)  # {uploaded file id: saved path}
 
 
-def ban_rows(state: State, ids) -> None:
-    """Ban ``ids`` (never included; no longer pinned) and say so at the next render."""
-    ids = {int(i) for i in ids}
-    bans(state).update(ids)
-    pins(state).difference_update(ids)
-    flash(state, "success", f"Banned {len(ids):,} row(s): they are never included.")
+class MapState(SessionView):
+    """The Map page: this session's map, its drawn figure and chart widget, the selection
+    (row ids, how it was made, the drawn shapes), the search cache and the last computation."""
+
+    map = Slot(K_MAP)  # core.pipeline.MapData
+    map_key = Slot(K_MAP_KEY)  # its MapKeys.map_id
+    texts = Slot(K_TEXTS)  # list[str] aligned with the map's rows
+    fig = Slot(K_FIG)  # {"key", "fig", "traces", "drawn", "allowed"}
+    chart_version = Slot(K_CHART_VERSION, 0)  # bumped to reset the chart widget
+    selected = Slot(K_SELECTED, NO_IDS)  # np.ndarray of selected row ids (sorted int64)
+    selected_how = Slot(K_SELECTED_HOW)
+    shapes = Slot(K_SHAPES)  # plotly layout.selections of the last box/lasso
+    search = Slot(K_SEARCH)  # {"key": (map key, query), "mask": bool array}
+    run = Slot(K_MAP_RUN)  # {"timings", "cached", "details", "label"} of the last Compute map
+    computing = Slot(K_COMPUTING, False)  # True while build_map runs
+
+    def forget(self) -> None:
+        """Drop this session's map and all computed from it: figure, selection, search, and the
+        Budget page's cached selection and per-cluster table."""
+        for k in (K_MAP, K_MAP_KEY, K_TEXTS, K_FIG, K_SELECTED, K_SELECTED_HOW, K_SHAPES, K_SELECTION, K_TABLE_BASE,
+                  K_TABLE_WKEY, K_SEARCH):
+            self.state.pop(k, None)
+
+    def select(self, ids, how: str) -> None:
+        """Make ``ids`` the selection (sorted int64 row ids), made by ``how``."""
+        self.selected = np.asarray(ids, dtype=np.int64)
+        self.selected_how = how
+
+    def bump_chart(self) -> None:
+        """A new chart widget key: the chart forgets its own selection."""
+        self.chart_version = self.chart_version + 1
 
 
-def selected_ids(state: State) -> np.ndarray:
-    """The Map page's selected row ids (sorted int64)."""
-    return state.get(K_SELECTED, np.zeros(0, np.int64))
+class BudgetState(SessionView):
+    """The Budget and Export pages' selection: the last SelectParams, the cached selection and
+    its metrics, and the per-cluster table editor's base frame."""
+
+    select_params = Slot(K_SELECT_PARAMS)  # core.select.SelectParams
+    selection = Slot(K_SELECTION)  # {"key", "selection", "metrics", "metrics_nn"}
+    want_diversity = Slot(K_WANT_DIVERSITY, False)
+    table_base = Slot(K_TABLE_BASE)  # pandas.DataFrame of the per-cluster editor
+    table_wkey = Slot(K_TABLE_WKEY)  # its widget key
+    table_seq = Slot(K_TABLE_SEQ, 0)
+
+
+class ExportState(BudgetState):
+    """The Export page: the default file name last offered and what the last Save wrote."""
+
+    save_default = Slot(K_SAVE_DEFAULT)
+    last_save = Slot(K_LAST_SAVE)  # {"path", "manifest", "rows", "key"}
+
+
+class ScaleState(SessionView):
+    """The At scale page: the sharded map shown, its drawn figure and chart widget, the
+    selection over all rows, the cached selection and the last export and build."""
+
+    map_dir = Slot(K_SCALE_MAP_DIR)
+    fig = Slot(K_SCALE_FIG)  # {"key", "fig", "n_drawn"}
+    chart_version = Slot(K_SCALE_CHART_VERSION, 0)
+    selected = Slot(K_SCALE_SELECTED, NO_IDS)
+    selected_how = Slot(K_SCALE_SELECTED_HOW)
+    selection = Slot(K_SCALE_SELECTION)  # {"key", "selection", "params"}
+    last_export = Slot(K_SCALE_LAST_EXPORT)  # {"path", "manifest", "rows", "files"}
+    build = Slot(K_SCALE_BUILD)  # {"timings"}
+
+    def select(self, ids, how: str) -> None:
+        """Make ``ids`` the selection (int64 row ids over all shards), made by ``how``."""
+        self.selected = np.asarray(ids, dtype=np.int64)
+        self.selected_how = how
+
+    def bump_chart(self) -> None:
+        """A new chart widget key: the chart forgets its own selection."""
+        self.chart_version = self.chart_version + 1
