@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .select import DEFAULT_PICK, SelectParams
+from core.select import DEFAULT_PICK, SelectParams
 
 PER_CLUSTER_MODES = ("Automatic", "Sliders", "Table")
 NOISE_CHOICES = ("include", "exclude", "own budget")
