@@ -157,12 +157,8 @@ def _per_cluster(state: State, ws, data, sizes: dict[int, int], slot) -> None:
         budget_form.cluster_table_editor(state, data, sizes)
 
 
-def body() -> None:
-    b = S.BudgetState(S.ss())
-    opened = C.page_map("Budget")
-    if opened is None:
-        return
-    state, ws, info, data = opened
+def _render(state: State, ws, info, data) -> None:
+    b = S.BudgetState(state)
     sizes = _sizes(data)
     slot = budget_form.split_settings(state, ws, data, sizes)
     budget_form.pick_settings(state, info)
@@ -186,6 +182,12 @@ def body() -> None:
         st.caption("budget is in tokens; selected counts rows.")
     _allocation_table(state, data, sizes, selection)
     st.page_link(S.PAGE_EXPORT, label="Next: export the subset", icon=":material/download:")
+
+
+def body() -> None:
+    opened = C.page_map("Budget")
+    if opened is not None:
+        _render(*opened)
 
 
 C.run_page(body)

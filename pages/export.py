@@ -146,12 +146,8 @@ def _save_section(state: S.State, ws, data, params, result, fmt: str, include_du
     st.code(f"sieve reproduce {shlex.quote(last['manifest'])} --out {shlex.quote(str(again))}", language="bash")
 
 
-def body() -> None:
-    b = S.ExportState(S.ss())
-    opened = C.page_map("Export")
-    if opened is None:
-        return
-    state, ws, _, data = opened
+def _render(state: S.State, ws, data) -> None:
+    b = S.ExportState(state)
     if b.select_params is None:
         C.need("No budget has been set in this session yet. Choose one on the Budget page first.", S.PAGE_BUDGET,
                "Go to Budget", ":material/balance:")
@@ -170,6 +166,13 @@ def body() -> None:
     st.caption("Everything needed to rebuild this subset: the data's fingerprint, model and parameters, "
                "the selection settings, library versions and the chosen row ids.")
     st.json(manifest, expanded=1)
+
+
+def body() -> None:
+    opened = C.page_map("Export")
+    if opened is not None:
+        state, ws, _, data = opened
+        _render(state, ws, data)
 
 
 C.run_page(body)

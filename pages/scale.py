@@ -69,12 +69,11 @@ def _no_map(ws, info) -> None:
     st.caption("A small dataset can also be sharded here, in this process (no Ray): the same shards, the same "
                "sample fit and assignment, so you can try the flow before running it on a cluster.")
     c1, c2, c3 = st.columns([1, 1, 1])
-    S.init_widget(S.ss(), S.W_SCALE_SAMPLE, S.C_SCALE_SAMPLE, min(200_000, max(10, info.n_rows)))
-    sample = c1.number_input("Sample the map is fitted on (rows)", min_value=10, step=1000, key=S.W_SCALE_SAMPLE,
-                             on_change=S.persist(S.ss(), S.W_SCALE_SAMPLE, S.C_SCALE_SAMPLE))
-    S.init_widget(S.ss(), S.W_SCALE_SHARD_ROWS, S.C_SCALE_SHARD_ROWS, 50_000)
-    shard_rows = c2.number_input("Rows per shard", min_value=100, step=10_000, key=S.W_SCALE_SHARD_ROWS,
-                                 on_change=S.persist(S.ss(), S.W_SCALE_SHARD_ROWS, S.C_SCALE_SHARD_ROWS))
+    state = S.ss()
+    sample = S.persisted(state, c1.number_input, "Sample the map is fitted on (rows)", S.W_SCALE_SAMPLE,
+                         S.C_SCALE_SAMPLE, min(200_000, max(10, info.n_rows)), min_value=10, step=1000)
+    shard_rows = S.persisted(state, c2.number_input, "Rows per shard", S.W_SCALE_SHARD_ROWS, S.C_SCALE_SHARD_ROWS,
+                             50_000, min_value=100, step=10_000)
     c3.write("")
     if c3.button("Build sharded map here", key=S.W_SCALE_BUILD, type="primary", icon=":material/hub:"):
         _build(ws, int(sample), int(shard_rows))
@@ -84,11 +83,10 @@ def _no_map(ws, info) -> None:
 
 
 def _drawn_cap() -> int:
-    S.init_widget(S.ss(), S.W_SCALE_DRAWN, S.C_SCALE_DRAWN, MAX_DRAWN)
-    return int(st.number_input("Points drawn", min_value=100, max_value=500_000, step=10_000, key=S.W_SCALE_DRAWN,
-                               on_change=S.persist(S.ss(), S.W_SCALE_DRAWN, S.C_SCALE_DRAWN),
-                               help="How many rows the browser draws (a per-cluster sample). Selections always "
-                                    "apply to every row."))
+    return int(S.persisted(S.ss(), st.number_input, "Points drawn", S.W_SCALE_DRAWN, S.C_SCALE_DRAWN, MAX_DRAWN,
+                           min_value=100, max_value=500_000, step=10_000,
+                           help="How many rows the browser draws (a per-cluster sample). Selections always "
+                                "apply to every row."))
 
 
 def _figure(ws, map_dir: Path, info: dict, cap: int) -> dict:
@@ -118,7 +116,6 @@ def _on_select() -> None:
     map_dir = sc.map_dir
     if map_dir is None:
         return
-
     ids, how = scale.event_row_ids(Path(map_dir), S.ss().get(_chart_key()))
     sc.select(ids, how)
 
@@ -272,7 +269,7 @@ def body() -> None:
         _selection_panel(ws, map_dir, names)
     tabs = st.tabs(["Budget", "Selected rows", "Clusters"])
     with tabs[0]:
-        params, on_ray = forms.scale_select_form(S.ss(), int(meta["n_rows"]))
+        params, on_ray = forms.scale_select_form(state, int(meta["n_rows"]))
         try:
             result = _select(map_dir, embed_dir, params, on_ray)
         except C.SieveError as exc:  # e.g. pins beyond the budget: say so here, keep the rest of the page
@@ -285,7 +282,6 @@ def body() -> None:
     with tabs[1]:
         _rows(ws, _selected())
     with tabs[2]:
-
         st.dataframe(pd.DataFrame([{"id": c["id"], "name": c["name"], "size": c["size"],
                                     "keywords": ", ".join(c["keywords"][:8])} for c in meta.get("clusters", [])]),
                      hide_index=True, width="stretch")

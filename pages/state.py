@@ -1,10 +1,14 @@
-"""Session state of the app: the pages' links, every session-state key (app state ``K_``,
-persisted widget values ``C_``, widget keys ``W_``), the widget-persistence protocol and the
-pins/bans/selection every page shares.
+"""Session state of the app: the pages' links, the session-state keys (app state ``K_``,
+persisted widget values ``C_``, widget keys ``W_``), the widget-persistence protocol, and one
+typed state object per page over those keys (SessionView, DataState, MapState, BudgetState,
+ExportState, ScaleState).
 
-Rules: pages read session state only through these keys or the typed views built from them
-(pages.forms.budget_settings); widget state is dropped when a page is left, so each widget is
-initialised from its canonical ``C_`` key on the next visit (:func:`persisted`).
+Rules: pages reach app state through the typed objects (``S.MapState(state).selected``), never
+by key; every helper takes the session state (``state``) as an argument, and only :func:`ss`
+reads st.session_state.  Widget state is dropped when a page is left, so each widget is
+initialised from its persisted ``C_`` key on the next visit (:func:`persisted`); the Budget
+page's persisted values are read back as one typed object by pages.forms.budget_settings.
+The keys stay the storage contract (tests seed and read them).
 """
 
 from __future__ import annotations
@@ -247,8 +251,6 @@ def persisted(state: State, widget: Callable, label: str, wkey: str, ckey: str, 
     return value
 
 
-# -- typed state: one object per page over the session state ----------------------------------
-
 T = TypeVar("T")
 NO_IDS = np.zeros(0, np.int64)
 NO_IDS.flags.writeable = False
@@ -318,7 +320,6 @@ class SessionView:
 
 class DataState(SessionView):
     """The Data page: the sample auto-loaded once, and the uploads saved this session."""
-
     autoloaded = Slot(K_AUTOLOADED, False)
     uploads = Slot(K_UPLOADS, factory=dict)  # {uploaded file id: saved path}
 
