@@ -40,8 +40,8 @@ def _search_mask(data, query: str) -> np.ndarray:
 def _figure(data, visible: set[int] | None, query: str, highlight: bool):
     """The chart's figure, cached in session state so it is identical across reruns."""
     m = S.MapState(S.ss())
-    sem = map_tools.semantic_highlight(data)  # the nearest rows of a search by meaning, ringed too
-    colour = map_tools.color_view(C.get_workspace(), data)  # colour by a column instead of the clusters
+    sem = map_tools.semantic_highlight(S.ss(), data)  # the nearest rows of a search by meaning, ringed too
+    colour = map_tools.color_view(S.ss(), C.get_workspace(), data)  # colour by a column instead of the clusters
     key = (m.map_key, tuple(sorted(visible)) if visible is not None else None,
            query if (highlight and query) else None, sem[0] if sem else None, colour[0] if colour else None)
     cached = m.fig
@@ -264,7 +264,7 @@ def _search_tab(ws, data, fig: dict, query: str) -> None:
 def _explore(ws, data) -> None:
     state = S.ss()
     visible, query, highlight = _controls(state, data)
-    map_tools.color_by_control(ws, data)
+    map_tools.color_by_control(state, ws, data)
     fig = _figure(data, visible, query.strip(), highlight)
     left, right = st.columns([4, 1.3])
     with left:
@@ -278,7 +278,7 @@ def _explore(ws, data) -> None:
                    "above to hide clusters (legend clicks are disabled).")
     with right:
         _summary(data)
-        map_tools.linked_summaries(ws, data)
+        map_tools.linked_summaries(state, ws, data)
     tabs = st.tabs(["Selected rows", "Clusters", "Search matches", "Search by meaning", "SQL filter",
                     "Curate clusters"])
     with tabs[0]:
@@ -289,11 +289,11 @@ def _explore(ws, data) -> None:
     with tabs[2]:
         _search_tab(ws, data, fig, query.strip())
     with tabs[3]:
-        map_tools.semantic_panel(ws, data)
+        map_tools.semantic_panel(state, ws, data)
     with tabs[4]:
         _sql_filter(ws, data, fig)
     with tabs[5]:
-        map_tools.curate_panel(ws, data)
+        map_tools.curate_panel(state, ws, data)
     for note in data.notes:
         st.caption(f"Note: {C.esc(note)}")
 

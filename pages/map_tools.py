@@ -45,19 +45,18 @@ W_SEM_BAN = "w.semantic.ban"
 W_SEM_HIGHLIGHT = "w.semantic.highlight"
 
 
-def _apply(edits: list[dict], done: str) -> None:
+def _apply(state: S.State, edits: list[dict], done: str) -> None:
     """Make ``edits`` the map's edit list and switch this session to the result.
 
     Cluster ids change, so the widgets holding ids (these tools', the map's cluster
     filter) start afresh."""
-    m = S.MapState(S.ss())
-
+    m = S.MapState(state)
     ws, data = C.get_workspace(), m.map
     keys = curate_map(ws, data.keys, edits, data.params)
-    C.get_map(S.ss(), ws, keys.map_id)
+    C.get_map(state, ws, keys.map_id)
     for k in (W_CUR_RENAME_ID, W_CUR_RENAME_NAME, W_CUR_MERGE_IDS, W_CUR_SPLIT_ID, S.W_FILTER):
-        S.ss().pop(k, None)
-    S.SessionView(S.ss()).flash("success", done)
+        state.pop(k, None)
+    S.SessionView(state).flash("success", done)
 
 
 # Button callbacks: they read the widgets' values from session state (the values sent with
@@ -66,35 +65,40 @@ def _apply(edits: list[dict], done: str) -> None:
 
 @C.safe_callback
 def _rename() -> None:
-    m = S.MapState(S.ss())
-    cid, name = int(S.ss()[W_CUR_RENAME_ID]), S.ss().get(W_CUR_RENAME_NAME, "")
-    _apply(m.map.edits + [{"op": "rename", "cluster": cid, "name": name}], f"Renamed cluster {cid}.")
+    state = S.ss()
+    m = S.MapState(state)
+    cid, name = int(state[W_CUR_RENAME_ID]), state.get(W_CUR_RENAME_NAME, "")
+    _apply(state, m.map.edits + [{"op": "rename", "cluster": cid, "name": name}], f"Renamed cluster {cid}.")
 
 
 @C.safe_callback
 def _merge() -> None:
-    m = S.MapState(S.ss())
-    ids = sorted(int(c) for c in S.ss()[W_CUR_MERGE_IDS])
-    _apply(m.map.edits + [{"op": "merge", "clusters": ids}],
+    state = S.ss()
+    m = S.MapState(state)
+    ids = sorted(int(c) for c in state[W_CUR_MERGE_IDS])
+    _apply(state, m.map.edits + [{"op": "merge", "clusters": ids}],
            f"Merged clusters {', '.join(map(str, ids))} into cluster {ids[0] if ids else ''}.")
 
 
 @C.safe_callback
 def _split() -> None:
-    m = S.MapState(S.ss())
-    cid, k = int(S.ss()[W_CUR_SPLIT_ID]), int(S.ss()[W_CUR_SPLIT_K])
-    _apply(m.map.edits + [{"op": "split", "cluster": cid, "k": k}], f"Split cluster {cid} into {k} parts.")
+    state = S.ss()
+    m = S.MapState(state)
+    cid, k = int(state[W_CUR_SPLIT_ID]), int(state[W_CUR_SPLIT_K])
+    _apply(state, m.map.edits + [{"op": "split", "cluster": cid, "k": k}], f"Split cluster {cid} into {k} parts.")
 
 
 @C.safe_callback
 def _undo() -> None:
-    m = S.MapState(S.ss())
-    _apply(m.map.edits[:-1], "Undid the last edit.")
+    state = S.ss()
+    m = S.MapState(state)
+    _apply(state, m.map.edits[:-1], "Undid the last edit.")
 
 
 @C.safe_callback
 def _clear() -> None:
-    _apply([], "Cleared every edit: the clusters are HDBSCAN's again.")
+    state = S.ss()
+    _apply(state, [], "Cleared every edit: the clusters are HDBSCAN's again.")
 
 
 def _label(data):
@@ -102,7 +106,7 @@ def _label(data):
     return lambda c: f"{c}: {names.get(c, c)}"
 
 
-def curate_panel(ws, data) -> None:
+def curate_panel(state: S.State, ws, data) -> None:
     """Rename, merge and split clusters; undo; the current edit list."""
     ids = sorted(c.id for c in data.clusters if c.id >= 0)
     st.caption("Edits apply on top of the clusters HDBSCAN found and are kept in the workspace and in every "
@@ -128,10 +132,10 @@ def curate_panel(ws, data) -> None:
         st.selectbox("Cluster", ids, key=W_CUR_SPLIT_ID, format_func=fmt)
         st.number_input("Parts (k)", min_value=2, max_value=20, value=2, key=W_CUR_SPLIT_K)
         st.button("Split", key=W_CUR_SPLIT, on_click=_split)
-    _edit_list(ws, data)
+    _edit_list(state, ws, data)
 
 
-def _edit_list(ws, data) -> None:
+def _edit_list(state: S.State, ws, data) -> None:
     st.metric("Cluster edits", f"{len(data.edits):,}", help="Renames, merges and splits applied to this map.")
     if not data.edits:
         return
@@ -147,33 +151,34 @@ def _edit_list(ws, data) -> None:
 # -- search by meaning ----------------------------------------------------------------------------
 
 
-def _semantic() -> dict | None:
+def _semantic(state: S.State) -> dict | None:
     """The last search by meaning, if it was made on this session's map."""
-    m = S.MapState(S.ss())
-    res = S.ss().get(K_SEM)
+    m = S.MapState(state)
+    res = state.get(K_SEM)
     return res if res is not None and res["map"] == m.map_key else None
 
 
-def semantic_highlight(data) -> tuple[tuple, np.ndarray] | None:
+def semantic_highlight(state: S.State, data) -> tuple[tuple, np.ndarray] | None:
     """(a token for the figure's cache key, a row mask) of the search results to ring on the map, or None."""
-    res = _semantic()
-    if res is None or not S.ss().get(W_SEM_HIGHLIGHT, True) or not len(res["ids"]):
+    res = _semantic(state)
+    if res is None or not state.get(W_SEM_HIGHLIGHT, True) or not len(res["ids"]):
         return None
     return (res["what"], len(res["ids"])), ids_in(data.row_ids, res["ids"])
 
 
-def _run_search(data, vec: np.ndarray, what: str) -> None:
-    m = S.MapState(S.ss())
+def _run_search(state: S.State, data, vec: np.ndarray, what: str) -> None:
+    m = S.MapState(state)
     normalized = data.params is None or bool(data.params.embed.normalize)
-    pos, sims = nearest(data.vectors, vec, int(S.ss().get(W_SEM_K, 20)),
+    pos, sims = nearest(data.vectors, vec, int(state.get(W_SEM_K, 20)),
                         norms=None if normalized else row_norms(data.vectors))
-    S.ss()[K_SEM] = {"map": m.map_key, "what": what, "ids": data.row_ids[pos].astype(np.int64),
+    state[K_SEM] = {"map": m.map_key, "what": what, "ids": data.row_ids[pos].astype(np.int64),
                      "sims": sims, "positions": pos}
 
 
 @C.safe_callback
 def _search_query() -> None:
-    m = S.MapState(S.ss())
+    state = S.ss()
+    m = S.MapState(state)
     data = m.map
     if str(data.keys.model_id).startswith("column:"):
         raise C.SieveError(f"this map's vectors come from the data ({data.keys.model_id}), not from a model, so a "
@@ -181,26 +186,28 @@ def _search_query() -> None:
     e = data.params.embed if data.params is not None else None
     if e is None:
         raise C.SieveError("this map's settings are unknown; compute the map again to search it by meaning")
-    query = S.ss().get(W_SEM_QUERY, "")
+    query = state.get(W_SEM_QUERY, "")
     vec = embed_query(C.get_encoder(e.model, e.device, e.normalize, getattr(e, "backend", "torch")), query)
-    _run_search(data, vec, "query: " + " ".join(query.split()))
+    _run_search(state, data, vec, "query: " + " ".join(query.split()))
 
 
 @C.safe_callback
 def _more_like_this() -> None:
-    m = S.MapState(S.ss())
+    state = S.ss()
+    m = S.MapState(state)
     data = m.map
-    rid = int(S.ss().get(W_SEM_ROW, -1))
+    rid = int(state.get(W_SEM_ROW, -1))
     pos = int(data.positions([rid])[0]) if len(data.row_ids) else 0
     if pos >= len(data.row_ids) or int(data.row_ids[pos]) != rid:
         raise C.SieveError(f"row {rid} is not on the map (rows with an empty text are not embedded)")
-    _run_search(data, np.asarray(data.vectors[pos], dtype=np.float32), f"more like row {rid}")
+    _run_search(state, data, np.asarray(data.vectors[pos], dtype=np.float32), f"more like row {rid}")
 
 
 @C.safe_callback
 def _select_results() -> None:
-    m = S.MapState(S.ss())
-    res = _semantic()
+    state = S.ss()
+    m = S.MapState(state)
+    res = _semantic(state)
     if res is not None:
         m.select(np.sort(res["ids"]), "meaning")
         m.bump_chart()
@@ -208,17 +215,19 @@ def _select_results() -> None:
 
 @C.safe_callback
 def _pin_results() -> None:
-    if _semantic() is not None:
-        S.SessionView(S.ss()).pin(_semantic()["ids"])
+    state = S.ss()
+    if _semantic(state) is not None:
+        S.SessionView(state).pin(_semantic(state)["ids"])
 
 
 @C.safe_callback
 def _ban_results() -> None:
-    if _semantic() is not None:
-        S.SessionView(S.ss()).ban(_semantic()["ids"])
+    state = S.ss()
+    if _semantic(state) is not None:
+        S.SessionView(state).ban(_semantic(state)["ids"])
 
 
-def semantic_panel(ws, data) -> None:
+def semantic_panel(state: S.State, ws, data) -> None:
     """A query box (embedded with the map's model) and More like this; the nearest rows,
     ringed on the map, to select, pin or ban."""
     c1, c2, c3 = st.columns([4, 1, 1])
@@ -226,26 +235,26 @@ def semantic_panel(ws, data) -> None:
     c2.number_input("Rows", min_value=1, max_value=1000, value=20, key=W_SEM_K)
     c3.write("")
     c3.button("Search", key=W_SEM_GO, on_click=_search_query, type="primary", icon=":material/search:")
-    sel = S.MapState(S.ss()).selected
-    if W_SEM_ROW not in S.ss():
-        S.ss()[W_SEM_ROW] = int(sel[0]) if len(sel) else int(data.row_ids[0]) if len(data.row_ids) else 0
-    if len(sel) == 1 and S.ss().get(K_SEM_FOLLOWED) != int(sel[0]):  # a clicked point: more like it
-        S.ss()[W_SEM_ROW] = S.ss()[K_SEM_FOLLOWED] = int(sel[0])
+    sel = S.MapState(state).selected
+    if W_SEM_ROW not in state:
+        state[W_SEM_ROW] = int(sel[0]) if len(sel) else int(data.row_ids[0]) if len(data.row_ids) else 0
+    if len(sel) == 1 and state.get(K_SEM_FOLLOWED) != int(sel[0]):  # a clicked point: more like it
+        state[W_SEM_ROW] = state[K_SEM_FOLLOWED] = int(sel[0])
     c1, c2, _ = st.columns([2, 1, 3])
     c1.number_input("Row id", min_value=0, step=1, key=W_SEM_ROW,
                     help="More like this: search from this row's own vector (e.g. a row you clicked on the map).")
     c2.write("")
     c2.button("More like this", key=W_SEM_LIKE, on_click=_more_like_this)
-    res = _semantic()
+    res = _semantic(state)
     if res is None:
         st.caption("The query is embedded with the map's own model and backend; rows are ranked by cosine "
                    "similarity (exact search over every row).")
         return
-    _results(data, res)
+    _results(state, data, res)
 
 
-def _results(data, res: dict) -> None:
-    m = S.MapState(S.ss())
+def _results(state: S.State, data, res: dict) -> None:
+    m = S.MapState(state)
     st.metric("Rows found", f"{len(res['ids']):,}")
     st.caption(f"Nearest rows, {C.esc(res['what'])}")
     c1, c2, c3, c4 = st.columns(4)
@@ -280,10 +289,10 @@ def _columns(data) -> list[str]:
     return [c for c in data.dataset.columns if c in set(kinds["text"]) | set(kinds["numeric"])]
 
 
-def _view(ws, data, column: str):
+def _view(state: S.State, ws, data, column: str):
     """The ColumnView of ``column`` (or the text length) over the map's rows, cached per map."""
-    m = S.MapState(S.ss())
-    views = S.ss().setdefault(K_VIEWS, {})
+    m = S.MapState(state)
+    views = state.setdefault(K_VIEWS, {})
     key = (m.map_key, column)
     if key not in views:
         if len(views) > 16:
@@ -293,64 +302,65 @@ def _view(ws, data, column: str):
     return views[key]
 
 
-def color_by_control(ws, data) -> None:
+def color_by_control(state: S.State, ws, data) -> None:
     """The "Colour by" box (above the map)."""
     options = [CLUSTER, TEXT_LENGTH, *_columns(data)]
-    if S.ss().get(W_COLOR_BY) not in options:
-        S.ss()[W_COLOR_BY] = CLUSTER
+    if state.get(W_COLOR_BY) not in options:
+        state[W_COLOR_BY] = CLUSTER
     st.columns([1, 3])[0].selectbox("Colour by", options, key=W_COLOR_BY,
                  help="A numeric column gets a colour scale, any other column one colour per value (the 12 most "
                       "frequent; the rest are grey). Redraws the map, which clears the current selection.")
 
 
-def color_view(ws, data):
+def color_view(state: S.State, ws, data):
     """(cache token, ColumnView) of the column the map is coloured by, or None for clusters."""
-    column = S.ss().get(W_COLOR_BY, CLUSTER)
+    column = state.get(W_COLOR_BY, CLUSTER)
     if column == CLUSTER or not column:
         return None
-    return ("colour", column), _view(ws, data, column)
+    return ("colour", column), _view(state, ws, data, column)
 
 
-def _chart_key(column: str) -> str:
-    return f"w.summary.chart.{S.ss().get(K_SUMMARY_VERSION, 0)}.{column}"
+def _chart_key(state: S.State, column: str) -> str:
+    return f"w.summary.chart.{state.get(K_SUMMARY_VERSION, 0)}.{column}"
 
 
 @C.safe_callback
 def _on_bar(column: str) -> None:
     """A click on a bar: the selection becomes its rows (within the current selection, if any)."""
-    m = S.MapState(S.ss())
+    state = S.ss()
+    m = S.MapState(state)
     data = m.map
-    bars_clicked = sorted(set(event_point_ids(S.ss().get(_chart_key(column)))))
+    bars_clicked = sorted(set(event_point_ids(state.get(_chart_key(state, column)))))
     if not bars_clicked:
         return
-    view = _view(C.get_workspace(), data, column)
+    view = _view(state, C.get_workspace(), data, column)
     mask = np.zeros(len(data.row_ids), bool)
     for b in bars_clicked:
         mask |= bar_mask(view, b)
-    current = S.MapState(S.ss()).selected
+    current = m.selected
     if len(current):
         mask &= ids_in(data.row_ids, current)
     m.selected = np.asarray(data.row_ids[mask], dtype=np.int64)
     labels = bar_labels(view)
     m.selected_how = f"{column} = {', '.join(labels[b] for b in bars_clicked)}"
-    S.ss()[K_SUMMARY_VERSION] = S.ss().get(K_SUMMARY_VERSION, 0) + 1
+    state[K_SUMMARY_VERSION] = state.get(K_SUMMARY_VERSION, 0) + 1
     m.bump_chart()  # the map drops its drawn shape
 
 
-def linked_summaries(ws, data) -> None:
+def linked_summaries(state: S.State, ws, data) -> None:
     """Small bar charts of the selection against all rows; a click on a bar filters the selection."""
     options = [TEXT_LENGTH, *_columns(data)]
-    if W_SUMMARY_COLS not in S.ss():
-        S.ss()[W_SUMMARY_COLS] = options[:1]
-    S.ss()[W_SUMMARY_COLS] = [c for c in S.ss()[W_SUMMARY_COLS] if c in options]
+    if W_SUMMARY_COLS not in state:
+        state[W_SUMMARY_COLS] = options[:1]
+    state[W_SUMMARY_COLS] = [c for c in state[W_SUMMARY_COLS] if c in options]
     chosen = st.multiselect("Summaries of", options, key=W_SUMMARY_COLS,
                             help="Grey: share of all rows per value; blue: share of the selection. Click a bar to "
                                  "keep only the selected rows with that value (all rows with it when nothing is "
                                  "selected).")
-    selected = ids_in(data.row_ids, S.MapState(S.ss()).selected)
+    selected = ids_in(data.row_ids, S.MapState(state).selected)
     box = st.container(key=SUMMARIES_CONTAINER)
     for column in chosen:
-        view = _view(ws, data, column)
+        view = _view(state, ws, data, column)
         rows = bars(view, selected)
-        box.plotly_chart(figures.summary_bars(view, rows), key=_chart_key(column), on_select=functools.partial(_on_bar, column),
+        box.plotly_chart(figures.summary_bars(view, rows), key=_chart_key(state, column), on_select=functools.partial(_on_bar, column),
                         selection_mode="points", config={"displayModeBar": False})
