@@ -1,6 +1,6 @@
 """The Budget settings as a person sets them (total, per-cluster mode, sliders or a
 min/max/override table, pick, depth options) and the rules that turn them into
-:class:`core.select.SelectParams`.
+:class:`core.selection.SelectParams`.
 
 The app's Budget page fills a :class:`BudgetSettings` from its widgets; the rules live here,
 not in the page: tokens have no per-cluster sliders, an own noise budget is a count, the
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.select import DEFAULT_PICK, SelectParams
+from core.selection import DEFAULT_PICK, SelectParams
 
 PER_CLUSTER_MODES = ("Automatic", "Sliders", "Table")
 NOISE_CHOICES = ("include", "exclude", "own budget")
@@ -92,7 +92,7 @@ class BudgetSettings:
 
     def select_params(self, n_rows: int, pins=(), bans=()) -> SelectParams:
         """The SelectParams of these settings on a map of ``n_rows`` rows, with ``pins`` and
-        ``bans`` (row ids).  Raises SieveError (core.select) on values it refuses."""
+        ``bans`` (row ids).  Raises SieveError (core.selection) on values it refuses."""
         budget = max(1, int(self.token_budget or 1)) if self.unit == "tokens" else \
             int(self.budget if self.budget is not None else default_budget(n_rows))
         budget, overrides, bounds = self._per_cluster(budget)

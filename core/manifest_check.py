@@ -17,7 +17,7 @@ from .embed import EmbedParams
 from .ingest import TextSpec
 from .label import LabelParams
 from .project import ProjectParams
-from .select import SelectParams
+from .selection import SelectParams
 from .workspace import SieveError
 
 TOP_KEYS = frozenset({

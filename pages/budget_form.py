@@ -12,8 +12,8 @@ import streamlit as st
 
 from core.budget_settings import NOISE_CHOICES, PER_CLUSTER_MODES, default_budget
 from core.explore import column_kinds
-from core.select import BUDGET_UNITS, DEDUP_MODES, DEFAULT_PICK, LEAKAGE_MODES, PICKS, POLICIES, TOKENIZERS
-from core.select_inputs import token_counts
+from core.selection import BUDGET_UNITS, DEDUP_MODES, DEFAULT_PICK, LEAKAGE_MODES, PICKS, POLICIES, TOKENIZERS, describe
+from core.selection.inputs import token_counts
 from pages import common as C
 from pages import state as S
 from pages.state import State
@@ -202,9 +202,7 @@ def pick_settings(state: State, info) -> None:
     st.subheader("Pick")
     c1, c2, c3, c4 = st.columns(4)
     pick = S.persisted(state, c1.selectbox, "Method", S.W_PICK, S.C_PICK, DEFAULT_PICK, PICKS,
-                       help="random (seeded); centroid / core: nearest the cluster centre; boundary: farthest "
-                            "from it; diverse: k-center greedy; facility: greedy facility location (represents "
-                            "the whole cluster); mmr: relevance vs. novelty; score: by a numeric column.")
+                       help=describe())
     S.persisted(state, c2.number_input, "Seed", S.W_SEED, S.C_SEED, 0, min_value=0, max_value=2**31 - 1, step=1,
                 help="Seeds the random pick, and the candidate pool of diverse/facility in large clusters.")
     numeric = column_kinds(info.columns, info.numeric_text)["numeric"]

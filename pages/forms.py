@@ -20,7 +20,7 @@ from core.long_text import LONG_TEXT_MODES
 from core.paths import confine_model
 from core.pipeline import MapParams
 from core.project import METRICS, ProjectParams
-from core.select import DEFAULT_PICK, SelectParams
+from core.selection import DEFAULT_PICK, SelectParams, engine_picks
 from pages import common as C
 from pages import state as S
 
@@ -32,7 +32,7 @@ MAP_SETTINGS = {
     "n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "dims": 5,
     "min_cluster_size": 0, "min_samples": 0, "seed": 42, "exact": False, "long_text": "truncate", "cluster_method": "hdbscan",
 }
-SCALE_PICKS = ("random", "centroid", "diverse", "facility", "core", "boundary", "mmr")  # what the Ray engine supports
+SCALE_PICKS = engine_picks("ray")  # what the Ray engine supports (the pick registry says)
 SCALE_POLICIES = ("equal", "proportional", "sqrt")
 
 

@@ -45,7 +45,7 @@ K_PINS = "sieve.pins"  # set[int] row ids always included
 K_BANS = "sieve.bans"  # set[int] row ids never included
 K_PINBAN_DATASET = "sieve.pinban_dataset"  # dataset key the pins/bans belong to
 K_DATASET_PIN = "sieve.dataset_pin"  # {"info": DatasetInfo dict, "file_format"}: the dataset this session works on
-K_SELECT_PARAMS = "sieve.select_params"  # last core.select.SelectParams from the Budget page
+K_SELECT_PARAMS = "sieve.select_params"  # last core.selection.SelectParams from the Budget page
 K_SELECTION = "sieve.selection"  # {"key", "selection", "metrics"} cache
 K_MAP_RUN = "sieve.map_run"  # {"timings", "cached"} of the last Compute map
 K_COMPUTING = "sieve.computing"  # True while build_map runs (detects an interrupted run)
@@ -361,7 +361,7 @@ class BudgetState(SessionView):
     """The Budget and Export pages' selection: the last SelectParams, the cached selection and
     its metrics, and the per-cluster table editor's base frame."""
 
-    select_params = Slot(K_SELECT_PARAMS)  # core.select.SelectParams
+    select_params = Slot(K_SELECT_PARAMS)  # core.selection.SelectParams
     selection = Slot(K_SELECTION)  # {"key", "selection", "metrics", "metrics_nn"}
     want_diversity = Slot(K_WANT_DIVERSITY, False)
     table_base = Slot(K_TABLE_BASE)  # pandas.DataFrame of the per-cluster editor

@@ -134,7 +134,7 @@ EXPORT_CHILD = textwrap.dedent(
     sys.path.insert(0, {root!r})
     import numpy as np
     from core.export import export_rows
-    from core.select import Selection
+    from core.selection import Selection
     from core.workspace import Workspace
 
     ws = Workspace(sys.argv[1])

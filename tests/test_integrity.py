@@ -25,7 +25,7 @@ import pytest
 
 from core.ingest import IngestParams, TextSpec, current_dataset, ingest
 from core.pipeline import MapParams, build_map, load_map, run_selection
-from core.select import SelectParams
+from core.selection import SelectParams
 from core.workspace import SieveError, Workspace
 from tests.fakes import HashEncoder, read_any, run_sieve, start_sieve, write_table
 

@@ -18,7 +18,7 @@ from core.export import build_manifest, map_sidecar_name, read_manifest, write_m
 from core.ingest import IngestParams, TextSpec, ingest
 from core.pipeline import MapParams, build_map, load_map, reproduce, run_selection
 from core.project import ProjectParams, project, project_key
-from core.select import SelectParams
+from core.selection import SelectParams
 from core.workspace import SieveError, Workspace, stage_key
 from tests.fakes import TopicEncoder, blobs_on_sphere, write_table
 

@@ -19,7 +19,7 @@ from core.label import LabelParams
 from core.metrics import coverage, jensen_shannon, mean_nn_distance, selection_metrics
 from core.pipeline import reproduce, run_selection
 from core.project import ProjectParams
-from core.select import SelectParams
+from core.selection import SelectParams
 from core.workspace import SieveError, Workspace, atomic_write_json
 from tests.fakes import TopicEncoder, read_any, write_table
 
