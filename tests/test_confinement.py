@@ -14,6 +14,7 @@ import pytest
 
 from core.paths import check_new_files, confine_model, confine_read, confine_write
 from core.workspace import SieveError
+from pages import common as C
 from pages import state as S
 from tests.app_fixtures import empty_env, map_env, new_app, no_errors, open_page, small_map  # noqa: F401
 
