@@ -40,7 +40,7 @@ def child(ws_path: str, warmup: bool, idle: float) -> None:
     t0 = time.perf_counter()
     from core.embed import EmbedParams, load_encoder
     from core.ingest import IngestParams, TextSpec, ingest
-    from core.pipeline import MapParams, build_map
+    from core.engines.local import MapParams, build_map
     from core.warmup import start_background_warmup, wait_for_model
     from core.workspace import Workspace
 

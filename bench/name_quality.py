@@ -53,7 +53,7 @@ def _map(data: Path, cache: Path, log) -> tuple[Path, str]:
     """Map banking77 once (cached) and save texts, clusters, true labels and vectors to an npz;
     returns (npz path, how the map was had)."""
     from core.ingest import IngestParams, TextSpec, ingest, load_column, load_texts
-    from core.pipeline import MapParams, build_map, load_map
+    from core.engines.local import MapParams, build_map, load_map
     from core.workspace import Workspace
 
     out = cache / "arrays.npz"

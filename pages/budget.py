@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.explore import draw_sample
 from core.metrics import fmt_distance, metric_aims
-from core.pipeline import run_selection
+from core.engines.local import run_selection
 from core.selection import SelectParams
 from pages import budget_form, figures, forms
 from pages import common as C

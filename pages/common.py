@@ -22,7 +22,7 @@ import streamlit as st
 from core import paths
 from core.embed import Cancelled, load_encoder
 from core.ingest import DatasetInfo, IngestParams, TextSpec, current_dataset, ingest, load_texts
-from core.pipeline import current_map, load_map, map_by_label, run_selection, selection_report
+from core.engines.local import current_map, load_map, map_by_label, run_selection, selection_report
 from core.warmup import start_background_warmup
 from core.workspace import DEFAULT_WORKSPACE, SieveError, Workspace, canonical_json
 from pages import state as S
@@ -342,10 +342,7 @@ def current_selection(state: S.State, ws: Workspace, data, params, *, diversity:
 
 def reference_encoder(ws: Workspace, data):
     """The map's own model (cached resource) for embedding a reference set."""
-    params = data.params
-    if params is None:
-        params = map_by_label(ws, data.keys.label)[1]
-    e = params.embed
+    e = data.params.embed
     return get_encoder(e.model, e.device, e.normalize, getattr(e, "backend", "torch"))
 
 

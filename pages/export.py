@@ -10,9 +10,10 @@ from pathlib import Path
 import streamlit as st
 
 from core.explore import EXPORT_MIME, export_bytes
-from core.export import build_manifest, export_with_manifest, format_for, map_sidecar_bytes, map_sidecar_name
+from core.export import format_for
+from core.manifest import build_manifest, export_with_manifest
+from core.map_sidecar import map_sidecar_bytes, map_sidecar_name
 from core.paths import check_new_files, confine_write
-from core.pipeline import map_by_label
 from pages import common as C
 from pages import forms
 from pages import state as S
@@ -21,10 +22,7 @@ FORMATS = ("parquet", "jsonl", "csv")
 
 
 def _manifest(data, params, result, fmt: str, export_info: dict) -> dict:
-    map_params = data.params
-    if map_params is None:  # the params of this session's own map, never the latest one's
-        _, map_params = map_by_label(C.get_workspace(), data.keys.label)
-    return build_manifest(data, map_params, params, result["selection"], result["metrics"], export_info)
+    return build_manifest(data, data.params, params, result["selection"], result["metrics"], export_info)
 
 
 def _file_builder(ws, selection, names: dict, fmt: str, keep_text: bool, include_duplicates: bool = False,

@@ -1,4 +1,4 @@
-"""Widgets -> Params: the Map page's advanced settings -> core.pipeline.MapParams, the Budget
+"""Widgets -> Params: the Map page's advanced settings -> core.engines.local.MapParams, the Budget
 page's persisted values -> core.budget_settings.BudgetSettings -> SelectParams, and the At scale
 page's budget form -> SelectParams.
 
@@ -18,7 +18,7 @@ from core.cluster_methods import ALGORITHMS
 from core.embed import BACKENDS, DEVICES, EmbedParams, backend_caption
 from core.long_text import LONG_TEXT_MODES
 from core.paths import confine_model
-from core.pipeline import MapParams
+from core.engines.local import MapParams
 from core.project import METRICS, ProjectParams
 from core.selection import DEFAULT_PICK, SelectParams, engine_picks
 from pages import common as C

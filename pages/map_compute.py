@@ -10,7 +10,7 @@ import streamlit as st
 from core.embed import Cancelled, embed_key
 from core.eta import estimate_map_seconds, human_seconds, remaining_seconds
 from core.onnx_embed import is_exported
-from core.pipeline import build_map
+from core.engines.local import build_map
 from core.warmup import wait_for_model, warmup_state
 from core.workspace import usable_cores
 from pages import common as C

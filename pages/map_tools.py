@@ -1,5 +1,5 @@
 """The Map page's exploration tools, kept out of pages/map.py: curating the clusters
-(rename, merge, split; core.curate / core.pipeline.curate_map) and search by meaning
+(rename, merge, split; core.curate / core.engines.local.curate_map) and search by meaning
 (core.search).
 
 Session-state keys of these tools are defined here (prefix ``w.curate.`` for widgets).
@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from core.explore import column_kinds, event_point_ids, ids_in
-from core.pipeline import curate_map
+from core.engines.local import curate_map
 from core.search import embed_query, nearest, row_norms
 from core.summaries import TEXT_LENGTH, bar_labels, bar_mask, bars, column_view, text_length_view
 from pages import common as C

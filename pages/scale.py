@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import scale
+from core.engines import ray as scale
 from core.embed import DEFAULT_MODEL
 from core.explore import fetch_rows
-from core.export import write_manifest
+from core.manifest import write_manifest
 from core.paths import check_new_files, confine_write
 from pages import common as C
 from pages import figures, forms
@@ -190,8 +190,9 @@ def _select(map_dir: Path, embed_dir: Path, params, on_ray: bool) -> dict:
 
 def _allocation(sel, names: dict) -> None:
     chosen = {int(c): int(n) for c, n in zip(*np.unique(sel.clusters, return_counts=True))} if len(sel) else {}
+    sizes = sel.stats["cluster_sizes"]  # rows per cluster over the whole map (core.engines.ray.select)
     df = pd.DataFrame([{"cluster": c, "name": names.get(c, str(c)), "size": s, "budget": sel.allocation.get(c, 0),
-                        "selected": chosen.get(c, 0)} for c, s in sorted(sel.sizes.items(), key=lambda kv:
+                        "selected": chosen.get(c, 0)} for c, s in sorted(sizes.items(), key=lambda kv:
                                                                            (kv[0] < 0, kv[0]))])
     st.metric("Rows in the subset", f"{len(sel):,}")
     st.dataframe(df, hide_index=True, width="stretch", height=min(420, 38 + 35 * len(df)))
@@ -215,9 +216,8 @@ def _export(ws, embed_dir: Path, map_dir: Path, result: dict) -> None:
         check_new_files([mpath], overwrite=overwrite)
         sel, params = result["selection"], result["params"]
         files = scale.export_scaled(ws, sel, out_dir)
-        man = scale.build_scaled_manifest(ws, embed_dir, map_dir, params, sel,
-                                          {"path": str(out_dir), "format": "parquet",
-                                           "files": [f.name for f in files]})
+        man = scale.ray_manifest(ws, embed_dir, map_dir, params, sel,
+                                 {"path": str(out_dir), "format": "parquet", "files": [f.name for f in files]})
         mpath = write_manifest(mpath, man)
         sc.last_export = {"path": str(out_dir), "manifest": str(mpath), "rows": len(sel),
                                          "files": len(files)}

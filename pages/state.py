@@ -33,7 +33,7 @@ PAGE_SCALE = "pages/scale.py"
 
 # -- session-state keys (app state) ---------------------------------------------------
 K_AUTOLOADED = "sieve.autoloaded"  # bool: the sample was auto-loaded once this session
-K_MAP = "sieve.map"  # core.pipeline.MapData of the current map
+K_MAP = "sieve.map"  # core.engines.local.MapData of the current map
 K_MAP_KEY = "sieve.map_key"  # its MapKeys.map_id (label key, or curate key with cluster edits)
 K_TEXTS = "sieve.texts"  # list[str] aligned with K_MAP rows
 K_FIG = "sieve.fig"  # {"key": ..., "fig": go.Figure, "traces": [positions per trace]}
@@ -63,7 +63,7 @@ K_SCALE_FIG = "sieve.scale.fig"  # {"key": map key, "fig", "ids": drawn row ids}
 K_SCALE_CHART_VERSION = "sieve.scale.chart_version"  # bumped to reset its chart widget
 K_SCALE_SELECTED = "sieve.scale.selected_ids"  # np.ndarray of row ids inside the shapes (all rows)
 K_SCALE_SELECTED_HOW = "sieve.scale.selected_how"
-K_SCALE_SELECTION = "sieve.scale.selection"  # {"key", "selection": core.scale.ScaleSelection, "params"}
+K_SCALE_SELECTION = "sieve.scale.selection"  # {"key", "selection": core.selection.Selection, "params"}
 K_SCALE_LAST_EXPORT = "sieve.scale.last_export"  # {"path", "manifest", "rows"}
 K_SCALE_BUILD = "sieve.scale.build"  # {"timings"} of the last in-app sharded build
 
@@ -328,7 +328,7 @@ class MapState(SessionView):
     """The Map page: this session's map, its drawn figure and chart widget, the selection
     (row ids, how it was made, the drawn shapes), the search cache and the last computation."""
 
-    map = Slot(K_MAP)  # core.pipeline.MapData
+    map = Slot(K_MAP)  # core.engines.local.MapData
     map_key = Slot(K_MAP_KEY)  # its MapKeys.map_id
     texts = Slot(K_TEXTS)  # list[str] aligned with the map's rows
     fig = Slot(K_FIG)  # {"key", "fig", "traces", "drawn", "allowed"}

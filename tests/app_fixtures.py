@@ -58,7 +58,7 @@ def build_small_map(root: Path, n_rows: int = N_ROWS, seed: int = 7):
     from core.cluster import ClusterParams
     from core.embed import EmbedParams
     from core.ingest import IngestParams, TextSpec, ingest
-    from core.pipeline import MapParams, build_map, load_map
+    from core.engines.local import MapParams, build_map, load_map
     from core.project import ProjectParams
     from core.workspace import Workspace
     from sample_data.generate import generate_rows

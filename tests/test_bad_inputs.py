@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from core.ingest import IngestParams, TextSpec, ingest
-from core.pipeline import MapParams, build_map, load_map, run_selection
+from core.engines.local import MapParams, build_map, load_map, run_selection
 from core.selection import SelectParams
 from core.workspace import SieveError, Workspace
 from tests.bad_inputs import CASES, GOOD_WEIRD_COLUMNS, write_case, weird_columns_table

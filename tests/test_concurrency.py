@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from core.ingest import IngestParams, TextSpec, current_dataset, ingest
-from core.pipeline import MapParams, build_map, load_map, run_selection
+from core.engines.local import MapParams, build_map, load_map, run_selection
 from core.selection import SelectParams
 from core.workspace import Workspace
 from tests.fakes import REPO_ROOT, HashEncoder, run_sieve, sieve_command, sieve_env, write_table

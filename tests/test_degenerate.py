@@ -30,7 +30,7 @@ def _map(root, texts, min_cluster_size=None):
     from core.cluster import ClusterParams
     from core.embed import EmbedParams
     from core.ingest import IngestParams, TextSpec, ingest
-    from core.pipeline import MapParams, build_map, load_map
+    from core.engines.local import MapParams, build_map, load_map
     from core.project import ProjectParams
     from core.workspace import Workspace
 
@@ -105,7 +105,7 @@ def test_old_cluster_params_keep_the_old_behaviour():
 
 
 def test_budget_and_export_pages_work_on_degenerate_maps(degenerate_env, tmp_path):
-    from core.export import read_manifest
+    from core.manifest import read_manifest
 
     name, ws, data = degenerate_env
     n = len(data.row_ids)
@@ -193,8 +193,8 @@ def test_nn_distance_never_shows_negative_zero():
 
 @pytest.mark.parametrize("name", sorted(DEGENERATE))
 def test_scale_page_works_on_degenerate_sharded_maps(tmp_path, monkeypatch, name):
-    from core import scale
-    from core.export import read_manifest
+    from core.engines import ray as scale
+    from core.manifest import read_manifest
     from core.ingest import IngestParams, TextSpec, ingest
     from core.project import ProjectParams
     from core.cluster import ClusterParams

@@ -23,7 +23,7 @@ from core.embed import precomputed_vectors
 from core.explore import column_kinds, preview_source
 from core.export import export_rows
 from core.ingest import BLANK_CATEGORIES, IngestParams, TextSpec, blank_regex, ingest, is_blank
-from core.pipeline import score_values
+from core.scores import score_values
 from core.query import run_filter
 from core.workspace import SieveError, Workspace
 from tests.fakes import query_table, run_sieve
@@ -363,8 +363,8 @@ def test_cli_select_takes_a_ban_list_longer_than_a_file_name(sieve_fake_map, tmp
 
 
 def test_delimiter_and_encoding_go_into_the_manifest_and_reproduce(tmp_path):
-    from core.export import build_manifest, read_manifest, write_manifest
-    from core.pipeline import MapParams, build_map, load_map, reproduce, run_selection
+    from core.manifest import build_manifest, read_manifest, write_manifest
+    from core.engines.local import MapParams, build_map, load_map, reproduce, run_selection
     from core.project import ProjectParams
     from core.selection import SelectParams
     from tests.fakes import HashEncoder

@@ -14,9 +14,10 @@ from sklearn.metrics import adjusted_rand_score
 from core import project as P
 from core import warmup
 from core.cluster import NOISE, ClusterParams, cluster, cluster_key
-from core.export import build_manifest, map_sidecar_name, read_manifest, write_manifest
+from core.manifest import build_manifest, read_manifest, write_manifest
+from core.map_sidecar import map_sidecar_name
 from core.ingest import IngestParams, TextSpec, ingest
-from core.pipeline import MapParams, build_map, load_map, reproduce, run_selection
+from core.engines.local import MapParams, build_map, load_map, reproduce, run_selection
 from core.project import ProjectParams, project, project_key
 from core.selection import SelectParams
 from core.workspace import SieveError, Workspace, stage_key

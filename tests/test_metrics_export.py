@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 
 from core.cluster import ClusterParams
 from core.embed import EmbedParams
-from core.export import build_manifest, export_rows, format_for, ids_digest, read_manifest, write_manifest
+from core.export import export_rows, format_for
+from core.manifest import build_manifest, ids_digest, read_manifest, write_manifest
 from core.ingest import fingerprint_files
 from core.label import LabelParams
 from core.metrics import coverage, jensen_shannon, mean_nn_distance, selection_metrics
-from core.pipeline import reproduce, run_selection
+from core.engines.local import reproduce, run_selection
 from core.project import ProjectParams
 from core.selection import SelectParams
 from core.workspace import SieveError, Workspace, atomic_write_json

@@ -13,7 +13,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from core.cluster import NOISE, ClusterParams, cluster, default_min_cluster_size, relabel_by_size, run_cluster
 from core.ingest import IngestParams, TextSpec, ingest
-from core.pipeline import MapParams, build_map, load_map
+from core.engines.local import MapParams, build_map, load_map
 from core.project import MIN_UMAP_ROWS, ProjectParams, knn_graph, project, run_project
 from core.workspace import SieveError, Workspace
 from tests.fakes import TopicEncoder, write_table

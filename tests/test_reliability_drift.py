@@ -10,7 +10,7 @@ import pytest
 import core.workspace as wsmod
 from core.cluster import ClusterParams
 from core.ingest import IngestParams, TextSpec, current_dataset, ingest
-from core.pipeline import MapParams, build_map, load_map
+from core.engines.local import MapParams, build_map, load_map
 from core.workspace import SieveError, Workspace
 from tests.fakes import HashEncoder, write_table
 

@@ -20,7 +20,7 @@ def real_map(tmp_path_factory):
     from core.cluster import ClusterParams
     from core.embed import EmbedParams
     from core.ingest import IngestParams, TextSpec, ingest
-    from core.pipeline import MapParams, build_map, load_map
+    from core.engines.local import MapParams, build_map, load_map
     from core.project import ProjectParams
     from core.workspace import Workspace
     from sample_data.generate import generate_rows

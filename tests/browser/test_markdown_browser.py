@@ -61,7 +61,7 @@ def hostile(tmp_path_factory, evil_host):
     from core.cluster import ClusterParams
     from core.embed import EmbedParams
     from core.ingest import IngestParams, TextSpec, ingest
-    from core.pipeline import MapParams, build_map
+    from core.engines.local import MapParams, build_map
     from core.project import ProjectParams
     from core.workspace import Workspace
     from sample_data.generate import generate_rows
