@@ -1,5 +1,5 @@
 """The Map page's exploration tools, kept out of pages/map.py: curating the clusters
-(rename, merge, split; core.curate / core.pipeline.curate_map) and search by meaning
+(rename, merge, split; core.curate / core.engines.local.curate_map) and search by meaning
 (core.search).
 
 Session-state keys of these tools are defined here (prefix ``w.curate.`` for widgets).
@@ -10,9 +10,16 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
+from core.explore import column_kinds, event_point_ids, ids_in
+from core.engines.local import curate_map
+from core.search import embed_query, nearest, row_norms
+from core.summaries import TEXT_LENGTH, bar_labels, bar_mask, bars, column_view, text_length_view
 from pages import common as C
+from pages import figures
+from pages import state as S
 
 W_CUR_RENAME_ID = "w.curate.rename_id"
 W_CUR_RENAME_NAME = "w.curate.rename_name"
@@ -38,19 +45,18 @@ W_SEM_BAN = "w.semantic.ban"
 W_SEM_HIGHLIGHT = "w.semantic.highlight"
 
 
-def _apply(edits: list[dict], done: str) -> None:
+def _apply(state: S.State, edits: list[dict], done: str) -> None:
     """Make ``edits`` the map's edit list and switch this session to the result.
 
     Cluster ids change, so the widgets holding ids (these tools', the map's cluster
     filter) start afresh."""
-    from core.engines.local import curate_map
-
-    ws, data = C.get_workspace(), C.ss()[C.K_MAP]
+    m = S.MapState(state)
+    ws, data = C.get_workspace(), m.map
     keys = curate_map(ws, data.keys, edits, data.params)
-    C.get_map(ws, keys.map_id)
-    for k in (W_CUR_RENAME_ID, W_CUR_RENAME_NAME, W_CUR_MERGE_IDS, W_CUR_SPLIT_ID, C.W_FILTER):
-        C.ss().pop(k, None)
-    C.flash("success", done)
+    C.get_map(state, ws, keys.map_id)
+    for k in (W_CUR_RENAME_ID, W_CUR_RENAME_NAME, W_CUR_MERGE_IDS, W_CUR_SPLIT_ID, S.W_FILTER):
+        state.pop(k, None)
+    S.SessionView(state).flash("success", done)
 
 
 # Button callbacks: they read the widgets' values from session state (the values sent with
@@ -59,31 +65,40 @@ def _apply(edits: list[dict], done: str) -> None:
 
 @C.safe_callback
 def _rename() -> None:
-    cid, name = int(C.ss()[W_CUR_RENAME_ID]), C.ss().get(W_CUR_RENAME_NAME, "")
-    _apply(C.ss()[C.K_MAP].edits + [{"op": "rename", "cluster": cid, "name": name}], f"Renamed cluster {cid}.")
+    state = S.ss()
+    m = S.MapState(state)
+    cid, name = int(state[W_CUR_RENAME_ID]), state.get(W_CUR_RENAME_NAME, "")
+    _apply(state, m.map.edits + [{"op": "rename", "cluster": cid, "name": name}], f"Renamed cluster {cid}.")
 
 
 @C.safe_callback
 def _merge() -> None:
-    ids = sorted(int(c) for c in C.ss()[W_CUR_MERGE_IDS])
-    _apply(C.ss()[C.K_MAP].edits + [{"op": "merge", "clusters": ids}],
+    state = S.ss()
+    m = S.MapState(state)
+    ids = sorted(int(c) for c in state[W_CUR_MERGE_IDS])
+    _apply(state, m.map.edits + [{"op": "merge", "clusters": ids}],
            f"Merged clusters {', '.join(map(str, ids))} into cluster {ids[0] if ids else ''}.")
 
 
 @C.safe_callback
 def _split() -> None:
-    cid, k = int(C.ss()[W_CUR_SPLIT_ID]), int(C.ss()[W_CUR_SPLIT_K])
-    _apply(C.ss()[C.K_MAP].edits + [{"op": "split", "cluster": cid, "k": k}], f"Split cluster {cid} into {k} parts.")
+    state = S.ss()
+    m = S.MapState(state)
+    cid, k = int(state[W_CUR_SPLIT_ID]), int(state[W_CUR_SPLIT_K])
+    _apply(state, m.map.edits + [{"op": "split", "cluster": cid, "k": k}], f"Split cluster {cid} into {k} parts.")
 
 
 @C.safe_callback
 def _undo() -> None:
-    _apply(C.ss()[C.K_MAP].edits[:-1], "Undid the last edit.")
+    state = S.ss()
+    m = S.MapState(state)
+    _apply(state, m.map.edits[:-1], "Undid the last edit.")
 
 
 @C.safe_callback
 def _clear() -> None:
-    _apply([], "Cleared every edit: the clusters are HDBSCAN's again.")
+    state = S.ss()
+    _apply(state, [], "Cleared every edit: the clusters are HDBSCAN's again.")
 
 
 def _label(data):
@@ -91,7 +106,7 @@ def _label(data):
     return lambda c: f"{c}: {names.get(c, c)}"
 
 
-def curate_panel(ws, data) -> None:
+def curate_panel(state: S.State, ws, data) -> None:
     """Rename, merge and split clusters; undo; the current edit list."""
     ids = sorted(c.id for c in data.clusters if c.id >= 0)
     st.caption("Edits apply on top of the clusters HDBSCAN found and are kept in the workspace and in every "
@@ -117,13 +132,11 @@ def curate_panel(ws, data) -> None:
         st.selectbox("Cluster", ids, key=W_CUR_SPLIT_ID, format_func=fmt)
         st.number_input("Parts (k)", min_value=2, max_value=20, value=2, key=W_CUR_SPLIT_K)
         st.button("Split", key=W_CUR_SPLIT, on_click=_split)
-    _edit_list(ws, data)
+    _edit_list(state, ws, data)
 
 
-def _edit_list(ws, data) -> None:
-    import pandas as pd
-
-    st.text(f"edits={len(data.edits)}")
+def _edit_list(state: S.State, ws, data) -> None:
+    st.metric("Cluster edits", f"{len(data.edits):,}", help="Renames, merges and splits applied to this map.")
     if not data.edits:
         return
     rows = [{"#": i, "op": e["op"], "clusters": ", ".join(str(c) for c in e.get("clusters", [e.get("cluster")])),
@@ -138,80 +151,83 @@ def _edit_list(ws, data) -> None:
 # -- search by meaning ----------------------------------------------------------------------------
 
 
-def _semantic() -> dict | None:
+def _semantic(state: S.State) -> dict | None:
     """The last search by meaning, if it was made on this session's map."""
-    res = C.ss().get(K_SEM)
-    return res if res is not None and res["map"] == C.ss().get(C.K_MAP_KEY) else None
+    m = S.MapState(state)
+    res = state.get(K_SEM)
+    return res if res is not None and res["map"] == m.map_key else None
 
 
-def semantic_highlight(data) -> tuple[tuple, np.ndarray] | None:
+def semantic_highlight(state: S.State, data) -> tuple[tuple, np.ndarray] | None:
     """(a token for the figure's cache key, a row mask) of the search results to ring on the map, or None."""
-    from core.explore import ids_in
-
-    res = _semantic()
-    if res is None or not C.ss().get(W_SEM_HIGHLIGHT, True) or not len(res["ids"]):
+    res = _semantic(state)
+    if res is None or not state.get(W_SEM_HIGHLIGHT, True) or not len(res["ids"]):
         return None
     return (res["what"], len(res["ids"])), ids_in(data.row_ids, res["ids"])
 
 
-def _run_search(data, vec: np.ndarray, what: str) -> None:
-    from core.search import nearest, row_norms
-
+def _run_search(state: S.State, data, vec: np.ndarray, what: str) -> None:
+    m = S.MapState(state)
     normalized = data.params is None or bool(data.params.embed.normalize)
-    pos, sims = nearest(data.vectors, vec, int(C.ss().get(W_SEM_K, 20)),
+    pos, sims = nearest(data.vectors, vec, int(state.get(W_SEM_K, 20)),
                         norms=None if normalized else row_norms(data.vectors))
-    C.ss()[K_SEM] = {"map": C.ss().get(C.K_MAP_KEY), "what": what, "ids": data.row_ids[pos].astype(np.int64),
+    state[K_SEM] = {"map": m.map_key, "what": what, "ids": data.row_ids[pos].astype(np.int64),
                      "sims": sims, "positions": pos}
 
 
 @C.safe_callback
 def _search_query() -> None:
-    from core.search import embed_query
-
-    data = C.ss()[C.K_MAP]
+    state = S.ss()
+    m = S.MapState(state)
+    data = m.map
     if str(data.keys.model_id).startswith("column:"):
         raise C.SieveError(f"this map's vectors come from the data ({data.keys.model_id}), not from a model, so a "
                            "text query cannot be embedded; use More like this instead")
     e = data.params.embed if data.params is not None else None
     if e is None:
         raise C.SieveError("this map's settings are unknown; compute the map again to search it by meaning")
-    query = C.ss().get(W_SEM_QUERY, "")
+    query = state.get(W_SEM_QUERY, "")
     vec = embed_query(C.get_encoder(e.model, e.device, e.normalize, getattr(e, "backend", "torch")), query)
-    _run_search(data, vec, "query: " + " ".join(query.split()))
+    _run_search(state, data, vec, "query: " + " ".join(query.split()))
 
 
 @C.safe_callback
 def _more_like_this() -> None:
-    data = C.ss()[C.K_MAP]
-    rid = int(C.ss().get(W_SEM_ROW, -1))
+    state = S.ss()
+    m = S.MapState(state)
+    data = m.map
+    rid = int(state.get(W_SEM_ROW, -1))
     pos = int(data.positions([rid])[0]) if len(data.row_ids) else 0
     if pos >= len(data.row_ids) or int(data.row_ids[pos]) != rid:
         raise C.SieveError(f"row {rid} is not on the map (rows with an empty text are not embedded)")
-    _run_search(data, np.asarray(data.vectors[pos], dtype=np.float32), f"more like row {rid}")
+    _run_search(state, data, np.asarray(data.vectors[pos], dtype=np.float32), f"more like row {rid}")
 
 
 @C.safe_callback
 def _select_results() -> None:
-    res = _semantic()
+    state = S.ss()
+    m = S.MapState(state)
+    res = _semantic(state)
     if res is not None:
-        C.ss()[C.K_SELECTED] = np.sort(res["ids"])
-        C.ss()[C.K_SELECTED_HOW] = "meaning"
-        C.ss()[C.K_CHART_VERSION] = C.ss().get(C.K_CHART_VERSION, 0) + 1
+        m.select(np.sort(res["ids"]), "meaning")
+        m.bump_chart()
 
 
 @C.safe_callback
 def _pin_results() -> None:
-    if _semantic() is not None:
-        C.pin_rows(_semantic()["ids"])
+    state = S.ss()
+    if _semantic(state) is not None:
+        S.SessionView(state).pin(_semantic(state)["ids"])
 
 
 @C.safe_callback
 def _ban_results() -> None:
-    if _semantic() is not None:
-        C.ban_rows(_semantic()["ids"])
+    state = S.ss()
+    if _semantic(state) is not None:
+        S.SessionView(state).ban(_semantic(state)["ids"])
 
 
-def semantic_panel(ws, data) -> None:
+def semantic_panel(state: S.State, ws, data) -> None:
     """A query box (embedded with the map's model) and More like this; the nearest rows,
     ringed on the map, to select, pin or ban."""
     c1, c2, c3 = st.columns([4, 1, 1])
@@ -219,28 +235,27 @@ def semantic_panel(ws, data) -> None:
     c2.number_input("Rows", min_value=1, max_value=1000, value=20, key=W_SEM_K)
     c3.write("")
     c3.button("Search", key=W_SEM_GO, on_click=_search_query, type="primary", icon=":material/search:")
-    sel = C.selected_ids()
-    if W_SEM_ROW not in C.ss():
-        C.ss()[W_SEM_ROW] = int(sel[0]) if len(sel) else int(data.row_ids[0]) if len(data.row_ids) else 0
-    if len(sel) == 1 and C.ss().get(K_SEM_FOLLOWED) != int(sel[0]):  # a clicked point: more like it
-        C.ss()[W_SEM_ROW] = C.ss()[K_SEM_FOLLOWED] = int(sel[0])
+    sel = S.MapState(state).selected
+    if W_SEM_ROW not in state:
+        state[W_SEM_ROW] = int(sel[0]) if len(sel) else int(data.row_ids[0]) if len(data.row_ids) else 0
+    if len(sel) == 1 and state.get(K_SEM_FOLLOWED) != int(sel[0]):  # a clicked point: more like it
+        state[W_SEM_ROW] = state[K_SEM_FOLLOWED] = int(sel[0])
     c1, c2, _ = st.columns([2, 1, 3])
     c1.number_input("Row id", min_value=0, step=1, key=W_SEM_ROW,
                     help="More like this: search from this row's own vector (e.g. a row you clicked on the map).")
     c2.write("")
     c2.button("More like this", key=W_SEM_LIKE, on_click=_more_like_this)
-    res = _semantic()
+    res = _semantic(state)
     if res is None:
         st.caption("The query is embedded with the map's own model and backend; rows are ranked by cosine "
                    "similarity (exact search over every row).")
         return
-    _results(data, res)
+    _results(state, data, res)
 
 
-def _results(data, res: dict) -> None:
-    import pandas as pd
-
-    st.text(f"semantic_results={len(res['ids'])}")
+def _results(state: S.State, data, res: dict) -> None:
+    m = S.MapState(state)
+    st.metric("Rows found", f"{len(res['ids']):,}")
     st.caption(f"Nearest rows, {C.esc(res['what'])}")
     c1, c2, c3, c4 = st.columns(4)
     c1.checkbox("Ring them on the map", key=W_SEM_HIGHLIGHT, value=True,
@@ -248,7 +263,7 @@ def _results(data, res: dict) -> None:
     c2.button("Select these rows", key=W_SEM_SELECT, on_click=_select_results, icon=":material/select:")
     c3.button("Pin these rows", key=W_SEM_PIN, on_click=_pin_results, icon=":material/push_pin:")
     c4.button("Ban these rows", key=W_SEM_BAN, on_click=_ban_results, icon=":material/block:")
-    texts, names = C.ss()[C.K_TEXTS], data.cluster_names
+    texts, names = m.texts, data.cluster_names
     pos = data.positions(res["ids"])
     df = pd.DataFrame({"row id": res["ids"], "similarity": res["sims"],
                        "cluster": [names.get(int(c), str(c)) for c in data.labels[pos]],
@@ -270,146 +285,82 @@ K_SUMMARY_VERSION = "sieve.summary.version"  # bumped to reset the small charts'
 
 
 def _columns(data) -> list[str]:
-    from core.explore import column_kinds
-
     kinds = column_kinds(data.dataset.columns or {})
     return [c for c in data.dataset.columns if c in set(kinds["text"]) | set(kinds["numeric"])]
 
 
-def _view(ws, data, column: str):
+def _view(state: S.State, ws, data, column: str):
     """The ColumnView of ``column`` (or the text length) over the map's rows, cached per map."""
-    from core.summaries import TEXT_LENGTH, column_view, text_length_view
-
-    views = C.ss().setdefault(K_VIEWS, {})
-    key = (C.ss().get(C.K_MAP_KEY), column)
+    m = S.MapState(state)
+    views = state.setdefault(K_VIEWS, {})
+    key = (m.map_key, column)
     if key not in views:
         if len(views) > 16:
             views.clear()
-        views[key] = text_length_view(C.ss()[C.K_TEXTS]) if column == TEXT_LENGTH else \
+        views[key] = text_length_view(m.texts) if column == TEXT_LENGTH else \
             column_view(ws, column, data.row_ids)
     return views[key]
 
 
-def color_by_control(ws, data) -> None:
+def color_by_control(state: S.State, ws, data) -> None:
     """The "Colour by" box (above the map)."""
-    from core.summaries import TEXT_LENGTH
-
     options = [CLUSTER, TEXT_LENGTH, *_columns(data)]
-    if C.ss().get(W_COLOR_BY) not in options:
-        C.ss()[W_COLOR_BY] = CLUSTER
+    if state.get(W_COLOR_BY) not in options:
+        state[W_COLOR_BY] = CLUSTER
     st.columns([1, 3])[0].selectbox("Colour by", options, key=W_COLOR_BY,
                  help="A numeric column gets a colour scale, any other column one colour per value (the 12 most "
                       "frequent; the rest are grey). Redraws the map, which clears the current selection.")
 
 
-def color_view(ws, data):
+def color_view(state: S.State, ws, data):
     """(cache token, ColumnView) of the column the map is coloured by, or None for clusters."""
-    column = C.ss().get(W_COLOR_BY, CLUSTER)
+    column = state.get(W_COLOR_BY, CLUSTER)
     if column == CLUSTER or not column:
         return None
-    return ("colour", column), _view(ws, data, column)
+    return ("colour", column), _view(state, ws, data, column)
 
 
-def recolor(fig, traces, view) -> None:
-    """Colour the map's per-cluster traces by ``view`` (the traces and their selection stay as they are)."""
-    import html
-
-    import plotly.colors as pc
-    import plotly.graph_objects as go
-
-    from core.summaries import MISSING, OTHER
-
-    kind = view.kind
-    palette = [c for c in pc.qualitative.D3 if c.lower() != "#7f7f7f"] + pc.qualitative.Set2
-    if kind == "categorical":
-        cmap = {i: ("#c7c7c7" if cat in (OTHER, MISSING) else palette[i % len(palette)])
-                for i, cat in enumerate(view.categories)}
-    finite = view.values[np.isfinite(view.values)] if kind == "numeric" else None
-    lo, hi = (float(finite.min()), float(finite.max())) if finite is not None and len(finite) else (0.0, 1.0)
-    for t, pos in zip(fig.data, traces):
-        if t.name == "search matches":
-            continue
-        t.showlegend = False
-        if kind == "categorical":
-            t.marker.color = [cmap[int(c)] for c in view.codes[pos]]
-        else:
-            vals = view.values[pos]
-            t.marker.color = np.where(np.isfinite(vals), vals, lo)
-            t.marker.update(colorscale="Viridis", cmin=lo, cmax=hi, showscale=False)
-    if kind == "categorical":
-        for i, cat in enumerate(view.categories):
-            fig.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", name=html.escape(cat),
-                                       marker=dict(size=8, color=cmap[i]), hoverinfo="skip"))
-    else:
-        fig.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
-                                   marker=dict(colorscale="Viridis", cmin=lo, cmax=hi, color=[lo], showscale=True,
-                                               colorbar=dict(title=dict(text=html.escape(view.name)), len=0.5))))
-    fig.update_layout(legend_title_text=html.escape(view.name))
-
-
-def _bar_chart(view, rows: list[dict]):
-    import plotly.graph_objects as go
-
-    labels = [r["label"] for r in rows]
-    fig = go.Figure([
-        go.Bar(x=[r["all_share"] for r in rows], y=labels, orientation="h", name="all rows",
-               marker_color="#bdbdbd", customdata=[r["bar"] for r in rows],
-               hovertemplate="%{y}: %{x:.1%} of all rows<extra></extra>"),
-        go.Bar(x=[r["selected_share"] for r in rows], y=labels, orientation="h", name="selection",
-               marker_color="#1f77b4", customdata=[r["bar"] for r in rows],
-               hovertemplate="%{y}: %{x:.1%} of the selection<extra></extra>"),
-    ])
-    fig.update_layout(barmode="group", height=70 + 22 * len(rows), margin=dict(l=0, r=0, t=24, b=0),
-                      title=dict(text=view.name[:40], font=dict(size=12)), showlegend=False, dragmode=False,
-                      xaxis=dict(tickformat=".0%", title=None), yaxis=dict(autorange="reversed", type="category"))
-    return fig
-
-
-def _chart_key(column: str) -> str:
-    return f"w.summary.chart.{C.ss().get(K_SUMMARY_VERSION, 0)}.{column}"
+def _chart_key(state: S.State, column: str) -> str:
+    return f"w.summary.chart.{state.get(K_SUMMARY_VERSION, 0)}.{column}"
 
 
 @C.safe_callback
 def _on_bar(column: str) -> None:
     """A click on a bar: the selection becomes its rows (within the current selection, if any)."""
-    from core.explore import event_point_ids, ids_in
-    from core.summaries import bar_labels, bar_mask
-
-    data = C.ss()[C.K_MAP]
-    bars_clicked = sorted(set(event_point_ids(C.ss().get(_chart_key(column)))))
+    state = S.ss()
+    m = S.MapState(state)
+    data = m.map
+    bars_clicked = sorted(set(event_point_ids(state.get(_chart_key(state, column)))))
     if not bars_clicked:
         return
-    view = _view(C.get_workspace(), data, column)
+    view = _view(state, C.get_workspace(), data, column)
     mask = np.zeros(len(data.row_ids), bool)
     for b in bars_clicked:
         mask |= bar_mask(view, b)
-    current = C.selected_ids()
+    current = m.selected
     if len(current):
         mask &= ids_in(data.row_ids, current)
-    C.ss()[C.K_SELECTED] = np.asarray(data.row_ids[mask], dtype=np.int64)
+    m.selected = np.asarray(data.row_ids[mask], dtype=np.int64)
     labels = bar_labels(view)
-    C.ss()[C.K_SELECTED_HOW] = f"{column} = {', '.join(labels[b] for b in bars_clicked)}"
-    C.ss()[K_SUMMARY_VERSION] = C.ss().get(K_SUMMARY_VERSION, 0) + 1
-    C.ss()[C.K_CHART_VERSION] = C.ss().get(C.K_CHART_VERSION, 0) + 1  # the map drops its drawn shape
+    m.selected_how = f"{column} = {', '.join(labels[b] for b in bars_clicked)}"
+    state[K_SUMMARY_VERSION] = state.get(K_SUMMARY_VERSION, 0) + 1
+    m.bump_chart()  # the map drops its drawn shape
 
 
-def linked_summaries(ws, data) -> None:
+def linked_summaries(state: S.State, ws, data) -> None:
     """Small bar charts of the selection against all rows; a click on a bar filters the selection."""
-    from core.explore import ids_in
-    from core.summaries import TEXT_LENGTH, bars
-
     options = [TEXT_LENGTH, *_columns(data)]
-    if W_SUMMARY_COLS not in C.ss():
-        C.ss()[W_SUMMARY_COLS] = options[:1]
-    C.ss()[W_SUMMARY_COLS] = [c for c in C.ss()[W_SUMMARY_COLS] if c in options]
+    if W_SUMMARY_COLS not in state:
+        state[W_SUMMARY_COLS] = options[:1]
+    state[W_SUMMARY_COLS] = [c for c in state[W_SUMMARY_COLS] if c in options]
     chosen = st.multiselect("Summaries of", options, key=W_SUMMARY_COLS,
                             help="Grey: share of all rows per value; blue: share of the selection. Click a bar to "
                                  "keep only the selected rows with that value (all rows with it when nothing is "
                                  "selected).")
-    selected = ids_in(data.row_ids, C.selected_ids())
+    selected = ids_in(data.row_ids, S.MapState(state).selected)
     box = st.container(key=SUMMARIES_CONTAINER)
     for column in chosen:
-        view = _view(ws, data, column)
+        view = _view(state, ws, data, column)
         rows = bars(view, selected)
-        box.plotly_chart(_bar_chart(view, rows), key=_chart_key(column), on_select=functools.partial(_on_bar, column),
+        box.plotly_chart(figures.summary_bars(view, rows), key=_chart_key(state, column), on_select=functools.partial(_on_bar, column),
                         selection_mode="points", config={"displayModeBar": False})

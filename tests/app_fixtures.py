@@ -113,17 +113,11 @@ def open_page(page: str, timeout: float = 60, *, state: dict | None = None):
     return at
 
 
-def texts(at) -> list[str]:
-    return [t.value for t in at.text]
-
-
-def text_value(at, prefix: str) -> str:
-    """The value of a plain ``st.text("prefix=value")`` line."""
-    for t in texts(at):
-        for part in t.split():
-            if part.startswith(prefix + "="):
-                return part.split("=", 1)[1]
-    raise AssertionError(f"no text {prefix}=... in {texts(at)}")
+def metric_value(at, label: str) -> str:
+    """The value of the ``st.metric`` labelled ``label``, thousands separators removed."""
+    found = [m.value for m in at.metric if m.label == label]
+    assert len(found) == 1, f"{len(found)} metrics labelled {label!r} in {[m.label for m in at.metric]}"
+    return str(found[0]).replace(",", "")
 
 
 def no_errors(at) -> None:

@@ -9,18 +9,19 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pages import common as C
+from core.budget_settings import default_budget
+from pages import figures
+from pages import state as S
 from tests.app_fixtures import (  # noqa: F401  (fixtures)
     chart,
     empty_env,
     map_env,
+    metric_value,
     new_app,
     no_errors,
     open_page,
     send_selection,
     small_map,
-    text_value,
-    texts,
 )
 
 
@@ -31,7 +32,7 @@ def _links(at) -> list[str]:
 # -- prerequisites ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("page_path", [C.PAGE_MAP, C.PAGE_BUDGET, C.PAGE_EXPORT])
+@pytest.mark.parametrize("page_path", [S.PAGE_MAP, S.PAGE_BUDGET, S.PAGE_EXPORT])
 def test_missing_dataset_links_to_data(empty_env, page_path):
     at = open_page(page_path)
     no_errors(at)
@@ -45,19 +46,19 @@ def test_missing_map_links_to_map(map_env, tmp_path, monkeypatch):
 
     # A workspace with a dataset but no map.
     root = tmp_path / "no-map"
-    ingest(Workspace(root), IngestParams(str(C.SAMPLE_PATH), TextSpec(column="text")))
+    ingest(Workspace(root), IngestParams(str(S.SAMPLE_PATH), TextSpec(column="text")))
     monkeypatch.setenv("SIEVE_WORKSPACE", str(root))
-    at = open_page(C.PAGE_BUDGET)
+    at = open_page(S.PAGE_BUDGET)
     no_errors(at)
     assert any("no map" in i.value for i in at.info)
     assert any(link == "map" for link in _links(at))
-    at = open_page(C.PAGE_MAP)
+    at = open_page(S.PAGE_MAP)
     no_errors(at)
     assert any(b.label == "Compute map" for b in at.button)
 
 
 def test_export_without_budget_links_to_budget(map_env):
-    at = open_page(C.PAGE_EXPORT)
+    at = open_page(S.PAGE_EXPORT)
     no_errors(at)
     assert any(link == "budget" for link in _links(at))
 
@@ -72,14 +73,14 @@ def test_data_page_autoloads_sample_and_shows_counts(empty_env):
     at = new_app().run()
     no_errors(at)
     info = current_dataset(Workspace(empty_env))
-    assert info.sources == [str(C.SAMPLE_PATH)]
-    assert text_value(at, "rows") == str(info.n_rows)
-    assert text_value(at, "empty") == str(info.n_empty)
-    assert text_value(at, "duplicates") == str(info.n_duplicates)
+    assert info.sources == [str(S.SAMPLE_PATH)]
+    assert metric_value(at, "Rows") == str(info.n_rows)
+    assert metric_value(at, "Empty texts") == str(info.n_empty)
+    assert metric_value(at, "Exact duplicates") == str(info.n_duplicates)
     assert at.radio(key="w.source_kind").value == "Bundled sample"
     assert at.selectbox(key="w.text_column").value == "text"
     # The map page now offers to compute.
-    at.switch_page(C.PAGE_MAP).run()
+    at.switch_page(S.PAGE_MAP).run()
     no_errors(at)
     assert any(b.label == "Compute map" for b in at.button)
 
@@ -112,7 +113,7 @@ def test_data_page_path_box_is_confined_to_the_data_dir(empty_env, tmp_path, mon
     at.selectbox(key="w.text_column").set_value("prompt").run()
     at.button(key="w.load").click().run()
     no_errors(at)
-    assert text_value(at, "rows") == "2"
+    assert metric_value(at, "Rows") == "2"
 
 
 def test_data_page_loads_a_path_with_template(empty_env, tmp_path):
@@ -130,9 +131,9 @@ def test_data_page_loads_a_path_with_template(empty_env, tmp_path):
     at.selectbox(key="w.score_column").set_value("score").run()
     at.button(key="w.load").click().run()
     no_errors(at)
-    assert text_value(at, "rows") == "4"
-    assert text_value(at, "duplicates") == "1"
-    assert at.session_state[C.C_SCORE_COLUMN] == "score"
+    assert metric_value(at, "Rows") == "4"
+    assert metric_value(at, "Exact duplicates") == "1"
+    assert at.session_state[S.C_SCORE_COLUMN] == "score"
 
 
 def test_data_page_upload_is_saved_under_workspace_with_safe_name(empty_env):
@@ -147,7 +148,7 @@ def test_data_page_upload_is_saved_under_workspace_with_safe_name(empty_env):
     at.selectbox(key="w.text_column").set_value("prompt").run()
     at.button(key="w.load").click().run()
     no_errors(at)
-    assert text_value(at, "rows") == "3" and text_value(at, "empty") == "1"
+    assert metric_value(at, "Rows") == "3" and metric_value(at, "Empty texts") == "1"
 
 
 # -- map -----------------------------------------------------------------------------------
@@ -155,11 +156,11 @@ def test_data_page_upload_is_saved_under_workspace_with_safe_name(empty_env):
 
 def test_map_page_loads_existing_map(map_env):
     _, data = map_env
-    at = open_page(C.PAGE_MAP)
+    at = open_page(S.PAGE_MAP)
     no_errors(at)
     n_clusters = len([c for c in data.clusters if c.id >= 0])
-    assert text_value(at, "clusters") == str(n_clusters)
-    assert text_value(at, "selected_count") == "0"
+    assert metric_value(at, "Clusters") == str(n_clusters)
+    assert metric_value(at, "Selected rows") == "0"
     fig = json.loads(chart(at).proto.spec)
     names = [t["name"] for t in fig["data"]]
     assert names[0] == "unclustered" and len(names) == n_clusters + 1
@@ -170,7 +171,7 @@ def test_map_box_and_lasso_select_all_rows_and_pin(map_env):
     from core.explore import points_in_box, points_in_lasso
 
     _, data = map_env
-    at = open_page(C.PAGE_MAP)
+    at = open_page(S.PAGE_MAP)
     x0, x1 = np.percentile(data.xy[:, 0], [10, 60])
     y0, y1 = np.percentile(data.xy[:, 1], [10, 60])
     at = send_selection(at, {"points": [], "point_indices": [], "box": [{"x": [float(x0), float(x1)],
@@ -178,47 +179,47 @@ def test_map_box_and_lasso_select_all_rows_and_pin(map_env):
     no_errors(at)
     want = int(points_in_box(data.xy, x0, x1, y0, y1).sum())
     assert want > 0
-    assert text_value(at, "selected_count") == str(want)
+    assert metric_value(at, "Selected rows") == str(want)
 
     lx = [float(v) for v in np.percentile(data.xy[:, 0], [5, 95, 50])]
     ly = [float(v) for v in np.percentile(data.xy[:, 1], [5, 5, 95])]
     at = send_selection(at, {"points": [], "point_indices": [], "box": [], "lasso": [{"x": lx, "y": ly}]})
     want = int(points_in_lasso(data.xy, lx, ly).sum())
-    assert text_value(at, "selected_count") == str(want)
+    assert metric_value(at, "Selected rows") == str(want)
 
     at.button(key="w.pin").click().run()
     no_errors(at)
-    assert text_value(at, "pinned_count") == str(want)
+    assert metric_value(at, "Pinned rows") == str(want)
     at.button(key="w.clear").click().run()
-    assert text_value(at, "selected_count") == "0"
-    assert text_value(at, "pinned_count") == str(want)  # pins survive clearing the selection
+    assert metric_value(at, "Selected rows") == "0"
+    assert metric_value(at, "Pinned rows") == str(want)  # pins survive clearing the selection
 
 
 def test_map_search_select_matches_and_ban(map_env):
     _, data = map_env
-    at = open_page(C.PAGE_MAP)
+    at = open_page(S.PAGE_MAP)
     at.text_input(key="w.search").input("PYTHON").run()
     no_errors(at)
-    texts_ = at.session_state[C.K_TEXTS]
+    texts_ = at.session_state[S.K_TEXTS]
     want = sum("python" in t.lower() for t in texts_)
     assert want > 0
-    assert text_value(at, "search_matches") == str(want)
+    assert metric_value(at, "Search matches") == str(want)
     at.button(key="w.select_matches").click().run()
-    assert text_value(at, "selected_count") == str(want)
+    assert metric_value(at, "Selected rows") == str(want)
     at.button(key="w.ban").click().run()
-    assert text_value(at, "banned_count") == str(want)
+    assert metric_value(at, "Banned rows") == str(want)
     # The budget never picks a banned row.
-    at.switch_page(C.PAGE_BUDGET).run()
+    at.switch_page(S.PAGE_BUDGET).run()
     no_errors(at)
-    sel = at.session_state[C.K_SELECTION]["selection"]
-    assert not set(sel.row_ids.tolist()) & at.session_state[C.K_BANS]
+    sel = at.session_state[S.K_SELECTION]["selection"]
+    assert not set(sel.row_ids.tolist()) & at.session_state[S.K_BANS]
 
 
 def test_map_cluster_filter_restricts_figure_and_selection(map_env):
     from core.explore import points_in_box
 
     _, data = map_env
-    at = open_page(C.PAGE_MAP)
+    at = open_page(S.PAGE_MAP)
     at.multiselect(key="w.filter").set_value([0]).run()
     no_errors(at)
     fig = json.loads(chart(at).proto.spec)
@@ -226,7 +227,7 @@ def test_map_cluster_filter_restricts_figure_and_selection(map_env):
     lo, hi = data.xy.min(axis=0) - 1, data.xy.max(axis=0) + 1
     at = send_selection(at, {"points": [], "box": [{"x": [float(lo[0]), float(hi[0])], "y": [float(lo[1]), float(hi[1])]}],
                       "lasso": []})
-    assert text_value(at, "selected_count") == str(int((data.labels == 0).sum()))
+    assert metric_value(at, "Selected rows") == str(int((data.labels == 0).sum()))
     assert int(points_in_box(data.xy, lo[0], hi[0], lo[1], hi[1]).sum()) == len(data.labels)
 
 
@@ -240,27 +241,27 @@ def _alloc(at) -> dict[int, int]:
 
 def test_budget_widgets_change_allocation(map_env):
     _, data = map_env
-    at = open_page(C.PAGE_BUDGET)
+    at = open_page(S.PAGE_BUDGET)
     no_errors(at)
     n = len(data.row_ids)
-    start = int(text_value(at, "budget_total"))
-    assert start == C.default_budget(n)
+    start = int(metric_value(at, "Rows in the subset"))
+    assert start == default_budget(n)
     assert sum(_alloc(at).values()) == start
 
-    at.slider(key=C.W_BUDGET_SLIDER).set_value(120).run()
-    assert text_value(at, "budget_total") == str(start)  # in a form: nothing changes before Apply
-    at.slider(key=C.W_BUDGET_SLIDER).set_value(120)
-    at.button(key=C.W_BUDGET_APPLY).click().run()
+    at.slider(key=S.W_BUDGET_SLIDER).set_value(120).run()
+    assert metric_value(at, "Rows in the subset") == str(start)  # in a form: nothing changes before Apply
+    at.slider(key=S.W_BUDGET_SLIDER).set_value(120)
+    at.button(key=S.W_BUDGET_APPLY).click().run()
     no_errors(at)
-    assert text_value(at, "budget_total") == "120"
-    assert at.number_input(key=C.W_BUDGET_NUMBER).value == 120  # kept in sync
+    assert metric_value(at, "Rows in the subset") == "120"
+    assert at.number_input(key=S.W_BUDGET_NUMBER).value == 120  # kept in sync
     equal = _alloc(at)
     assert sum(equal.values()) == 120
 
-    at.number_input(key=C.W_BUDGET_NUMBER).set_value(90)
-    at.button(key=C.W_BUDGET_APPLY).click().run()
-    assert text_value(at, "budget_total") == "90"
-    assert at.slider(key=C.W_BUDGET_SLIDER).value == 90
+    at.number_input(key=S.W_BUDGET_NUMBER).set_value(90)
+    at.button(key=S.W_BUDGET_APPLY).click().run()
+    assert metric_value(at, "Rows in the subset") == "90"
+    assert at.slider(key=S.W_BUDGET_SLIDER).value == 90
 
     at.selectbox(key="w.policy").set_value("proportional").run()
     prop = _alloc(at)
@@ -270,51 +271,51 @@ def test_budget_widgets_change_allocation(map_env):
     assert prop[big] >= prop[small]
 
     at.selectbox(key="w.noise").set_value("exclude").run()
-    assert _alloc(at)[-1] == 0 and text_value(at, "budget_total") == "90"
+    assert _alloc(at)[-1] == 0 and metric_value(at, "Rows in the subset") == "90"
 
 
 def test_budget_same_settings_same_rows_and_seed_changes_them(map_env):
     # the random pick (the default facility pick on clusters this small uses every candidate: no seed in play)
-    at = open_page(C.PAGE_BUDGET, state={C.C_PICK: "random"})
-    first = at.session_state[C.K_SELECTION]["selection"].row_ids.copy()
+    at = open_page(S.PAGE_BUDGET, state={S.C_PICK: "random"})
+    first = at.session_state[S.K_SELECTION]["selection"].row_ids.copy()
     at.run()
-    assert np.array_equal(at.session_state[C.K_SELECTION]["selection"].row_ids, first)
+    assert np.array_equal(at.session_state[S.K_SELECTION]["selection"].row_ids, first)
     at.number_input(key="w.seed").set_value(5).run()
-    second = at.session_state[C.K_SELECTION]["selection"].row_ids
+    second = at.session_state[S.K_SELECTION]["selection"].row_ids
     assert not np.array_equal(np.sort(second), np.sort(first))
     at.number_input(key="w.seed").set_value(0).run()
-    assert np.array_equal(at.session_state[C.K_SELECTION]["selection"].row_ids, first)
+    assert np.array_equal(at.session_state[S.K_SELECTION]["selection"].row_ids, first)
 
 
 def test_budget_sliders_per_cluster(map_env):
     _, data = map_env
-    at = open_page(C.PAGE_BUDGET)
+    at = open_page(S.PAGE_BUDGET)
     at.radio(key="w.mode").set_value("Sliders").run()
     no_errors(at)
-    sliders = [s for s in at.slider if s.key and s.key.startswith(C.W_SLIDER_PREFIX)]
+    sliders = [s for s in at.slider if s.key and s.key.startswith(S.W_SLIDER_PREFIX)]
     n_groups = len(np.unique(data.labels))
     assert len(sliders) == n_groups  # one per cluster + unclustered (noise included)
     before = sum(s.value for s in sliders)
-    assert text_value(at, "budget_total") == str(before)
-    assert at.slider(key=C.W_BUDGET_SLIDER).value == before and at.number_input(key=C.W_BUDGET_NUMBER).value == before
+    assert metric_value(at, "Rows in the subset") == str(before)
+    assert at.slider(key=S.W_BUDGET_SLIDER).value == before and at.number_input(key=S.W_BUDGET_NUMBER).value == before
     target = sliders[0]
     target.set_value(target.value + 3)
-    at.button(key=C.W_SLIDERS_APPLY).click().run()
+    at.button(key=S.W_SLIDERS_APPLY).click().run()
     no_errors(at)
-    after = sum(s.value for s in at.slider if s.key and s.key.startswith(C.W_SLIDER_PREFIX))
+    after = sum(s.value for s in at.slider if s.key and s.key.startswith(S.W_SLIDER_PREFIX))
     assert after == before + 3
-    assert text_value(at, "budget_total") == str(after)
+    assert metric_value(at, "Rows in the subset") == str(after)
     # The Total slider and the Rows box follow the sliders' sum (issue 14 A3).
-    assert at.slider(key=C.W_BUDGET_SLIDER).value == after
-    assert at.number_input(key=C.W_BUDGET_NUMBER).value == after
+    assert at.slider(key=S.W_BUDGET_SLIDER).value == after
+    assert at.number_input(key=S.W_BUDGET_NUMBER).value == after
     cid = int(target.key.rsplit(".", 1)[1])
     assert _alloc(at)[cid] == target.value
 
 
 def test_budget_table_overrides_and_bounds(map_env):
     _, data = map_env
-    at = open_page(C.PAGE_BUDGET, state={C.C_PER_CLUSTER_MODE: "Table", C.C_BUDGET: 80,
-                                         C.C_TABLE: {0: (None, None, 25), 1: (None, 2, None)}})
+    at = open_page(S.PAGE_BUDGET, state={S.C_PER_CLUSTER_MODE: "Table", S.C_BUDGET: 80,
+                                         S.C_TABLE: {0: (None, None, 25), 1: (None, 2, None)}})
     no_errors(at)
     alloc = _alloc(at)
     assert alloc[0] == 25 and alloc[1] <= 2 and sum(alloc.values()) == 80
@@ -323,17 +324,17 @@ def test_budget_table_overrides_and_bounds(map_env):
 def test_budget_pins_are_honoured(map_env):
     _, data = map_env
     pins = {int(x) for x in data.row_ids[:5]}
-    at = open_page(C.PAGE_BUDGET, state={C.K_PINS: set(pins), C.K_PINBAN_DATASET: data.dataset.key,
-                                         C.C_BUDGET: 30})
+    at = open_page(S.PAGE_BUDGET, state={S.K_PINS: set(pins), S.K_PINBAN_DATASET: data.dataset.key,
+                                         S.C_BUDGET: 30})
     no_errors(at)
-    sel = at.session_state[C.K_SELECTION]["selection"]
+    sel = at.session_state[S.K_SELECTION]["selection"]
     assert pins <= set(sel.row_ids.tolist())
-    assert text_value(at, "budget_total") == "30"
+    assert metric_value(at, "Rows in the subset") == "30"
 
 
 def test_budget_bad_settings_show_error_not_traceback(map_env):
-    at = open_page(C.PAGE_BUDGET, state={C.C_PER_CLUSTER_MODE: "Table", C.C_BUDGET: 5,
-                                         C.C_TABLE: {0: (None, None, 20)}})
+    at = open_page(S.PAGE_BUDGET, state={S.C_PER_CLUSTER_MODE: "Table", S.C_BUDGET: 5,
+                                         S.C_TABLE: {0: (None, None, 20)}})
     assert not at.exception
     assert any("budget=5" in e.value for e in at.error)
 
@@ -347,10 +348,10 @@ def test_export_saves_file_and_manifest(map_env, tmp_path, monkeypatch, fmt):
 
     _, data = map_env
     monkeypatch.setenv("SIEVE_EXPORT_DIR", str(tmp_path))
-    at = open_page(C.PAGE_BUDGET)
-    at.number_input(key=C.W_BUDGET_NUMBER).set_value(77)
-    at.button(key=C.W_BUDGET_APPLY).click().run()
-    at.switch_page(C.PAGE_EXPORT).run()
+    at = open_page(S.PAGE_BUDGET)
+    at.number_input(key=S.W_BUDGET_NUMBER).set_value(77)
+    at.button(key=S.W_BUDGET_APPLY).click().run()
+    at.switch_page(S.PAGE_EXPORT).run()
     no_errors(at)
     assert next(m.value for m in at.metric if m.label == "Rows to export") == "77"
     at.radio(key="w.format").set_value(fmt).run()
@@ -359,7 +360,7 @@ def test_export_saves_file_and_manifest(map_env, tmp_path, monkeypatch, fmt):
     at.text_input(key="w.save_path").input(f"sub/subset.{fmt}").run()
     at.button(key="w.save").click().run()
     no_errors(at)
-    assert text_value(at, "saved_rows") == "77"
+    assert metric_value(at, "Rows saved") == "77"
     if fmt == "parquet":
         ids = pq.read_table(out).column("sieve_row_id").to_pylist()
     else:
@@ -378,8 +379,8 @@ def test_export_saves_file_and_manifest(map_env, tmp_path, monkeypatch, fmt):
                                           ("/etc/evil.parquet", "absolute")])
 def test_export_path_is_confined_to_export_folder(map_env, tmp_path, monkeypatch, name, message):
     monkeypatch.setenv("SIEVE_EXPORT_DIR", str(tmp_path / "exports"))
-    at = open_page(C.PAGE_BUDGET)
-    at.switch_page(C.PAGE_EXPORT).run()
+    at = open_page(S.PAGE_BUDGET)
+    at.switch_page(S.PAGE_EXPORT).run()
     at.text_input(key="w.save_path").input(name).run()
     at.button(key="w.save").click().run()
     assert not at.exception
@@ -394,15 +395,15 @@ def test_export_download_builds_bytes_on_demand(map_env):
     from core.explore import export_bytes
 
     ws, data = map_env
-    at = open_page(C.PAGE_BUDGET)
-    sel = at.session_state[C.K_SELECTION]["selection"]
+    at = open_page(S.PAGE_BUDGET)
+    sel = at.session_state[S.K_SELECTION]["selection"]
     raw = export_bytes(ws, sel, data.cluster_names, "parquet")
     tbl = pq.read_table(io.BytesIO(raw))
     assert tbl.num_rows == len(sel)
     assert sorted(tbl.column("sieve_row_id").to_pylist()) == sorted(sel.row_ids.tolist())
     raw_jsonl = export_bytes(ws, sel, data.cluster_names, "jsonl")
     assert len(raw_jsonl.decode().strip().splitlines()) == len(sel)
-    at.switch_page(C.PAGE_EXPORT).run()
+    at.switch_page(S.PAGE_EXPORT).run()
     labels = [b.label for b in at.get("download_button")]
     assert any(lbl.endswith(".parquet") for lbl in labels) and any("manifest" in lbl for lbl in labels)
 
@@ -416,8 +417,8 @@ def test_export_offers_the_map_file_for_a_parallel_map(tmp_path, monkeypatch):
     monkeypatch.setattr(P, "PARALLEL_MIN_ROWS", 0)
     ws, data = build_small_map(tmp_path / "ws", n_rows=300, seed=3)
     monkeypatch.setenv("SIEVE_WORKSPACE", str(ws.root))
-    at = open_page(C.PAGE_BUDGET)
-    at.switch_page(C.PAGE_EXPORT).run()
+    at = open_page(S.PAGE_BUDGET)
+    at.switch_page(S.PAGE_EXPORT).run()
     no_errors(at)
     labels = [b.label for b in at.get("download_button")]
     assert any(lbl.endswith(".manifest.map.npz") for lbl in labels), labels
@@ -426,7 +427,7 @@ def test_export_offers_the_map_file_for_a_parallel_map(tmp_path, monkeypatch):
 
 def test_map_highlight_adds_trace_and_hover_is_escaped(map_env):
     _, data = map_env
-    at = open_page(C.PAGE_MAP)
+    at = open_page(S.PAGE_MAP)
     at.text_input(key="w.search").input("python").run()
     before = json.loads(chart(at).proto.spec)
     at.checkbox(key="w.highlight").check().run()
@@ -438,7 +439,7 @@ def test_map_highlight_adds_trace_and_hover_is_escaped(map_env):
     assert json.loads(chart(at).proto.spec) == after
 
     texts_ = ["<b>bold</b> & <script>alert(1)</script>"] * len(data.row_ids)
-    fig, traces = C.map_figure(data, texts_, np.arange(len(data.row_ids)))
+    fig, traces = figures.map_figure(data, texts_, np.arange(len(data.row_ids)))
     hover = fig.data[0].text[0]
     assert "<b>" not in hover and "&lt;b&gt;bold&lt;/b&gt;" in hover and "&lt;script&gt;" in hover
     assert sum(len(t) for t in traces) == len(data.row_ids)
@@ -446,18 +447,18 @@ def test_map_highlight_adds_trace_and_hover_is_escaped(map_env):
 
 def test_map_sql_filter_selects_rows_and_refuses_files(map_env):
     _, data = map_env
-    at = open_page(C.PAGE_MAP)
+    at = open_page(S.PAGE_MAP)
     at.text_input(key="w.sql_where").input("source = 'forum'").run()
     at.button(key="w.sql_select").click().run()
     no_errors(at)
     from core.query import run_filter
 
     want = int(np.isin(data.row_ids, run_filter(map_env[0], "source = 'forum'")).sum())
-    assert want > 0 and text_value(at, "selected_count") == str(want)
+    assert want > 0 and metric_value(at, "Selected rows") == str(want)
     at.text_input(key="w.sql_where").input("1=1) OR (SELECT count(*) FROM read_csv('/etc/passwd')) > 0 OR (1").run()
     at.button(key="w.sql_select").click().run()
     assert not at.exception
-    assert at.error and text_value(at, "selected_count") == str(want)
+    assert at.error and metric_value(at, "Selected rows") == str(want)
 
 
 # -- curate clusters -------------------------------------------------------------------------
@@ -478,15 +479,15 @@ def test_map_curate_rename_merge_split_undo(small_map, tmp_path, monkeypatch):
     data = load_map(ws)
     monkeypatch.setenv("SIEVE_WORKSPACE", str(root))
     ids = sorted(c.id for c in data.clusters if c.id >= 0)
-    at = open_page(C.PAGE_MAP)
+    at = open_page(S.PAGE_MAP)
     no_errors(at)
-    assert text_value(at, "edits") == "0"
+    assert metric_value(at, "Cluster edits") == "0"
     at.selectbox(key=T.W_CUR_RENAME_ID).set_value(ids[0])
     at.text_input(key=T.W_CUR_RENAME_NAME).input("*refunds* <b>")
     at.button(key=T.W_CUR_RENAME).click().run()
     no_errors(at)
-    assert text_value(at, "edits") == "1"
-    assert at.session_state[C.K_MAP].cluster_names[ids[0]] == "*refunds* <b>"
+    assert metric_value(at, "Cluster edits") == "1"
+    assert at.session_state[S.K_MAP].cluster_names[ids[0]] == "*refunds* <b>"
     fig = json.loads(chart(at).proto.spec)
     assert "*refunds* &lt;b&gt;" in [t["name"] for t in fig["data"]]  # the legend shows it escaped
 
@@ -495,30 +496,30 @@ def test_map_curate_rename_merge_split_undo(small_map, tmp_path, monkeypatch):
     at.number_input(key=T.W_CUR_SPLIT_K).set_value(3)
     at.button(key=T.W_CUR_SPLIT).click().run()
     no_errors(at)
-    after_split = at.session_state[C.K_MAP]
+    after_split = at.session_state[S.K_MAP]
     assert len([c for c in after_split.clusters if c.id >= 0]) == len(ids) + 2
-    assert text_value(at, "clusters") == str(len(ids) + 2)
+    assert metric_value(at, "Clusters") == str(len(ids) + 2)
     new_ids = sorted(set(after_split.cluster_names) - set(data.cluster_names))
     at.multiselect(key=T.W_CUR_MERGE_IDS).set_value([big] + new_ids)
     at.button(key=T.W_CUR_MERGE).click().run()
     no_errors(at)
-    merged = at.session_state[C.K_MAP]
+    merged = at.session_state[S.K_MAP]
     assert np.array_equal(merged.labels == big, data.labels == big)  # the parts merged back
-    assert text_value(at, "edits") == "3"
+    assert metric_value(at, "Cluster edits") == "3"
     # the workspace keeps the edits: a fresh session opens the curated map
     assert load_map(Workspace(ws.root)).edits == merged.edits
     # a bad edit is one error line, and nothing changes
     at.text_input(key=T.W_CUR_RENAME_NAME).input("   ")
     at.button(key=T.W_CUR_RENAME).click().run()
     assert not at.exception and any("edit 4 (rename)" in e.value.replace("\\", "") for e in at.error)  # escaped markdown
-    assert text_value(at, "edits") == "3"
+    assert metric_value(at, "Cluster edits") == "3"
     at.button(key=T.W_CUR_UNDO).click().run()
     no_errors(at)
-    assert text_value(at, "edits") == "2"
+    assert metric_value(at, "Cluster edits") == "2"
     at.button(key=T.W_CUR_CLEAR).click().run()
     no_errors(at)
-    assert text_value(at, "edits") == "0"
-    assert np.array_equal(at.session_state[C.K_MAP].labels, data.labels)
+    assert metric_value(at, "Cluster edits") == "0"
+    assert np.array_equal(at.session_state[S.K_MAP].labels, data.labels)
 
 
 # -- colour by any column, linked summaries ----------------------------------------------------
@@ -530,7 +531,7 @@ def test_map_colour_by_column_and_linked_summary_bars_filter(map_env):
     from tests.app_fixtures import send_chart_selection, summary_charts
 
     ws, data = map_env
-    at = open_page(C.PAGE_MAP)
+    at = open_page(S.PAGE_MAP)
     no_errors(at)
     n_traces = len(json.loads(chart(at).proto.spec)["data"])
     # colour by a categorical column: the cluster traces stay (selection works the same), the legend shows values
@@ -559,21 +560,21 @@ def test_map_colour_by_column_and_linked_summary_bars_filter(map_env):
                                                                   "point_index": b}], "box": [], "lasso": []})
     no_errors(at)
     forum = int((np.asarray(view.codes) == b).sum())
-    assert forum > 0 and text_value(at, "selected_count") == str(forum)
+    assert forum > 0 and metric_value(at, "Selected rows") == str(forum)
     # the selection's share is now all "forum"
     bars = json.loads(summary_charts(at)["source"].proto.spec)["data"]
     assert bars[1]["x"][b] == 1.0
     # a click on a text-length bin keeps only the selected rows in that bin
     from core.summaries import bar_mask, text_length_view
 
-    tl = text_length_view(at.session_state[C.K_TEXTS])
+    tl = text_length_view(at.session_state[S.K_TEXTS])
 
     at = send_chart_selection(at, summary_charts(at)[TEXT_LENGTH],
                               {"points": [{"customdata": 0, "curve_number": 1, "point_index": 0}], "box": [],
                                "lasso": []})
     no_errors(at)
     want = int((bar_mask(tl, 0) & (np.asarray(view.codes) == b)).sum())
-    assert text_value(at, "selected_count") == str(want)
+    assert metric_value(at, "Selected rows") == str(want)
 
 
 def test_map_more_like_this_follows_a_clicked_point(map_env):
@@ -582,15 +583,15 @@ def test_map_more_like_this_follows_a_clicked_point(map_env):
     from pages import map_tools as T
 
     _, data = map_env
-    at = open_page(C.PAGE_MAP)
+    at = open_page(S.PAGE_MAP)
     p = 17
     at = send_selection(at, {"points": [{"customdata": p, "curve_number": 0, "point_index": 0}], "box": [],
                              "lasso": []})
     no_errors(at)
-    assert text_value(at, "selected_count") == "1"
+    assert metric_value(at, "Selected rows") == "1"
     assert at.number_input(key=T.W_SEM_ROW).value == int(data.row_ids[p])
     at.button(key=T.W_SEM_LIKE).click().run()
     no_errors(at)
     res = at.session_state[T.K_SEM]
     assert int(res["ids"][0]) == int(data.row_ids[p]) and abs(float(res["sims"][0]) - 1) < 1e-5
-    assert text_value(at, "semantic_results") == str(min(20, len(data.row_ids)))
+    assert metric_value(at, "Rows found") == str(min(20, len(data.row_ids)))

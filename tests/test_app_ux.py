@@ -11,6 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pages import common as C
+
+from pages import state as S
 from tests.app_fixtures import (  # noqa: F401  (fixtures)
     build_small_map,
     empty_env,
@@ -64,7 +66,7 @@ def test_texts_to_embed_counts_distinct_texts(empty_env):
 def test_sample_banner_stays_on_the_data_page(empty_env):
     at = new_app(T).run()
     assert any("choose another file" in s.value for s in at.success)
-    at.switch_page(C.PAGE_MAP).run()
+    at.switch_page(S.PAGE_MAP).run()
     no_errors(at)
     assert not any("choose another file" in s.value for s in at.success)
 
@@ -83,7 +85,7 @@ def test_failed_load_leaves_no_progress_bar(empty_env, tmp_path, monkeypatch):
     at.radio(key="w.source_kind").set_value("Path or glob").run()
     at.text_input(key="w.source_path").input(str(path)).run()
     monkeypatch.setattr(core.ingest, "ingest", failing_ingest)
-    at.button(key=C.W_LOAD).click().run()
+    at.button(key=S.W_LOAD).click().run()
     assert not at.exception
     assert any("malformed" in e.value for e in at.error)
     assert not list(at.get("progress"))
@@ -96,7 +98,7 @@ def test_map_page_estimates_the_first_map_from_the_row_count(empty_env):
     from core.eta import estimate_map_seconds
 
     at = new_app(T).run()
-    at.switch_page(C.PAGE_MAP).run()
+    at.switch_page(S.PAGE_MAP).run()
     no_errors(at)
     msg = next(i.value for i in at.info if "No map of this dataset yet" in i.value)
     assert "on this machine for" in msg and "distinct texts" in msg and "about" in msg
@@ -106,7 +108,7 @@ def test_map_page_estimates_the_first_map_from_the_row_count(empty_env):
 
 def test_cluster_touched_table_is_full_width_below_the_map(map_env):
     _, data = map_env
-    at = open_page(C.PAGE_MAP, T)
+    at = open_page(S.PAGE_MAP, T)
     lo, hi = data.xy.min(axis=0) - 1, data.xy.max(axis=0) + 1
     at = send_selection(at, {"points": [], "box": [{"x": [float(lo[0]), float(hi[0])],
                                                     "y": [float(lo[1]), float(hi[1])]}], "lasso": []})
@@ -127,16 +129,16 @@ def test_default_policy_and_pick_are_the_harness_winner_in_the_app_and_the_cli(m
 
     assert (DEFAULT_POLICY, DEFAULT_PICK) == ("sqrt", "facility")
     assert SELECT_OPTS["pick"].default == DEFAULT_PICK and SELECT_OPTS["policy"].default == DEFAULT_POLICY
-    at = open_page(C.PAGE_BUDGET, T)
+    at = open_page(S.PAGE_BUDGET, T)
     no_errors(at)
-    assert at.selectbox(key=C.W_PICK).value == DEFAULT_PICK
-    assert at.selectbox(key=C.W_POLICY).value == DEFAULT_POLICY
-    assert at.session_state[C.K_SELECT_PARAMS].pick == DEFAULT_PICK
-    assert at.session_state[C.K_SELECT_PARAMS].policy == DEFAULT_POLICY
+    assert at.selectbox(key=S.W_PICK).value == DEFAULT_PICK
+    assert at.selectbox(key=S.W_POLICY).value == DEFAULT_POLICY
+    assert at.session_state[S.K_SELECT_PARAMS].pick == DEFAULT_PICK
+    assert at.session_state[S.K_SELECT_PARAMS].policy == DEFAULT_POLICY
 
 
 def test_metrics_are_explained_by_what_the_policy_aims_at(map_env):
-    at = open_page(C.PAGE_BUDGET, T)
+    at = open_page(S.PAGE_BUDGET, T)
     no_errors(at)
     jsd = _metric(at, "Jensen")
     assert jsd.proto.color == jsd.proto.MetricColor.GRAY  # sqrt (balanced) policy: diverging is the goal, never red
@@ -148,18 +150,18 @@ def test_metrics_are_explained_by_what_the_policy_aims_at(map_env):
     jsd_row = table.loc[[i for i in table.index if i.startswith("JS divergence")][0]]
     assert jsd_row["better"] == "not a goal here" and "by design" in jsd_row["what this subset aims at"]
     # A random pick does not aim at spread: its diversity difference is grey, never red.
-    at.selectbox(key=C.W_PICK).set_value("random").run()
+    at.selectbox(key=S.W_PICK).set_value("random").run()
     no_errors(at)
     assert _metric(at, "Diversity").proto.color == _metric(at, "Diversity").proto.MetricColor.GRAY
     # A proportional policy aims at the full mix: there lower JS divergence is better.
-    at.selectbox(key=C.W_POLICY).set_value("proportional").run()
+    at.selectbox(key=S.W_POLICY).set_value("proportional").run()
     jsd = _metric(at, "Jensen")
     assert jsd.proto.color != jsd.proto.MetricColor.GRAY or jsd.delta.startswith(("+0.000", "-0.000"))
 
 
 def test_sliders_help_says_when_they_are_offered(map_env):
-    at = open_page(C.PAGE_BUDGET, T)
-    assert f"at most {12} clusters" in at.radio(key=C.W_MODE).help
+    at = open_page(S.PAGE_BUDGET, T)
+    assert f"at most {12} clusters" in at.radio(key=S.W_MODE).help
 
 
 # -- Export page -----------------------------------------------------------------------------
@@ -167,17 +169,17 @@ def test_sliders_help_says_when_they_are_offered(map_env):
 
 def test_saved_message_goes_when_the_budget_changes(map_env, tmp_path, monkeypatch):
     monkeypatch.setenv("SIEVE_EXPORT_DIR", str(tmp_path))
-    at = open_page(C.PAGE_BUDGET, T)
-    at.switch_page(C.PAGE_EXPORT).run()
-    at.button(key=C.W_SAVE).click().run()
+    at = open_page(S.PAGE_BUDGET, T)
+    at.switch_page(S.PAGE_EXPORT).run()
+    at.button(key=S.W_SAVE).click().run()
     no_errors(at)
     assert any(s.value.startswith("Saved ") for s in at.success)
     at.run()
     assert any(s.value.startswith("Saved ") for s in at.success)  # same selection: still true
-    at.switch_page(C.PAGE_BUDGET).run()
-    at.number_input(key=C.W_BUDGET_NUMBER).set_value(33)
-    at.button(key=C.W_BUDGET_APPLY).click().run()
-    at.switch_page(C.PAGE_EXPORT).run()
+    at.switch_page(S.PAGE_BUDGET).run()
+    at.number_input(key=S.W_BUDGET_NUMBER).set_value(33)
+    at.button(key=S.W_BUDGET_APPLY).click().run()
+    at.switch_page(S.PAGE_EXPORT).run()
     no_errors(at)
     assert not any(s.value.startswith("Saved ") for s in at.success)
 
@@ -203,35 +205,35 @@ def _cli_loads_another_file(ws, path) -> None:
 def test_session_keeps_its_dataset_when_the_workspace_moves_on(own_map):
     ws, data, other = own_map
     pins = {int(x) for x in data.row_ids[:4]}
-    at = open_page(C.PAGE_MAP, T, state={C.K_PINS: set(pins), C.K_PINBAN_DATASET: data.dataset.key})
+    at = open_page(S.PAGE_MAP, T, state={S.K_PINS: set(pins), S.K_PINBAN_DATASET: data.dataset.key})
     no_errors(at)
     assert list(at.get("plotly_chart"))
     _cli_loads_another_file(ws, other)
-    for page in (C.PAGE_MAP, C.PAGE_BUDGET, C.PAGE_EXPORT, C.PAGE_DATA):
+    for page in (S.PAGE_MAP, S.PAGE_BUDGET, S.PAGE_EXPORT, S.PAGE_DATA):
         at.switch_page(page).run()
         assert not at.exception
         assert any("moved on" in w.value for w in at.warning), page
         assert not list(at.get("plotly_chart")) and not at.table  # nothing of the other dataset
-    assert at.session_state[C.K_PINS] == pins
-    at.button(key=C.W_RELOAD_DATASET).click().run()
+    assert at.session_state[S.K_PINS] == pins
+    at.button(key=S.W_RELOAD_DATASET).click().run()
     no_errors(at)
-    at.switch_page(C.PAGE_MAP).run()
+    at.switch_page(S.PAGE_MAP).run()
     no_errors(at)
     assert not any("moved on" in w.value for w in at.warning)
     assert list(at.get("plotly_chart"))  # its map is back (from the cache)
-    assert at.session_state[C.K_PINS] == pins
+    assert at.session_state[S.K_PINS] == pins
 
 
 def test_session_can_switch_to_the_new_dataset(own_map):
     ws, data, other = own_map
-    at = open_page(C.PAGE_MAP, T, state={C.K_PINS: {int(data.row_ids[0])}, C.K_PINBAN_DATASET: data.dataset.key})
+    at = open_page(S.PAGE_MAP, T, state={S.K_PINS: {int(data.row_ids[0])}, S.K_PINBAN_DATASET: data.dataset.key})
     _cli_loads_another_file(ws, other)
     at.run()
-    at.button(key=C.W_SWITCH_DATASET).click().run()
+    at.button(key=S.W_SWITCH_DATASET).click().run()
     no_errors(at)
     assert not any("moved on" in w.value for w in at.warning)
     assert any("No map of this dataset yet" in i.value for i in at.info)
-    assert not at.session_state[C.K_PINS]  # the old dataset's pins are dropped
+    assert not at.session_state[S.K_PINS]  # the old dataset's pins are dropped
 
 
 def test_first_map_says_what_it_waits_for(empty_env, tmp_path, monkeypatch):
@@ -266,12 +268,12 @@ def test_first_map_says_what_it_waits_for(empty_env, tmp_path, monkeypatch):
     at = new_app(600).run()
     at.radio(key="w.source_kind").set_value("Path or glob").run()
     at.text_input(key="w.source_path").input(str(path)).run()
-    at.button(key=C.W_LOAD).click().run()
-    at.switch_page(C.PAGE_MAP).run()
-    at.session_state[C.W_MAP_PREFIX + "backend"] = "onnx-int8"
-    at.session_state[C.W_MAP_PREFIX + "min_cluster_size"] = 5
+    at.button(key=S.W_LOAD).click().run()
+    at.switch_page(S.PAGE_MAP).run()
+    at.session_state[S.W_MAP_PREFIX + "backend"] = "onnx-int8"
+    at.session_state[S.W_MAP_PREFIX + "min_cluster_size"] = 5
     at.run()
-    at.button(key=C.W_COMPUTE).click().run()
+    at.button(key=S.W_COMPUTE).click().run()
     no_errors(at)
     assert list(at.get("plotly_chart"))
     assert any("preparing the onnx int8 model (one time)" in x.lower() and "later maps skip this" in x for x in labels)

@@ -15,6 +15,7 @@ import pytest
 from core.paths import check_new_files, confine_model, confine_read, confine_write
 from core.workspace import SieveError
 from pages import common as C
+from pages import state as S
 from tests.app_fixtures import empty_env, map_env, new_app, no_errors, open_page, small_map  # noqa: F401
 
 SECRET = "TOPSECRETHEADER"
@@ -137,7 +138,7 @@ def test_budget_reference_path_is_confined_in_server_mode(ref, map_env, tree, mo
     data, outside = tree
     monkeypatch.setenv("SIEVE_DATA_DIR", str(data))
     ref = str(outside / "secret.csv") if ref == "__ABS__" else ref
-    at = open_page(C.PAGE_BUDGET, state={C.C_REFERENCE: ref, C.C_REFERENCE_TEXT: "missing"})
+    at = open_page(S.PAGE_BUDGET, state={S.C_REFERENCE: ref, S.C_REFERENCE_TEXT: "missing"})
     assert not at.exception
     assert at.error, "a reference outside the data folder must be refused"
     assert not any(SECRET in m for m in _messages(at)), _messages(at)
@@ -149,7 +150,7 @@ def test_budget_reference_inside_the_data_folder_is_read(map_env, tree, monkeypa
     data, _ = tree
     monkeypatch.setenv("SIEVE_DATA_DIR", str(data))
     monkeypatch.setattr(C, "reference_encoder", lambda ws, data: HashEncoder())  # the map's fake model
-    at = open_page(C.PAGE_BUDGET, state={C.C_REFERENCE: "sub/rows.csv", C.C_REFERENCE_TEXT: "nope"})
+    at = open_page(S.PAGE_BUDGET, state={S.C_REFERENCE: "sub/rows.csv", S.C_REFERENCE_TEXT: "nope"})
     assert any("'nope' is not in" in e.value.replace("\\", "") for e in at.error), [e.value for e in at.error]
 
 
@@ -164,16 +165,16 @@ def test_new_session_in_server_mode_opens_without_an_error(empty_env, tree, monk
     ingest(Workspace(empty_env), IngestParams(str(data / "sub" / "rows.csv"), TextSpec(column="text")))
     at = new_app().run()
     no_errors(at)
-    assert at.radio(key=C.W_SOURCE_KIND).value == "Path or glob"
-    assert at.text_input(key=C.W_SOURCE_PATH).value == "sub/rows.csv"
+    assert at.radio(key=S.W_SOURCE_KIND).value == "Path or glob"
+    assert at.text_input(key=S.W_SOURCE_PATH).value == "sub/rows.csv"
 
 
 def test_model_folder_outside_the_data_folder_is_refused(map_env, tree, monkeypatch):
     data, outside = tree
     monkeypatch.setenv("SIEVE_DATA_DIR", str(data))
-    at = open_page(C.PAGE_MAP)
-    at.text_input(key=C.W_MAP_PREFIX + "model").input(str(outside)).run()
-    at.button(key=C.W_COMPUTE).click().run()
+    at = open_page(S.PAGE_MAP)
+    at.text_input(key=S.W_MAP_PREFIX + "model").input(str(outside)).run()
+    at.button(key=S.W_COMPUTE).click().run()
     assert not at.exception
     assert any("must be relative" in e.value for e in at.error), [e.value for e in at.error]
 
@@ -186,22 +187,22 @@ def test_export_save_is_confined_refuses_links_and_asks_before_overwriting(map_e
     outside.mkdir()
     monkeypatch.setenv("SIEVE_EXPORT_DIR", str(root))
     (root / "s.parquet.manifest.json").symlink_to(outside / "created.json")
-    at = open_page(C.PAGE_BUDGET)
-    at.switch_page(C.PAGE_EXPORT).run()
-    at.text_input(key=C.W_SAVE_PATH).input("s.parquet").run()
-    at.button(key=C.W_SAVE).click().run()
+    at = open_page(S.PAGE_BUDGET)
+    at.switch_page(S.PAGE_EXPORT).run()
+    at.text_input(key=S.W_SAVE_PATH).input("s.parquet").run()
+    at.button(key=S.W_SAVE).click().run()
     assert not at.exception
     assert any("symbolic link" in e.value for e in at.error), [e.value for e in at.error]
     assert not (outside / "created.json").exists() and not (root / "s.parquet").exists()
     (root / "s.parquet.manifest.json").unlink()
-    at.button(key=C.W_SAVE).click().run()
+    at.button(key=S.W_SAVE).click().run()
     no_errors(at)
     first = (root / "s.parquet").stat().st_mtime_ns
-    at.button(key=C.W_SAVE).click().run()
+    at.button(key=S.W_SAVE).click().run()
     assert any("already exists" in e.value for e in at.error)
     assert (root / "s.parquet").stat().st_mtime_ns == first
-    at.checkbox(key=C.W_OVERWRITE).check().run()
-    at.button(key=C.W_SAVE).click().run()
+    at.checkbox(key=S.W_OVERWRITE).check().run()
+    at.button(key=S.W_SAVE).click().run()
     no_errors(at)
     assert (root / "s.parquet").stat().st_mtime_ns != first
     assert not list(outside.iterdir())

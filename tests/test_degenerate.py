@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pages import common as C
-from tests.app_fixtures import HashEncoder, new_app, no_errors, open_page, text_value
+from pages import state as S
+from tests.app_fixtures import HashEncoder, new_app, no_errors, open_page, metric_value
 
 SAME = "Summarize this article in three sentences."
 
@@ -109,18 +109,18 @@ def test_budget_and_export_pages_work_on_degenerate_maps(degenerate_env, tmp_pat
 
     name, ws, data = degenerate_env
     n = len(data.row_ids)
-    at = open_page(C.PAGE_BUDGET)
+    at = open_page(S.PAGE_BUDGET)
     no_errors(at)
-    budget = int(text_value(at, "budget_total"))
+    budget = int(metric_value(at, "Rows in the subset"))
     assert 1 <= budget <= n
-    number = at.number_input(key=C.W_BUDGET_NUMBER)
+    number = at.number_input(key=S.W_BUDGET_NUMBER)
     assert number.value == budget
     if n == 1:
-        assert number.disabled and not [s for s in at.slider if s.key == C.W_BUDGET_SLIDER]
+        assert number.disabled and not [s for s in at.slider if s.key == S.W_BUDGET_SLIDER]
     at.radio(key="w.mode").set_value("Sliders").run()
     no_errors(at)
     at.radio(key="w.mode").set_value("Automatic").run()
-    at.switch_page(C.PAGE_EXPORT).run()
+    at.switch_page(S.PAGE_EXPORT).run()
     no_errors(at)
     assert int(next(m.value for m in at.metric if m.label == "Rows to export").replace(",", "")) == budget
     labels = [b.label for b in at.get("download_button")]
@@ -133,7 +133,7 @@ def test_budget_and_export_pages_work_on_degenerate_maps(degenerate_env, tmp_pat
 
 
 def test_map_page_shows_degenerate_maps(degenerate_env):
-    at = open_page(C.PAGE_MAP)
+    at = open_page(S.PAGE_MAP)
     no_errors(at)
 
 
@@ -210,14 +210,14 @@ def test_scale_page_works_on_degenerate_sharded_maps(tmp_path, monkeypatch, name
     assert res.n_clusters == 1  # identical rows: one group, not noise
     monkeypatch.setenv("SIEVE_WORKSPACE", str(ws.root))
     monkeypatch.setenv("SIEVE_EXPORT_DIR", str(tmp_path / "exports"))
-    at = open_page(C.PAGE_SCALE, 240, state={C.K_PINS: set(), C.K_BANS: set()})
+    at = open_page(S.PAGE_SCALE, 240, state={S.K_PINS: set(), S.K_BANS: set()})
     no_errors(at)
-    at.number_input(key=C.W_SCALE_BUDGET).set_value(1).run()
+    at.number_input(key=S.W_SCALE_BUDGET).set_value(1).run()
     no_errors(at)
-    sel = at.session_state[C.K_SCALE_SELECTION]["selection"]
+    sel = at.session_state[S.K_SCALE_SELECTION]["selection"]
     assert len(sel.row_ids) == 1
-    at.text_input(key=C.W_SCALE_FOLDER).input("picked").run()
-    at.button(key=C.W_SCALE_EXPORT).click().run()
+    at.text_input(key=S.W_SCALE_FOLDER).input("picked").run()
+    at.button(key=S.W_SCALE_EXPORT).click().run()
     no_errors(at)
     man = read_manifest(tmp_path / "exports" / "picked.manifest.json")
     assert man["n_selected"] == 1

@@ -4,7 +4,7 @@ reads a semicolon file's header as its columns."""
 
 from __future__ import annotations
 
-from tests.app_fixtures import empty_env, new_app, no_errors, text_value  # noqa: F401  (fixtures)
+from tests.app_fixtures import empty_env, new_app, no_errors, metric_value  # noqa: F401  (fixtures)
 
 
 def test_data_page_names_a_non_utf8_file_and_reads_it_with_an_encoding(empty_env, tmp_path):
@@ -21,7 +21,7 @@ def test_data_page_names_a_non_utf8_file_and_reads_it_with_an_encoding(empty_env
     at.selectbox(key="w.text_column").set_value("text").run()
     at.button(key="w.load").click().run()
     no_errors(at)
-    assert text_value(at, "rows") == "3"
+    assert metric_value(at, "Rows") == "3"
     assert any("Un café crème" in str(df.value.to_dict()) for df in at.dataframe)
 
 
@@ -39,4 +39,4 @@ def test_data_page_reads_a_semicolon_file_and_takes_a_delimiter(empty_env, tmp_p
     at.selectbox(key="w.text_column").set_value("text").run()
     at.button(key="w.load").click().run()
     no_errors(at)
-    assert text_value(at, "rows") == "2"
+    assert metric_value(at, "Rows") == "2"

@@ -229,7 +229,7 @@ def test_data_and_map_pages_count_texts_over_the_limit(tmp_path, monkeypatch):
     from core.embed import EmbedParams as EP
     from core.engines.local import MapParams, build_map
     from core.project import ProjectParams
-    from pages import common as C
+    from pages import state as S
     from tests.app_fixtures import HashEncoder, no_errors, open_page
 
     a, b = _long_pair()
@@ -238,12 +238,12 @@ def test_data_and_map_pages_count_texts_over_the_limit(tmp_path, monkeypatch):
     _ingest(ws, rows, tmp_path / "d.parquet")
     build_map(ws, MapParams(EP(long_text="chunk"), ProjectParams(n_neighbors=5, seed=1)), encoder=HashEncoder())
     monkeypatch.setenv("SIEVE_WORKSPACE", str(ws.root))
-    at = open_page(C.PAGE_DATA, 120)
+    at = open_page(S.PAGE_DATA, 120)
     no_errors(at)
     metric = [m for m in at.metric if "token limit" in m.label]
     assert len(metric) == 1 and metric[0].value == "2" and "256" in metric[0].label
-    at = open_page(C.PAGE_MAP, 120)
+    at = open_page(S.PAGE_MAP, 120)
     no_errors(at)
-    assert at.selectbox(key=C.W_MAP_PREFIX + "long_text").value == "chunk"
+    assert at.selectbox(key=S.W_MAP_PREFIX + "long_text").value == "chunk"
     assert any("2 of 22 texts exceed the model's limit of 256 tokens" in i.value and "windows" in i.value
                for i in at.info), [i.value for i in at.info]

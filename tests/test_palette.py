@@ -13,7 +13,8 @@ import pytest
 
 from core.palette import (NOISE_COLOR, PALETTE_SIZE, cluster_centres, cluster_colors, distinct_colors, hex_to_rgb,
                           name_annotations, plain_label, srgb_to_lab)
-from pages import common as C
+from pages import figures
+from pages import state as S
 from tests.app_fixtures import *  # noqa: F401,F403 - fixtures
 from tests.app_fixtures import chart, no_errors, open_page
 
@@ -98,7 +99,7 @@ def _trace_xy(fig: dict) -> dict[str, np.ndarray]:
 
 def test_map_page_draws_each_cluster_name_at_its_centre_in_distinct_colours(map_env):
     _, data = map_env
-    at = open_page(C.PAGE_MAP)
+    at = open_page(S.PAGE_MAP)
     no_errors(at)
     fig = json.loads(chart(at).proto.spec)
     named = [c for c in data.clusters if c.id >= 0]
@@ -119,16 +120,16 @@ def test_map_figure_escapes_names_from_data(map_env):
     _, data = map_env
     evil = dataclasses.replace(data, clusters=[dataclasses.replace(c, name=f"<b>x{c.id}</b> & <a href=y>")
                                                for c in data.clusters])
-    fig, _ = C.map_figure(evil, ["t"] * len(data.row_ids), np.arange(len(data.row_ids)))
+    fig, _ = figures.map_figure(evil, ["t"] * len(data.row_ids), np.arange(len(data.row_ids)))
     texts = [a.text for a in fig.layout.annotations]
     assert texts and all("<" not in t and ">" not in t and "&lt;b&gt;" in t and "&amp;" in t for t in texts)
 
 
 def test_map_page_names_only_the_clusters_shown(map_env):
     _, data = map_env
-    at = open_page(C.PAGE_MAP)
+    at = open_page(S.PAGE_MAP)
     keep = [c for c in data.clusters if c.id >= 0][:2]
-    at.multiselect(key=C.W_FILTER).set_value([c.id for c in keep])
+    at.multiselect(key=S.W_FILTER).set_value([c.id for c in keep])
     at.run()
     no_errors(at)
     assert {a["text"] for a in _annotations(at)} == {plain_label(c.name) for c in keep}
@@ -136,7 +137,7 @@ def test_map_page_names_only_the_clusters_shown(map_env):
 
 def test_budget_map_carries_the_cluster_names(map_env):
     _, data = map_env
-    at = open_page(C.PAGE_BUDGET)
+    at = open_page(S.PAGE_BUDGET)
     no_errors(at)
     maps = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     chosen_map = next(f for f in maps if any(t.get("name") == "chosen" for t in f["data"]))

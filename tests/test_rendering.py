@@ -15,6 +15,8 @@ import pyarrow as pa
 import pytest
 
 from pages import common as C
+
+from pages import state as S
 from tests.app_fixtures import empty_env, map_env, new_app, open_page, small_map  # noqa: F401
 from tests.fakes import run_sieve, write_table
 
@@ -45,11 +47,11 @@ def test_data_page_escapes_hostile_column_names(empty_env, tmp_path):
     path = write_table(pa.table({"text": ["hello world", "second row"], IMG: [1.0, 2.0], LINK: ["a", "b"]}),
                        tmp_path / "hostile.csv")
     at = new_app(timeout=240).run()
-    at.radio(key=C.W_SOURCE_KIND).set_value("Path or glob").run()
-    at.text_input(key=C.W_SOURCE_PATH).input(str(path)).run()
-    at.radio(key=C.W_TEXT_MODE).set_value("Template").run()
-    at.text_input(key=C.W_TEMPLATE).input("{nope} " + LINK).run()
-    at.button(key=C.W_LOAD).click().run()
+    at.radio(key=S.W_SOURCE_KIND).set_value("Path or glob").run()
+    at.text_input(key=S.W_SOURCE_PATH).input(str(path)).run()
+    at.radio(key=S.W_TEXT_MODE).set_value("Template").run()
+    at.text_input(key=S.W_TEMPLATE).input("{nope} " + LINK).run()
+    at.button(key=S.W_LOAD).click().run()
     assert not at.exception
     assert at.error and any("nope" in e.value for e in at.error)
     assert any("127" in e.value for e in at.error)  # the error lists the hostile columns ...
@@ -58,9 +60,9 @@ def test_data_page_escapes_hostile_column_names(empty_env, tmp_path):
 
 
 def test_map_sql_error_quoting_the_user_is_escaped(map_env):
-    at = open_page(C.PAGE_MAP, timeout=240)
-    at.text_input(key=C.W_SQL_WHERE).input(f'"{IMG}" > 1 OR "{LINK}" = 1').run()
-    at.button(key=C.W_SQL_SELECT).click().run()
+    at = open_page(S.PAGE_MAP, timeout=240)
+    at.text_input(key=S.W_SQL_WHERE).input(f'"{IMG}" > 1 OR "{LINK}" = 1').run()
+    at.button(key=S.W_SQL_SELECT).click().run()
     assert not at.exception and at.error and _rendered(at)
     bad = [m for m in _rendered(at) if _LIVE.search(m)]
     assert not bad, bad
@@ -69,15 +71,15 @@ def test_map_sql_error_quoting_the_user_is_escaped(map_env):
 def test_upload_with_nul_and_separators_in_its_name_keeps_the_page_working(empty_env):
     """Issue 15 item 10 (the upload part): such a name broke the session's page."""
     at = new_app(timeout=240).run()
-    at.radio(key=C.W_SOURCE_KIND).set_value("Upload").run()
-    at.file_uploader(key=C.W_UPLOAD).upload("e\x00vil/../\x1b[31mrows\x00.CSV", b"text\nhello\nworld\n",
+    at.radio(key=S.W_SOURCE_KIND).set_value("Upload").run()
+    at.file_uploader(key=S.W_UPLOAD).upload("e\x00vil/../\x1b[31mrows\x00.CSV", b"text\nhello\nworld\n",
                                             "text/csv").run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     names = [p.name for p in (empty_env / "uploads").iterdir()]
     assert len(names) == 1 and names[0].endswith("-31mrows.csv") and "\x00" not in names[0], names
-    at.button(key=C.W_LOAD).click().run()
+    at.button(key=S.W_LOAD).click().run()
     assert not at.exception and not at.error
-    at.file_uploader(key=C.W_UPLOAD).upload("x\x00.exe", b"MZ", "application/octet-stream").run()
+    at.file_uploader(key=S.W_UPLOAD).upload("x\x00.exe", b"MZ", "application/octet-stream").run()
     assert not at.exception and any("unknown extension" in e.value for e in at.error)
 
 

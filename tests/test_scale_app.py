@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pages import common as C
-from tests.app_fixtures import HashEncoder, chart, no_errors, open_page, send_selection, text_value
+from pages import state as S
+from tests.app_fixtures import HashEncoder, chart, no_errors, open_page, send_selection, metric_value
 
 N_ROWS = 1200
 SAMPLE = 700
@@ -169,7 +169,7 @@ def test_page_draws_a_sample_and_a_lasso_selects_every_row_inside_it(scale_env):
 
     ws, emb, res = scale_env
     ids, xy, labels = _map(res)
-    at = open_page(C.PAGE_SCALE)
+    at = open_page(S.PAGE_SCALE)
     no_errors(at)
     fig = json.loads(chart(at).proto.spec)
     drawn = _n_drawn(fig)
@@ -181,33 +181,33 @@ def test_page_draws_a_sample_and_a_lasso_selects_every_row_inside_it(scale_env):
     at = send_selection(at, {"points": [], "box": [{"x": [float(x0), float(x1)], "y": [float(y0), float(y1)]}], "lasso": []})
     no_errors(at)
     want = int(points_in_box(xy, x0, x1, y0, y1).sum())
-    assert want > 0 and text_value(at, "scale_selected_count") == str(want)
+    assert want > 0 and metric_value(at, "Selected rows (all shards)") == str(want)
     lx = [float(v) for v in np.percentile(xy[:, 0], [5, 95, 50])]
     ly = [float(v) for v in np.percentile(xy[:, 1], [5, 5, 95])]
     at = send_selection(at, {"points": [], "box": [], "lasso": [{"x": lx, "y": ly}]})
     inside = ids[points_in_lasso(xy, lx, ly)]
-    assert text_value(at, "scale_selected_count") == str(len(inside))
-    assert set(at.session_state[C.K_SCALE_SELECTED].tolist()) == set(inside.tolist())
+    assert metric_value(at, "Selected rows (all shards)") == str(len(inside))
+    assert set(at.session_state[S.K_SCALE_SELECTED].tolist()) == set(inside.tolist())
 
 
 def test_page_box_applies_to_rows_that_are_not_drawn(scale_env):
     """With a drawing cap below the row count, a box still selects every row inside it."""
     ws, emb, res = scale_env
     ids, xy, _ = _map(res)
-    at = open_page(C.PAGE_SCALE, state={C.C_SCALE_DRAWN: 300})
+    at = open_page(S.PAGE_SCALE, state={S.C_SCALE_DRAWN: 300})
     fig = json.loads(chart(at).proto.spec)
     assert _n_drawn(fig) <= 300 + 200  # the cap (plus per-cluster floors)
     lo, hi = xy.min(axis=0) - 1, xy.max(axis=0) + 1
     at = send_selection(at, {"points": [], "box": [{"x": [float(lo[0]), float(hi[0])], "y": [float(lo[1]), float(hi[1])]}],
                       "lasso": []})
     no_errors(at)
-    assert text_value(at, "scale_selected_count") == str(res.n_rows)
+    assert metric_value(at, "Selected rows (all shards)") == str(res.n_rows)
 
 
 def test_page_pins_and_bans_survive_a_new_selection_and_reach_the_picks(scale_env):
     ws, emb, res = scale_env
     ids, xy, labels = _map(res)
-    at = open_page(C.PAGE_SCALE)
+    at = open_page(S.PAGE_SCALE)
     no_errors(at)
     # ban the left part of the map, pin a few rows at the right
     xcut = float(np.percentile(xy[:, 0], 30))
@@ -215,31 +215,31 @@ def test_page_pins_and_bans_survive_a_new_selection_and_reach_the_picks(scale_en
     at = send_selection(at, {"points": [], "box": [{"x": [float(lo[0]), xcut], "y": [float(lo[1]), float(hi[1])]}],
                       "lasso": []})
     banned = set(ids[xy[:, 0] <= xcut].tolist())
-    at.button(key=C.W_SCALE_BAN).click().run()
+    at.button(key=S.W_SCALE_BAN).click().run()
     no_errors(at)
-    assert text_value(at, "banned_count") == str(len(banned))
+    assert metric_value(at, "Banned rows") == str(len(banned))
     xpin = float(np.sort(xy[:, 0])[-6])
     at = send_selection(at, {"points": [], "box": [{"x": [xpin, float(hi[0])], "y": [float(lo[1]), float(hi[1])]}],
                       "lasso": []})
     pinned = set(ids[xy[:, 0] >= xpin].tolist())
-    at.button(key=C.W_SCALE_PIN).click().run()
-    at.button(key=C.W_SCALE_CLEAR).click().run()
+    at.button(key=S.W_SCALE_PIN).click().run()
+    at.button(key=S.W_SCALE_CLEAR).click().run()
     no_errors(at)
-    assert text_value(at, "scale_selected_count") == "0"
-    assert text_value(at, "pinned_count") == str(len(pinned))
-    assert text_value(at, "banned_count") == str(len(banned))
-    at.number_input(key=C.W_SCALE_BUDGET).set_value(120).run()
-    at.selectbox(key=C.W_SCALE_PICK).set_value("diverse").run()
+    assert metric_value(at, "Selected rows (all shards)") == "0"
+    assert metric_value(at, "Pinned rows") == str(len(pinned))
+    assert metric_value(at, "Banned rows") == str(len(banned))
+    at.number_input(key=S.W_SCALE_BUDGET).set_value(120).run()
+    at.selectbox(key=S.W_SCALE_PICK).set_value("diverse").run()
     no_errors(at)
-    sel = at.session_state[C.K_SCALE_SELECTION]["selection"]
+    sel = at.session_state[S.K_SCALE_SELECTION]["selection"]
     chosen = set(sel.row_ids.tolist())
-    assert len(chosen) == len(sel) == 120 == int(text_value(at, "scale_selected_rows"))
+    assert len(chosen) == len(sel) == 120 == int(metric_value(at, "Rows in the subset"))
     assert pinned <= chosen and not chosen & banned
     # a new seed resamples; pins and bans still hold
-    at.number_input(key=C.W_SCALE_SEED).set_value(5).run()
-    sel2 = at.session_state[C.K_SCALE_SELECTION]["selection"]
+    at.number_input(key=S.W_SCALE_SEED).set_value(5).run()
+    sel2 = at.session_state[S.K_SCALE_SELECTION]["selection"]
     assert pinned <= set(sel2.row_ids.tolist()) and not set(sel2.row_ids.tolist()) & banned
-    C_pins = at.session_state[C.K_PINS]
+    C_pins = at.session_state[S.K_PINS]
     assert C_pins == pinned
 
 
@@ -249,11 +249,11 @@ def test_page_vector_picks_equal_core(scale_env, pick):
     from core.selection import SelectParams
 
     ws, emb, res = scale_env
-    at = open_page(C.PAGE_SCALE, state={C.K_PINS: set(), C.K_BANS: set()})
-    at.number_input(key=C.W_SCALE_BUDGET).set_value(60).run()
-    at.selectbox(key=C.W_SCALE_PICK).set_value(pick).run()
+    at = open_page(S.PAGE_SCALE, state={S.K_PINS: set(), S.K_BANS: set()})
+    at.number_input(key=S.W_SCALE_BUDGET).set_value(60).run()
+    at.selectbox(key=S.W_SCALE_PICK).set_value(pick).run()
     no_errors(at)
-    sel = at.session_state[C.K_SCALE_SELECTION]["selection"]
+    sel = at.session_state[S.K_SCALE_SELECTION]["selection"]
     want = scale.scale_select(res.folder, emb.folder, SelectParams(budget=60, pick=pick), local=True)
     assert len(sel) == 60 and sel.row_ids.tolist() == want.row_ids.tolist()
 
@@ -264,17 +264,17 @@ def test_page_selection_equals_core_and_export_reproduces(scale_env, tmp_path):
     from core.selection import SelectParams
 
     ws, emb, res = scale_env
-    at = open_page(C.PAGE_SCALE, state={C.K_PINS: set(), C.K_BANS: set()})
-    at.number_input(key=C.W_SCALE_BUDGET).set_value(90).run()
-    at.selectbox(key=C.W_SCALE_POLICY).set_value("sqrt").run()
-    at.number_input(key=C.W_SCALE_MIN).set_value(2).run()
+    at = open_page(S.PAGE_SCALE, state={S.K_PINS: set(), S.K_BANS: set()})
+    at.number_input(key=S.W_SCALE_BUDGET).set_value(90).run()
+    at.selectbox(key=S.W_SCALE_POLICY).set_value("sqrt").run()
+    at.number_input(key=S.W_SCALE_MIN).set_value(2).run()
     no_errors(at)
-    sel = at.session_state[C.K_SCALE_SELECTION]["selection"]
+    sel = at.session_state[S.K_SCALE_SELECTION]["selection"]
     want = scale.scale_select(res.folder, emb.folder, SelectParams(budget=90, policy="sqrt", min_per_cluster=2),
                               local=True)
     assert sel.row_ids.tolist() == want.row_ids.tolist()
-    at.text_input(key=C.W_SCALE_FOLDER).input("picked").run()
-    at.button(key=C.W_SCALE_EXPORT).click().run()
+    at.text_input(key=S.W_SCALE_FOLDER).input("picked").run()
+    at.button(key=S.W_SCALE_EXPORT).click().run()
     no_errors(at)
     out = ws.root.parent / "exports" / "picked"
     parts = sorted(out.glob("part-*.parquet"))
@@ -290,7 +290,7 @@ def test_page_selection_equals_core_and_export_reproduces(scale_env, tmp_path):
     assert sorted(again.row_ids.tolist()) == man["selected_row_ids"]
     # a second export to the same folder is refused with a message, nothing overwritten
     before = Path(str(out) + ".manifest.json").read_bytes()
-    at.button(key=C.W_SCALE_EXPORT).click().run()
+    at.button(key=S.W_SCALE_EXPORT).click().run()
     assert any("already exists" in e.value or "not empty" in e.value for e in at.error)
     assert Path(str(out) + ".manifest.json").read_bytes() == before
 
@@ -309,13 +309,13 @@ def test_page_without_a_sharded_map_explains_and_builds_one_here(tmp_path, monke
     ingest(Workspace(root), IngestParams(str(data_path), TextSpec(column="text")))
     monkeypatch.setenv("SIEVE_WORKSPACE", str(root))
     monkeypatch.setattr(E, "load_encoder", lambda *a, **k: HashEncoder())
-    at = open_page(C.PAGE_SCALE)
+    at = open_page(S.PAGE_SCALE)
     no_errors(at)
     assert any("no sharded map" in i.value for i in at.info)
     assert any("--engine ray" in c.value for c in at.code)
-    at.number_input(key=C.W_SCALE_SAMPLE).set_value(250).run()
-    at.number_input(key=C.W_SCALE_SHARD_ROWS).set_value(150).run()
-    at.button(key=C.W_SCALE_BUILD).click().run()
+    at.number_input(key=S.W_SCALE_SAMPLE).set_value(250).run()
+    at.number_input(key=S.W_SCALE_SHARD_ROWS).set_value(150).run()
+    at.button(key=S.W_SCALE_BUILD).click().run()
     no_errors(at)
     fig = json.loads(chart(at).proto.spec)
     assert _n_drawn(fig) == meta_rows(root)
@@ -338,14 +338,14 @@ def test_page_reports_a_budget_below_the_pins_and_keeps_rendering(scale_env):
     ws, emb, res = scale_env
     ids, _, _ = _map(res)
     pins = set(int(i) for i in ids[:30])
-    at = open_page(C.PAGE_SCALE, state={C.K_PINS: pins, C.K_PINBAN_DATASET: None})
-    at.number_input(key=C.W_SCALE_BUDGET).set_value(10).run()
+    at = open_page(S.PAGE_SCALE, state={S.K_PINS: pins, S.K_PINBAN_DATASET: None})
+    at.number_input(key=S.W_SCALE_BUDGET).set_value(10).run()
     assert not at.exception
     assert len(at.error) == 1 and "pin" in at.error[0].value.lower(), [e.value for e in at.error]
     assert len(at.dataframe) >= 1  # the cluster table still renders
-    at.number_input(key=C.W_SCALE_BUDGET).set_value(40).run()
+    at.number_input(key=S.W_SCALE_BUDGET).set_value(40).run()
     no_errors(at)
-    assert pins <= set(at.session_state[C.K_SCALE_SELECTION]["selection"].row_ids.tolist())
+    assert pins <= set(at.session_state[S.K_SCALE_SELECTION]["selection"].row_ids.tolist())
 
 
 def test_event_row_ids_handles_clicks_boxes_and_empty_events(sharded):
@@ -373,11 +373,11 @@ def test_page_export_stays_inside_the_export_folder(scale_env, tmp_path):
     root.mkdir(exist_ok=True)
     (root / "keep.txt").write_text("kept")
     (root / "lnk.manifest.json").symlink_to(tmp_path / "planted.json")
-    at = open_page(C.PAGE_SCALE, state={C.K_PINS: set(), C.K_BANS: set()})
-    at.number_input(key=C.W_SCALE_BUDGET).set_value(40).run()
+    at = open_page(S.PAGE_SCALE, state={S.K_PINS: set(), S.K_BANS: set()})
+    at.number_input(key=S.W_SCALE_BUDGET).set_value(40).run()
     for name, message in ((".", "itself"), ("./", "itself"), ("sub/..", ".."), ("lnk", "symbolic link")):
-        at.text_input(key=C.W_SCALE_FOLDER).input(name).run()
-        at.button(key=C.W_SCALE_EXPORT).click().run()
+        at.text_input(key=S.W_SCALE_FOLDER).input(name).run()
+        at.button(key=S.W_SCALE_EXPORT).click().run()
         assert not at.exception
         assert any(message in e.value for e in at.error), (name, [e.value for e in at.error])
     assert (root / "keep.txt").read_text() == "kept" and not (root / "lnk").exists()
@@ -390,7 +390,7 @@ def test_page_draws_cluster_names_at_their_centres_in_distinct_colours(scale_env
 
     ws, emb, res = scale_env
     ids, xy, labels = _map(res)
-    at = open_page(C.PAGE_SCALE)
+    at = open_page(S.PAGE_SCALE)
     no_errors(at)
     fig = json.loads(chart(at).proto.spec)
     names = {c["id"]: c["name"] for c in json.loads((Path(res.folder) / "_meta.json").read_text())["clusters"]}

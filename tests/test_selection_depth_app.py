@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pages import common as C
-from tests.app_fixtures import map_env, no_errors, open_page, small_map, text_value  # noqa: F401
+from pages import state as S
+from tests.app_fixtures import map_env, no_errors, open_page, small_map, metric_value  # noqa: F401
 
 
 def _vs_random(at):
@@ -16,58 +16,58 @@ def _vs_random(at):
 
 def test_budget_depth_widgets_reach_core_and_show_the_random_baseline(map_env):
     _, data = map_env
-    at = open_page(C.PAGE_BUDGET, state={C.C_BUDGET: 60})
+    at = open_page(S.PAGE_BUDGET, state={S.C_BUDGET: 60})
     no_errors(at)
     assert not _vs_random(at).empty  # subset vs random, from the first paint
-    at.selectbox(key=C.W_DEDUP).set_value("exact").run()
-    at.selectbox(key=C.W_PICK).set_value("facility").run()
-    at.checkbox(key=C.W_SOFT_NOISE_ON).check().run()
-    at.slider(key=C.W_SOFT_NOISE).set_value(0.05).run()
+    at.selectbox(key=S.W_DEDUP).set_value("exact").run()
+    at.selectbox(key=S.W_PICK).set_value("facility").run()
+    at.checkbox(key=S.W_SOFT_NOISE_ON).check().run()
+    at.slider(key=S.W_SOFT_NOISE).set_value(0.05).run()
     no_errors(at)
-    params = at.session_state[C.K_SELECT_PARAMS]
+    params = at.session_state[S.K_SELECT_PARAMS]
     assert (params.dedup, params.pick, params.soft_noise_threshold) == ("exact", "facility", 0.05)
-    sel = at.session_state[C.K_SELECTION]["selection"]
+    sel = at.session_state[S.K_SELECTION]["selection"]
     assert len(sel) == 60 and set(sel.reasons) <= {"facility"}
-    assert int(text_value(at, "dedup_groups")) == sel.stats["groups"]
-    assert int(text_value(at, "soft_noise_moved")) == sel.stats["soft_noise_moved"]
-    metrics = at.session_state[C.K_SELECTION]["metrics"]
+    assert int(metric_value(at, "Duplicate groups")) == sel.stats["groups"]
+    assert int(metric_value(at, "Rows moved out of noise")) == sel.stats["soft_noise_moved"]
+    metrics = at.session_state[S.K_SELECTION]["metrics"]
     assert metrics.random and metrics.facility is not None and metrics.n_random == 5
     row = _vs_random(at).loc["facility-location value ↑"]
     assert (row["this subset"], row["random"]) == (round(metrics.facility, 4), round(metrics.random["facility"], 4))
 
-    at.selectbox(key=C.W_PICK).set_value("mmr").run()
-    at.slider(key=C.W_MMR_LAMBDA).set_value(0.2).run()
+    at.selectbox(key=S.W_PICK).set_value("mmr").run()
+    at.slider(key=S.W_MMR_LAMBDA).set_value(0.2).run()
     no_errors(at)
-    assert at.session_state[C.K_SELECT_PARAMS].mmr_lambda == 0.2
+    assert at.session_state[S.K_SELECT_PARAMS].mmr_lambda == 0.2
 
 
 def test_budget_in_tokens_never_overshoots(map_env):
-    at = open_page(C.PAGE_BUDGET)
-    at.radio(key=C.W_UNIT).set_value("tokens").run()
-    at.selectbox(key=C.W_TOKENIZER).set_value("words").run()
+    at = open_page(S.PAGE_BUDGET)
+    at.radio(key=S.W_UNIT).set_value("tokens").run()
+    at.selectbox(key=S.W_TOKENIZER).set_value("words").run()
     no_errors(at)
-    assert at.radio(key=C.W_MODE).options == ["Automatic", "Table"]  # sliders are rows
-    at.number_input(key=C.W_TOKEN_BUDGET).set_value(700).run()
+    assert at.radio(key=S.W_MODE).options == ["Automatic", "Table"]  # sliders are rows
+    at.number_input(key=S.W_TOKEN_BUDGET).set_value(700).run()
     no_errors(at)
-    sel = at.session_state[C.K_SELECTION]["selection"]
-    used = int(text_value(at, "tokens_used"))
-    assert used == int(sel.tokens.sum()) <= 700 and text_value(at, "tokens_budget") == "700"
-    assert at.session_state[C.K_SELECT_PARAMS].budget_unit == "tokens"
+    sel = at.session_state[S.K_SELECTION]["selection"]
+    used = int(metric_value(at, "Tokens used"))
+    assert used == int(sel.tokens.sum()) <= 700 and metric_value(at, "Token budget") == "700"
+    assert at.session_state[S.K_SELECT_PARAMS].budget_unit == "tokens"
 
 
 def test_budget_strata_and_export_with_duplicates(map_env, tmp_path, monkeypatch):
     _, data = map_env
     monkeypatch.setenv("SIEVE_EXPORT_DIR", str(tmp_path))
-    at = open_page(C.PAGE_BUDGET, state={C.C_BUDGET: 40, C.C_DEDUP: "exact"})
-    at.selectbox(key=C.W_STRATA).set_value("source").run()
+    at = open_page(S.PAGE_BUDGET, state={S.C_BUDGET: 40, S.C_DEDUP: "exact"})
+    at.selectbox(key=S.W_STRATA).set_value("source").run()
     no_errors(at)
-    sel = at.session_state[C.K_SELECTION]["selection"]
+    sel = at.session_state[S.K_SELECTION]["selection"]
     assert "strata" in sel.stats and len(sel) == 40
-    at.switch_page(C.PAGE_EXPORT).run()
+    at.switch_page(S.PAGE_EXPORT).run()
     no_errors(at)
-    at.checkbox(key=C.W_INCLUDE_DUPLICATES).check().run()
-    at.text_input(key=C.W_SAVE_PATH).set_value("depth.csv").run()
-    at.button(key=C.W_SAVE).click().run()
+    at.checkbox(key=S.W_INCLUDE_DUPLICATES).check().run()
+    at.text_input(key=S.W_SAVE_PATH).set_value("depth.csv").run()
+    at.button(key=S.W_SAVE).click().run()
     no_errors(at)
     import pyarrow.csv as pacsv
 

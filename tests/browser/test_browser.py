@@ -127,35 +127,41 @@ def shot(page, name: str, height: int = 1800) -> None:
     page.set_viewport_size({"width": 1400, "height": 1000})
 
 
-def texts(page) -> list[str]:
-    """The plain st.text lines, read in one go (elements come and go during reruns)."""
-    return page.evaluate("() => [...document.querySelectorAll('[data-testid=stText]')].map(e => e.innerText)")
+METRICS_JS = """() => Object.fromEntries([...document.querySelectorAll('[data-testid=stMetric]')].map(m => [
+    (m.querySelector('[data-testid=stMetricLabel]') || m).innerText.trim(),
+    (m.querySelector('[data-testid=stMetricValue]') || m).innerText.trim()]))"""
 
 
-def text_value(page, prefix: str) -> str:
-    for t in texts(page):
-        for part in t.split():
-            if part.startswith(prefix + "="):
-                return part.split("=", 1)[1]
-    raise AssertionError(f"no {prefix}= in {texts(page)}")
+def metrics(page) -> dict[str, str]:
+    """Every st.metric on the page, label -> value, read in one go (elements come and go during reruns)."""
+    return page.evaluate(METRICS_JS)
 
 
-def wait_text(page, prefix: str, predicate, timeout: float = 30_000) -> str:
-    js = """([prefix, timeout]) => [...document.querySelectorAll('[data-testid=stText]')]
-              .some(e => e.innerText.split(/\\s+/).some(p => p.startsWith(prefix + '=')))"""
-    page.wait_for_function(js, arg=[prefix, timeout], timeout=timeout)
+def metric_value(page, label: str) -> str:
+    """The value of the metric labelled ``label``, thousands separators removed."""
+    found = metrics(page)
+    if label not in found:
+        raise AssertionError(f"no metric {label!r} in {found}")
+    return found[label].replace(",", "")
+
+
+def wait_metric(page, label: str, predicate, timeout: float = 30_000) -> str:
+    """Wait until the metric labelled ``label`` exists and its value satisfies ``predicate``; return the value."""
+    js = """([label]) => [...document.querySelectorAll('[data-testid=stMetricLabel]')]
+              .some(e => e.innerText.trim() === label)"""
+    page.wait_for_function(js, arg=[label], timeout=timeout)
     deadline = time.time() + timeout / 1000
     while True:
         try:
-            v = text_value(page, prefix)
+            v = metric_value(page, label)
             if predicate(v):
                 return v
         except AssertionError:
             pass
         if time.time() > deadline:
-            page.screenshot(path=str(SHOTS / f"failed-{prefix}.png"), full_page=True)
+            page.screenshot(path=str(SHOTS / f"failed-{label.replace(' ', '-')}.png"), full_page=True)
             alerts = page.evaluate("() => [...document.querySelectorAll('[data-testid=stAlert]')].map(e => e.innerText)")
-            raise AssertionError(f"{prefix}= never satisfied the condition; texts {texts(page)}; alerts {alerts}")
+            raise AssertionError(f"{label!r} never satisfied the condition; metrics {metrics(page)}; alerts {alerts}")
         time.sleep(0.2)
 
 
@@ -208,7 +214,7 @@ def load_map_here(workspace: Path):
 
 
 def test_data_page_autoloads_sample(ui):
-    v = wait_text(ui, "rows", lambda v: int(v) > 0, timeout=60_000)
+    v = wait_metric(ui, "Rows", lambda v: int(v) > 0, timeout=60_000)
     assert int(v) == 3000 or int(v) > 0
     assert "Bundled sample" in ui.locator("[data-testid=stRadio]").first.inner_text()
     shot(ui, "data", 1400)
@@ -226,14 +232,14 @@ def test_compute_map_stop_and_resume(ui, workspace):
     ui.get_by_text("Stopped.").wait_for(timeout=60_000)
     assert "resume" in ui.get_by_text("Stopped.").inner_text()
     compute.click()
-    wait_text(ui, "selected_count", lambda v: v == "0", timeout=300_000)
+    wait_metric(ui, "Selected rows", lambda v: v == "0", timeout=300_000)
     wait_chart(ui)
     # The resumed run embedded only what the stopped one had not finished.
     caption = " ".join(ui.locator("[data-testid=stCaptionContainer]").all_inner_texts())
     assert "Last run" in caption and "2048 cached" in caption, caption
     data = load_map_here(workspace)
     n_clusters = len([c for c in data.clusters if c.id >= 0])
-    assert text_value(ui, "clusters") == str(n_clusters)
+    assert metric_value(ui, "Clusters") == str(n_clusters)
 
 
 def test_box_selection_matches_server_count(ui, workspace):
@@ -250,7 +256,7 @@ def test_box_selection_matches_server_count(ui, workspace):
     ui.mouse.down()
     ui.mouse.move(*b, steps=8)
     ui.mouse.up()
-    got = int(wait_text(ui, "selected_count", lambda v: v != "0"))
+    got = int(wait_metric(ui, "Selected rows", lambda v: v != "0"))
     sel = [s for s in plotly_selections(ui) if s.get("type") == "rect"]
     assert len(sel) == 1
     s = sel[0]
@@ -270,7 +276,7 @@ def test_lasso_selection_matches_server_count(ui, workspace):
 
     data = load_map_here(workspace)
     ui.get_by_role("button", name="Clear selection").click()
-    wait_text(ui, "selected_count", lambda v: v == "0")
+    wait_metric(ui, "Selected rows", lambda v: v == "0")
     wait_chart(ui)
     (xa, xb), (ya, yb) = axis_ranges(ui)
     cx, cy = (xa + xb) / 2, (ya + yb) / 2
@@ -284,7 +290,7 @@ def test_lasso_selection_matches_server_count(ui, workspace):
     for p in px[1:] + [px[0]]:
         ui.mouse.move(*p, steps=4)
     ui.mouse.up()
-    got = int(wait_text(ui, "selected_count", lambda v: v != "0"))
+    got = int(wait_metric(ui, "Selected rows", lambda v: v != "0"))
     sel = [s for s in plotly_selections(ui) if s.get("type") == "path"]
     assert len(sel) == 1
     xs, ys = _lasso_path(sel[0]["path"])
@@ -292,7 +298,7 @@ def test_lasso_selection_matches_server_count(ui, workspace):
     assert got == want
     # Pin the lasso's rows; the budget must include them.
     ui.get_by_role("button", name="Pin selection").click()
-    wait_text(ui, "pinned_count", lambda v: v == str(got))
+    wait_metric(ui, "Pinned rows", lambda v: v == str(got))
     shot(ui, "map", 1500)
 
 
@@ -300,15 +306,15 @@ def test_budget_slider_changes_allocation(ui, workspace):
     from core.selection import DEFAULT_POLICY, SelectParams, select
 
     ui.get_by_role("button", name="Clear pins").click()
-    wait_text(ui, "pinned_count", lambda v: v == "0")
+    wait_metric(ui, "Pinned rows", lambda v: v == "0")
     goto(ui, "Budget")
-    start = int(wait_text(ui, "budget_total", lambda v: int(v) > 0))
+    start = int(wait_metric(ui, "Rows in the subset", lambda v: int(v) > 0))
     slider = ui.get_by_role("slider", name="Total budget (rows)")
     slider.focus()
     for _ in range(5):
         ui.keyboard.press("ArrowRight")
     ui.get_by_role("button", name="Apply", exact=True).click()  # the total is a form: steps apply together
-    total = int(wait_text(ui, "budget_total", lambda v: int(v) == start + 5))
+    total = int(wait_metric(ui, "Rows in the subset", lambda v: int(v) == start + 5))
     assert ui.get_by_role("spinbutton", name="Rows", exact=True).input_value() == str(total)
     data = load_map_here(workspace)
     # the page's default policy
@@ -332,7 +338,7 @@ def test_budget_slider_changes_allocation(ui, workspace):
 def test_export_download_matches_manifest(ui, tmp_path):
     import pyarrow.parquet as pq
 
-    total = int(text_value(ui, "budget_total"))
+    total = int(metric_value(ui, "Rows in the subset"))
     goto(ui, "Export")
     ui.wait_for_function("""() => [...document.querySelectorAll('[data-testid=stMetric]')]
         .some(m => m.innerText.startsWith('Rows to export'))""")

@@ -16,9 +16,8 @@ from tests.browser.test_browser import (  # noqa: F401  (fixtures and helpers sh
     browser_type_launch_args,
     goto,
     running_app,
-    text_value,
     wait_chart,
-    wait_text,
+    wait_metric,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -76,14 +75,14 @@ def test_search_by_meaning_rings_rows_and_pins_them(page, explore_app):
     page.get_by_role("tab", name="Search by meaning").click()
     page.get_by_role("textbox", name="Search by meaning").fill("chords and scales to practise on the guitar")
     page.get_by_role("button", name="Search", exact=True).click()
-    n = int(wait_text(page, "semantic_results", lambda v: int(v) > 0))
+    n = int(wait_metric(page, "Rows found", lambda v: int(v) > 0))
     assert n == 20
     wait_chart(page)
     page.wait_for_function(f"() => {GD}.data.some(t => t.name === 'search matches')")
     ringed = page.evaluate(f"() => {GD}._fullData.find(t => t.name === 'search matches')._length")
     assert ringed == 20  # every row is drawn on a 200-row map
     page.get_by_role("button", name="Pin these rows").click()
-    wait_text(page, "pinned_count", lambda v: v == "20")
+    wait_metric(page, "Pinned rows", lambda v: v == "20")
     page.screenshot(path=str(SHOTS / "explore-search.png"), full_page=True)
 
 
@@ -91,7 +90,7 @@ def test_rename_a_cluster_shows_on_the_map(page, explore_app):
     page.get_by_role("tab", name="Curate clusters").click()
     page.get_by_role("textbox", name="New name").fill("my own name")
     page.get_by_role("button", name="Rename", exact=True).click()
-    wait_text(page, "edits", lambda v: v == "1")
+    wait_metric(page, "Cluster edits", lambda v: v == "1")
     wait_chart(page)
     page.wait_for_function(f"() => {GD}.data.some(t => t.name === 'my own name')")
     from core.engines.local import load_map
@@ -118,7 +117,7 @@ def test_colour_by_a_column_and_a_summary_bar_filters(page, explore_app):
     time.sleep(0.5)
     box = bar.bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    got = int(wait_text(page, "selected_count", lambda v: v != "0"))
+    got = int(wait_metric(page, "Selected rows", lambda v: v != "0"))
     from core.ingest import load_texts
 
     ids, texts, _ = load_texts(ws)

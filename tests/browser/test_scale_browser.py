@@ -23,10 +23,9 @@ from tests.browser.test_browser import (  # noqa: F401  (the two browser fixture
     plotly_selections,
     running_app,
     shot,
-    text_value,
     to_px,
     wait_chart,
-    wait_text,
+    wait_metric,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -80,7 +79,7 @@ def test_box_on_a_partly_drawn_sharded_map_selects_every_row_inside_it(page, sha
     # Streamlit's old pages/-directory mode, which would list every file in pages/).
     nav = page.locator("[data-testid=stSidebarNav]").inner_text()
     assert "At scale" in nav and "Budget" in nav and "common" not in nav, nav
-    wait_text(page, "scale_selected_rows", lambda v: int(v) > 0, timeout=120_000)
+    wait_metric(page, "Rows in the subset", lambda v: int(v) > 0, timeout=120_000)
     drawn_input = page.get_by_role("spinbutton", name="Points drawn")
     drawn_input.fill("600")
     drawn_input.press("Enter")
@@ -98,7 +97,7 @@ def test_box_on_a_partly_drawn_sharded_map_selects_every_row_inside_it(page, sha
     page.mouse.down()
     page.mouse.move(*to_px(page, x1, y1), steps=8)
     page.mouse.up()
-    got = int(wait_text(page, "scale_selected_count", lambda v: v != "0"))
+    got = int(wait_metric(page, "Selected rows (all shards)", lambda v: v != "0"))
     sel = [s for s in plotly_selections(page) if s.get("type") == "rect"]
     assert len(sel) == 1
     s = sel[0]
@@ -111,11 +110,11 @@ def test_box_on_a_partly_drawn_sharded_map_selects_every_row_inside_it(page, sha
     assert got > drawn_inside  # rows that are not drawn were selected too
 
     page.get_by_role("button", name="Pin selection").click()
-    wait_text(page, "pinned_count", lambda v: v == str(got))
+    wait_metric(page, "Pinned rows", lambda v: v == str(got))
     budget = page.get_by_role("spinbutton", name="Total budget (rows)")
     budget.fill(str(got + 100))
     budget.press("Enter")
-    wait_text(page, "scale_selected_rows", lambda v: v == str(got + 100), timeout=60_000)
+    wait_metric(page, "Rows in the subset", lambda v: v == str(got + 100), timeout=60_000)
     alerts = page.evaluate("() => [...document.querySelectorAll('[data-testid=stAlert]')].map(e => e.innerText)")
     assert not [a for a in alerts if "rror" in a], alerts
     page.mouse.move(5, 5)  # no tooltip in the screenshot (docs/screenshot-scale.png)

@@ -17,10 +17,10 @@ from tests.browser.test_browser import (  # noqa: F401  (fixtures and helpers sh
     goto,
     plotly_selections,
     running_app,
-    text_value,
+    metric_value,
     to_px,
     wait_chart,
-    wait_text,
+    wait_metric,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -55,7 +55,7 @@ def _box(page, fx0, fx1):
     page.mouse.down()
     page.mouse.move(*b, steps=8)
     page.mouse.up()
-    got = int(wait_text(page, "selected_count", lambda v: v != "0"))
+    got = int(wait_metric(page, "Selected rows", lambda v: v != "0"))
     rect = [s for s in plotly_selections(page) if s.get("type") == "rect"][0]
     return got, rect
 
@@ -82,7 +82,7 @@ def test_two_sessions_keep_their_own_state_and_compute_at_once(browser, shared):
         assert got_a == int(points_in_box(data.xy, ra["x0"], ra["x1"], ra["y0"], ra["y1"]).sum())
         assert got_b == int(points_in_box(data.xy, rb["x0"], rb["x1"], rb["y0"], rb["y1"]).sum())
         assert got_a != got_b
-        assert int(text_value(a, "selected_count")) == got_a  # B's selection did not leak into A
+        assert int(metric_value(a, "Selected rows")) == got_a  # B's selection did not leak into A
 
         # both change a clustering parameter and compute at the same moment
         for page, mcs in ((a, 9), (b, 12)):
@@ -115,8 +115,8 @@ def test_two_sessions_keep_their_own_state_and_compute_at_once(browser, shared):
             box = page.get_by_label("Rows", exact=True)
             box.fill(str(n))
             box.press("Enter")
-        assert wait_text(a, "budget_total", lambda v: v == "37") == "37"
-        assert wait_text(b, "budget_total", lambda v: v == "81") == "81"
+        assert wait_metric(a, "Rows in the subset", lambda v: v == "37") == "37"
+        assert wait_metric(b, "Rows in the subset", lambda v: v == "81") == "81"
         assert _errors(a) == [] and _errors(b) == []
     finally:
         ctx_a.close()
