@@ -77,7 +77,7 @@ def _load(folder: Path):
 
 def _map_data(folder: Path):
     """A core.pipeline.MapData over the generated arrays (no workspace needed for these params)."""
-    from core.label import ClusterInfo
+    from core.stages.naming import ClusterInfo
     from core.pipeline import MapData
 
     labels, xy, vectors = _load(folder)

@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .select import DEFAULT_PICK
-from .workspace import DEFAULT_WORKSPACE, SieveError, Workspace, database_error, is_damage
+from core.store.workspace import DEFAULT_WORKSPACE, SieveError, Workspace, database_error, is_damage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Sieve: map a text dataset and pick a balanced, reproducible subset under per-cluster budgets.")
@@ -59,7 +59,7 @@ ENCODING_HELP = "Encoding of CSV/TSV/JSON files, e.g. latin-1, cp1252, utf-16 (d
 
 
 def _ingest_params(data, text, template, vectors, fmt, delimiter=None, encoding=None):
-    from .ingest import IngestParams, TextSpec, unescape_template
+    from core.stages.ingest import IngestParams, TextSpec, unescape_template
 
     if text is None and template is None:
         raise SieveError("give --text COLUMN or --template '{col1}\\n{col2}'")
@@ -69,10 +69,10 @@ def _ingest_params(data, text, template, vectors, fmt, delimiter=None, encoding=
 
 def _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size, min_samples, seed,
                 exact=False, backend="auto", long_text="truncate", cluster_method="hdbscan"):
-    from .cluster import ClusterParams
-    from .embed import EmbedParams
+    from core.stages.cluster import ClusterParams
+    from core.stages.embed import EmbedParams
     from .pipeline import MapParams
-    from .project import ProjectParams
+    from core.stages.project import ProjectParams
 
     return MapParams(
         EmbedParams(model=model, batch_size=batch_size, device=device, backend=backend,
@@ -197,7 +197,7 @@ def _guard(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from .embed import Cancelled
+        from core.stages.embed import Cancelled
 
         try:
             return fn(*args, **kwargs)
@@ -239,7 +239,7 @@ def ingest(
     workspace: Path = WS_OPT,
 ):
     """Load a dataset into the workspace."""
-    from .ingest import ingest as do_ingest
+    from core.stages.ingest import ingest as do_ingest
 
     ws = Workspace(workspace)
     info, cached = do_ingest(ws, _ingest_params(data, text, template, vectors, fmt, delimiter, encoding))
@@ -259,7 +259,7 @@ def _print_dataset(info, cached):
 
 def _print_long_texts_after_ingest(ws, info, model: str = "all-MiniLM-L6-v2") -> None:
     """Texts over the (default) model's token limit, counted with its tokenizer."""
-    from .long_text import count_dataset
+    from core.encoders.long_text import count_dataset
 
     if info.vector_column:
         return
@@ -270,7 +270,7 @@ def _print_long_texts_after_ingest(ws, info, model: str = "all-MiniLM-L6-v2") ->
 
 def _print_long_texts(ws, embed_key: str, mode: str) -> None:
     """After embedding: how many texts were over the model's limit, and what was done."""
-    from .embed import EmbedResult
+    from core.stages.embed import EmbedResult
 
     meta = ws.load_artifact("embed", embed_key)[1]
     res = EmbedResult(embed_key, meta["model_id"], meta["dim"], meta["n_rows"], 0, True, meta.get("long_texts"))
@@ -302,7 +302,7 @@ def embed(
     workspace: Path = WS_OPT,
 ):
     """Embed the current dataset (cached by model and text; resumable)."""
-    from .embed import EmbedParams, run_embed
+    from core.stages.embed import EmbedParams, run_embed
 
     ws = Workspace(workspace)
     if engine not in ("local", "ray"):
@@ -384,7 +384,7 @@ def map_(
     params = _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size,
                          min_samples, seed, exact, backend, long_text, cluster_method)
     edit_list = read_edits(edits) if edits is not None else None  # a bad file fails before any work
-    from .ingest import current_dataset
+    from core.stages.ingest import current_dataset
 
     _warm_up_large_map(current_dataset(ws).n_rows)
     with _progress() as (progress, on_stage), _naming_edits_file(edits):
@@ -404,7 +404,7 @@ def search(
     workspace: Path = WS_OPT,
 ):
     """Search the current map by meaning: the rows nearest the query (cosine), as plain text."""
-    from .ingest import load_texts
+    from core.stages.ingest import load_texts
     from .pipeline import load_map
     from .search import embed_query, nearest, query_encoder
 
@@ -470,10 +470,10 @@ def _warm_up_large_map(n_rows: int) -> None:
     """A map above EXACT_KNN_MAX_ROWS rows needs pynndescent, whose compilation (tens of
     seconds) no disk cache keeps: compile it in the background while the embedding runs
     (the projection waits for it).  SIEVE_NO_WARMUP=1 turns this off."""
-    from .project import EXACT_KNN_MAX_ROWS
+    from core.stages.project import EXACT_KNN_MAX_ROWS
 
     if n_rows > EXACT_KNN_MAX_ROWS and not os.environ.get("SIEVE_NO_WARMUP"):
-        from .warmup import start_background_warmup
+        from core.runtime.warmup import start_background_warmup
 
         start_background_warmup()
 
@@ -579,7 +579,7 @@ def select_(
 def _print_selection(data, selection, params):
     import numpy as np
 
-    from .metrics import fmt_distance
+    from core.stages.metrics import fmt_distance
     from .pipeline import selection_report
 
     m = selection_report(data, selection, params, vectors=len(selection) <= 20_000)
@@ -634,8 +634,8 @@ def export(
 
 
 def _export(ws, data, params, selection, out_path, fmt, manifest_path, *, include_duplicates: bool = False):
-    """Write the rows and their manifest as a consistent pair (core.export.export_with_manifest)."""
-    from .export import build_manifest, export_with_manifest, format_for
+    """Write the rows and their manifest as a consistent pair (core.stages.export.export_with_manifest)."""
+    from core.stages.export import build_manifest, export_with_manifest, format_for
     from .pipeline import map_by_label, selection_report
 
     fmt = format_for(out_path, fmt)
@@ -727,8 +727,8 @@ def run(
     workspace: Path = WS_OPT,
 ):
     """Everything: ingest -> embed -> map -> select -> export."""
-    from .export import format_for
-    from .ingest import ingest as do_ingest
+    from core.stages.export import format_for
+    from core.stages.ingest import ingest as do_ingest
     from .pipeline import build_map, load_map, run_selection
 
     if engine not in ("local", "ray"):
@@ -784,7 +784,7 @@ def reproduce(
     workspace: Path = WS_OPT,
 ):
     """Rebuild the exact subset of a manifest; fails if the row ids differ."""
-    from .export import format_for, read_manifest, verify_export
+    from core.stages.export import format_for, read_manifest, verify_export
     from .pipeline import reproduce as do_reproduce
     from .pipeline import restoring
 
@@ -811,7 +811,7 @@ def reproduce(
 @_guard
 def verify(manifest_path: Path = typer.Argument(..., help="A manifest written by `sieve export` or `sieve run`.")):
     """Check that the data file beside a manifest is the one it describes (sha256); exit 2 if not."""
-    from .export import read_manifest, verify_export
+    from core.stages.export import read_manifest, verify_export
 
     man = read_manifest(manifest_path)
     problem = verify_export(man, manifest_path)
@@ -825,7 +825,7 @@ def verify(manifest_path: Path = typer.Argument(..., help="A manifest written by
 @_guard
 def info(workspace: Path = WS_OPT):
     """What the workspace holds."""
-    from .ingest import current_dataset
+    from core.stages.ingest import current_dataset
 
     ws = Workspace(workspace)
     _print_dataset(current_dataset(ws), False)
@@ -870,8 +870,8 @@ def scale_map_(
 ):
     """Fit the map on a seeded sample, then place every row on Ray (map-*.parquet shards)."""
     from . import scale
-    from .cluster import ClusterParams
-    from .project import ProjectParams
+    from core.stages.cluster import ClusterParams
+    from core.stages.project import ProjectParams
 
     ws = Workspace(workspace)
     if address:
@@ -917,7 +917,7 @@ def _run_scaled(ws, ingest_params, map_params, sel_params, out_path, manifest_pa
     """`sieve run --engine ray`: ingest, sharded embedding, sample fit + assignment on Ray,
     per-cluster picks on Ray, Parquet shards + manifest."""
     from . import scale
-    from .ingest import ingest as do_ingest
+    from core.stages.ingest import ingest as do_ingest
 
     if include_duplicates:
         raise SieveError("--include-duplicates is not available with --engine ray (duplicate groups are "
@@ -960,7 +960,7 @@ def _print_scaled_clusters(info: dict) -> None:
 def _write_scaled(ws, sel, params, embed_dir, map_dir, out_path, manifest_path):
     """Export a sharded selection (Parquet part files) and its manifest; returns the manifest."""
     from . import scale
-    from .export import write_manifest
+    from core.stages.export import write_manifest
 
     out_dir = Path(out_path).expanduser().resolve()
     files = scale.export_scaled(ws, sel, out_dir)

@@ -11,14 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .cluster import ClusterParams
+from core.stages.cluster import ClusterParams
 from .curate import normalise_edits
-from .embed import EmbedParams
-from .ingest import TextSpec
-from .label import LabelParams
-from .project import ProjectParams
+from core.stages.embed import EmbedParams
+from core.stages.ingest import TextSpec
+from core.stages.naming import LabelParams
+from core.stages.project import ProjectParams
 from .select import SelectParams
-from .workspace import SieveError
+from core.store.workspace import SieveError
 
 TOP_KEYS = frozenset({
     "manifest_version", "schema_version", "engine", "created", "dataset", "model", "project", "cluster", "label",

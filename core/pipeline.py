@@ -18,13 +18,13 @@ from typing import Callable
 import numpy as np
 
 from . import curate
-from .cluster import ClusterParams, cluster_key, run_cluster
-from .embed import EmbedParams, Encoder, run_embed
-from .ingest import DatasetInfo, current_dataset, drop_previous_dataset, load_column, restore_dataset, saved_pointers
-from .label import ClusterInfo, LabelParams, load_labels, run_label
-from .project import ProjectParams, project_key, run_project
+from core.stages.cluster import ClusterParams, cluster_key, run_cluster
+from core.stages.embed import EmbedParams, Encoder, run_embed
+from core.stages.ingest import DatasetInfo, current_dataset, drop_previous_dataset, load_column, restore_dataset, saved_pointers
+from core.stages.naming import ClusterInfo, LabelParams, load_labels, run_label
+from core.stages.project import ProjectParams, project_key, run_project
 from .select import Selection, SelectParams, select
-from .workspace import SieveError, Workspace
+from core.store.workspace import SieveError, Workspace
 
 META_MAP = "map"
 STAGES = ("embed", "project", "cluster", "label")
@@ -343,7 +343,7 @@ def selection_report(data: MapData, selection: Selection, params: SelectParams, 
 
     ``vectors=False`` skips the vector metrics (diversity, facility value, near
     duplicates, reference coverage), e.g. for very large subsets."""
-    from .metrics import selection_metrics
+    from core.stages.metrics import selection_metrics
 
     labels = selection.labels if selection.labels is not None else data.labels
     eligible = None
@@ -410,7 +410,7 @@ def reproduce(
 
 
 def _reproduce(ws, manifest, data, *, allow_changed_data, encoder, on_stage, progress, manifest_path):
-    from .ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, TextSpec, ingest
 
     ds = manifest["dataset"]
     source = data if data is not None else tuple(ds["sources"])
@@ -430,7 +430,7 @@ def _reproduce(ws, manifest, data, *, allow_changed_data, encoder, on_stage, pro
     })
 
     def import_stored_map(embed_key: str) -> None:
-        from .export import import_map_sidecar
+        from core.stages.export import import_map_sidecar
 
         pkey = project_key(map_params.project, embed_key)
         ckey = cluster_key(map_params.cluster, pkey)

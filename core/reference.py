@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .dialect import reader_error, sniff_delimiter, utf8_files
-from .workspace import SieveError, Workspace, fetch_arrow, stage_key
+from core.stages.dialect import reader_error, sniff_delimiter, utf8_files
+from core.store.workspace import SieveError, Workspace, fetch_arrow, stage_key
 
 STAGE = "reference"
 
@@ -21,7 +21,7 @@ def read_reference_texts(path: str, column: str = "text") -> tuple[list[str], st
     """Non-empty texts of ``column`` in ``path`` (a file or glob) and the files' fingerprint."""
     import duckdb
 
-    from .ingest import as_text, blank_regex, detect_format, fingerprint_files, read_raw, resolve_sources
+    from core.stages.ingest import as_text, blank_regex, detect_format, fingerprint_files, read_raw, resolve_sources
 
     try:
         paths = resolve_sources(path)
@@ -58,7 +58,7 @@ def read_reference_texts(path: str, column: str = "text") -> tuple[list[str], st
 def reference_vectors(ws: Workspace, path: str, column: str, model: str, *, encoder=None,
                       normalize: bool = True, batch_size: int = 64, device: str = "auto") -> np.ndarray:
     """(r, d) unit vectors of the reference texts, embedded with ``model`` (cached)."""
-    from .embed import embed_texts, load_encoder, model_id
+    from core.stages.embed import embed_texts, load_encoder, model_id
 
     texts, fingerprint = read_reference_texts(path, column)
     mid = encoder.model_id if encoder is not None else model_id(model)

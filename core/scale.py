@@ -17,8 +17,8 @@ with ``read_parquet('dir/*.parquet')`` and nothing is ever copied into one file.
   seeded sample of the rows, then projects and assigns every other row in parallel
   (UMAP ``transform``, HDBSCAN ``approximate_predict``), writing ``map-*.parquet``
   shards (``sieve_row_id, x, y, cluster, strength, sampled``).  When the sample
-  covers every row the local :func:`core.project.project` and
-  :func:`core.cluster.cluster` are used, so the result is the local map's.
+  covers every row the local :func:`core.stages.project.project` and
+  :func:`core.stages.cluster.cluster` are used, so the result is the local map's.
 * :func:`scale_select` allocates the budget on per-cluster *counts* (DuckDB over the
   map shards), then picks inside each cluster in parallel (Ray tasks calling
   :func:`core.select.select` on that cluster alone, which gives the rows the
@@ -42,11 +42,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .cluster import NOISE, ClusterParams
-from .embed import DEFAULT_MODEL, EmbedParams, embed_prepared, encoder_limit, precomputed_vectors
-from .paths import plain_absolute
-from .project import ProjectParams
-from .workspace import SieveError, Workspace, atomic_path, atomic_write_json, stage_key
+from core.stages.cluster import NOISE, ClusterParams
+from core.stages.embed import DEFAULT_MODEL, EmbedParams, embed_prepared, encoder_limit, precomputed_vectors
+from core.store.paths import plain_absolute
+from core.stages.project import ProjectParams
+from core.store.workspace import SieveError, Workspace, atomic_path, atomic_write_json, stage_key
 
 ENGINES = ("local", "ray")
 SHARDS_DIR = "shards"
@@ -65,7 +65,7 @@ class ScaleEmbedParams:
     shard_rows: int = 50_000  # row ids per shard (the unit of work and of resume)
     workers: int | None = None  # actors; None: one per GPU, else one per CPU
     threads_per_worker: int = 1  # torch threads (and CPUs reserved) per CPU actor
-    # core.embed backends: torch (fp32; fp16 on CUDA, as the local path), onnx-int8, static, or auto:
+    # core.stages.embed backends: torch (fp32; fp16 on CUDA, as the local path), onnx-int8, static, or auto:
     # torch when the cluster has GPUs, else onnx-int8 (resolved by embed_shards before the cache key)
     backend: str = "torch"
 
@@ -187,7 +187,7 @@ def resolve_cluster_backend(device: str = "auto", *, local: bool = False) -> str
     """What backend "auto" means for the workers: torch when they get GPUs (the cluster
     has some and ``device`` allows them), else onnx-int8 where onnxruntime is installed
     (the local CPU default), else torch."""
-    from .embed import resolve_backend
+    from core.stages.embed import resolve_backend
 
     if local:
         return resolve_backend("auto", device)
@@ -211,7 +211,7 @@ def input_shards(ws: Workspace, shard_rows: int) -> list[dict]:
     shards of ``shard_rows`` row ids; written once per (dataset, shard_rows).  Returns
     ``[{"id", "start", "end", "rows", "path"}]`` in row-id order (shards with no
     embeddable row are left out)."""
-    from .ingest import DATASET_TABLE, current_dataset
+    from core.stages.ingest import DATASET_TABLE, current_dataset
 
     info = current_dataset(ws)
     folder = _shards_root(ws) / "input" / f"{info.key}-{shard_rows}"
@@ -308,7 +308,7 @@ def load_vectors(embed_dir: Path | str, row_ids: np.ndarray | None = None) -> tu
     """(row ids, vectors) from the vector shards in row-id order (optionally only ``row_ids``)."""
     import pyarrow as pa
 
-    from .workspace import fetch_arrow
+    from core.store.workspace import fetch_arrow
 
     con = _duck()
     try:
@@ -379,7 +379,7 @@ class _EmbedShards:
         else:
             import torch
 
-            from .embed import load_encoder
+            from core.stages.embed import load_encoder
 
             torch.set_num_threads(max(1, threads))
             self.encoder = (load_encoder(model, device, normalize) if backend == "torch"
@@ -407,7 +407,7 @@ class _EmbedShards:
 
 
 def embed_key(ws: Workspace, model_id_: str, params: ScaleEmbedParams) -> str:
-    from .ingest import current_dataset
+    from core.stages.ingest import current_dataset
 
     info = current_dataset(ws)
     return stage_key("embed_shards", {"model": model_id_, "normalize": params.normalize,
@@ -420,11 +420,11 @@ def embed_shards(ws: Workspace, params: ScaleEmbedParams = ScaleEmbedParams(), *
 
     Resumable: shards whose file exists are skipped (files are renamed into place
     whole).  ``encoder_factory``: a picklable zero-argument callable returning an
-    :class:`core.embed.Encoder` (tests, custom models); default: the sentence-transformers
+    :class:`core.stages.embed.Encoder` (tests, custom models); default: the sentence-transformers
     model of ``params`` on each actor's device.  ``local=True`` embeds the same shards in
     this process, without Ray (small corpora, tests)."""
-    from .embed import model_id as model_id_of
-    from .ingest import current_dataset
+    from core.stages.embed import model_id as model_id_of
+    from core.stages.ingest import current_dataset
 
     t0 = time.perf_counter()
     info = current_dataset(ws)
@@ -438,7 +438,7 @@ def embed_shards(ws: Workspace, params: ScaleEmbedParams = ScaleEmbedParams(), *
         probe = encoder_factory()
         mid, dim = probe.model_id, int(probe.dim)
     else:
-        from . import embed as embed_mod
+        from core.stages import embed as embed_mod
 
         named = getattr(embed_mod, "backend_model_id", None)
         mid, dim = (named(params.model, params.backend) if named else model_id_of(params.model)), None
@@ -494,8 +494,8 @@ def _finish_embed(ws, info, key, folder, mid, dim, params, shards, n_todo, t0, n
 def _column_shards(ws: Workspace, info, params: ScaleEmbedParams, t0: float) -> ScaleEmbedResult:
     """Precomputed vectors (``--vectors COL``): copied into vector shards (normalised like
     the local path), shard by shard, on the driver; no model runs."""
-    from .ingest import DATASET_TABLE
-    from .workspace import fetch_arrow, quote_ident
+    from core.stages.ingest import DATASET_TABLE
+    from core.store.workspace import fetch_arrow, quote_ident
 
     mid = f"column:{info.vector_column}"
     key = embed_key(ws, mid, params)
@@ -531,7 +531,7 @@ def _column_shards(ws: Workspace, info, params: ScaleEmbedParams, t0: float) -> 
 
 def embed_folder(ws: Workspace) -> Path:
     """The latest sharded embedding of the current dataset."""
-    from .ingest import current_dataset
+    from core.stages.ingest import current_dataset
 
     rec = ws.get_meta(f"{META_SCALE}:embed")
     if not rec or rec["dataset"] != current_dataset(ws).key:
@@ -569,13 +569,13 @@ class SampleFit:
 def fit_sample(row_ids: np.ndarray, vectors: np.ndarray, project_params: ProjectParams,
                cluster_params: ClusterParams, *, transformable: bool = True) -> SampleFit:
     """Pure: fit the map on the sample.  ``transformable=False`` (the sample is every
-    row) uses the local :func:`core.project.project` + :func:`core.cluster.cluster`."""
+    row) uses the local :func:`core.stages.project.project` + :func:`core.stages.cluster.cluster`."""
     vectors = np.asarray(vectors, dtype=np.float32)
     n = len(vectors)
     if not transformable:
-        from .cluster import cluster
-        from .distinct import duplicate_groups
-        from .project import project
+        from core.stages.cluster import cluster
+        from core.stages.distinct import duplicate_groups
+        from core.stages.project import project
 
         if "exact" in getattr(ProjectParams, "__dataclass_fields__", {}):
             from dataclasses import replace
@@ -590,7 +590,7 @@ def fit_sample(row_ids: np.ndarray, vectors: np.ndarray, project_params: Project
     import hdbscan
     import umap
 
-    from .cluster import relabel_by_size
+    from core.stages.cluster import relabel_by_size
 
     k = min(project_params.n_neighbors, n - 1)
     models, out = [], []
@@ -709,8 +709,8 @@ def scale_map(ws: Workspace, embed_dir: Path | str | None = None,
     """Fit on a seeded sample (driver), then place every row on Ray (``map-*.parquet``;
     ``local=True``: in this process, without Ray).  The clusters are named from the
     sample's texts (``labels.json``) and counted over every row."""
-    from .ingest import current_dataset
-    from .workspace import fetch_arrow
+    from core.stages.ingest import current_dataset
+    from core.store.workspace import fetch_arrow
 
     t0 = time.perf_counter()
     info = current_dataset(ws)
@@ -771,7 +771,7 @@ def scale_map(ws: Workspace, embed_dir: Path | str | None = None,
 
 def map_folder(ws: Workspace) -> tuple[Path, Path]:
     """(map folder, embed folder) of the latest sharded map of the current dataset."""
-    from .ingest import current_dataset
+    from core.stages.ingest import current_dataset
 
     rec = ws.get_meta(f"{META_SCALE}:map")
     if not rec or rec["dataset"] != current_dataset(ws).key:
@@ -782,10 +782,10 @@ def map_folder(ws: Workspace) -> tuple[Path, Path]:
 
 def _cluster_names(ws: Workspace, folder: Path, embed_dir: Path, fit: SampleFit,
                    vecs: np.ndarray | None) -> list[dict]:
-    """Each cluster's name and keywords (c-TF-IDF of the sample's texts, core.label) and its
+    """Each cluster's name and keywords (c-TF-IDF of the sample's texts, core.stages.naming) and its
     size over every row; cached in ``labels.json`` beside the map shards."""
     from .explore import fetch_rows
-    from .label import label_clusters
+    from core.stages.naming import label_clusters
 
     path = folder / "labels.json"
     if path.is_file():
@@ -822,7 +822,7 @@ def scaled_map_info(map_dir: Path | str) -> dict:
 
 def load_scaled_map(map_dir: Path | str, columns: Sequence[str] = ("sieve_row_id", "x", "y", "cluster", "strength")):
     """The map shards as one Arrow table in row-id order (for tests and small corpora)."""
-    from .workspace import fetch_arrow
+    from core.store.workspace import fetch_arrow
 
     con = _duck()
     try:
@@ -843,7 +843,7 @@ def draw_points(map_dir: Path | str, max_points: int = 100_000, seed: int = 0):
     import pyarrow as pa
 
     from .select import allocate
-    from .workspace import fetch_arrow
+    from core.store.workspace import fetch_arrow
 
     src = f"read_parquet({_sql_str(parquet_glob(map_dir, 'map'))})"
     con = _duck()
@@ -974,7 +974,7 @@ def _pick_cluster(map_dir: str, embed_dir: str, cluster_id: int, k: int, params_
                   need_vectors: bool) -> dict:
     """One cluster's picks: :func:`core.select.select` on that cluster's rows alone."""
     from .select import SelectParams, select
-    from .workspace import fetch_arrow
+    from core.store.workspace import fetch_arrow
 
     try:
         from threadpoolctl import threadpool_limits
@@ -1055,7 +1055,7 @@ def export_scaled(ws: Workspace, selection: ScaleSelection, out_dir: Path | str,
     as ``part-00000.parquet``... in ``out_dir``, written as a whole folder (temp, then rename)."""
     import pyarrow as pa
 
-    from .ingest import DATASET_TABLE
+    from core.stages.ingest import DATASET_TABLE
 
     out_dir = plain_absolute(out_dir)
     if len(selection) == 0:
@@ -1091,9 +1091,9 @@ def export_scaled(ws: Workspace, selection: ScaleSelection, out_dir: Path | str,
 
 def build_scaled_manifest(ws: Workspace, embed_dir: Path, map_dir: Path, params, selection: ScaleSelection,
                           export: dict | None = None) -> dict:
-    from .export import MANIFEST_VERSION, ids_digest, library_versions
-    from .ingest import current_dataset
-    from .workspace import SCHEMA_VERSION
+    from core.stages.export import MANIFEST_VERSION, ids_digest, library_versions
+    from core.stages.ingest import current_dataset
+    from core.store.workspace import SCHEMA_VERSION
 
     ds = current_dataset(ws)
     emeta = json.loads((Path(embed_dir) / "_meta.json").read_text())
@@ -1138,7 +1138,7 @@ def reproduce_scaled(ws: Workspace, manifest: dict, data: str | None = None, *, 
                      local_picks: bool = False) -> tuple[ScaleSelection, Path, Path]:
     """Re-run a sharded manifest: ingest, sharded embed, the same seeded sample fit and
     assignment, and the selection.  Returns (selection, embed folder, map folder)."""
-    from .ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, TextSpec, ingest
     from .select import SelectParams
 
     ds = manifest["dataset"]

@@ -44,9 +44,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .cluster import NOISE
+from core.stages.cluster import NOISE
 from .select_global import pick_facility_global, target_cluster_weights
-from .workspace import SieveError
+from core.store.workspace import SieveError
 
 POLICIES = ("proportional", "equal", "sqrt")
 PICKS = ("random", "centroid", "diverse", "score", "facility", "mmr", "boundary", "core", "facility-global")

@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .workspace import SieveError, Workspace, stage_key
+from core.store.workspace import SieveError, Workspace, stage_key
 
 _MEMO: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
 _MEMO_LOCK = threading.Lock()
@@ -49,7 +49,7 @@ def _cached_array(ws: Workspace, stage: str, key: str, name: str, compute, meta:
 
 
 def _texts(ws: Workspace, data) -> list[str]:
-    from .ingest import load_texts
+    from core.stages.ingest import load_texts
 
     row_ids, texts, _ = load_texts(ws)
     if not np.array_equal(np.asarray(row_ids), np.asarray(data.row_ids)):
@@ -89,7 +89,7 @@ def token_counts(ws: Workspace, data, tokenizer: str) -> np.ndarray:
 
 def strata_values(ws: Workspace, column: str, row_ids: np.ndarray) -> np.ndarray:
     """The strata column per row as strings (missing values -> '(missing)')."""
-    from .ingest import load_column
+    from core.stages.ingest import load_column
     from .select import MISSING_STRATUM
 
     try:

@@ -9,7 +9,7 @@ import html
 import numpy as np
 import streamlit as st
 
-from core.metrics import fmt_distance
+from core.stages.metrics import fmt_distance
 from core.palette import cluster_centres, name_annotations
 from pages import common as C
 
@@ -345,7 +345,7 @@ def _charts(data, sizes, selection, metrics, params) -> None:
 
     from core.explore import draw_sample
 
-    from core.metrics import metric_aims
+    from core.stages.metrics import metric_aims
 
     aims = metric_aims(params.policy, params.pick)
     rnd = metrics.random or {}

@@ -19,9 +19,9 @@ from typing import Any, Callable
 import numpy as np
 import streamlit as st
 
-from core import paths
+from core.store import paths
 from core.palette import cluster_centres, cluster_colors, name_annotations
-from core.workspace import DEFAULT_WORKSPACE, SieveError, Workspace, canonical_json
+from core.store.workspace import DEFAULT_WORKSPACE, SieveError, Workspace, canonical_json
 
 log = logging.getLogger("sieve.app")
 
@@ -264,7 +264,7 @@ def workspace_root() -> str:
 
 
 def data_root() -> Path | None:
-    """Server mode: $SIEVE_DATA_DIR is the only folder typed paths may read (core.paths)."""
+    """Server mode: $SIEVE_DATA_DIR is the only folder typed paths may read (core.store.paths)."""
     return paths.data_root()
 
 
@@ -292,7 +292,7 @@ def get_workspace() -> Workspace:
 def get_encoder(model: str, device: str, normalize: bool, backend: str = "torch", _progress=None):
     """The encoder (cached per process); ``_progress(done, total, msg)`` hears the one-time
     model preparation (not part of the cache key)."""
-    from core.embed import load_encoder
+    from core.stages.embed import load_encoder
 
     return load_encoder(model, device=device, normalize=normalize, backend=backend, progress=_progress)
 
@@ -311,7 +311,7 @@ def show_flash() -> None:
 
 def report_error(exc: BaseException) -> str:
     """One line for the UI (SieveError's own message; never a traceback)."""
-    from core.embed import Cancelled
+    from core.stages.embed import Cancelled
 
     if isinstance(exc, SieveError):
         return str(exc)
@@ -327,7 +327,7 @@ def start_warmup() -> None:
     """Compile UMAP/HDBSCAN once per process in a background thread, so the first map is
     not slowed by numba compilation (idempotent; SIEVE_NO_WARMUP=1 turns it off)."""
     if not os.environ.get("SIEVE_NO_WARMUP"):
-        from core.warmup import start_background_warmup
+        from core.runtime.warmup import start_background_warmup
 
         start_background_warmup()
 
@@ -393,7 +393,7 @@ def persist(wkey: str, ckey: str) -> Callable[[], None]:
 
 
 def current_dataset_or_none(ws: Workspace):
-    from core.ingest import current_dataset
+    from core.stages.ingest import current_dataset
 
     try:
         return current_dataset(ws)
@@ -453,7 +453,7 @@ def _sources(sources: list[str]) -> str:
 
 @safe_callback
 def _switch_dataset(info: dict) -> None:
-    from core.ingest import DatasetInfo
+    from core.stages.ingest import DatasetInfo
 
     pin_dataset(DatasetInfo.from_dict(info))
     ss().pop(K_MAP_RUN, None)
@@ -462,7 +462,7 @@ def _switch_dataset(info: dict) -> None:
 
 @safe_callback
 def _reload_dataset() -> None:
-    from core.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, TextSpec, ingest
 
     pin = ss()[K_DATASET_PIN]
     mine = pin["info"]
@@ -505,7 +505,7 @@ def get_map(ws: Workspace, label_key: str | None = None):
     workspace's latest map.  ``label_key`` switches this session to that map (after
     it computed one).
     """
-    from core.ingest import load_texts
+    from core.stages.ingest import load_texts
     from core.pipeline import current_map, load_map, map_by_label
 
     info = current_dataset_or_none(ws)

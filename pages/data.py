@@ -8,8 +8,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.long_text import count_dataset
-from core.workspace import SieveError
+from core.encoders.long_text import count_dataset
+from core.store.workspace import SieveError
 from pages import common as C
 
 SOURCES = ("Bundled sample", "Path or glob", "Upload")
@@ -24,7 +24,7 @@ W_ENCODING, C_ENCODING = "w.encoding", "sieve.c.encoding"
 
 def _ingest(ws, source: str, spec, vector_column, file_format, *, quiet: bool = False, delimiter=None,
             encoding=None):
-    from core.ingest import IngestParams, ingest
+    from core.stages.ingest import IngestParams, ingest
 
     params = IngestParams(source, spec, vector_column, file_format, delimiter=delimiter, encoding=encoding)
     bar = None if quiet else st.progress(0.0, text="loading")
@@ -42,7 +42,7 @@ def _ingest(ws, source: str, spec, vector_column, file_format, *, quiet: bool = 
 
 def _autoload_sample(ws) -> None:
     """First launch: load the bundled sample so a new user can click straight through."""
-    from core.ingest import TextSpec
+    from core.stages.ingest import TextSpec
 
     if C.ss().get(C.K_AUTOLOADED) or C.current_dataset_or_none(ws) is not None or not C.SAMPLE_PATH.is_file():
         return
@@ -197,7 +197,7 @@ def body() -> None:
 
 def _choose(ws) -> None:
     from core.explore import column_kinds, preview_source
-    from core.ingest import FORMATS, TextSpec, unescape_template
+    from core.stages.ingest import FORMATS, TextSpec, unescape_template
 
     source = _source(ws)
     if not source:

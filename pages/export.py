@@ -15,7 +15,7 @@ FORMATS = ("parquet", "jsonl", "csv")
 
 
 def _manifest(data, params, result, fmt: str, export_info: dict) -> dict:
-    from core.export import build_manifest
+    from core.stages.export import build_manifest
 
     map_params = data.params
     if map_params is None:  # the params of this session's own map, never the latest one's
@@ -44,8 +44,8 @@ def _save(ws, data, params, result, fmt: str, name: str, include_duplicates: boo
     """Export under the server's export folder (a web user names a file inside it, never a free path):
     every file written (data, manifest, map file) is confined there, never through a symbolic
     link, and an existing file is replaced only with ``overwrite``."""
-    from core.export import export_with_manifest, format_for, map_sidecar_name
-    from core.paths import check_new_files, confine_write
+    from core.stages.export import export_with_manifest, format_for, map_sidecar_name
+    from core.store.paths import check_new_files, confine_write
 
     name = name.strip()
     if not name:
@@ -119,7 +119,7 @@ def body() -> None:
                                                      "include_duplicates": include_dups})
     map_name = None
     if (manifest.get("map") or {}).get("required"):  # parallel UMAP: the map travels with the manifest
-        from core.export import map_sidecar_bytes, map_sidecar_name
+        from core.stages.export import map_sidecar_bytes, map_sidecar_name
 
         map_name = map_sidecar_name(manifest_name)
         manifest = {**manifest, "map": {**manifest["map"], "file": map_name}}

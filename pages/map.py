@@ -43,10 +43,10 @@ def _settings_from_params(params) -> dict:
 
 
 def _advanced(data) -> dict:
-    from core.cluster_methods import ALGORITHMS
-    from core.embed import BACKENDS, DEVICES, backend_caption
-    from core.long_text import LONG_TEXT_MODES
-    from core.project import METRICS
+    from core.stages.cluster_methods import ALGORITHMS
+    from core.stages.embed import BACKENDS, DEVICES, backend_caption
+    from core.encoders.long_text import LONG_TEXT_MODES
+    from core.stages.project import METRICS
 
     saved = C.ss().get(C.C_MAP_SETTINGS) or _settings_from_params(getattr(data, "params", None))
     for name, default in SETTINGS.items():
@@ -91,11 +91,11 @@ def _advanced(data) -> dict:
 
 
 def _map_params(v: dict):
-    from core.cluster import ClusterParams
-    from core.embed import EmbedParams
-    from core.paths import confine_model
+    from core.stages.cluster import ClusterParams
+    from core.stages.embed import EmbedParams
+    from core.store.paths import confine_model
     from core.pipeline import MapParams
-    from core.project import ProjectParams
+    from core.stages.project import ProjectParams
 
     return MapParams(
         EmbedParams(model=confine_model(v["model"], C.data_root()), batch_size=int(v["batch_size"]), device=v["device"],
@@ -110,7 +110,7 @@ def _map_params(v: dict):
 def _load_encoder(params, status):
     """The encoder, saying what takes the time: waiting for the background preparation
     of the int8 model, preparing it here (one time), or loading it."""
-    from core.warmup import wait_for_model, warmup_state
+    from core.runtime.warmup import wait_for_model, warmup_state
 
     e = params.embed
     if e.backend == "onnx-int8" and warmup_state()["started"] and not warmup_state()["model"]:
@@ -127,17 +127,17 @@ def _load_encoder(params, status):
 
 
 def _estimate(ws, info, params) -> str:
-    """'about 40 s' for this dataset on this machine, from core.eta's throughput table."""
-    from core.embed import embed_key
-    from core.eta import estimate_map_seconds, human_seconds
-    from core.warmup import warmup_state
-    from core.workspace import usable_cores
+    """'about 40 s' for this dataset on this machine, from core.runtime.eta's throughput table."""
+    from core.stages.embed import embed_key
+    from core.runtime.eta import estimate_map_seconds, human_seconds
+    from core.runtime.warmup import warmup_state
+    from core.store.workspace import usable_cores
 
     e = params.embed
     embedded = bool(info.vector_column) or ws.has_artifact("embed", embed_key(ws, e)[0])
     ready = True
     if e.backend == "onnx-int8" and not embedded:
-        from core.onnx_embed import is_exported
+        from core.encoders.onnx import is_exported
 
         ready = is_exported(e.model)
     secs = estimate_map_seconds(info.n_embeddable - info.n_duplicates, e.backend, cores=usable_cores(),
@@ -150,10 +150,10 @@ def _estimate(ws, info, params) -> str:
 
 
 def _compute(ws, info, params) -> None:
-    from core.embed import Cancelled, embed_key
-    from core.eta import human_seconds, remaining_seconds
+    from core.stages.embed import Cancelled, embed_key
+    from core.runtime.eta import human_seconds, remaining_seconds
     from core.pipeline import build_map
-    from core.warmup import warmup_state
+    from core.runtime.warmup import warmup_state
 
     encoder = None
     if not info.vector_column:
@@ -432,12 +432,12 @@ def _rows_table(ws, data, ids: np.ndarray, what: str, key: str) -> None:
 
 
 def _sql_filter(ws, data, fig) -> None:
-    """Select rows by a SQL WHERE expression over the data's columns (core.query runs it sandboxed)."""
+    """Select rows by a SQL WHERE expression over the data's columns (core.store.query runs it sandboxed)."""
     st.caption("A DuckDB WHERE expression over the dataset's columns, e.g. `quality > 0.8 AND source = 'forum'`. "
                "It runs in a sandbox that sees only this dataset.")
     where = st.text_input("WHERE", key=C.W_SQL_WHERE, placeholder="length(sieve_text) > 200")
     if st.button("Select matching rows", key=C.W_SQL_SELECT, disabled=not where.strip()):
-        from core.query import run_filter
+        from core.store.query import run_filter
 
         try:
             ids = np.asarray(run_filter(ws, where), dtype=np.int64)
@@ -560,7 +560,7 @@ def body() -> None:
 
 def _long_text_note(data) -> None:
     """How many texts were over the model's token limit when this map was embedded."""
-    from core.long_text import LongTextCount
+    from core.encoders.long_text import LongTextCount
 
     counts = (data.stage_meta.get("embed") or {}).get("long_texts")
     if not counts:

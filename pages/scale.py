@@ -39,7 +39,7 @@ def _selected() -> np.ndarray:
 
 def _build(ws, sample_size: int, shard_rows: int) -> None:
     from core import scale
-    from core.embed import DEFAULT_MODEL
+    from core.stages.embed import DEFAULT_MODEL
 
     with st.status("Building the sharded map in this process…", expanded=True) as status:
         st.write("Embedding the shards (cached per shard; an interrupted build resumes)…")
@@ -263,8 +263,8 @@ def _allocation(sel, names: dict) -> None:
 
 def _export(ws, embed_dir: Path, map_dir: Path, result: dict) -> None:
     from core import scale
-    from core.export import write_manifest
-    from core.paths import check_new_files, confine_write
+    from core.stages.export import write_manifest
+    from core.store.paths import check_new_files, confine_write
 
     C.init_widget(C.W_SCALE_FOLDER, C.C_SCALE_FOLDER, "subset-shards")
     c1, c2 = st.columns([3, 1])

@@ -40,8 +40,8 @@ def test_missing_dataset_links_to_data(empty_env, page_path):
 
 
 def test_missing_map_links_to_map(map_env, tmp_path, monkeypatch):
-    from core.ingest import IngestParams, TextSpec, ingest
-    from core.workspace import Workspace
+    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.store.workspace import Workspace
 
     # A workspace with a dataset but no map.
     root = tmp_path / "no-map"
@@ -66,8 +66,8 @@ def test_export_without_budget_links_to_budget(map_env):
 
 
 def test_data_page_autoloads_sample_and_shows_counts(empty_env):
-    from core.ingest import current_dataset
-    from core.workspace import Workspace
+    from core.stages.ingest import current_dataset
+    from core.store.workspace import Workspace
 
     at = new_app().run()
     no_errors(at)
@@ -343,7 +343,7 @@ def test_budget_bad_settings_show_error_not_traceback(map_env):
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_export_saves_file_and_manifest(map_env, tmp_path, monkeypatch, fmt):
-    from core.export import read_manifest
+    from core.stages.export import read_manifest
 
     _, data = map_env
     monkeypatch.setenv("SIEVE_EXPORT_DIR", str(tmp_path))
@@ -410,7 +410,7 @@ def test_export_download_builds_bytes_on_demand(map_env):
 def test_export_offers_the_map_file_for_a_parallel_map(tmp_path, monkeypatch):
     """A parallel-UMAP map cannot be recomputed bit for bit: the page offers its map file
     beside the manifest, and the downloaded manifest names it."""
-    import core.project as P
+    import core.stages.project as P
     from tests.app_fixtures import build_small_map
 
     monkeypatch.setattr(P, "PARALLEL_MIN_ROWS", 0)
@@ -450,7 +450,7 @@ def test_map_sql_filter_selects_rows_and_refuses_files(map_env):
     at.text_input(key="w.sql_where").input("source = 'forum'").run()
     at.button(key="w.sql_select").click().run()
     no_errors(at)
-    from core.query import run_filter
+    from core.store.query import run_filter
 
     want = int(np.isin(data.row_ids, run_filter(map_env[0], "source = 'forum'")).sum())
     assert want > 0 and text_value(at, "selected_count") == str(want)
@@ -469,7 +469,7 @@ def test_map_curate_rename_merge_split_undo(small_map, tmp_path, monkeypatch):
     import shutil
 
     from core.pipeline import load_map
-    from core.workspace import Workspace
+    from core.store.workspace import Workspace
     from pages import map_tools as T
 
     root = tmp_path / "ws"

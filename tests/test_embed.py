@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.embed import (
+from core.stages.embed import (
     DEFAULT_MODEL_ID,
     Cancelled,
     EmbedParams,
@@ -23,8 +23,8 @@ from core.embed import (
     resolve_model,
     run_embed,
 )
-from core.ingest import IngestParams, TextSpec, ingest
-from core.workspace import SieveError, Workspace
+from core.stages.ingest import IngestParams, TextSpec, ingest
+from core.store.workspace import SieveError, Workspace
 from tests.fakes import HashEncoder, write_table
 
 

@@ -16,9 +16,9 @@ import pyarrow as pa
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from core import embed as E
-from core.embed import EmbedParams, embed_key, embed_texts, resolve_backend, run_embed
-from core.workspace import SieveError, Workspace, stage_key
+from core.stages import embed as E
+from core.stages.embed import EmbedParams, embed_key, embed_texts, resolve_backend, run_embed
+from core.store.workspace import SieveError, Workspace, stage_key
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "sample_data", "prompts.csv")
 
@@ -94,7 +94,7 @@ def test_a_params_dict_without_backend_means_torch():
 
 
 def test_backend_is_part_of_the_key_and_torch_keeps_its_old_key(tmp_path):
-    from core.ingest import IngestParams, TextSpec, current_dataset, ingest
+    from core.stages.ingest import IngestParams, TextSpec, current_dataset, ingest
 
     path = tmp_path / "d.csv"
     path.write_text("text\nhello there\nhow do I cook rice\n")
@@ -130,8 +130,8 @@ def test_onnx_int8_agrees_with_fp32(onnx_encoder, sieve_real_encoder, mixed_text
 
 
 def test_two_backends_two_artifacts_no_mixing(tmp_path, onnx_encoder, static_encoder, sieve_real_encoder):
-    from core.ingest import IngestParams, TextSpec, ingest
-    from core.embed import load_embeddings
+    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.embed import load_embeddings
 
     texts = ["how do I fix a flat tyre", "write a haiku about autumn", "sort a list in python", "explain tides"]
     path = tmp_path / "d.parquet"
@@ -159,7 +159,7 @@ def test_two_backends_two_artifacts_no_mixing(tmp_path, onnx_encoder, static_enc
 
 
 def test_a_partial_or_corrupt_export_is_never_used(tmp_path, onnx_encoder):
-    from core import onnx_embed as O
+    from core.encoders import onnx as O
 
     files = [O.MODEL_FILE, O.TOKENIZER_FILE]
     assert O.verify_dir(onnx_encoder.path, files) is not None
@@ -202,7 +202,7 @@ def test_a_partial_or_corrupt_export_is_never_used(tmp_path, onnx_encoder):
 
 
 def test_static_preview_is_normalised_and_deterministic(static_encoder, mixed_texts):
-    from core.static_embed import StaticEncoder
+    from core.encoders.static import StaticEncoder
 
     assert static_encoder.model_id == E.DEFAULT_MODEL_ID + "#static"
     a = static_encoder.encode(mixed_texts)
@@ -247,10 +247,10 @@ def test_prefetch_loop_gives_the_same_vectors(sieve_real_encoder, mixed_texts):
 
 @pytest.mark.slow
 def test_cluster_agreement_on_the_sample(tmp_path, sieve_real_encoder, onnx_encoder, static_encoder):
-    from core.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, TextSpec, ingest
     from core.pipeline import MapParams, build_map, load_map
-    from core.project import ProjectParams
-    from core.static_embed import PREVIEW_FLOOR, PREVIEW_QUALITY
+    from core.stages.project import ProjectParams
+    from core.encoders.static import PREVIEW_FLOOR, PREVIEW_QUALITY
 
     ws = Workspace(tmp_path / "ws")
     ingest(ws, IngestParams(SAMPLE, TextSpec(column="text")))
@@ -273,7 +273,7 @@ def test_cluster_agreement_on_the_sample(tmp_path, sieve_real_encoder, onnx_enco
 def test_onnx_threads_follow_omp_num_threads(monkeypatch):
     """A Ray worker (OMP_NUM_THREADS = its CPUs) runs ONNX Runtime on that many threads,
     not on every core of the node."""
-    from core.onnx_embed import usable_cores
+    from core.encoders.onnx import usable_cores
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     every = usable_cores()

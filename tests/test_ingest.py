@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from core.embed import EmbedParams, run_embed
-from core.ingest import (
+from core.stages.embed import EmbedParams, run_embed
+from core.stages.ingest import (
     DATASET_TABLE,
     IngestParams,
     TextSpec,
@@ -21,7 +21,7 @@ from core.ingest import (
     resolve_sources,
     unescape_template,
 )
-from core.workspace import SieveError, Workspace
+from core.store.workspace import SieveError, Workspace
 from tests.fakes import HashEncoder, query_table, write_table
 
 ORIGINAL = ["id", "instruction", "input", "text", "quality", "n"]
@@ -193,12 +193,12 @@ def test_vector_column_is_used_instead_of_a_model(tmp_path, monkeypatch):
     assert info.n_empty == 1  # the null vector is flagged, not dropped
     assert "emb" in info.columns
 
-    import core.embed
+    import core.stages.embed
 
     def no_model(*a, **k):
         raise AssertionError("a model was loaded although the data brings its own vectors")
 
-    monkeypatch.setattr(core.embed, "load_encoder", no_model)
+    monkeypatch.setattr(core.stages.embed, "load_encoder", no_model)
     res = run_embed(ws, EmbedParams())
     assert res.model_id == "column:emb" and res.dim == 7 and res.n_rows == 4 and res.n_computed == 0
     arrays, _ = ws.load_artifact("embed", res.key)

@@ -23,10 +23,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from core.ingest import IngestParams, TextSpec, current_dataset, ingest
+from core.stages.ingest import IngestParams, TextSpec, current_dataset, ingest
 from core.pipeline import MapParams, build_map, load_map, run_selection
 from core.select import SelectParams
-from core.workspace import SieveError, Workspace
+from core.store.workspace import SieveError, Workspace
 from tests.fakes import HashEncoder, read_any, run_sieve, start_sieve, write_table
 
 
@@ -120,7 +120,7 @@ def test_lazy_download_refuses_rows_of_a_changed_dataset(tmp_path):
 
 
 def test_manifest_carries_the_data_hash_and_reproduce_checks_it(tmp_path):
-    from core.export import file_sha256, verify_export
+    from core.stages.export import file_sha256, verify_export
 
     ws, _, _ = _mapped_ws(tmp_path)
     out = tmp_path / "s.parquet"
@@ -147,8 +147,8 @@ def test_manifest_carries_the_data_hash_and_reproduce_checks_it(tmp_path):
 def test_interrupted_reexport_never_leaves_new_data_beside_old_manifest(tmp_path, monkeypatch, fail_at):
     """A re-export to an existing name that dies at each publish step leaves either the old
     pair intact, or a new manifest that the old data fails (detectable), never the reverse."""
-    import core.export as E
-    from core.export import build_manifest, export_with_manifest, verify_export
+    import core.stages.export as E
+    from core.stages.export import build_manifest, export_with_manifest, verify_export
 
     ws, _, data = _mapped_ws(tmp_path)
     params = MapParams.from_dict(ws.get_meta("map")["params"])
@@ -197,7 +197,7 @@ def test_disk_full_during_export_is_one_line_naming_the_file(tmp_path, monkeypat
     import duckdb
     from typer.testing import CliRunner
 
-    import core.export as E
+    import core.stages.export as E
     from core.cli import app
 
     ws, _, _ = _mapped_ws(tmp_path)
@@ -247,7 +247,7 @@ def test_second_session_queues_behind_a_long_stage_instead_of_failing(tmp_path):
             def on_stage(stage, event, info):
                 if stage == "embed" and event == "start":
                     started.set()
-            from core.embed import EmbedParams
+            from core.stages.embed import EmbedParams
 
             params = MapParams(embed=EmbedParams(batch_size=4))
             keys["first"] = build_map(ws, params, encoder=SlowEncoder(dim=16), on_stage=on_stage)
@@ -258,7 +258,7 @@ def test_second_session_queues_behind_a_long_stage_instead_of_failing(tmp_path):
 
     def second():
         try:
-            from core.cluster import ClusterParams
+            from core.stages.cluster import ClusterParams
 
             params = MapParams(cluster=ClusterParams(min_cluster_size=9))
             keys["second"] = build_map(ws, params, encoder=HashEncoder(dim=16), on_wait=waits.append)
@@ -284,7 +284,7 @@ def test_another_process_still_times_out_with_a_clear_message(tmp_path):
     ws = Workspace(tmp_path / "ws")
     holder = subprocess.Popen(
         [os.sys.executable, "-c",
-         "import sys,time;sys.path.insert(0,'.');from core.workspace import Workspace\n"
+         "import sys,time;sys.path.insert(0,'.');from core.store.workspace import Workspace\n"
          f"with Workspace({str(ws.root)!r}).lock('the map'):\n print('holding',flush=True);time.sleep(6)"],
         stdout=subprocess.PIPE, text=True, cwd=str(__import__('tests.fakes').fakes.REPO_ROOT))
     assert holder.stdout.readline().strip() == "holding"
@@ -310,7 +310,7 @@ def _snapshot(ws: Workspace) -> dict:
 
 
 def _manifest_of_a(tmp_path) -> tuple[dict, object]:
-    from core.export import read_manifest
+    from core.stages.export import read_manifest
 
     ws_a, a_path, _ = _mapped_ws(tmp_path, "ws_a", budget=25)
     assert run_sieve("export", "--out", tmp_path / "a_sub.parquet", "-w", ws_a.root).returncode == 0
@@ -410,7 +410,7 @@ def test_old_artifacts_without_checksums_still_load(tmp_path):
 
 def test_checksums_are_verified_once_per_process(tmp_path):
     """Loading a map twice hashes each file once (memo on size, mtime and inode)."""
-    import core.workspace as W
+    import core.store.workspace as W
 
     ws, _, data = _mapped_ws(tmp_path)
     W._verified.clear()
@@ -431,7 +431,7 @@ def test_truncated_or_corrupt_cache_chunk_is_recomputed(tmp_path):
     and the vectors equal those of an undamaged run."""
     import shutil
 
-    from core.embed import EmbedParams, load_embeddings, run_embed
+    from core.stages.embed import EmbedParams, load_embeddings, run_embed
 
     ws, _, data = _mapped_ws(tmp_path)
     _, want = load_embeddings(ws, data.keys.embed)
@@ -540,7 +540,7 @@ def test_with_default_settings_a_session_waits_out_a_stage_longer_than_the_lock_
     script = textwrap.dedent(f"""
         import sys, threading, time
         sys.path.insert(0, {str(REPO_ROOT)!r})
-        from core.workspace import Workspace
+        from core.store.workspace import Workspace
         ws = Workspace({str(tmp_path / 'ws')!r})
         assert ws.lock_timeout == 30, ws.lock_timeout
         held = threading.Event()

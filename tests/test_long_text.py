@@ -17,10 +17,10 @@ import pytest
 from pyarrow.parquet import write_table
 from typer.testing import CliRunner
 
-from core import long_text as lt
-from core.embed import DEFAULT_MODEL, EmbedParams, embed_key, embed_prepared, encoder_limit, load_encoder, run_embed
-from core.ingest import IngestParams, TextSpec, current_dataset, ingest
-from core.workspace import SieveError, Workspace, stage_key
+from core.encoders import long_text as lt
+from core.stages.embed import DEFAULT_MODEL, EmbedParams, embed_key, embed_prepared, encoder_limit, load_encoder, run_embed
+from core.stages.ingest import IngestParams, TextSpec, current_dataset, ingest
+from core.store.workspace import SieveError, Workspace, stage_key
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ("we study graph neural networks for protein structure prediction and report strong results on "
@@ -39,7 +39,7 @@ def _hf_token_count(text: str) -> int:
     """Tokens with special tokens, by transformers' own tokenizer of the packaged model."""
     from transformers import AutoTokenizer
 
-    from core.embed import default_model_path
+    from core.stages.embed import default_model_path
 
     tok = AutoTokenizer.from_pretrained(str(default_model_path()))
     return len(tok(text, truncation=False)["input_ids"])
@@ -195,7 +195,7 @@ def test_embedding_a_20mb_cell_keeps_memory_bounded(tmp_path):
     is embedded (tokenising it whole took gigabytes), and its vector is that of its first words."""
     script = textwrap.dedent("""
         import json
-        from core.embed import EmbedParams, embed_prepared, encoder_limit, load_encoder
+        from core.stages.embed import EmbedParams, embed_prepared, encoder_limit, load_encoder
 
         def hwm_mb():  # this process's own peak RSS
             with open("/proc/self/status") as fh:
@@ -226,9 +226,9 @@ def test_embedding_a_20mb_cell_keeps_memory_bounded(tmp_path):
 
 
 def test_data_and_map_pages_count_texts_over_the_limit(tmp_path, monkeypatch):
-    from core.embed import EmbedParams as EP
+    from core.stages.embed import EmbedParams as EP
     from core.pipeline import MapParams, build_map
-    from core.project import ProjectParams
+    from core.stages.project import ProjectParams
     from pages import common as C
     from tests.app_fixtures import HashEncoder, no_errors, open_page
 

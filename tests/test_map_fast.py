@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from core import project as P
-from core import warmup
-from core.cluster import NOISE, ClusterParams, cluster, cluster_key
-from core.export import build_manifest, map_sidecar_name, read_manifest, write_manifest
-from core.ingest import IngestParams, TextSpec, ingest
+from core.stages import project as P
+from core.runtime import warmup
+from core.stages.cluster import NOISE, ClusterParams, cluster, cluster_key
+from core.stages.export import build_manifest, map_sidecar_name, read_manifest, write_manifest
+from core.stages.ingest import IngestParams, TextSpec, ingest
 from core.pipeline import MapParams, build_map, load_map, reproduce, run_selection
-from core.project import ProjectParams, project, project_key
+from core.stages.project import ProjectParams, project, project_key
 from core.select import SelectParams
-from core.workspace import SieveError, Workspace, stage_key
+from core.store.workspace import SieveError, Workspace, stage_key
 from tests.fakes import TopicEncoder, blobs_on_sphere, write_table
 
 SIZES = (260, 220, 200, 180, 160, 140)  # 1160 rows, 6 well-separated clusters

@@ -21,9 +21,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from core.cluster import NOISE
+from core.stages.cluster import NOISE
 from core.select import PICKS, POLICIES, SelectParams, allocate, select
-from core.workspace import SieveError
+from core.store.workspace import SieveError
 from tests.fakes import blobs_on_sphere
 
 HYP = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -38,10 +38,10 @@ def sharded(tmp_path_factory):
     import pyarrow.parquet as pq
 
     from core import scale
-    from core.cluster import ClusterParams
-    from core.ingest import IngestParams, TextSpec, ingest
-    from core.project import ProjectParams
-    from core.workspace import Workspace
+    from core.stages.cluster import ClusterParams
+    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.project import ProjectParams
+    from core.store.workspace import Workspace
     from sample_data.generate import generate_rows
     from tests.app_fixtures import HashEncoder
 

@@ -9,10 +9,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .cluster import NOISE, NOISE_NAME
-from .long_text import max_text_chars
-from .words import CJK, document_terms, script_of
-from .workspace import SieveError, Workspace, stage_key
+from core.stages.cluster import NOISE, NOISE_NAME
+from core.encoders.long_text import max_text_chars
+from core.stages.words import CJK, document_terms, script_of
+from core.store.workspace import SieveError, Workspace, stage_key
 
 
 NAME_POOL = 24  # terms beyond n_keywords a name may draw on when the one-fifth rule takes words away
@@ -55,7 +55,7 @@ Term = tuple[str, str, float]  # (key: the stem counted, surface: the word shown
 
 def class_term_counts(texts: Sequence[str], labels: np.ndarray):
     """(class ids, keys, counts, surfaces): ``counts`` a CSR (n_classes, n_keys) float64 of
-    each key's occurrences per class (tokens, stop words and stems of :mod:`core.words`);
+    each key's occurrences per class (tokens, stop words and stems of :mod:`core.stages.words`);
     ``surfaces[(class_pos, key_pos)]`` a Counter of the words as written."""
     import scipy.sparse as sp
 
@@ -194,8 +194,8 @@ def label_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray
 
 
 def run_label(ws: Workspace, cluster_key: str, embed_key: str, params: LabelParams = LabelParams()) -> tuple[str, bool]:
-    from .embed import load_embeddings
-    from .ingest import load_texts
+    from core.stages.embed import load_embeddings
+    from core.stages.ingest import load_texts
 
     key = stage_key("label", {"params": params, "naming": NAMING_VERSION}, cluster_key)
     if ws.has_artifact("label", key):

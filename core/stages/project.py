@@ -9,7 +9,7 @@ Two paths:
 * ``exact=False`` (default): one kNN graph, one fuzzy simplicial set and one spectral
   initialisation (``cluster_dims`` components; the 2-D run starts from its first two
   columns), then two parallel layout optimisations.  Not bit-reproducible, so exports
-  store the computed map next to the manifest (see :mod:`core.export`).
+  store the computed map next to the manifest (see :mod:`core.stages.export`).
 
 Above ``fit_sample`` rows either path fits on a seeded sample of that many rows and places
 the others into the fitted maps in chunks (UMAP's transform: a kNN query into the sample,
@@ -28,9 +28,9 @@ from typing import Callable
 
 import numpy as np
 
-from . import warmup
-from .distinct import duplicate_groups
-from .workspace import SieveError, Workspace, stage_key
+from core.runtime import warmup
+from core.stages.distinct import duplicate_groups
+from core.store.workspace import SieveError, Workspace, stage_key
 
 METRICS = ("cosine", "euclidean", "manhattan", "correlation")
 MIN_UMAP_ROWS = 10
@@ -132,7 +132,7 @@ def _knn(vectors: np.ndarray, k: int, metric: str, seed: int):
 
 def nndescent(vectors: np.ndarray, k: int, metric: str, seed: int):
     """Approximate kNN (pynndescent, as umap-learn calls it): (indices, distances, index).
-    Used above EXACT_KNN_MAX_ROWS rows; core.warmup compiles it on a tiny array."""
+    Used above EXACT_KNN_MAX_ROWS rows; core.runtime.warmup compiles it on a tiny array."""
     from umap.umap_ import nearest_neighbors
 
     idx, dist, index = nearest_neighbors(
@@ -381,7 +381,7 @@ def project_key(params: ProjectParams, embed_key: str) -> str:
 def run_project(ws: Workspace, embed_key: str, params: ProjectParams = ProjectParams(),
                 progress: Progress | None = None) -> tuple[str, bool]:
     """Project the embedding artifact ``embed_key``; returns (key, cached)."""
-    from .embed import load_embeddings
+    from core.stages.embed import load_embeddings
 
     key = project_key(params, embed_key)
     if ws.has_artifact("project", key):

@@ -22,8 +22,8 @@ import os
 import re
 from pathlib import Path, PurePath
 
-from .embed import is_default_model
-from .workspace import SieveError
+from core.stages.embed import is_default_model
+from core.store.workspace import SieveError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 GLOB_CHARS = "*?["

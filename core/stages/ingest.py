@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .dialect import (count_records, normal_encoding, parse_delimiter, reader_error, sniff_delimiter,
+from core.stages.dialect import (count_records, normal_encoding, parse_delimiter, reader_error, sniff_delimiter,
                       uses_quotes, utf8_files)
-from .workspace import SieveError, Workspace, fetch_arrow, quote_ident, stage_key
+from core.store.workspace import SieveError, Workspace, fetch_arrow, quote_ident, stage_key
 
 FORMATS = {
     ".csv": "csv",

@@ -10,7 +10,7 @@ manifest) means the old behaviour: every row, soft membership on.
 
 cuML's HDBSCAN is used instead when it imports and a GPU is present (not exact-checked).
 
-``algorithm`` chooses another clusterer (``core.cluster_methods``: EVoC, PLSCAN, Leiden);
+``algorithm`` chooses another clusterer (``core.stages.cluster_methods``: EVoC, PLSCAN, Leiden);
 "hdbscan" is the default and what a params dict without the field means.  For those, a
 noise row's soft membership is the majority cluster among its ``SOFT_KNN`` nearest
 clustered rows in the n-D projection (strength = that majority's share).
@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .cluster_methods import ALGORITHMS, ON_VECTORS, evoc_labels, leiden_labels, plscan_labels
-from .distinct import duplicate_groups
-from .workspace import SieveError, Workspace, stage_key
+from core.stages.cluster_methods import ALGORITHMS, ON_VECTORS, evoc_labels, leiden_labels, plscan_labels
+from core.stages.distinct import duplicate_groups
+from core.store.workspace import SieveError, Workspace, stage_key
 
 NOISE = -1
 # Bumped when the stage's output changes, so cached results of older code are recomputed
@@ -59,7 +59,7 @@ class ClusterParams:
     # multiplicity: they share one position, so they fall in one cluster, and too few
     # distinct vectors make one cluster (see cluster()).  False: the old behaviour.
     merge_duplicates: bool = True
-    # The clusterer (core.cluster_methods.ALGORITHMS); EVoC and Leiden cluster the raw vectors.
+    # The clusterer (core.stages.cluster_methods.ALGORITHMS); EVoC and Leiden cluster the raw vectors.
     algorithm: str = "hdbscan"
 
     def __post_init__(self):
@@ -152,7 +152,7 @@ def cluster(points: np.ndarray, params: ClusterParams = ClusterParams(), vectors
     texts share one position, so HDBSCAN sees one point with its multiplicity and can never
     split them), and fewer than 2 x min_cluster_size (or 5) distinct vectors form one cluster.
     ``vectors`` (n, d): the raw embeddings, needed by the EVoC and Leiden algorithms."""
-    from . import warmup
+    from core.runtime import warmup
 
     points = np.asarray(points, dtype=np.float64)
     n = len(points)
@@ -244,7 +244,7 @@ def _sample_fit_assign(points: np.ndarray, p: ClusterParams, notes: list[str]) -
     its nearest sample row in mutual-reachability distance."""
     from scipy.spatial import cKDTree
 
-    from .workspace import usable_cores
+    from core.store.workspace import usable_cores
 
     n = len(points)
     s = int(p.fit_sample)

@@ -1,4 +1,4 @@
-"""The SQL filter's worker process (run as a script by core.query; imports nothing from core).
+"""The SQL filter's worker process (run as a script by core.store.query; imports nothing from core).
 
 stdin: an 8-byte little-endian header length, a JSON header {"sql", "memory", "threads",
 "timeout"}, then the dataset as an Arrow IPC stream.  stdout: the matching row ids as

@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .workspace import SieveError, atomic_write_json, cache_root, usable_cores
+from core.store.workspace import SieveError, atomic_write_json, cache_root, usable_cores
 
 Progress = Callable[[int, int, str], None]
 
@@ -79,7 +79,7 @@ def model_files_hash(path: Path | str) -> str:
 def local_model_dir(model: str) -> Path:
     """The folder holding ``model``'s files (the packaged default, a local path, or a
     model already in the Hugging Face cache); never downloads."""
-    from .embed import resolve_model
+    from core.stages.embed import resolve_model
 
     path = Path(resolve_model(model))
     if path.exists():
@@ -102,7 +102,7 @@ def _slug(text: str) -> str:
 
 def artifact_dir(kind: str, model: str, options: dict, *, model_dir: Path | None = None) -> Path:
     """``<cache>/<kind>/<model slug>-<hash of model files + options>``."""
-    from .embed import model_id
+    from core.stages.embed import model_id
 
     mdir = model_dir or local_model_dir(model)
     digest = hashlib.sha256(
@@ -280,7 +280,7 @@ def export_onnx(model: str = "all-MiniLM-L6-v2", *, progress: Progress | None = 
 
 
 def _model_id(model: str) -> str:
-    from .embed import model_id
+    from core.stages.embed import model_id
 
     return model_id(model)
 
@@ -389,7 +389,7 @@ def pad_batch(encodings) -> tuple[np.ndarray, np.ndarray]:
 
 
 class OnnxInt8Encoder:
-    """The :class:`core.embed.Encoder` of the "onnx-int8" backend."""
+    """The :class:`core.stages.embed.Encoder` of the "onnx-int8" backend."""
 
     backend = BACKEND
 

@@ -27,7 +27,7 @@ import os
 import sys
 import threading
 
-from .workspace import cache_root
+from core.store.workspace import cache_root
 
 _lock = threading.Lock()
 _start_lock = threading.Lock()
@@ -146,8 +146,8 @@ def _tiny(n: int = 300, dims: int = 16):
 def warm_up(n: int = 300, dims: int = 16, *, knn: bool = True) -> None:
     """Compile the map's numba code paths on a tiny synthetic array (a few seconds with a
     warm disk cache; 20-60 s cold); ``knn``: also pynndescent (:func:`warm_knn`)."""
-    from .cluster import ClusterParams, cluster
-    from .project import ProjectParams, project
+    from core.stages.cluster import ClusterParams, cluster
+    from core.stages.project import ProjectParams, project
 
     enable_disk_cache()
     v = _tiny(n, dims)
@@ -166,7 +166,7 @@ def warm_knn(v=None) -> None:
     placement queries.  Its kernels take the distance function as an argument, so numba's
     disk cache cannot keep them across processes: each process compiles them (about 25 s
     on the 2-core machine, which the first large map used to pay)."""
-    from .project import ProjectParams, _query_knn, nndescent
+    from core.stages.project import ProjectParams, _query_knn, nndescent
 
     v = _tiny() if v is None else v
     metric = ProjectParams().metric
@@ -176,16 +176,16 @@ def warm_knn(v=None) -> None:
 
 def prepare_default_model() -> bool:
     """Export and quantize the default model for the "onnx-int8" backend once (cached
-    under the Sieve cache dir; :func:`core.onnx_embed.export_onnx`), when that is what
+    under the Sieve cache dir; :func:`core.encoders.onnx.export_onnx`), when that is what
     ``backend="auto"`` means here.  ``SIEVE_NO_PREPARE_MODEL=1`` skips it.  True if the
     model is ready (or not needed)."""
     if os.environ.get("SIEVE_NO_PREPARE_MODEL"):
         return False
-    from .embed import DEFAULT_MODEL, resolve_backend
+    from core.stages.embed import DEFAULT_MODEL, resolve_backend
 
     if resolve_backend("auto", "auto") != "onnx-int8":
         return True
-    from .onnx_embed import export_onnx
+    from core.encoders.onnx import export_onnx
 
     export_onnx(DEFAULT_MODEL)
     return True

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .curate import EDITS_VERSION
-from .ingest import DATASET_TABLE
-from .manifest_check import validate_manifest
-from .paths import plain_absolute
-from .workspace import SCHEMA_VERSION, SieveError, Workspace, atomic_write_json, read_json_file, tmp_sibling
+from core.curate import EDITS_VERSION
+from core.stages.ingest import DATASET_TABLE
+from core.manifest_check import validate_manifest
+from core.store.paths import plain_absolute
+from core.store.workspace import SCHEMA_VERSION, SieveError, Workspace, atomic_write_json, read_json_file, tmp_sibling
 
 FORMATS = ("parquet", "jsonl", "csv")
 MANIFEST_VERSION = 1
@@ -266,7 +266,7 @@ def build_manifest(data, map_params, select_params, selection, metrics=None, exp
             "encoding": ds.encoding,  # None: UTF-8
         },
         "model": {"id": data.keys.model_id, "dim": int(data.vectors.shape[1]), "params": mp["embed"],
-                  # texts over the model's token limit / the cell cap (core.long_text); None: not counted
+                  # texts over the model's token limit / the cell cap (core.encoders.long_text); None: not counted
                   "long_texts": (getattr(data, "stage_meta", None) or {}).get("embed", {}).get("long_texts")},
         "project": {"params": mp["project"], "key": data.keys.project},
         "cluster": {"params": mp["cluster"], "key": data.keys.cluster,
@@ -440,7 +440,7 @@ def import_map_sidecar(ws: Workspace, manifest: dict, manifest_path, embed_key: 
         raise SieveError(f"map file {path} is not a readable Sieve map file ({type(exc).__name__}: {exc})") from exc
     if map_digest(arrays) != section.get("sha256"):
         raise SieveError(f"map file {path} does not match the manifest's hash; it is corrupted or from another export")
-    from .embed import load_embeddings
+    from core.stages.embed import load_embeddings
 
     row_ids, _ = load_embeddings(ws, embed_key)
     if not np.array_equal(np.asarray(row_ids, dtype=np.int64), arrays["row_ids"]):

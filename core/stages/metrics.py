@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .cluster import NOISE
+from core.stages.cluster import NOISE
 
 RANDOM_KEYS = ("coverage", "jsd", "nn_distance", "facility", "dup_rate", "reference_coverage")
 
@@ -262,7 +262,7 @@ def facility_clients(n: int, *, max_clients: int = FACILITY_CLIENTS, seed: int =
 
 def facility_score(vectors: np.ndarray, idx: np.ndarray, clients: np.ndarray) -> float | None:
     """Mean over ``clients`` (positions) of max(0, highest cosine similarity to a chosen row)."""
-    from .nn import max_sim
+    from core.nn import max_sim
 
     idx = np.asarray(idx, dtype=np.int64)
     if len(idx) == 0:
@@ -281,7 +281,7 @@ def _max_sims(query_unit: np.ndarray, base_unit: np.ndarray, block: int = 2048) 
 
 def reference_coverage(reference: np.ndarray, vectors: np.ndarray, idx: np.ndarray, distance: float) -> float | None:
     """Share of reference rows whose nearest chosen row is within ``distance`` (cosine)."""
-    from .nn import max_sim
+    from core.nn import max_sim
 
     idx = np.asarray(idx, dtype=np.int64)
     if len(idx) == 0 or len(reference) == 0:
@@ -300,7 +300,7 @@ def selection_metrics(labels: np.ndarray, chosen: np.ndarray, vectors: np.ndarra
     ``keys``: normalised-text hashes per row (exact duplicates in dup_rate);
     ``reference``: reference vectors (reference_coverage).  Without ``vectors`` only the
     label metrics (and the exact duplicate rate) are computed."""
-    from .nn import max_sim
+    from core.nn import max_sim
 
     labels = np.asarray(labels)
     chosen = np.asarray(chosen, dtype=np.int64)

@@ -8,9 +8,9 @@ Backends (``EmbedParams.backend``):
 
 - ``"torch"``: sentence-transformers as is (exact fp32 on the CPU, fp16 on CUDA).
 - ``"onnx-int8"``: the model exported locally to ONNX and quantized per channel to
-  int8 (:mod:`core.onnx_embed`); CPU only; median cosine ~0.99 to fp32.
+  int8 (:mod:`core.encoders.onnx`); CPU only; median cosine ~0.99 to fp32.
 - ``"static"``: a preview, token vectors distilled from the model
-  (:mod:`core.static_embed`); tens of times faster, coarser clusters.
+  (:mod:`core.encoders.static`); tens of times faster, coarser clusters.
 - ``"auto"`` (the default) resolves to ``"onnx-int8"`` on the CPU when onnxruntime
   is importable, else ``"torch"`` (always ``"torch"`` on CUDA/MPS).  What is
   recorded (artifact meta, map record, manifest) is the *resolved* backend; a params
@@ -31,8 +31,8 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from . import long_text as lt
-from .workspace import (SieveError, Workspace, atomic_save_npy, atomic_write_bytes, fetch_arrow, file_checksum,
+from core.encoders import long_text as lt
+from core.store.workspace import (SieveError, Workspace, atomic_save_npy, atomic_write_bytes, fetch_arrow, file_checksum,
                         stable_hash, stage_key, verify_file)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -59,7 +59,7 @@ class EmbedParams:
     normalize: bool = True
     chunk_size: int = 2048  # rows per resumable chunk
     backend: str = "auto"  # auto | torch | onnx-int8 | static (see the module docstring)
-    long_text: str = "truncate"  # truncate | chunk: texts over the model's token limit (core.long_text)
+    long_text: str = "truncate"  # truncate | chunk: texts over the model's token limit (core.encoders.long_text)
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model.strip():
@@ -188,8 +188,8 @@ def backend_model_id(name: str, backend: str) -> str:
 
 def backend_caption(backend: str) -> str:
     """One line for the UI: what ``backend`` is, with its measured speed and agreement."""
-    from .onnx_embed import ONNX_QUALITY
-    from .static_embed import PREVIEW_QUALITY
+    from core.encoders.onnx import ONNX_QUALITY
+    from core.encoders.static import PREVIEW_QUALITY
 
     q, p = ONNX_QUALITY, PREVIEW_QUALITY
     onnx = (f"onnx-int8: int8 ONNX Runtime on the CPU, about {q['speedup_short']:.1f}x fp32 on short texts "
@@ -293,11 +293,11 @@ def load_encoder(model: str = DEFAULT_MODEL, device: str = "auto", normalize: bo
         model, device, normalize, backend = params.model, params.device, params.normalize, params.backend
     backend = resolve_backend(backend, device)
     if backend == "onnx-int8":
-        from .onnx_embed import OnnxInt8Encoder
+        from core.encoders.onnx import OnnxInt8Encoder
 
         return OnnxInt8Encoder(model, normalize=normalize, progress=progress)
     if backend == "static":
-        from .static_embed import StaticEncoder
+        from core.encoders.static import StaticEncoder
 
         return StaticEncoder(model, normalize=normalize, progress=progress)
     return SentenceTransformerEncoder(model, device=device, normalize=normalize)
@@ -395,7 +395,7 @@ class EmbedResult:
     n_rows: int
     n_computed: int
     cached: bool
-    long_texts: dict | None = None  # core.long_text.LongTextCount.to_dict() (None: precomputed vectors)
+    long_texts: dict | None = None  # core.encoders.long_text.LongTextCount.to_dict() (None: precomputed vectors)
 
     def long_text_message(self, mode: str | None = None) -> str | None:
         """One line about texts over the model's limit or the cell cap, or None."""
@@ -406,7 +406,7 @@ def embed_key(ws: Workspace, params: EmbedParams, encoder: Encoder | None = None
     """(artifact key, model id) for the current dataset and these params.  With an
     ``encoder``, its own ``model_id`` names the vectors (not ``params.model``); else
     the (resolved) backend's model id does, so two backends never share a key."""
-    from .ingest import current_dataset
+    from core.stages.ingest import current_dataset
 
     info = current_dataset(ws)
     if info.vector_column:
@@ -447,7 +447,7 @@ def run_embed(
     progress: Progress | None = None,
     cancel: CancelCheck | None = None,
 ) -> EmbedResult:
-    from .ingest import current_dataset, load_texts
+    from core.stages.ingest import current_dataset, load_texts
 
     with ws.lock("embedding"):
         info = current_dataset(ws)
@@ -492,8 +492,8 @@ def load_embeddings(ws: Workspace, key: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _vectors_from_column(ws: Workspace, column: str, normalize: bool) -> np.ndarray:
-    from .ingest import DATASET_TABLE
-    from .workspace import quote_ident
+    from core.stages.ingest import DATASET_TABLE
+    from core.store.workspace import quote_ident
 
     with ws.connect() as con:
         tbl = fetch_arrow(
@@ -545,7 +545,7 @@ def embed_prepared(texts: Sequence[str], encoder: Encoder, params: EmbedParams, 
                    progress_offset: int = 0, progress_total: int | None = None) -> np.ndarray:
     """(n, dim) float32 vectors of ``texts`` under ``params.long_text``: each text capped at
     the cell cap, then clipped before tokenising (truncate) or split into overlapping
-    token windows whose vectors are mean-pooled (chunk); see :mod:`core.long_text`.
+    token windows whose vectors are mean-pooled (chunk); see :mod:`core.encoders.long_text`.
     ``limit`` is ``(TokenLimit | None, limited)`` from :func:`encoder_limit`."""
     lim, limited = limit
     prep = lt.prepare(texts, params.long_text, lim, limited=limited)

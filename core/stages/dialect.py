@@ -15,7 +15,7 @@ import codecs
 import csv
 from pathlib import Path
 
-from .workspace import SieveError
+from core.store.workspace import SieveError
 
 DELIMITERS = (",", ";", "|", "\t")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "|": "pipe", "\t": "tab"}

@@ -7,7 +7,7 @@ the expression, subqueries may read only ``dataset``: table functions (``read_cs
 ``glob``, ``range``, ``duckdb_settings()``...) and setting/environment functions
 (``current_setting``, ``getvariable``...) are refused from the parsed tree.
 
-It then runs in a worker process (core/sql_sandbox.py) on an in-memory DuckDB that sees
+It then runs in a worker process (core/store/sql_sandbox.py) on an in-memory DuckDB that sees
 only an Arrow copy of the dataset's referenced columns (``dataset``), with external
 access off, no spill folder (``temp_directory`` empty), a memory limit
 (``$SIEVE_SQL_MEMORY``, default 1GB, also enforced as an address-space cap, since DuckDB
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .ingest import DATASET_TABLE
-from .workspace import SieveError, Workspace, fetch_arrow
+from core.stages.ingest import DATASET_TABLE
+from core.store.workspace import SieveError, Workspace, fetch_arrow
 
 MAX_FILTER_CHARS = 2000
 DEFAULT_TIMEOUT_S = 10.0
@@ -149,7 +149,7 @@ def referenced_columns(tree, columns: list[str]) -> list[str]:
 
 
 def run_sandboxed(table, sql: str, *, timeout: float, memory: str, threads: int = 2) -> np.ndarray:
-    """Run ``sql`` over ``table`` (as ``dataset``) in a worker process (core/sql_sandbox.py)
+    """Run ``sql`` over ``table`` (as ``dataset``) in a worker process (core/store/sql_sandbox.py)
     with an address-space cap, external access off and no spill folder; kill it after
     ``timeout`` seconds.  Returns the int64 ``sieve_row_id`` column.  Raises SieveError."""
     import pyarrow as pa

@@ -23,9 +23,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .onnx_embed import (META_FILE, Progress, _load_st, _versions, artifact_dir, build_atomically,
+from core.encoders.onnx import (META_FILE, Progress, _load_st, _versions, artifact_dir, build_atomically,
                          fast_tokenizer_json, local_model_dir, st_parts, verify_dir)
-from .workspace import SieveError
+from core.store.workspace import SieveError
 
 BACKEND = "static"
 DISTILL_VERSION = 1
@@ -57,7 +57,7 @@ def distill_static(model: str = "all-MiniLM-L6-v2", *, progress: Progress | None
         return final
 
     def build(tmp: Path) -> dict:
-        from .embed import model_id
+        from core.stages.embed import model_id
 
         if progress is not None:
             progress(0, 1, "distilling the static preview model (one time): loading")
@@ -128,7 +128,7 @@ def pca_weighted(table: np.ndarray, dims: int) -> np.ndarray:
 
 
 class StaticEncoder:
-    """The :class:`core.embed.Encoder` of the "static" backend (plain numpy)."""
+    """The :class:`core.stages.embed.Encoder` of the "static" backend (plain numpy)."""
 
     backend = BACKEND
     max_seq_length = None  # no token limit: every token of the (capped) text is read

@@ -38,9 +38,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .ingest import DATASET_TABLE, current_dataset
-from .onnx_embed import local_model_dir
-from .workspace import SieveError, Workspace, fetch_arrow
+from core.stages.ingest import DATASET_TABLE, current_dataset
+from core.encoders.onnx import local_model_dir
+from core.store.workspace import SieveError, Workspace, fetch_arrow
 
 LONG_TEXT_MODES = ("truncate", "chunk")
 DEFAULT_MAX_TEXT_CHARS = 100_000
