@@ -71,7 +71,7 @@ def main(argv: list[str]) -> None:
     t_cpu = time.process_time()
     note, resolved = "", method
     if method == "baseline":
-        from core.stages.embed import default_model_path
+        from core.encoders.models import default_model_path
 
         t = time.perf_counter()
         from sentence_transformers import SentenceTransformer

@@ -38,10 +38,12 @@ def child(ws_path: str, warmup: bool, idle: float) -> None:
     ``idle``: seconds between loading the data and pressing Compute (a user reading the
     Data page while the warm-up runs)."""
     t0 = time.perf_counter()
-    from core.stages.embed import EmbedParams, load_encoder
+    from core.stages.embed import EmbedParams
+    from core.encoders.registry import load_encoder
     from core.stages.ingest import IngestParams, TextSpec, ingest
     from core.pipeline import MapParams, build_map
-    from core.runtime.warmup import start_background_warmup, wait_for_model
+    from core.runtime.warmup import wait_for_model
+    from core.stages.prewarm import start_background_warmup
     from core.store.workspace import Workspace
 
     if warmup:

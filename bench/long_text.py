@@ -73,7 +73,8 @@ def make_texts(n_pairs: int, n_distinct: int, seed: int) -> tuple[list[str], lis
 
 def measure_backend(backend: str, a, b, distinct, lim_model: str = "all-MiniLM-L6-v2") -> dict:
     from core.encoders import long_text as lt
-    from core.stages.embed import EmbedParams, embed_prepared, encoder_limit, load_encoder
+    from core.stages.embed import EmbedParams, embed_prepared, encoder_limit
+    from core.encoders.registry import load_encoder
 
     enc = load_encoder(backend=backend, device="cpu")
     limit = encoder_limit(enc, lim_model)

@@ -77,7 +77,7 @@ def one(case: str, n: int, out: str | None) -> dict:
     res: dict = {"case": case, "rows": n}
     if case.startswith("umap"):
         from core.stages.project import ProjectParams, project
-        from core.runtime.warmup import warm_up
+        from core.stages.prewarm import warm_up
 
         v, _ = vectors(n)
         warm_up()

@@ -66,7 +66,8 @@ def bench_embed(root: Path, rows: int, workers: list[int], shard_rows: int, devi
     import pyarrow.csv as pcsv
 
     from core import scale
-    from core.stages.embed import embed_texts, load_encoder
+    from core.stages.embed import embed_texts
+    from core.encoders.registry import load_encoder
 
     table = pcsv.read_csv(ROOT / "sample_data" / "prompts.csv").slice(0, rows)
     texts = [t for t in table.column("text").to_pylist() if t and t.strip()]
@@ -76,7 +77,7 @@ def bench_embed(root: Path, rows: int, workers: list[int], shard_rows: int, devi
             import torch
 
             torch.set_num_threads(1)
-            os.environ["OMP_NUM_THREADS"] = "1"  # onnx-int8: one intra-op thread too (core.encoders.onnx.usable_cores)
+            os.environ["OMP_NUM_THREADS"] = "1"  # onnx-int8: one intra-op thread too (core.runtime.hardware.usable_cores)
             enc = load_encoder("all-MiniLM-L6-v2", "cpu", backend=backend)
             os.environ.pop("OMP_NUM_THREADS")
             embed_texts(texts[:64], enc, 64)  # warm (the onnx-int8 export is cached on disk)

@@ -259,7 +259,7 @@ def _print_dataset(info, cached):
 
 def _print_long_texts_after_ingest(ws, info, model: str = "all-MiniLM-L6-v2") -> None:
     """Texts over the (default) model's token limit, counted with its tokenizer."""
-    from core.encoders.long_text import count_dataset
+    from core.stages.long_texts import count_dataset
 
     if info.vector_column:
         return
@@ -473,7 +473,7 @@ def _warm_up_large_map(n_rows: int) -> None:
     from core.stages.project import EXACT_KNN_MAX_ROWS
 
     if n_rows > EXACT_KNN_MAX_ROWS and not os.environ.get("SIEVE_NO_WARMUP"):
-        from core.runtime.warmup import start_background_warmup
+        from core.stages.prewarm import start_background_warmup
 
         start_background_warmup()
 

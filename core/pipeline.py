@@ -19,7 +19,8 @@ import numpy as np
 
 from . import curate
 from core.stages.cluster import ClusterParams, cluster_key, run_cluster
-from core.stages.embed import EmbedParams, Encoder, run_embed
+from core.stages.embed import EmbedParams, run_embed
+from core.encoders.base import Encoder
 from core.stages.ingest import DatasetInfo, current_dataset, drop_previous_dataset, load_column, restore_dataset, saved_pointers
 from core.stages.naming import ClusterInfo, LabelParams, load_labels, run_label
 from core.stages.project import ProjectParams, project_key, run_project

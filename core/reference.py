@@ -58,7 +58,9 @@ def read_reference_texts(path: str, column: str = "text") -> tuple[list[str], st
 def reference_vectors(ws: Workspace, path: str, column: str, model: str, *, encoder=None,
                       normalize: bool = True, batch_size: int = 64, device: str = "auto") -> np.ndarray:
     """(r, d) unit vectors of the reference texts, embedded with ``model`` (cached)."""
-    from core.stages.embed import embed_texts, load_encoder, model_id
+    from core.stages.embed import embed_texts
+    from core.encoders.registry import load_encoder
+    from core.encoders.models import model_id
 
     texts, fingerprint = read_reference_texts(path, column)
     mid = encoder.model_id if encoder is not None else model_id(model)

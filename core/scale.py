@@ -43,7 +43,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from core.stages.cluster import NOISE, ClusterParams
-from core.stages.embed import DEFAULT_MODEL, EmbedParams, embed_prepared, encoder_limit, precomputed_vectors
+from core.stages.embed import EmbedParams, embed_prepared, encoder_limit, precomputed_vectors
+from core.encoders.models import DEFAULT_MODEL
 from core.store.paths import plain_absolute
 from core.stages.project import ProjectParams
 from core.store.workspace import SieveError, Workspace, atomic_path, atomic_write_json, stage_key
@@ -187,7 +188,7 @@ def resolve_cluster_backend(device: str = "auto", *, local: bool = False) -> str
     """What backend "auto" means for the workers: torch when they get GPUs (the cluster
     has some and ``device`` allows them), else onnx-int8 where onnxruntime is installed
     (the local CPU default), else torch."""
-    from core.stages.embed import resolve_backend
+    from core.encoders.registry import resolve_backend
 
     if local:
         return resolve_backend("auto", device)
@@ -379,7 +380,7 @@ class _EmbedShards:
         else:
             import torch
 
-            from core.stages.embed import load_encoder
+            from core.encoders.registry import load_encoder
 
             torch.set_num_threads(max(1, threads))
             self.encoder = (load_encoder(model, device, normalize) if backend == "torch"
@@ -420,10 +421,10 @@ def embed_shards(ws: Workspace, params: ScaleEmbedParams = ScaleEmbedParams(), *
 
     Resumable: shards whose file exists are skipped (files are renamed into place
     whole).  ``encoder_factory``: a picklable zero-argument callable returning an
-    :class:`core.stages.embed.Encoder` (tests, custom models); default: the sentence-transformers
+    :class:`core.encoders.base.Encoder` (tests, custom models); default: the sentence-transformers
     model of ``params`` on each actor's device.  ``local=True`` embeds the same shards in
     this process, without Ray (small corpora, tests)."""
-    from core.stages.embed import model_id as model_id_of
+    from core.encoders.models import model_id as model_id_of
     from core.stages.ingest import current_dataset
 
     t0 = time.perf_counter()
@@ -495,7 +496,8 @@ def _column_shards(ws: Workspace, info, params: ScaleEmbedParams, t0: float) -> 
     """Precomputed vectors (``--vectors COL``): copied into vector shards (normalised like
     the local path), shard by shard, on the driver; no model runs."""
     from core.stages.ingest import DATASET_TABLE
-    from core.store.workspace import fetch_arrow, quote_ident
+    from core.store.workspace import fetch_arrow
+    from core.store.sql import quote_ident
 
     mid = f"column:{info.vector_column}"
     key = embed_key(ws, mid, params)

@@ -49,7 +49,7 @@ def _load(path: str):
 def tokenizer_id(tokenizer: str, model: str) -> str:
     if tokenizer == "words":
         return WORDS_ID
-    from core.stages.embed import model_id
+    from core.encoders.models import model_id
 
     return f"model:{model_id(model)}"
 
@@ -61,7 +61,7 @@ def count_tokens(texts: Sequence[str], tokenizer: str = "model", model: str = "a
         raise SieveError(f"tokenizer must be one of {TOKENIZERS}, got {tokenizer!r}")
     if tokenizer == "words":
         return count_words(texts)
-    from core.stages.embed import resolve_model
+    from core.encoders.models import resolve_model
 
     path = resolve_model(model)
     if not Path(path).is_dir():

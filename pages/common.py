@@ -292,7 +292,7 @@ def get_workspace() -> Workspace:
 def get_encoder(model: str, device: str, normalize: bool, backend: str = "torch", _progress=None):
     """The encoder (cached per process); ``_progress(done, total, msg)`` hears the one-time
     model preparation (not part of the cache key)."""
-    from core.stages.embed import load_encoder
+    from core.encoders.registry import load_encoder
 
     return load_encoder(model, device=device, normalize=normalize, backend=backend, progress=_progress)
 
@@ -327,7 +327,7 @@ def start_warmup() -> None:
     """Compile UMAP/HDBSCAN once per process in a background thread, so the first map is
     not slowed by numba compilation (idempotent; SIEVE_NO_WARMUP=1 turns it off)."""
     if not os.environ.get("SIEVE_NO_WARMUP"):
-        from core.runtime.warmup import start_background_warmup
+        from core.stages.prewarm import start_background_warmup
 
         start_background_warmup()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.encoders.long_text import count_dataset
+from core.stages.long_texts import count_dataset
 from core.store.workspace import SieveError
 from pages import common as C
 

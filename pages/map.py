@@ -44,7 +44,8 @@ def _settings_from_params(params) -> dict:
 
 def _advanced(data) -> dict:
     from core.stages.cluster_methods import ALGORITHMS
-    from core.stages.embed import BACKENDS, DEVICES, backend_caption
+    from core.encoders.base import BACKENDS, DEVICES
+    from core.encoders.registry import backend_caption
     from core.encoders.long_text import LONG_TEXT_MODES
     from core.stages.project import METRICS
 
@@ -131,7 +132,7 @@ def _estimate(ws, info, params) -> str:
     from core.stages.embed import embed_key
     from core.runtime.eta import estimate_map_seconds, human_seconds
     from core.runtime.warmup import warmup_state
-    from core.store.workspace import usable_cores
+    from core.runtime.hardware import usable_cores
 
     e = params.embed
     embedded = bool(info.vector_column) or ws.has_artifact("embed", embed_key(ws, e)[0])

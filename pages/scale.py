@@ -39,7 +39,7 @@ def _selected() -> np.ndarray:
 
 def _build(ws, sample_size: int, shard_rows: int) -> None:
     from core import scale
-    from core.stages.embed import DEFAULT_MODEL
+    from core.encoders.models import DEFAULT_MODEL
 
     with st.status("Building the sharded map in this process…", expanded=True) as status:
         st.write("Embedding the shards (cached per shard; an interrupted build resumes)…")

@@ -82,7 +82,8 @@ def _build_map(root: Path, table: pa.Table, encoder, params=None) -> SieveMapFix
 @pytest.fixture(scope="session")
 def sieve_real_encoder():
     """The real packaged default model (all-MiniLM-L6-v2), loaded once, on the CPU."""
-    from core.stages.embed import EmbedParams, load_encoder
+    from core.stages.embed import EmbedParams
+    from core.encoders.registry import load_encoder
 
     return load_encoder(EmbedParams().model, device="cpu")
 

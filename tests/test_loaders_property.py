@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.stages.ingest import IngestParams, TextSpec, ingest, is_blank
-from core.store.workspace import Workspace, fetch_arrow, quote_ident
+from core.store.workspace import Workspace, fetch_arrow
+from core.store.sql import quote_ident
 
 names = st.text(
     alphabet=st.characters(whitelist_categories=("Lu", "Ll", "Nd"), whitelist_characters=" \"';-_é"),

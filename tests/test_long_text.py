@@ -18,7 +18,10 @@ from pyarrow.parquet import write_table
 from typer.testing import CliRunner
 
 from core.encoders import long_text as lt
-from core.stages.embed import DEFAULT_MODEL, EmbedParams, embed_key, embed_prepared, encoder_limit, load_encoder, run_embed
+from core.stages.long_texts import count_dataset
+from core.stages.embed import EmbedParams, embed_key, embed_prepared, encoder_limit, run_embed
+from core.encoders.models import DEFAULT_MODEL
+from core.encoders.registry import load_encoder
 from core.stages.ingest import IngestParams, TextSpec, current_dataset, ingest
 from core.store.workspace import SieveError, Workspace, stage_key
 
@@ -39,7 +42,7 @@ def _hf_token_count(text: str) -> int:
     """Tokens with special tokens, by transformers' own tokenizer of the packaged model."""
     from transformers import AutoTokenizer
 
-    from core.stages.embed import default_model_path
+    from core.encoders.models import default_model_path
 
     tok = AutoTokenizer.from_pretrained(str(default_model_path()))
     return len(tok(text, truncation=False)["input_ids"])
@@ -138,7 +141,7 @@ def test_run_embed_records_the_count_and_keys_by_mode(tmp_path, sieve_real_encod
     assert "2 of 4 texts exceed the model's limit of 256 tokens" in chunk.long_text_message("chunk")
     ws2 = Workspace(tmp_path / "ws")
     assert run_embed(ws2, EmbedParams(backend="torch", long_text="chunk"), encoder=sieve_real_encoder).cached
-    assert lt.count_dataset(ws, DEFAULT_MODEL).n_over_limit == 2
+    assert count_dataset(ws, DEFAULT_MODEL).n_over_limit == 2
 
 
 def test_old_params_without_long_text_mean_truncate():

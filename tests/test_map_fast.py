@@ -13,6 +13,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from core.stages import project as P
 from core.runtime import warmup
+from core.stages.prewarm import start_background_warmup
 from core.stages.cluster import NOISE, ClusterParams, cluster, cluster_key
 from core.stages.export import build_manifest, map_sidecar_name, read_manifest, write_manifest
 from core.stages.ingest import IngestParams, TextSpec, ingest
@@ -218,8 +219,8 @@ def test_numba_cache_dir_respects_the_user_and_warmup_is_idempotent(tmp_path, mo
         monkeypatch.undo()
         config.reload_config()
 
-    t1 = warmup.start_background_warmup()
-    t2 = warmup.start_background_warmup()
+    t1 = start_background_warmup()
+    t2 = start_background_warmup()
     assert t1 is t2 and t1.daemon and t1.name == "sieve-warmup"
     assert warmup.wait_for_warmup(timeout=600, knn=True)
     assert warmup.warmup_error() is None and not t1.is_alive()
@@ -227,5 +228,5 @@ def test_numba_cache_dir_respects_the_user_and_warmup_is_idempotent(tmp_path, mo
     from pynndescent import pynndescent_
 
     assert pynndescent_.process_candidates.signatures and pynndescent_.init_rp_tree.signatures
-    assert warmup.start_background_warmup() is t1  # still once per process
+    assert start_background_warmup() is t1  # still once per process
     assert warmup.enable_disk_cache() == 0  # already enabled for every umap module

@@ -339,7 +339,7 @@ def test_auto_backend_follows_the_clusters_gpus(ray_session, monkeypatch):
     """backend="auto" on Ray: torch (fp16 on CUDA) when the workers get GPUs, else the
     local CPU default, onnx-int8; the choice is made before the cache key."""
     from core import scale
-    from core.stages.embed import resolve_backend
+    from core.encoders.registry import resolve_backend
 
     cpu_default = resolve_backend("auto", "cpu")
     assert scale.resolve_cluster_backend("auto") == cpu_default  # this instance has no GPU

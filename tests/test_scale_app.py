@@ -298,7 +298,7 @@ def test_page_selection_equals_core_and_export_reproduces(scale_env, tmp_path):
 def test_page_without_a_sharded_map_explains_and_builds_one_here(tmp_path, monkeypatch):
     """A dataset without shards: the page gives the CLI commands and a build button that
     shards the dataset in this process (the encoder is the fake one here)."""
-    import core.stages.embed as E
+    import core.encoders.registry as E
     from core.stages.ingest import IngestParams, TextSpec, ingest
     from core.store.workspace import Workspace
     from sample_data.generate import generate_rows

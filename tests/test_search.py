@@ -55,7 +55,7 @@ def test_nearest_is_exact_cosine_top_k():
 
 
 def test_a_query_about_a_topic_returns_that_topic_first(real_map):
-    from core.stages.embed import load_encoder
+    from core.encoders.registry import load_encoder
 
     ws, data, topics = real_map
     enc = load_encoder(params=data.params.embed)

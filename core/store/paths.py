@@ -22,7 +22,7 @@ import os
 import re
 from pathlib import Path, PurePath
 
-from core.stages.embed import is_default_model
+from core.encoders.models import is_default_model
 from core.store.workspace import SieveError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

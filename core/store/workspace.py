@@ -24,6 +24,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from core.store.sql import quote_ident
+
 SCHEMA_VERSION = 1
 DB_NAME = "sieve.duckdb"
 DEFAULT_WORKSPACE = ".sieve"
@@ -35,11 +37,6 @@ class SieveError(ValueError):
 
 class WorkspaceBusy(SieveError):
     """Another process holds the workspace's write lock."""
-
-
-def quote_ident(name: str) -> str:
-    """Quote an SQL identifier for DuckDB (double quotes, inner quotes doubled)."""
-    return '"' + str(name).replace('"', '""') + '"'
 
 
 def _jsonable(obj: Any) -> Any:
@@ -71,20 +68,6 @@ def stable_hash(*parts: Any, length: int = 16) -> str:
         h.update(canonical_json(p).encode())
         h.update(b"\x00")
     return h.hexdigest()[:length]
-
-
-def usable_cores() -> int:
-    """The cores this process may use: its CPU affinity, capped by ``OMP_NUM_THREADS`` when
-    set (Ray sets it to each worker's CPUs, so two workers on two cores do not each start
-    two threads)."""
-    try:
-        n = max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        n = max(1, os.cpu_count() or 1)
-    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if omp.isdigit() and int(omp) > 0:
-        n = min(n, int(omp))
-    return n
 
 
 def cache_root() -> Path:
