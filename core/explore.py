@@ -456,7 +456,7 @@ def fetch_rows(ws, row_ids, *, columns: Sequence[str] | None = None):
     """The dataset rows with these ids (original columns + ``sieve_text``), in the ids' order."""
     import pyarrow as pa
 
-    from core.stages.ingest import DATASET_TABLE
+    from core.store.workspace import DATASET_TABLE
 
     ids = [int(i) for i in row_ids]
     wanted = pa.table({"sieve_row_id": pa.array(ids, pa.int64()), "sieve_order": pa.array(range(len(ids)), pa.int64())})

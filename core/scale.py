@@ -212,7 +212,8 @@ def input_shards(ws: Workspace, shard_rows: int) -> list[dict]:
     shards of ``shard_rows`` row ids; written once per (dataset, shard_rows).  Returns
     ``[{"id", "start", "end", "rows", "path"}]`` in row-id order (shards with no
     embeddable row are left out)."""
-    from core.stages.ingest import DATASET_TABLE, current_dataset
+    from core.stages.ingest import current_dataset
+    from core.store.workspace import DATASET_TABLE
 
     info = current_dataset(ws)
     folder = _shards_root(ws) / "input" / f"{info.key}-{shard_rows}"
@@ -495,7 +496,7 @@ def _finish_embed(ws, info, key, folder, mid, dim, params, shards, n_todo, t0, n
 def _column_shards(ws: Workspace, info, params: ScaleEmbedParams, t0: float) -> ScaleEmbedResult:
     """Precomputed vectors (``--vectors COL``): copied into vector shards (normalised like
     the local path), shard by shard, on the driver; no model runs."""
-    from core.stages.ingest import DATASET_TABLE
+    from core.store.workspace import DATASET_TABLE
     from core.store.workspace import fetch_arrow
     from core.store.sql import quote_ident
 
@@ -1057,7 +1058,7 @@ def export_scaled(ws: Workspace, selection: ScaleSelection, out_dir: Path | str,
     as ``part-00000.parquet``... in ``out_dir``, written as a whole folder (temp, then rename)."""
     import pyarrow as pa
 
-    from core.stages.ingest import DATASET_TABLE
+    from core.store.workspace import DATASET_TABLE
 
     out_dir = plain_absolute(out_dir)
     if len(selection) == 0:

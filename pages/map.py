@@ -94,7 +94,7 @@ def _advanced(data) -> dict:
 def _map_params(v: dict):
     from core.stages.cluster import ClusterParams
     from core.stages.embed import EmbedParams
-    from core.store.paths import confine_model
+    from core.encoders.models import confine_model
     from core.pipeline import MapParams
     from core.stages.project import ProjectParams
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from core.store.paths import check_new_files, confine_model, confine_read, confine_write
+from core.store.paths import check_new_files, confine_read, confine_write
+from core.encoders.models import confine_model
 from core.store.workspace import SieveError
 from pages import common as C
 from tests.app_fixtures import empty_env, map_env, new_app, no_errors, open_page, small_map  # noqa: F401

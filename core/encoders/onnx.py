@@ -228,7 +228,7 @@ class OnnxInt8Encoder:
         except ImportError as exc:
             raise SieveError("backend 'onnx-int8' needs onnxruntime (pip install onnxruntime); "
                              "or use backend 'torch'") from exc
-            self.path = export_onnx(model, progress=progress)
+        self.path = export_onnx(model, progress=progress)
         meta = json.loads((self.path / META_FILE).read_text())
         self.model_id = f"{meta['model_id']}#{BACKEND}"
         self.dim = int(meta["dim"])

@@ -37,7 +37,8 @@ from core.encoders.base import BACKENDS, DEVICES, Encoder
 from core.encoders.models import DEFAULT_MODEL, backend_model_id
 from core.encoders.registry import load_encoder, resolve_backend
 from core.encoders.torch import DEFAULT_BATCH_SIZE, effective_batch_size
-from core.stages.ingest import DATASET_TABLE, current_dataset, load_texts
+from core.stages.ingest import current_dataset, load_texts
+from core.store.workspace import DATASET_TABLE
 from core.store.sql import quote_ident
 from core.store.workspace import (SieveError, Workspace, atomic_save_npy, atomic_write_bytes, fetch_arrow,
                                   file_checksum, stable_hash, stage_key, verify_file)

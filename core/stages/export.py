@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from core.curate import EDITS_VERSION
-from core.stages.ingest import DATASET_TABLE
+from core.store.workspace import DATASET_TABLE
 from core.manifest_check import validate_manifest
 from core.store.paths import plain_absolute
 from core.store.workspace import SCHEMA_VERSION, SieveError, Workspace, atomic_write_json, read_json_file, tmp_sibling

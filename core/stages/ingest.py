@@ -34,7 +34,7 @@ from typing import Callable
 
 from core.stages.dialect import (count_records, normal_encoding, parse_delimiter, reader_error, sniff_delimiter,
                       uses_quotes, utf8_files)
-from core.store.workspace import SieveError, Workspace, fetch_arrow, stage_key
+from core.store.workspace import DATASET_TABLE, SieveError, Workspace, fetch_arrow, stage_key
 from core.store.sql import quote_ident
 
 FORMATS = {
@@ -49,7 +49,6 @@ FORMATS = {
 }
 RESERVED_PREFIX = "sieve_"
 MAX_LINE_BYTES = 64 * 1024 * 1024  # one CSV line (DuckDB's default is 2 MB)
-DATASET_TABLE = "dataset"
 META_DATASET = "dataset"
 BLANK_CATEGORIES = ("Zs", "Zl", "Zp", "Cc", "Cf")
 FLOAT32_MAX = 3.4028234663852886e38

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.stages.ingest import DATASET_TABLE
+from core.store.workspace import DATASET_TABLE
 from core.store.workspace import SieveError, Workspace, fetch_arrow
 
 MAX_FILTER_CHARS = 2000

@@ -29,6 +29,7 @@ from core.store.sql import quote_ident
 SCHEMA_VERSION = 1
 DB_NAME = "sieve.duckdb"
 DEFAULT_WORKSPACE = ".sieve"
+DATASET_TABLE = "dataset"  # the current dataset (core.stages.ingest writes it)
 
 
 class SieveError(ValueError):
