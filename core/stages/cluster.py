@@ -26,6 +26,8 @@ import numpy as np
 from core.stages.cluster_methods import ALGORITHMS, ON_VECTORS, evoc_labels, leiden_labels, plscan_labels
 from core.stages.distinct import duplicate_groups
 from core.store.workspace import SieveError, Workspace, stage_key
+from core.runtime import warmup
+from core.runtime.hardware import usable_cores
 
 NOISE = -1
 # Bumped when the stage's output changes, so cached results of older code are recomputed
@@ -152,8 +154,6 @@ def cluster(points: np.ndarray, params: ClusterParams = ClusterParams(), vectors
     texts share one position, so HDBSCAN sees one point with its multiplicity and can never
     split them), and fewer than 2 x min_cluster_size (or 5) distinct vectors form one cluster.
     ``vectors`` (n, d): the raw embeddings, needed by the EVoC and Leiden algorithms."""
-    from core.runtime import warmup
-
     points = np.asarray(points, dtype=np.float64)
     n = len(points)
     if n == 0:
@@ -243,8 +243,6 @@ def _sample_fit_assign(points: np.ndarray, p: ClusterParams, notes: list[str]) -
     """HDBSCAN on a seeded sample, then every other row takes the label (and strength) of
     its nearest sample row in mutual-reachability distance."""
     from scipy.spatial import cKDTree
-
-    from core.runtime.hardware import usable_cores
 
     n = len(points)
     s = int(p.fit_sample)

@@ -14,14 +14,17 @@ import platform
 import time
 from importlib import metadata
 from pathlib import Path
+import io
 
 import numpy as np
+import duckdb
 
 from core.curate import EDITS_VERSION
 from core.store.workspace import DATASET_TABLE
 from core.manifest_check import validate_manifest
 from core.store.paths import plain_absolute
 from core.store.workspace import SCHEMA_VERSION, SieveError, Workspace, atomic_write_json, read_json_file, tmp_sibling
+from core.stages.embed import load_embeddings
 
 FORMATS = ("parquet", "jsonl", "csv")
 MANIFEST_VERSION = 1
@@ -142,8 +145,6 @@ def copy_rows(ws: Workspace, selection, cluster_names: dict[int, str], tmp: Path
               target: Path | None = None) -> None:
     """Write the chosen rows (every original column + the sieve_* columns) to ``tmp`` with
     DuckDB's COPY, after checking that the workspace still holds ``dataset_key``."""
-    import duckdb
-
     if len(selection.row_ids) == 0:
         raise SieveError("the selection is empty; nothing to export")
     sel = selection_table(selection, cluster_names, include_duplicates=include_duplicates)
@@ -367,8 +368,6 @@ def map_section(data, map_params) -> dict:
 
 def map_sidecar_bytes(data) -> bytes:
     """The map sidecar as bytes (e.g. for a download button beside the manifest)."""
-    import io
-
     buf = io.BytesIO()
     np.savez(buf, **_map_arrays(data))
     return buf.getvalue()
@@ -440,7 +439,6 @@ def import_map_sidecar(ws: Workspace, manifest: dict, manifest_path, embed_key: 
         raise SieveError(f"map file {path} is not a readable Sieve map file ({type(exc).__name__}: {exc})") from exc
     if map_digest(arrays) != section.get("sha256"):
         raise SieveError(f"map file {path} does not match the manifest's hash; it is corrupted or from another export")
-    from core.stages.embed import load_embeddings
 
     row_ids, _ = load_embeddings(ws, embed_key)
     if not np.array_equal(np.asarray(row_ids, dtype=np.int64), arrays["row_ids"]):

@@ -31,6 +31,12 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+import json
+import csv
+
+import duckdb
+import numpy as np
+import pyarrow.parquet as pq
 
 from core.stages.dialect import (count_records, normal_encoding, parse_delimiter, reader_error, sniff_delimiter,
                       uses_quotes, utf8_files)
@@ -361,8 +367,6 @@ def saved_pointers(ws: Workspace) -> dict:
 def restore_dataset(ws: Workspace, saved: dict) -> None:
     """Put back the dataset table stashed by ``ingest(keep_previous=True)`` and the pointers
     ``saved`` (from :func:`saved_pointers`), in one transaction."""
-    import json
-
     with ws.connect() as con:
         con.execute("BEGIN TRANSACTION")
         rows = con.execute("SELECT value FROM sieve_meta WHERE key = 'dataset'").fetchall()
@@ -392,8 +396,6 @@ READER_VERSION = 2  # 2: text as written (issue 12)
 
 def _load_transaction(ws, paths, files, fmt, delim, params, key, fingerprint, *,
                       keep_previous: bool = False) -> DatasetInfo:
-    import duckdb
-
     with ws.connect() as con:
         con.execute("BEGIN TRANSACTION")
         try:
@@ -566,8 +568,6 @@ def _has_body(path: Path) -> bool:
 def header_names(paths: list[Path], fmt: str, delim: str | None, con=None) -> list[list[str]]:
     """Each file's column names exactly as written (CSV/TSV header record, Parquet
     schema, JSON object keys)."""
-    import csv
-
     out = []
     for p in paths:
         if fmt in ("csv", "tsv"):
@@ -575,8 +575,6 @@ def header_names(paths: list[Path], fmt: str, delim: str | None, con=None) -> li
                 rec = next(csv.reader(fh, delimiter=delim or ",", quotechar='"', doublequote=True), [])
             out.append([n for n in rec if n.strip()])
         elif fmt == "parquet":
-            import pyarrow.parquet as pq
-
             out.append(list(pq.read_schema(p).names))
         elif con is not None:
             form = "newline_delimited" if fmt == "jsonl" else "auto"
@@ -664,8 +662,6 @@ def current_dataset(ws: Workspace) -> DatasetInfo:
 
 def load_texts(ws: Workspace, *, only_ok: bool = True):
     """(row_ids int64 array, texts list[str], hashes list[str]) in row-id order."""
-    import numpy as np
-
     where = "WHERE sieve_text_ok" if only_ok else ""
     with ws.connect() as con:
         tbl = fetch_arrow(
@@ -685,7 +681,6 @@ def load_column(ws: Workspace, column: str, row_ids=None):
             con,
             f"SELECT sieve_row_id, {quote_ident(column)} FROM {DATASET_TABLE} ORDER BY sieve_row_id"
         )
-    import numpy as np
 
     ids = tbl.column(0).to_numpy()
     col = tbl.column(1)

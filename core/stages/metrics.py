@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from core.stages.cluster import NOISE
+from core.nn import max_sim
 
 RANDOM_KEYS = ("coverage", "jsd", "nn_distance", "facility", "dup_rate", "reference_coverage")
 
@@ -262,8 +263,6 @@ def facility_clients(n: int, *, max_clients: int = FACILITY_CLIENTS, seed: int =
 
 def facility_score(vectors: np.ndarray, idx: np.ndarray, clients: np.ndarray) -> float | None:
     """Mean over ``clients`` (positions) of max(0, highest cosine similarity to a chosen row)."""
-    from core.nn import max_sim
-
     idx = np.asarray(idx, dtype=np.int64)
     if len(idx) == 0:
         return None
@@ -281,8 +280,6 @@ def _max_sims(query_unit: np.ndarray, base_unit: np.ndarray, block: int = 2048) 
 
 def reference_coverage(reference: np.ndarray, vectors: np.ndarray, idx: np.ndarray, distance: float) -> float | None:
     """Share of reference rows whose nearest chosen row is within ``distance`` (cosine)."""
-    from core.nn import max_sim
-
     idx = np.asarray(idx, dtype=np.int64)
     if len(idx) == 0 or len(reference) == 0:
         return None
@@ -300,8 +297,6 @@ def selection_metrics(labels: np.ndarray, chosen: np.ndarray, vectors: np.ndarra
     ``keys``: normalised-text hashes per row (exact duplicates in dup_rate);
     ``reference``: reference vectors (reference_coverage).  Without ``vectors`` only the
     label metrics (and the exact duplicate rate) are computed."""
-    from core.nn import max_sim
-
     labels = np.asarray(labels)
     chosen = np.asarray(chosen, dtype=np.int64)
     group_arr, codes = _codes(labels)

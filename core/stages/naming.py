@@ -13,6 +13,8 @@ from core.stages.cluster import NOISE, NOISE_NAME
 from core.encoders.long_text import max_text_chars
 from core.stages.words import CJK, document_terms, script_of
 from core.store.workspace import SieveError, Workspace, stage_key
+from core.stages.embed import load_embeddings
+from core.stages.ingest import load_texts
 
 
 NAME_POOL = 24  # terms beyond n_keywords a name may draw on when the one-fifth rule takes words away
@@ -194,9 +196,6 @@ def label_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray
 
 
 def run_label(ws: Workspace, cluster_key: str, embed_key: str, params: LabelParams = LabelParams()) -> tuple[str, bool]:
-    from core.stages.embed import load_embeddings
-    from core.stages.ingest import load_texts
-
     key = stage_key("label", {"params": params, "naming": NAMING_VERSION}, cluster_key)
     if ws.has_artifact("label", key):
         return key, True

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Callable
+import warnings
 
 import numpy as np
 
 from core.runtime import warmup
 from core.stages.distinct import duplicate_groups
 from core.store.workspace import SieveError, Workspace, stage_key
+from core.stages.embed import load_embeddings
 
 METRICS = ("cosine", "euclidean", "manhattan", "correlation")
 MIN_UMAP_ROWS = 10
@@ -183,8 +185,6 @@ def _runs(params: ProjectParams) -> tuple[tuple[int, float], tuple[int, float]]:
 
 def _exact_fit(vectors, idx, dist, k, params, progress, parallel=False) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
     """The seeded, single-threaded path (unchanged from before ``exact`` existed)."""
-    import warnings
-
     import umap
 
     n = len(vectors)
@@ -211,8 +211,6 @@ def _exact_fit(vectors, idx, dist, k, params, progress, parallel=False) -> tuple
 
 def _fast_fit(vectors, idx, dist, k, params, progress, parallel=True) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
     """One fuzzy graph, one spectral init, two (parallel) optimisations."""
-    import warnings
-
     from umap.spectral import spectral_layout
     from umap.umap_ import find_ab_params, fuzzy_simplicial_set, noisy_scale_coords, simplicial_set_embedding
 
@@ -381,8 +379,6 @@ def project_key(params: ProjectParams, embed_key: str) -> str:
 def run_project(ws: Workspace, embed_key: str, params: ProjectParams = ProjectParams(),
                 progress: Progress | None = None) -> tuple[str, bool]:
     """Project the embedding artifact ``embed_key``; returns (key, cached)."""
-    from core.stages.embed import load_embeddings
-
     key = project_key(params, embed_key)
     if ws.has_artifact("project", key):
         return key, True

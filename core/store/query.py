@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from core.store.workspace import DATASET_TABLE
 from core.store.workspace import SieveError, Workspace, fetch_arrow
@@ -152,8 +153,6 @@ def run_sandboxed(table, sql: str, *, timeout: float, memory: str, threads: int 
     """Run ``sql`` over ``table`` (as ``dataset``) in a worker process (core/store/sql_sandbox.py)
     with an address-space cap, external access off and no spill folder; kill it after
     ``timeout`` seconds.  Returns the int64 ``sieve_row_id`` column.  Raises SieveError."""
-    import pyarrow as pa
-
     header = json.dumps({"sql": sql, "memory": memory, "threads": threads, "timeout": timeout}).encode()
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:

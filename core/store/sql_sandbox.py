@@ -22,6 +22,9 @@ import struct
 import sys
 import threading
 
+import duckdb
+import pyarrow as pa
+
 
 def _size_bytes(text: str) -> int:
     units = {"kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
@@ -48,8 +51,6 @@ def main() -> int:
     header = json.loads(stdin.read(n))
     timeout = float(header["timeout"])
     signal.alarm(int(math.ceil(timeout)) + 1)
-    import duckdb
-    import pyarrow as pa
 
     table = pa.ipc.open_stream(stdin).read_all()
     con = duckdb.connect(":memory:", config={

@@ -21,8 +21,10 @@ import uuid
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
+import fcntl
 
 import numpy as np
+import duckdb
 
 from core.store.sql import quote_ident
 
@@ -277,8 +279,6 @@ class Workspace:
 
     @contextlib.contextmanager
     def _flock(self, what: str, on_wait: Callable[[str], None] | None):
-        import fcntl
-
         self.root.mkdir(parents=True, exist_ok=True)
         try:
             fh = open(self.root / ".lock", "a+")
@@ -331,8 +331,6 @@ class Workspace:
 
     @contextlib.contextmanager
     def _open(self, read_only: bool):
-        import duckdb
-
         self.root.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout
         while True:
