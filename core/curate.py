@@ -35,7 +35,8 @@ import numpy as np
 
 from core.stages.cluster import NOISE
 from core.stages.naming import ClusterInfo, LabelParams, label_clusters
-from core.store.workspace import SieveError, Workspace, read_json_file, stage_key
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import read_json_file, stage_key
 
 OPS = ("rename", "merge", "split")
 EDITS_VERSION = 1

@@ -381,7 +381,7 @@ UPLOADS_MAX_MB = 2048  # default of $SIEVE_UPLOADS_MAX_MB
 def save_upload(root: Path | str, name: str, data, *, keep: Iterable[str] = ()) -> Path:
     """Write uploaded bytes to ``root/uploads/<hash>-<safe name>`` (atomically, once), then
     prune the folder (see :func:`prune_uploads`; ``keep``: paths never removed)."""
-    from core.store.workspace import atomic_write_bytes
+    from core.store.artifacts import atomic_write_bytes
 
     buf = memoryview(data) if not isinstance(data, (bytes, bytearray, memoryview)) else data
     digest = hashlib.sha256(buf).hexdigest()[:12]

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from core.stages.dialect import reader_error, sniff_delimiter, utf8_files
-from core.store.workspace import SieveError, Workspace, fetch_arrow, stage_key
+from core.store.workspace import SieveError, Workspace, fetch_arrow
+from core.store.artifacts import stage_key
 
 STAGE = "reference"
 

@@ -47,7 +47,8 @@ from core.stages.embed import EmbedParams, embed_prepared, encoder_limit, precom
 from core.encoders.models import DEFAULT_MODEL
 from core.store.paths import plain_absolute
 from core.stages.project import ProjectParams
-from core.store.workspace import SieveError, Workspace, atomic_path, atomic_write_json, stage_key
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import atomic_path, atomic_write_json, stage_key
 
 ENGINES = ("local", "ray")
 SHARDS_DIR = "shards"
@@ -1096,7 +1097,7 @@ def build_scaled_manifest(ws: Workspace, embed_dir: Path, map_dir: Path, params,
                           export: dict | None = None) -> dict:
     from core.stages.export import MANIFEST_VERSION, ids_digest, library_versions
     from core.stages.ingest import current_dataset
-    from core.store.workspace import SCHEMA_VERSION
+    from core.store.artifacts import SCHEMA_VERSION
 
     ds = current_dataset(ws)
     emeta = json.loads((Path(embed_dir) / "_meta.json").read_text())

@@ -13,7 +13,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from core.store.workspace import SieveError, Workspace, stage_key
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import stage_key
 
 _MEMO: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
 _MEMO_LOCK = threading.Lock()

@@ -21,7 +21,8 @@ import streamlit as st
 
 from core.store import paths
 from core.palette import cluster_centres, cluster_colors, name_annotations
-from core.store.workspace import DEFAULT_WORKSPACE, SieveError, Workspace, canonical_json
+from core.store.workspace import DEFAULT_WORKSPACE, SieveError, Workspace
+from core.store.artifacts import canonical_json
 
 log = logging.getLogger("sieve.app")
 

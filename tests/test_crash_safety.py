@@ -176,7 +176,7 @@ def test_sigkill_during_export_never_leaves_a_partial_file(fmt, tmp_path):
         for p in leftovers:  # a killed writer may leave its temp file, never the final name
             assert ".tmp-" in p.name
         if leftovers:  # the next write of that path sweeps the dead writer's temp file
-            from core.store.workspace import atomic_write_bytes
+            from core.store.artifacts import atomic_write_bytes
 
             atomic_write_bytes(out, b"x")
             assert not [p for p in tmp_path.iterdir() if p.name.startswith(f".out{trial}")]
@@ -185,7 +185,7 @@ def test_sigkill_during_export_never_leaves_a_partial_file(fmt, tmp_path):
 
 
 def test_sweep_keeps_live_writers_temp_files(tmp_path):
-    from core.store.workspace import sweep_stale_temps
+    from core.store.artifacts import sweep_stale_temps
 
     target = tmp_path / "out.parquet"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

@@ -23,7 +23,8 @@ from core.encoders import registry as R
 from core.encoders import torch as T
 from core.stages.embed import EmbedParams, embed_key, embed_texts, run_embed
 from core.encoders.registry import resolve_backend
-from core.store.workspace import SieveError, Workspace, stage_key
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import stage_key
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "sample_data", "prompts.csv")
 

@@ -410,7 +410,7 @@ def test_old_artifacts_without_checksums_still_load(tmp_path):
 
 def test_checksums_are_verified_once_per_process(tmp_path):
     """Loading a map twice hashes each file once (memo on size, mtime and inode)."""
-    import core.store.workspace as W
+    import core.store.artifacts as W
 
     ws, _, data = _mapped_ws(tmp_path)
     W._verified.clear()

@@ -23,7 +23,8 @@ from core.stages.embed import EmbedParams, embed_key, embed_prepared, encoder_li
 from core.encoders.models import DEFAULT_MODEL
 from core.encoders.registry import load_encoder
 from core.stages.ingest import IngestParams, TextSpec, current_dataset, ingest
-from core.store.workspace import SieveError, Workspace, stage_key
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import stage_key
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ("we study graph neural networks for protein structure prediction and report strong results on "

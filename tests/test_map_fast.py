@@ -20,7 +20,8 @@ from core.stages.ingest import IngestParams, TextSpec, ingest
 from core.pipeline import MapParams, build_map, load_map, reproduce, run_selection
 from core.stages.project import ProjectParams, project, project_key
 from core.select import SelectParams
-from core.store.workspace import SieveError, Workspace, stage_key
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import stage_key
 from tests.fakes import TopicEncoder, blobs_on_sphere, write_table
 
 SIZES = (260, 220, 200, 180, 160, 140)  # 1160 rows, 6 well-separated clusters

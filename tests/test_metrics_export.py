@@ -20,7 +20,8 @@ from core.stages.metrics import coverage, jensen_shannon, mean_nn_distance, sele
 from core.pipeline import reproduce, run_selection
 from core.stages.project import ProjectParams
 from core.select import SelectParams
-from core.store.workspace import SieveError, Workspace, atomic_write_json
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import atomic_write_json
 from tests.fakes import TopicEncoder, read_any, write_table
 
 SIEVE_COLS = ["sieve_cluster_id", "sieve_cluster_name", "sieve_rank", "sieve_reason"]

@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-import core.store.workspace as wsmod
+import core.store.artifacts as wsmod
 from core.stages.cluster import ClusterParams
 from core.stages.ingest import IngestParams, TextSpec, current_dataset, ingest
 from core.pipeline import MapParams, build_map, load_map

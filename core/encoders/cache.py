@@ -16,7 +16,8 @@ from typing import Callable, Sequence
 from tokenizers import Tokenizer
 
 from core.encoders.models import local_model_dir, model_files_hash, model_id
-from core.store.workspace import SieveError, atomic_write_json, cache_root
+from core.store.workspace import SieveError, cache_root
+from core.store.artifacts import atomic_write_json
 
 META_FILE = "meta.json"
 

@@ -25,7 +25,8 @@ import numpy as np
 
 from core.stages.cluster_methods import ALGORITHMS, ON_VECTORS, evoc_labels, leiden_labels, plscan_labels
 from core.stages.distinct import duplicate_groups
-from core.store.workspace import SieveError, Workspace, stage_key
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import stage_key
 from core.runtime import warmup
 from core.runtime.hardware import usable_cores
 

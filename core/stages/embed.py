@@ -40,8 +40,8 @@ from core.encoders.torch import DEFAULT_BATCH_SIZE, effective_batch_size
 from core.stages.ingest import current_dataset, load_texts
 from core.store.workspace import DATASET_TABLE
 from core.store.sql import quote_ident
-from core.store.workspace import (SieveError, Workspace, atomic_save_npy, atomic_write_bytes, fetch_arrow,
-                                  file_checksum, stable_hash, stage_key, verify_file)
+from core.store.workspace import SieveError, Workspace, fetch_arrow
+from core.store.artifacts import atomic_save_npy, atomic_write_bytes, file_checksum, stable_hash, stage_key, verify_file
 
 Progress = Callable[[int, int, str], None]
 CancelCheck = Callable[[], bool]

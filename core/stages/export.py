@@ -23,7 +23,8 @@ from core.curate import EDITS_VERSION
 from core.store.workspace import DATASET_TABLE
 from core.manifest_check import validate_manifest
 from core.store.paths import plain_absolute
-from core.store.workspace import SCHEMA_VERSION, SieveError, Workspace, atomic_write_json, read_json_file, tmp_sibling
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import SCHEMA_VERSION, atomic_write_json, read_json_file, tmp_sibling
 from core.stages.embed import load_embeddings
 
 FORMATS = ("parquet", "jsonl", "csv")

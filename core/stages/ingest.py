@@ -40,7 +40,8 @@ import pyarrow.parquet as pq
 
 from core.stages.dialect import (count_records, normal_encoding, parse_delimiter, reader_error, sniff_delimiter,
                       uses_quotes, utf8_files)
-from core.store.workspace import DATASET_TABLE, SieveError, Workspace, fetch_arrow, stage_key
+from core.store.workspace import DATASET_TABLE, SieveError, Workspace, fetch_arrow
+from core.store.artifacts import stage_key
 from core.store.sql import quote_ident
 
 FORMATS = {

@@ -12,7 +12,8 @@ import numpy as np
 from core.stages.cluster import NOISE, NOISE_NAME
 from core.encoders.long_text import max_text_chars
 from core.stages.words import CJK, document_terms, script_of
-from core.store.workspace import SieveError, Workspace, stage_key
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import stage_key
 from core.stages.embed import load_embeddings
 from core.stages.ingest import load_texts
 

@@ -31,7 +31,8 @@ import numpy as np
 
 from core.runtime import warmup
 from core.stages.distinct import duplicate_groups
-from core.store.workspace import SieveError, Workspace, stage_key
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import stage_key
 from core.stages.embed import load_embeddings
 
 METRICS = ("cosine", "euclidean", "manhattan", "correlation")
