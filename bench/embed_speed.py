@@ -87,7 +87,8 @@ def main(argv: list[str]) -> None:
         import pyarrow.parquet as pq
 
         from core.stages.embed import load_embeddings, run_embed
-        from core.stages.ingest import IngestParams, TextSpec, ingest
+        from core.stages.ingest import IngestParams, ingest
+        from core.stages.dataset import TextSpec
         from core.store.workspace import Workspace
 
         with tempfile.TemporaryDirectory(prefix="sieve-embed-") as tmp:

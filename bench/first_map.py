@@ -40,7 +40,8 @@ def child(ws_path: str, warmup: bool, idle: float) -> None:
     t0 = time.perf_counter()
     from core.stages.embed import EmbedParams
     from core.encoders.registry import load_encoder
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.pipeline import MapParams, build_map
     from core.runtime.warmup import wait_for_model
     from core.stages.prewarm import start_background_warmup

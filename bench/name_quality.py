@@ -52,7 +52,8 @@ print(json.dumps({str(i.id): i.name for i in infos}))
 def _map(data: Path, cache: Path, log) -> tuple[Path, str]:
     """Map banking77 once (cached) and save texts, clusters, true labels and vectors to an npz;
     returns (npz path, how the map was had)."""
-    from core.stages.ingest import IngestParams, TextSpec, ingest, load_column, load_texts
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec, load_column, load_texts
     from core.pipeline import MapParams, build_map, load_map
     from core.store.workspace import Workspace
 

@@ -51,7 +51,8 @@ def synthetic(n: int, k: int = 8, dim: int = 384, latent: int = 5, seed: int = 0
 
 
 def _workspace(root: Path, name: str, table: pa.Table, vectors: str | None = None):
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.store.workspace import Workspace
 
     path = root / f"{name}.parquet"

@@ -93,7 +93,8 @@ def embed_into_cache(vec_path: Path, meta_path: Path) -> None:
     import tempfile
 
     from core.stages.embed import EmbedParams, load_embeddings, run_embed
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.store.workspace import Workspace
 
     with tempfile.TemporaryDirectory(prefix="sieve-quality-ws-") as tmp:

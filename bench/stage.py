@@ -59,7 +59,8 @@ def main(argv: list[str]) -> None:
         return out
 
     if stage == "ingest":
-        from core.stages.ingest import IngestParams, TextSpec, ingest
+        from core.stages.ingest import IngestParams, ingest
+        from core.stages.dataset import TextSpec
 
         info, _ = timed(lambda: ingest(ws, IngestParams(data, TextSpec(column="text"))))
         extra = {"rows": info.n_rows}

@@ -59,7 +59,8 @@ ENCODING_HELP = "Encoding of CSV/TSV/JSON files, e.g. latin-1, cp1252, utf-16 (d
 
 
 def _ingest_params(data, text, template, vectors, fmt, delimiter=None, encoding=None):
-    from core.stages.ingest import IngestParams, TextSpec, unescape_template
+    from core.stages.ingest import IngestParams
+    from core.stages.dataset import TextSpec, unescape_template
 
     if text is None and template is None:
         raise SieveError("give --text COLUMN or --template '{col1}\\n{col2}'")
@@ -384,7 +385,7 @@ def map_(
     params = _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size,
                          min_samples, seed, exact, backend, long_text, cluster_method)
     edit_list = read_edits(edits) if edits is not None else None  # a bad file fails before any work
-    from core.stages.ingest import current_dataset
+    from core.stages.dataset import current_dataset
 
     _warm_up_large_map(current_dataset(ws).n_rows)
     with _progress() as (progress, on_stage), _naming_edits_file(edits):
@@ -404,7 +405,7 @@ def search(
     workspace: Path = WS_OPT,
 ):
     """Search the current map by meaning: the rows nearest the query (cosine), as plain text."""
-    from core.stages.ingest import load_texts
+    from core.stages.dataset import load_texts
     from .pipeline import load_map
     from .search import embed_query, nearest, query_encoder
 
@@ -825,7 +826,7 @@ def verify(manifest_path: Path = typer.Argument(..., help="A manifest written by
 @_guard
 def info(workspace: Path = WS_OPT):
     """What the workspace holds."""
-    from core.stages.ingest import current_dataset
+    from core.stages.dataset import current_dataset
 
     ws = Workspace(workspace)
     _print_dataset(current_dataset(ws), False)

@@ -255,7 +255,7 @@ def run_curate(ws: Workspace, keys, edits: Sequence[dict],
     """Apply ``edits`` to the map ``keys`` (a ``MapKeys``) and store the result as the
     ``curate`` artifact (written atomically, cached by :func:`curate_key`).  Returns (key, cached)."""
     from core.stages.embed import load_embeddings
-    from core.stages.ingest import load_texts
+    from core.stages.dataset import load_texts
     from core.stages.naming import load_labels
 
     edits = normalise_edits(edits)

@@ -430,7 +430,7 @@ def preview_source(source, *, limit: int = 20, file_format: str | None = None, d
     reason (e.g. a file that is not UTF-8, named)."""
     import duckdb
 
-    from core.stages.ingest import detect_format, numeric_text_columns, read_raw, resolve_sources
+    from core.stages.sources import detect_format, numeric_text_columns, read_raw, resolve_sources
 
     paths = resolve_sources(source)
     fmt = detect_format(paths, file_format)

@@ -14,7 +14,7 @@ from typing import Any
 from core.stages.cluster import ClusterParams
 from .curate import normalise_edits
 from core.stages.embed import EmbedParams
-from core.stages.ingest import TextSpec
+from core.stages.dataset import TextSpec
 from core.stages.naming import LabelParams
 from core.stages.project import ProjectParams
 from .select import SelectParams

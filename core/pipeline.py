@@ -21,7 +21,7 @@ from . import curate
 from core.stages.cluster import ClusterParams, cluster_key, run_cluster
 from core.stages.embed import EmbedParams, run_embed
 from core.encoders.base import Encoder
-from core.stages.ingest import DatasetInfo, current_dataset, drop_previous_dataset, load_column, restore_dataset, saved_pointers
+from core.stages.dataset import DatasetInfo, current_dataset, drop_previous_dataset, load_column, restore_dataset, saved_pointers
 from core.stages.naming import ClusterInfo, LabelParams, load_labels, run_label
 from core.stages.project import ProjectParams, project_key, run_project
 from .select import Selection, SelectParams, select
@@ -411,7 +411,8 @@ def reproduce(
 
 
 def _reproduce(ws, manifest, data, *, allow_changed_data, encoder, on_stage, progress, manifest_path):
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
 
     ds = manifest["dataset"]
     source = data if data is not None else tuple(ds["sources"])

@@ -22,7 +22,8 @@ def read_reference_texts(path: str, column: str = "text") -> tuple[list[str], st
     """Non-empty texts of ``column`` in ``path`` (a file or glob) and the files' fingerprint."""
     import duckdb
 
-    from core.stages.ingest import as_text, blank_regex, detect_format, fingerprint_files, read_raw, resolve_sources
+    from core.stages.ingest import as_text, blank_regex
+    from core.stages.sources import detect_format, fingerprint_files, read_raw, resolve_sources
 
     try:
         paths = resolve_sources(path)

@@ -213,7 +213,7 @@ def input_shards(ws: Workspace, shard_rows: int) -> list[dict]:
     shards of ``shard_rows`` row ids; written once per (dataset, shard_rows).  Returns
     ``[{"id", "start", "end", "rows", "path"}]`` in row-id order (shards with no
     embeddable row are left out)."""
-    from core.stages.ingest import current_dataset
+    from core.stages.dataset import current_dataset
     from core.store.workspace import DATASET_TABLE
 
     info = current_dataset(ws)
@@ -410,7 +410,7 @@ class _EmbedShards:
 
 
 def embed_key(ws: Workspace, model_id_: str, params: ScaleEmbedParams) -> str:
-    from core.stages.ingest import current_dataset
+    from core.stages.dataset import current_dataset
 
     info = current_dataset(ws)
     return stage_key("embed_shards", {"model": model_id_, "normalize": params.normalize,
@@ -427,7 +427,7 @@ def embed_shards(ws: Workspace, params: ScaleEmbedParams = ScaleEmbedParams(), *
     model of ``params`` on each actor's device.  ``local=True`` embeds the same shards in
     this process, without Ray (small corpora, tests)."""
     from core.encoders.models import model_id as model_id_of
-    from core.stages.ingest import current_dataset
+    from core.stages.dataset import current_dataset
 
     t0 = time.perf_counter()
     info = current_dataset(ws)
@@ -535,7 +535,7 @@ def _column_shards(ws: Workspace, info, params: ScaleEmbedParams, t0: float) -> 
 
 def embed_folder(ws: Workspace) -> Path:
     """The latest sharded embedding of the current dataset."""
-    from core.stages.ingest import current_dataset
+    from core.stages.dataset import current_dataset
 
     rec = ws.get_meta(f"{META_SCALE}:embed")
     if not rec or rec["dataset"] != current_dataset(ws).key:
@@ -713,7 +713,7 @@ def scale_map(ws: Workspace, embed_dir: Path | str | None = None,
     """Fit on a seeded sample (driver), then place every row on Ray (``map-*.parquet``;
     ``local=True``: in this process, without Ray).  The clusters are named from the
     sample's texts (``labels.json``) and counted over every row."""
-    from core.stages.ingest import current_dataset
+    from core.stages.dataset import current_dataset
     from core.store.workspace import fetch_arrow
 
     t0 = time.perf_counter()
@@ -775,7 +775,7 @@ def scale_map(ws: Workspace, embed_dir: Path | str | None = None,
 
 def map_folder(ws: Workspace) -> tuple[Path, Path]:
     """(map folder, embed folder) of the latest sharded map of the current dataset."""
-    from core.stages.ingest import current_dataset
+    from core.stages.dataset import current_dataset
 
     rec = ws.get_meta(f"{META_SCALE}:map")
     if not rec or rec["dataset"] != current_dataset(ws).key:
@@ -1096,7 +1096,7 @@ def export_scaled(ws: Workspace, selection: ScaleSelection, out_dir: Path | str,
 def build_scaled_manifest(ws: Workspace, embed_dir: Path, map_dir: Path, params, selection: ScaleSelection,
                           export: dict | None = None) -> dict:
     from core.stages.export import MANIFEST_VERSION, ids_digest, library_versions
-    from core.stages.ingest import current_dataset
+    from core.stages.dataset import current_dataset
     from core.store.artifacts import SCHEMA_VERSION
 
     ds = current_dataset(ws)
@@ -1142,7 +1142,8 @@ def reproduce_scaled(ws: Workspace, manifest: dict, data: str | None = None, *, 
                      local_picks: bool = False) -> tuple[ScaleSelection, Path, Path]:
     """Re-run a sharded manifest: ingest, sharded embed, the same seeded sample fit and
     assignment, and the selection.  Returns (selection, embed folder, map folder)."""
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from .select import SelectParams
 
     ds = manifest["dataset"]

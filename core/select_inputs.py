@@ -50,7 +50,7 @@ def _cached_array(ws: Workspace, stage: str, key: str, name: str, compute, meta:
 
 
 def _texts(ws: Workspace, data) -> list[str]:
-    from core.stages.ingest import load_texts
+    from core.stages.dataset import load_texts
 
     row_ids, texts, _ = load_texts(ws)
     if not np.array_equal(np.asarray(row_ids), np.asarray(data.row_ids)):
@@ -90,7 +90,7 @@ def token_counts(ws: Workspace, data, tokenizer: str) -> np.ndarray:
 
 def strata_values(ws: Workspace, column: str, row_ids: np.ndarray) -> np.ndarray:
     """The strata column per row as strings (missing values -> '(missing)')."""
-    from core.stages.ingest import load_column
+    from core.stages.dataset import load_column
     from .select import MISSING_STRATUM
 
     try:

@@ -394,7 +394,7 @@ def persist(wkey: str, ckey: str) -> Callable[[], None]:
 
 
 def current_dataset_or_none(ws: Workspace):
-    from core.stages.ingest import current_dataset
+    from core.stages.dataset import current_dataset
 
     try:
         return current_dataset(ws)
@@ -454,7 +454,7 @@ def _sources(sources: list[str]) -> str:
 
 @safe_callback
 def _switch_dataset(info: dict) -> None:
-    from core.stages.ingest import DatasetInfo
+    from core.stages.dataset import DatasetInfo
 
     pin_dataset(DatasetInfo.from_dict(info))
     ss().pop(K_MAP_RUN, None)
@@ -463,7 +463,8 @@ def _switch_dataset(info: dict) -> None:
 
 @safe_callback
 def _reload_dataset() -> None:
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
 
     pin = ss()[K_DATASET_PIN]
     mine = pin["info"]
@@ -506,7 +507,7 @@ def get_map(ws: Workspace, label_key: str | None = None):
     workspace's latest map.  ``label_key`` switches this session to that map (after
     it computed one).
     """
-    from core.stages.ingest import load_texts
+    from core.stages.dataset import load_texts
     from core.pipeline import current_map, load_map, map_by_label
 
     info = current_dataset_or_none(ws)

@@ -42,7 +42,7 @@ def _ingest(ws, source: str, spec, vector_column, file_format, *, quiet: bool = 
 
 def _autoload_sample(ws) -> None:
     """First launch: load the bundled sample so a new user can click straight through."""
-    from core.stages.ingest import TextSpec
+    from core.stages.dataset import TextSpec
 
     if C.ss().get(C.K_AUTOLOADED) or C.current_dataset_or_none(ws) is not None or not C.SAMPLE_PATH.is_file():
         return
@@ -197,7 +197,8 @@ def body() -> None:
 
 def _choose(ws) -> None:
     from core.explore import column_kinds, preview_source
-    from core.stages.ingest import FORMATS, TextSpec, unescape_template
+    from core.stages.sources import FORMATS
+    from core.stages.dataset import TextSpec, unescape_template
 
     source = _source(ws)
     if not source:

@@ -67,7 +67,8 @@ class SieveMapFixture:
 
 
 def _build_map(root: Path, table: pa.Table, encoder, params=None) -> SieveMapFixture:
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.pipeline import MapParams, build_map, load_map
     from core.store.workspace import Workspace
 

@@ -40,7 +40,8 @@ def test_missing_dataset_links_to_data(empty_env, page_path):
 
 
 def test_missing_map_links_to_map(map_env, tmp_path, monkeypatch):
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.store.workspace import Workspace
 
     # A workspace with a dataset but no map.
@@ -66,7 +67,7 @@ def test_export_without_budget_links_to_budget(map_env):
 
 
 def test_data_page_autoloads_sample_and_shows_counts(empty_env):
-    from core.stages.ingest import current_dataset
+    from core.stages.dataset import current_dataset
     from core.store.workspace import Workspace
 
     at = new_app().run()

@@ -47,7 +47,7 @@ def test_template_prefills_the_text_column_not_the_ids(empty_env, tmp_path):
 
 
 def test_texts_to_embed_counts_distinct_texts(empty_env):
-    from core.stages.ingest import current_dataset, load_texts
+    from core.stages.dataset import current_dataset, load_texts
     from core.store.workspace import Workspace
 
     at = new_app(T).run()
@@ -191,7 +191,8 @@ def own_map(tmp_path, monkeypatch):
 
 
 def _cli_loads_another_file(ws, path) -> None:
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
 
     ingest(ws, IngestParams(str(path), TextSpec(column="prompt")))
 

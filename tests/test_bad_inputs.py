@@ -14,7 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from core.stages.ingest import IngestParams, TextSpec, ingest
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import TextSpec
 from core.pipeline import MapParams, build_map, load_map, run_selection
 from core.select import SelectParams
 from core.store.workspace import SieveError, Workspace

@@ -13,7 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from core.stages.ingest import IngestParams, TextSpec, current_dataset, ingest
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import TextSpec, current_dataset
 from core.pipeline import MapParams, build_map, load_map, run_selection
 from core.select import SelectParams
 from core.store.workspace import Workspace

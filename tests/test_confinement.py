@@ -157,7 +157,8 @@ def test_budget_reference_inside_the_data_folder_is_read(map_env, tree, monkeypa
 def test_new_session_in_server_mode_opens_without_an_error(empty_env, tree, monkeypatch):
     """The path box was pre-filled with the dataset's absolute path, which the confinement
     refused: every new session opened on an error."""
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.store.workspace import Workspace
 
     data, _ = tree

@@ -23,7 +23,8 @@ import pyarrow as pa
 import pytest
 
 from core.stages.embed import EmbedParams, load_embeddings, run_embed
-from core.stages.ingest import IngestParams, TextSpec, ingest
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import TextSpec
 from core.store.workspace import Workspace
 from tests.fakes import REPO_ROOT, HashEncoder, write_table
 

@@ -29,7 +29,8 @@ def _csv(path, texts):
 def _map(root, texts, min_cluster_size=None):
     from core.stages.cluster import ClusterParams
     from core.stages.embed import EmbedParams
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.pipeline import MapParams, build_map, load_map
     from core.stages.project import ProjectParams
     from core.store.workspace import Workspace
@@ -195,7 +196,8 @@ def test_nn_distance_never_shows_negative_zero():
 def test_scale_page_works_on_degenerate_sharded_maps(tmp_path, monkeypatch, name):
     from core import scale
     from core.stages.export import read_manifest
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.stages.project import ProjectParams
     from core.stages.cluster import ClusterParams
     from core.store.workspace import Workspace

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from core.stages.embed import Cancelled, EmbedParams, embed_texts, length_order, load_embeddings, run_embed
 from core.encoders.models import DEFAULT_MODEL_ID, default_model_path, model_id, resolve_model
-from core.stages.ingest import IngestParams, TextSpec, ingest
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import TextSpec
 from core.store.workspace import SieveError, Workspace
 from tests.fakes import HashEncoder, write_table
 

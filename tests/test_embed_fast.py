@@ -100,7 +100,8 @@ def test_a_params_dict_without_backend_means_torch():
 
 
 def test_backend_is_part_of_the_key_and_torch_keeps_its_old_key(tmp_path):
-    from core.stages.ingest import IngestParams, TextSpec, current_dataset, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec, current_dataset
 
     path = tmp_path / "d.csv"
     path.write_text("text\nhello there\nhow do I cook rice\n")
@@ -136,7 +137,8 @@ def test_onnx_int8_agrees_with_fp32(onnx_encoder, sieve_real_encoder, mixed_text
 
 
 def test_two_backends_two_artifacts_no_mixing(tmp_path, onnx_encoder, static_encoder, sieve_real_encoder):
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.stages.embed import load_embeddings
 
     texts = ["how do I fix a flat tyre", "write a haiku about autumn", "sort a list in python", "explain tides"]
@@ -253,7 +255,8 @@ def test_prefetch_loop_gives_the_same_vectors(sieve_real_encoder, mixed_texts):
 
 @pytest.mark.slow
 def test_cluster_agreement_on_the_sample(tmp_path, sieve_real_encoder, onnx_encoder, static_encoder):
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.pipeline import MapParams, build_map, load_map
     from core.stages.project import ProjectParams
     from core.encoders.static import PREVIEW_FLOOR, PREVIEW_QUALITY

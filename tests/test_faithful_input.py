@@ -18,11 +18,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.stages import ingest as ingest_mod
+from core.stages import sources as sources_mod
 from core.cli import _parse_ids
 from core.stages.embed import precomputed_vectors
 from core.explore import column_kinds, preview_source
 from core.stages.export import export_rows
-from core.stages.ingest import BLANK_CATEGORIES, IngestParams, TextSpec, blank_regex, ingest, is_blank
+from core.stages.ingest import BLANK_CATEGORIES, IngestParams, blank_regex, ingest, is_blank
+from core.stages.dataset import TextSpec
 from core.pipeline import score_values
 from core.store.query import run_filter
 from core.store.workspace import SieveError, Workspace
@@ -209,7 +211,7 @@ def test_invalid_utf8_beyond_the_checked_head_keeps_duckdbs_reason(tmp_path, mon
 
 
 def test_reader_errors_keep_duckdbs_reason(tmp_path, monkeypatch):
-    monkeypatch.setattr(ingest_mod, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(sources_mod, "MAX_LINE_BYTES", 1000)
     with pytest.raises(SieveError) as exc:
         _ingest(tmp_path, "long.csv", "text\n" + "x" * 3000 + "\n")
     assert "long.csv" in str(exc.value) and "line size" in str(exc.value).lower()

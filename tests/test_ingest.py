@@ -9,7 +9,9 @@ import pyarrow as pa
 import pytest
 
 from core.stages.embed import EmbedParams, run_embed
-from core.stages.ingest import IngestParams, TextSpec, current_dataset, fingerprint_files, ingest, load_column, load_texts, resolve_sources, unescape_template
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import TextSpec, current_dataset, load_column, load_texts, unescape_template
+from core.stages.sources import fingerprint_files, resolve_sources
 from core.store.workspace import DATASET_TABLE
 from core.store.workspace import SieveError, Workspace
 from tests.fakes import HashEncoder, query_table, write_table

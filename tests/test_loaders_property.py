@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.stages.ingest import IngestParams, TextSpec, ingest, is_blank
+from core.stages.ingest import IngestParams, ingest, is_blank
+from core.stages.dataset import TextSpec
 from core.store.workspace import Workspace, fetch_arrow
 from core.store.sql import quote_ident
 

@@ -22,7 +22,8 @@ from core.stages.long_texts import count_dataset
 from core.stages.embed import EmbedParams, embed_key, embed_prepared, encoder_limit, run_embed
 from core.encoders.models import DEFAULT_MODEL
 from core.encoders.registry import load_encoder
-from core.stages.ingest import IngestParams, TextSpec, current_dataset, ingest
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import TextSpec, current_dataset
 from core.store.workspace import SieveError, Workspace
 from core.store.artifacts import stage_key
 

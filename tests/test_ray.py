@@ -42,7 +42,8 @@ def ray_session():
 
 
 def _ingest(ws, path: Path, text: str = "text", vectors: str | None = None):
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
 
     return ingest(ws, IngestParams(str(path), TextSpec(column=text), vectors))[0]
 

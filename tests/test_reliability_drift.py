@@ -9,7 +9,8 @@ import pytest
 
 import core.store.artifacts as wsmod
 from core.stages.cluster import ClusterParams
-from core.stages.ingest import IngestParams, TextSpec, current_dataset, ingest
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import TextSpec, current_dataset
 from core.pipeline import MapParams, build_map, load_map
 from core.store.workspace import SieveError, Workspace
 from tests.fakes import HashEncoder, write_table

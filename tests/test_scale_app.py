@@ -27,7 +27,8 @@ SAMPLE = 700
 def _build(root: Path, n_rows: int = N_ROWS, sample: int = SAMPLE, shard_rows: int = 300):
     from core import scale
     from core.stages.cluster import ClusterParams
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.stages.project import ProjectParams
     from core.store.workspace import Workspace
     from sample_data.generate import generate_rows
@@ -74,7 +75,7 @@ def test_local_shards_cover_every_row_once_with_named_clusters(sharded):
 
     ws, emb, res = sharded
     ids, xy, labels = _map(res)
-    from core.stages.ingest import current_dataset
+    from core.stages.dataset import current_dataset
 
     info_ = current_dataset(ws)
     assert len(ids) == len(np.unique(ids)) == res.n_rows == info_.n_rows - info_.n_empty  # empty texts: off the map
@@ -299,7 +300,8 @@ def test_page_without_a_sharded_map_explains_and_builds_one_here(tmp_path, monke
     """A dataset without shards: the page gives the CLI commands and a build button that
     shards the dataset in this process (the encoder is the fake one here)."""
     import core.encoders.registry as E
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.store.workspace import Workspace
     from sample_data.generate import generate_rows
 
@@ -327,7 +329,7 @@ def test_page_without_a_sharded_map_explains_and_builds_one_here(tmp_path, monke
 
 
 def meta_rows(root: Path) -> int:
-    from core.stages.ingest import current_dataset
+    from core.stages.dataset import current_dataset
     from core.store.workspace import Workspace
 
     info = current_dataset(Workspace(root))

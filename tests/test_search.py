@@ -19,7 +19,8 @@ def real_map(tmp_path_factory):
 
     from core.stages.cluster import ClusterParams
     from core.stages.embed import EmbedParams
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.pipeline import MapParams, build_map, load_map
     from core.stages.project import ProjectParams
     from core.store.workspace import Workspace

@@ -13,7 +13,8 @@ import pyarrow as pa
 import pytest
 
 from core.store.paths import confine_read, confine_write
-from core.stages.ingest import IngestParams, TextSpec, ingest
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import TextSpec
 from core.store.query import filter_rows, run_filter
 from core.store.workspace import SieveError, Workspace
 from tests.fakes import write_table

@@ -37,7 +37,7 @@ from core.encoders.base import BACKENDS, DEVICES, Encoder
 from core.encoders.models import DEFAULT_MODEL, backend_model_id
 from core.encoders.registry import load_encoder, resolve_backend
 from core.encoders.torch import DEFAULT_BATCH_SIZE, effective_batch_size
-from core.stages.ingest import current_dataset, load_texts
+from core.stages.dataset import current_dataset, load_texts
 from core.store.workspace import DATASET_TABLE
 from core.store.sql import quote_ident
 from core.store.workspace import SieveError, Workspace, fetch_arrow

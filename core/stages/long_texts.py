@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.encoders.long_text import LongTextCount, count_long, max_text_chars, model_limit
-from core.stages.ingest import current_dataset
+from core.stages.dataset import current_dataset
 from core.store.workspace import DATASET_TABLE
 from core.store.workspace import Workspace, fetch_arrow
 

@@ -15,7 +15,7 @@ from core.stages.words import CJK, document_terms, script_of
 from core.store.workspace import SieveError, Workspace
 from core.store.artifacts import stage_key
 from core.stages.embed import load_embeddings
-from core.stages.ingest import load_texts
+from core.stages.dataset import load_texts
 
 
 NAME_POOL = 24  # terms beyond n_keywords a name may draw on when the one-fifth rule takes words away

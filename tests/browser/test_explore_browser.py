@@ -30,7 +30,8 @@ def explore_app(tmp_path_factory):
 
     from core.stages.cluster import ClusterParams
     from core.stages.embed import EmbedParams
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.pipeline import MapParams, build_map, load_map
     from core.stages.project import ProjectParams
     from core.store.workspace import Workspace
@@ -119,7 +120,7 @@ def test_colour_by_a_column_and_a_summary_bar_filters(page, explore_app):
     box = bar.bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     got = int(wait_text(page, "selected_count", lambda v: v != "0"))
-    from core.stages.ingest import load_texts
+    from core.stages.dataset import load_texts
 
     ids, texts, _ = load_texts(ws)
     want = int(bar_mask(text_length_view(texts), 0).sum())

@@ -60,7 +60,8 @@ def hostile(tmp_path_factory, evil_host):
     and a data folder holding the same table as a CSV."""
     from core.stages.cluster import ClusterParams
     from core.stages.embed import EmbedParams
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.pipeline import MapParams, build_map
     from core.stages.project import ProjectParams
     from core.store.workspace import Workspace

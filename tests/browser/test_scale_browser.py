@@ -39,7 +39,8 @@ def sharded(tmp_path_factory):
 
     from core import scale
     from core.stages.cluster import ClusterParams
-    from core.stages.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.stages.project import ProjectParams
     from core.store.workspace import Workspace
     from sample_data.generate import generate_rows
