@@ -17,7 +17,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from core.encoders import cache as C
-from core.stages import embed as E
+from core.stages.embed_cache import CACHE_TABLE
 from core.encoders import models as M
 from core.encoders import registry as R
 from core.encoders import torch as T
@@ -162,7 +162,7 @@ def test_two_backends_two_artifacts_no_mixing(tmp_path, onnx_encoder, static_enc
     assert again.cached and again.key == res["onnx-int8"].key
     # the text cache keeps one entry per (backend, text)
     with ws.connect() as con:
-        n = con.execute(f"SELECT count(DISTINCT model_key), count(*) FROM {E.CACHE_TABLE}").fetchall()[0]
+        n = con.execute(f"SELECT count(DISTINCT model_key), count(*) FROM {CACHE_TABLE}").fetchall()[0]
     assert n == (3, 12)
 
 

@@ -23,10 +23,8 @@ embed artifact never mix vectors of two backends.
 
 from __future__ import annotations
 
-import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -38,10 +36,10 @@ from core.encoders.models import DEFAULT_MODEL, backend_model_id
 from core.encoders.registry import load_encoder, resolve_backend
 from core.encoders.torch import DEFAULT_BATCH_SIZE, effective_batch_size
 from core.stages.dataset import current_dataset, load_texts
-from core.store.workspace import DATASET_TABLE
+from core.stages.embed_cache import embed_with_cache, hash_list, length_order
+from core.store.artifacts import stable_hash, stage_key
 from core.store.sql import quote_ident
-from core.store.workspace import SieveError, Workspace, fetch_arrow
-from core.store.artifacts import atomic_save_npy, atomic_write_bytes, file_checksum, stable_hash, stage_key, verify_file
+from core.store.workspace import DATASET_TABLE, SieveError, Workspace, fetch_arrow
 
 Progress = Callable[[int, int, str], None]
 CancelCheck = Callable[[], bool]
@@ -106,16 +104,7 @@ class EmbedParams:
         return replace(self, backend=resolve_backend(self.backend, self.device))
 
 
-# -- model resolution -------------------------------------------------------------
-
-
 # -- pure compute -----------------------------------------------------------------
-
-
-def length_order(texts: Sequence[str]) -> np.ndarray:
-    """Indices sorting texts longest first (ties by position), so batches pad little."""
-    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-    return np.lexsort((np.arange(len(texts)), -lengths))
 
 
 def embed_texts(
@@ -172,23 +161,6 @@ def embed_texts(
 
 
 # -- I/O wrapper with the (model, text hash) cache ----------------------------------
-
-CACHE_TABLE = "embed_cache"
-
-
-def _ensure_cache_table(con) -> None:
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {CACHE_TABLE} ("
-        "model_key VARCHAR, text_hash VARCHAR, chunk VARCHAR, pos INTEGER, PRIMARY KEY (model_key, text_hash))"
-    )
-
-
-def _hash_list(hashes: Sequence[str]) -> str:
-    h = hashlib.sha256()
-    for x in hashes:
-        h.update(x.encode())
-        h.update(b"\n")
-    return h.hexdigest()
 
 
 @dataclass
@@ -274,14 +246,14 @@ def run_embed(
                 counts["note"] = f"backend {params.backend!r} reads every token (no limit)"
             dev = getattr(encoder, "device", "cpu")
             run_params = replace(params, batch_size=effective_batch_size(params.batch_size, dev))
-            vectors, n_computed = _embed_with_cache(ws, texts, hashes, encoder, run_params, progress, cancel,
-                                                    (lim, limited))
+            vectors, n_computed = _cached_vectors(ws, texts, hashes, encoder, run_params, progress, cancel,
+                                                  (lim, limited))
         ws.save_artifact(
             "embed",
             key,
             {"vectors": vectors, "row_ids": row_ids},
             {"parent": info.key, "model_id": mid, "dim": int(vectors.shape[1]), "n_rows": int(len(row_ids)),
-             "params": params, "input_hash": _hash_list(hashes), "long_texts": counts},
+             "params": params, "input_hash": hash_list(hashes), "long_texts": counts},
         )
         return EmbedResult(key, mid, int(vectors.shape[1]), int(len(row_ids)), n_computed, False, counts)
 
@@ -357,87 +329,12 @@ def embed_prepared(texts: Sequence[str], encoder: Encoder, params: EmbedParams, 
     return prep.pool(vecs, params.normalize)
 
 
-def _load_chunk(cache_dir: Path, chunk_id: str, dim: int) -> np.ndarray | None:
-    """A cache chunk (memory-mapped), or None when it is missing, truncated, of another
-    width, or fails the checksum written beside it (chunks of older versions have none)."""
-    path = cache_dir / f"{chunk_id}.npy"
-    try:
-        sum_path = path.with_name(path.name + ".sum")
-        if sum_path.is_file() and not verify_file(path, sum_path.read_text().strip()):
-            return None
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError):
-        return None
-    return arr if arr.ndim == 2 and arr.shape[1] == dim and arr.dtype == np.float32 else None
-
-
-def _embed_with_cache(ws, texts, hashes, encoder: Encoder, params: EmbedParams, progress, cancel, limit):
+def _cached_vectors(ws, texts, hashes, encoder: Encoder, params: EmbedParams, progress, cancel, limit):
+    """:func:`core.stages.embed_cache.embed_with_cache` with this encoder and long-text mode."""
     model_key = stable_hash({"model": encoder.model_id, "normalize": params.normalize, **long_text_key(params)})
-    cache_dir = ws.root / "cache" / "embed" / model_key
-    first: dict[str, int] = {}
-    for i, h in enumerate(hashes):
-        first.setdefault(h, i)
-    unique = list(first)
 
-    with ws.connect() as con:
-        _ensure_cache_table(con)
-        con.register("wanted", pa.table({"text_hash": pa.array(unique, pa.string())}))
-        found = fetch_arrow(
-            con,
-            f"SELECT c.text_hash, c.chunk, c.pos FROM {CACHE_TABLE} c JOIN wanted w USING (text_hash) "
-            "WHERE c.model_key = ?",
-            [model_key],
-        )
-        con.unregister("wanted")
-    cached = {h: (c, p) for h, c, p in zip(*(found.column(i).to_pylist() for i in range(3)))}
-    # A cache row whose chunk file went missing, or is truncated or corrupt, is treated as
-    # not cached: those texts are embedded again.
-    chunks = {c: _load_chunk(cache_dir, c, encoder.dim) for c in {cp[0] for cp in cached.values()}}
-    cached = {h: cp for h, cp in cached.items() if chunks[cp[0]] is not None and cp[1] < len(chunks[cp[0]])}
-    missing = [h for h in unique if h not in cached]
-    missing_texts = [texts[first[h]] for h in missing]
-    order = length_order(missing_texts)
-    missing = [missing[i] for i in order]
-    missing_texts = [missing_texts[i] for i in order]
+    def compute(chunk_texts, offset, total):
+        return embed_prepared(chunk_texts, encoder, params, limit, progress=progress, cancel=cancel,
+                              progress_offset=offset, progress_total=total)
 
-    total = len(missing)
-    if progress:
-        progress(0, total, f"{len(unique) - total} cached, {total} to embed")
-    for start in range(0, total, params.chunk_size):
-        chunk_hashes = missing[start : start + params.chunk_size]
-        vecs = embed_prepared(missing_texts[start : start + params.chunk_size], encoder, params, limit,
-                              progress=progress, cancel=cancel, progress_offset=start, progress_total=total)
-        chunk_id = _hash_list(chunk_hashes)[:24]
-        atomic_save_npy(cache_dir / f"{chunk_id}.npy", vecs)
-        atomic_write_bytes(cache_dir / f"{chunk_id}.npy.sum", file_checksum(cache_dir / f"{chunk_id}.npy").encode())
-        chunks[chunk_id] = None  # read back (and verified) below
-        with ws.connect() as con:
-            _ensure_cache_table(con)
-            con.register(
-                "new_rows",
-                pa.table({"text_hash": chunk_hashes, "pos": pa.array(range(len(chunk_hashes)), pa.int32())}),
-            )
-            con.execute(
-                f"INSERT OR REPLACE INTO {CACHE_TABLE} SELECT ?, text_hash, ?, pos FROM new_rows",
-                [model_key, chunk_id],
-            )
-            con.unregister("new_rows")
-        for j, h in enumerate(chunk_hashes):
-            cached[h] = (chunk_id, j)
-
-    vectors = np.empty((len(hashes), encoder.dim), dtype=np.float32)
-    by_chunk: dict[str, list[tuple[int, int]]] = {}
-    for i, h in enumerate(hashes):
-        c, p = cached[h]
-        by_chunk.setdefault(c, []).append((i, p))
-    for c, pairs in by_chunk.items():
-        arr = chunks.get(c)
-        if arr is None:
-            arr = _load_chunk(cache_dir, c, encoder.dim)
-        if arr is None:
-            raise SieveError(f"embedding cache chunk {cache_dir / (c + '.npy')} could not be read back after "
-                             "writing it; check the disk and run the command again")
-        rows = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))
-        pos = np.fromiter((p for _, p in pairs), dtype=np.int64, count=len(pairs))
-        vectors[rows] = arr[pos]
-    return vectors, total
+    return embed_with_cache(ws, texts, hashes, model_key, encoder.dim, params.chunk_size, compute, progress)
