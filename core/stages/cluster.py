@@ -28,7 +28,7 @@ from core.stages.distinct import duplicate_groups
 from core.store.workspace import SieveError, Workspace
 from core.store.artifacts import stage_key
 from core.runtime import warmup
-from core.runtime.hardware import usable_cores
+from core.runtime.hardware import gpu_available, usable_cores
 
 NOISE = -1
 # Bumped when the stage's output changes, so cached results of older code are recomputed
@@ -179,7 +179,7 @@ def cluster(points: np.ndarray, params: ClusterParams = ClusterParams(), vectors
     warmup.wait_for_warmup()
     if p.algorithm != "hdbscan":
         return _other_algorithm(points, p, vectors, notes)
-    if warmup.gpu_available():  # pragma: no cover - no GPU in CI
+    if gpu_available():  # pragma: no cover - no GPU in CI
         model, raw, strength = _gpu_hdbscan(points, p)
         notes.append("HDBSCAN ran on the GPU (cuML)")
     elif p.fit_sample is not None and n > p.fit_sample:

@@ -30,6 +30,7 @@ import warnings
 import numpy as np
 
 from core.runtime import warmup
+from core.runtime.hardware import gpu_available
 from core.stages.distinct import duplicate_groups
 from core.store.workspace import SieveError, Workspace
 from core.store.artifacts import stage_key
@@ -319,21 +320,14 @@ def project(vectors: np.ndarray, params: ProjectParams = ProjectParams(), progre
     big = min(len(vectors), params.fit_sample or len(vectors)) > EXACT_KNN_MAX_ROWS
     warmup.wait_for_warmup(knn=big)
     warmup.enable_disk_cache()
-    if not params.exact and warmup.gpu_available():
+    if not params.exact and gpu_available():
         return _project_gpu(vectors, params, notes)
 
     k = min(params.n_neighbors, n - 1)
     if k != params.n_neighbors:
         notes.append(f"n_neighbors lowered from {params.n_neighbors} to {k} for {n} rows")
-    sample = params.fit_sample is not None and n > params.fit_sample
-    if sample:
-        rng = np.random.default_rng(params.seed)
-        fit_rows = np.sort(rng.choice(n, params.fit_sample, replace=False))
-        notes.append(f"UMAP was fitted on a seeded sample of {len(fit_rows):,} of {n:,} rows; "
-                     "the others were placed into that map")
-        fit_vectors = np.ascontiguousarray(vectors[fit_rows])
-    else:
-        fit_rows, fit_vectors = None, vectors
+    fit_rows = _fit_sample(n, params, notes)
+    fit_vectors = vectors if fit_rows is None else np.ascontiguousarray(vectors[fit_rows])
     if progress:
         progress(0, 4, "nearest-neighbour graph")
     idx, dist, index = _knn(fit_vectors, k, params.metric, params.seed)
@@ -341,23 +335,41 @@ def project(vectors: np.ndarray, params: ProjectParams = ProjectParams(), progre
     fit = _exact_fit if params.exact else _fast_fit
     embs, ab = fit(fit_vectors, idx, dist, k, params, progress, parallel=parallel)
     del idx, dist
-    if sample:
-        rest = np.setdiff1d(np.arange(n), fit_rows)
-        full = [np.zeros((n, e.shape[1]), np.float32) for e in embs]
-        for f, e in zip(full, embs):
-            f[fit_rows] = e
-        for c, start in enumerate(range(0, len(rest), TRANSFORM_CHUNK)):
-            if progress:
-                progress(3, 4, f"placing rows {start:,}-{min(start + TRANSFORM_CHUNK, len(rest)):,} of {len(rest):,}")
-            rows = rest[start : start + TRANSFORM_CHUNK]
-            placed = _transform(fit_vectors, index, embs, ab, np.ascontiguousarray(vectors[rows]), k, params,
-                                params.seed + 1 + c, parallel)
-            for f, p in zip(full, placed):
-                f[rows] = p
-        embs = full
+    if fit_rows is not None:
+        embs = _place_rest(vectors, fit_rows, fit_vectors, index, embs, ab, k, params, parallel, progress)
     if progress:
         progress(4, 4, "projected")
     return Projection(embs[0], embs[1], notes, reproducible=not parallel)
+
+
+def _fit_sample(n: int, params: ProjectParams, notes: list[str]) -> np.ndarray | None:
+    """Sorted row indices of the seeded fit sample, or None when every row is fitted."""
+    if params.fit_sample is None or n <= params.fit_sample:
+        return None
+    rng = np.random.default_rng(params.seed)
+    fit_rows = np.sort(rng.choice(n, params.fit_sample, replace=False))
+    notes.append(f"UMAP was fitted on a seeded sample of {len(fit_rows):,} of {n:,} rows; "
+                 "the others were placed into that map")
+    return fit_rows
+
+
+def _place_rest(vectors, fit_rows, fit_vectors, index, embs, ab, k, params, parallel, progress) -> list[np.ndarray]:
+    """The fitted embeddings ``embs`` of ``fit_rows`` with every other row placed into them
+    (UMAP transform, in chunks of TRANSFORM_CHUNK rows): one (n, dims) float32 array per run."""
+    n = len(vectors)
+    rest = np.setdiff1d(np.arange(n), fit_rows)
+    full = [np.zeros((n, e.shape[1]), np.float32) for e in embs]
+    for f, e in zip(full, embs):
+        f[fit_rows] = e
+    for c, start in enumerate(range(0, len(rest), TRANSFORM_CHUNK)):
+        if progress:
+            progress(3, 4, f"placing rows {start:,}-{min(start + TRANSFORM_CHUNK, len(rest)):,} of {len(rest):,}")
+        rows = rest[start : start + TRANSFORM_CHUNK]
+        placed = _transform(fit_vectors, index, embs, ab, np.ascontiguousarray(vectors[rows]), k, params,
+                            params.seed + 1 + c, parallel)
+        for f, p in zip(full, placed):
+            f[rows] = p
+    return full
 
 
 def _project_gpu(vectors: np.ndarray, params: ProjectParams, notes: list[str]) -> Projection:  # pragma: no cover
