@@ -471,7 +471,7 @@ def _warm_up_large_map(n_rows: int) -> None:
     """A map above EXACT_KNN_MAX_ROWS rows needs pynndescent, whose compilation (tens of
     seconds) no disk cache keeps: compile it in the background while the embedding runs
     (the projection waits for it).  SIEVE_NO_WARMUP=1 turns this off."""
-    from core.stages.project import EXACT_KNN_MAX_ROWS
+    from core.stages.knn import EXACT_KNN_MAX_ROWS
 
     if n_rows > EXACT_KNN_MAX_ROWS and not os.environ.get("SIEVE_NO_WARMUP"):
         from core.stages.prewarm import start_background_warmup

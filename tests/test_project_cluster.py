@@ -15,7 +15,8 @@ from core.stages.cluster import NOISE, ClusterParams, cluster, default_min_clust
 from core.stages.ingest import IngestParams, ingest
 from core.stages.dataset import TextSpec
 from core.pipeline import MapParams, build_map, load_map
-from core.stages.project import MIN_UMAP_ROWS, ProjectParams, knn_graph, project, run_project
+from core.stages.project import MIN_UMAP_ROWS, ProjectParams, project, run_project
+from core.stages.knn import knn_graph
 from core.store.workspace import SieveError, Workspace
 from tests.fakes import TopicEncoder, write_table
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.stages.project import knn_graph
+from core.stages.knn import knn_graph
 
 # The map's cluster algorithms; "hdbscan" is the original one (and what a params dict
 # without the field means).

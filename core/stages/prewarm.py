@@ -16,7 +16,8 @@ from core.encoders.onnx import export_onnx
 from core.runtime.warmup import enable_disk_cache, start_warmup
 from core.stages.cluster import ClusterParams, cluster
 from core.encoders.registry import resolve_backend
-from core.stages.project import ProjectParams, nndescent, project, query_knn
+from core.stages.project import ProjectParams, project
+from core.stages.knn import nndescent, query_knn
 
 
 def tiny_vectors(n: int = 300, dims: int = 16) -> np.ndarray:

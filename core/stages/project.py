@@ -32,13 +32,13 @@ import numpy as np
 from core.runtime import warmup
 from core.runtime.hardware import gpu_available
 from core.stages.distinct import duplicate_groups
+from core.stages.knn import EXACT_KNN_MAX_ROWS, knn, query_knn
 from core.store.workspace import SieveError, Workspace
 from core.store.artifacts import stage_key
 from core.stages.embed import load_embeddings
 
 METRICS = ("cosine", "euclidean", "manhattan", "correlation")
 MIN_UMAP_ROWS = 10
-EXACT_KNN_MAX_ROWS = 20_000
 DEFAULT_FIT_SAMPLE = 200_000
 TRANSFORM_CHUNK = 50_000
 MAX_SEED = 2**32 - 1  # numpy's RandomState, which UMAP seeds, takes no larger seed
@@ -112,57 +112,6 @@ class Projection:
     notes: list[str] = field(default_factory=list)
     # False when a parallel (or GPU) optimisation made it: recomputing gives another map
     reproducible: bool = True
-
-
-def _knn(vectors: np.ndarray, k: int, metric: str, seed: int):
-    """(indices, distances, search index or None); self first in each row."""
-    n = len(vectors)
-    k = min(k, n)
-    if n <= EXACT_KNN_MAX_ROWS:
-        from sklearn.neighbors import NearestNeighbors
-
-        nn = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute").fit(vectors)
-        dist, idx = nn.kneighbors(vectors)
-        # Put each point first in its own row, even among exact duplicates.
-        for row in np.nonzero(idx[:, 0] != np.arange(n))[0]:
-            where = np.nonzero(idx[row] == row)[0]
-            j = where[0] if len(where) else k - 1
-            idx[row, 1 : j + 1] = idx[row, 0:j].copy()
-            dist[row, 1 : j + 1] = dist[row, 0:j].copy()
-            idx[row, 0], dist[row, 0] = row, 0.0
-        return idx.astype(np.int32), dist.astype(np.float32), None
-    return nndescent(vectors, k, metric, seed)
-
-
-def nndescent(vectors: np.ndarray, k: int, metric: str, seed: int):
-    """Approximate kNN (pynndescent, as umap-learn calls it): (indices, distances, index).
-    Used above EXACT_KNN_MAX_ROWS rows; core.runtime.warmup compiles it on a tiny array."""
-    from umap.umap_ import nearest_neighbors
-
-    idx, dist, index = nearest_neighbors(
-        vectors, n_neighbors=k, metric=metric, metric_kwds={}, angular=False,
-        random_state=np.random.RandomState(seed), low_memory=True,
-    )
-    return idx.astype(np.int32), dist.astype(np.float32), index
-
-
-def knn_graph(vectors: np.ndarray, n_neighbors: int, metric: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, distances), each (n, k), self included as the first neighbour."""
-    idx, dist, _ = _knn(vectors, n_neighbors, metric, seed)
-    return idx, dist
-
-
-def query_knn(fit_vectors: np.ndarray, index, queries: np.ndarray, k: int, metric: str):
-    """The ``k`` nearest fit rows of each query row: (indices, distances)."""
-    if index is not None:
-        eps = 0.24 if getattr(index, "_angular_trees", False) else 0.12
-        idx, dist = index.query(queries, k, epsilon=eps)
-        return idx.astype(np.int32), dist.astype(np.float32)
-    from sklearn.neighbors import NearestNeighbors
-
-    nn = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute").fit(fit_vectors)
-    dist, idx = nn.kneighbors(queries)
-    return idx.astype(np.int32), dist.astype(np.float32)
 
 
 def _pca(vectors: np.ndarray, dims: int) -> np.ndarray:
@@ -330,7 +279,7 @@ def project(vectors: np.ndarray, params: ProjectParams = ProjectParams(), progre
     fit_vectors = vectors if fit_rows is None else np.ascontiguousarray(vectors[fit_rows])
     if progress:
         progress(0, 4, "nearest-neighbour graph")
-    idx, dist, index = _knn(fit_vectors, k, params.metric, params.seed)
+    idx, dist, index = knn(fit_vectors, k, params.metric, params.seed)
     parallel = not params.exact and (n >= PARALLEL_MIN_ROWS if parallel is None else bool(parallel))
     fit = _exact_fit if params.exact else _fast_fit
     embs, ab = fit(fit_vectors, idx, dist, k, params, progress, parallel=parallel)
