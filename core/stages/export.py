@@ -18,12 +18,12 @@ import io
 
 import numpy as np
 import duckdb
+import pyarrow as pa
 
 from core.curate import EDITS_VERSION
-from core.store.workspace import DATASET_TABLE
+from core.store.workspace import DATASET_TABLE, SieveError, Workspace
 from core.manifest_check import validate_manifest
 from core.store.paths import plain_absolute
-from core.store.workspace import SieveError, Workspace
 from core.store.artifacts import SCHEMA_VERSION, atomic_write_json, read_json_file, tmp_sibling
 from core.stages.embed import load_embeddings
 
@@ -49,8 +49,6 @@ def selection_table(selection, cluster_names: dict[int, str], *, include_duplica
     With duplicate groups (dedup) it has ``sieve_group_size`` (rows the chosen row stands
     for: a training weight).  ``include_duplicates`` adds the other members of each
     chosen row's group, with reason ``duplicate-of:<row id>``, rank 0 and the group size."""
-    import pyarrow as pa
-
     ids = np.asarray(selection.row_ids, dtype=np.int64)
     clusters = np.asarray(selection.clusters, dtype=np.int32)
     ranks = np.asarray(selection.ranks, dtype=np.int32)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from core.encoders.long_text import LongTextCount, count_long, max_text_chars, model_limit
 from core.stages.dataset import current_dataset
-from core.store.workspace import DATASET_TABLE
-from core.store.workspace import Workspace, fetch_arrow
+from core.store.workspace import DATASET_TABLE, Workspace, fetch_arrow
 
 
 def count_dataset(ws: Workspace, model: str = "all-MiniLM-L6-v2") -> LongTextCount:

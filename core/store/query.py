@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import duckdb
 
-from core.store.workspace import DATASET_TABLE
-from core.store.workspace import SieveError, Workspace, fetch_arrow
+from core.store.workspace import DATASET_TABLE, SieveError, Workspace, fetch_arrow
 
 MAX_FILTER_CHARS = 2000
 DEFAULT_TIMEOUT_S = 10.0
@@ -71,8 +71,6 @@ def parse_filter(where: str) -> dict:
     """The parsed tree (DuckDB's ``json_serialize_sql``) of ``SELECT sieve_row_id FROM dataset
     WHERE (<where>)``, after checking it is exactly one SELECT of that shape whose WHERE is
     one expression that uses no table function and no setting function.  Raises SieveError."""
-    import duckdb
-
     con = duckdb.connect(":memory:", config={"enable_external_access": False})
     try:
         tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [_PREFIX + where + _SUFFIX]).fetchone()[0])
