@@ -16,8 +16,8 @@ from typing import Callable, Sequence
 from tokenizers import Tokenizer
 
 from core.encoders.models import local_model_dir, model_files_hash, model_id
+from core.store.artifacts import atomic_write_json, file_sha256
 from core.store.workspace import SieveError, cache_root
-from core.store.artifacts import atomic_write_json
 
 META_FILE = "meta.json"
 
@@ -35,14 +35,6 @@ def artifact_dir(kind: str, model: str, options: dict, *, model_dir: Path | None
                    sort_keys=True).encode()
     ).hexdigest()[:16]
     return cache_root() / kind / f"{_slug(model_id(model))}-{digest}"
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify_dir(path: Path, files: Sequence[str]) -> dict | None:
@@ -74,7 +66,7 @@ def build_atomically(final: Path, files: Sequence[str], build: Callable[[Path], 
         extra = build(tmp)
         meta = dict(extra)
         meta["sizes"] = {name: (tmp / name).stat().st_size for name in files}
-        meta["sha256"] = {name: _file_digest(tmp / name) for name in files}
+        meta["sha256"] = {name: file_sha256(tmp / name) for name in files}
         meta["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         atomic_write_json(tmp / META_FILE, meta)
         if final.exists() and verify_dir(final, files) is None:

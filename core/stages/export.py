@@ -24,7 +24,7 @@ from core.curate import EDITS_VERSION
 from core.store.workspace import DATASET_TABLE, SieveError, Workspace
 from core.manifest_check import validate_manifest
 from core.store.paths import plain_absolute
-from core.store.artifacts import SCHEMA_VERSION, atomic_write_json, read_json_file, tmp_sibling
+from core.store.artifacts import SCHEMA_VERSION, atomic_write_json, file_sha256, read_json_file, tmp_sibling
 from core.stages.embed import load_embeddings
 
 FORMATS = ("parquet", "jsonl", "csv")
@@ -167,14 +167,6 @@ def copy_rows(ws: Workspace, selection, cluster_names: dict[int, str], tmp: Path
             raise disk_error(exc, target or tmp) from exc
         finally:
             con.unregister("sieve_sel")
-
-
-def file_sha256(path: Path | str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def export_with_manifest(ws: Workspace, selection, cluster_names: dict[int, str], path: Path | str, fmt: str,
