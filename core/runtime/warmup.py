@@ -172,6 +172,7 @@ def wait_for_model(timeout: float | None = None) -> bool:
 
 
 def warmup_error() -> BaseException | None:
+    """The exception a background warm-up task raised (the last one), or None."""
     return _error
 
 

@@ -50,6 +50,8 @@ def default_min_cluster_size(n: int) -> int:
 
 @dataclass(frozen=True)
 class ClusterParams:
+    """HDBSCAN (Campello et al. 2013; the ``hdbscan`` package) or another clusterer's parameters
+    (see the module docstring); validated on creation (SieveError)."""
     min_cluster_size: int | None = None  # None: default_min_cluster_size(n)
     min_samples: int | None = None  # None: min(min_cluster_size, 10)
     method: str = "eom"
@@ -110,6 +112,8 @@ LEGACY_CLUSTER = {"fit_sample": None, "soft": True, "merge_duplicates": False, "
 
 @dataclass
 class Clustering:
+    """Per-row cluster labels (int32, -1 = noise), membership strengths (float32 in [0, 1]) and
+    soft labels/strengths (noise rows given their nearest cluster), with the params used and notes."""
     labels: np.ndarray  # (n,) int32; -1 is noise
     strength: np.ndarray  # (n,) float32 membership strength in [0, 1]
     params: ClusterParams  # with the defaults resolved
@@ -142,6 +146,7 @@ def _hdbscan(points: np.ndarray, p: ClusterParams, prediction_data: bool):
 
 
 def one_cluster(n: int, p: ClusterParams, note: str) -> Clustering:
+    """Every one of ``n`` rows in cluster 0 with strength 1, and ``note`` saying why."""
     ones = np.ones(n, np.float32)
     return Clustering(np.zeros(n, np.int32), ones, p, [note], np.zeros(n, np.int32), ones)
 
@@ -314,10 +319,12 @@ def relabel_by_size(raw: np.ndarray, return_mapping: bool = False):
 
 
 def cluster_key(params: ClusterParams, project_key: str) -> str:
+    """The cluster artifact key of ``params`` on the projection ``project_key``."""
     return stage_key("cluster", {"params": params.key_dict(), "version": STAGE_VERSION}, project_key)
 
 
 def run_cluster(ws: Workspace, project_key: str, params: ClusterParams = ClusterParams()) -> tuple[str, bool]:
+    """Cluster the projection ``project_key``; returns (cluster artifact key, cached)."""
     key = cluster_key(params, project_key)
     if ws.has_artifact("cluster", key):
         return key, True

@@ -17,6 +17,7 @@ META_DATASET = "dataset"
 
 
 def template_fields(template: str) -> list[str]:
+    """The field names a ``str.format`` template uses, in order.  Raises SieveError when malformed."""
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
@@ -50,6 +51,8 @@ class TextSpec:
 
 @dataclass
 class DatasetInfo:
+    """The current dataset as ingested: its key and sources, text spec, counts and column types
+    (stored in the workspace's meta, read by :func:`current_dataset`)."""
     key: str
     sources: list[str]
     fingerprint: str
@@ -94,6 +97,7 @@ class DatasetInfo:
 
 
 def require_column(name: str, columns: dict[str, str], what: str) -> None:
+    """Raise SieveError naming ``what`` and the first columns when ``name`` is not in ``columns``."""
     if name not in columns:
         shown = ", ".join(repr(c) for c in list(columns)[:20])
         raise SieveError(f"{what} {name!r} is not in the data; columns are {shown}")
@@ -109,12 +113,14 @@ RESTORED_META = ("dataset", "map", "selection")  # the workspace's current point
 
 
 def has_table(con, name: str) -> bool:
+    """True when the DuckDB connection ``con`` has a (non-temporary) table ``name``."""
     return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary",
                             [name]).fetchall()[0][0])
 
 
 
 def stash_dataset(con) -> None:
+    """Rename the dataset table to PREVIOUS_TABLE (inside the caller's transaction)."""
     con.execute(f"DROP TABLE IF EXISTS {PREVIOUS_TABLE}")
     if has_table(con, DATASET_TABLE):
         con.execute(f"ALTER TABLE {DATASET_TABLE} RENAME TO {PREVIOUS_TABLE}")
@@ -151,12 +157,14 @@ def restore_dataset(ws: Workspace, saved: dict) -> None:
 
 
 def drop_previous_dataset(ws: Workspace) -> None:
+    """Drop the dataset table kept by ``ingest(keep_previous=True)``, if any."""
     with ws.connect() as con:
         con.execute(f"DROP TABLE IF EXISTS {PREVIOUS_TABLE}")
 
 
 
 def current_dataset(ws: Workspace) -> DatasetInfo:
+    """The workspace's current :class:`DatasetInfo`.  Raises SieveError when nothing was ingested."""
     d = ws.get_meta(META_DATASET)
     if not d:
         raise SieveError(f"workspace {ws.root} has no dataset yet; run `sieve ingest DATA --text COLUMN` first")

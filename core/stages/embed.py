@@ -51,6 +51,8 @@ class Cancelled(Exception):
 
 @dataclass(frozen=True)
 class EmbedParams:
+    """Which model embeds the texts and how (batch size, device, normalisation, chunking,
+    backend, long-text mode); validated on creation (SieveError)."""
     model: str = DEFAULT_MODEL
     batch_size: int = DEFAULT_BATCH_SIZE
     device: str = "auto"
@@ -165,6 +167,8 @@ def embed_texts(
 
 @dataclass
 class EmbedResult:
+    """The embedding artifact's key, model id, width, row count, how many texts were computed
+    (0: all cached) and the long-text counts."""
     key: str
     model_id: str
     dim: int
@@ -221,6 +225,9 @@ def run_embed(
     progress: Progress | None = None,
     cancel: CancelCheck | None = None,
 ) -> EmbedResult:
+    """Embed the current dataset's texts (or read its vector column) into an ``embed`` artifact:
+    vectors (n, dim) float32 and row_ids (n,) int64.  Texts already in the (model, text)
+    cache are not recomputed.  Raises SieveError (bad model, vectors), Cancelled."""
     with ws.lock("embedding"):
         info = current_dataset(ws)
         if not info.vector_column:
@@ -259,6 +266,7 @@ def run_embed(
 
 
 def load_embeddings(ws: Workspace, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(row_ids (n,) int64, vectors (n, dim) float32, memory-mapped) of the artifact ``key``."""
     arrays, _ = ws.load_artifact("embed", key)
     return arrays["row_ids"], arrays["vectors"]
 

@@ -33,6 +33,8 @@ _EXT = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "
 
 
 def format_for(path: Path | str, fmt: str | None = None) -> str:
+    """The export format: ``fmt`` when given, else from ``path``'s extension.  Raises SieveError
+    for an unknown format or extension."""
     if fmt is not None:
         if fmt not in FORMATS:
             raise SieveError(f"format must be one of {FORMATS}, got {fmt!r}")
@@ -135,6 +137,7 @@ def disk_error(exc: BaseException, path: Path) -> SieveError:
 
 
 def current_dataset_key(con) -> str | None:
+    """The key of the dataset the workspace holds (read on ``con``), or None."""
     rows = con.execute("SELECT value FROM sieve_meta WHERE key = 'dataset'").fetchall()
     return json.loads(rows[0][0]).get("key") if rows else None
 

@@ -51,6 +51,8 @@ Progress = Callable[[int, int, str], None]
 
 @dataclass(frozen=True)
 class IngestParams:
+    """What to read: the source (path, glob or list), the text spec, an optional vector column,
+    the format, the CSV delimiter and the encoding; validated on creation (SieveError)."""
     source: str | tuple[str, ...]
     text: TextSpec
     vector_column: str | None = None
@@ -108,6 +110,7 @@ def text_expression(spec: TextSpec, columns: dict[str, str]) -> tuple[str, list[
 
 
 def as_text(name: str, dtype: str) -> str:
+    """SQL turning column ``name`` of DuckDB type ``dtype`` into its text as written."""
     q = quote_ident(name)
     if dtype.upper() == "JSON":  # scalars as written: strings unquoted, numbers as JSON prints them
         return f"({q} ->> '$')"

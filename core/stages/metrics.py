@@ -43,6 +43,8 @@ RANDOM_KEYS = ("coverage", "jsd", "nn_distance", "facility", "dup_rate", "refere
 
 @dataclass
 class SelectionMetrics:
+    """How a selection compares with the full set and with random subsets of its size (see
+    :func:`selection_metrics`)."""
     n_full: int
     n_subset: int
     counts_full: dict[int, int]
@@ -113,6 +115,7 @@ def metric_aims(policy: str, pick: str) -> dict[str, tuple[str, bool]]:
 
 
 def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence (base 2, in [0, 1]) between two count vectors of one length."""
     p = np.asarray(p, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
     if p.sum() == 0 or q.sum() == 0:

@@ -24,6 +24,8 @@ NAMING_VERSION = 2  # 2: Unicode/CJK tokens, multilingual stop words, stems, the
 
 @dataclass(frozen=True)
 class LabelParams:
+    """How clusters are named: c-TF-IDF keywords per cluster (Grootendorst 2022, BERTopic) and
+    the representative rows nearest each cluster's centroid."""
     n_keywords: int = 8
     n_name_words: int = 3
     n_representatives: int = 5
@@ -43,6 +45,7 @@ class LabelParams:
 
 @dataclass
 class ClusterInfo:
+    """One cluster's name, size, keywords and representative rows (as stored in the label artifact)."""
     id: int
     name: str
     keywords: list[str]
@@ -197,6 +200,8 @@ def label_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray
 
 
 def run_label(ws: Workspace, cluster_key: str, embed_key: str, params: LabelParams = LabelParams()) -> tuple[str, bool]:
+    """Name the clusters of ``cluster_key`` from the texts and the vectors of ``embed_key``;
+    returns (label artifact key, cached).  Raises SieveError when the dataset changed since."""
     key = stage_key("label", {"params": params, "naming": NAMING_VERSION}, cluster_key)
     if ws.has_artifact("label", key):
         return key, True
@@ -214,5 +219,6 @@ def run_label(ws: Workspace, cluster_key: str, embed_key: str, params: LabelPara
 
 
 def load_labels(ws: Workspace, key: str) -> list[ClusterInfo]:
+    """The clusters' :class:`ClusterInfo` list of the label artifact ``key``."""
     _, meta = ws.load_artifact("label", key)
     return [ClusterInfo(**d) for d in meta["clusters"]]

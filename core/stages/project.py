@@ -54,6 +54,8 @@ Progress = Callable[[int, int, str], None]
 
 @dataclass(frozen=True)
 class ProjectParams:
+    """UMAP parameters (McInnes et al. 2018, ``umap-learn``): neighbours, metric, min_dist, the
+    n-D clustering space, seed, exact vs fast, fit sample; validated on creation (SieveError)."""
     n_neighbors: int = 15
     min_dist: float = 0.1
     metric: str = "cosine"
@@ -107,6 +109,7 @@ LEGACY_PROJECT = {"exact": True, "fit_sample": None}
 
 @dataclass
 class Projection:
+    """The 2-D map (n, 2) and the clustering space (n, cluster_dims), float32, with notes."""
     xy: np.ndarray  # (n, 2) float32, for display
     xnd: np.ndarray  # (n, cluster_dims) float32, for clustering
     notes: list[str] = field(default_factory=list)
@@ -335,6 +338,7 @@ def _project_gpu(vectors: np.ndarray, params: ProjectParams, notes: list[str]) -
 
 
 def project_key(params: ProjectParams, embed_key: str) -> str:
+    """The project artifact key of ``params`` on the embedding ``embed_key``."""
     return stage_key("project", params.key_dict(), embed_key)
 
 

@@ -59,6 +59,8 @@ def resolve_sources(source: str | Path | list | tuple) -> list[Path]:
 
 
 def detect_format(paths: list[Path], file_format: str | None) -> str:
+    """The one format of ``paths`` (``file_format`` when given, else from the extensions).
+    Raises SieveError for an unknown extension or mixed formats."""
     if file_format:
         return file_format
     kinds = set()
@@ -247,4 +249,5 @@ def check_headers(con, files: list[str], fmt: str, delim: str | None, paths: lis
 
 
 def source_name(paths: list[Path]) -> str:
+    """How errors name the input: the file, or the first file and how many more."""
     return str(paths[0]) if len(paths) == 1 else f"{paths[0]} (+{len(paths) - 1} more files)"

@@ -68,6 +68,7 @@ def script_of(ch: str) -> str:
 
 
 class Token(NamedTuple):
+    """A word (or CJK run) and the script it is written in."""
     surface: str  # as shown in a name: lower-cased, NFC
     script: str  # script_of its first character
 

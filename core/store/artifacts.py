@@ -28,6 +28,8 @@ SCHEMA_VERSION = 1  # in every stage key and artifact sidecar; bumped when store
 
 
 def jsonable(obj: Any) -> Any:
+    """``obj`` as plain JSON types: dataclasses as dicts, dict keys as sorted strings, tuples as
+    lists, numpy scalars/arrays as numbers/lists, paths as strings."""
     if is_dataclass(obj) and not isinstance(obj, type):
         return jsonable(asdict(obj))
     if isinstance(obj, dict):
@@ -46,6 +48,7 @@ def jsonable(obj: Any) -> Any:
 
 
 def canonical_json(obj: Any) -> str:
+    """Compact JSON of :func:`jsonable` ``obj`` with sorted keys (ASCII): the text stage keys hash."""
     return json.dumps(jsonable(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
@@ -70,6 +73,7 @@ def tmp_sibling(path: Path) -> Path:
 
 
 def pid_alive(pid: int) -> bool:
+    """True if a process with id ``pid`` exists (on this machine)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -124,6 +128,7 @@ def atomic_write(path: Path | str, write) -> Path:
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp sibling, fsync, rename); returns ``path``."""
     return atomic_write(path, lambda fh: fh.write(data))
 
 
@@ -144,10 +149,12 @@ def read_json_file(path: Path | str, what: str):
 
 
 def atomic_write_json(path: Path | str, obj: Any) -> Path:
+    """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically; returns ``path``."""
     return atomic_write_bytes(path, (json.dumps(jsonable(obj), indent=2, sort_keys=True) + "\n").encode())
 
 
 def atomic_save_npy(path: Path | str, arr: np.ndarray) -> Path:
+    """Save ``arr`` as a .npy file (no pickles) at ``path`` atomically; returns ``path``."""
     return atomic_write(path, lambda fh: np.save(fh, arr, allow_pickle=False))
 
 
@@ -219,6 +226,7 @@ def verify_file(path: Path | str, expected: str) -> bool:
 
 
 def sidecar_checksum(meta: dict) -> str:
+    """``sha256:<hex>`` of a sidecar's canonical JSON without its own ``meta_checksum``."""
     body = {k: v for k, v in meta.items() if k != "meta_checksum"}
     return "sha256:" + hashlib.sha256(canonical_json(body).encode()).hexdigest()
 

@@ -206,4 +206,6 @@ def dataset_table(ws: Workspace):
 
 
 def run_filter(ws: Workspace, where: str) -> np.ndarray:
+    """Row ids (int64 array) of the current dataset's rows matching the SQL ``where``
+    clause, run in the sandbox (:func:`filter_rows`).  Raises SieveError for a bad or refused clause."""
     return filter_rows(dataset_table(ws), where)

@@ -45,6 +45,9 @@ def _vm_size() -> int:
 
 
 def main() -> int:
+    """The sandbox process: reads a length-prefixed JSON header (query, timeout) and an Arrow
+    stream from stdin, runs the query on an in-memory DuckDB with no file access, writes the
+    result (or the error) to stdout.  Returns the exit code."""
     signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the default action ends the process
     stdin = sys.stdin.buffer
     (n,) = struct.unpack("<Q", stdin.read(8))
