@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from core.stages.base import StageResult, stage_result
 from core.stages.cluster_methods import ALGORITHMS, ON_VECTORS, evoc_labels, leiden_labels, plscan_labels
 from core.stages.distinct import duplicate_groups
 from core.store.workspace import SieveError, Workspace
@@ -344,3 +345,9 @@ def run_cluster(ws: Workspace, project_key: str, params: ClusterParams = Cluster
          "n_clusters": result.n_clusters},
     )
     return key, False
+
+
+def run(ws: Workspace, inputs: str, params: ClusterParams = ClusterParams()) -> StageResult:
+    """:func:`run_cluster` of the projection ``inputs`` (its key) as a StageResult."""
+    key, cached = run_cluster(ws, inputs, params)
+    return stage_result(ws, "cluster", key, cached)

@@ -35,6 +35,7 @@ from core.encoders.base import BACKENDS, DEVICES, Encoder
 from core.encoders.models import DEFAULT_MODEL, backend_model_id
 from core.encoders.registry import load_encoder, resolve_backend
 from core.encoders.torch import DEFAULT_BATCH_SIZE, effective_batch_size
+from core.stages.base import StageResult, stage_result
 from core.stages.dataset import current_dataset, load_texts
 from core.stages.embed_cache import embed_with_cache, hash_list, length_order
 from core.store.artifacts import stable_hash, stage_key
@@ -346,3 +347,11 @@ def _cached_vectors(ws, texts, hashes, encoder: Encoder, params: EmbedParams, pr
                               progress_offset=offset, progress_total=total)
 
     return embed_with_cache(ws, texts, hashes, model_key, encoder.dim, params.chunk_size, compute, progress)
+
+
+def run(ws: Workspace, inputs: None = None, params: EmbedParams = EmbedParams(), *, encoder: Encoder | None = None,
+        progress: Progress | None = None, cancel: CancelCheck | None = None) -> StageResult:
+    """:func:`run_embed` as a :class:`core.stages.base.StageResult` (``inputs``: unused, the
+    stage reads the current dataset)."""
+    res = run_embed(ws, params, encoder=encoder, progress=progress, cancel=cancel)
+    return stage_result(ws, "embed", res.key, res.cached)

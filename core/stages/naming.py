@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
+from core.stages.base import StageResult, stage_result
 from core.stages.cluster import NOISE, NOISE_NAME
 from core.encoders.long_text import max_text_chars
 from core.stages.words import CJK, document_terms, script_of
@@ -222,3 +223,10 @@ def load_labels(ws: Workspace, key: str) -> list[ClusterInfo]:
     """The clusters' :class:`ClusterInfo` list of the label artifact ``key``."""
     _, meta = ws.load_artifact("label", key)
     return [ClusterInfo(**d) for d in meta["clusters"]]
+
+
+def run(ws: Workspace, inputs: tuple[str, str], params: LabelParams = LabelParams()) -> StageResult:
+    """:func:`run_label` of ``inputs`` = (cluster key, embed key) as a StageResult."""
+    cluster_key, embed_key = inputs
+    key, cached = run_label(ws, cluster_key, embed_key, params)
+    return stage_result(ws, "label", key, cached)

@@ -31,6 +31,7 @@ import numpy as np
 
 from core.runtime import warmup
 from core.runtime.hardware import gpu_available
+from core.stages.base import StageResult, stage_result
 from core.stages.distinct import duplicate_groups
 from core.stages.knn import EXACT_KNN_MAX_ROWS, knn, query_knn
 from core.store.workspace import SieveError, Workspace
@@ -355,3 +356,10 @@ def run_project(ws: Workspace, embed_key: str, params: ProjectParams = ProjectPa
         {"parent": embed_key, "params": params, "notes": proj.notes, "reproducible": proj.reproducible},
     )
     return key, False
+
+
+def run(ws: Workspace, inputs: str, params: ProjectParams = ProjectParams(),
+        progress: Progress | None = None) -> StageResult:
+    """:func:`run_project` of the embedding ``inputs`` (its key) as a StageResult."""
+    key, cached = run_project(ws, inputs, params, progress)
+    return stage_result(ws, "project", key, cached)
