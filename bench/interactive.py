@@ -104,7 +104,7 @@ def _lasso_event(xy: np.ndarray, share: float = 0.2) -> dict:
 
 
 def work_select(folder: Path, repeats: int) -> dict:
-    from core.select import SelectParams, select
+    from core.selection import SelectParams, select
 
     labels, _, vectors = _load(folder)
     row_ids = np.arange(len(labels), dtype=np.int64)
@@ -141,7 +141,7 @@ def work_lasso(folder: Path, repeats: int) -> dict:
 
 def work_budget(folder: Path, repeats: int, pick: str) -> dict:
     from core.pipeline import run_selection, selection_report
-    from core.select import SelectParams
+    from core.selection import SelectParams
 
     data = _map_data(folder)
     n = len(data.row_ids)

@@ -240,7 +240,7 @@ def subset_scores(pos, true, rare, vectors, eval_x, eval_y, classes) -> dict:
 
 def run_set(name, vectors, true, eval_x, eval_y, target_x, budgets, which, log, evoc=True) -> tuple[list, list]:
     from core.nn import max_sim
-    from core.select import SelectParams, select
+    from core.selection import SelectParams, select
 
     classes = sorted(set(eval_y.tolist()))
     names, counts = np.unique(true, return_counts=True)

@@ -97,7 +97,7 @@ def main(argv: list[str]) -> None:
         extra = {"clusters": len(mdata.clusters), "noise_share": round(float((mdata.labels == -1).mean()), 3)}
     elif stage in ("select", "export"):
         from core.stages.metrics import selection_metrics
-        from core.select import SelectParams
+        from core.selection import SelectParams
 
         mdata = load_map(ws)
         params = SelectParams(budget=max(1, len(mdata.row_ids) // 10), policy="equal", pick="diverse")

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from .select import DEFAULT_PICK
+from .selection import DEFAULT_PICK, describe
 from core.store.workspace import DEFAULT_WORKSPACE, SieveError, Workspace, database_error, is_damage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -134,7 +134,7 @@ def _parse_strata_bounds(items: list[str]) -> dict[str, tuple[int | None, int | 
 
 def _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override, score_column,
                    ascending, pin, ban, **depth):
-    from .select import SelectParams
+    from .selection import SelectParams
 
     noise_v: str | int = noise
     if noise not in ("include", "exclude"):
@@ -493,9 +493,7 @@ def _print_clusters(data):
 SELECT_OPTS = dict(
     budget=typer.Option(..., "--budget", "-b", help="Total rows (or tokens, with --budget-unit tokens) to select."),
     policy=typer.Option("equal", help="proportional, equal or sqrt."),
-    pick=typer.Option(DEFAULT_PICK, help="diverse (k-center greedy; the default), random, centroid, core, boundary, "
-                                         "facility, facility-global (facility location over the whole set, within "
-                                         "each cluster's budget), mmr or score."),
+    pick=typer.Option(DEFAULT_PICK, help=f"How rows are picked inside a cluster. {describe()}."),
     seed=typer.Option(0, help="Seed of the pick."),
     noise=typer.Option("include", help="include, exclude, or a row budget for unclustered rows."),
     min_per_cluster=typer.Option(0, "--min", help="Floor per cluster."),
@@ -621,7 +619,7 @@ def export(
 ):
     """Export the last selection (from `sieve select`) and its manifest."""
     from .pipeline import load_map, run_selection
-    from .select import SelectParams
+    from .selection import SelectParams
 
     ws = Workspace(workspace)
     with ws.lock("export"):  # no ingest or map may change the dataset under the export
@@ -981,7 +979,7 @@ def _reproduce_scaled(ws, man, data, out_path, manifest_path) -> None:
         a, b = set(sel.row_ids.tolist()), set(man["selected_row_ids"])
         raise SieveError(f"reproduced subset differs from the manifest: {len(a - b)} row(s) added, "
                          f"{len(b - a)} missing")
-    from .select import SelectParams
+    from .selection import SelectParams
 
     new = _write_scaled(ws, sel, SelectParams.from_dict(man["select"]), embed_dir, map_dir, out_path, manifest_path)
     err.print(f"reproduced: identical {len(sel)} row ids (sha256 {new['selected_ids_sha256'][:12]})")

@@ -206,7 +206,7 @@ def draw_sample(labels, max_points: int = 100_000, seed: int = 0, *, min_keep: i
     shared in proportion to size; rows inside a cluster are drawn with a generator
     seeded by ``(seed, cluster)``, so the result is the same on every call.
     """
-    from .select import allocate
+    from .selection import allocate
 
     labels = np.asarray(labels)
     n = len(labels)

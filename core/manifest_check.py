@@ -17,7 +17,7 @@ from core.stages.embed import EmbedParams
 from core.stages.dataset import TextSpec
 from core.stages.naming import LabelParams
 from core.stages.project import ProjectParams
-from .select import SelectParams
+from .selection import SelectParams
 from core.store.workspace import SieveError
 
 TOP_KEYS = frozenset({

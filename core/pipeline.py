@@ -24,7 +24,8 @@ from core.encoders.base import Encoder
 from core.stages.dataset import DatasetInfo, current_dataset, drop_previous_dataset, load_column, restore_dataset, saved_pointers
 from core.stages.naming import ClusterInfo, LabelParams, load_labels, run_label
 from core.stages.project import ProjectParams, project_key, run_project
-from .select import Selection, SelectParams, select
+from .selection import VECTOR_PICKS, Selection, SelectParams, select
+from .selection import inputs as si
 from core.store.workspace import SieveError, Workspace
 
 META_MAP = "map"
@@ -311,29 +312,29 @@ def run_selection(ws: Workspace, data: MapData, params: SelectParams, *, encoder
     groups, token counts, strata, soft membership, reference vectors) from the
     workspace, where the expensive ones are cached.  ``encoder`` embeds the reference
     set (default: the map's own model)."""
-    from . import select_inputs as si
-    from .select import VECTOR_PICKS
-
     scores = score_values(ws, params.score_column, data.row_ids) if params.score_column else None
     needs_vectors = params.pick in VECTOR_PICKS or params.dedup == "near" or params.leakage != "off"
     vectors = data.vectors if needs_vectors else None
     groups = si.duplicate_groups(ws, data, params) if params.dedup != "none" else None
-    tokens = si.token_counts(ws, data, params.tokenizer) if params.budget_unit == "tokens" else None
+    needs_model = (params.budget_unit == "tokens" and params.tokenizer == "model") or params.reference_path \
+        or params.target_path
+    embed = map_by_label(ws, data.keys.label)[1].embed if needs_model and data.params is None else None
+    tokens = si.token_counts(ws, data, params.tokenizer, embed) if params.budget_unit == "tokens" else None
     strata = si.strata_values(ws, params.strata_column, data.row_ids) if params.strata_column else None
     reference = sims = None
     if params.reference_path:
-        reference = si.reference_vectors(ws, data, params, encoder)
+        reference = si.reference_vectors(ws, data, params, encoder, embed)
         if params.leakage != "off":
             sims = si.reference_sims(ws, data, reference, params.seed)
-    target = si.target_positions(ws, data, params, encoder) if params.target_path else None
+    target = si.target_positions(ws, data, params, encoder, embed) if params.target_path else None
     selection = select(data.labels, data.row_ids, params, vectors=vectors, scores=scores, groups=groups,
                        token_counts=tokens, strata=strata, soft_labels=data.soft_labels,
                        soft_strength=data.soft_strength, reference_vectors=reference, reference_sims=sims,
                        target_positions=target)
     if params.dedup != "none":
-        selection.context["text_keys"] = si.text_keys(ws, data)
+        selection.text_keys = si.text_keys(ws, data)
     if reference is not None:
-        selection.context["reference_vectors"] = reference
+        selection.reference_vectors = reference
     return selection
 
 
@@ -350,9 +351,9 @@ def selection_report(data: MapData, selection: Selection, params: SelectParams, 
     eligible = None
     if params.bans:
         eligible = np.nonzero(~np.isin(data.row_ids, np.asarray(params.bans, dtype=np.int64)))[0]
-    ref = selection.context.get("reference_vectors")
+    ref = selection.reference_vectors
     return selection_metrics(labels, selection.positions, data.vectors if vectors else None, eligible=eligible,
-                             n_random=n_random, seed=params.seed, keys=selection.context.get("text_keys"),
+                             n_random=n_random, seed=params.seed, keys=selection.text_keys,
                              near_threshold=params.near_dup_threshold,
                              reference=ref if vectors else None, coverage_distance=params.coverage_distance)
 

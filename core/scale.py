@@ -47,6 +47,7 @@ from core.stages.embed import EmbedParams, embed_prepared, encoder_limit, precom
 from core.encoders.models import DEFAULT_MODEL
 from core.store.paths import plain_absolute
 from core.stages.project import ProjectParams
+from .selection import engine_picks
 from core.store.workspace import SieveError, Workspace
 from core.store.artifacts import atomic_path, atomic_write_json, stage_key
 
@@ -846,7 +847,7 @@ def draw_points(map_dir: Path | str, max_points: int = 100_000, seed: int = 0):
     rows inside a cluster are a seeded hash sample, chosen by DuckDB over the shards."""
     import pyarrow as pa
 
-    from .select import allocate
+    from .selection import allocate
     from core.store.workspace import fetch_arrow
 
     src = f"read_parquet({_sql_str(parquet_glob(map_dir, 'map'))})"
@@ -942,8 +943,8 @@ def check_select_params(params) -> None:
         if getattr(params, name) != ok:
             raise SieveError(f"{name}={getattr(params, name)!r} is not supported by the Ray engine yet; "
                              "use the local engine for it")
-    if params.pick == "score":
-        raise SieveError("pick='score' is not supported by the Ray engine yet; use the local engine for it")
+    if params.pick not in engine_picks("ray"):
+        raise SieveError(f"pick={params.pick!r} is not supported by the Ray engine yet; use the local engine for it")
 
 
 def count_by_cluster(map_dir: Path | str, row_ids: Sequence[int]) -> dict[int, int]:
@@ -977,7 +978,7 @@ def cluster_counts(map_dir: Path | str, pins: Sequence[int] = (), bans: Sequence
 def _pick_cluster(map_dir: str, embed_dir: str, cluster_id: int, k: int, params_dict: dict,
                   need_vectors: bool) -> dict:
     """One cluster's picks: :func:`core.select.select` on that cluster's rows alone."""
-    from .select import SelectParams, select
+    from .selection import SelectParams, select
     from core.store.workspace import fetch_arrow
 
     try:
@@ -1018,7 +1019,7 @@ def _pick_cluster(map_dir: str, embed_dir: str, cluster_id: int, k: int, params_
 def scale_select(map_dir: Path | str, embed_dir: Path | str, params, *, local: bool = False) -> ScaleSelection:
     """Allocate ``params.budget`` on per-cluster counts, then pick inside every cluster in
     parallel on Ray (``local=True``: in this process, for tests and small maps)."""
-    from .select import VECTOR_PICKS, allocate, group_bounds
+    from .selection import VECTOR_PICKS, allocate, group_bounds
 
     check_select_params(params)
     total, banned, pinned = cluster_counts(map_dir, params.pins, params.bans)
@@ -1144,7 +1145,7 @@ def reproduce_scaled(ws: Workspace, manifest: dict, data: str | None = None, *, 
     assignment, and the selection.  Returns (selection, embed folder, map folder)."""
     from core.stages.ingest import IngestParams, ingest
     from core.stages.dataset import TextSpec
-    from .select import SelectParams
+    from .selection import SelectParams
 
     ds = manifest["dataset"]
     source = data if data is not None else tuple(ds["sources"])

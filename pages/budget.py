@@ -24,7 +24,7 @@ def _sizes(data) -> dict[int, int]:
 
 
 def _token_budget_widget(data, info) -> None:
-    from core.select_inputs import token_counts
+    from core.selection.inputs import token_counts
 
     ws = C.get_workspace()
     total = int(np.asarray(token_counts(ws, data, C.ss().get(C.C_TOKENIZER, "model"))).sum())
@@ -148,7 +148,7 @@ def _table(data, sizes: dict[int, int]) -> None:
 def _settings(data, info, sizes: dict[int, int]):
     """The Split/Pick/depth settings; returns the slot for the total budget (None with tokens)."""
     from core.explore import column_kinds
-    from core.select import BUDGET_UNITS, DEFAULT_PICK, PICKS, POLICIES, TOKENIZERS
+    from core.selection import BUDGET_UNITS, DEFAULT_PICK, PICKS, POLICIES, TOKENIZERS, describe
 
     n = len(data.row_ids)
     n_clusters = len([c for c in sizes if c >= 0])
@@ -198,9 +198,7 @@ def _settings(data, info, sizes: dict[int, int]):
     st.subheader("Pick")
     c1, c2, c3, c4 = st.columns(4)
     pick = _persisted(c1.selectbox, "Method", C.W_PICK, C.C_PICK, DEFAULT_PICK, PICKS,
-                      help="random (seeded); centroid / core: nearest the cluster centre; boundary: farthest "
-                           "from it; diverse: k-center greedy; facility: greedy facility location (represents "
-                           "the whole cluster); mmr: relevance vs. novelty; score: by a numeric column.")
+                      help=describe())
     _persisted(c2.number_input, "Seed", C.W_SEED, C.C_SEED, 0, min_value=0, max_value=2**31 - 1, step=1,
                help="Seeds the random pick, and the candidate pool of diverse/facility in large clusters.")
     if pick == "mmr":
@@ -227,7 +225,7 @@ def _settings(data, info, sizes: dict[int, int]):
 
 def _depth_settings(data, info) -> None:
     from core.explore import column_kinds
-    from core.select import DEDUP_MODES, LEAKAGE_MODES
+    from core.selection import DEDUP_MODES, LEAKAGE_MODES
 
     st.subheader("Duplicates, noise and strata")
     c1, c2, c3, c4 = st.columns(4)
@@ -435,7 +433,7 @@ def body() -> None:
         _total_widgets(slot, len(data.row_ids), sliders, _sliders_total(data, sizes, include_noise) if sliders else None)
     if mode != "Automatic":
         # The automatic split of the current total seeds the sliders / shows beside the table.
-        from core.select import SelectParams
+        from core.selection import SelectParams
 
         auto = {}
         if mode == "Sliders":

@@ -606,7 +606,7 @@ def reference_encoder(ws: Workspace, data):
 
 def params_from_state(data, info) -> Any:
     """SelectParams from the canonical Budget settings (+ pins/bans); raises SieveError."""
-    from core.select import DEFAULT_PICK, SelectParams
+    from core.selection import DEFAULT_PICK, SelectParams
 
     n = len(data.row_ids)
     unit = ss().get(C_UNIT, "rows")

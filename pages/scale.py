@@ -14,10 +14,11 @@ import numpy as np
 import streamlit as st
 
 from core.palette import cluster_centres, cluster_colors, name_annotations
+from core.selection import engine_picks
 from pages import common as C
 
 MAX_DRAWN = 50_000
-PICKS = ("random", "centroid", "diverse", "facility", "core", "boundary", "mmr")  # what the Ray engine supports
+PICKS = engine_picks("ray")  # what the Ray engine supports (the pick registry says)
 POLICIES = ("equal", "proportional", "sqrt")
 PAGE_ROWS = 200
 
@@ -197,7 +198,7 @@ def _rows(ws, ids: np.ndarray) -> None:
 
 
 def _params(n_rows: int):
-    from core.select import SelectParams
+    from core.selection import SelectParams
 
     def widget(w, c, default):
         C.init_widget(w, c, default)

@@ -122,7 +122,7 @@ def test_cluster_touched_table_is_full_width_below_the_map(map_env):
 
 def test_default_pick_is_diverse_in_the_app_and_the_cli(map_env):
     from core.cli import SELECT_OPTS
-    from core.select import DEFAULT_PICK
+    from core.selection import DEFAULT_PICK
 
     assert DEFAULT_PICK == "diverse" and SELECT_OPTS["pick"].default == DEFAULT_PICK
     at = open_page(C.PAGE_BUDGET, T)

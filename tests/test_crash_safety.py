@@ -135,7 +135,7 @@ EXPORT_CHILD = textwrap.dedent(
     sys.path.insert(0, {root!r})
     import numpy as np
     from core.stages.export import export_rows
-    from core.select import Selection
+    from core.selection import Selection
     from core.store.workspace import Workspace
 
     ws = Workspace(sys.argv[1])

@@ -136,7 +136,7 @@ def test_read_edits_names_the_file(tmp_path):
 def test_curated_map_in_the_workspace_selection_manifest_and_reproduce(tmp_path):
     from core.stages.export import build_manifest, write_manifest
     from core.pipeline import build_map, current_map, curate_map, load_map, reproduce, run_selection
-    from core.select import SelectParams
+    from core.selection import SelectParams
     from tests.app_fixtures import HashEncoder, build_small_map
 
     ws, data = build_small_map(tmp_path / "ws", n_rows=300, seed=3)
@@ -183,7 +183,7 @@ def test_edits_on_a_parallel_map_replay_from_the_map_file(tmp_path, monkeypatch)
     import core.stages.project as P
     from core.stages.export import build_manifest, read_manifest, write_manifest
     from core.pipeline import current_map, curate_map, load_map, reproduce, run_selection
-    from core.select import SelectParams
+    from core.selection import SelectParams
     from core.store.workspace import Workspace
     from tests.app_fixtures import HashEncoder, build_small_map
 

@@ -170,7 +170,7 @@ def test_reproduce_succeeds_on_tiny_and_degenerate_inputs(tmp_path, texts, sieve
 
 def test_all_noise_exclude_says_so():
     """When every row is noise, --noise exclude names that, not caps/overrides/bans."""
-    from core.select import SelectParams, select
+    from core.selection import SelectParams, select
 
     labels = np.full(10, -1, np.int32)
     sel = select(labels, np.arange(10), SelectParams(budget=3, noise="exclude"))

@@ -368,7 +368,7 @@ def test_delimiter_and_encoding_go_into_the_manifest_and_reproduce(tmp_path):
     from core.stages.export import build_manifest, read_manifest, write_manifest
     from core.pipeline import MapParams, build_map, load_map, reproduce, run_selection
     from core.stages.project import ProjectParams
-    from core.select import SelectParams
+    from core.selection import SelectParams
     from tests.fakes import HashEncoder
 
     rows = "".join(f"{i};Grüße et café n°{i} {'àéîõü'[i % 5] * (i % 7)};{i % 3},5\n" for i in range(40))

@@ -26,7 +26,7 @@ import pytest
 from core.stages.ingest import IngestParams, ingest
 from core.stages.dataset import TextSpec, current_dataset
 from core.pipeline import MapParams, build_map, load_map, run_selection
-from core.select import SelectParams
+from core.selection import SelectParams
 from core.store.workspace import SieveError, Workspace
 from tests.fakes import HashEncoder, read_any, run_sieve, start_sieve, write_table
 

@@ -20,7 +20,7 @@ from core.stages.ingest import IngestParams, ingest
 from core.stages.dataset import TextSpec
 from core.pipeline import MapParams, build_map, load_map, reproduce, run_selection
 from core.stages.project import ProjectParams, project, project_key
-from core.select import SelectParams
+from core.selection import SelectParams
 from core.store.workspace import SieveError, Workspace
 from core.store.artifacts import stage_key
 from tests.fakes import TopicEncoder, blobs_on_sphere, write_table

@@ -19,7 +19,7 @@ from core.stages.naming import LabelParams
 from core.stages.metrics import coverage, jensen_shannon, mean_nn_distance, selection_metrics
 from core.pipeline import reproduce, run_selection
 from core.stages.project import ProjectParams
-from core.select import SelectParams
+from core.selection import SelectParams
 from core.store.workspace import SieveError, Workspace
 from core.store.artifacts import atomic_write_json
 from tests.fakes import TopicEncoder, read_any, write_table

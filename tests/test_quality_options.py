@@ -15,7 +15,7 @@ from sklearn.metrics import adjusted_rand_score, homogeneity_score
 from core.stages.cluster import ClusterParams, cluster, cluster_key
 from core.stages.export import build_manifest, read_manifest, write_manifest
 from core.pipeline import MapParams, load_map, reproduce, run_selection
-from core.select import SelectParams, select
+from core.selection import SelectParams, select
 from core.store.workspace import SieveError, Workspace
 from tests.fakes import TopicEncoder, write_table
 

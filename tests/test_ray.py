@@ -258,7 +258,7 @@ def test_selection_at_scale_equals_in_memory_selection_and_reproduces(synthetic_
 
     from core import scale
     from core.stages.export import read_manifest, write_manifest
-    from core.select import SelectParams, select
+    from core.selection import SelectParams, select
     from core.store.workspace import Workspace
 
     _, path, ws, _, _, emb, m = synthetic_map
@@ -353,7 +353,7 @@ def test_auto_backend_follows_the_clusters_gpus(ray_session, monkeypatch):
 
 def test_scale_params_are_validated():
     from core import scale
-    from core.select import SelectParams
+    from core.selection import SelectParams
     from core.store.workspace import SieveError
 
     with pytest.raises(SieveError, match="shard_rows"):
@@ -390,7 +390,7 @@ def _write_fake_map(folder: Path, n: int = 5000, shards: int = 4, seed: int = 2)
 def test_selection_on_counts_and_per_cluster_picks_equal_select(tmp_path):
     """Without Ray (local=True): the same rows, ranks and reasons as core.select.select."""
     from core import scale
-    from core.select import SelectParams, select
+    from core.selection import SelectParams, select
 
     _, labels, vecs = _write_fake_map(tmp_path)
     ids = np.arange(len(labels))

@@ -122,7 +122,7 @@ def test_rerun_of_the_local_path_skips_every_shard_and_keeps_the_map(sharded, tm
 def test_vector_picks_read_only_the_shards_holding_the_cluster(sharded, monkeypatch):
     """A per-cluster pick names only the vector shards where the cluster has rows."""
     from core import scale
-    from core.select import SelectParams
+    from core.selection import SelectParams
 
     ws, emb, res = sharded
     ids, _, labels = _map(res)
@@ -247,7 +247,7 @@ def test_page_pins_and_bans_survive_a_new_selection_and_reach_the_picks(scale_en
 @pytest.mark.parametrize("pick", ["boundary", "mmr"])
 def test_page_vector_picks_equal_core(scale_env, pick):
     from core import scale
-    from core.select import SelectParams
+    from core.selection import SelectParams
 
     ws, emb, res = scale_env
     at = open_page(C.PAGE_SCALE, state={C.K_PINS: set(), C.K_BANS: set()})
@@ -262,7 +262,7 @@ def test_page_vector_picks_equal_core(scale_env, pick):
 def test_page_selection_equals_core_and_export_reproduces(scale_env, tmp_path):
     from core import scale
     from core.stages.export import read_manifest
-    from core.select import SelectParams
+    from core.selection import SelectParams
 
     ws, emb, res = scale_env
     at = open_page(C.PAGE_SCALE, state={C.K_PINS: set(), C.K_BANS: set()})

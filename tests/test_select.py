@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from core.stages.cluster import NOISE
-from core.select import PICKS, POLICIES, SelectParams, allocate, select
+from core.selection import PICKS, POLICIES, SelectParams, allocate, select
 from core.store.workspace import SieveError
 from tests.fakes import blobs_on_sphere
 

@@ -26,7 +26,7 @@ import pytest
 
 from core.stages import metrics as M
 from core.explore import draw_sample, ids_in, points_in_lasso, selection_summary
-from core.select import DIVERSE_POOL_MIN, SelectParams, select
+from core.selection import DIVERSE_POOL_MIN, SelectParams, select
 from core.store.workspace import SieveError
 
 

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.dedup import find_groups, normalize_text, text_key, text_keys
+from core.selection.dedup import find_groups, normalize_text, text_key, text_keys
 from core.stages.metrics import facility_score, selection_metrics
 from core.nn import similar_pairs, unit
-from core.select import PICKS, VECTOR_PICKS, SelectParams, pick_facility, select
+from core.selection import PICKS, VECTOR_PICKS, SelectParams, pick_facility, select
 
 # facility-global is refused with token budgets (tested in test_quality_options): the other picks take them
 TOKEN_BUDGET_PICKS = tuple(p for p in PICKS if p != "facility-global")
@@ -334,7 +334,7 @@ def test_token_budget_greedy_fill_skips_rows_that_do_not_fit():
 
 
 def test_tokenizer_counts_with_the_models_tokenizer_and_words():
-    from core.tokens import count_tokens
+    from core.selection.tokens import count_tokens
 
     texts = ["hello world", "Tokenization isn't trivial!", "  three   short words "]
     assert count_tokens(texts, "words").tolist() == [2, 3, 3]

@@ -13,7 +13,7 @@ import pytest
 
 from core.stages.export import build_manifest, export_rows, read_manifest, write_manifest
 from core.pipeline import load_map, reproduce, run_selection, selection_report
-from core.select import SelectParams
+from core.selection import SelectParams
 from core.store.workspace import SieveError, Workspace
 from tests.fakes import TopicEncoder, read_any, write_table
 

@@ -297,7 +297,7 @@ def test_lasso_selection_matches_server_count(ui, workspace):
 
 
 def test_budget_slider_changes_allocation(ui, workspace):
-    from core.select import SelectParams, select
+    from core.selection import SelectParams, select
 
     ui.get_by_role("button", name="Clear pins").click()
     wait_text(ui, "pinned_count", lambda v: v == "0")

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .nn import unit
+from ..nn import unit
 
 GLOBAL_MAX_CLIENTS = 2000  # rows the global objective is evaluated on (a seeded sample)
 GLOBAL_MAX_CANDIDATES = 20_000  # candidates in all (a seeded per-cluster sample beyond)

@@ -12,6 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from core.stages.dialect import reader_error, sniff_delimiter, utf8_files
+from core.stages.embed import embed_texts
+from core.encoders.registry import load_encoder
+from core.encoders.models import model_id
+from core.stages.ingest import as_text, blank_regex
+from core.stages.sources import detect_format, fingerprint_files, read_raw, resolve_sources
 from core.store.workspace import SieveError, Workspace, fetch_arrow
 from core.store.artifacts import stage_key
 
@@ -21,9 +26,6 @@ STAGE = "reference"
 def read_reference_texts(path: str, column: str = "text") -> tuple[list[str], str]:
     """Non-empty texts of ``column`` in ``path`` (a file or glob) and the files' fingerprint."""
     import duckdb
-
-    from core.stages.ingest import as_text, blank_regex
-    from core.stages.sources import detect_format, fingerprint_files, read_raw, resolve_sources
 
     try:
         paths = resolve_sources(path)
@@ -60,10 +62,6 @@ def read_reference_texts(path: str, column: str = "text") -> tuple[list[str], st
 def reference_vectors(ws: Workspace, path: str, column: str, model: str, *, encoder=None,
                       normalize: bool = True, batch_size: int = 64, device: str = "auto") -> np.ndarray:
     """(r, d) unit vectors of the reference texts, embedded with ``model`` (cached)."""
-    from core.stages.embed import embed_texts
-    from core.encoders.registry import load_encoder
-    from core.encoders.models import model_id
-
     texts, fingerprint = read_reference_texts(path, column)
     mid = encoder.model_id if encoder is not None else model_id(model)
     key = stage_key(STAGE, {"model": mid, "column": column, "normalize": normalize}, fingerprint)

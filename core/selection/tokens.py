@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from core.encoders.models import model_id, resolve_model
 from core.store.workspace import SieveError
 
 TOKENIZERS = ("model", "words")
@@ -23,6 +24,7 @@ _LOCK = threading.Lock()
 
 
 def count_words(texts: Sequence[str]) -> np.ndarray:
+    """Whitespace-separated words per text, (n,) int64."""
     return np.fromiter((len(str(t or "").split()) for t in texts), dtype=np.int64, count=len(texts))
 
 
@@ -47,22 +49,20 @@ def _load(path: str):
 
 
 def tokenizer_id(tokenizer: str, model: str) -> str:
+    """The cache key of a tokenizer: 'words:v1', or 'model:' + the model's id (core.encoders.models.model_id)."""
     if tokenizer == "words":
         return WORDS_ID
-    from core.encoders.models import model_id
-
     return f"model:{model_id(model)}"
 
 
 def count_tokens(texts: Sequence[str], tokenizer: str = "model", model: str = "all-MiniLM-L6-v2",
                  batch: int = 4096) -> np.ndarray:
-    """Tokens per text (int64)."""
+    """Tokens per text, (n,) int64, without special tokens and without truncation.  Raises
+    SieveError for an unknown tokenizer or a model whose tokenizer is not available offline."""
     if tokenizer not in TOKENIZERS:
         raise SieveError(f"tokenizer must be one of {TOKENIZERS}, got {tokenizer!r}")
     if tokenizer == "words":
         return count_words(texts)
-    from core.encoders.models import resolve_model
-
     path = resolve_model(model)
     if not Path(path).is_dir():
         raise SieveError(f"tokenizer='model': model {model!r} is not a local folder, so its tokenizer is not "

@@ -15,6 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..nn import similar_pairs, unit
+
 _SPACE = re.compile(r"\s+")
 _EDGE = re.compile(r"^[\W_]+|[\W_]+$", re.UNICODE)
 
@@ -73,8 +75,6 @@ def find_groups(labels: np.ndarray, *, keys: np.ndarray | None = None, vectors: 
     ``near``: also join rows of the same cluster (``labels``) whose unit vectors have
     cosine similarity >= ``threshold``; searched cluster by cluster (exact for small
     clusters, approximate nearest neighbours for large ones), never over all pairs."""
-    from .nn import similar_pairs, unit
-
     labels = np.asarray(labels)
     n = len(labels)
     ii, jj = [], []
