@@ -21,7 +21,7 @@ import warnings
 def main(argv: list[str]) -> None:
     import numpy as np
 
-    from core.pipeline import load_map
+    from core.engines.local import load_map
     from core.store.workspace import Workspace
 
     ws_path = argv[0]

@@ -42,7 +42,7 @@ def child(ws_path: str, warmup: bool, idle: float) -> None:
     from core.encoders.registry import load_encoder
     from core.stages.ingest import IngestParams, ingest
     from core.stages.dataset import TextSpec
-    from core.pipeline import MapParams, build_map
+    from core.engines.local import MapParams, build_map
     from core.runtime.warmup import wait_for_model
     from core.stages.prewarm import start_background_warmup
     from core.store.workspace import Workspace

@@ -78,7 +78,7 @@ def _load(folder: Path):
 def _map_data(folder: Path):
     """A core.pipeline.MapData over the generated arrays (no workspace needed for these params)."""
     from core.stages.naming import ClusterInfo
-    from core.pipeline import MapData
+    from core.engines.local import MapData
 
     labels, xy, vectors = _load(folder)
     ids, cnt = np.unique(labels, return_counts=True)
@@ -140,7 +140,7 @@ def work_lasso(folder: Path, repeats: int) -> dict:
 
 
 def work_budget(folder: Path, repeats: int, pick: str) -> dict:
-    from core.pipeline import run_selection, selection_report
+    from core.engines.local import run_selection, selection_report
     from core.selection import SelectParams
 
     data = _map_data(folder)

@@ -54,7 +54,7 @@ def _map(data: Path, cache: Path, log) -> tuple[Path, str]:
     returns (npz path, how the map was had)."""
     from core.stages.ingest import IngestParams, ingest
     from core.stages.dataset import TextSpec, load_column, load_texts
-    from core.pipeline import MapParams, build_map, load_map
+    from core.engines.local import MapParams, build_map, load_map
     from core.store.workspace import Workspace
 
     out = cache / "arrays.npz"

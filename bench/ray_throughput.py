@@ -66,7 +66,7 @@ def bench_embed(root: Path, rows: int, workers: list[int], shard_rows: int, devi
                 backends: tuple[str, ...] = ("torch",)) -> list[dict]:
     import pyarrow.csv as pcsv
 
-    from core import scale
+    from core.engines import ray as scale
     from core.stages.embed import embed_texts
     from core.encoders.registry import load_encoder
 
@@ -99,7 +99,7 @@ def bench_embed(root: Path, rows: int, workers: list[int], shard_rows: int, devi
 
 
 def bench_assign(root: Path, n: int, workers: list[int], sample: int) -> list[dict]:
-    from core import scale
+    from core.engines import ray as scale
 
     x, _ = synthetic(n)
     table = pa.table({"text": [f"row {i}" for i in range(n)],
@@ -119,7 +119,7 @@ def bench_assign(root: Path, n: int, workers: list[int], sample: int) -> list[di
 def bench_ari(root: Path, n: int, sample: int, workers: int) -> dict:
     from sklearn.metrics import adjusted_rand_score
 
-    from core import scale
+    from core.engines import ray as scale
     from core.stages.cluster import ClusterParams
     from core.stages.project import ProjectParams
 
@@ -158,7 +158,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     workers = [int(w) for w in args.workers.split(",") if w.strip()]
 
-    from core import scale
+    from core.engines import ray as scale
 
     scale.connect(args.address, num_cpus=None if args.address else max(workers),
                   object_store_memory=None if args.address else args.object_store_mb * 2**20,

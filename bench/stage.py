@@ -22,7 +22,7 @@ from dataclasses import fields
 def map_params(backend: str | None, exact: bool):
     """MapParams for the run, plus notes on fields the core does not have (yet)."""
     from core.stages.embed import EmbedParams
-    from core.pipeline import MapParams
+    from core.engines.local import MapParams
     from core.stages.project import ProjectParams
 
     notes = []
@@ -44,7 +44,7 @@ def main(argv: list[str]) -> None:
     backend = argv[argv.index("--backend") + 1] if "--backend" in argv else None
     exact = "--exact" in argv
     t_wall, t_cpu = time.perf_counter(), time.process_time()
-    from core.pipeline import current_map, load_map, run_selection
+    from core.engines.local import current_map, load_map, run_selection
     from core.store.workspace import Workspace
 
     ws = Workspace(ws_path)
@@ -86,7 +86,7 @@ def main(argv: list[str]) -> None:
         from core.stages.cluster import run_cluster
         from core.stages.embed import run_embed
         from core.stages.naming import run_label
-        from core.pipeline import build_map
+        from core.engines.local import build_map
         from core.stages.project import run_project
 
         emb_key = run_embed(ws, p.embed).key
@@ -109,7 +109,8 @@ def main(argv: list[str]) -> None:
 
             extra = {"selected": len(timed(work))}
         else:
-            from core.stages.export import build_manifest, export_rows, write_manifest
+            from core.stages.export import export_rows
+            from core.manifest import build_manifest, write_manifest
 
             sel = run_selection(ws, mdata, params)
             _, mparams = current_map(ws)

@@ -72,7 +72,7 @@ def _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, 
                 exact=False, backend="auto", long_text="truncate", cluster_method="hdbscan"):
     from core.stages.cluster import ClusterParams
     from core.stages.embed import EmbedParams
-    from .pipeline import MapParams
+    from .engines.local import MapParams
     from core.stages.project import ProjectParams
 
     return MapParams(
@@ -310,7 +310,7 @@ def embed(
         raise SieveError(f"--engine must be local or ray, got {engine!r}")
     params = EmbedParams(model=model, batch_size=batch_size, device=device, backend=backend, long_text=long_text)
     if engine == "ray":
-        from . import scale
+        from .engines import ray as scale
 
         if long_text != "truncate":
             raise SieveError("--long-text chunk is not available with --engine ray yet; use --engine local")
@@ -379,7 +379,7 @@ def map_(
 ):
     """Embed (if needed), project, cluster and label the current dataset."""
     from .curate import read_edits
-    from .pipeline import build_map, load_map
+    from .engines.local import build_map, load_map
 
     ws = Workspace(workspace)
     params = _map_params(model, batch_size, device, n_neighbors, min_dist, metric, dims, min_cluster_size,
@@ -406,7 +406,7 @@ def search(
 ):
     """Search the current map by meaning: the rows nearest the query (cosine), as plain text."""
     from core.stages.dataset import load_texts
-    from .pipeline import load_map
+    from .engines.local import load_map
     from .search import embed_query, nearest, query_encoder
 
     if (query is None) == (row is None):
@@ -452,7 +452,7 @@ def curate(
 ):
     """Rename, merge or split clusters of the current map (edits replay in `reproduce`)."""
     from .curate import read_edits, stored_edits
-    from .pipeline import curate_map, current_map, load_map
+    from .engines.local import curate_map, current_map, load_map
 
     if (edits is None) == (not clear):
         raise SieveError("give an edits file, or --clear (not both)")
@@ -564,7 +564,7 @@ def select_(
     workspace: Path = WS_OPT,
 ):
     """Choose rows from the current map and remember the choice for `sieve export`."""
-    from .pipeline import load_map, run_selection
+    from .engines.local import load_map, run_selection
 
     ws = Workspace(workspace)
     params = _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override,
@@ -579,7 +579,7 @@ def _print_selection(data, selection, params):
     import numpy as np
 
     from core.stages.metrics import fmt_distance
-    from .pipeline import selection_report
+    from .engines.local import selection_report
 
     m = selection_report(data, selection, params, vectors=len(selection) <= 20_000)
     names = data.cluster_names
@@ -618,7 +618,7 @@ def export(
     workspace: Path = WS_OPT,
 ):
     """Export the last selection (from `sieve select`) and its manifest."""
-    from .pipeline import load_map, run_selection
+    from .engines.local import load_map, run_selection
     from .selection import SelectParams
 
     ws = Workspace(workspace)
@@ -634,11 +634,12 @@ def export(
 
 def _export(ws, data, params, selection, out_path, fmt, manifest_path, *, include_duplicates: bool = False):
     """Write the rows and their manifest as a consistent pair (core.stages.export.export_with_manifest)."""
-    from core.stages.export import build_manifest, export_with_manifest, format_for
-    from .pipeline import map_by_label, selection_report
+    from core.stages.export import format_for
+    from .manifest import build_manifest, export_with_manifest
+    from .engines.local import selection_report
 
     fmt = format_for(out_path, fmt)
-    map_params = data.params or map_by_label(ws, data.keys.label)[1]
+    map_params = data.params
     metrics = selection_report(data, selection, params, vectors=len(selection) <= 20_000)
     path = Path(out_path).expanduser().resolve()
     mpath = Path(manifest_path) if manifest_path else Path(str(path) + ".manifest.json")
@@ -728,7 +729,7 @@ def run(
     """Everything: ingest -> embed -> map -> select -> export."""
     from core.stages.export import format_for
     from core.stages.ingest import ingest as do_ingest
-    from .pipeline import build_map, load_map, run_selection
+    from .engines.local import build_map, load_map, run_selection
 
     if engine not in ("local", "ray"):
         raise SieveError(f"--engine must be local or ray, got {engine!r}")
@@ -783,9 +784,10 @@ def reproduce(
     workspace: Path = WS_OPT,
 ):
     """Rebuild the exact subset of a manifest; fails if the row ids differ."""
-    from core.stages.export import format_for, read_manifest, verify_export
-    from .pipeline import reproduce as do_reproduce
-    from .pipeline import restoring
+    from core.stages.export import format_for
+    from .manifest import read_manifest, verify_export
+    from .engines.local import reproduce as do_reproduce
+    from .engines.local import restoring
 
     man = read_manifest(manifest_path)
     ws = Workspace(workspace)
@@ -810,7 +812,7 @@ def reproduce(
 @_guard
 def verify(manifest_path: Path = typer.Argument(..., help="A manifest written by `sieve export` or `sieve run`.")):
     """Check that the data file beside a manifest is the one it describes (sha256); exit 2 if not."""
-    from core.stages.export import read_manifest, verify_export
+    from .manifest import read_manifest, verify_export
 
     man = read_manifest(manifest_path)
     problem = verify_export(man, manifest_path)
@@ -868,7 +870,7 @@ def scale_map_(
     workspace: Path = WS_OPT,
 ):
     """Fit the map on a seeded sample, then place every row on Ray (map-*.parquet shards)."""
-    from . import scale
+    from .engines import ray as scale
     from core.stages.cluster import ClusterParams
     from core.stages.project import ProjectParams
 
@@ -899,7 +901,7 @@ def scale_select_(
     workspace: Path = WS_OPT,
 ):
     """Allocate on per-cluster counts, pick per cluster in parallel, export shards + manifest."""
-    from . import scale
+    from .engines import ray as scale
 
     ws = Workspace(workspace)
     params = _select_params(budget, policy, pick, seed, noise, min_per_cluster, max_per_cluster, override, None,
@@ -915,7 +917,7 @@ def _run_scaled(ws, ingest_params, map_params, sel_params, out_path, manifest_pa
                 shard_rows, sample_size, sample_seed, include_duplicates) -> None:
     """`sieve run --engine ray`: ingest, sharded embedding, sample fit + assignment on Ray,
     per-cluster picks on Ray, Parquet shards + manifest."""
-    from . import scale
+    from .engines import ray as scale
     from core.stages.ingest import ingest as do_ingest
 
     if include_duplicates:
@@ -958,13 +960,13 @@ def _print_scaled_clusters(info: dict) -> None:
 
 def _write_scaled(ws, sel, params, embed_dir, map_dir, out_path, manifest_path):
     """Export a sharded selection (Parquet part files) and its manifest; returns the manifest."""
-    from . import scale
-    from core.stages.export import write_manifest
+    from .engines import ray as scale
+    from .manifest import write_manifest
 
     out_dir = Path(out_path).expanduser().resolve()
     files = scale.export_scaled(ws, sel, out_dir)
-    man = scale.build_scaled_manifest(ws, embed_dir, map_dir, params, sel,
-                                      {"path": str(out_dir), "format": "parquet", "files": [f.name for f in files]})
+    man = scale.ray_manifest(ws, embed_dir, map_dir, params, sel,
+                             {"path": str(out_dir), "format": "parquet", "files": [f.name for f in files]}).to_dict()
     mpath = write_manifest(manifest_path or Path(str(out_dir) + ".manifest.json"), man)
     err.print(f"wrote {len(sel)} rows in {len(files)} file(s) to {out_dir}")
     err.print(f"wrote manifest to {mpath}")
@@ -972,7 +974,7 @@ def _write_scaled(ws, sel, params, embed_dir, map_dir, out_path, manifest_path):
 
 
 def _reproduce_scaled(ws, man, data, out_path, manifest_path) -> None:
-    from . import scale
+    from .engines import ray as scale
 
     sel, embed_dir, map_dir = scale.reproduce_scaled(ws, man, data)
     if sorted(int(x) for x in sel.row_ids) != man["selected_row_ids"]:

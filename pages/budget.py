@@ -437,7 +437,7 @@ def body() -> None:
 
         auto = {}
         if mode == "Sliders":
-            from core.pipeline import run_selection
+            from core.engines.local import run_selection
 
             p = C.params_from_state(data, info).to_dict()
             p.update(overrides={}, bounds={}, pick="random", score_column=None, budget=int(C.ss()[C.C_BUDGET]),

@@ -70,7 +70,7 @@ K_SCALE_FIG = "sieve.scale.fig"  # {"key": map key, "fig", "ids": drawn row ids}
 K_SCALE_CHART_VERSION = "sieve.scale.chart_version"  # bumped to reset its chart widget
 K_SCALE_SELECTED = "sieve.scale.selected_ids"  # np.ndarray of row ids inside the shapes (all rows)
 K_SCALE_SELECTED_HOW = "sieve.scale.selected_how"
-K_SCALE_SELECTION = "sieve.scale.selection"  # {"key", "selection": core.scale.ScaleSelection, "params"}
+K_SCALE_SELECTION = "sieve.scale.selection"  # {"key", "selection": core.selection.Selection, "params"}
 K_SCALE_LAST_EXPORT = "sieve.scale.last_export"  # {"path", "manifest", "rows"}
 K_SCALE_BUILD = "sieve.scale.build"  # {"timings"} of the last in-app sharded build
 
@@ -508,7 +508,7 @@ def get_map(ws: Workspace, label_key: str | None = None):
     it computed one).
     """
     from core.stages.dataset import load_texts
-    from core.pipeline import current_map, load_map, map_by_label
+    from core.engines.local import current_map, load_map, map_by_label
 
     info = current_dataset_or_none(ws)
     if info is None:
@@ -577,7 +577,7 @@ def selected_ids() -> np.ndarray:
 def current_selection(ws: Workspace, data, params, *, diversity: bool | None = None) -> dict:
     """Run core selection + metrics (beside random subsets of the same size) for ``params``
     once per (map, params); cached in session state."""
-    from core.pipeline import run_selection, selection_report
+    from core.engines.local import run_selection, selection_report
 
     key = canonical_json({"map": ss().get(K_MAP_KEY), "params": params.to_dict()})
     cached = ss().get(K_SELECTION)
@@ -595,12 +595,7 @@ def current_selection(ws: Workspace, data, params, *, diversity: bool | None = N
 
 def reference_encoder(ws: Workspace, data):
     """The map's own model (cached resource) for embedding a reference set."""
-    params = data.params
-    if params is None:
-        from core.pipeline import map_by_label
-
-        params = map_by_label(ws, data.keys.label)[1]
-    e = params.embed
+    e = data.params.embed
     return get_encoder(e.model, e.device, e.normalize, getattr(e, "backend", "torch"))
 
 

@@ -15,14 +15,9 @@ FORMATS = ("parquet", "jsonl", "csv")
 
 
 def _manifest(data, params, result, fmt: str, export_info: dict) -> dict:
-    from core.stages.export import build_manifest
+    from core.manifest import build_manifest
 
-    map_params = data.params
-    if map_params is None:  # the params of this session's own map, never the latest one's
-        from core.pipeline import map_by_label
-
-        _, map_params = map_by_label(C.get_workspace(), data.keys.label)
-    return build_manifest(data, map_params, params, result["selection"], result["metrics"], export_info)
+    return build_manifest(data, data.params, params, result["selection"], result["metrics"], export_info)
 
 
 def _file_builder(ws, selection, names: dict, fmt: str, keep_text: bool, include_duplicates: bool = False,
@@ -44,7 +39,9 @@ def _save(ws, data, params, result, fmt: str, name: str, include_duplicates: boo
     """Export under the server's export folder (a web user names a file inside it, never a free path):
     every file written (data, manifest, map file) is confined there, never through a symbolic
     link, and an existing file is replaced only with ``overwrite``."""
-    from core.stages.export import export_with_manifest, format_for, map_sidecar_name
+    from core.stages.export import format_for
+    from core.manifest import export_with_manifest
+    from core.map_sidecar import map_sidecar_name
     from core.store.paths import check_new_files, confine_write
 
     name = name.strip()
@@ -119,7 +116,7 @@ def body() -> None:
                                                      "include_duplicates": include_dups})
     map_name = None
     if (manifest.get("map") or {}).get("required"):  # parallel UMAP: the map travels with the manifest
-        from core.stages.export import map_sidecar_bytes, map_sidecar_name
+        from core.map_sidecar import map_sidecar_bytes, map_sidecar_name
 
         map_name = map_sidecar_name(manifest_name)
         manifest = {**manifest, "map": {**manifest["map"], "file": map_name}}

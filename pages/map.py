@@ -95,7 +95,7 @@ def _map_params(v: dict):
     from core.stages.cluster import ClusterParams
     from core.stages.embed import EmbedParams
     from core.encoders.models import confine_model
-    from core.pipeline import MapParams
+    from core.engines.local import MapParams
     from core.stages.project import ProjectParams
 
     return MapParams(
@@ -153,7 +153,7 @@ def _estimate(ws, info, params) -> str:
 def _compute(ws, info, params) -> None:
     from core.stages.embed import Cancelled, embed_key
     from core.runtime.eta import human_seconds, remaining_seconds
-    from core.pipeline import build_map
+    from core.engines.local import build_map
     from core.runtime.warmup import warmup_state
 
     encoder = None

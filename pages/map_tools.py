@@ -43,7 +43,7 @@ def _apply(edits: list[dict], done: str) -> None:
 
     Cluster ids change, so the widgets holding ids (these tools', the map's cluster
     filter) start afresh."""
-    from core.pipeline import curate_map
+    from core.engines.local import curate_map
 
     ws, data = C.get_workspace(), C.ss()[C.K_MAP]
     keys = curate_map(ws, data.keys, edits, data.params)

@@ -39,7 +39,7 @@ def _selected() -> np.ndarray:
 
 
 def _build(ws, sample_size: int, shard_rows: int) -> None:
-    from core import scale
+    from core.engines import ray as scale
     from core.encoders.models import DEFAULT_MODEL
 
     with st.status("Building the sharded map in this process…", expanded=True) as status:
@@ -96,7 +96,7 @@ def _figure(ws, map_dir: Path, info: dict, cap: int) -> dict:
 
     import plotly.graph_objects as go
 
-    from core import scale
+    from core.engines import ray as scale
     from core.explore import fetch_rows, snippet
 
     pts = scale.draw_points(map_dir, cap)
@@ -132,7 +132,7 @@ def _on_select() -> None:
     map_dir = C.ss().get(C.K_SCALE_MAP_DIR)
     if map_dir is None:
         return
-    from core import scale
+    from core.engines import ray as scale
 
     ids, how = scale.event_row_ids(Path(map_dir), C.ss().get(_chart_key()))
     C.ss()[C.K_SCALE_SELECTED] = ids
@@ -159,7 +159,7 @@ def _clear() -> None:
 def _selection_panel(ws, map_dir: Path, names: dict) -> None:
     import pandas as pd
 
-    from core import scale
+    from core.engines import ray as scale
 
     ids = _selected()
     st.metric("Selected rows (all shards)", f"{len(ids):,}")
@@ -236,7 +236,7 @@ def _params(n_rows: int):
 
 
 def _select(map_dir: Path, embed_dir: Path, params, on_ray: bool) -> dict:
-    from core import scale
+    from core.engines import ray as scale
 
     key = (str(map_dir), json.dumps(params.to_dict(), sort_keys=True, default=str))
     cached = C.ss().get(C.K_SCALE_SELECTION)
@@ -253,8 +253,9 @@ def _allocation(sel, names: dict) -> None:
     import pandas as pd
 
     chosen = {int(c): int(n) for c, n in zip(*np.unique(sel.clusters, return_counts=True))} if len(sel) else {}
+    sizes = sel.stats["cluster_sizes"]  # rows per cluster over the whole map (core.engines.ray.select)
     df = pd.DataFrame([{"cluster": c, "name": names.get(c, str(c)), "size": s, "budget": sel.allocation.get(c, 0),
-                        "selected": chosen.get(c, 0)} for c, s in sorted(sel.sizes.items(), key=lambda kv:
+                        "selected": chosen.get(c, 0)} for c, s in sorted(sizes.items(), key=lambda kv:
                                                                            (kv[0] < 0, kv[0]))])
     st.text(f"scale_selected_rows={len(sel)}")
     st.dataframe(df, hide_index=True, width="stretch", height=min(420, 38 + 35 * len(df)))
@@ -263,8 +264,8 @@ def _allocation(sel, names: dict) -> None:
 
 
 def _export(ws, embed_dir: Path, map_dir: Path, result: dict) -> None:
-    from core import scale
-    from core.stages.export import write_manifest
+    from core.engines import ray as scale
+    from core.manifest import write_manifest
     from core.store.paths import check_new_files, confine_write
 
     C.init_widget(C.W_SCALE_FOLDER, C.C_SCALE_FOLDER, "subset-shards")
@@ -281,9 +282,8 @@ def _export(ws, embed_dir: Path, map_dir: Path, result: dict) -> None:
         check_new_files([mpath], overwrite=overwrite)
         sel, params = result["selection"], result["params"]
         files = scale.export_scaled(ws, sel, out_dir)
-        man = scale.build_scaled_manifest(ws, embed_dir, map_dir, params, sel,
-                                          {"path": str(out_dir), "format": "parquet",
-                                           "files": [f.name for f in files]})
+        man = scale.ray_manifest(ws, embed_dir, map_dir, params, sel,
+                                 {"path": str(out_dir), "format": "parquet", "files": [f.name for f in files]})
         mpath = write_manifest(mpath, man)
         C.ss()[C.K_SCALE_LAST_EXPORT] = {"path": str(out_dir), "manifest": str(mpath), "rows": len(sel),
                                          "files": len(files)}
@@ -300,7 +300,7 @@ def _export(ws, embed_dir: Path, map_dir: Path, result: dict) -> None:
 
 
 def body() -> None:
-    from core import scale
+    from core.engines import ray as scale
 
     st.title("At scale")
     ws = C.get_workspace()

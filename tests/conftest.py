@@ -56,9 +56,9 @@ class SieveMapFixture:
     ws: object  # core.store.workspace.Workspace
     path: Path  # the ingested file
     table: pa.Table  # the generated table, in file order (row id i == table row i)
-    keys: object  # core.pipeline.MapKeys
-    data: object  # core.pipeline.MapData
-    params: object  # core.pipeline.MapParams
+    keys: object  # core.engines.local.MapKeys
+    data: object  # core.engines.local.MapData
+    params: object  # core.engines.local.MapParams
     encoder: object
 
     def topics(self) -> np.ndarray:
@@ -69,7 +69,7 @@ class SieveMapFixture:
 def _build_map(root: Path, table: pa.Table, encoder, params=None) -> SieveMapFixture:
     from core.stages.ingest import IngestParams, ingest
     from core.stages.dataset import TextSpec
-    from core.pipeline import MapParams, build_map, load_map
+    from core.engines.local import MapParams, build_map, load_map
     from core.store.workspace import Workspace
 
     params = params or MapParams()

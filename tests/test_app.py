@@ -344,7 +344,7 @@ def test_budget_bad_settings_show_error_not_traceback(map_env):
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_export_saves_file_and_manifest(map_env, tmp_path, monkeypatch, fmt):
-    from core.stages.export import read_manifest
+    from core.manifest import read_manifest
 
     _, data = map_env
     monkeypatch.setenv("SIEVE_EXPORT_DIR", str(tmp_path))
@@ -469,7 +469,7 @@ def test_map_curate_rename_merge_split_undo(small_map, tmp_path, monkeypatch):
     workspace: the edits are stored there)."""
     import shutil
 
-    from core.pipeline import load_map
+    from core.engines.local import load_map
     from core.store.workspace import Workspace
     from pages import map_tools as T
 

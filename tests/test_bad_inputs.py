@@ -16,7 +16,7 @@ import pytest
 
 from core.stages.ingest import IngestParams, ingest
 from core.stages.dataset import TextSpec
-from core.pipeline import MapParams, build_map, load_map, run_selection
+from core.engines.local import MapParams, build_map, load_map, run_selection
 from core.selection import SelectParams
 from core.store.workspace import SieveError, Workspace
 from tests.bad_inputs import CASES, GOOD_WEIRD_COLUMNS, write_case, weird_columns_table

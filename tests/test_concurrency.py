@@ -15,7 +15,7 @@ import pytest
 
 from core.stages.ingest import IngestParams, ingest
 from core.stages.dataset import TextSpec, current_dataset
-from core.pipeline import MapParams, build_map, load_map, run_selection
+from core.engines.local import MapParams, build_map, load_map, run_selection
 from core.selection import SelectParams
 from core.store.workspace import Workspace
 from tests.fakes import REPO_ROOT, HashEncoder, run_sieve, sieve_command, sieve_env, write_table

@@ -115,7 +115,7 @@ def test_existing_files_are_replaced_only_when_asked(tmp_path):
 
 def test_write_manifest_replaces_a_planted_link_instead_of_writing_through_it(tmp_path):
     """Even the CLI's writer never follows a link at the final name: it renames over it."""
-    from core.stages.export import write_manifest
+    from core.manifest import write_manifest
 
     (tmp_path / "outside.json").write_text("precious")
     link = tmp_path / "m.manifest.json"

@@ -134,8 +134,8 @@ def test_read_edits_names_the_file(tmp_path):
 
 
 def test_curated_map_in_the_workspace_selection_manifest_and_reproduce(tmp_path):
-    from core.stages.export import build_manifest, write_manifest
-    from core.pipeline import build_map, current_map, curate_map, load_map, reproduce, run_selection
+    from core.manifest import build_manifest, write_manifest
+    from core.engines.local import build_map, current_map, curate_map, load_map, reproduce, run_selection
     from core.selection import SelectParams
     from tests.app_fixtures import HashEncoder, build_small_map
 
@@ -181,8 +181,8 @@ def test_edits_on_a_parallel_map_replay_from_the_map_file(tmp_path, monkeypatch)
     """A parallel-UMAP map is imported from the map file next to the manifest: the file
     holds HDBSCAN's labels (the edits replay on top of them), so the curated clusters match."""
     import core.stages.project as P
-    from core.stages.export import build_manifest, read_manifest, write_manifest
-    from core.pipeline import current_map, curate_map, load_map, reproduce, run_selection
+    from core.manifest import build_manifest, read_manifest, write_manifest
+    from core.engines.local import current_map, curate_map, load_map, reproduce, run_selection
     from core.selection import SelectParams
     from core.store.workspace import Workspace
     from tests.app_fixtures import HashEncoder, build_small_map
@@ -208,7 +208,7 @@ def test_edits_on_a_parallel_map_replay_from_the_map_file(tmp_path, monkeypatch)
 def test_a_manifest_with_a_bad_edit_is_refused_naming_it(tmp_path):
     import json
 
-    from core.manifest_check import validate_manifest
+    from core.manifest_schema import validate_manifest
 
     base = {"manifest_version": 1, "dataset": {"sources": ["x.csv"], "fingerprint": "f", "key": "k", "n_rows": 1,
                                                "text": {"column": "text", "template": None}},

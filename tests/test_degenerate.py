@@ -31,7 +31,7 @@ def _map(root, texts, min_cluster_size=None):
     from core.stages.embed import EmbedParams
     from core.stages.ingest import IngestParams, ingest
     from core.stages.dataset import TextSpec
-    from core.pipeline import MapParams, build_map, load_map
+    from core.engines.local import MapParams, build_map, load_map
     from core.stages.project import ProjectParams
     from core.store.workspace import Workspace
 
@@ -106,7 +106,7 @@ def test_old_cluster_params_keep_the_old_behaviour():
 
 
 def test_budget_and_export_pages_work_on_degenerate_maps(degenerate_env, tmp_path):
-    from core.stages.export import read_manifest
+    from core.manifest import read_manifest
 
     name, ws, data = degenerate_env
     n = len(data.row_ids)
@@ -194,8 +194,8 @@ def test_nn_distance_never_shows_negative_zero():
 
 @pytest.mark.parametrize("name", sorted(DEGENERATE))
 def test_scale_page_works_on_degenerate_sharded_maps(tmp_path, monkeypatch, name):
-    from core import scale
-    from core.stages.export import read_manifest
+    from core.engines import ray as scale
+    from core.manifest import read_manifest
     from core.stages.ingest import IngestParams, ingest
     from core.stages.dataset import TextSpec
     from core.stages.project import ProjectParams

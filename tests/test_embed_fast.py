@@ -92,7 +92,7 @@ def test_a_params_dict_without_backend_means_torch():
     assert EmbedParams.from_dict(old).backend == "torch"
     assert EmbedParams.from_dict({**old, "backend": "static"}).backend == "static"
     # the manifest/map-record reader must go through it (old manifests reproduce with torch)
-    from core.pipeline import MapParams
+    from core.engines.local import MapParams
 
     mp = MapParams().to_dict()
     mp["embed"] = old
@@ -257,7 +257,7 @@ def test_prefetch_loop_gives_the_same_vectors(sieve_real_encoder, mixed_texts):
 def test_cluster_agreement_on_the_sample(tmp_path, sieve_real_encoder, onnx_encoder, static_encoder):
     from core.stages.ingest import IngestParams, ingest
     from core.stages.dataset import TextSpec
-    from core.pipeline import MapParams, build_map, load_map
+    from core.engines.local import MapParams, build_map, load_map
     from core.stages.project import ProjectParams
     from core.encoders.static import PREVIEW_FLOOR, PREVIEW_QUALITY
 

@@ -25,7 +25,7 @@ from core.explore import column_kinds, preview_source
 from core.stages.export import export_rows
 from core.stages.ingest import BLANK_CATEGORIES, IngestParams, blank_regex, ingest, is_blank
 from core.stages.dataset import TextSpec
-from core.pipeline import score_values
+from core.scores import score_values
 from core.store.query import run_filter
 from core.store.workspace import SieveError, Workspace
 from tests.fakes import query_table, run_sieve
@@ -365,8 +365,8 @@ def test_cli_select_takes_a_ban_list_longer_than_a_file_name(sieve_fake_map, tmp
 
 
 def test_delimiter_and_encoding_go_into_the_manifest_and_reproduce(tmp_path):
-    from core.stages.export import build_manifest, read_manifest, write_manifest
-    from core.pipeline import MapParams, build_map, load_map, reproduce, run_selection
+    from core.manifest import build_manifest, read_manifest, write_manifest
+    from core.engines.local import MapParams, build_map, load_map, reproduce, run_selection
     from core.stages.project import ProjectParams
     from core.selection import SelectParams
     from tests.fakes import HashEncoder

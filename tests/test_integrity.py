@@ -25,7 +25,7 @@ import pytest
 
 from core.stages.ingest import IngestParams, ingest
 from core.stages.dataset import TextSpec, current_dataset
-from core.pipeline import MapParams, build_map, load_map, run_selection
+from core.engines.local import MapParams, build_map, load_map, run_selection
 from core.selection import SelectParams
 from core.store.workspace import SieveError, Workspace
 from tests.fakes import HashEncoder, read_any, run_sieve, start_sieve, write_table
@@ -121,8 +121,7 @@ def test_lazy_download_refuses_rows_of_a_changed_dataset(tmp_path):
 
 
 def test_manifest_carries_the_data_hash_and_reproduce_checks_it(tmp_path):
-    from core.stages.export import verify_export
-    from core.store.artifacts import file_sha256
+    from core.manifest import file_sha256, verify_export
 
     ws, _, _ = _mapped_ws(tmp_path)
     out = tmp_path / "s.parquet"
@@ -149,8 +148,8 @@ def test_manifest_carries_the_data_hash_and_reproduce_checks_it(tmp_path):
 def test_interrupted_reexport_never_leaves_new_data_beside_old_manifest(tmp_path, monkeypatch, fail_at):
     """A re-export to an existing name that dies at each publish step leaves either the old
     pair intact, or a new manifest that the old data fails (detectable), never the reverse."""
-    import core.stages.export as E
-    from core.stages.export import build_manifest, export_with_manifest, verify_export
+    import core.manifest as E  # export_with_manifest and write_manifest live there
+    from core.manifest import build_manifest, export_with_manifest, verify_export
 
     ws, _, data = _mapped_ws(tmp_path)
     params = MapParams.from_dict(ws.get_meta("map")["params"])
@@ -199,7 +198,7 @@ def test_disk_full_during_export_is_one_line_naming_the_file(tmp_path, monkeypat
     import duckdb
     from typer.testing import CliRunner
 
-    import core.stages.export as E
+    import core.manifest as E  # export_with_manifest and write_manifest live there
     from core.cli import app
 
     ws, _, _ = _mapped_ws(tmp_path)
@@ -312,7 +311,7 @@ def _snapshot(ws: Workspace) -> dict:
 
 
 def _manifest_of_a(tmp_path) -> tuple[dict, object]:
-    from core.stages.export import read_manifest
+    from core.manifest import read_manifest
 
     ws_a, a_path, _ = _mapped_ws(tmp_path, "ws_a", budget=25)
     assert run_sieve("export", "--out", tmp_path / "a_sub.parquet", "-w", ws_a.root).returncode == 0
@@ -345,7 +344,7 @@ def test_failed_cli_reproduce_leaves_the_workspace_as_it_was(tmp_path):
 
 
 def test_reproduce_whose_ids_differ_restores_the_workspace(tmp_path):
-    from core.pipeline import reproduce
+    from core.engines.local import reproduce
 
     man, mpath = _manifest_of_a(tmp_path)
     ws = _ws_b(tmp_path)

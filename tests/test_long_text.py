@@ -232,7 +232,7 @@ def test_embedding_a_20mb_cell_keeps_memory_bounded(tmp_path):
 
 def test_data_and_map_pages_count_texts_over_the_limit(tmp_path, monkeypatch):
     from core.stages.embed import EmbedParams as EP
-    from core.pipeline import MapParams, build_map
+    from core.engines.local import MapParams, build_map
     from core.stages.project import ProjectParams
     from pages import common as C
     from tests.app_fixtures import HashEncoder, no_errors, open_page

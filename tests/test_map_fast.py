@@ -15,10 +15,11 @@ from core.stages import project as P
 from core.runtime import warmup
 from core.stages.prewarm import start_background_warmup
 from core.stages.cluster import NOISE, ClusterParams, cluster, cluster_key
-from core.stages.export import build_manifest, map_sidecar_name, read_manifest, write_manifest
+from core.manifest import build_manifest, read_manifest, write_manifest
+from core.map_sidecar import map_sidecar_name
 from core.stages.ingest import IngestParams, ingest
 from core.stages.dataset import TextSpec
-from core.pipeline import MapParams, build_map, load_map, reproduce, run_selection
+from core.engines.local import MapParams, build_map, load_map, reproduce, run_selection
 from core.stages.project import ProjectParams, project, project_key
 from core.selection import SelectParams
 from core.store.workspace import SieveError, Workspace

@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 
 from core.stages.cluster import ClusterParams
 from core.stages.embed import EmbedParams
-from core.stages.export import build_manifest, export_rows, format_for, ids_digest, read_manifest, write_manifest
+from core.stages.export import export_rows, format_for
+from core.manifest import build_manifest, ids_digest, read_manifest, write_manifest
 from core.stages.sources import fingerprint_files
 from core.stages.naming import LabelParams
 from core.stages.metrics import coverage, jensen_shannon, mean_nn_distance, selection_metrics
-from core.pipeline import reproduce, run_selection
+from core.engines.local import reproduce, run_selection
 from core.stages.project import ProjectParams
 from core.selection import SelectParams
 from core.store.workspace import SieveError, Workspace

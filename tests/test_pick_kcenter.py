@@ -12,9 +12,9 @@ import shutil
 import numpy as np
 import pytest
 
-from core.stages.export import read_manifest
-from core.pipeline import reproduce
-from core.scale import check_select_params
+from core.manifest import read_manifest
+from core.engines.local import reproduce
+from core.engines.ray import check_select_params
 from core.selection import PICKS, REGISTRY, VECTOR_PICKS, SelectParams, engine_picks, select
 from core.store.workspace import SieveError, Workspace
 from tests.fakes import TopicEncoder

@@ -14,7 +14,7 @@ from sklearn.metrics import adjusted_rand_score
 from core.stages.cluster import NOISE, ClusterParams, cluster, default_min_cluster_size, relabel_by_size, run_cluster
 from core.stages.ingest import IngestParams, ingest
 from core.stages.dataset import TextSpec
-from core.pipeline import MapParams, build_map, load_map
+from core.engines.local import MapParams, build_map, load_map
 from core.stages.project import MIN_UMAP_ROWS, ProjectParams, project, run_project
 from core.stages.knn import knn_graph
 from core.store.workspace import SieveError, Workspace

@@ -1,4 +1,4 @@
-"""The Ray engine (core/scale.py) on a local Ray instance of 2 CPUs.
+"""The Ray engine (core/engines/ray/) on a local Ray instance of 2 CPUs.
 
 * embedding through Ray gives the local path's vectors (real packaged model, the first
   600 rows of the bundled sample) and, fitted on every row, the local map's clusters;
@@ -33,7 +33,7 @@ EMBED_ROWS = 600  # the real-model comparison runs on the first 600 rows of prom
 def ray_session():
     import ray
 
-    from core import scale
+    from core.engines import ray as scale
 
     scale.connect(num_cpus=2, object_store_memory=400 * 2**20,
                   env={"PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])})
@@ -110,7 +110,7 @@ def _synthetic(n: int, k: int = 8, dim: int = 384, latent: int = 5, seed: int = 
 def test_ray_embedding_matches_local_vectors_and_clusters(tmp_path, ray_session, sieve_real_encoder):
     import duckdb
 
-    from core import scale
+    from core.engines import ray as scale
     from core.stages.cluster import cluster
     from core.stages.distinct import duplicate_groups
     from core.stages.embed import EmbedParams, load_embeddings, run_embed
@@ -164,7 +164,7 @@ def _crash_data(tmp_path: Path, n: int = 900) -> Path:
 
 @pytest.mark.slow
 def test_killed_worker_and_failed_run_resume_without_lost_or_duplicated_rows(tmp_path, ray_session):
-    from core import scale
+    from core.engines import ray as scale
     from core.store.workspace import Workspace
 
     path = _crash_data(tmp_path)
@@ -216,7 +216,7 @@ def test_killed_worker_and_failed_run_resume_without_lost_or_duplicated_rows(tmp
 
 @pytest.fixture(scope="module")
 def synthetic_map(tmp_path_factory, ray_session):
-    from core import scale
+    from core.engines import ray as scale
     from core.store.workspace import Workspace
 
     root = tmp_path_factory.mktemp("scale_map")
@@ -233,7 +233,7 @@ def synthetic_map(tmp_path_factory, ray_session):
 
 @pytest.mark.slow
 def test_sample_fit_and_parallel_assignment_agree_with_a_full_fit(synthetic_map):
-    from core import scale
+    from core.engines import ray as scale
     from core.stages.cluster import ClusterParams
     from core.stages.project import ProjectParams
 
@@ -256,8 +256,8 @@ def test_sample_fit_and_parallel_assignment_agree_with_a_full_fit(synthetic_map)
 def test_selection_at_scale_equals_in_memory_selection_and_reproduces(synthetic_map, tmp_path):
     import duckdb
 
-    from core import scale
-    from core.stages.export import read_manifest, write_manifest
+    from core.engines import ray as scale
+    from core.manifest import read_manifest, write_manifest
     from core.selection import SelectParams, select
     from core.store.workspace import Workspace
 
@@ -282,7 +282,7 @@ def test_selection_at_scale_equals_in_memory_selection_and_reproduces(synthetic_
     assert [f.name for f in files] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
     got = duckdb.sql(f"SELECT sieve_row_id, sieve_cluster_id FROM read_parquet('{out}/*.parquet')").fetchall()
     assert sorted(r for r, _ in got) == sorted(sel.row_ids.tolist())
-    man = scale.build_scaled_manifest(ws, emb.folder, m.folder, params, sel, {"path": str(out), "format": "parquet"})
+    man = scale.ray_manifest(ws, emb.folder, m.folder, params, sel, {"path": str(out), "format": "parquet"})
     mpath = write_manifest(tmp_path / "subset.manifest.json", man)
     man = read_manifest(mpath)
     assert man["engine"] == "ray" and man["scale"]["sample_size"] == 750 and man["scale"]["sample_seed"] == 1
@@ -339,7 +339,7 @@ def test_sieve_run_engine_ray_end_to_end_and_reproduce(tmp_path, ray_session):
 def test_auto_backend_follows_the_clusters_gpus(ray_session, monkeypatch):
     """backend="auto" on Ray: torch (fp16 on CUDA) when the workers get GPUs, else the
     local CPU default, onnx-int8; the choice is made before the cache key."""
-    from core import scale
+    from core.engines import ray as scale
     from core.encoders.registry import resolve_backend
 
     cpu_default = resolve_backend("auto", "cpu")
@@ -352,7 +352,7 @@ def test_auto_backend_follows_the_clusters_gpus(ray_session, monkeypatch):
 
 
 def test_scale_params_are_validated():
-    from core import scale
+    from core.engines import ray as scale
     from core.selection import SelectParams
     from core.store.workspace import SieveError
 
@@ -368,7 +368,7 @@ def test_scale_params_are_validated():
 
 def _write_fake_map(folder: Path, n: int = 5000, shards: int = 4, seed: int = 2):
     """Map + vector shards written directly (no Ray): 6 blobs in 2-D, cluster = blob, some noise."""
-    from core import scale
+    from core.engines import ray as scale
 
     rng = np.random.default_rng(seed)
     blob = rng.integers(0, 6, n)
@@ -389,7 +389,7 @@ def _write_fake_map(folder: Path, n: int = 5000, shards: int = 4, seed: int = 2)
 
 def test_selection_on_counts_and_per_cluster_picks_equal_select(tmp_path):
     """Without Ray (local=True): the same rows, ranks and reasons as core.select.select."""
-    from core import scale
+    from core.engines import ray as scale
     from core.selection import SelectParams, select
 
     _, labels, vecs = _write_fake_map(tmp_path)
@@ -406,7 +406,7 @@ def test_selection_on_counts_and_per_cluster_picks_equal_select(tmp_path):
 
 
 def test_app_helpers_draw_a_sample_and_apply_a_lasso_to_every_row(tmp_path):
-    from core import scale
+    from core.engines import ray as scale
     from core.explore import points_in_lasso
 
     xy, labels, _ = _write_fake_map(tmp_path)

@@ -11,7 +11,7 @@ import core.store.artifacts as wsmod
 from core.stages.cluster import ClusterParams
 from core.stages.ingest import IngestParams, ingest
 from core.stages.dataset import TextSpec, current_dataset
-from core.pipeline import MapParams, build_map, load_map
+from core.engines.local import MapParams, build_map, load_map
 from core.store.workspace import SieveError, Workspace
 from tests.fakes import HashEncoder, write_table
 

@@ -1,4 +1,4 @@
-"""The At-scale page (pages/scale.py) and the in-process shard path (core.scale, local=True).
+"""The At-scale page (pages/scale.py) and the in-process shard path (core.engines.ray, local=True).
 
 The sharded map is built without Ray (``local=True`` runs the same shard workers in this
 process) from the app tests' generated rows and bag-of-words encoder, fitted on a sample
@@ -25,7 +25,7 @@ SAMPLE = 700
 
 
 def _build(root: Path, n_rows: int = N_ROWS, sample: int = SAMPLE, shard_rows: int = 300):
-    from core import scale
+    from core.engines import ray as scale
     from core.stages.cluster import ClusterParams
     from core.stages.ingest import IngestParams, ingest
     from core.stages.dataset import TextSpec
@@ -59,7 +59,7 @@ def scale_env(sharded, monkeypatch):
 
 
 def _map(res):
-    from core import scale
+    from core.engines import ray as scale
 
     tbl = scale.load_scaled_map(res.folder)
     return (tbl.column("sieve_row_id").to_numpy(), np.column_stack([tbl.column("x").to_numpy(),
@@ -71,7 +71,7 @@ def _map(res):
 
 
 def test_local_shards_cover_every_row_once_with_named_clusters(sharded):
-    from core import scale
+    from core.engines import ray as scale
 
     ws, emb, res = sharded
     ids, xy, labels = _map(res)
@@ -106,7 +106,7 @@ def test_local_shards_cover_every_row_once_with_named_clusters(sharded):
 
 
 def test_rerun_of_the_local_path_skips_every_shard_and_keeps_the_map(sharded, tmp_path):
-    from core import scale
+    from core.engines import ray as scale
     from core.stages.cluster import ClusterParams
     from core.stages.project import ProjectParams
 
@@ -121,13 +121,13 @@ def test_rerun_of_the_local_path_skips_every_shard_and_keeps_the_map(sharded, tm
 
 def test_vector_picks_read_only_the_shards_holding_the_cluster(sharded, monkeypatch):
     """A per-cluster pick names only the vector shards where the cluster has rows."""
-    from core import scale
+    from core.engines import ray as scale
     from core.selection import SelectParams
 
     ws, emb, res = sharded
     ids, _, labels = _map(res)
     seen = []
-    import core.store.workspace as W
+    import core.engines.ray.select as W  # pick_cluster reads through its module's fetch_arrow
 
     orig = W.fetch_arrow
 
@@ -139,7 +139,7 @@ def test_vector_picks_read_only_the_shards_holding_the_cluster(sharded, monkeypa
     # a cluster confined to few shards: the smallest one
     c = min((int(c) for c in np.unique(labels) if c >= 0), key=lambda c: int((labels == c).sum()))
     shard_of = {Path(p).name: p for p in Path(emb.folder).glob("vec-*.parquet")}
-    part = scale._pick_cluster(str(res.folder), str(emb.folder), c, 3, SelectParams(budget=3, pick="centroid")
+    part = scale.pick_cluster(str(res.folder), str(emb.folder), c, 3, SelectParams(budget=3, pick="centroid")
                                .to_dict(), True)
     assert len(part["row_ids"]) == 3 and set(part["row_ids"].tolist()) <= set(ids[labels == c].tolist())
     sql = [s for s in seen if "vector" in s][-1]
@@ -246,7 +246,7 @@ def test_page_pins_and_bans_survive_a_new_selection_and_reach_the_picks(scale_en
 
 @pytest.mark.parametrize("pick", ["boundary", "mmr"])
 def test_page_vector_picks_equal_core(scale_env, pick):
-    from core import scale
+    from core.engines import ray as scale
     from core.selection import SelectParams
 
     ws, emb, res = scale_env
@@ -260,8 +260,8 @@ def test_page_vector_picks_equal_core(scale_env, pick):
 
 
 def test_page_selection_equals_core_and_export_reproduces(scale_env, tmp_path):
-    from core import scale
-    from core.stages.export import read_manifest
+    from core.engines import ray as scale
+    from core.manifest import read_manifest
     from core.selection import SelectParams
 
     ws, emb, res = scale_env
@@ -299,7 +299,7 @@ def test_page_selection_equals_core_and_export_reproduces(scale_env, tmp_path):
 def test_page_without_a_sharded_map_explains_and_builds_one_here(tmp_path, monkeypatch):
     """A dataset without shards: the page gives the CLI commands and a build button that
     shards the dataset in this process (the encoder is the fake one here)."""
-    import core.encoders.registry as E
+    import core.engines.ray.embed as E  # the shard workers load their model through it
     from core.stages.ingest import IngestParams, ingest
     from core.stages.dataset import TextSpec
     from core.store.workspace import Workspace
@@ -321,7 +321,7 @@ def test_page_without_a_sharded_map_explains_and_builds_one_here(tmp_path, monke
     no_errors(at)
     fig = json.loads(chart(at).proto.spec)
     assert _n_drawn(fig) == meta_rows(root)
-    from core import scale
+    from core.engines import ray as scale
 
     map_dir, _ = scale.map_folder(Workspace(root))
     meta = scale.scaled_map_info(map_dir)
@@ -351,7 +351,7 @@ def test_page_reports_a_budget_below_the_pins_and_keeps_rendering(scale_env):
 
 
 def test_event_row_ids_handles_clicks_boxes_and_empty_events(sharded):
-    from core import scale
+    from core.engines import ray as scale
     from core.explore import points_in_box
 
     ws, emb, res = sharded

@@ -198,7 +198,7 @@ def plotly_selections(page) -> list[dict]:
 
 
 def load_map_here(workspace: Path):
-    from core.pipeline import load_map
+    from core.engines.local import load_map
     from core.store.workspace import Workspace
 
     return load_map(Workspace(workspace))

@@ -32,7 +32,7 @@ def explore_app(tmp_path_factory):
     from core.stages.embed import EmbedParams
     from core.stages.ingest import IngestParams, ingest
     from core.stages.dataset import TextSpec
-    from core.pipeline import MapParams, build_map, load_map
+    from core.engines.local import MapParams, build_map, load_map
     from core.stages.project import ProjectParams
     from core.store.workspace import Workspace
     from sample_data.generate import generate_rows
@@ -95,7 +95,7 @@ def test_rename_a_cluster_shows_on_the_map(page, explore_app):
     wait_text(page, "edits", lambda v: v == "1")
     wait_chart(page)
     page.wait_for_function(f"() => {GD}.data.some(t => t.name === 'my own name')")
-    from core.pipeline import load_map
+    from core.engines.local import load_map
 
     assert "my own name" in load_map(explore_app[0]).cluster_names.values()
 

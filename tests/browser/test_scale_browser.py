@@ -1,7 +1,7 @@
 """Real-browser test of the At-scale page on a sharded map (Chromium + Playwright).
 
 The sharded map is built before the server starts, in this process and without Ray
-(``core.scale`` with ``local=True``, the app tests' bag-of-words encoder), over 3,000
+(``core.engines.ray`` with ``local=True``, the app tests' bag-of-words encoder), over 3,000
 generated rows fitted on a 1,500-row sample.  The browser draws only part of it (*Points
 drawn* is lowered to 600); a box dragged on the chart must select every row inside the
 box on the server, drawn or not, and the budget must include the pinned rows.
@@ -37,7 +37,7 @@ N_ROWS = 3000
 def sharded(tmp_path_factory):
     import pyarrow.parquet as pq
 
-    from core import scale
+    from core.engines import ray as scale
     from core.stages.cluster import ClusterParams
     from core.stages.ingest import IngestParams, ingest
     from core.stages.dataset import TextSpec
@@ -73,7 +73,7 @@ def page(browser, sharded):
 
 
 def test_box_on_a_partly_drawn_sharded_map_selects_every_row_inside_it(page, sharded):
-    from core import scale
+    from core.engines import ray as scale
 
     ws, emb, res = sharded
     wait_chart(page)

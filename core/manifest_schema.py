@@ -1,4 +1,5 @@
-"""Strict validation of a manifest read from disk (``sieve reproduce``, ``sieve verify``).
+"""The manifest's schema: its top-level keys (in the order they are written) and the
+strict validation of a manifest read from disk (``sieve reproduce``, ``sieve verify``).
 
 A manifest is data from outside: every key and type is checked, and every parameter
 section is built into its params dataclass (whose own checks name the parameter), so a
@@ -12,19 +13,21 @@ from pathlib import Path
 from typing import Any
 
 from core.stages.cluster import ClusterParams
-from .curate import normalise_edits
+from core.curate import normalise_edits
 from core.stages.embed import EmbedParams
 from core.stages.dataset import TextSpec
 from core.stages.naming import LabelParams
 from core.stages.project import ProjectParams
-from .selection import SelectParams
+from core.selection import SelectParams
 from core.store.workspace import SieveError
 
-TOP_KEYS = frozenset({
-    "manifest_version", "schema_version", "engine", "created", "dataset", "model", "project", "cluster", "label",
-    "map", "scale", "select", "budget_unit", "selection", "clusters", "notes", "metrics", "versions", "export",
-    "n_selected", "selected_ids_sha256", "selected_row_ids", "curate",
-})
+TOP_ORDER = ("manifest_version", "schema_version", "engine", "created", "dataset", "model", "project", "cluster",
+             "label", "curate", "map", "scale", "select", "budget_unit", "selection", "clusters", "notes", "metrics",
+             "versions", "export", "n_selected", "selected_ids_sha256", "selected_row_ids")
+LOCAL_KEYS = tuple(k for k in TOP_ORDER if k not in ("engine", "scale"))
+RAY_KEYS = tuple(k for k in TOP_ORDER if k not in ("label", "curate", "map", "selection", "metrics"))
+
+TOP_KEYS = frozenset(TOP_ORDER)
 REQUIRED = ("dataset", "model", "project", "cluster", "select", "selected_row_ids", "manifest_version")
 DATASET_KEYS = frozenset({"sources", "fingerprint", "key", "n_rows", "n_empty", "n_duplicates", "text",
                           "vector_column", "delimiter", "encoding"})

@@ -11,21 +11,25 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from . import curate
+from core import curate
 from core.stages.cluster import ClusterParams, cluster_key, run_cluster
 from core.stages.embed import EmbedParams, run_embed
 from core.encoders.base import Encoder
-from core.stages.dataset import DatasetInfo, current_dataset, drop_previous_dataset, load_column, restore_dataset, saved_pointers
+from core.stages.dataset import DatasetInfo, current_dataset, drop_previous_dataset, restore_dataset, saved_pointers
 from core.stages.naming import ClusterInfo, LabelParams, load_labels, run_label
+from core.manifest import Manifest, check_same_ids, reingest
+from core.map_sidecar import import_map_sidecar
+from core.stages.metrics import selection_metrics
 from core.stages.project import ProjectParams, project_key, run_project
-from .selection import VECTOR_PICKS, Selection, SelectParams, select
-from .selection import inputs as si
+from core.scores import score_values
+from core.selection import VECTOR_PICKS, Selection, SelectParams, select
+from core.selection import inputs as si
 from core.store.workspace import SieveError, Workspace
 
 META_MAP = "map"
@@ -37,25 +41,29 @@ Progress = Callable[[str, int, int, str], None]  # (stage, done, total, message)
 
 @dataclass
 class MapParams:
+    """The parameters of every map stage (embed, project, cluster, label); JSON via to_dict/from_dict."""
+
     embed: EmbedParams = field(default_factory=EmbedParams)
     project: ProjectParams = field(default_factory=ProjectParams)
     cluster: ClusterParams = field(default_factory=ClusterParams)
     label: LabelParams = field(default_factory=LabelParams)
 
     def to_dict(self) -> dict:
-        from dataclasses import asdict
-
+        """{stage: its params as a JSON-able dict}."""
         return {k: asdict(getattr(self, k)) for k in ("embed", "project", "cluster", "label")}
 
     @classmethod
     def from_dict(cls, d: dict) -> "MapParams":
-        # from_dict: fields an old dict lacks keep their old meaning (exact seeded UMAP, ...)
+        """From :meth:`to_dict`'s form; fields an old dict lacks keep their old meaning
+        (exact seeded UMAP, ...); SieveError naming a bad parameter."""
         return cls(EmbedParams.from_dict(d["embed"]), ProjectParams.from_dict(d["project"]),
                    ClusterParams.from_dict(d["cluster"]), LabelParams(**d["label"]))
 
 
 @dataclass
 class MapKeys:
+    """The content keys of a map's dataset and stages (plus timings in seconds and cache hits)."""
+
     dataset: str
     embed: str
     project: str
@@ -72,30 +80,25 @@ class MapKeys:
         return self.edits or self.label
 
     def to_dict(self) -> dict:
+        """The keys as a JSON-able dict (the workspace's map record)."""
         return dict(self.__dict__)
 
 
-def build_map(
-    ws: Workspace,
-    params: MapParams = MapParams(),
-    *,
-    encoder: Encoder | None = None,
-    on_stage: StageCallback | None = None,
-    progress: Progress | None = None,
-    cancel: Callable[[], bool] | None = None,
-    before_project: Callable[[str], None] | None = None,
-    edits: list[dict] | None = None,
-    on_wait: Callable[[str], None] | None = None,
-) -> MapKeys:
-    """``before_project(embed_key)`` runs after the embeddings, under the workspace lock
+def build_map(ws: Workspace, params: MapParams = MapParams(), *, encoder: Encoder | None = None,
+              on_stage: StageCallback | None = None, progress: Progress | None = None,
+              cancel: Callable[[], bool] | None = None, before_project: Callable[[str], None] | None = None,
+              edits: list[dict] | None = None, on_wait: Callable[[str], None] | None = None) -> MapKeys:
+    """Embed -> project -> cluster -> label the workspace's current dataset, skipping cached
+    stages; returns the map's keys and records it as the workspace's current map.
+    SieveError for bad data or parameters (one line naming them).
+
+    ``before_project(embed_key)`` runs after the embeddings, under the workspace lock
     (``reproduce`` uses it to import a manifest's stored map).  ``on_wait(holder)`` is
     called when another computation holds the workspace and this one queues behind it.
 
     ``edits`` (core.curate) are the cluster edits to apply on top of the map; they become
     the workspace's edits of that map.  ``None`` applies the edits the workspace already
     keeps for it (none for a new map)."""
-    from dataclasses import replace
-
     # Record the backend that runs ("auto" means different things on different machines).
     params = replace(params, embed=params.embed.resolved(encoder))
     with ws.lock("the map", on_wait=on_wait):
@@ -142,11 +145,9 @@ def curate_map(ws: Workspace, keys: MapKeys, edits: list[dict], params: MapParam
 
     Returns the keys of the curated map (``keys.edits`` set; the base map's keys when
     ``edits`` is empty).  Raises SieveError naming a bad edit; nothing is stored then."""
-    from dataclasses import replace
-
     base = replace(keys, edits=None)
     if params is None:
-        params = map_by_label(ws, base.label)[1]
+        params = map_params(ws, base)
     with ws.lock("cluster edits"):
         edits = curate.normalise_edits(edits)
         ekey = curate.run_curate(ws, base, edits, params.label)[0] if edits else None
@@ -157,11 +158,9 @@ def curate_map(ws: Workspace, keys: MapKeys, edits: list[dict], params: MapParam
 
 
 def current_map(ws: Workspace) -> tuple[MapKeys, MapParams]:
-    d = ws.get_meta(META_MAP)
-    info = current_dataset(ws)
-    if not d or d["keys"]["dataset"] != info.key:
-        raise SieveError(f"workspace {ws.root} has no map of the current dataset yet; run `sieve map` first")
-    return MapKeys(**d["keys"]), MapParams.from_dict(d["params"])
+    """The workspace's latest map (keys, params); SieveError when it has none of the current dataset."""
+    return _recorded(ws, META_MAP,
+                     f"workspace {ws.root} has no map of the current dataset yet; run `sieve map` first")
 
 
 def map_by_label(ws: Workspace, label_key: str) -> tuple[MapKeys, MapParams]:
@@ -171,10 +170,15 @@ def map_by_label(ws: Workspace, label_key: str) -> tuple[MapKeys, MapParams]:
     App sessions keep their own map's key, so one session computing a new map never
     changes what another session is looking at.
     """
-    d = ws.get_meta(f"{META_MAP}:{label_key}")
-    info = current_dataset(ws)
+    return _recorded(ws, f"{META_MAP}:{label_key}",
+                     f"map {label_key} is not a map of the current dataset; compute the map again")
+
+
+def _recorded(ws: Workspace, meta_key: str, missing: str) -> tuple[MapKeys, MapParams]:
+    d = ws.get_meta(meta_key)
+    info = current_dataset(ws)  # first: no dataset at all is its own error
     if not d or d["keys"]["dataset"] != info.key:
-        raise SieveError(f"map {label_key} is not a map of the current dataset; compute the map again")
+        raise SieveError(missing)
     return MapKeys(**d["keys"]), MapParams.from_dict(d["params"])
 
 
@@ -190,8 +194,8 @@ class MapData:
     strength: np.ndarray  # (n,) float32
     vectors: np.ndarray  # (n, d) float32, memory-mapped
     clusters: list[ClusterInfo]
+    params: MapParams  # the parameters the map was made with (always known: recorded with the map)
     notes: list[str] = field(default_factory=list)
-    params: MapParams | None = None
     soft_labels: np.ndarray | None = None  # (n,) int32: for noise rows, their most likely cluster
     soft_strength: np.ndarray | None = None  # (n,) float32: that cluster's soft membership
     xnd: np.ndarray | None = None  # (n, cluster_dims) float32: the projection HDBSCAN ran on
@@ -202,11 +206,21 @@ class MapData:
 
     @property
     def cluster_names(self) -> dict[int, str]:
+        """{cluster id: name} (-1: unclustered)."""
         return {c.id: c.name for c in self.clusters}
 
     def positions(self, row_ids) -> np.ndarray:
         """Positions of the given row ids (which must be on the map)."""
         return np.searchsorted(self.row_ids, np.asarray(row_ids, dtype=np.int64))
+
+
+def map_params(ws: Workspace, keys: MapKeys) -> MapParams:
+    """The parameters recorded with the map ``keys`` (by its id, else its base map's label
+    key), whatever the workspace's current dataset; SieveError when it was never recorded."""
+    record = ws.get_meta(f"{META_MAP}:{keys.map_id}") or ws.get_meta(f"{META_MAP}:{keys.label}")
+    if not record or not record.get("params"):
+        raise SieveError(f"map {keys.map_id} is not recorded in workspace {ws.root}; compute the map again")
+    return MapParams.from_dict(record["params"])
 
 
 def map_dataset(ws: Workspace, keys: MapKeys) -> DatasetInfo:
@@ -222,15 +236,13 @@ def map_dataset(ws: Workspace, keys: MapKeys) -> DatasetInfo:
 
 def load_map(ws: Workspace, keys: MapKeys | None = None) -> MapData:
     """The map ``keys`` (default: the workspace's latest map of its current dataset) as
-    aligned arrays; ``MapData.dataset`` is the dataset it was made on."""
-    params = None
+    aligned arrays; ``MapData.dataset`` is the dataset it was made on and
+    ``MapData.params`` the parameters recorded with the map.  SieveError when the map or
+    its record is missing, or its stages do not match."""
     if keys is None:
         keys, params = current_map(ws)
     else:
-        try:
-            params = map_by_label(ws, keys.map_id)[1]
-        except SieveError:
-            params = None
+        params = map_params(ws, keys)
     dataset = map_dataset(ws, keys)
     emb, emeta = ws.load_artifact("embed", keys.embed)
     proj, pmeta = ws.load_artifact("project", keys.project)
@@ -255,8 +267,8 @@ def load_map(ws: Workspace, keys: MapKeys | None = None) -> MapData:
         strength=np.asarray(clus["strength"]),
         vectors=emb["vectors"],
         clusters=clusters,
-        notes=list(pmeta.get("notes", [])) + list(cmeta.get("notes", [])),
         params=params,
+        notes=list(pmeta.get("notes", [])) + list(cmeta.get("notes", [])),
         soft_labels=np.asarray(cur["soft_labels"]) if keys.edits and "soft_labels" in cur else soft_labels,
         soft_strength=np.asarray(clus["soft_strength"]) if "soft_strength" in clus else None,
         xnd=proj["xnd"],
@@ -265,46 +277,6 @@ def load_map(ws: Workspace, keys: MapKeys | None = None) -> MapData:
         base_labels=labels,
         base_soft_labels=soft_labels,
     )
-
-
-def score_values(ws: Workspace, column: str, row_ids: np.ndarray) -> np.ndarray:
-    """A numeric column as float64 aligned to ``row_ids``.
-
-    SQL NULLs are missing scores (NaN here; they rank last).  NaN or infinite
-    values stored in the data are refused, naming the column."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    col = load_column(ws, column, row_ids)
-    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-        values = pa.array(text_numbers(col.to_pylist(), f"score_column {column!r}", row_ids), pa.float64())
-    elif not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_decimal(col.type)):
-        raise SieveError(f"score_column {column!r} has type {col.type}; it must be numeric")
-    else:
-        values = pc.cast(col, pa.float64())
-    present = values.drop_null().to_numpy(zero_copy_only=False)
-    bad = int((~np.isfinite(present)).sum())
-    if bad:
-        raise SieveError(f"score_column {column!r} has {bad} NaN or infinite value(s); fix or drop them first")
-    return values.to_numpy(zero_copy_only=False).astype(np.float64)
-
-
-def text_numbers(values: list, what: str, row_ids=None) -> list[float | None]:
-    """Numbers from a column kept as written (CSV/TSV values such as ``2.50`` or ``007``
-    stay strings in the dataset): each value through ``float()``, blanks and nulls as
-    None.  Raises SieveError naming ``what``, the value and its row when one is not a number."""
-    out: list[float | None] = []
-    for i, v in enumerate(values):
-        if v is None or not str(v).strip():
-            out.append(None)
-            continue
-        try:
-            out.append(float(str(v).strip()))
-        except ValueError:
-            row = int(row_ids[i]) if row_ids is not None else i
-            hint = " (a decimal comma? write numbers with '.')" if "," in str(v) else ""
-            raise SieveError(f"{what} must be numeric, but it holds {v!r} at row {row}{hint}") from None
-    return out
 
 
 def run_selection(ws: Workspace, data: MapData, params: SelectParams, *, encoder: Encoder | None = None) -> Selection:
@@ -316,17 +288,14 @@ def run_selection(ws: Workspace, data: MapData, params: SelectParams, *, encoder
     needs_vectors = params.pick in VECTOR_PICKS or params.dedup == "near" or params.leakage != "off"
     vectors = data.vectors if needs_vectors else None
     groups = si.duplicate_groups(ws, data, params) if params.dedup != "none" else None
-    needs_model = (params.budget_unit == "tokens" and params.tokenizer == "model") or params.reference_path \
-        or params.target_path
-    embed = map_by_label(ws, data.keys.label)[1].embed if needs_model and data.params is None else None
-    tokens = si.token_counts(ws, data, params.tokenizer, embed) if params.budget_unit == "tokens" else None
+    tokens = si.token_counts(ws, data, params.tokenizer) if params.budget_unit == "tokens" else None
     strata = si.strata_values(ws, params.strata_column, data.row_ids) if params.strata_column else None
     reference = sims = None
     if params.reference_path:
-        reference = si.reference_vectors(ws, data, params, encoder, embed)
+        reference = si.reference_vectors(ws, data, params, encoder)
         if params.leakage != "off":
             sims = si.reference_sims(ws, data, reference, params.seed)
-    target = si.target_positions(ws, data, params, encoder, embed) if params.target_path else None
+    target = si.target_positions(ws, data, params, encoder) if params.target_path else None
     selection = select(data.labels, data.row_ids, params, vectors=vectors, scores=scores, groups=groups,
                        token_counts=tokens, strata=strata, soft_labels=data.soft_labels,
                        soft_strength=data.soft_strength, reference_vectors=reference, reference_sims=sims,
@@ -345,8 +314,6 @@ def selection_report(data: MapData, selection: Selection, params: SelectParams, 
 
     ``vectors=False`` skips the vector metrics (diversity, facility value, near
     duplicates, reference coverage), e.g. for very large subsets."""
-    from core.stages.metrics import selection_metrics
-
     labels = selection.labels if selection.labels is not None else data.labels
     eligible = None
     if params.bans:
@@ -366,9 +333,7 @@ def restoring(ws: Workspace):
     """Run a block under the workspace lock; if it fails, put back the workspace's dataset
     and its dataset/map/selection pointers as they were (``sieve reproduce`` must not leave
     a half-switched workspace).  Re-entrant: only the outermost block restores."""
-    active = getattr(_restoring, "roots", None)
-    if active is None:
-        active = _restoring.roots = set()
+    active = _restoring.__dict__.setdefault("roots", set())
     key = str(ws.root)
     if key in active:
         yield
@@ -389,73 +354,42 @@ def restoring(ws: Workspace):
             drop_previous_dataset(ws)
 
 
-def reproduce(
-    ws: Workspace,
-    manifest: dict,
-    data: str | None = None,
-    *,
-    allow_changed_data: bool = False,
-    encoder: Encoder | None = None,
-    on_stage: StageCallback | None = None,
-    progress: Progress | None = None,
-    manifest_path: str | Path | None = None,
-) -> tuple[MapData, Selection, MapParams, SelectParams]:
+def reproduce(ws: Workspace, manifest: dict, data: str | None = None, *, allow_changed_data: bool = False,
+              encoder: Encoder | None = None, on_stage: StageCallback | None = None, progress: Progress | None = None,
+              manifest_path: str | Path | None = None) -> tuple[MapData, Selection, MapParams, SelectParams]:
     """Rebuild a manifest's selection from its data (or ``data``, a path or glob).
 
     A map made with the parallel (non-exact) UMAP cannot be recomputed bit for bit, so
     its project and cluster results come from the workspace when it has them, else from
     the map file the export wrote next to the manifest (``manifest["map"]["file"]``,
-    relative to ``manifest_path``'s folder), checked against its hash and row ids."""
+    relative to ``manifest_path``'s folder), checked against its hash and row ids.  SieveError
+    (the workspace left as it was) for changed data, a bad map file or other reproduced ids."""
     with restoring(ws):
         return _reproduce(ws, manifest, data, allow_changed_data=allow_changed_data, encoder=encoder,
                           on_stage=on_stage, progress=progress, manifest_path=manifest_path)
 
 
 def _reproduce(ws, manifest, data, *, allow_changed_data, encoder, on_stage, progress, manifest_path):
-    from core.stages.ingest import IngestParams, ingest
-    from core.stages.dataset import TextSpec
-
-    ds = manifest["dataset"]
-    source = data if data is not None else tuple(ds["sources"])
-    info, _ = ingest(ws, IngestParams(source, TextSpec(**ds["text"]), ds.get("vector_column"),
-                                    delimiter=ds.get("delimiter"), encoding=ds.get("encoding")),
-                     keep_previous=True)
-    if info.fingerprint != ds["fingerprint"] and not allow_changed_data:
-        raise SieveError(
-            f"data {info.sources[0]} differs from the data the manifest was made from "
-            f"(fingerprint {info.fingerprint[:12]} vs {ds['fingerprint'][:12]}); pass the original files"
-        )
-    map_params = MapParams.from_dict({
-        "embed": manifest["model"]["params"],
-        "project": manifest["project"]["params"],
-        "cluster": manifest["cluster"]["params"],
-        "label": manifest.get("label", {}).get("params") or LabelParams().__dict__,
-    })
+    info = reingest(ws, manifest, data, allow_changed_data=allow_changed_data, keep_previous=True)
+    typed = Manifest.from_dict(manifest)  # validated, migrated to the current version
+    params = MapParams(typed.embed_params(), typed.project_params(), typed.cluster_params(), typed.label_params())
 
     def import_stored_map(embed_key: str) -> None:
-        from core.stages.export import import_map_sidecar
-
-        pkey = project_key(map_params.project, embed_key)
-        ckey = cluster_key(map_params.cluster, pkey)
+        pkey = project_key(params.project, embed_key)
+        ckey = cluster_key(params.cluster, pkey)
         if ws.has_artifact("project", pkey) and ws.has_artifact("cluster", ckey):
             return
-        if not (manifest.get("map") or {}).get("required"):
+        if not (typed.map or {}).get("required"):
             return  # a seeded single-threaded map (every map of an old manifest) recomputes exactly
-        if info.fingerprint != ds["fingerprint"]:
+        if info.fingerprint != typed.dataset["fingerprint"]:
             return  # changed data (allowed): the stored map is of other rows; recompute
-        import_map_sidecar(ws, manifest, manifest_path, embed_key, pkey, ckey, map_params)
+        import_map_sidecar(ws, manifest, manifest_path, embed_key, pkey, ckey, params)
 
-    edits = (manifest.get("curate") or {}).get("edits") or []
-    keys = build_map(ws, map_params, encoder=encoder, on_stage=on_stage, progress=progress,
-                     before_project=import_stored_map, edits=edits)
+    keys = build_map(ws, params, encoder=encoder, on_stage=on_stage, progress=progress,
+                     before_project=import_stored_map, edits=(typed.curate or {}).get("edits") or [])
     data_ = load_map(ws, keys)
-    data_.params = map_params
-    sel_params = SelectParams.from_dict(manifest["select"])
+    sel_params = typed.select_params()
     selection = run_selection(ws, data_, sel_params, encoder=encoder)
-    if not allow_changed_data and "selected_row_ids" in manifest:
-        got, want = sorted(int(x) for x in selection.row_ids), list(manifest["selected_row_ids"])
-        if got != want:
-            a, b = set(got), set(want)
-            raise SieveError(f"reproduced subset differs from the manifest: {len(a - b)} row(s) added, "
-                             f"{len(b - a)} missing; the workspace is left as it was")
-    return data_, selection, map_params, sel_params
+    if not allow_changed_data:
+        check_same_ids(typed, selection.row_ids, "; the workspace is left as it was")
+    return data_, selection, params, sel_params
