@@ -16,8 +16,8 @@ from dataclasses import fields
 
 
 def _map_labels(vectors):
-    from core.cluster import ClusterParams, cluster
-    from core.project import ProjectParams, project
+    from core.stages.cluster import ClusterParams, cluster
+    from core.stages.project import ProjectParams, project
 
     kw = {"exact": True} if "exact" in {f.name for f in fields(ProjectParams)} else {}
     proj = project(vectors, ProjectParams(**kw))

@@ -22,7 +22,7 @@ def main(argv: list[str]) -> None:
     import numpy as np
 
     from core.engines.local import load_map
-    from core.workspace import Workspace
+    from core.store.workspace import Workspace
 
     ws_path = argv[0]
     min_samples = int(argv[argv.index("--min-samples") + 1]) if "--min-samples" in argv else None

@@ -6,7 +6,7 @@
 METHOD is ``baseline`` (the plain way: ``SentenceTransformer(path).encode(texts)``, fp32,
 default batch size, texts in file order, then L2-normalised for comparison) or a Sieve
 backend (``torch``, ``onnx-int8``, ``static``, ``auto``): Sieve's own embed stage
-(``core.embed.run_embed``: length-sorted batches, the (model, text) cache written to a
+(``core.stages.embed.run_embed``: length-sorted batches, the (model, text) cache written to a
 fresh temporary workspace) with that backend.  ``load_s`` is loading the model (for
 onnx-int8/static it includes the one-time export/distillation when it is not cached
 yet); ``encode_s`` is embedding the texts; the vectors go to OUT.npy (row order = input).
@@ -24,15 +24,15 @@ from pathlib import Path
 
 
 def _sieve_encoder(backend: str):
-    """(encoder, EmbedParams, note) for a backend, whatever state core/embed.py is in."""
+    """(encoder, EmbedParams, note) for a backend, whatever state core/stages/embed.py is in."""
     from dataclasses import fields
 
-    from core import embed as E
+    from core.stages import embed as E
 
     names = {f.name for f in fields(E.EmbedParams)}
     if "backend" not in names:
         if backend not in ("torch", "auto"):
-            raise SystemExit(f"core.embed.EmbedParams has no 'backend' field yet: cannot run {backend!r}")
+            raise SystemExit(f"core.stages.embed.EmbedParams has no 'backend' field yet: cannot run {backend!r}")
         params = E.EmbedParams(device="cpu")
         return E.load_encoder(params.model, params.device, params.normalize), params, "no backend field: torch path"
     params = E.EmbedParams(device="cpu", backend=backend)
@@ -71,7 +71,7 @@ def main(argv: list[str]) -> None:
     t_cpu = time.process_time()
     note, resolved = "", method
     if method == "baseline":
-        from core.embed import default_model_path
+        from core.encoders.models import default_model_path
 
         t = time.perf_counter()
         from sentence_transformers import SentenceTransformer
@@ -86,9 +86,10 @@ def main(argv: list[str]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from core.embed import load_embeddings, run_embed
-        from core.ingest import IngestParams, TextSpec, ingest
-        from core.workspace import Workspace
+        from core.stages.embed import load_embeddings, run_embed
+        from core.stages.ingest import IngestParams, ingest
+        from core.stages.dataset import TextSpec
+        from core.store.workspace import Workspace
 
         with tempfile.TemporaryDirectory(prefix="sieve-embed-") as tmp:
             data = Path(tmp) / "texts.parquet"

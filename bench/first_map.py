@@ -10,7 +10,7 @@ Each run is a fresh process on a fresh workspace:
 * **warm**: the same ``SIEVE_CACHE_DIR`` again (the model is prepared, numba loads its
   compiled code from disk), what every later first map of a new process pays.
 
-Like the app, the process starts the background warm-up first (core.warmup), then
+Like the app, the process starts the background warm-up first (core.runtime.warmup), then
 ingests the sample, loads the encoder (``backend="auto"``; on a CPU the int8 ONNX model,
 exported once into the cache dir) and builds the map.  ``--no-warmup`` leaves the
 warm-up out.
@@ -38,11 +38,14 @@ def child(ws_path: str, warmup: bool, idle: float) -> None:
     ``idle``: seconds between loading the data and pressing Compute (a user reading the
     Data page while the warm-up runs)."""
     t0 = time.perf_counter()
-    from core.embed import EmbedParams, load_encoder
-    from core.ingest import IngestParams, TextSpec, ingest
+    from core.stages.embed import EmbedParams
+    from core.encoders.registry import load_encoder
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.engines.local import MapParams, build_map
-    from core.warmup import start_background_warmup, wait_for_model
-    from core.workspace import Workspace
+    from core.runtime.warmup import wait_for_model
+    from core.stages.prewarm import start_background_warmup
+    from core.store.workspace import Workspace
 
     if warmup:
         start_background_warmup()

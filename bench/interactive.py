@@ -7,12 +7,12 @@ sizes plus 5 % unclustered rows, 2-D coordinates near each cluster's spot, label
 in one fresh worker process per case:
 
 * select, 1M rows: budget allocation + ``pick='diverse'`` (equal policy, budget 10,000)
-  -- ``core.select.select``, the pure part of ``run_selection``; the worker's peak RSS;
+  -- ``core.selection.select``, the pure part of ``run_selection``; the worker's peak RSS;
 * lasso, 1M rows: a 200-vertex polygon covering ~20 % of the points re-applied to all
   rows, plus what the Map page derives from it on the server (selected row ids, the
   selection mask again, the "clusters touched" summary, the cluster table and the
   first page of selected ids to fetch);
-* budget change, 100k rows: ``core.pipeline.run_selection`` + ``selection_report``
+* budget change, 100k rows: ``core.engines.local.run_selection`` + ``selection_report``
   exactly as the Budget page calls them (``pages.common.current_selection``), with
   the page's defaults (equal policy, random pick, budget = a tenth of the rows, vector
   metrics on), alternating the budget so nothing is cached; also with ``pick='diverse'``.
@@ -76,8 +76,8 @@ def _load(folder: Path):
 
 
 def _map_data(folder: Path):
-    """A core.pipeline.MapData over the generated arrays (no workspace needed for these params)."""
-    from core.label import ClusterInfo
+    """A core.engines.local.MapData over the generated arrays (no workspace needed for these params)."""
+    from core.stages.naming import ClusterInfo
     from core.engines.local import MapData
 
     labels, xy, vectors = _load(folder)

@@ -72,8 +72,9 @@ def make_texts(n_pairs: int, n_distinct: int, seed: int) -> tuple[list[str], lis
 
 
 def measure_backend(backend: str, a, b, distinct, lim_model: str = "all-MiniLM-L6-v2") -> dict:
-    from core import long_text as lt
-    from core.embed import EmbedParams, embed_prepared, encoder_limit, load_encoder
+    from core.encoders import long_text as lt
+    from core.stages.embed import EmbedParams, embed_prepared, encoder_limit
+    from core.encoders.registry import load_encoder
 
     enc = load_encoder(backend=backend, device="cpu")
     limit = encoder_limit(enc, lim_model)
@@ -116,7 +117,7 @@ CELL_SCRIPT = textwrap.dedent("""
         with open("/proc/self/status") as fh:
             return next(int(x.split()[1]) for x in fh if x.startswith("VmHWM")) / 1024
 
-    from core.embed import EmbedParams, embed_prepared, encoder_limit, load_encoder
+    from core.stages.embed import EmbedParams, embed_prepared, encoder_limit, load_encoder
     backend, mode, mb = sys.argv[1], sys.argv[2], float(sys.argv[3])
     enc = load_encoder(backend=backend, device="cpu")
     lim = encoder_limit(enc, "all-MiniLM-L6-v2")
@@ -190,7 +191,7 @@ CLI_HWM = textwrap.dedent("""
 
 def section(results: list[dict], cells: list[tuple[str, str, dict]], args, load0: float, load1: float,
             maps: list[tuple[str, str, dict]] = ()) -> str:
-    from core.long_text import max_text_chars
+    from core.encoders.long_text import max_text_chars
 
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [f"### Long texts: truncate vs chunk, and a {args.cell_mb:g} MB cell, {when}", "",

@@ -7,10 +7,10 @@ so its peak RSS and its numba compilation are its own; the parent prints a markd
 table.  Synthetic data: clustered 384-d unit vectors for UMAP (gaussian blobs around 50
 random directions), 5-D gaussian blobs (40 clusters, 5 % uniform noise) for HDBSCAN.
 
-* ``umap-exact`` / ``umap-parallel``: core.project.project on N rows after a warm-up in
+* ``umap-exact`` / ``umap-parallel``: core.stages.project.project on N rows after a warm-up in
   the same process (the warm-up is not timed): the seeded single-threaded path vs the
   default parallel path (shared graph + spectral init).
-* ``hdbscan-full`` / ``hdbscan-sample``: core.cluster.cluster on 200k points fitted on
+* ``hdbscan-full`` / ``hdbscan-sample``: core.stages.cluster.cluster on 200k points fitted on
   every row vs on a 40k sample (the same 1:5 ratio as the 1M default) then assigned; ARI
   between the two.
 * ``hdbscan-1m``: the default path at 1M (fit on 200k, assign 800k).
@@ -76,8 +76,8 @@ def one(case: str, n: int, out: str | None) -> dict:
 
     res: dict = {"case": case, "rows": n}
     if case.startswith("umap"):
-        from core.project import ProjectParams, project
-        from core.warmup import warm_up
+        from core.stages.project import ProjectParams, project
+        from core.stages.prewarm import warm_up
 
         v, _ = vectors(n)
         warm_up()
@@ -86,7 +86,7 @@ def one(case: str, n: int, out: str | None) -> dict:
         p = project(v, ProjectParams(exact=exact))
         res.update(wall_s=time.perf_counter() - t0, cpu_s=_cpu() - c0, notes="; ".join(p.notes))
     elif case.startswith("hdbscan"):
-        from core.cluster import ClusterParams, cluster
+        from core.stages.cluster import ClusterParams, cluster
 
         x, _ = points5(n)
         if case == "hdbscan-full":
@@ -102,7 +102,7 @@ def one(case: str, n: int, out: str | None) -> dict:
         if out:
             np.save(out, r.labels)
     elif case == "cold-2k":
-        from core.project import ProjectParams, project
+        from core.stages.project import ProjectParams, project
 
         v, _ = vectors(n)
         c0, t0 = _cpu(), time.perf_counter()

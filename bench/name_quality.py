@@ -8,9 +8,9 @@ real default model and the default parameters (embed -> UMAP -> HDBSCAN, cached 
 workspace under ``--cache``, /tmp by default, so a second run skips the embedding).  The
 same clusters are then named twice, so only the naming differs:
 
-* **before**: ``core.label.label_clusters`` of ``--before-rev`` (default: the commit this
+* **before**: ``core.stages.naming.label_clusters`` of ``--before-rev`` (default: the commit this
   work started from), extracted with ``git archive`` and run in a child process;
-* **after**: ``core.label.label_clusters`` of the working tree.
+* **after**: ``core.stages.naming.label_clusters`` of the working tree.
 
 Per naming: the share of clusters whose name contains a word of the cluster's majority
 label (``card_arrival`` -> card, arrival; both sides Snowball-stemmed, so ``arrived``
@@ -41,7 +41,7 @@ BEFORE_REV = "26dd6de"  # main when the multilingual names work started
 CHILD = """
 import json, sys
 import numpy as np
-from core.label import label_clusters
+from core.stages.naming import label_clusters
 d = np.load(sys.argv[1], allow_pickle=False)
 texts = [str(t) for t in d["texts"]]
 infos = label_clusters(texts, d["labels"], d["vectors"], d["row_ids"])
@@ -52,9 +52,10 @@ print(json.dumps({str(i.id): i.name for i in infos}))
 def _map(data: Path, cache: Path, log) -> tuple[Path, str]:
     """Map banking77 once (cached) and save texts, clusters, true labels and vectors to an npz;
     returns (npz path, how the map was had)."""
-    from core.ingest import IngestParams, TextSpec, ingest, load_column, load_texts
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec, load_column, load_texts
     from core.engines.local import MapParams, build_map, load_map
-    from core.workspace import Workspace
+    from core.store.workspace import Workspace
 
     out = cache / "arrays.npz"
     if out.exists() and out.stat().st_mtime > data.stat().st_mtime:
@@ -77,7 +78,7 @@ def _map(data: Path, cache: Path, log) -> tuple[Path, str]:
 
 
 def _names_at(rev: str, arrays: Path) -> dict[int, str]:
-    """Names by ``core.label`` as of git revision ``rev``, in a child process on that code."""
+    """Names by ``core.stages.naming`` as of git revision ``rev``, in a child process on that code."""
     with tempfile.TemporaryDirectory() as tmp:
         tar = Path(tmp) / "core.tar"
         subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(tar), rev, "core"], check=True)
@@ -90,7 +91,7 @@ def _names_at(rev: str, arrays: Path) -> dict[int, str]:
 
 
 def _names_now(arrays: Path) -> dict[int, str]:
-    from core.label import label_clusters
+    from core.stages.naming import label_clusters
 
     d = np.load(arrays, allow_pickle=False)
     infos = label_clusters([str(t) for t in d["texts"]], d["labels"], d["vectors"], d["row_ids"])
@@ -136,7 +137,7 @@ def render(started: str, data: Path, before_rev: str, before: dict, after: dict,
              f"Machine: {machine()}.  Libraries: {versions()}.  Command: `python -m bench.name_quality`; "
              f"{secs:.0f} s in all; the map {how}.  Data: {data.name} "
              f"({int(round(noise * 100))}% of rows unclustered); default "
-             f"map (all-MiniLM-L6-v2, UMAP, HDBSCAN), the same clusters named by `core.label` at {before_rev} "
+             f"map (all-MiniLM-L6-v2, UMAP, HDBSCAN), the same clusters named by `core.stages.naming` at {before_rev} "
              "(before) and now (after).  Label words are compared Snowball-stemmed.", "",
              "| figure | before | after |", "|---|---:|---:|"]
     lines += [f"| {label} | {fmt.format(before[k])} | {fmt.format(after[k])} |" for label, k, fmt in rows]

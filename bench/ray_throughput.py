@@ -1,4 +1,4 @@
-"""Throughput of the Ray engine (core/scale.py); prints a markdown table to stdout.
+"""Throughput of the Ray engine (core/engines/ray/); prints a markdown table to stdout.
 
     python -m bench.ray_throughput [--rows 1200] [--workers 1,2] [--shard-rows 150]
                                    [--assign-rows 20000] [--ari-rows 0] [--sample-size 20000]
@@ -51,8 +51,9 @@ def synthetic(n: int, k: int = 8, dim: int = 384, latent: int = 5, seed: int = 0
 
 
 def _workspace(root: Path, name: str, table: pa.Table, vectors: str | None = None):
-    from core.ingest import IngestParams, TextSpec, ingest
-    from core.workspace import Workspace
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
+    from core.store.workspace import Workspace
 
     path = root / f"{name}.parquet"
     pq.write_table(table, path)
@@ -66,7 +67,8 @@ def bench_embed(root: Path, rows: int, workers: list[int], shard_rows: int, devi
     import pyarrow.csv as pcsv
 
     from core.engines import ray as scale
-    from core.embed import embed_texts, load_encoder
+    from core.stages.embed import embed_texts
+    from core.encoders.registry import load_encoder
 
     table = pcsv.read_csv(ROOT / "sample_data" / "prompts.csv").slice(0, rows)
     texts = [t for t in table.column("text").to_pylist() if t and t.strip()]
@@ -76,7 +78,7 @@ def bench_embed(root: Path, rows: int, workers: list[int], shard_rows: int, devi
             import torch
 
             torch.set_num_threads(1)
-            os.environ["OMP_NUM_THREADS"] = "1"  # onnx-int8: one intra-op thread too (core.onnx_embed.usable_cores)
+            os.environ["OMP_NUM_THREADS"] = "1"  # onnx-int8: one intra-op thread too (core.runtime.hardware.usable_cores)
             enc = load_encoder("all-MiniLM-L6-v2", "cpu", backend=backend)
             os.environ.pop("OMP_NUM_THREADS")
             embed_texts(texts[:64], enc, 64)  # warm (the onnx-int8 export is cached on disk)
@@ -118,8 +120,8 @@ def bench_ari(root: Path, n: int, sample: int, workers: int) -> dict:
     from sklearn.metrics import adjusted_rand_score
 
     from core.engines import ray as scale
-    from core.cluster import ClusterParams
-    from core.project import ProjectParams
+    from core.stages.cluster import ClusterParams
+    from core.stages.project import ProjectParams
 
     x, truth = synthetic(n)
     table = pa.table({"text": [f"row {i}" for i in range(n)],

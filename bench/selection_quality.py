@@ -74,7 +74,7 @@ METHODS = [
 
 
 def default_method() -> str:
-    """The METHODS name of the shipped default (core.select.DEFAULT_POLICY / DEFAULT_PICK)."""
+    """The METHODS name of the shipped default (core.selection.DEFAULT_POLICY / DEFAULT_PICK)."""
     from core.selection import DEFAULT_PICK, DEFAULT_POLICY
 
     return next(name for name, spec in METHODS if spec == dict(policy=DEFAULT_POLICY, pick=DEFAULT_PICK))
@@ -103,9 +103,10 @@ def load_banking77(log) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
 def embed_into_cache(vec_path: Path, meta_path: Path) -> None:
     import tempfile
 
-    from core.embed import EmbedParams, load_embeddings, run_embed
-    from core.ingest import IngestParams, TextSpec, ingest
-    from core.workspace import Workspace
+    from core.stages.embed import EmbedParams, load_embeddings, run_embed
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
+    from core.store.workspace import Workspace
 
     with tempfile.TemporaryDirectory(prefix="sieve-quality-ws-") as tmp:
         ws = Workspace(Path(tmp))
@@ -137,8 +138,8 @@ def zipf_pool(labels: np.ndarray, pool: np.ndarray, a: float, seed: int = 0) -> 
 # -- maps --------------------------------------------------------------------------------
 
 def cached_projection(name: str, vectors: np.ndarray, dims: int, log) -> np.ndarray:
-    """Sieve's default UMAP (core.project, ProjectParams(cluster_dims=dims)) -> the n-D coordinates."""
-    from core.project import ProjectParams, project
+    """Sieve's default UMAP (core.stages.project, ProjectParams(cluster_dims=dims)) -> the n-D coordinates."""
+    from core.stages.project import ProjectParams, project
 
     path = CACHE / f"proj-{name}-{len(vectors)}-{dims}.npy"
     if path.is_file():
@@ -169,8 +170,8 @@ def map_variants(name: str, vectors: np.ndarray, which: str, log, evoc: bool = T
     """name -> (labels, soft labels or None, seconds of the clustering step)."""
     import hdbscan
 
-    from core import cluster_methods as cm
-    from core.cluster import ClusterParams, cluster, relabel_by_size
+    from core.stages import cluster_methods as cm
+    from core.stages.cluster import ClusterParams, cluster, relabel_by_size
 
     out = {}
     t0 = time.perf_counter()

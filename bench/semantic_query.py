@@ -67,7 +67,7 @@ def search_rows(n: int, dim: int, n_queries: int, k: int) -> list[tuple[str, lis
 
 
 def embed_rows(n_calls: int = 10) -> list[tuple[str, list[tuple[float, float]]]]:
-    from core.embed import load_encoder
+    from core.encoders.registry import load_encoder
 
     out = []
     for backend in ("onnx-int8", "torch"):

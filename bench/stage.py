@@ -21,9 +21,9 @@ from dataclasses import fields
 
 def map_params(backend: str | None, exact: bool):
     """MapParams for the run, plus notes on fields the core does not have (yet)."""
-    from core.embed import EmbedParams
+    from core.stages.embed import EmbedParams
     from core.engines.local import MapParams
-    from core.project import ProjectParams
+    from core.stages.project import ProjectParams
 
     notes = []
     ekw, pkw = {}, {}
@@ -45,7 +45,7 @@ def main(argv: list[str]) -> None:
     exact = "--exact" in argv
     t_wall, t_cpu = time.perf_counter(), time.process_time()
     from core.engines.local import current_map, load_map, run_selection
-    from core.workspace import Workspace
+    from core.store.workspace import Workspace
 
     ws = Workspace(ws_path)
     p, notes = map_params(backend, exact)
@@ -59,34 +59,35 @@ def main(argv: list[str]) -> None:
         return out
 
     if stage == "ingest":
-        from core.ingest import IngestParams, TextSpec, ingest
+        from core.stages.ingest import IngestParams, ingest
+        from core.stages.dataset import TextSpec
 
         info, _ = timed(lambda: ingest(ws, IngestParams(data, TextSpec(column="text"))))
         extra = {"rows": info.n_rows}
     elif stage == "embed":
-        from core.embed import run_embed
+        from core.stages.embed import run_embed
 
         res = timed(lambda: run_embed(ws, p.embed))
         extra = {"embedded": res.n_computed, "model_id": res.model_id}
     elif stage == "project":
-        from core.embed import run_embed
-        from core.project import run_project
+        from core.stages.embed import run_embed
+        from core.stages.project import run_project
 
         emb = run_embed(ws, p.embed)
         timed(lambda: run_project(ws, emb.key, p.project))
     elif stage == "cluster":
-        from core.cluster import run_cluster
-        from core.embed import run_embed
-        from core.project import run_project
+        from core.stages.cluster import run_cluster
+        from core.stages.embed import run_embed
+        from core.stages.project import run_project
 
         pkey, _ = run_project(ws, run_embed(ws, p.embed).key, p.project)
         timed(lambda: run_cluster(ws, pkey, p.cluster))
     elif stage == "label":
-        from core.cluster import run_cluster
-        from core.embed import run_embed
-        from core.label import run_label
+        from core.stages.cluster import run_cluster
+        from core.stages.embed import run_embed
+        from core.stages.naming import run_label
         from core.engines.local import build_map
-        from core.project import run_project
+        from core.stages.project import run_project
 
         emb_key = run_embed(ws, p.embed).key
         ckey, _ = run_cluster(ws, run_project(ws, emb_key, p.project)[0], p.cluster)
@@ -95,7 +96,7 @@ def main(argv: list[str]) -> None:
         mdata = load_map(ws)
         extra = {"clusters": len(mdata.clusters), "noise_share": round(float((mdata.labels == -1).mean()), 3)}
     elif stage in ("select", "export"):
-        from core.metrics import selection_metrics
+        from core.stages.metrics import selection_metrics
         from core.selection import SelectParams
 
         mdata = load_map(ws)
@@ -108,7 +109,7 @@ def main(argv: list[str]) -> None:
 
             extra = {"selected": len(timed(work))}
         else:
-            from core.export import export_rows
+            from core.stages.export import export_rows
             from core.manifest import build_manifest, write_manifest
 
             sel = run_selection(ws, mdata, params)

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .dialect import normal_encoding, parse_delimiter, reader_error, sniff_delimiter, utf8_files
+from core.stages.dialect import normal_encoding, parse_delimiter, reader_error, sniff_delimiter, utf8_files
 
 NOISE = -1
 
@@ -381,7 +381,7 @@ UPLOADS_MAX_MB = 2048  # default of $SIEVE_UPLOADS_MAX_MB
 def save_upload(root: Path | str, name: str, data, *, keep: Iterable[str] = ()) -> Path:
     """Write uploaded bytes to ``root/uploads/<hash>-<safe name>`` (atomically, once), then
     prune the folder (see :func:`prune_uploads`; ``keep``: paths never removed)."""
-    from .workspace import atomic_write_bytes
+    from core.store.artifacts import atomic_write_bytes
 
     buf = memoryview(data) if not isinstance(data, (bytes, bytearray, memoryview)) else data
     digest = hashlib.sha256(buf).hexdigest()[:12]
@@ -430,7 +430,7 @@ def preview_source(source, *, limit: int = 20, file_format: str | None = None, d
     reason (e.g. a file that is not UTF-8, named)."""
     import duckdb
 
-    from .ingest import detect_format, numeric_text_columns, read_raw, resolve_sources
+    from core.stages.sources import detect_format, numeric_text_columns, read_raw, resolve_sources
 
     paths = resolve_sources(source)
     fmt = detect_format(paths, file_format)
@@ -456,7 +456,7 @@ def fetch_rows(ws, row_ids, *, columns: Sequence[str] | None = None):
     """The dataset rows with these ids (original columns + ``sieve_text``), in the ids' order."""
     import pyarrow as pa
 
-    from .ingest import DATASET_TABLE
+    from core.store.workspace import DATASET_TABLE
 
     ids = [int(i) for i in row_ids]
     wanted = pa.table({"sieve_row_id": pa.array(ids, pa.int64()), "sieve_order": pa.array(range(len(ids)), pa.int64())})
@@ -479,11 +479,11 @@ EXPORT_MIME = {"parquet": "application/vnd.apache.parquet", "jsonl": "applicatio
 
 def export_bytes(ws, selection, cluster_names: Mapping[int, str], fmt: str, *, keep_text: bool = False,
                  include_duplicates: bool = False, dataset_key: str | None = None) -> bytes:
-    """The exported file's bytes (written to a temporary folder with core.export, then read).
+    """The exported file's bytes (written to a temporary folder with core.stages.export, then read).
     ``dataset_key``: refuse (SieveError) if the workspace no longer holds that dataset."""
     import tempfile
 
-    from .export import export_rows, format_for
+    from core.stages.export import export_rows, format_for
 
     fmt = format_for(f"x.{fmt}", fmt)
     with tempfile.TemporaryDirectory(prefix="sieve-export-") as tmp:

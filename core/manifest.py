@@ -25,18 +25,20 @@ from typing import Any
 
 import numpy as np
 
-from core.cluster import ClusterParams
+from core.stages.cluster import ClusterParams
 from core.curate import EDITS_VERSION
-from core.embed import EmbedParams
-from core.export import copy_rows, disk_error, publish, staged_file
-from core.ingest import DatasetInfo, IngestParams, TextSpec, ingest
-from core.label import LabelParams
+from core.stages.embed import EmbedParams
+from core.stages.export import copy_rows, disk_error, publish, staged_file
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import DatasetInfo, TextSpec
+from core.stages.naming import LabelParams
 from core.manifest_schema import LOCAL_KEYS, TOP_ORDER, validate_manifest
 from core.map_sidecar import map_section, map_sidecar_name, write_map_arrays
-from core.paths import plain_absolute
-from core.project import ProjectParams
+from core.store.paths import plain_absolute
+from core.stages.project import ProjectParams
 from core.selection import SelectParams
-from core.workspace import SCHEMA_VERSION, SieveError, Workspace, atomic_write_json, read_json_file
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import SCHEMA_VERSION, atomic_write_json, read_json_file
 
 MANIFEST_VERSION = 1
 
@@ -159,12 +161,12 @@ def new_manifest(sections: dict, select_params: SelectParams, selection, *, keys
 
 def local_manifest(data, map_params, select_params, selection, metrics=None, export: dict | None = None) -> Manifest:
     """The manifest of a local selection: ``data`` a :class:`core.engines.local.MapData`,
-    ``map_params`` its MapParams, ``metrics`` a core.metrics report or None."""
+    ``map_params`` its MapParams, ``metrics`` a core.stages.metrics report or None."""
     mp = map_params.to_dict()
     sections = {
         "dataset": dataset_section(data.dataset),
         "model": {"id": data.keys.model_id, "dim": int(data.vectors.shape[1]), "params": mp["embed"],
-                  # texts over the model's token limit / the cell cap (core.long_text); None: not counted
+                  # texts over the model's token limit / the cell cap (core.encoders.long_text); None: not counted
                   "long_texts": (data.stage_meta or {}).get("embed", {}).get("long_texts")},
         "project": {"params": mp["project"], "key": data.keys.project},
         "cluster": {"params": mp["cluster"], "key": data.keys.cluster,

@@ -12,14 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.cluster import ClusterParams
+from core.stages.cluster import ClusterParams
 from core.curate import normalise_edits
-from core.embed import EmbedParams
-from core.ingest import TextSpec
-from core.label import LabelParams
-from core.project import ProjectParams
+from core.stages.embed import EmbedParams
+from core.stages.dataset import TextSpec
+from core.stages.naming import LabelParams
+from core.stages.project import ProjectParams
 from core.selection import SelectParams
-from core.workspace import SieveError
+from core.store.workspace import SieveError
 
 TOP_ORDER = ("manifest_version", "schema_version", "engine", "created", "dataset", "model", "project", "cluster",
              "label", "curate", "map", "scale", "select", "budget_unit", "selection", "clusters", "notes", "metrics",

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.embed import load_embeddings
-from core.export import disk_error, publish, staged_file
-from core.paths import plain_absolute
-from core.workspace import SieveError, Workspace
+from core.stages.embed import load_embeddings
+from core.stages.export import disk_error, publish, staged_file
+from core.store.paths import plain_absolute
+from core.store.workspace import SieveError, Workspace
 
 MAP_ARRAYS = ("row_ids", "xy", "xnd", "labels", "strength", "soft_labels", "soft_strength")
 

@@ -7,8 +7,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.ingest import load_column
-from core.workspace import SieveError, Workspace
+from core.stages.dataset import load_column
+from core.store.workspace import SieveError, Workspace
 
 
 def score_values(ws: Workspace, column: str, row_ids: np.ndarray) -> np.ndarray:

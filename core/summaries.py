@@ -74,7 +74,7 @@ def column_view(ws, column: str, row_ids: np.ndarray, *, max_categories: int = 1
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from .ingest import load_column
+    from core.stages.dataset import load_column
 
     col = load_column(ws, column, row_ids)
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_decimal(col.type):

@@ -9,7 +9,7 @@ live in :mod:`core.workflow_types`.
 
 Nothing here prints.  Progress goes through :class:`Events` (the stage callbacks of
 :mod:`core.engines.local` plus ``on_step(name, value)`` after each finished step); bad
-input raises :class:`core.workspace.SieveError` with a one-line message.
+input raises :class:`core.store.workspace.SieveError` with a one-line message.
 """
 
 from __future__ import annotations
@@ -22,19 +22,21 @@ from pathlib import Path
 from .engines import local as pipeline
 from .engines import ray as scale
 from .curate import read_edits
-from .embed import EmbedParams, EmbedResult, Encoder, run_embed
-from .export import format_for
+from core.stages.embed import EmbedParams, EmbedResult, run_embed
+from core.encoders.base import Encoder
+from core.stages.export import format_for
 from .manifest import build_manifest, export_with_manifest, read_manifest, verify_export, write_manifest
-from .ingest import DatasetInfo, IngestParams, current_dataset
-from .ingest import ingest as ingest_dataset
-from .long_text import count_dataset
+from core.stages.ingest import IngestParams
+from core.stages.dataset import DatasetInfo, current_dataset
+from core.stages.ingest import ingest as ingest_dataset
+from core.stages.long_texts import count_dataset
 from .engines.local import MapData, MapParams
-from .project import EXACT_KNN_MAX_ROWS
+from core.stages.knn import EXACT_KNN_MAX_ROWS
 from .selection import Selection, SelectParams
-from .warmup import start_background_warmup
+from core.stages.prewarm import start_background_warmup
 from .workflow_types import (ENGINES, LOCAL, RAY, Events, Exported, ExportTarget, MapHandle, RayOptions, RunResult,
                              ScaledMap)
-from .workspace import SieveError, Workspace
+from core.store.workspace import SieveError, Workspace
 
 REPORT_VECTORS_MAX_ROWS = 20_000  # larger subsets skip the vector metrics (diversity, coverage, ...)
 
@@ -75,7 +77,7 @@ def naming_edits_file(path: Path | str | None):
 
 
 def ingest(ws: Workspace, params: IngestParams) -> tuple[DatasetInfo, bool]:
-    """Load a dataset into the workspace (core.ingest.ingest): (its info, whether it was already loaded)."""
+    """Load a dataset into the workspace (core.stages.ingest.ingest): (its info, whether it was already loaded)."""
     return ingest_dataset(ws, params)
 
 
@@ -98,7 +100,7 @@ def embedded_long_text_note(ws: Workspace, embed_key: str, mode: str) -> str | N
 def embed(ws: Workspace, params: EmbedParams, *, engine: str = LOCAL, ray: RayOptions = RayOptions(),
           events: Events = Events()):
     """Embed the current dataset (cached by model and text; resumable).  Local: an
-    EmbedResult (core.embed.run_embed); Ray: a ScaleEmbedResult (Parquet shards).
+    EmbedResult (core.stages.embed.run_embed); Ray: a ScaleEmbedResult (Parquet shards).
     Raises SieveError on an option the engine cannot honour."""
     check_engine(engine)
     if engine == LOCAL:
@@ -190,7 +192,7 @@ def export(ws: Workspace, handle: MapHandle, params: SelectParams, selection, ta
            metrics=None) -> Exported:
     """Write the chosen rows and their manifest as a consistent pair.
 
-    Local map: one file (core.export.export_with_manifest; ``metrics`` from :func:`report`
+    Local map: one file (core.manifest.export_with_manifest; ``metrics`` from :func:`report`
     when not given).  :class:`ScaledMap`: a folder of Parquet part files and the manifest.
     Paths are used as given (callers resolve or confine them).  Raises SieveError on a bad
     format or output, OSError on a disk failure (nothing half-written)."""

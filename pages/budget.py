@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core.explore import draw_sample
-from core.metrics import fmt_distance, metric_aims
+from core.stages.metrics import fmt_distance, metric_aims
 from core.engines.local import run_selection
 from core.selection import SelectParams
 from pages import budget_form, figures, forms

@@ -19,12 +19,15 @@ from typing import Any, Callable
 import numpy as np
 import streamlit as st
 
-from core import paths
-from core.embed import Cancelled, load_encoder
-from core.ingest import DatasetInfo, IngestParams, TextSpec, current_dataset, ingest, load_texts
+from core.store import paths
+from core.stages.embed import Cancelled
+from core.encoders.registry import load_encoder
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import DatasetInfo, TextSpec, current_dataset, load_texts
 from core.engines.local import current_map, load_map, map_by_label, run_selection, selection_report
-from core.warmup import start_background_warmup
-from core.workspace import DEFAULT_WORKSPACE, SieveError, Workspace, canonical_json
+from core.stages.prewarm import start_background_warmup
+from core.store.workspace import DEFAULT_WORKSPACE, SieveError, Workspace
+from core.store.artifacts import canonical_json
 from pages import state as S
 
 try:  # private Streamlit API (see _leave_pages_directory_mode); a Streamlit without it skips that step
@@ -70,7 +73,7 @@ def workspace_root() -> str:
 
 
 def data_root() -> Path | None:
-    """Server mode: $SIEVE_DATA_DIR is the only folder typed paths may read (core.paths)."""
+    """Server mode: $SIEVE_DATA_DIR is the only folder typed paths may read (core.store.paths)."""
     return paths.data_root()
 
 

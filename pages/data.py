@@ -9,9 +9,11 @@ from pathlib import Path
 import streamlit as st
 
 from core.explore import column_kinds, preview_source, safe_filename, save_upload
-from core.ingest import FORMATS, IngestParams, TextSpec, ingest, unescape_template
-from core.long_text import count_dataset
-from core.workspace import SieveError
+from core.stages.ingest import IngestParams, ingest
+from core.stages.sources import FORMATS
+from core.stages.dataset import TextSpec, unescape_template
+from core.stages.long_texts import count_dataset
+from core.store.workspace import SieveError
 from pages import common as C
 from pages import state as S
 

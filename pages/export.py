@@ -11,9 +11,9 @@ import streamlit as st
 
 from core import workflows
 from core.explore import EXPORT_MIME, export_bytes
-from core.export import format_for
+from core.stages.export import format_for
 from core.map_sidecar import map_sidecar_bytes, map_sidecar_name
-from core.paths import check_new_files, confine_write
+from core.store.paths import check_new_files, confine_write
 from core.workflow_types import ExportTarget
 from pages import common as C
 from pages import forms

@@ -13,13 +13,15 @@ from typing import Any, MutableMapping
 import streamlit as st
 
 from core.budget_settings import BudgetSettings
-from core.cluster import ClusterParams
-from core.cluster_methods import ALGORITHMS
-from core.embed import BACKENDS, DEVICES, EmbedParams, backend_caption
-from core.long_text import LONG_TEXT_MODES
-from core.paths import confine_model
+from core.stages.cluster import ClusterParams
+from core.stages.cluster_methods import ALGORITHMS
+from core.stages.embed import EmbedParams
+from core.encoders.base import BACKENDS, DEVICES
+from core.encoders.registry import backend_caption
+from core.encoders.long_text import LONG_TEXT_MODES
+from core.encoders.models import confine_model
 from core.engines.local import MapParams
-from core.project import METRICS, ProjectParams
+from core.stages.project import METRICS, ProjectParams
 from core.selection import DEFAULT_PICK, DEFAULT_POLICY, SelectParams, engine_picks
 from pages import common as C
 from pages import state as S

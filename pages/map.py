@@ -12,8 +12,8 @@ import streamlit as st
 
 from core.explore import (cluster_table, draw_sample, fetch_rows, has_shapes, ids_in, selection_mask,
                           selection_summary, text_search)
-from core.long_text import LongTextCount
-from core.query import run_filter
+from core.encoders.long_text import LongTextCount
+from core.store.query import run_filter
 from pages import common as C
 from pages import figures, forms, map_compute, map_tools
 from pages import state as S
@@ -199,7 +199,7 @@ def _rows_table(ws, data, ids: np.ndarray, what: str, key: str) -> None:
 
 
 def _sql_filter(ws, data, fig) -> None:
-    """Select rows by a SQL WHERE expression over the data's columns (core.query runs it sandboxed)."""
+    """Select rows by a SQL WHERE expression over the data's columns (core.store.query runs it sandboxed)."""
     m = S.MapState(S.ss())
     st.caption("A DuckDB WHERE expression over the dataset's columns, e.g. `quality > 0.8 AND source = 'forum'`. "
                "It runs in a sandbox that sees only this dataset.")

@@ -7,12 +7,12 @@ import time
 
 import streamlit as st
 
-from core.embed import Cancelled, embed_key
-from core.eta import estimate_map_seconds, human_seconds, remaining_seconds
-from core.onnx_embed import is_exported
+from core.stages.embed import Cancelled, embed_key
+from core.runtime.eta import estimate_map_seconds, human_seconds, remaining_seconds
+from core.encoders.onnx import is_exported
 from core.engines.local import build_map
-from core.warmup import wait_for_model, warmup_state
-from core.workspace import usable_cores
+from core.runtime.warmup import wait_for_model, warmup_state
+from core.runtime.hardware import usable_cores
 from pages import common as C
 from pages import forms
 from pages import state as S
@@ -38,7 +38,7 @@ def _load_encoder(params, status):
 
 
 def estimate(ws, info, params) -> str:
-    """'about 40 s' for this dataset on this machine, from core.eta's throughput table."""
+    """'about 40 s' for this dataset on this machine, from core.runtime.eta's throughput table."""
     e = params.embed
     embedded = bool(info.vector_column) or ws.has_artifact("embed", embed_key(ws, e)[0])
     ready = True

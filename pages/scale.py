@@ -15,10 +15,10 @@ import pandas as pd
 import streamlit as st
 
 from core import workflows
-from core.embed import DEFAULT_MODEL
+from core.encoders.models import DEFAULT_MODEL
 from core.engines import ray as scale
 from core.explore import fetch_rows
-from core.paths import check_new_files, confine_write
+from core.store.paths import check_new_files, confine_write
 from core.workflow_types import ExportTarget, ScaledMap
 from pages import common as C
 from pages import figures, forms

@@ -55,12 +55,13 @@ def build_small_map(root: Path, n_rows: int = N_ROWS, seed: int = 7):
     """Ingest generated rows into a workspace at ``root`` and build its map. Returns (ws, MapData)."""
     import pyarrow.parquet as pq
 
-    from core.cluster import ClusterParams
-    from core.embed import EmbedParams
-    from core.ingest import IngestParams, TextSpec, ingest
+    from core.stages.cluster import ClusterParams
+    from core.stages.embed import EmbedParams
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.engines.local import MapParams, build_map, load_map
-    from core.project import ProjectParams
-    from core.workspace import Workspace
+    from core.stages.project import ProjectParams
+    from core.store.workspace import Workspace
     from sample_data.generate import generate_rows
 
     root = Path(root)

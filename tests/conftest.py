@@ -53,7 +53,7 @@ FAKE_MAP_SEED = 11
 class SieveMapFixture:
     """A workspace with an ingested dataset and a built map (read-only for tests)."""
 
-    ws: object  # core.workspace.Workspace
+    ws: object  # core.store.workspace.Workspace
     path: Path  # the ingested file
     table: pa.Table  # the generated table, in file order (row id i == table row i)
     keys: object  # core.engines.local.MapKeys
@@ -67,9 +67,10 @@ class SieveMapFixture:
 
 
 def _build_map(root: Path, table: pa.Table, encoder, params=None) -> SieveMapFixture:
-    from core.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.engines.local import MapParams, build_map, load_map
-    from core.workspace import Workspace
+    from core.store.workspace import Workspace
 
     params = params or MapParams()
     path = write_table(table, root / "data.parquet")
@@ -82,7 +83,8 @@ def _build_map(root: Path, table: pa.Table, encoder, params=None) -> SieveMapFix
 @pytest.fixture(scope="session")
 def sieve_real_encoder():
     """The real packaged default model (all-MiniLM-L6-v2), loaded once, on the CPU."""
-    from core.embed import EmbedParams, load_encoder
+    from core.stages.embed import EmbedParams
+    from core.encoders.registry import load_encoder
 
     return load_encoder(EmbedParams().model, device="cpu")
 
@@ -109,7 +111,7 @@ def sieve_fake_map(tmp_path_factory) -> SieveMapFixture:
 @pytest.fixture
 def sieve_ws(tmp_path):
     """A fresh, empty workspace."""
-    from core.workspace import Workspace
+    from core.store.workspace import Workspace
 
     return Workspace(tmp_path / "ws")
 

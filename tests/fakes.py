@@ -1,6 +1,6 @@
 """Seeded fake encoders and small data writers shared by the core tests.
 
-Every fake implements the ``core.embed.Encoder`` protocol (``model_id``, ``dim``,
+Every fake implements the ``core.encoders.base.Encoder`` protocol (``model_id``, ``dim``,
 ``encode(texts) -> float32 (n, dim)``) and is *per-text deterministic*: a text's
 vector depends only on the text (and the fake's seed), never on the batch it
 arrived in, so cached, resumed and uninterrupted runs must agree bit for bit.

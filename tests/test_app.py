@@ -41,8 +41,9 @@ def test_missing_dataset_links_to_data(empty_env, page_path):
 
 
 def test_missing_map_links_to_map(map_env, tmp_path, monkeypatch):
-    from core.ingest import IngestParams, TextSpec, ingest
-    from core.workspace import Workspace
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
+    from core.store.workspace import Workspace
 
     # A workspace with a dataset but no map.
     root = tmp_path / "no-map"
@@ -67,8 +68,8 @@ def test_export_without_budget_links_to_budget(map_env):
 
 
 def test_data_page_autoloads_sample_and_shows_counts(empty_env):
-    from core.ingest import current_dataset
-    from core.workspace import Workspace
+    from core.stages.dataset import current_dataset
+    from core.store.workspace import Workspace
 
     at = new_app().run()
     no_errors(at)
@@ -411,7 +412,7 @@ def test_export_download_builds_bytes_on_demand(map_env):
 def test_export_offers_the_map_file_for_a_parallel_map(tmp_path, monkeypatch):
     """A parallel-UMAP map cannot be recomputed bit for bit: the page offers its map file
     beside the manifest, and the downloaded manifest names it."""
-    import core.project as P
+    import core.stages.project as P
     from tests.app_fixtures import build_small_map
 
     monkeypatch.setattr(P, "PARALLEL_MIN_ROWS", 0)
@@ -451,7 +452,7 @@ def test_map_sql_filter_selects_rows_and_refuses_files(map_env):
     at.text_input(key="w.sql_where").input("source = 'forum'").run()
     at.button(key="w.sql_select").click().run()
     no_errors(at)
-    from core.query import run_filter
+    from core.store.query import run_filter
 
     want = int(np.isin(data.row_ids, run_filter(map_env[0], "source = 'forum'")).sum())
     assert want > 0 and metric_value(at, "Selected rows") == str(want)
@@ -470,7 +471,7 @@ def test_map_curate_rename_merge_split_undo(small_map, tmp_path, monkeypatch):
     import shutil
 
     from core.engines.local import load_map
-    from core.workspace import Workspace
+    from core.store.workspace import Workspace
     from pages import map_tools as T
 
     root = tmp_path / "ws"

@@ -49,8 +49,8 @@ def test_template_prefills_the_text_column_not_the_ids(empty_env, tmp_path):
 
 
 def test_texts_to_embed_counts_distinct_texts(empty_env):
-    from core.ingest import current_dataset, load_texts
-    from core.workspace import Workspace
+    from core.stages.dataset import current_dataset, load_texts
+    from core.store.workspace import Workspace
 
     at = new_app(T).run()
     no_errors(at)
@@ -72,7 +72,7 @@ def test_sample_banner_stays_on_the_data_page(empty_env):
 
 
 def test_failed_load_leaves_no_progress_bar(empty_env, tmp_path, monkeypatch):
-    import core.ingest
+    import core.stages.ingest
 
     path = tmp_path / "rows.csv"
     path.write_text("text\nhello world\nsecond row\n")
@@ -84,7 +84,7 @@ def test_failed_load_leaves_no_progress_bar(empty_env, tmp_path, monkeypatch):
     at = new_app(T).run()
     at.radio(key="w.source_kind").set_value("Path or glob").run()
     at.text_input(key="w.source_path").input(str(path)).run()
-    monkeypatch.setattr(core.ingest, "ingest", failing_ingest)
+    monkeypatch.setattr(core.stages.ingest, "ingest", failing_ingest)
     at.button(key=S.W_LOAD).click().run()
     assert not at.exception
     assert any("malformed" in e.value for e in at.error)
@@ -95,7 +95,7 @@ def test_failed_load_leaves_no_progress_bar(empty_env, tmp_path, monkeypatch):
 
 
 def test_map_page_estimates_the_first_map_from_the_row_count(empty_env):
-    from core.eta import estimate_map_seconds
+    from core.runtime.eta import estimate_map_seconds
 
     at = new_app(T).run()
     at.switch_page(S.PAGE_MAP).run()
@@ -197,7 +197,8 @@ def own_map(tmp_path, monkeypatch):
 
 
 def _cli_loads_another_file(ws, path) -> None:
-    from core.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
 
     ingest(ws, IngestParams(str(path), TextSpec(column="prompt")))
 
@@ -241,7 +242,7 @@ def test_first_map_says_what_it_waits_for(empty_env, tmp_path, monkeypatch):
     that the model is prepared once, then loaded (real packaged model, 40 rows)."""
     import streamlit as st
 
-    from core.onnx_embed import is_exported
+    from core.encoders.onnx import is_exported
 
     monkeypatch.setenv("SIEVE_CACHE_DIR", str(tmp_path / "fresh-cache"))
     assert not is_exported()

@@ -14,10 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from core.ingest import IngestParams, TextSpec, ingest
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import TextSpec
 from core.engines.local import MapParams, build_map, load_map, run_selection
 from core.selection import SelectParams
-from core.workspace import SieveError, Workspace
+from core.store.workspace import SieveError, Workspace
 from tests.bad_inputs import CASES, GOOD_WEIRD_COLUMNS, write_case, weird_columns_table
 from tests.fakes import HashEncoder, run_sieve, write_table
 
@@ -198,7 +199,7 @@ def test_hostile_column_names_work_end_to_end(tmp_path):
     assert set(GOOD_WEIRD_COLUMNS) <= set(info.columns)
     data = load_map(ws, build_map(ws, MapParams(), encoder=HashEncoder(dim=8)))
     sel = run_selection(ws, data, SelectParams(budget=6, pick="score", score_column="drop table dataset;--"))
-    from core.export import export_rows
+    from core.stages.export import export_rows
     from tests.fakes import read_any
 
     out = read_any(export_rows(ws, sel, data.cluster_names, tmp_path / "out.parquet"))
@@ -225,7 +226,7 @@ def test_ten_megabyte_row(tmp_path, sieve_real_encoder):
     ingest(ws, IngestParams(str(path), TextSpec(column="text")))
     with ws.connect() as con:
         assert con.execute("SELECT max(length(sieve_text)) FROM dataset").fetchall()[0][0] == len(big)
-    from core.embed import EmbedParams, load_embeddings, run_embed
+    from core.stages.embed import EmbedParams, load_embeddings, run_embed
 
     res = run_embed(ws, EmbedParams(), encoder=sieve_real_encoder)
     _, vectors = load_embeddings(ws, res.key)

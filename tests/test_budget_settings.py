@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.budget_settings import BudgetSettings, default_budget
-from core.workspace import SieveError
+from core.store.workspace import SieveError
 
 
 @pytest.mark.parametrize("n, want", [(0, 1), (1, 1), (7, 7), (10, 10), (11, 1), (95, 10), (1234, 100), (3000, 300),

@@ -246,10 +246,10 @@ def test_cli_defaults_are_the_params_defaults():
 
     from core.cli.options import DEPTH_OPTS, EMBED, MAP, SELECT_OPTS
     from core.cli.parse import map_params, select_params
-    from core.cluster import ClusterParams
-    from core.embed import EmbedParams
+    from core.stages.cluster import ClusterParams
+    from core.stages.embed import EmbedParams
     from core.engines.local import MapParams
-    from core.project import ProjectParams
+    from core.stages.project import ProjectParams
     from core.selection import DEFAULT_PICK, DEFAULT_POLICY, SelectParams
 
     o = SimpleNamespace(**{opt.name: opt.default for opt in [*SELECT_OPTS.values(), *DEPTH_OPTS.values()]})

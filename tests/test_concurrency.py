@@ -13,10 +13,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from core.ingest import IngestParams, TextSpec, current_dataset, ingest
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import TextSpec, current_dataset
 from core.engines.local import MapParams, build_map, load_map, run_selection
 from core.selection import SelectParams
-from core.workspace import Workspace
+from core.store.workspace import Workspace
 from tests.fakes import REPO_ROOT, HashEncoder, run_sieve, sieve_command, sieve_env, write_table
 
 
@@ -61,7 +62,7 @@ def test_second_cli_process_fails_clearly_when_the_wait_is_too_long(tmp_path):
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
             sys.path.insert(0, {str(REPO_ROOT)!r})
-            from core.workspace import Workspace
+            from core.store.workspace import Workspace
             with Workspace({str(ws.root)!r}).lock("a long stage"):
                 print("holding", flush=True)
                 time.sleep(8)

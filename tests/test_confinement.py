@@ -1,4 +1,4 @@
-"""Issue 15 items 5 and 6: every path a user types goes through core.paths.
+"""Issue 15 items 5 and 6: every path a user types goes through core.store.paths.
 
 Reads (data path, reference set, model folder) stay inside $SIEVE_DATA_DIR and never
 disclose files outside it; writes (exports, manifests, map files, shard folders) stay
@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from core.paths import check_new_files, confine_model, confine_read, confine_write
-from core.workspace import SieveError
+from core.store.paths import check_new_files, confine_read, confine_write
+from core.encoders.models import confine_model
+from core.store.workspace import SieveError
 from pages import common as C
 from pages import state as S
 from tests.app_fixtures import empty_env, map_env, new_app, no_errors, open_page, small_map  # noqa: F401
@@ -157,8 +158,9 @@ def test_budget_reference_inside_the_data_folder_is_read(map_env, tree, monkeypa
 def test_new_session_in_server_mode_opens_without_an_error(empty_env, tree, monkeypatch):
     """The path box was pre-filled with the dataset's absolute path, which the confinement
     refused: every new session opened on an error."""
-    from core.ingest import IngestParams, TextSpec, ingest
-    from core.workspace import Workspace
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
+    from core.store.workspace import Workspace
 
     data, _ = tree
     monkeypatch.setenv("SIEVE_DATA_DIR", str(data))

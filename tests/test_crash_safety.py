@@ -22,9 +22,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from core.embed import EmbedParams, load_embeddings, run_embed
-from core.ingest import IngestParams, TextSpec, ingest
-from core.workspace import Workspace
+from core.stages.embed import EmbedParams, load_embeddings, run_embed
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import TextSpec
+from core.store.workspace import Workspace
 from tests.fakes import REPO_ROOT, HashEncoder, write_table
 
 N_TEXTS = 400
@@ -35,8 +36,8 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     sys.path.insert(0, {root!r})
-    from core.embed import EmbedParams, run_embed
-    from core.workspace import Workspace
+    from core.stages.embed import EmbedParams, run_embed
+    from core.store.workspace import Workspace
     from tests.fakes import HashEncoder
 
     class SlowEncoder(HashEncoder):
@@ -133,9 +134,9 @@ EXPORT_CHILD = textwrap.dedent(
     import sys
     sys.path.insert(0, {root!r})
     import numpy as np
-    from core.export import export_rows
+    from core.stages.export import export_rows
     from core.selection import Selection
-    from core.workspace import Workspace
+    from core.store.workspace import Workspace
 
     ws = Workspace(sys.argv[1])
     n = int(sys.argv[3])
@@ -176,7 +177,7 @@ def test_sigkill_during_export_never_leaves_a_partial_file(fmt, tmp_path):
         for p in leftovers:  # a killed writer may leave its temp file, never the final name
             assert ".tmp-" in p.name
         if leftovers:  # the next write of that path sweeps the dead writer's temp file
-            from core.workspace import atomic_write_bytes
+            from core.store.artifacts import atomic_write_bytes
 
             atomic_write_bytes(out, b"x")
             assert not [p for p in tmp_path.iterdir() if p.name.startswith(f".out{trial}")]
@@ -185,7 +186,7 @@ def test_sigkill_during_export_never_leaves_a_partial_file(fmt, tmp_path):
 
 
 def test_sweep_keeps_live_writers_temp_files(tmp_path):
-    from core.workspace import sweep_stale_temps
+    from core.store.artifacts import sweep_stale_temps
 
     target = tmp_path / "out.parquet"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from core.curate import apply_edits, normalise_edits, read_edits
-from core.label import ClusterInfo
-from core.workspace import SieveError
+from core.stages.naming import ClusterInfo
+from core.store.workspace import SieveError
 
 WORDS = {0: "invoice refund payment charge", 1: "python function loop error", 2: "garden tomato soil seed",
          3: "guitar chord melody song"}
@@ -180,11 +180,11 @@ def test_curated_map_in_the_workspace_selection_manifest_and_reproduce(tmp_path)
 def test_edits_on_a_parallel_map_replay_from_the_map_file(tmp_path, monkeypatch):
     """A parallel-UMAP map is imported from the map file next to the manifest: the file
     holds HDBSCAN's labels (the edits replay on top of them), so the curated clusters match."""
-    import core.project as P
+    import core.stages.project as P
     from core.manifest import build_manifest, read_manifest, write_manifest
     from core.engines.local import current_map, curate_map, load_map, reproduce, run_selection
     from core.selection import SelectParams
-    from core.workspace import Workspace
+    from core.store.workspace import Workspace
     from tests.app_fixtures import HashEncoder, build_small_map
 
     monkeypatch.setattr(P, "PARALLEL_MIN_ROWS", 0)

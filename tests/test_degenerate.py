@@ -27,12 +27,13 @@ def _csv(path, texts):
 
 
 def _map(root, texts, min_cluster_size=None):
-    from core.cluster import ClusterParams
-    from core.embed import EmbedParams
-    from core.ingest import IngestParams, TextSpec, ingest
+    from core.stages.cluster import ClusterParams
+    from core.stages.embed import EmbedParams
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.engines.local import MapParams, build_map, load_map
-    from core.project import ProjectParams
-    from core.workspace import Workspace
+    from core.stages.project import ProjectParams
+    from core.store.workspace import Workspace
 
     root.mkdir(parents=True, exist_ok=True)
     data = _csv(root.parent / f"{root.name}.csv", texts)
@@ -81,7 +82,7 @@ def test_identical_rows_are_never_split_among_distinct_topics(tmp_path):
 
 
 def test_duplicate_groups_are_exact():
-    from core.distinct import duplicate_groups
+    from core.stages.distinct import duplicate_groups
 
     rng = np.random.default_rng(0)
     base = rng.normal(size=(5, 7)).astype(np.float32)
@@ -93,7 +94,7 @@ def test_duplicate_groups_are_exact():
 
 
 def test_old_cluster_params_keep_the_old_behaviour():
-    from core.cluster import ClusterParams
+    from core.stages.cluster import ClusterParams
 
     old = ClusterParams.from_dict({"min_cluster_size": 5, "min_samples": None, "method": "eom", "epsilon": 0.0})
     assert old.merge_duplicates is False
@@ -180,7 +181,7 @@ def test_all_noise_exclude_says_so():
 
 
 def test_nn_distance_never_shows_negative_zero():
-    from core.metrics import fmt_distance
+    from core.stages.metrics import fmt_distance
 
     assert fmt_distance(-0.0) == "0.000"
     assert fmt_distance(-1e-9) == "0.000"
@@ -195,10 +196,11 @@ def test_nn_distance_never_shows_negative_zero():
 def test_scale_page_works_on_degenerate_sharded_maps(tmp_path, monkeypatch, name):
     from core.engines import ray as scale
     from core.manifest import read_manifest
-    from core.ingest import IngestParams, TextSpec, ingest
-    from core.project import ProjectParams
-    from core.cluster import ClusterParams
-    from core.workspace import Workspace
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
+    from core.stages.project import ProjectParams
+    from core.stages.cluster import ClusterParams
+    from core.store.workspace import Workspace
 
     texts = DEGENERATE[name]
     ws = Workspace(tmp_path / "ws")

@@ -11,20 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.embed import (
-    DEFAULT_MODEL_ID,
-    Cancelled,
-    EmbedParams,
-    default_model_path,
-    embed_texts,
-    length_order,
-    load_embeddings,
-    model_id,
-    resolve_model,
-    run_embed,
-)
-from core.ingest import IngestParams, TextSpec, ingest
-from core.workspace import SieveError, Workspace
+from core.stages.embed import Cancelled, EmbedParams, embed_texts, load_embeddings, run_embed
+from core.stages.embed_cache import length_order
+from core.encoders.models import DEFAULT_MODEL_ID, default_model_path, model_id, resolve_model
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import TextSpec
+from core.store.workspace import SieveError, Workspace
 from tests.fakes import HashEncoder, write_table
 
 

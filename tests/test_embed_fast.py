@@ -16,9 +16,15 @@ import pyarrow as pa
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from core import embed as E
-from core.embed import EmbedParams, embed_key, embed_texts, resolve_backend, run_embed
-from core.workspace import SieveError, Workspace, stage_key
+from core.encoders import cache as C
+from core.stages.embed_cache import CACHE_TABLE
+from core.encoders import models as M
+from core.encoders import registry as R
+from core.encoders import torch as T
+from core.stages.embed import EmbedParams, embed_key, embed_texts, run_embed
+from core.encoders.registry import resolve_backend
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import stage_key
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "sample_data", "prompts.csv")
 
@@ -38,12 +44,12 @@ def fast_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def onnx_encoder(fast_cache):
-    return E.load_encoder(backend="onnx-int8")
+    return R.load_encoder(backend="onnx-int8")
 
 
 @pytest.fixture(scope="session")
 def static_encoder(fast_cache):
-    return E.load_encoder(backend="static")
+    return R.load_encoder(backend="static")
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +74,7 @@ def test_auto_resolves_by_device_and_onnxruntime(monkeypatch):
         assert resolve_backend(explicit, "cpu") == explicit
         assert EmbedParams(backend=explicit).resolved().backend == explicit
     assert EmbedParams(device="cpu").resolved() == EmbedParams(device="cpu", backend="onnx-int8")
-    monkeypatch.setattr(E, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(R, "onnxruntime_available", lambda: False)
     assert resolve_backend("auto", "cpu") == "torch"
     assert EmbedParams(device="cpu").resolved().backend == "torch"
 
@@ -94,7 +100,8 @@ def test_a_params_dict_without_backend_means_torch():
 
 
 def test_backend_is_part_of_the_key_and_torch_keeps_its_old_key(tmp_path):
-    from core.ingest import IngestParams, TextSpec, current_dataset, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec, current_dataset
 
     path = tmp_path / "d.csv"
     path.write_text("text\nhello there\nhow do I cook rice\n")
@@ -102,10 +109,10 @@ def test_backend_is_part_of_the_key_and_torch_keeps_its_old_key(tmp_path):
     ingest(ws, IngestParams(str(path), TextSpec(column="text")))
     keys = {b: embed_key(ws, EmbedParams(backend=b, device="cpu")) for b in ("torch", "onnx-int8", "static")}
     assert len({k for k, _ in keys.values()}) == 3
-    assert keys["torch"][1] == E.DEFAULT_MODEL_ID  # the model id of today's caches and manifests
-    old_key = stage_key("embed", {"model": E.DEFAULT_MODEL_ID, "normalize": True}, current_dataset(ws).key)
+    assert keys["torch"][1] == M.DEFAULT_MODEL_ID  # the model id of today's caches and manifests
+    old_key = stage_key("embed", {"model": M.DEFAULT_MODEL_ID, "normalize": True}, current_dataset(ws).key)
     assert keys["torch"][0] == old_key
-    assert keys["onnx-int8"][1] == E.DEFAULT_MODEL_ID + "#onnx-int8"
+    assert keys["onnx-int8"][1] == M.DEFAULT_MODEL_ID + "#onnx-int8"
     assert embed_key(ws, EmbedParams(device="cpu"))[0] == keys["onnx-int8"][0]  # auto -> onnx-int8 here
 
 
@@ -113,7 +120,7 @@ def test_backend_is_part_of_the_key_and_torch_keeps_its_old_key(tmp_path):
 
 
 def test_onnx_int8_agrees_with_fp32(onnx_encoder, sieve_real_encoder, mixed_texts):
-    assert onnx_encoder.model_id == E.DEFAULT_MODEL_ID + "#onnx-int8"
+    assert onnx_encoder.model_id == M.DEFAULT_MODEL_ID + "#onnx-int8"
     ref = embed_texts(mixed_texts, sieve_real_encoder, batch_size=32)
     got = embed_texts(mixed_texts, onnx_encoder, batch_size=32)
     assert got.shape == ref.shape and got.dtype == np.float32
@@ -130,8 +137,9 @@ def test_onnx_int8_agrees_with_fp32(onnx_encoder, sieve_real_encoder, mixed_text
 
 
 def test_two_backends_two_artifacts_no_mixing(tmp_path, onnx_encoder, static_encoder, sieve_real_encoder):
-    from core.ingest import IngestParams, TextSpec, ingest
-    from core.embed import load_embeddings
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
+    from core.stages.embed import load_embeddings
 
     texts = ["how do I fix a flat tyre", "write a haiku about autumn", "sort a list in python", "explain tides"]
     path = tmp_path / "d.parquet"
@@ -154,24 +162,24 @@ def test_two_backends_two_artifacts_no_mixing(tmp_path, onnx_encoder, static_enc
     assert again.cached and again.key == res["onnx-int8"].key
     # the text cache keeps one entry per (backend, text)
     with ws.connect() as con:
-        n = con.execute(f"SELECT count(DISTINCT model_key), count(*) FROM {E.CACHE_TABLE}").fetchall()[0]
+        n = con.execute(f"SELECT count(DISTINCT model_key), count(*) FROM {CACHE_TABLE}").fetchall()[0]
     assert n == (3, 12)
 
 
 def test_a_partial_or_corrupt_export_is_never_used(tmp_path, onnx_encoder):
-    from core import onnx_embed as O
+    from core.encoders import onnx as O
 
     files = [O.MODEL_FILE, O.TOKENIZER_FILE]
-    assert O.verify_dir(onnx_encoder.path, files) is not None
+    assert C.verify_dir(onnx_encoder.path, files) is not None
     # a copy of the real export with a truncated model file is refused
     broken = tmp_path / "broken"
     shutil.copytree(onnx_encoder.path, broken)
     with open(broken / O.MODEL_FILE, "r+b") as fh:
         fh.truncate(1000)
-    assert O.verify_dir(broken, files) is None
+    assert C.verify_dir(broken, files) is None
     shutil.copytree(onnx_encoder.path, tmp_path / "nometa")
-    (tmp_path / "nometa" / O.META_FILE).unlink()  # a crash before meta.json
-    assert O.verify_dir(tmp_path / "nometa", files) is None
+    (tmp_path / "nometa" / C.META_FILE).unlink()  # a crash before meta.json
+    assert C.verify_dir(tmp_path / "nometa", files) is None
 
     # a build that crashes leaves nothing behind, and the next build replaces a broken folder
     final = tmp_path / "cache" / "m"
@@ -181,7 +189,7 @@ def test_a_partial_or_corrupt_export_is_never_used(tmp_path, onnx_encoder):
         raise RuntimeError("killed")
 
     with pytest.raises(RuntimeError):
-        O.build_atomically(final, ["a"], crash)
+        C.build_atomically(final, ["a"], crash)
     assert not final.exists() and list(final.parent.iterdir()) == []
     final.mkdir()
     (final / "a").write_text("half")  # a folder without meta.json (e.g. copied by hand)
@@ -192,9 +200,9 @@ def test_a_partial_or_corrupt_export_is_never_used(tmp_path, onnx_encoder):
         (tmp / "a").write_text("whole")
         return {"k": 1}
 
-    meta = O.build_atomically(final, ["a"], good)
+    meta = C.build_atomically(final, ["a"], good)
     assert (final / "a").read_text() == "whole" and meta["k"] == 1
-    assert O.build_atomically(final, ["a"], good)["k"] == 1 and len(calls) == 1  # complete: reused
+    assert C.build_atomically(final, ["a"], good)["k"] == 1 and len(calls) == 1  # complete: reused
     assert [p.name for p in final.parent.iterdir()] == ["m"]  # no temp folders left
 
 
@@ -202,9 +210,9 @@ def test_a_partial_or_corrupt_export_is_never_used(tmp_path, onnx_encoder):
 
 
 def test_static_preview_is_normalised_and_deterministic(static_encoder, mixed_texts):
-    from core.static_embed import StaticEncoder
+    from core.encoders.static import StaticEncoder
 
-    assert static_encoder.model_id == E.DEFAULT_MODEL_ID + "#static"
+    assert static_encoder.model_id == M.DEFAULT_MODEL_ID + "#static"
     a = static_encoder.encode(mixed_texts)
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
     b = StaticEncoder(path=static_encoder.path).encode(list(reversed(mixed_texts)))[::-1]
@@ -238,8 +246,8 @@ def test_prefetch_loop_gives_the_same_vectors(sieve_real_encoder, mixed_texts):
     plain = embed_texts(texts, sieve_real_encoder, batch_size=8)
     pre = embed_texts(texts, Prefetching(sieve_real_encoder), batch_size=8)
     np.testing.assert_allclose(pre, plain, atol=1e-5)
-    assert E.effective_batch_size(64, "cuda") == E.CUDA_BATCH_SIZE
-    assert E.effective_batch_size(64, "cpu") == 64 and E.effective_batch_size(32, "cuda") == 32
+    assert T.effective_batch_size(64, "cuda") == T.CUDA_BATCH_SIZE
+    assert T.effective_batch_size(64, "cpu") == 64 and T.effective_batch_size(32, "cuda") == 32
 
 
 # -- cluster agreement on the bundled sample (3,000 rows) ---------------------------------------------
@@ -247,10 +255,11 @@ def test_prefetch_loop_gives_the_same_vectors(sieve_real_encoder, mixed_texts):
 
 @pytest.mark.slow
 def test_cluster_agreement_on_the_sample(tmp_path, sieve_real_encoder, onnx_encoder, static_encoder):
-    from core.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.engines.local import MapParams, build_map, load_map
-    from core.project import ProjectParams
-    from core.static_embed import PREVIEW_FLOOR, PREVIEW_QUALITY
+    from core.stages.project import ProjectParams
+    from core.encoders.static import PREVIEW_FLOOR, PREVIEW_QUALITY
 
     ws = Workspace(tmp_path / "ws")
     ingest(ws, IngestParams(SAMPLE, TextSpec(column="text")))
@@ -273,7 +282,7 @@ def test_cluster_agreement_on_the_sample(tmp_path, sieve_real_encoder, onnx_enco
 def test_onnx_threads_follow_omp_num_threads(monkeypatch):
     """A Ray worker (OMP_NUM_THREADS = its CPUs) runs ONNX Runtime on that many threads,
     not on every core of the node."""
-    from core.onnx_embed import usable_cores
+    from core.runtime.hardware import usable_cores
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     every = usable_cores()

@@ -8,16 +8,17 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from core.cluster import ClusterParams
-from core.embed import EmbedParams
+from core.stages.cluster import ClusterParams
+from core.stages.embed import EmbedParams
 from core.engines.local import MapData, MapParams
 from core.engines.ray.engine import ShardedMap
 from core.engines.registry import get_engine
-from core.ingest import IngestParams, TextSpec, ingest
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import TextSpec
 from core.manifest import load_manifest, read_manifest
-from core.project import ProjectParams
+from core.stages.project import ProjectParams
 from core.selection import Selection, SelectParams
-from core.workspace import SieveError, Workspace
+from core.store.workspace import SieveError, Workspace
 from sample_data.generate import generate_rows
 from tests.app_fixtures import HashEncoder
 

@@ -1,8 +1,8 @@
-"""core.eta: first-map time estimates from the row count and a throughput table."""
+"""core.runtime.eta: first-map time estimates from the row count and a throughput table."""
 
 from __future__ import annotations
 
-from core.eta import (
+from core.runtime.eta import (
     COMPILE_S,
     PREPARE_MODEL_S,
     embed_rate,

@@ -17,15 +17,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core import ingest as ingest_mod
+from core.stages import ingest as ingest_mod
+from core.stages import sources as sources_mod
 from core.cli.parse import parse_ids as _parse_ids
-from core.embed import precomputed_vectors
+from core.stages.embed import precomputed_vectors
 from core.explore import column_kinds, preview_source
-from core.export import export_rows
-from core.ingest import BLANK_CATEGORIES, IngestParams, TextSpec, blank_regex, ingest, is_blank
+from core.stages.export import export_rows
+from core.stages.ingest import BLANK_CATEGORIES, IngestParams, blank_regex, ingest, is_blank
+from core.stages.dataset import TextSpec
 from core.scores import score_values
-from core.query import run_filter
-from core.workspace import SieveError, Workspace
+from core.store.query import run_filter
+from core.store.workspace import SieveError, Workspace
 from tests.fakes import query_table, run_sieve
 
 
@@ -195,7 +197,7 @@ def test_non_utf8_file_is_refused_naming_the_file_and_read_with_encoding(tmp_pat
 
 
 def test_invalid_utf8_beyond_the_checked_head_keeps_duckdbs_reason(tmp_path, monkeypatch):
-    import core.dialect as dialect
+    import core.stages.dialect as dialect
 
     monkeypatch.setattr(dialect, "UTF8_CHECK_BYTES", 16)
     monkeypatch.setattr(dialect.check_utf8, "__defaults__", (16,))
@@ -209,7 +211,7 @@ def test_invalid_utf8_beyond_the_checked_head_keeps_duckdbs_reason(tmp_path, mon
 
 
 def test_reader_errors_keep_duckdbs_reason(tmp_path, monkeypatch):
-    monkeypatch.setattr(ingest_mod, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(sources_mod, "MAX_LINE_BYTES", 1000)
     with pytest.raises(SieveError) as exc:
         _ingest(tmp_path, "long.csv", "text\n" + "x" * 3000 + "\n")
     assert "long.csv" in str(exc.value) and "line size" in str(exc.value).lower()
@@ -300,7 +302,7 @@ def test_zero_vector_is_refused_naming_the_row(tmp_path):
 
 
 def test_overflowing_and_underflowing_norms_normalise_to_unit_vectors(tmp_path):
-    from core.embed import EmbedParams, load_embeddings, run_embed
+    from core.stages.embed import EmbedParams, load_embeddings, run_embed
 
     vectors = [[3e19, 3e19, 0.0], [1e-30, 1e-30, 0.0], [3e38, -3e38, 1.0], [1e-44, 0.0, 0.0], [1.0, 2.0, 2.0]]
     path = _vec_file(tmp_path, vectors)
@@ -365,7 +367,7 @@ def test_cli_select_takes_a_ban_list_longer_than_a_file_name(sieve_fake_map, tmp
 def test_delimiter_and_encoding_go_into_the_manifest_and_reproduce(tmp_path):
     from core.manifest import build_manifest, read_manifest, write_manifest
     from core.engines.local import MapParams, build_map, load_map, reproduce, run_selection
-    from core.project import ProjectParams
+    from core.stages.project import ProjectParams
     from core.selection import SelectParams
     from tests.fakes import HashEncoder
 

@@ -8,20 +8,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from core.embed import EmbedParams, run_embed
-from core.ingest import (
-    DATASET_TABLE,
-    IngestParams,
-    TextSpec,
-    current_dataset,
-    fingerprint_files,
-    ingest,
-    load_column,
-    load_texts,
-    resolve_sources,
-    unescape_template,
-)
-from core.workspace import SieveError, Workspace
+from core.stages.embed import EmbedParams, run_embed
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import TextSpec, current_dataset, load_column, load_texts, unescape_template
+from core.stages.sources import fingerprint_files, resolve_sources
+from core.store.workspace import DATASET_TABLE
+from core.store.workspace import SieveError, Workspace
 from tests.fakes import HashEncoder, query_table, write_table
 
 ORIGINAL = ["id", "instruction", "input", "text", "quality", "n"]
@@ -193,12 +185,12 @@ def test_vector_column_is_used_instead_of_a_model(tmp_path, monkeypatch):
     assert info.n_empty == 1  # the null vector is flagged, not dropped
     assert "emb" in info.columns
 
-    import core.embed
+    import core.stages.embed
 
     def no_model(*a, **k):
         raise AssertionError("a model was loaded although the data brings its own vectors")
 
-    monkeypatch.setattr(core.embed, "load_encoder", no_model)
+    monkeypatch.setattr(core.stages.embed, "load_encoder", no_model)
     res = run_embed(ws, EmbedParams())
     assert res.model_id == "column:emb" and res.dim == 7 and res.n_rows == 4 and res.n_computed == 0
     arrays, _ = ws.load_artifact("embed", res.key)

@@ -23,10 +23,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from core.ingest import IngestParams, TextSpec, current_dataset, ingest
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import TextSpec, current_dataset
 from core.engines.local import MapParams, build_map, load_map, run_selection
 from core.selection import SelectParams
-from core.workspace import SieveError, Workspace
+from core.store.workspace import SieveError, Workspace
 from tests.fakes import HashEncoder, read_any, run_sieve, start_sieve, write_table
 
 
@@ -247,7 +248,7 @@ def test_second_session_queues_behind_a_long_stage_instead_of_failing(tmp_path):
             def on_stage(stage, event, info):
                 if stage == "embed" and event == "start":
                     started.set()
-            from core.embed import EmbedParams
+            from core.stages.embed import EmbedParams
 
             params = MapParams(embed=EmbedParams(batch_size=4))
             keys["first"] = build_map(ws, params, encoder=SlowEncoder(dim=16), on_stage=on_stage)
@@ -258,7 +259,7 @@ def test_second_session_queues_behind_a_long_stage_instead_of_failing(tmp_path):
 
     def second():
         try:
-            from core.cluster import ClusterParams
+            from core.stages.cluster import ClusterParams
 
             params = MapParams(cluster=ClusterParams(min_cluster_size=9))
             keys["second"] = build_map(ws, params, encoder=HashEncoder(dim=16), on_wait=waits.append)
@@ -284,7 +285,7 @@ def test_another_process_still_times_out_with_a_clear_message(tmp_path):
     ws = Workspace(tmp_path / "ws")
     holder = subprocess.Popen(
         [os.sys.executable, "-c",
-         "import sys,time;sys.path.insert(0,'.');from core.workspace import Workspace\n"
+         "import sys,time;sys.path.insert(0,'.');from core.store.workspace import Workspace\n"
          f"with Workspace({str(ws.root)!r}).lock('the map'):\n print('holding',flush=True);time.sleep(6)"],
         stdout=subprocess.PIPE, text=True, cwd=str(__import__('tests.fakes').fakes.REPO_ROOT))
     assert holder.stdout.readline().strip() == "holding"
@@ -410,7 +411,7 @@ def test_old_artifacts_without_checksums_still_load(tmp_path):
 
 def test_checksums_are_verified_once_per_process(tmp_path):
     """Loading a map twice hashes each file once (memo on size, mtime and inode)."""
-    import core.workspace as W
+    import core.store.artifacts as W
 
     ws, _, data = _mapped_ws(tmp_path)
     W._verified.clear()
@@ -431,7 +432,7 @@ def test_truncated_or_corrupt_cache_chunk_is_recomputed(tmp_path):
     and the vectors equal those of an undamaged run."""
     import shutil
 
-    from core.embed import EmbedParams, load_embeddings, run_embed
+    from core.stages.embed import EmbedParams, load_embeddings, run_embed
 
     ws, _, data = _mapped_ws(tmp_path)
     _, want = load_embeddings(ws, data.keys.embed)
@@ -540,7 +541,7 @@ def test_with_default_settings_a_session_waits_out_a_stage_longer_than_the_lock_
     script = textwrap.dedent(f"""
         import sys, threading, time
         sys.path.insert(0, {str(REPO_ROOT)!r})
-        from core.workspace import Workspace
+        from core.store.workspace import Workspace
         ws = Workspace({str(tmp_path / 'ws')!r})
         assert ws.lock_timeout == 30, ws.lock_timeout
         held = threading.Event()

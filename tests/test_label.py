@@ -7,9 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from core.cluster import NOISE, NOISE_NAME
-from core.label import LabelParams, ctfidf_keywords, label_clusters, representatives
-from core.words import tokenize
+from core.stages.cluster import NOISE, NOISE_NAME
+from core.stages.naming import LabelParams, ctfidf_keywords, label_clusters, representatives
+from core.stages.words import tokenize
 from tests.fakes import blobs_on_sphere
 
 FILLER = ["please", "help", "question", "today", "quick"]
@@ -118,7 +118,7 @@ def test_real_map_names_come_from_each_topics_vocabulary(sieve_real_map):
     texts = m.table.column("text").to_pylist()
     topics = m.topics()
     labels = np.asarray(m.data.labels)
-    # the tokenizer core.label uses
+    # the tokenizer core.stages.naming uses
     docs_words = [{t.surface for t in tokenize(x)} for x in texts]
     checked = 0
     for info in m.data.clusters:

@@ -17,8 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.ingest import IngestParams, TextSpec, ingest, is_blank
-from core.workspace import Workspace, fetch_arrow, quote_ident
+from core.stages.ingest import IngestParams, ingest, is_blank
+from core.stages.dataset import TextSpec
+from core.store.workspace import Workspace, fetch_arrow
+from core.store.sql import quote_ident
 
 names = st.text(
     alphabet=st.characters(whitelist_categories=("Lu", "Ll", "Nd"), whitelist_characters=" \"';-_é"),
@@ -181,7 +183,7 @@ def _read_export(path: Path, fmt: str) -> list[dict]:
 def _check_exact(text: list[str], code: list[str], fmt: str, variant: int) -> None:
     from types import SimpleNamespace
 
-    from core.export import export_rows
+    from core.stages.export import export_rows
 
     with tempfile.TemporaryDirectory() as tmp:
         path = _write_exact(text, code, fmt, Path(tmp), variant)

@@ -17,10 +17,15 @@ import pytest
 from pyarrow.parquet import write_table
 from typer.testing import CliRunner
 
-from core import long_text as lt
-from core.embed import DEFAULT_MODEL, EmbedParams, embed_key, embed_prepared, encoder_limit, load_encoder, run_embed
-from core.ingest import IngestParams, TextSpec, current_dataset, ingest
-from core.workspace import SieveError, Workspace, stage_key
+from core.encoders import long_text as lt
+from core.stages.long_texts import count_dataset
+from core.stages.embed import EmbedParams, embed_key, embed_prepared, encoder_limit, run_embed
+from core.encoders.models import DEFAULT_MODEL
+from core.encoders.registry import load_encoder
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import TextSpec, current_dataset
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import stage_key
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ("we study graph neural networks for protein structure prediction and report strong results on "
@@ -39,7 +44,7 @@ def _hf_token_count(text: str) -> int:
     """Tokens with special tokens, by transformers' own tokenizer of the packaged model."""
     from transformers import AutoTokenizer
 
-    from core.embed import default_model_path
+    from core.encoders.models import default_model_path
 
     tok = AutoTokenizer.from_pretrained(str(default_model_path()))
     return len(tok(text, truncation=False)["input_ids"])
@@ -138,7 +143,7 @@ def test_run_embed_records_the_count_and_keys_by_mode(tmp_path, sieve_real_encod
     assert "2 of 4 texts exceed the model's limit of 256 tokens" in chunk.long_text_message("chunk")
     ws2 = Workspace(tmp_path / "ws")
     assert run_embed(ws2, EmbedParams(backend="torch", long_text="chunk"), encoder=sieve_real_encoder).cached
-    assert lt.count_dataset(ws, DEFAULT_MODEL).n_over_limit == 2
+    assert count_dataset(ws, DEFAULT_MODEL).n_over_limit == 2
 
 
 def test_old_params_without_long_text_mean_truncate():
@@ -195,7 +200,7 @@ def test_embedding_a_20mb_cell_keeps_memory_bounded(tmp_path):
     is embedded (tokenising it whole took gigabytes), and its vector is that of its first words."""
     script = textwrap.dedent("""
         import json
-        from core.embed import EmbedParams, embed_prepared, encoder_limit, load_encoder
+        from core.stages.embed import EmbedParams, embed_prepared, encoder_limit, load_encoder
 
         def hwm_mb():  # this process's own peak RSS
             with open("/proc/self/status") as fh:
@@ -226,9 +231,9 @@ def test_embedding_a_20mb_cell_keeps_memory_bounded(tmp_path):
 
 
 def test_data_and_map_pages_count_texts_over_the_limit(tmp_path, monkeypatch):
-    from core.embed import EmbedParams as EP
+    from core.stages.embed import EmbedParams as EP
     from core.engines.local import MapParams, build_map
-    from core.project import ProjectParams
+    from core.stages.project import ProjectParams
     from pages import state as S
     from tests.app_fixtures import HashEncoder, no_errors, open_page
 

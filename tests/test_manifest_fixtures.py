@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from core.cli import app
-from core.ingest import fingerprint_files
+from core.stages.sources import fingerprint_files
 from tests.fixtures.make_manifests import DATASETS, FIXTURE_DIR, RECIPES
 
 FIXTURES = sorted(FIXTURE_DIR.glob("*.manifest.json"))

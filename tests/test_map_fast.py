@@ -11,16 +11,19 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from core import project as P
-from core import warmup
-from core.cluster import NOISE, ClusterParams, cluster, cluster_key
+from core.stages import project as P
+from core.runtime import warmup
+from core.stages.prewarm import start_background_warmup
+from core.stages.cluster import NOISE, ClusterParams, cluster, cluster_key
 from core.manifest import build_manifest, read_manifest, write_manifest
 from core.map_sidecar import map_sidecar_name
-from core.ingest import IngestParams, TextSpec, ingest
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import TextSpec
 from core.engines.local import MapParams, build_map, load_map, reproduce, run_selection
-from core.project import ProjectParams, project, project_key
+from core.stages.project import ProjectParams, project, project_key
 from core.selection import SelectParams
-from core.workspace import SieveError, Workspace, stage_key
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import stage_key
 from tests.fakes import TopicEncoder, blobs_on_sphere, write_table
 
 SIZES = (260, 220, 200, 180, 160, 140)  # 1160 rows, 6 well-separated clusters
@@ -219,8 +222,8 @@ def test_numba_cache_dir_respects_the_user_and_warmup_is_idempotent(tmp_path, mo
         monkeypatch.undo()
         config.reload_config()
 
-    t1 = warmup.start_background_warmup()
-    t2 = warmup.start_background_warmup()
+    t1 = start_background_warmup()
+    t2 = start_background_warmup()
     assert t1 is t2 and t1.daemon and t1.name == "sieve-warmup"
     assert warmup.wait_for_warmup(timeout=600, knn=True)
     assert warmup.warmup_error() is None and not t1.is_alive()
@@ -228,5 +231,5 @@ def test_numba_cache_dir_respects_the_user_and_warmup_is_idempotent(tmp_path, mo
     from pynndescent import pynndescent_
 
     assert pynndescent_.process_candidates.signatures and pynndescent_.init_rp_tree.signatures
-    assert warmup.start_background_warmup() is t1  # still once per process
+    assert start_background_warmup() is t1  # still once per process
     assert warmup.enable_disk_cache() == 0  # already enabled for every umap module

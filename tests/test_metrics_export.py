@@ -11,17 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.cluster import ClusterParams
-from core.embed import EmbedParams
-from core.export import export_rows, format_for
+from core.stages.cluster import ClusterParams
+from core.stages.embed import EmbedParams
+from core.stages.export import export_rows, format_for
 from core.manifest import build_manifest, ids_digest, read_manifest, write_manifest
-from core.ingest import fingerprint_files
-from core.label import LabelParams
-from core.metrics import coverage, jensen_shannon, mean_nn_distance, selection_metrics
+from core.stages.sources import fingerprint_files
+from core.stages.naming import LabelParams
+from core.stages.metrics import coverage, jensen_shannon, mean_nn_distance, selection_metrics
 from core.engines.local import reproduce, run_selection
-from core.project import ProjectParams
+from core.stages.project import ProjectParams
 from core.selection import SelectParams
-from core.workspace import SieveError, Workspace, atomic_write_json
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import atomic_write_json
 from tests.fakes import TopicEncoder, read_any, write_table
 
 SIEVE_COLS = ["sieve_cluster_id", "sieve_cluster_name", "sieve_rank", "sieve_reason"]

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.cluster import NOISE
-from core.ingest import load_texts
-from core.label import ctfidf_keywords, ctfidf_terms, label_clusters, name_words
-from core.words import CJK, document_terms, is_stop, script_of, stem, stop_lists, tokenize
+from core.stages.cluster import NOISE
+from core.stages.dataset import load_texts
+from core.stages.naming import ctfidf_keywords, ctfidf_terms, label_clusters, name_words
+from core.stages.words import CJK, document_terms, is_stop, script_of, stem, stop_lists, tokenize
 from tests.conftest import _build_map
 from tests.fakes import TopicEncoder
 

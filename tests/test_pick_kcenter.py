@@ -16,7 +16,7 @@ from core.manifest import read_manifest
 from core.engines.local import reproduce
 from core.engines.ray import check_select_params
 from core.selection import PICKS, REGISTRY, VECTOR_PICKS, SelectParams, engine_picks, select
-from core.workspace import SieveError, Workspace
+from core.store.workspace import SieveError, Workspace
 from tests.fakes import TopicEncoder
 
 PICK = "kcenter-greedy-cosine"

@@ -11,11 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import adjusted_rand_score
 
-from core.cluster import NOISE, ClusterParams, cluster, default_min_cluster_size, relabel_by_size, run_cluster
-from core.ingest import IngestParams, TextSpec, ingest
+from core.stages.cluster import NOISE, ClusterParams, cluster, default_min_cluster_size, relabel_by_size, run_cluster
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import TextSpec
 from core.engines.local import MapParams, build_map, load_map
-from core.project import MIN_UMAP_ROWS, ProjectParams, knn_graph, project, run_project
-from core.workspace import SieveError, Workspace
+from core.stages.project import MIN_UMAP_ROWS, ProjectParams, project, run_project
+from core.stages.knn import knn_graph
+from core.store.workspace import SieveError, Workspace
 from tests.fakes import TopicEncoder, write_table
 
 # Calibrated on generate_rows(600, seed=3, mess=False) embedded with the real packaged

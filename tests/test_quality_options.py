@@ -12,11 +12,11 @@ import pyarrow as pa
 import pytest
 from sklearn.metrics import adjusted_rand_score, homogeneity_score
 
-from core.cluster import ClusterParams, cluster, cluster_key
+from core.stages.cluster import ClusterParams, cluster, cluster_key
 from core.manifest import build_manifest, read_manifest, write_manifest
 from core.engines.local import MapParams, load_map, reproduce, run_selection
 from core.selection import SelectParams, select
-from core.workspace import SieveError, Workspace
+from core.store.workspace import SieveError, Workspace
 from tests.fakes import TopicEncoder, write_table
 
 

@@ -8,7 +8,7 @@
   384-d vectors with 5-D cluster structure, scaled down to 3,000 rows (the 200k-row case
   is measured by ``bench/ray_throughput.py --ari-rows 200000``);
 * selection on counts + per-cluster parallel picks gives exactly the in-memory
-  ``core.select.select`` rows; export writes shards + a manifest, and the manifest
+  ``core.selection.select`` rows; export writes shards + a manifest, and the manifest
   reproduces the same row ids in a fresh workspace.
 """
 
@@ -42,7 +42,8 @@ def ray_session():
 
 
 def _ingest(ws, path: Path, text: str = "text", vectors: str | None = None):
-    from core.ingest import IngestParams, TextSpec, ingest
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
 
     return ingest(ws, IngestParams(str(path), TextSpec(column=text), vectors))[0]
 
@@ -110,11 +111,11 @@ def test_ray_embedding_matches_local_vectors_and_clusters(tmp_path, ray_session,
     import duckdb
 
     from core.engines import ray as scale
-    from core.cluster import cluster
-    from core.distinct import duplicate_groups
-    from core.embed import EmbedParams, load_embeddings, run_embed
-    from core.project import ProjectParams, project
-    from core.workspace import Workspace
+    from core.stages.cluster import cluster
+    from core.stages.distinct import duplicate_groups
+    from core.stages.embed import EmbedParams, load_embeddings, run_embed
+    from core.stages.project import ProjectParams, project
+    from core.store.workspace import Workspace
 
     import pyarrow.csv as pcsv
 
@@ -164,7 +165,7 @@ def _crash_data(tmp_path: Path, n: int = 900) -> Path:
 @pytest.mark.slow
 def test_killed_worker_and_failed_run_resume_without_lost_or_duplicated_rows(tmp_path, ray_session):
     from core.engines import ray as scale
-    from core.workspace import Workspace
+    from core.store.workspace import Workspace
 
     path = _crash_data(tmp_path)
     params = scale.ScaleEmbedParams(shard_rows=100, workers=2)
@@ -216,7 +217,7 @@ def test_killed_worker_and_failed_run_resume_without_lost_or_duplicated_rows(tmp
 @pytest.fixture(scope="module")
 def synthetic_map(tmp_path_factory, ray_session):
     from core.engines import ray as scale
-    from core.workspace import Workspace
+    from core.store.workspace import Workspace
 
     root = tmp_path_factory.mktemp("scale_map")
     x, truth = _synthetic(3000)
@@ -233,8 +234,8 @@ def synthetic_map(tmp_path_factory, ray_session):
 @pytest.mark.slow
 def test_sample_fit_and_parallel_assignment_agree_with_a_full_fit(synthetic_map):
     from core.engines import ray as scale
-    from core.cluster import ClusterParams
-    from core.project import ProjectParams
+    from core.stages.cluster import ClusterParams
+    from core.stages.project import ProjectParams
 
     _, _, _, x, truth, emb, m = synthetic_map
     assert (m.n_rows, m.n_sample, m.n_computed) == (3000, 750, 4)
@@ -258,7 +259,7 @@ def test_selection_at_scale_equals_in_memory_selection_and_reproduces(synthetic_
     from core.engines import ray as scale
     from core.manifest import read_manifest, write_manifest
     from core.selection import SelectParams, select
-    from core.workspace import Workspace
+    from core.store.workspace import Workspace
 
     _, path, ws, _, _, emb, m = synthetic_map
     tbl = scale.load_scaled_map(m.folder)
@@ -339,7 +340,7 @@ def test_auto_backend_follows_the_clusters_gpus(ray_session, monkeypatch):
     """backend="auto" on Ray: torch (fp16 on CUDA) when the workers get GPUs, else the
     local CPU default, onnx-int8; the choice is made before the cache key."""
     from core.engines import ray as scale
-    from core.embed import resolve_backend
+    from core.encoders.registry import resolve_backend
 
     cpu_default = resolve_backend("auto", "cpu")
     assert scale.resolve_cluster_backend("auto") == cpu_default  # this instance has no GPU
@@ -353,7 +354,7 @@ def test_auto_backend_follows_the_clusters_gpus(ray_session, monkeypatch):
 def test_scale_params_are_validated():
     from core.engines import ray as scale
     from core.selection import SelectParams
-    from core.workspace import SieveError
+    from core.store.workspace import SieveError
 
     with pytest.raises(SieveError, match="shard_rows"):
         scale.ScaleEmbedParams(shard_rows=0)
@@ -387,7 +388,7 @@ def _write_fake_map(folder: Path, n: int = 5000, shards: int = 4, seed: int = 2)
 
 
 def test_selection_on_counts_and_per_cluster_picks_equal_select(tmp_path):
-    """Without Ray (local=True): the same rows, ranks and reasons as core.select.select."""
+    """Without Ray (local=True): the same rows, ranks and reasons as core.selection.select."""
     from core.engines import ray as scale
     from core.selection import SelectParams, select
 

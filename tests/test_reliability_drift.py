@@ -7,11 +7,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-import core.workspace as wsmod
-from core.cluster import ClusterParams
-from core.ingest import IngestParams, TextSpec, current_dataset, ingest
+import core.store.artifacts as wsmod
+from core.stages.cluster import ClusterParams
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import TextSpec, current_dataset
 from core.engines.local import MapParams, build_map, load_map
-from core.workspace import SieveError, Workspace
+from core.store.workspace import SieveError, Workspace
 from tests.fakes import HashEncoder, write_table
 
 
@@ -85,7 +86,7 @@ def test_artifact_from_another_schema_is_not_read(built):
 
 def test_missing_chunk_file_is_recomputed_not_misread(built):
     """A cache entry whose chunk file vanished is embedded again, never read as garbage."""
-    from core.embed import EmbedParams, load_embeddings, run_embed
+    from core.stages.embed import EmbedParams, load_embeddings, run_embed
 
     ws, _, keys = built
     _, before = load_embeddings(ws, keys.embed)

@@ -26,10 +26,11 @@ SAMPLE = 700
 
 def _build(root: Path, n_rows: int = N_ROWS, sample: int = SAMPLE, shard_rows: int = 300):
     from core.engines import ray as scale
-    from core.cluster import ClusterParams
-    from core.ingest import IngestParams, TextSpec, ingest
-    from core.project import ProjectParams
-    from core.workspace import Workspace
+    from core.stages.cluster import ClusterParams
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
+    from core.stages.project import ProjectParams
+    from core.store.workspace import Workspace
     from sample_data.generate import generate_rows
 
     root.mkdir(parents=True, exist_ok=True)
@@ -74,7 +75,7 @@ def test_local_shards_cover_every_row_once_with_named_clusters(sharded):
 
     ws, emb, res = sharded
     ids, xy, labels = _map(res)
-    from core.ingest import current_dataset
+    from core.stages.dataset import current_dataset
 
     info_ = current_dataset(ws)
     assert len(ids) == len(np.unique(ids)) == res.n_rows == info_.n_rows - info_.n_empty  # empty texts: off the map
@@ -106,8 +107,8 @@ def test_local_shards_cover_every_row_once_with_named_clusters(sharded):
 
 def test_rerun_of_the_local_path_skips_every_shard_and_keeps_the_map(sharded, tmp_path):
     from core.engines import ray as scale
-    from core.cluster import ClusterParams
-    from core.project import ProjectParams
+    from core.stages.cluster import ClusterParams
+    from core.stages.project import ProjectParams
 
     ws, emb, res = sharded
     again = scale.embed_shards(ws, scale.ScaleEmbedParams(model="test/hash-bow", shard_rows=300),
@@ -299,8 +300,9 @@ def test_page_without_a_sharded_map_explains_and_builds_one_here(tmp_path, monke
     """A dataset without shards: the page gives the CLI commands and a build button that
     shards the dataset in this process (the encoder is the fake one here)."""
     import core.engines.ray.embed as E  # the shard workers load their model through it
-    from core.ingest import IngestParams, TextSpec, ingest
-    from core.workspace import Workspace
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
+    from core.store.workspace import Workspace
     from sample_data.generate import generate_rows
 
     root = tmp_path / "ws"
@@ -327,8 +329,8 @@ def test_page_without_a_sharded_map_explains_and_builds_one_here(tmp_path, monke
 
 
 def meta_rows(root: Path) -> int:
-    from core.ingest import current_dataset
-    from core.workspace import Workspace
+    from core.stages.dataset import current_dataset
+    from core.store.workspace import Workspace
 
     info = current_dataset(Workspace(root))
     return info.n_rows - info.n_empty

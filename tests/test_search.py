@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.search import embed_query, nearest, row_norms
-from core.workspace import SieveError
+from core.store.workspace import SieveError
 
 
 @pytest.fixture(scope="module")
@@ -17,12 +17,13 @@ def real_map(tmp_path_factory):
     """(workspace, MapData, topics by row id) of 200 generated rows embedded with all-MiniLM-L6-v2."""
     import pyarrow.parquet as pq
 
-    from core.cluster import ClusterParams
-    from core.embed import EmbedParams
-    from core.ingest import IngestParams, TextSpec, ingest
+    from core.stages.cluster import ClusterParams
+    from core.stages.embed import EmbedParams
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.engines.local import MapParams, build_map, load_map
-    from core.project import ProjectParams
-    from core.workspace import Workspace
+    from core.stages.project import ProjectParams
+    from core.store.workspace import Workspace
     from sample_data.generate import generate_rows
 
     root = tmp_path_factory.mktemp("search")
@@ -55,7 +56,7 @@ def test_nearest_is_exact_cosine_top_k():
 
 
 def test_a_query_about_a_topic_returns_that_topic_first(real_map):
-    from core.embed import load_encoder
+    from core.encoders.registry import load_encoder
 
     ws, data, topics = real_map
     enc = load_encoder(params=data.params.embed)

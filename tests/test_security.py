@@ -12,10 +12,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from core.paths import confine_read, confine_write
-from core.ingest import IngestParams, TextSpec, ingest
-from core.query import filter_rows, run_filter
-from core.workspace import SieveError, Workspace
+from core.store.paths import confine_read, confine_write
+from core.stages.ingest import IngestParams, ingest
+from core.stages.dataset import TextSpec
+from core.store.query import filter_rows, run_filter
+from core.store.workspace import SieveError, Workspace
 from tests.fakes import write_table
 
 

@@ -1,6 +1,6 @@
 """Select: the budget allocator (policies, bounds, overrides) and the per-cluster pick methods.
 
-The feasibility rules below are the spec, written independently of core.select:
+The feasibility rules below are the spec, written independently of core.selection:
 
 * a cluster's *available* rows are its rows minus banned rows;
 * its cap is min(available, max(upper, pinned)), where upper is its per-cluster max
@@ -21,9 +21,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from core.cluster import NOISE
+from core.stages.cluster import NOISE
 from core.selection import PICKS, POLICIES, SelectParams, allocate, select
-from core.workspace import SieveError
+from core.store.workspace import SieveError
 from tests.fakes import blobs_on_sphere
 
 HYP = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

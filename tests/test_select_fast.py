@@ -24,10 +24,10 @@ import json
 import numpy as np
 import pytest
 
-from core import metrics as M
+from core.stages import metrics as M
 from core.explore import draw_sample, ids_in, points_in_lasso, selection_summary
 from core.selection import DIVERSE_POOL_MIN, SelectParams, select
-from core.workspace import SieveError
+from core.store.workspace import SieveError
 
 
 def _blobs(seed: int, sizes, dim: int, spread: float = 0.6, noise: int = 0):

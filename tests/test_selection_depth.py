@@ -16,13 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.selection.dedup import find_groups, normalize_text, text_key, text_keys
-from core.metrics import facility_score, selection_metrics
+from core.stages.metrics import facility_score, selection_metrics
 from core.nn import similar_pairs, unit
 from core.selection import PICKS, VECTOR_PICKS, SelectParams, pick_facility, select
 
 # facility-global is refused with token budgets (tested in test_quality_options): the other picks take them
 TOKEN_BUDGET_PICKS = tuple(p for p in PICKS if p != "facility-global")
-from core.workspace import SieveError
+from core.store.workspace import SieveError
 from tests.fakes import blobs_on_sphere
 
 HYP = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -11,11 +11,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from core.export import export_rows
+from core.stages.export import export_rows
 from core.manifest import build_manifest, read_manifest, write_manifest
 from core.engines.local import load_map, reproduce, run_selection, selection_report
 from core.selection import SelectParams
-from core.workspace import SieveError, Workspace
+from core.store.workspace import SieveError, Workspace
 from tests.fakes import TopicEncoder, read_any, write_table
 
 

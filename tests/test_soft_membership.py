@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.cluster import NOISE, ClusterParams, cluster
+from core.stages.cluster import NOISE, ClusterParams, cluster
 
 
 def test_noise_rows_get_their_nearest_cluster_and_clustered_rows_keep_theirs():

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from core import workflows
-from core.cluster import ClusterParams
+from core.stages.cluster import ClusterParams
 from core.manifest import ids_digest, read_manifest
-from core.ingest import IngestParams, TextSpec
+from core.stages.ingest import IngestParams
+from core.stages.dataset import TextSpec
 from core.engines.local import MapParams
 from core.selection import SelectParams
 from core.workflow_types import ENGINES, LOCAL, RAY, Events, ExportTarget
-from core.workspace import SieveError, Workspace
+from core.store.workspace import SieveError, Workspace
 from tests.fakes import TopicEncoder, read_any, write_table
 
 ROWS, SEED = 300, 5

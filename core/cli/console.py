@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 
-from ..embed import Cancelled
+from core.stages.embed import Cancelled
 from ..workflow_types import Events, Step
-from ..workspace import DEFAULT_WORKSPACE, SieveError, Workspace, database_error, is_damage
+from core.store.workspace import DEFAULT_WORKSPACE, SieveError, Workspace, database_error, is_damage
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 

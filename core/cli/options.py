@@ -19,12 +19,12 @@ from typing import Any, Callable, Optional
 
 import typer
 
-from ..cluster import ClusterParams
-from ..embed import EmbedParams
-from ..project import ProjectParams
+from core.stages.cluster import ClusterParams
+from core.stages.embed import EmbedParams
+from core.stages.project import ProjectParams
 from ..engines.ray import ScaleEmbedParams, ScaleMapParams
 from ..selection import DEFAULT_PICK, DEFAULT_POLICY, SelectParams, describe
-from ..workspace import DEFAULT_WORKSPACE
+from core.store.workspace import DEFAULT_WORKSPACE
 
 REQUIRED = ...
 

@@ -7,13 +7,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Optional
 
-from ..cluster import ClusterParams
-from ..embed import EmbedParams
-from ..ingest import IngestParams, TextSpec, unescape_template
+from core.stages.cluster import ClusterParams
+from core.stages.embed import EmbedParams
+from core.stages.ingest import IngestParams
+from core.stages.dataset import TextSpec, unescape_template
 from ..engines.local import MapParams
-from ..project import ProjectParams
+from core.stages.project import ProjectParams
 from ..selection import SelectParams
-from ..workspace import SieveError
+from core.store.workspace import SieveError
 
 
 def ingest_params(o: SimpleNamespace, fmt: str | None) -> IngestParams:

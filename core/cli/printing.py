@@ -7,7 +7,7 @@ import numpy as np
 from rich.markup import escape
 from rich.table import Table
 
-from ..metrics import fmt_distance
+from core.stages.metrics import fmt_distance
 from ..workflow_types import Exported
 from .console import err, note
 

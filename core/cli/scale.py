@@ -7,10 +7,10 @@ from types import SimpleNamespace
 import typer
 
 from .. import workflows
-from ..cluster import ClusterParams
+from core.stages.cluster import ClusterParams
 from ..engines.ray import ScaleMapParams
 from ..workflow_types import RAY, ExportTarget, RayOptions
-from ..workspace import Workspace
+from core.store.workspace import Workspace
 from .console import err, guard
 from .options import EXPORT, MAP, RAY_OPTS, RAY_ADDRESS_HELP, SELECT_OPTS, WORKSPACE, pick, with_options
 from .parse import project_params, select_params

@@ -10,7 +10,7 @@ import typer
 
 from .. import workflows
 from ..workflow_types import LOCAL, RAY, Events, ExportTarget, RayOptions
-from ..workspace import SieveError, Workspace
+from core.store.workspace import SieveError, Workspace
 from .console import err, note, progress
 from .options import DEPTH_OPTS, EMBED, EXPORT, INGEST, MAP, RAY_OPTS, SELECT_OPTS, WORKSPACE, Opt, with_options
 from .parse import ingest_params, map_params, select_params

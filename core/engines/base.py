@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from core.engines.local import MapParams
 from core.selection import Selection, SelectParams
-from core.workspace import Workspace
+from core.store.workspace import Workspace
 
 
 @dataclass
@@ -30,7 +30,7 @@ class ExportResult:
 
 class Engine(Protocol):
     """One way to compute a map and pick a subset from it.  Every method raises
-    :class:`core.workspace.SieveError` (one line naming the parameter or file) on bad input."""
+    :class:`core.store.workspace.SieveError` (one line naming the parameter or file) on bad input."""
 
     name: str
 

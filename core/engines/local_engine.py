@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.embed import Encoder, run_embed
+from core.stages.embed import run_embed
+from core.encoders.base import Encoder
 from core.engines.base import ExportResult
 from core.engines.local import MapData, MapParams, build_map, load_map, run_selection, selection_report
-from core.export import format_for
+from core.stages.export import format_for
 from core.manifest import build_manifest, export_with_manifest
 from core.selection import Selection, SelectParams
-from core.workspace import Workspace
+from core.store.workspace import Workspace
 
 METRICS_MAX_ROWS = 20_000  # vector metrics (diversity, coverage) only for subsets up to this size
 
@@ -29,7 +30,7 @@ class LocalEngine:
     name: str = "local"
 
     def embed(self, ws: Workspace, params: MapParams):
-        """The embedding stage alone (:func:`core.embed.run_embed`)."""
+        """The embedding stage alone (:func:`core.stages.embed.run_embed`)."""
         return run_embed(ws, params.embed, encoder=self.encoder)
 
     def map(self, ws: Workspace, params: MapParams) -> MapData:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.engines.base import Engine
 from core.engines.local_engine import LocalEngine
 from core.engines.ray.engine import RayEngine
-from core.workspace import SieveError
+from core.store.workspace import SieveError
 
 ENGINES = {"local": LocalEngine, "ray": RayEngine}
 

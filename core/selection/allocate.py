@@ -9,8 +9,8 @@ from typing import Mapping
 
 import numpy as np
 
-from ..cluster import NOISE
-from ..workspace import SieveError
+from core.stages.cluster import NOISE
+from core.store.workspace import SieveError
 from .params import POLICIES, SelectParams
 
 

@@ -11,9 +11,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..cluster import NOISE
+from core.stages.cluster import NOISE
 from ..nn import max_sim
-from ..workspace import SieveError
+from core.store.workspace import SieveError
 from .dedup import find_groups, text_keys
 from .params import SelectParams
 

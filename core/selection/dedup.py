@@ -3,7 +3,7 @@ cluster, embeddings with cosine similarity >= a threshold (near), joined by
 union-find (connected components), so a budget never pays twice for one content.
 
 Pure parts: :func:`normalize_text`, :func:`text_keys`, :func:`find_groups`.
-The selection picks one representative per group (see core.select).
+The selection picks one representative per group (see core.selection).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ column, reference vectors and each row's similarity to the reference set.
 
 Each is an artifact keyed by what it depends on, so the app's reruns and the CLI's
 next command reuse it; all are aligned with ``MapData.row_ids``.  ``data`` is the map
-(:class:`core.pipeline.MapData`); ``embed`` is the map's embedding parameters (``.model``,
+(:class:`core.engines.local.MapData`); ``embed`` is the map's embedding parameters (``.model``,
 ``.device``), passed by the caller when ``data.params`` is not recorded.
 """
 
@@ -14,9 +14,10 @@ import hashlib
 
 import numpy as np
 
-from ..ingest import load_column, load_texts
+from core.stages.dataset import load_column, load_texts
 from ..nn import max_sim
-from ..workspace import SieveError, Workspace, stage_key
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import stage_key
 from .dedup import find_groups
 from .dedup import text_keys as keys_of
 from .candidates import effective_labels

@@ -15,7 +15,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..workspace import SieveError
+from core.store.workspace import SieveError
 from .picks import REGISTRY
 from .tokens import TOKENIZERS
 

@@ -11,10 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dialect import reader_error, sniff_delimiter, utf8_files
-from ..embed import embed_texts, load_encoder, model_id
-from ..ingest import as_text, blank_regex, detect_format, fingerprint_files, read_raw, resolve_sources
-from ..workspace import SieveError, Workspace, fetch_arrow, stage_key
+from core.stages.dialect import reader_error, sniff_delimiter, utf8_files
+from core.stages.embed import embed_texts
+from core.encoders.registry import load_encoder
+from core.encoders.models import model_id
+from core.stages.ingest import as_text, blank_regex
+from core.stages.sources import detect_format, fingerprint_files, read_raw, resolve_sources
+from core.store.workspace import SieveError, Workspace, fetch_arrow
+from core.store.artifacts import stage_key
 
 STAGE = "reference"
 

@@ -22,7 +22,7 @@ try:
 except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
     threadpool_limits = None
 
-from ..workspace import SieveError
+from core.store.workspace import SieveError
 from .allocate import Allocation, allocate, group_bounds, shortfall_note
 from .candidates import Groups, cluster_members, duplicate_groups, leakage, pin_ban_masks, soft_noise
 from .clusters import Picked, PickPlan, pick_clusters

@@ -15,8 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..embed import model_id, resolve_model
-from ..workspace import SieveError
+from core.encoders.models import model_id, resolve_model
+from core.store.workspace import SieveError
 
 TOKENIZERS = ("model", "words")
 WORDS_ID = "words:v1"
@@ -49,7 +49,7 @@ def _load(path: str):
 
 
 def tokenizer_id(tokenizer: str, model: str) -> str:
-    """The cache key of a tokenizer: 'words:v1', or 'model:' + the model's id (core.embed.model_id)."""
+    """The cache key of a tokenizer: 'words:v1', or 'model:' + the model's id (core.encoders.models.model_id)."""
     if tokenizer == "words":
         return WORDS_ID
     return f"model:{model_id(model)}"

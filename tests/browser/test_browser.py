@@ -205,7 +205,7 @@ def plotly_selections(page) -> list[dict]:
 
 def load_map_here(workspace: Path):
     from core.engines.local import load_map
-    from core.workspace import Workspace
+    from core.store.workspace import Workspace
 
     return load_map(Workspace(workspace))
 

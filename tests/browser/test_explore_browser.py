@@ -27,12 +27,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def explore_app(tmp_path_factory):
     import pyarrow.parquet as pq
 
-    from core.cluster import ClusterParams
-    from core.embed import EmbedParams
-    from core.ingest import IngestParams, TextSpec, ingest
+    from core.stages.cluster import ClusterParams
+    from core.stages.embed import EmbedParams
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.engines.local import MapParams, build_map, load_map
-    from core.project import ProjectParams
-    from core.workspace import Workspace
+    from core.stages.project import ProjectParams
+    from core.store.workspace import Workspace
     from sample_data.generate import generate_rows
 
     root = tmp_path_factory.mktemp("explore-browser")
@@ -118,7 +119,7 @@ def test_colour_by_a_column_and_a_summary_bar_filters(page, explore_app):
     box = bar.bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     got = int(wait_metric(page, "Selected rows", lambda v: v != "0"))
-    from core.ingest import load_texts
+    from core.stages.dataset import load_texts
 
     ids, texts, _ = load_texts(ws)
     want = int(bar_mask(text_length_view(texts), 0).sum())

@@ -58,12 +58,13 @@ def evil_host():
 def hostile(tmp_path_factory, evil_host):
     """A workspace whose dataset (and map) has columns named like a markdown image and link,
     and a data folder holding the same table as a CSV."""
-    from core.cluster import ClusterParams
-    from core.embed import EmbedParams
-    from core.ingest import IngestParams, TextSpec, ingest
+    from core.stages.cluster import ClusterParams
+    from core.stages.embed import EmbedParams
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
     from core.engines.local import MapParams, build_map
-    from core.project import ProjectParams
-    from core.workspace import Workspace
+    from core.stages.project import ProjectParams
+    from core.store.workspace import Workspace
     from sample_data.generate import generate_rows
 
     base, _ = evil_host

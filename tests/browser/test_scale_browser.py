@@ -37,10 +37,11 @@ def sharded(tmp_path_factory):
     import pyarrow.parquet as pq
 
     from core.engines import ray as scale
-    from core.cluster import ClusterParams
-    from core.ingest import IngestParams, TextSpec, ingest
-    from core.project import ProjectParams
-    from core.workspace import Workspace
+    from core.stages.cluster import ClusterParams
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
+    from core.stages.project import ProjectParams
+    from core.store.workspace import Workspace
     from sample_data.generate import generate_rows
     from tests.app_fixtures import HashEncoder
 

@@ -67,7 +67,7 @@ def _errors(page) -> list[str]:
 
 
 def test_two_sessions_keep_their_own_state_and_compute_at_once(browser, shared):
-    from core.cluster import ClusterParams
+    from core.stages.cluster import ClusterParams
     from core.explore import points_in_box
     from core.engines.local import build_map, current_map, load_map
     from tests.app_fixtures import HashEncoder

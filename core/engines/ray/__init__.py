@@ -11,7 +11,7 @@ workspace, one file per range of row ids, so DuckDB reads a whole folder with
   (resumable: a shard file exists whole or not at all).
 * :mod:`.fit` and :mod:`.map`: :func:`scale_map` fits UMAP + HDBSCAN on a seeded sample,
   then places every other row in parallel (``map-*.parquet``).  When the sample covers
-  every row the local :func:`core.project.project` and :func:`core.cluster.cluster` are
+  every row the local :func:`core.stages.project.project` and :func:`core.stages.cluster.cluster` are
   used, so the result is the local map's.
 * :mod:`.select`: :func:`scale_select` allocates on per-cluster counts, then picks inside
   each cluster in parallel; it returns the local engine's :class:`core.selection.Selection`.

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from core.embed import resolve_backend
-from core.workspace import SieveError
+from core.encoders.registry import resolve_backend
+from core.store.workspace import SieveError
 
 
 def connect(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None,

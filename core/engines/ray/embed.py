@@ -12,13 +12,17 @@ from typing import Callable
 import numpy as np
 import pyarrow.parquet as pq
 
-from core.embed import (DEFAULT_MODEL, EmbedParams, backend_model_id, embed_prepared, encoder_limit, load_encoder,
-                        precomputed_vectors)
+from core.stages.embed import EmbedParams, embed_prepared, encoder_limit, precomputed_vectors
+from core.encoders.models import DEFAULT_MODEL, backend_model_id
+from core.encoders.registry import load_encoder
 from core.engines.ray.cluster import plan_workers, resolve_cluster_backend, run_shard_jobs
 from core.engines.ray.shards import (META_SCALE, STAGE_VERSION, input_shards, parquet_glob, shard_name, shards_root,
                                      vector_table, write_parquet_atomic)
-from core.ingest import DATASET_TABLE, current_dataset
-from core.workspace import SieveError, Workspace, atomic_write_json, fetch_arrow, quote_ident, stage_key
+from core.store.workspace import DATASET_TABLE
+from core.stages.dataset import current_dataset
+from core.store.workspace import SieveError, Workspace, fetch_arrow
+from core.store.artifacts import atomic_write_json, stage_key
+from core.store.sql import quote_ident
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,7 @@ class ScaleEmbedParams:
     shard_rows: int = 50_000  # row ids per shard (the unit of work and of resume)
     workers: int | None = None  # actors; None: one per GPU, else one per CPU
     threads_per_worker: int = 1  # torch threads (and CPUs reserved) per CPU actor
-    # core.embed backends: torch (fp32; fp16 on CUDA, as the local path), onnx-int8, static, or auto:
+    # core.stages.embed backends: torch (fp32; fp16 on CUDA, as the local path), onnx-int8, static, or auto:
     # torch when the cluster has GPUs, else onnx-int8 (resolved by embed_shards before the cache key)
     backend: str = "torch"
 
@@ -118,7 +122,7 @@ def embed_shards(ws: Workspace, params: ScaleEmbedParams = ScaleEmbedParams(), *
 
     Resumable: shards whose file exists are skipped (files are renamed into place
     whole).  ``encoder_factory``: a picklable zero-argument callable returning an
-    :class:`core.embed.Encoder` (tests, custom models); default: the sentence-transformers
+    :class:`core.encoders.base.Encoder` (tests, custom models); default: the sentence-transformers
     model of ``params`` on each actor's device.  ``local=True`` embeds the same shards in
     this process, without Ray (small corpora, tests)."""
     t0 = time.perf_counter()

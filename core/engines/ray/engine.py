@@ -17,7 +17,7 @@ from core.engines.ray.map import ScaleMapParams, scale_map, scaled_map_info
 from core.engines.ray.select import check_select_params, scale_select
 from core.manifest import write_manifest
 from core.selection import Selection, SelectParams
-from core.workspace import Workspace
+from core.store.workspace import Workspace
 
 
 @dataclass(frozen=True)

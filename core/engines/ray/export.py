@@ -11,17 +11,19 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
-from core.cluster import ClusterParams
+from core.stages.cluster import ClusterParams
 from core.engines.ray.embed import ScaleEmbedParams, embed_shards
 from core.engines.ray.map import ScaleMapParams, scale_map
 from core.engines.ray.select import scale_select
-from core.ingest import DATASET_TABLE, current_dataset
+from core.store.workspace import DATASET_TABLE
+from core.stages.dataset import current_dataset
 from core.manifest import Manifest, dataset_section, new_manifest, reingest
 from core.manifest_schema import RAY_KEYS
-from core.paths import plain_absolute
-from core.project import ProjectParams
+from core.store.paths import plain_absolute
+from core.stages.project import ProjectParams
 from core.selection import Selection, SelectParams
-from core.workspace import SieveError, Workspace, atomic_path
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import atomic_path
 
 
 def export_scaled(ws: Workspace, selection: Selection, out_dir: Path | str, *, rows_per_file: int = 1_000_000,

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from core.cluster import NOISE, ClusterParams, cluster, relabel_by_size
-from core.distinct import duplicate_groups
-from core.project import ProjectParams, project
+from core.stages.cluster import NOISE, ClusterParams, cluster, relabel_by_size
+from core.stages.distinct import duplicate_groups
+from core.stages.project import ProjectParams, project
 
 
 def sample_row_ids(row_ids: np.ndarray, size: int, seed: int) -> np.ndarray:
@@ -44,7 +44,7 @@ def fit_sample(row_ids: np.ndarray, vectors: np.ndarray, project_params: Project
     """Pure: fit the map on the sample (``row_ids`` (n,) int64, ``vectors`` (n, d) float32).
 
     ``transformable=False`` (the sample is every row) uses the local
-    :func:`core.project.project` + :func:`core.cluster.cluster` (seeded, exact UMAP), so
+    :func:`core.stages.project.project` + :func:`core.stages.cluster.cluster` (seeded, exact UMAP), so
     the result is the local map's.  Otherwise two UMAP models (2-D, n-D) and an HDBSCAN
     model with prediction data are fitted, which :func:`assign` uses for the other rows."""
     vectors = np.asarray(vectors, dtype=np.float32)

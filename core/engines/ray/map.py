@@ -15,17 +15,18 @@ import numpy as np
 import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
 
-from core.cluster import NOISE, ClusterParams
+from core.stages.cluster import NOISE, ClusterParams
 from core.engines.ray.cluster import plan_workers, run_shard_jobs
 from core.engines.ray.embed import embed_folder
 from core.engines.ray.fit import SampleFit, assign, fit_sample, map_table, sample_row_ids
 from core.engines.ray.shards import (META_SCALE, STAGE_VERSION, arrow_vectors, cluster_sizes, duck, load_vectors,
                                      parquet_glob, shard_source, shards_root, write_parquet_atomic)
 from core.explore import fetch_rows
-from core.ingest import current_dataset
-from core.label import label_clusters
-from core.project import ProjectParams
-from core.workspace import SieveError, Workspace, atomic_path, atomic_write_json, fetch_arrow, stage_key
+from core.stages.dataset import current_dataset
+from core.stages.naming import label_clusters
+from core.stages.project import ProjectParams
+from core.store.workspace import SieveError, Workspace, fetch_arrow
+from core.store.artifacts import atomic_path, atomic_write_json, stage_key
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ def map_folder(ws: Workspace) -> tuple[Path, Path]:
 
 def _cluster_names(ws: Workspace, folder: Path, embed_dir: Path, fit: SampleFit,
                    vecs: np.ndarray | None) -> list[dict]:
-    """Each cluster's name and keywords (c-TF-IDF of the sample's texts, core.label) and its
+    """Each cluster's name and keywords (c-TF-IDF of the sample's texts, core.stages.naming) and its
     size over every row; cached in ``labels.json`` beside the map shards."""
     path = folder / "labels.json"
     if path.is_file():

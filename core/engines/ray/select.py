@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_limits
 from core.engines.ray.cluster import require_ray
 from core.engines.ray.shards import arrow_vectors, cluster_sizes, duck, parquet_glob, shard_source, sql_str
 from core.selection import VECTOR_PICKS, Selection, SelectParams, allocate, engine_picks, group_bounds, select
-from core.workspace import SieveError, fetch_arrow
+from core.store.workspace import SieveError, fetch_arrow
 
 
 # The picks the Ray engine runs come from the pick registry (core.selection.engine_picks("ray")).

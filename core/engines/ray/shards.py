@@ -15,8 +15,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.ingest import DATASET_TABLE, current_dataset
-from core.workspace import Workspace, atomic_path, atomic_write_json, fetch_arrow
+from core.store.workspace import DATASET_TABLE
+from core.stages.dataset import current_dataset
+from core.store.workspace import Workspace, fetch_arrow
+from core.store.artifacts import atomic_path, atomic_write_json
 
 SHARDS_DIR = "shards"
 META_SCALE = "scale"  # workspace meta key: the latest sharded embed/map

@@ -13,7 +13,7 @@ import pyarrow as pa
 from core.engines.ray.shards import cluster_sizes, duck, shard_source
 from core.explore import event_point_ids, event_shapes, has_shapes, points_in_lasso
 from core.selection import allocate
-from core.workspace import fetch_arrow
+from core.store.workspace import fetch_arrow
 
 
 def draw_points(map_dir: Path | str, max_points: int = 100_000, seed: int = 0):

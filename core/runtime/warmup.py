@@ -8,12 +8,13 @@ process (20-60 s on a small machine).  Two things cut that down:
   and :func:`enable_disk_cache` turns numba's disk cache on for umap-learn's compiled
   functions (umap-learn caches almost none itself; pynndescent caches some of its own), so a
   new process loads machine code from disk instead of compiling it again.
-* :func:`start_background_warmup` first prepares the default model's int8 ONNX export
-  (:func:`prepare_default_model`; one time per cache dir, ~15-30 s), so a new user's
+* :func:`start_warmup` runs the stages' warm-up tasks (:mod:`core.stages.prewarm`) in a
+  daemon thread: first the default model's int8 ONNX export
+  (``prepare_default_model``; one time per cache dir, ~15-30 s), so a new user's
   first *Compute map* does not pay it while they read the Data page; it then compiles
   the UMAP/HDBSCAN paths on a tiny array once
   per process, in a daemon thread (the app starts it on first page load), then
-  pynndescent's kernels, which no disk cache can keep (:func:`warm_knn`).  The project
+  pynndescent's kernels, which no disk cache can keep (``warm_knn``).  The project
   and cluster stages call :func:`wait_for_warmup` first, so they never compile the same
   code concurrently with it.
 
@@ -22,12 +23,15 @@ Importing this module sets the cache folder; it imports nothing heavy.
 
 from __future__ import annotations
 
-import importlib.util
+import hashlib
+import importlib
 import os
 import sys
 import threading
+import warnings
+from typing import Callable
 
-from .workspace import cache_root
+from core.store.workspace import cache_root
 
 _lock = threading.Lock()
 _start_lock = threading.Lock()
@@ -37,7 +41,6 @@ _knn_done = threading.Event()  # its pynndescent part finished
 _model_done = threading.Event()  # its model part (the one-time int8 ONNX export) finished
 _error: BaseException | None = None
 _cache_enabled: set[str] = set()
-_gpu: bool | None = None
 
 UMAP_MODULES = ("umap.utils", "umap.distances", "umap.sparse", "umap.umap_", "umap.layouts", "umap.spectral")
 
@@ -69,9 +72,6 @@ def enable_disk_cache(modules=UMAP_MODULES) -> int:
     if os.environ.get("SIEVE_NUMBA_DISK_CACHE", "1") == "0":
         return 0
     configure_numba_cache()
-    import importlib
-    import warnings
-
     from numba.core.caching import NullCache
     from numba.core.dispatcher import Dispatcher
 
@@ -104,8 +104,6 @@ def _separate_cache_files(dispatcher) -> None:
     ``parallel``: umap-learn wraps one Python function in a serial and a parallel
     dispatcher, which would then load each other's machine code.  Give each set of
     options its own cache files."""
-    import hashlib
-
     from numba.core.caching import IndexDataCacheFile
 
     cache = dispatcher._cache
@@ -117,112 +115,31 @@ def _separate_cache_files(dispatcher) -> None:
         source_stamp=cache._impl.locator.get_source_stamp())
 
 
-def gpu_available() -> bool:
-    """True when cuML imports and a CUDA device is present (``SIEVE_NO_GPU=1``: never)."""
-    global _gpu
-    if os.environ.get("SIEVE_NO_GPU"):
-        return False
-    if _gpu is None:
-        _gpu = False
-        if importlib.util.find_spec("cuml") is not None:
-            try:  # pragma: no cover - no GPU in CI
-                import cupy
-
-                _gpu = cupy.cuda.runtime.getDeviceCount() > 0
-            except Exception:
-                _gpu = False
-    return _gpu
-
-
-def _tiny(n: int = 300, dims: int = 16):
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    centres = rng.standard_normal((4, dims))
-    v = (centres[rng.integers(0, 4, n)] + 0.3 * rng.standard_normal((n, dims))).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-
-def warm_up(n: int = 300, dims: int = 16, *, knn: bool = True) -> None:
-    """Compile the map's numba code paths on a tiny synthetic array (a few seconds with a
-    warm disk cache; 20-60 s cold); ``knn``: also pynndescent (:func:`warm_knn`)."""
-    from .cluster import ClusterParams, cluster
-    from .project import ProjectParams, project
-
-    enable_disk_cache()
-    v = _tiny(n, dims)
-    # the default path (parallel and single-threaded kernels), with the fit-on-a-sample
-    # branch, then the exact path
-    p = project(v, ProjectParams(fit_sample=n // 2), parallel=True)
-    project(v, ProjectParams(fit_sample=n // 2), parallel=False)
-    project(v[: n // 2], ProjectParams(exact=True))
-    cluster(p.xnd, ClusterParams())
-    if knn:
-        warm_knn(v)
-
-
-def warm_knn(v=None) -> None:
-    """Compile pynndescent, the kNN of maps above EXACT_KNN_MAX_ROWS rows and of the
-    placement queries.  Its kernels take the distance function as an argument, so numba's
-    disk cache cannot keep them across processes: each process compiles them (about 25 s
-    on the 2-core machine, which the first large map used to pay)."""
-    from .project import ProjectParams, _query_knn, nndescent
-
-    v = _tiny() if v is None else v
-    metric = ProjectParams().metric
-    _, _, index = nndescent(v, 15, metric, 0)
-    _query_knn(v, index, v[:20], 15, metric)
-
-
-def prepare_default_model() -> bool:
-    """Export and quantize the default model for the "onnx-int8" backend once (cached
-    under the Sieve cache dir; :func:`core.onnx_embed.export_onnx`), when that is what
-    ``backend="auto"`` means here.  ``SIEVE_NO_PREPARE_MODEL=1`` skips it.  True if the
-    model is ready (or not needed)."""
-    if os.environ.get("SIEVE_NO_PREPARE_MODEL"):
-        return False
-    from .embed import DEFAULT_MODEL, resolve_backend
-
-    if resolve_backend("auto", "auto") != "onnx-int8":
-        return True
-    from .onnx_embed import export_onnx
-
-    export_onnx(DEFAULT_MODEL)
-    return True
-
-
-def _run() -> None:
-    """The background warm-up: the default model's one-time int8 export first (the
-    first map needs it first), then UMAP/HDBSCAN (every map needs them), then
-    pynndescent (only maps above EXACT_KNN_MAX_ROWS rows wait for it)."""
+def _run(prepare_model: Callable[[], object], compile_map: Callable[[], object],
+         compile_knn: Callable[[], object]) -> None:
+    """The background warm-up: the default model's one-time preparation first (the
+    first map needs it first), then the map's numba code (every map needs it), then
+    pynndescent (only maps above the exact-kNN size wait for it)."""
     global _error
-    try:
-        prepare_default_model()
-    except BaseException as exc:  # noqa: BLE001 - the map's own model load reports it
-        _error = exc
-    finally:
-        _model_done.set()
-    try:
-        warm_up(knn=False)
-    except BaseException as exc:  # noqa: BLE001 - a failed warm-up only costs speed
-        _error = exc
-    finally:
-        _done.set()
-    try:
-        warm_knn()
-    except BaseException as exc:  # noqa: BLE001
-        _error = exc
-    finally:
-        _knn_done.set()
+    for task, done in ((prepare_model, _model_done), (compile_map, _done), (compile_knn, _knn_done)):
+        try:
+            task()
+        except BaseException as exc:  # noqa: BLE001 - a failed warm-up only costs speed; the stage reports
+            _error = exc
+        finally:
+            done.set()
 
 
-def start_background_warmup() -> threading.Thread:
-    """Run :func:`warm_up` once per process in a daemon thread (idempotent: later calls
-    return the same thread)."""
+def start_warmup(prepare_model: Callable[[], object], compile_map: Callable[[], object],
+                 compile_knn: Callable[[], object]) -> threading.Thread:
+    """Run the three warm-up tasks once per process, in that order, in a daemon thread
+    (idempotent: later calls return the same thread and ignore their arguments).  The
+    stages pass their own tasks (:mod:`core.stages.prewarm`), so this module imports none."""
     global _thread
     with _start_lock:  # not _lock: enable_disk_cache holds that while umap imports (and compiles)
         if _thread is None:
-            _thread = threading.Thread(target=_run, name="sieve-warmup", daemon=True)
+            _thread = threading.Thread(target=_run, args=(prepare_model, compile_map, compile_knn),
+                                       name="sieve-warmup", daemon=True)
             _thread.start()
         return _thread
 
@@ -255,6 +172,7 @@ def wait_for_model(timeout: float | None = None) -> bool:
 
 
 def warmup_error() -> BaseException | None:
+    """The exception a background warm-up task raised (the last one), or None."""
     return _error
 
 

@@ -11,16 +11,20 @@ import os
 from pathlib import Path
 
 import numpy as np
+import duckdb
+import pyarrow as pa
 
-from .ingest import DATASET_TABLE
-from .paths import plain_absolute
-from .workspace import SieveError, Workspace, tmp_sibling
+from core.store.artifacts import tmp_sibling
+from core.store.paths import plain_absolute
+from core.store.workspace import DATASET_TABLE, SieveError, Workspace
 
 FORMATS = ("parquet", "jsonl", "csv")
 _EXT = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
 
 
 def format_for(path: Path | str, fmt: str | None = None) -> str:
+    """The export format: ``fmt`` when given, else from ``path``'s extension.  Raises SieveError
+    for an unknown format or extension."""
     if fmt is not None:
         if fmt not in FORMATS:
             raise SieveError(f"format must be one of {FORMATS}, got {fmt!r}")
@@ -37,8 +41,6 @@ def selection_table(selection, cluster_names: dict[int, str], *, include_duplica
     With duplicate groups (dedup) it has ``sieve_group_size`` (rows the chosen row stands
     for: a training weight).  ``include_duplicates`` adds the other members of each
     chosen row's group, with reason ``duplicate-of:<row id>``, rank 0 and the group size."""
-    import pyarrow as pa
-
     ids = np.asarray(selection.row_ids, dtype=np.int64)
     clusters = np.asarray(selection.clusters, dtype=np.int32)
     ranks = np.asarray(selection.ranks, dtype=np.int32)
@@ -125,6 +127,7 @@ def disk_error(exc: BaseException, path: Path) -> SieveError:
 
 
 def current_dataset_key(con) -> str | None:
+    """The key of the dataset the workspace holds (read on ``con``), or None."""
     rows = con.execute("SELECT value FROM sieve_meta WHERE key = 'dataset'").fetchall()
     return json.loads(rows[0][0]).get("key") if rows else None
 
@@ -134,8 +137,6 @@ def copy_rows(ws: Workspace, selection, cluster_names: dict[int, str], tmp: Path
               target: Path | None = None) -> None:
     """Write the chosen rows (every original column + the sieve_* columns) to ``tmp`` with
     DuckDB's COPY, after checking that the workspace still holds ``dataset_key``."""
-    import duckdb
-
     if len(selection.row_ids) == 0:
         raise SieveError("the selection is empty; nothing to export")
     sel = selection_table(selection, cluster_names, include_duplicates=include_duplicates)

@@ -2,207 +2,45 @@
 and content-addressed artifacts (arrays + a JSON sidecar) for each pipeline stage.
 
 Every artifact lives in ``artifacts/<stage>/<key>/`` where ``key`` is a hash of the
-stage's parameters, the key of its input and ``SCHEMA_VERSION``.  An artifact folder
-is built under a temporary name and renamed into place, so it either exists whole
+stage's parameters, the key of its input and ``SCHEMA_VERSION`` (:mod:`core.store.artifacts`).  An artifact
+folder is built under a temporary name and renamed into place, so it either exists whole
 or not at all; ``meta.json`` inside it names the parent artifact (lineage).
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
-import hashlib
 import json
 import os
 import shutil
 import threading
 import time
-import uuid
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+import fcntl
+from typing import Any, Callable
 
+import duckdb
 import numpy as np
 
-SCHEMA_VERSION = 1
+from core.store import artifacts
+from core.store.artifacts import (corrupt, file_checksum, jsonable, read_sidecar, sidecar_checksum, tmp_sibling,
+                                  verify_file)
+from core.store.errors import SieveError
+from core.store.sql import quote_ident
+
 DB_NAME = "sieve.duckdb"
 DEFAULT_WORKSPACE = ".sieve"
-
-
-class SieveError(ValueError):
-    """A user-facing error: one line that names the file, column or parameter."""
+DATASET_TABLE = "dataset"  # the current dataset (core.stages.ingest writes it)
 
 
 class WorkspaceBusy(SieveError):
     """Another process holds the workspace's write lock."""
 
 
-def quote_ident(name: str) -> str:
-    """Quote an SQL identifier for DuckDB (double quotes, inner quotes doubled)."""
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def _jsonable(obj: Any) -> Any:
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return _jsonable(asdict(obj))
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def canonical_json(obj: Any) -> str:
-    return json.dumps(_jsonable(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
-def stable_hash(*parts: Any, length: int = 16) -> str:
-    """A short, stable hex digest of any JSON-able parts (dataclasses included)."""
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(canonical_json(p).encode())
-        h.update(b"\x00")
-    return h.hexdigest()[:length]
-
-
-def usable_cores() -> int:
-    """The cores this process may use: its CPU affinity, capped by ``OMP_NUM_THREADS`` when
-    set (Ray sets it to each worker's CPUs, so two workers on two cores do not each start
-    two threads)."""
-    try:
-        n = max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        n = max(1, os.cpu_count() or 1)
-    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if omp.isdigit() and int(omp) > 0:
-        n = min(n, int(omp))
-    return n
-
-
 def cache_root() -> Path:
     """Sieve's per-user cache folder (exported models, the preview model, numba's code):
     ``$SIEVE_CACHE_DIR`` or ``~/.cache/sieve``."""
     return Path(os.environ.get("SIEVE_CACHE_DIR") or (Path.home() / ".cache" / "sieve")).expanduser()
-
-
-def stage_key(stage: str, params: Any, parent: str | None) -> str:
-    """The cache key of a stage: its params, its input's key and the schema version."""
-    return stable_hash({"stage": stage, "schema": SCHEMA_VERSION, "params": params, "parent": parent})
-
-
-def tmp_sibling(path: Path) -> Path:
-    """A fresh temp name beside ``path`` (``.NAME.tmp-PID-xxxx``), after sweeping dead writers' temps."""
-    sweep_stale_temps(path)
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by someone else
-        return True
-    return True
-
-
-def sweep_stale_temps(path: Path | str) -> list[Path]:
-    """Remove temp files/folders beside ``path`` left by writers that were killed.
-
-    A temp name carries its writer's pid (``.NAME.tmp-PID-xxxx``); it is removed only
-    when that process no longer exists, so a concurrent writer's file is never touched.
-    Returns what was removed."""
-    path = Path(path)
-    removed: list[Path] = []
-    try:
-        candidates = list(path.parent.glob(f".{glob.escape(path.name)}.tmp-*"))
-    except OSError:
-        return removed
-    for tmp in candidates:
-        pid_text = tmp.name.rsplit(".tmp-", 1)[-1].split("-", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
-            continue
-        try:
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                tmp.unlink()
-            removed.append(tmp)
-        except OSError:
-            pass
-    return removed
-
-
-def _atomic_write(path: Path | str, write) -> Path:
-    """Call ``write(fh)`` on a temp file beside ``path``, fsync it, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_sibling(path)
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
-    return _atomic_write(path, lambda fh: fh.write(data))
-
-
-def read_json_file(path: Path | str, what: str):
-    """The parsed JSON of a user-named file (any JSON value).
-
-    Raises SieveError, one line naming ``what`` and the file, when it does not exist, is
-    not valid UTF-8 JSON, or is nested too deeply to parse."""
-    p = Path(path)
-    if not p.is_file():
-        raise SieveError(f"{what} {p} does not exist")
-    try:
-        return json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SieveError(f"{what} {p} is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise SieveError(f"{what} {p} is nested too deeply to parse") from None
-
-
-def atomic_write_json(path: Path | str, obj: Any) -> Path:
-    return atomic_write_bytes(path, (json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n").encode())
-
-
-def atomic_save_npy(path: Path | str, arr: np.ndarray) -> Path:
-    return _atomic_write(path, lambda fh: np.save(fh, arr, allow_pickle=False))
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path | str) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it into place only on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_sibling(path)
-    try:
-        yield tmp
-        if not tmp.exists():
-            raise SieveError(f"nothing was written to {path}")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                tmp.unlink()
 
 
 _held = threading.local()  # per-thread re-entrancy count of workspace locks
@@ -293,8 +131,6 @@ class Workspace:
 
     @contextlib.contextmanager
     def _flock(self, what: str, on_wait: Callable[[str], None] | None):
-        import fcntl
-
         self.root.mkdir(parents=True, exist_ok=True)
         try:
             fh = open(self.root / ".lock", "a+")
@@ -347,8 +183,6 @@ class Workspace:
 
     @contextlib.contextmanager
     def _open(self, read_only: bool):
-        import duckdb
-
         self.root.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout
         while True:
@@ -382,7 +216,7 @@ class Workspace:
         return default if row is None else json.loads(row[0])
 
     def set_meta(self, key: str, value: Any, con=None) -> None:
-        payload = json.dumps(_jsonable(value), sort_keys=True)
+        payload = json.dumps(jsonable(value), sort_keys=True)
         sql = "INSERT OR REPLACE INTO sieve_meta(key, value) VALUES (?, ?)"
         if con is not None:
             con.execute(sql, [key, payload])
@@ -407,10 +241,10 @@ class Workspace:
         try:
             for name, arr in arrays.items():
                 np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
-            sidecar = _jsonable({
+            sidecar = jsonable({
                 "stage": stage,
                 "key": key,
-                "schema": SCHEMA_VERSION,
+                "schema": artifacts.SCHEMA_VERSION,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "arrays": {n: {"shape": list(a.shape), "dtype": str(a.dtype)} for n, a in arrays.items()},
                 **meta,
@@ -439,9 +273,9 @@ class Workspace:
         if not meta_path.is_file():
             raise SieveError(f"no {stage} result with key {key} in workspace {self.root}; run that stage first")
         meta = read_sidecar(meta_path, stage)
-        if meta.get("schema") != SCHEMA_VERSION:
+        if meta.get("schema") != artifacts.SCHEMA_VERSION:
             raise SieveError(
-                f"{stage} artifact {key} was written by schema {meta.get('schema')}, expected {SCHEMA_VERSION}; "
+                f"{stage} artifact {key} was written by schema {meta.get('schema')}, expected {artifacts.SCHEMA_VERSION}; "
                 "it will be recomputed"
             )
         if "meta_checksum" in meta and sidecar_checksum(meta) != meta["meta_checksum"]:
@@ -460,63 +294,6 @@ class Workspace:
                 raise corrupt(path, stage, f"shape {arr.shape} {arr.dtype}, expected {tuple(spec['shape'])} {spec['dtype']}")
             arrays[name] = arr
         return arrays, meta
-
-
-RECOMPUTE = {"embed": "sieve map", "project": "sieve map", "cluster": "sieve map", "label": "sieve map",
-             "tokens": "sieve select", "dedup": "sieve select", "textkeys": "sieve select"}
-
-
-def corrupt(path: Path, stage: str, why: str) -> SieveError:
-    """The one-line error for a damaged artifact file, offering to recompute its stage."""
-    folder = path.parent
-    cmd = RECOMPUTE.get(stage, "the stage")
-    return SieveError(f"{path} is corrupt ({why}); delete {folder} and run `{cmd}` again to recompute "
-                      f"the {stage} stage")
-
-
-def file_checksum(path: Path | str) -> str:
-    """``sha256:<hex>`` of a file's bytes (hardware-accelerated on most CPUs: ~0.3 s for 150 MB)."""
-    with open(path, "rb") as fh:
-        return "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-_verified: dict[str, tuple] = {}  # path -> (size, mtime_ns, inode, checksum) already verified in this process
-_verified_guard = threading.Lock()
-
-
-def verify_file(path: Path | str, expected: str) -> bool:
-    """True when ``path`` has checksum ``expected``.  Hashed once per process per file
-    version (size, mtime and inode memoised), so reloading a large array costs nothing."""
-    path = Path(path)
-    try:
-        st = path.stat()
-    except OSError:
-        return False
-    stamp = (st.st_size, st.st_mtime_ns, st.st_ino, expected)
-    with _verified_guard:
-        if _verified.get(str(path)) == stamp:
-            return True
-    ok = file_checksum(path) == expected
-    if ok:
-        with _verified_guard:
-            _verified[str(path)] = stamp
-    return ok
-
-
-def sidecar_checksum(meta: dict) -> str:
-    body = {k: v for k, v in meta.items() if k != "meta_checksum"}
-    return "sha256:" + hashlib.sha256(canonical_json(body).encode()).hexdigest()
-
-
-def read_sidecar(path: Path, stage: str) -> dict:
-    """An artifact's ``meta.json`` as a dict (its own checksum is checked by ``load_artifact``)."""
-    try:
-        meta = json.loads(path.read_text())
-        if not isinstance(meta, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as exc:
-        raise corrupt(path, stage, f"unreadable: {' '.join(str(exc).split())[:120]}") from exc
-    return meta
 
 
 def _lock_conflict(exc: BaseException) -> bool:
@@ -565,17 +342,17 @@ def _ensure_meta_table(con, read_only: bool, root: Path | None = None) -> None:
     rows = con.execute("SELECT value FROM sieve_meta WHERE key = 'schema_version'").fetchall()
     row = rows[0] if rows else None
     found = json.loads(row[0]) if row else None
-    if found == SCHEMA_VERSION:
+    if found == artifacts.SCHEMA_VERSION:
         return
     if found is None:
         has_data = con.execute("SELECT count(*) FROM sieve_meta").fetchall()[0][0] > 0
-        found = 0 if has_data else SCHEMA_VERSION
-    if isinstance(found, int) and found > SCHEMA_VERSION:
+        found = 0 if has_data else artifacts.SCHEMA_VERSION
+    if isinstance(found, int) and found > artifacts.SCHEMA_VERSION:
         raise SieveError(
-            f"workspace {root} was written by a newer Sieve (schema {found}, this one reads {SCHEMA_VERSION}); "
+            f"workspace {root} was written by a newer Sieve (schema {found}, this one reads {artifacts.SCHEMA_VERSION}); "
             "upgrade Sieve or use another --workspace"
         )
-    if found != SCHEMA_VERSION:
+    if found != artifacts.SCHEMA_VERSION:
         con.execute("BEGIN TRANSACTION")
         for t in DERIVED_TABLES:
             con.execute(f"DROP TABLE IF EXISTS {quote_ident(t)}")
@@ -584,7 +361,7 @@ def _ensure_meta_table(con, read_only: bool, root: Path | None = None) -> None:
         if root is not None:
             shutil.rmtree(root / "artifacts", ignore_errors=True)
             shutil.rmtree(root / "cache", ignore_errors=True)
-    con.execute("INSERT OR REPLACE INTO sieve_meta(key, value) VALUES ('schema_version', ?)", [json.dumps(SCHEMA_VERSION)])
+    con.execute("INSERT OR REPLACE INTO sieve_meta(key, value) VALUES ('schema_version', ?)", [json.dumps(artifacts.SCHEMA_VERSION)])
 
 
 def fetch_arrow(con, sql: str, params: list | None = None):

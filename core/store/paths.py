@@ -22,8 +22,7 @@ import os
 import re
 from pathlib import Path, PurePath
 
-from .embed import is_default_model
-from .workspace import SieveError
+from core.store.workspace import SieveError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 GLOB_CHARS = "*?["
@@ -129,15 +128,3 @@ def check_new_files(paths, *, overwrite: bool, what: str = "export") -> None:
             raise SieveError(f"{what}: {p.name} already exists; choose another name or allow overwriting")
 
 
-def confine_model(name: str, root: Path | str | None) -> str:
-    """The model to load: ``name`` unchanged outside server mode (``root`` None).  In server
-    mode the bundled model's names, or a model folder inside ``root`` (returned absolute);
-    anything else is refused without looking outside the folder.  Raises SieveError."""
-    name = str(name or "").strip()
-    if root is None or is_default_model(name):
-        return name
-    path = confine_read(name, root, "model folder", "data folder")
-    if any(ch in name for ch in GLOB_CHARS) or not Path(path).is_dir():
-        raise SieveError(f"model {name!r} must be the bundled model (all-MiniLM-L6-v2) or a model folder "
-                         "inside the data folder")
-    return path

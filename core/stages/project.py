@@ -9,7 +9,7 @@ Two paths:
 * ``exact=False`` (default): one kNN graph, one fuzzy simplicial set and one spectral
   initialisation (``cluster_dims`` components; the 2-D run starts from its first two
   columns), then two parallel layout optimisations.  Not bit-reproducible, so exports
-  store the computed map next to the manifest (see :mod:`core.export`).
+  store the computed map next to the manifest (see :mod:`core.stages.export`).
 
 Above ``fit_sample`` rows either path fits on a seeded sample of that many rows and places
 the others into the fitted maps in chunks (UMAP's transform: a kNN query into the sample,
@@ -25,16 +25,21 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Callable
+import warnings
 
 import numpy as np
 
-from . import warmup
-from .distinct import duplicate_groups
-from .workspace import SieveError, Workspace, stage_key
+from core.runtime import warmup
+from core.runtime.hardware import gpu_available
+from core.stages.base import StageResult, stage_result
+from core.stages.distinct import duplicate_groups
+from core.stages.knn import EXACT_KNN_MAX_ROWS, knn, query_knn
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import stage_key
+from core.stages.embed import load_embeddings
 
 METRICS = ("cosine", "euclidean", "manhattan", "correlation")
 MIN_UMAP_ROWS = 10
-EXACT_KNN_MAX_ROWS = 20_000
 DEFAULT_FIT_SAMPLE = 200_000
 TRANSFORM_CHUNK = 50_000
 MAX_SEED = 2**32 - 1  # numpy's RandomState, which UMAP seeds, takes no larger seed
@@ -50,6 +55,8 @@ Progress = Callable[[int, int, str], None]
 
 @dataclass(frozen=True)
 class ProjectParams:
+    """UMAP parameters (McInnes et al. 2018, ``umap-learn``): neighbours, metric, min_dist, the
+    n-D clustering space, seed, exact vs fast, fit sample; validated on creation (SieveError)."""
     n_neighbors: int = 15
     min_dist: float = 0.1
     metric: str = "cosine"
@@ -103,62 +110,12 @@ LEGACY_PROJECT = {"exact": True, "fit_sample": None}
 
 @dataclass
 class Projection:
+    """The 2-D map (n, 2) and the clustering space (n, cluster_dims), float32, with notes."""
     xy: np.ndarray  # (n, 2) float32, for display
     xnd: np.ndarray  # (n, cluster_dims) float32, for clustering
     notes: list[str] = field(default_factory=list)
     # False when a parallel (or GPU) optimisation made it: recomputing gives another map
     reproducible: bool = True
-
-
-def _knn(vectors: np.ndarray, k: int, metric: str, seed: int):
-    """(indices, distances, search index or None); self first in each row."""
-    n = len(vectors)
-    k = min(k, n)
-    if n <= EXACT_KNN_MAX_ROWS:
-        from sklearn.neighbors import NearestNeighbors
-
-        nn = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute").fit(vectors)
-        dist, idx = nn.kneighbors(vectors)
-        # Put each point first in its own row, even among exact duplicates.
-        for row in np.nonzero(idx[:, 0] != np.arange(n))[0]:
-            where = np.nonzero(idx[row] == row)[0]
-            j = where[0] if len(where) else k - 1
-            idx[row, 1 : j + 1] = idx[row, 0:j].copy()
-            dist[row, 1 : j + 1] = dist[row, 0:j].copy()
-            idx[row, 0], dist[row, 0] = row, 0.0
-        return idx.astype(np.int32), dist.astype(np.float32), None
-    return nndescent(vectors, k, metric, seed)
-
-
-def nndescent(vectors: np.ndarray, k: int, metric: str, seed: int):
-    """Approximate kNN (pynndescent, as umap-learn calls it): (indices, distances, index).
-    Used above EXACT_KNN_MAX_ROWS rows; core.warmup compiles it on a tiny array."""
-    from umap.umap_ import nearest_neighbors
-
-    idx, dist, index = nearest_neighbors(
-        vectors, n_neighbors=k, metric=metric, metric_kwds={}, angular=False,
-        random_state=np.random.RandomState(seed), low_memory=True,
-    )
-    return idx.astype(np.int32), dist.astype(np.float32), index
-
-
-def knn_graph(vectors: np.ndarray, n_neighbors: int, metric: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, distances), each (n, k), self included as the first neighbour."""
-    idx, dist, _ = _knn(vectors, n_neighbors, metric, seed)
-    return idx, dist
-
-
-def _query_knn(fit_vectors: np.ndarray, index, queries: np.ndarray, k: int, metric: str):
-    """The ``k`` nearest fit rows of each query row: (indices, distances)."""
-    if index is not None:
-        eps = 0.24 if getattr(index, "_angular_trees", False) else 0.12
-        idx, dist = index.query(queries, k, epsilon=eps)
-        return idx.astype(np.int32), dist.astype(np.float32)
-    from sklearn.neighbors import NearestNeighbors
-
-    nn = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute").fit(fit_vectors)
-    dist, idx = nn.kneighbors(queries)
-    return idx.astype(np.int32), dist.astype(np.float32)
 
 
 def _pca(vectors: np.ndarray, dims: int) -> np.ndarray:
@@ -183,8 +140,6 @@ def _runs(params: ProjectParams) -> tuple[tuple[int, float], tuple[int, float]]:
 
 def _exact_fit(vectors, idx, dist, k, params, progress, parallel=False) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
     """The seeded, single-threaded path (unchanged from before ``exact`` existed)."""
-    import warnings
-
     import umap
 
     n = len(vectors)
@@ -211,8 +166,6 @@ def _exact_fit(vectors, idx, dist, k, params, progress, parallel=False) -> tuple
 
 def _fast_fit(vectors, idx, dist, k, params, progress, parallel=True) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
     """One fuzzy graph, one spectral init, two (parallel) optimisations."""
-    import warnings
-
     from umap.spectral import spectral_layout
     from umap.umap_ import find_ab_params, fuzzy_simplicial_set, noisy_scale_coords, simplicial_set_embedding
 
@@ -258,7 +211,7 @@ def _transform(fit_vectors, index, fit_embs, ab, queries, k, params, rng_seed: i
     from umap.umap_ import compute_membership_strengths, make_epochs_per_sample, smooth_knn_dist
 
     m = len(queries)
-    idx, dist = _query_knn(fit_vectors, index, queries, k, params.metric)
+    idx, dist = query_knn(fit_vectors, index, queries, k, params.metric)
     idx[dist >= _DISCONNECTION.get(params.metric, np.inf)] = -1
     sigmas, rhos = smooth_knn_dist(dist, float(k), local_connectivity=0.0)
     rows, cols, vals, _ = compute_membership_strengths(idx, dist, sigmas, rhos, bipartite=True)
@@ -320,45 +273,56 @@ def project(vectors: np.ndarray, params: ProjectParams = ProjectParams(), progre
     big = min(len(vectors), params.fit_sample or len(vectors)) > EXACT_KNN_MAX_ROWS
     warmup.wait_for_warmup(knn=big)
     warmup.enable_disk_cache()
-    if not params.exact and warmup.gpu_available():
+    if not params.exact and gpu_available():
         return _project_gpu(vectors, params, notes)
 
     k = min(params.n_neighbors, n - 1)
     if k != params.n_neighbors:
         notes.append(f"n_neighbors lowered from {params.n_neighbors} to {k} for {n} rows")
-    sample = params.fit_sample is not None and n > params.fit_sample
-    if sample:
-        rng = np.random.default_rng(params.seed)
-        fit_rows = np.sort(rng.choice(n, params.fit_sample, replace=False))
-        notes.append(f"UMAP was fitted on a seeded sample of {len(fit_rows):,} of {n:,} rows; "
-                     "the others were placed into that map")
-        fit_vectors = np.ascontiguousarray(vectors[fit_rows])
-    else:
-        fit_rows, fit_vectors = None, vectors
+    fit_rows = _fit_sample(n, params, notes)
+    fit_vectors = vectors if fit_rows is None else np.ascontiguousarray(vectors[fit_rows])
     if progress:
         progress(0, 4, "nearest-neighbour graph")
-    idx, dist, index = _knn(fit_vectors, k, params.metric, params.seed)
+    idx, dist, index = knn(fit_vectors, k, params.metric, params.seed)
     parallel = not params.exact and (n >= PARALLEL_MIN_ROWS if parallel is None else bool(parallel))
     fit = _exact_fit if params.exact else _fast_fit
     embs, ab = fit(fit_vectors, idx, dist, k, params, progress, parallel=parallel)
     del idx, dist
-    if sample:
-        rest = np.setdiff1d(np.arange(n), fit_rows)
-        full = [np.zeros((n, e.shape[1]), np.float32) for e in embs]
-        for f, e in zip(full, embs):
-            f[fit_rows] = e
-        for c, start in enumerate(range(0, len(rest), TRANSFORM_CHUNK)):
-            if progress:
-                progress(3, 4, f"placing rows {start:,}-{min(start + TRANSFORM_CHUNK, len(rest)):,} of {len(rest):,}")
-            rows = rest[start : start + TRANSFORM_CHUNK]
-            placed = _transform(fit_vectors, index, embs, ab, np.ascontiguousarray(vectors[rows]), k, params,
-                                params.seed + 1 + c, parallel)
-            for f, p in zip(full, placed):
-                f[rows] = p
-        embs = full
+    if fit_rows is not None:
+        embs = _place_rest(vectors, fit_rows, fit_vectors, index, embs, ab, k, params, parallel, progress)
     if progress:
         progress(4, 4, "projected")
     return Projection(embs[0], embs[1], notes, reproducible=not parallel)
+
+
+def _fit_sample(n: int, params: ProjectParams, notes: list[str]) -> np.ndarray | None:
+    """Sorted row indices of the seeded fit sample, or None when every row is fitted."""
+    if params.fit_sample is None or n <= params.fit_sample:
+        return None
+    rng = np.random.default_rng(params.seed)
+    fit_rows = np.sort(rng.choice(n, params.fit_sample, replace=False))
+    notes.append(f"UMAP was fitted on a seeded sample of {len(fit_rows):,} of {n:,} rows; "
+                 "the others were placed into that map")
+    return fit_rows
+
+
+def _place_rest(vectors, fit_rows, fit_vectors, index, embs, ab, k, params, parallel, progress) -> list[np.ndarray]:
+    """The fitted embeddings ``embs`` of ``fit_rows`` with every other row placed into them
+    (UMAP transform, in chunks of TRANSFORM_CHUNK rows): one (n, dims) float32 array per run."""
+    n = len(vectors)
+    rest = np.setdiff1d(np.arange(n), fit_rows)
+    full = [np.zeros((n, e.shape[1]), np.float32) for e in embs]
+    for f, e in zip(full, embs):
+        f[fit_rows] = e
+    for c, start in enumerate(range(0, len(rest), TRANSFORM_CHUNK)):
+        if progress:
+            progress(3, 4, f"placing rows {start:,}-{min(start + TRANSFORM_CHUNK, len(rest)):,} of {len(rest):,}")
+        rows = rest[start : start + TRANSFORM_CHUNK]
+        placed = _transform(fit_vectors, index, embs, ab, np.ascontiguousarray(vectors[rows]), k, params,
+                            params.seed + 1 + c, parallel)
+        for f, p in zip(full, placed):
+            f[rows] = p
+    return full
 
 
 def _project_gpu(vectors: np.ndarray, params: ProjectParams, notes: list[str]) -> Projection:  # pragma: no cover
@@ -375,14 +339,13 @@ def _project_gpu(vectors: np.ndarray, params: ProjectParams, notes: list[str]) -
 
 
 def project_key(params: ProjectParams, embed_key: str) -> str:
+    """The project artifact key of ``params`` on the embedding ``embed_key``."""
     return stage_key("project", params.key_dict(), embed_key)
 
 
 def run_project(ws: Workspace, embed_key: str, params: ProjectParams = ProjectParams(),
                 progress: Progress | None = None) -> tuple[str, bool]:
     """Project the embedding artifact ``embed_key``; returns (key, cached)."""
-    from .embed import load_embeddings
-
     key = project_key(params, embed_key)
     if ws.has_artifact("project", key):
         return key, True
@@ -393,3 +356,10 @@ def run_project(ws: Workspace, embed_key: str, params: ProjectParams = ProjectPa
         {"parent": embed_key, "params": params, "notes": proj.notes, "reproducible": proj.reproducible},
     )
     return key, False
+
+
+def run(ws: Workspace, inputs: str, params: ProjectParams = ProjectParams(),
+        progress: Progress | None = None) -> StageResult:
+    """:func:`run_project` of the embedding ``inputs`` (its key) as a StageResult."""
+    key, cached = run_project(ws, inputs, params, progress)
+    return stage_result(ws, "project", key, cached)

@@ -35,13 +35,16 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .cluster import NOISE
+from core.stages.cluster import NOISE
+from core.nn import max_sim
 
 RANDOM_KEYS = ("coverage", "jsd", "nn_distance", "facility", "dup_rate", "reference_coverage")
 
 
 @dataclass
 class SelectionMetrics:
+    """How a selection compares with the full set and with random subsets of its size (see
+    :func:`selection_metrics`)."""
     n_full: int
     n_subset: int
     counts_full: dict[int, int]
@@ -112,6 +115,7 @@ def metric_aims(policy: str, pick: str) -> dict[str, tuple[str, bool]]:
 
 
 def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence (base 2, in [0, 1]) between two count vectors of one length."""
     p = np.asarray(p, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
     if p.sum() == 0 or q.sum() == 0:
@@ -262,8 +266,6 @@ def facility_clients(n: int, *, max_clients: int = FACILITY_CLIENTS, seed: int =
 
 def facility_score(vectors: np.ndarray, idx: np.ndarray, clients: np.ndarray) -> float | None:
     """Mean over ``clients`` (positions) of max(0, highest cosine similarity to a chosen row)."""
-    from .nn import max_sim
-
     idx = np.asarray(idx, dtype=np.int64)
     if len(idx) == 0:
         return None
@@ -281,13 +283,61 @@ def _max_sims(query_unit: np.ndarray, base_unit: np.ndarray, block: int = 2048) 
 
 def reference_coverage(reference: np.ndarray, vectors: np.ndarray, idx: np.ndarray, distance: float) -> float | None:
     """Share of reference rows whose nearest chosen row is within ``distance`` (cosine)."""
-    from .nn import max_sim
-
     idx = np.asarray(idx, dtype=np.int64)
     if len(idx) == 0 or len(reference) == 0:
         return None
     best, _ = max_sim(reference, vectors[np.sort(idx)])
     return float(np.mean(1.0 - best <= distance + 1e-7))
+
+
+@dataclass
+class _SubsetMeasure:
+    """The metrics of one subset (the selection or a random draw) against the full set."""
+    codes: np.ndarray
+    group_arr: np.ndarray
+    full_arr: np.ndarray
+    vectors: np.ndarray | None
+    keys: np.ndarray | None
+    near_threshold: float
+    seed: int
+    q_rows: int
+    clients_unit: np.ndarray | None
+    reference: np.ndarray | None
+    coverage_distance: float
+
+    def __call__(self, idx: np.ndarray, with_vectors: bool = True) -> dict:
+        sc = self.codes[idx]
+        out = {"coverage": _coverage_codes(self.group_arr, sc),
+               "jsd": jensen_shannon(self.full_arr, np.bincount(sc, minlength=len(self.group_arr)))}
+        vectors = self.vectors
+        if vectors is not None and with_vectors:
+            sidx = np.sort(np.asarray(idx, dtype=np.int64))
+            base = _unit_rows(vectors, sidx) if len(sidx) else None
+            out["nn_distance"], out["dup_rate"] = _nn_and_dups(vectors, idx, self.keys, self.near_threshold, self.seed,
+                                                               max_rows=self.q_rows, base=base)
+            out["facility"] = None if base is None else \
+                float(np.mean(np.maximum(_max_sims(self.clients_unit, base), 0.0)))
+            if self.reference is not None:
+                out["reference_coverage"] = None if base is None or len(self.reference) == 0 else \
+                    float(np.mean(1.0 - max_sim(self.reference, base)[0] <= self.coverage_distance + 1e-7))
+        elif self.keys is not None and vectors is None:
+            out["dup_rate"] = duplicate_rate(idx, keys=self.keys)
+        return out
+
+
+def _random_baseline(measure: _SubsetMeasure, pool: np.ndarray, k: int, n_random: int, seed: int,
+                     vector_runs: int) -> tuple[dict, int]:
+    """({metric: mean over ``n_random`` seeded random draws of ``k`` rows from ``pool``}, draws made)."""
+    if not (len(pool) >= k and k > 0 and n_random > 0):
+        return {}, 0
+    rng = np.random.default_rng(seed + 1)
+    runs = [measure(rng.choice(pool, k, replace=False), with_vectors=i < vector_runs) for i in range(n_random)]
+    rand = {}
+    for key in RANDOM_KEYS:
+        vals = [r[key] for r in runs if r.get(key) is not None]
+        if vals:
+            rand[key] = float(np.mean(vals))
+    return rand, len(runs)
 
 
 def selection_metrics(labels: np.ndarray, chosen: np.ndarray, vectors: np.ndarray | None = None, *,
@@ -300,8 +350,6 @@ def selection_metrics(labels: np.ndarray, chosen: np.ndarray, vectors: np.ndarra
     ``keys``: normalised-text hashes per row (exact duplicates in dup_rate);
     ``reference``: reference vectors (reference_coverage).  Without ``vectors`` only the
     label metrics (and the exact duplicate rate) are computed."""
-    from .nn import max_sim
-
     labels = np.asarray(labels)
     chosen = np.asarray(chosen, dtype=np.int64)
     group_arr, codes = _codes(labels)
@@ -321,37 +369,10 @@ def selection_metrics(labels: np.ndarray, chosen: np.ndarray, vectors: np.ndarra
     # Big (sampled) subsets: the vector metrics of the random baseline come from the first
     # random subset only (about 1 % uncertainty, see the module docstring).
     vector_runs = 1 if q_rows < k else n_random
-
-    def measure(idx: np.ndarray, with_vectors: bool = True) -> dict:
-        sc = codes[idx]
-        out = {"coverage": _coverage_codes(group_arr, sc),
-               "jsd": jensen_shannon(full_arr, np.bincount(sc, minlength=len(groups)))}
-        if vectors is not None and with_vectors:
-            sidx = np.sort(np.asarray(idx, dtype=np.int64))
-            base = _unit_rows(vectors, sidx) if len(sidx) else None
-            out["nn_distance"], out["dup_rate"] = _nn_and_dups(vectors, idx, keys, near_threshold, seed,
-                                                               max_rows=q_rows, base=base)
-            out["facility"] = None if base is None else \
-                float(np.mean(np.maximum(_max_sims(clients_unit, base), 0.0)))
-            if reference is not None:
-                out["reference_coverage"] = None if base is None or len(reference) == 0 else \
-                    float(np.mean(1.0 - max_sim(reference, base)[0] <= coverage_distance + 1e-7))
-        elif keys is not None and vectors is None:
-            out["dup_rate"] = duplicate_rate(idx, keys=keys)
-        return out
-
+    measure = _SubsetMeasure(codes, group_arr, full_arr, vectors, keys, near_threshold, seed, q_rows, clients_unit,
+                             reference, coverage_distance)
     mine = measure(chosen)
-    rand: dict = {}
-    n_done = 0
-    if len(pool) >= len(chosen) and len(chosen) > 0 and n_random > 0:
-        rng = np.random.default_rng(seed + 1)
-        runs = [measure(rng.choice(pool, len(chosen), replace=False), with_vectors=i < vector_runs)
-                for i in range(n_random)]
-        n_done = len(runs)
-        for key in RANDOM_KEYS:
-            vals = [r[key] for r in runs if r.get(key) is not None]
-            if vals:
-                rand[key] = float(np.mean(vals))
+    rand, n_done = _random_baseline(measure, pool, len(chosen), n_random, seed, vector_runs)
     return SelectionMetrics(
         n_full=int(len(labels)),
         n_subset=int(len(chosen)),

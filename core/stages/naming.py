@@ -9,10 +9,14 @@ from typing import Sequence
 
 import numpy as np
 
-from .cluster import NOISE, NOISE_NAME
-from .long_text import max_text_chars
-from .words import CJK, document_terms, script_of
-from .workspace import SieveError, Workspace, stage_key
+from core.stages.base import StageResult, stage_result
+from core.stages.cluster import NOISE, NOISE_NAME
+from core.encoders.long_text import max_text_chars
+from core.stages.words import CJK, document_terms, script_of
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import stage_key
+from core.stages.embed import load_embeddings
+from core.stages.dataset import load_texts
 
 
 NAME_POOL = 24  # terms beyond n_keywords a name may draw on when the one-fifth rule takes words away
@@ -21,6 +25,8 @@ NAMING_VERSION = 2  # 2: Unicode/CJK tokens, multilingual stop words, stems, the
 
 @dataclass(frozen=True)
 class LabelParams:
+    """How clusters are named: c-TF-IDF keywords per cluster (Grootendorst 2022, BERTopic) and
+    the representative rows nearest each cluster's centroid."""
     n_keywords: int = 8
     n_name_words: int = 3
     n_representatives: int = 5
@@ -40,6 +46,7 @@ class LabelParams:
 
 @dataclass
 class ClusterInfo:
+    """One cluster's name, size, keywords and representative rows (as stored in the label artifact)."""
     id: int
     name: str
     keywords: list[str]
@@ -55,7 +62,7 @@ Term = tuple[str, str, float]  # (key: the stem counted, surface: the word shown
 
 def class_term_counts(texts: Sequence[str], labels: np.ndarray):
     """(class ids, keys, counts, surfaces): ``counts`` a CSR (n_classes, n_keys) float64 of
-    each key's occurrences per class (tokens, stop words and stems of :mod:`core.words`);
+    each key's occurrences per class (tokens, stop words and stems of :mod:`core.stages.words`);
     ``surfaces[(class_pos, key_pos)]`` a Counter of the words as written."""
     import scipy.sparse as sp
 
@@ -194,9 +201,8 @@ def label_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray
 
 
 def run_label(ws: Workspace, cluster_key: str, embed_key: str, params: LabelParams = LabelParams()) -> tuple[str, bool]:
-    from .embed import load_embeddings
-    from .ingest import load_texts
-
+    """Name the clusters of ``cluster_key`` from the texts and the vectors of ``embed_key``;
+    returns (label artifact key, cached).  Raises SieveError when the dataset changed since."""
     key = stage_key("label", {"params": params, "naming": NAMING_VERSION}, cluster_key)
     if ws.has_artifact("label", key):
         return key, True
@@ -214,5 +220,13 @@ def run_label(ws: Workspace, cluster_key: str, embed_key: str, params: LabelPara
 
 
 def load_labels(ws: Workspace, key: str) -> list[ClusterInfo]:
+    """The clusters' :class:`ClusterInfo` list of the label artifact ``key``."""
     _, meta = ws.load_artifact("label", key)
     return [ClusterInfo(**d) for d in meta["clusters"]]
+
+
+def run(ws: Workspace, inputs: tuple[str, str], params: LabelParams = LabelParams()) -> StageResult:
+    """:func:`run_label` of ``inputs`` = (cluster key, embed key) as a StageResult."""
+    cluster_key, embed_key = inputs
+    key, cached = run_label(ws, cluster_key, embed_key, params)
+    return stage_result(ws, "label", key, cached)

@@ -1,4 +1,4 @@
-"""The SQL filter's worker process (run as a script by core.query; imports nothing from core).
+"""The SQL filter's worker process (run as a script by core.store.query; imports nothing from core).
 
 stdin: an 8-byte little-endian header length, a JSON header {"sql", "memory", "threads",
 "timeout"}, then the dataset as an Arrow IPC stream.  stdout: the matching row ids as
@@ -22,6 +22,9 @@ import struct
 import sys
 import threading
 
+import duckdb
+import pyarrow as pa
+
 
 def _size_bytes(text: str) -> int:
     units = {"kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
@@ -42,14 +45,15 @@ def _vm_size() -> int:
 
 
 def main() -> int:
+    """The sandbox process: reads a length-prefixed JSON header (query, timeout) and an Arrow
+    stream from stdin, runs the query on an in-memory DuckDB with no file access, writes the
+    result (or the error) to stdout.  Returns the exit code."""
     signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the default action ends the process
     stdin = sys.stdin.buffer
     (n,) = struct.unpack("<Q", stdin.read(8))
     header = json.loads(stdin.read(n))
     timeout = float(header["timeout"])
     signal.alarm(int(math.ceil(timeout)) + 1)
-    import duckdb
-    import pyarrow as pa
 
     table = pa.ipc.open_stream(stdin).read_all()
     con = duckdb.connect(":memory:", config={

@@ -1,7 +1,7 @@
 """Alternative clustering algorithms for the map, besides HDBSCAN on the UMAP n-D projection.
 
 Each is a pure function returning ``(labels, strength)``: labels (n,) int64 with -1 for
-noise (not yet renumbered), strength (n,) float32 in [0, 1].  ``core.cluster`` chooses
+noise (not yet renumbered), strength (n,) float32 in [0, 1].  ``core.stages.cluster`` chooses
 among them by ``ClusterParams.algorithm`` and renumbers the result by size.
 
 * ``evoc``: EVoC (Embedding Vector Oriented Clustering, L. McInnes; the ``evoc`` package):
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .project import knn_graph
+from core.stages.knn import knn_graph
 
 # The map's cluster algorithms; "hdbscan" is the original one (and what a params dict
 # without the field means).

@@ -27,6 +27,8 @@ from functools import lru_cache
 from typing import Iterable, NamedTuple, Sequence
 
 import regex
+import stopwordsiso
+import snowballstemmer
 
 CJK = "cjk"
 _CJK_CLASS = r"\p{Han}\p{Hiragana}\p{Katakana}" + "\u30fc"  # ー, the long-vowel mark
@@ -66,6 +68,7 @@ def script_of(ch: str) -> str:
 
 
 class Token(NamedTuple):
+    """A word (or CJK run) and the script it is written in."""
     surface: str  # as shown in a name: lower-cased, NFC
     script: str  # script_of its first character
 
@@ -103,8 +106,6 @@ def _word_token(word: str) -> Token | None:
 @lru_cache(maxsize=1)
 def stop_lists() -> dict[str, frozenset[str]]:
     """stopwords-iso lists by ISO 639-1 code, lower-cased and NFC (package ``stopwordsiso``)."""
-    import stopwordsiso
-
     return {lang: frozenset(unicodedata.normalize("NFC", w).lower() for w in stopwordsiso.stopwords(lang))
             for lang in sorted(stopwordsiso.langs())}
 
@@ -157,8 +158,6 @@ def is_stop(t: Token, lang: str | None) -> bool:
 
 @lru_cache(maxsize=8)
 def _stemmer(lang: str):
-    import snowballstemmer
-
     return snowballstemmer.stemmer(SNOWBALL[lang])
 
 

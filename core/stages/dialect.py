@@ -15,7 +15,7 @@ import codecs
 import csv
 from pathlib import Path
 
-from .workspace import SieveError
+from core.store.workspace import SieveError
 
 DELIMITERS = (",", ";", "|", "\t")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "|": "pipe", "\t": "tab"}
@@ -154,6 +154,7 @@ def check_utf8(path: Path, limit: int = UTF8_CHECK_BYTES) -> None:
 
 
 def not_utf8_message(path: Path, where: str = "") -> str:
+    """The one-line error for a file that is not UTF-8, with charset-normalizer's guess."""
     guess = guess_encoding(path)
     hint = f"; it looks like {guess}" if guess and guess.replace("_", "-").lower() not in ("utf-8", "ascii") else ""
     at = f" ({where})" if where else ""

@@ -10,7 +10,7 @@ manifest) means the old behaviour: every row, soft membership on.
 
 cuML's HDBSCAN is used instead when it imports and a GPU is present (not exact-checked).
 
-``algorithm`` chooses another clusterer (``core.cluster_methods``: EVoC, PLSCAN, Leiden);
+``algorithm`` chooses another clusterer (``core.stages.cluster_methods``: EVoC, PLSCAN, Leiden);
 "hdbscan" is the default and what a params dict without the field means.  For those, a
 noise row's soft membership is the majority cluster among its ``SOFT_KNN`` nearest
 clustered rows in the n-D projection (strength = that majority's share).
@@ -23,9 +23,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .cluster_methods import ALGORITHMS, ON_VECTORS, evoc_labels, leiden_labels, plscan_labels
-from .distinct import duplicate_groups
-from .workspace import SieveError, Workspace, stage_key
+from core.stages.base import StageResult, stage_result
+from core.stages.cluster_methods import ALGORITHMS, ON_VECTORS, evoc_labels, leiden_labels, plscan_labels
+from core.stages.distinct import duplicate_groups
+from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import stage_key
+from core.runtime import warmup
+from core.runtime.hardware import gpu_available, usable_cores
 
 NOISE = -1
 # Bumped when the stage's output changes, so cached results of older code are recomputed
@@ -47,6 +51,8 @@ def default_min_cluster_size(n: int) -> int:
 
 @dataclass(frozen=True)
 class ClusterParams:
+    """HDBSCAN (Campello et al. 2013; the ``hdbscan`` package) or another clusterer's parameters
+    (see the module docstring); validated on creation (SieveError)."""
     min_cluster_size: int | None = None  # None: default_min_cluster_size(n)
     min_samples: int | None = None  # None: min(min_cluster_size, 10)
     method: str = "eom"
@@ -59,7 +65,7 @@ class ClusterParams:
     # multiplicity: they share one position, so they fall in one cluster, and too few
     # distinct vectors make one cluster (see cluster()).  False: the old behaviour.
     merge_duplicates: bool = True
-    # The clusterer (core.cluster_methods.ALGORITHMS); EVoC and Leiden cluster the raw vectors.
+    # The clusterer (core.stages.cluster_methods.ALGORITHMS); EVoC and Leiden cluster the raw vectors.
     algorithm: str = "hdbscan"
 
     def __post_init__(self):
@@ -107,6 +113,8 @@ LEGACY_CLUSTER = {"fit_sample": None, "soft": True, "merge_duplicates": False, "
 
 @dataclass
 class Clustering:
+    """Per-row cluster labels (int32, -1 = noise), membership strengths (float32 in [0, 1]) and
+    soft labels/strengths (noise rows given their nearest cluster), with the params used and notes."""
     labels: np.ndarray  # (n,) int32; -1 is noise
     strength: np.ndarray  # (n,) float32 membership strength in [0, 1]
     params: ClusterParams  # with the defaults resolved
@@ -139,6 +147,7 @@ def _hdbscan(points: np.ndarray, p: ClusterParams, prediction_data: bool):
 
 
 def one_cluster(n: int, p: ClusterParams, note: str) -> Clustering:
+    """Every one of ``n`` rows in cluster 0 with strength 1, and ``note`` saying why."""
     ones = np.ones(n, np.float32)
     return Clustering(np.zeros(n, np.int32), ones, p, [note], np.zeros(n, np.int32), ones)
 
@@ -152,8 +161,6 @@ def cluster(points: np.ndarray, params: ClusterParams = ClusterParams(), vectors
     texts share one position, so HDBSCAN sees one point with its multiplicity and can never
     split them), and fewer than 2 x min_cluster_size (or 5) distinct vectors form one cluster.
     ``vectors`` (n, d): the raw embeddings, needed by the EVoC and Leiden algorithms."""
-    from . import warmup
-
     points = np.asarray(points, dtype=np.float64)
     n = len(points)
     if n == 0:
@@ -178,7 +185,7 @@ def cluster(points: np.ndarray, params: ClusterParams = ClusterParams(), vectors
     warmup.wait_for_warmup()
     if p.algorithm != "hdbscan":
         return _other_algorithm(points, p, vectors, notes)
-    if warmup.gpu_available():  # pragma: no cover - no GPU in CI
+    if gpu_available():  # pragma: no cover - no GPU in CI
         model, raw, strength = _gpu_hdbscan(points, p)
         notes.append("HDBSCAN ran on the GPU (cuML)")
     elif p.fit_sample is not None and n > p.fit_sample:
@@ -243,8 +250,6 @@ def _sample_fit_assign(points: np.ndarray, p: ClusterParams, notes: list[str]) -
     """HDBSCAN on a seeded sample, then every other row takes the label (and strength) of
     its nearest sample row in mutual-reachability distance."""
     from scipy.spatial import cKDTree
-
-    from .workspace import usable_cores
 
     n = len(points)
     s = int(p.fit_sample)
@@ -315,10 +320,12 @@ def relabel_by_size(raw: np.ndarray, return_mapping: bool = False):
 
 
 def cluster_key(params: ClusterParams, project_key: str) -> str:
+    """The cluster artifact key of ``params`` on the projection ``project_key``."""
     return stage_key("cluster", {"params": params.key_dict(), "version": STAGE_VERSION}, project_key)
 
 
 def run_cluster(ws: Workspace, project_key: str, params: ClusterParams = ClusterParams()) -> tuple[str, bool]:
+    """Cluster the projection ``project_key``; returns (cluster artifact key, cached)."""
     key = cluster_key(params, project_key)
     if ws.has_artifact("cluster", key):
         return key, True
@@ -338,3 +345,9 @@ def run_cluster(ws: Workspace, project_key: str, params: ClusterParams = Cluster
          "n_clusters": result.n_clusters},
     )
     return key, False
+
+
+def run(ws: Workspace, inputs: str, params: ClusterParams = ClusterParams()) -> StageResult:
+    """:func:`run_cluster` of the projection ``inputs`` (its key) as a StageResult."""
+    key, cached = run_cluster(ws, inputs, params)
+    return stage_result(ws, "cluster", key, cached)

@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from tokenizers import Tokenizer
 
-from .ingest import DATASET_TABLE, current_dataset
-from .onnx_embed import local_model_dir
-from .workspace import SieveError, Workspace, fetch_arrow
+from core.encoders.models import local_model_dir
+from core.store.workspace import SieveError
 
 LONG_TEXT_MODES = ("truncate", "chunk")
 DEFAULT_MAX_TEXT_CHARS = 100_000
@@ -64,6 +64,7 @@ def max_text_chars() -> int:
 
 
 def check_mode(mode: str) -> str:
+    """``mode`` if it is one of LONG_TEXT_MODES, else raises SieveError."""
     if mode not in LONG_TEXT_MODES:
         raise SieveError(f"long_text must be one of {LONG_TEXT_MODES}, got {mode!r}")
     return mode
@@ -112,8 +113,6 @@ def model_limit(model: str) -> TokenLimit | None:
     folder = _model_folder(model)
     if folder is None or not (folder / "tokenizer.json").is_file():
         return None
-    from tokenizers import Tokenizer
-
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tok.no_truncation()
     tok.no_padding()
@@ -122,6 +121,7 @@ def model_limit(model: str) -> TokenLimit | None:
 
 
 def cap(text: str, limit_chars: int) -> str:
+    """``text`` cut to its first ``limit_chars`` characters (the cell cap)."""
     return text if len(text) <= limit_chars else text[:limit_chars]
 
 
@@ -284,22 +284,3 @@ def count_long(texts: Sequence[str], lim: TokenLimit | None) -> LongTextCount:
     return LongTextCount(len(texts), over, n_cap, lim.max_seq_length, cap_chars)
 
 
-def count_dataset(ws: Workspace, model: str = "all-MiniLM-L6-v2") -> LongTextCount:
-    """:func:`count_long` over the workspace's current dataset (embeddable texts), for
-    ``model``'s tokenizer; cached in the workspace by (dataset key, model).  Only texts
-    longer than the limit in UTF-8 bytes are read from DuckDB."""
-    info = current_dataset(ws)
-    lim = model_limit(model)
-    key = f"long_text:{info.key}:{model}:{max_text_chars()}"
-    cached = ws.get_meta(key)
-    if cached:
-        return LongTextCount(**cached)
-    floor = lim.content if lim is not None else max_text_chars()
-    with ws.connect() as con:
-        n = con.execute(f"SELECT count(*) FROM {DATASET_TABLE} WHERE sieve_text_ok").fetchall()[0][0]
-        tbl = fetch_arrow(con, f"SELECT sieve_text FROM {DATASET_TABLE} WHERE sieve_text_ok AND strlen(sieve_text) > ?",
-                          [floor])
-    result = count_long(tbl.column(0).to_pylist(), lim)
-    result.n_texts = int(n)
-    ws.set_meta(key, result.to_dict())
-    return result

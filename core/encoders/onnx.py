@@ -21,20 +21,23 @@ and mean-pools (or CLS-pools) inside the graph exactly like sentence-transformer
 
 from __future__ import annotations
 
-import hashlib
+import inspect
 import json
-import os
-import shutil
+import logging
 import time
-import uuid
+import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
+from tokenizers import Tokenizer
 
-from .workspace import SieveError, atomic_write_json, cache_root, usable_cores
-
-Progress = Callable[[int, int, str], None]
+from core.encoders.base import Progress
+from core.encoders.cache import (META_FILE, artifact_dir, build_atomically, export_versions, fast_tokenizer_json,
+                                 load_sentence_transformer, st_parts, verify_dir)
+from core.encoders.models import local_model_dir, model_id
+from core.runtime.hardware import usable_cores
+from core.store.workspace import SieveError
 
 BACKEND = "onnx-int8"
 EXPORT_VERSION = 1
@@ -56,180 +59,18 @@ ONNX_QUALITY = {
 }
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
-META_FILE = "meta.json"
 
 
 # -- the cache dir ----------------------------------------------------------------
 
 
-def model_files_hash(path: Path | str) -> str:
-    """sha256 over the relative names and contents of every file of a model folder."""
-    root = Path(path)
-    h = hashlib.sha256()
-    for f in sorted(p for p in root.rglob("*") if p.is_file() and ".git" not in p.parts):
-        h.update(str(f.relative_to(root)).encode())
-        h.update(b"\x00")
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        h.update(b"\x01")
-    return h.hexdigest()
-
-
-def local_model_dir(model: str) -> Path:
-    """The folder holding ``model``'s files (the packaged default, a local path, or a
-    model already in the Hugging Face cache); never downloads."""
-    from .embed import resolve_model
-
-    path = Path(resolve_model(model))
-    if path.exists():
-        return path
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(model, local_files_only=True))
-    except Exception as exc:  # noqa: BLE001 - many hub exception types
-        raise SieveError(
-            f"model {model!r} is not a local folder nor in the Hugging Face cache ({type(exc).__name__}); "
-            "give a local sentence-transformers folder"
-        ) from exc
-
-
-def _slug(text: str) -> str:
-    keep = "".join(c if c.isalnum() or c in "-_." else "-" for c in text.split("/")[-1])
-    return keep[:40] or "model"
-
-
-def artifact_dir(kind: str, model: str, options: dict, *, model_dir: Path | None = None) -> Path:
-    """``<cache>/<kind>/<model slug>-<hash of model files + options>``."""
-    from .embed import model_id
-
-    mdir = model_dir or local_model_dir(model)
-    digest = hashlib.sha256(
-        json.dumps({"model": model_id(model), "files": model_files_hash(mdir), "options": options},
-                   sort_keys=True).encode()
-    ).hexdigest()[:16]
-    return cache_root() / kind / f"{_slug(model_id(model))}-{digest}"
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def verify_dir(path: Path, files: Sequence[str]) -> dict | None:
-    """``meta.json`` of a complete cache folder, or None if it is missing or any of
-    ``files`` is absent or differs in size from what ``meta.json`` recorded."""
-    try:
-        meta = json.loads((path / META_FILE).read_text())
-        sizes = meta["sizes"]
-        for name in files:
-            if (path / name).stat().st_size != sizes[name]:
-                return None
-        return meta
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def build_atomically(final: Path, files: Sequence[str], build: Callable[[Path], dict]) -> dict:
-    """Build a cache folder in a temp sibling (``build(tmp)`` writes ``files`` and
-    returns extra meta), record sizes and digests in ``meta.json`` (last), then rename
-    it into place.  If another process won the race, its folder is used.  A broken
-    folder at ``final`` (no or bad ``meta.json``) is replaced."""
-    meta = verify_dir(final, files)
-    if meta is not None:
-        return meta
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
-        extra = build(tmp)
-        meta = dict(extra)
-        meta["sizes"] = {name: (tmp / name).stat().st_size for name in files}
-        meta["sha256"] = {name: _file_digest(tmp / name) for name in files}
-        meta["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        atomic_write_json(tmp / META_FILE, meta)
-        if final.exists() and verify_dir(final, files) is None:
-            shutil.rmtree(final, ignore_errors=True)  # a broken earlier attempt
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            won = verify_dir(final, files)  # another process finished first
-            if won is None:
-                raise
-            return won
-        return meta
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 # -- export -----------------------------------------------------------------------
-
-
-def _versions() -> dict:
-    """The installed versions that shape the exported graph, read from the package
-    metadata: importing torch and transformers only to read them cost ~6 s of every
-    warm model load (the same strings as their ``__version__``)."""
-    from importlib import metadata
-
-    return {name: metadata.version(name) for name in ("torch", "transformers", "onnxruntime")}
-
-
-def _load_st(model_dir: Path):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from sentence_transformers import SentenceTransformer
-
-    try:
-        return SentenceTransformer(str(model_dir), device="cpu")
-    except Exception as exc:  # noqa: BLE001
-        raise SieveError(f"model {model_dir} could not be loaded for the ONNX export "
-                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
-
-
-def st_parts(st) -> tuple[object, str, int, object]:
-    """(transformer module, pooling mode 'mean'|'cls', max_seq_length, tokenizer) of a
-    plain sentence-transformers model (Transformer -> Pooling [-> Normalize])."""
-    mods = list(st)
-    names = [type(m).__name__ for m in mods]
-    if not names or names[0] != "Transformer" or len(names) < 2 or names[1] != "Pooling" \
-            or any(n != "Normalize" for n in names[2:]):
-        raise SieveError(f"backend 'onnx-int8'/'static' supports Transformer+Pooling models; this one is {names}; "
-                         "use backend 'torch'")
-    pool = mods[1]
-    cfg = pool.get_config_dict() if hasattr(pool, "get_config_dict") else {}
-    mode = getattr(pool, "pooling_mode", None) or ("cls" if cfg.get("pooling_mode_cls_token") else
-                                                   "mean" if cfg.get("pooling_mode_mean_tokens") else None)
-    if mode in ("mean_tokens",):
-        mode = "mean"
-    if mode in ("cls_token",):
-        mode = "cls"
-    if mode not in ("mean", "cls"):
-        raise SieveError(f"backend 'onnx-int8' supports mean or CLS pooling, not {mode!r}; use backend 'torch'")
-    max_len = int(getattr(st, "max_seq_length", None) or getattr(mods[0], "max_seq_length", 512) or 512)
-    return mods[0], mode, max_len, st.tokenizer
-
-
-def fast_tokenizer_json(tokenizer, max_len: int) -> str:
-    """The model's fast tokenizer as JSON, without fixed padding, truncating at ``max_len``."""
-    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
-    if backend is None:
-        raise SieveError("backend 'onnx-int8'/'static' needs a fast (Rust) tokenizer; use backend 'torch'")
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_str(backend.to_str())
-    tok.no_padding()
-    tok.enable_truncation(max_length=max_len)
-    return tok.to_str()
 
 
 def _export_target(model: str) -> tuple[Path, Path, dict]:
     """(local model folder, cache folder of its export, export options)."""
     mdir = local_model_dir(model)
-    options = {"export_version": EXPORT_VERSION, "opset": OPSET, "quant": QUANT_OPTIONS, "versions": _versions()}
+    options = {"export_version": EXPORT_VERSION, "opset": OPSET, "quant": QUANT_OPTIONS, "versions": export_versions()}
     return mdir, artifact_dir("onnx", model, options, model_dir=mdir), options
 
 
@@ -257,7 +98,7 @@ def export_onnx(model: str = "all-MiniLM-L6-v2", *, progress: Progress | None = 
 
     def build(tmp: Path) -> dict:
         step(0, "preparing the ONNX int8 model (one time): loading")
-        st = _load_st(mdir)
+        st = load_sentence_transformer(mdir)
         transformer, mode, max_len, tokenizer = st_parts(st)
         step(1, "preparing the ONNX int8 model (one time): exporting")
         fp32 = tmp / "fp32.onnx"
@@ -271,7 +112,7 @@ def export_onnx(model: str = "all-MiniLM-L6-v2", *, progress: Progress | None = 
                 f.unlink()
         (tmp / TOKENIZER_FILE).write_text(fast_tokenizer_json(tokenizer, max_len))
         step(4, "preparing the ONNX int8 model (one time): done")
-        return {"model_id": _model_id(model), "pooling": mode, "max_seq_length": max_len, "options": options,
+        return {"model_id": model_id(model), "pooling": mode, "max_seq_length": max_len, "options": options,
                 "dim": int((getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension)()), "fused": fused is not None,
                 "token_type_ids": info["token_type_ids"]}
 
@@ -279,16 +120,7 @@ def export_onnx(model: str = "all-MiniLM-L6-v2", *, progress: Progress | None = 
     return final
 
 
-def _model_id(model: str) -> str:
-    from .embed import model_id
-
-    return model_id(model)
-
-
 def _torch_export(hf_model, mode: str, out: Path) -> dict:
-    import inspect
-    import warnings
-
     import torch
 
     hf_model = hf_model.eval()
@@ -342,8 +174,6 @@ def _torch_export(hf_model, mode: str, out: Path) -> dict:
 def _ort_optimize(src: Path, out: Path, config) -> Path | None:
     """ONNX Runtime's offline transformer fusions (Attention, SkipLayerNorm, BiasGelu);
     None if this architecture is not supported (the plain graph is used then)."""
-    import logging
-
     heads = getattr(config, "num_attention_heads", 0)
     hidden = getattr(config, "hidden_size", 0)
     mtype = getattr(config, "model_type", "bert")
@@ -360,8 +190,6 @@ def _ort_optimize(src: Path, out: Path, config) -> Path | None:
 
 
 def _quantize(src: Path, out: Path) -> None:
-    import logging
-
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     logging.getLogger("onnxruntime").setLevel(logging.ERROR)
@@ -389,7 +217,7 @@ def pad_batch(encodings) -> tuple[np.ndarray, np.ndarray]:
 
 
 class OnnxInt8Encoder:
-    """The :class:`core.embed.Encoder` of the "onnx-int8" backend."""
+    """The :class:`core.encoders.base.Encoder` of the "onnx-int8" backend."""
 
     backend = BACKEND
 
@@ -400,8 +228,6 @@ class OnnxInt8Encoder:
         except ImportError as exc:
             raise SieveError("backend 'onnx-int8' needs onnxruntime (pip install onnxruntime); "
                              "or use backend 'torch'") from exc
-        from tokenizers import Tokenizer
-
         self.path = export_onnx(model, progress=progress)
         meta = json.loads((self.path / META_FILE).read_text())
         self.model_id = f"{meta['model_id']}#{BACKEND}"

@@ -7,7 +7,7 @@ the expression, subqueries may read only ``dataset``: table functions (``read_cs
 ``glob``, ``range``, ``duckdb_settings()``...) and setting/environment functions
 (``current_setting``, ``getvariable``...) are refused from the parsed tree.
 
-It then runs in a worker process (core/sql_sandbox.py) on an in-memory DuckDB that sees
+It then runs in a worker process (core/store/sql_sandbox.py) on an in-memory DuckDB that sees
 only an Arrow copy of the dataset's referenced columns (``dataset``), with external
 access off, no spill folder (``temp_directory`` empty), a memory limit
 (``$SIEVE_SQL_MEMORY``, default 1GB, also enforced as an address-space cap, since DuckDB
@@ -29,9 +29,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import duckdb
 
-from .ingest import DATASET_TABLE
-from .workspace import SieveError, Workspace, fetch_arrow
+from core.store.workspace import DATASET_TABLE, SieveError, Workspace, fetch_arrow
 
 MAX_FILTER_CHARS = 2000
 DEFAULT_TIMEOUT_S = 10.0
@@ -70,8 +71,6 @@ def parse_filter(where: str) -> dict:
     """The parsed tree (DuckDB's ``json_serialize_sql``) of ``SELECT sieve_row_id FROM dataset
     WHERE (<where>)``, after checking it is exactly one SELECT of that shape whose WHERE is
     one expression that uses no table function and no setting function.  Raises SieveError."""
-    import duckdb
-
     con = duckdb.connect(":memory:", config={"enable_external_access": False})
     try:
         tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [_PREFIX + where + _SUFFIX]).fetchone()[0])
@@ -149,11 +148,9 @@ def referenced_columns(tree, columns: list[str]) -> list[str]:
 
 
 def run_sandboxed(table, sql: str, *, timeout: float, memory: str, threads: int = 2) -> np.ndarray:
-    """Run ``sql`` over ``table`` (as ``dataset``) in a worker process (core/sql_sandbox.py)
+    """Run ``sql`` over ``table`` (as ``dataset``) in a worker process (core/store/sql_sandbox.py)
     with an address-space cap, external access off and no spill folder; kill it after
     ``timeout`` seconds.  Returns the int64 ``sieve_row_id`` column.  Raises SieveError."""
-    import pyarrow as pa
-
     header = json.dumps({"sql": sql, "memory": memory, "threads": threads, "timeout": timeout}).encode()
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
@@ -209,4 +206,6 @@ def dataset_table(ws: Workspace):
 
 
 def run_filter(ws: Workspace, where: str) -> np.ndarray:
+    """Row ids (int64 array) of the current dataset's rows matching the SQL ``where``
+    clause, run in the sandbox (:func:`filter_rows`).  Raises SieveError for a bad or refused clause."""
     return filter_rows(dataset_table(ws), where)

@@ -22,10 +22,13 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from tokenizers import Tokenizer
 
-from .onnx_embed import (META_FILE, Progress, _load_st, _versions, artifact_dir, build_atomically,
-                         fast_tokenizer_json, local_model_dir, st_parts, verify_dir)
-from .workspace import SieveError
+from core.encoders.base import Progress
+from core.encoders.cache import (META_FILE, artifact_dir, build_atomically, export_versions, fast_tokenizer_json,
+                                 load_sentence_transformer, st_parts, verify_dir)
+from core.encoders.models import local_model_dir, model_id
+from core.store.workspace import SieveError
 
 BACKEND = "static"
 DISTILL_VERSION = 1
@@ -51,17 +54,15 @@ def distill_static(model: str = "all-MiniLM-L6-v2", *, progress: Progress | None
     """The folder of the distilled static model (built once, then cached)."""
     mdir = local_model_dir(model)
     options = {"distill_version": DISTILL_VERSION, "pca_dims": PCA_DIMS, "weighting": "log1p-rank",
-               "versions": _versions()}
+               "versions": export_versions()}
     final = artifact_dir("static", model, options, model_dir=mdir)
     if verify_dir(final, [TABLE_FILE, TOKENIZER_FILE]) is not None:
         return final
 
     def build(tmp: Path) -> dict:
-        from .embed import model_id
-
         if progress is not None:
             progress(0, 1, "distilling the static preview model (one time): loading")
-        st = _load_st(mdir)
+        st = load_sentence_transformer(mdir)
         transformer, mode, max_len, tokenizer = st_parts(st)
         table = token_vectors(transformer.auto_model, tokenizer, mode, progress=progress)
         table = pca_weighted(table, PCA_DIMS)
@@ -80,8 +81,6 @@ def token_vectors(hf_model, tokenizer, mode: str, *, progress: Progress | None =
                   batch: int = DISTILL_BATCH, limit: int | None = None) -> np.ndarray:
     """(vocab, hidden) float32: each token as a one-token sentence, pooled like the model."""
     import torch
-
-    from tokenizers import Tokenizer
 
     # the packaged tokenizer.json may pad to a fixed length: use a copy without padding
     backend = Tokenizer.from_str(fast_tokenizer_json(tokenizer, 512))
@@ -128,15 +127,13 @@ def pca_weighted(table: np.ndarray, dims: int) -> np.ndarray:
 
 
 class StaticEncoder:
-    """The :class:`core.embed.Encoder` of the "static" backend (plain numpy)."""
+    """The :class:`core.encoders.base.Encoder` of the "static" backend (plain numpy)."""
 
     backend = BACKEND
     max_seq_length = None  # no token limit: every token of the (capped) text is read
 
     def __init__(self, model: str = "all-MiniLM-L6-v2", normalize: bool = True, *,
                  progress: Progress | None = None, path: Path | None = None):
-        from tokenizers import Tokenizer
-
         self.path = Path(path) if path is not None else distill_static(model, progress=progress)
         meta = json.loads((self.path / META_FILE).read_text())
         self.model_id = f"{meta['model_id']}#{BACKEND}"

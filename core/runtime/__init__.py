@@ -1,0 +1,1 @@
+"""Runtime layer: hardware (cores, GPU), the numba cache and warm-up, time estimates."""

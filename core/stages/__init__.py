@@ -1,0 +1,1 @@
+"""Pipeline stages: ingest, embed, project, cluster, naming, metrics, export."""
