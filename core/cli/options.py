@@ -161,38 +161,33 @@ SELECT_OPTS = group(
     Opt("ban", Optional[str], None, help="Row ids never included (comma-separated, or a file)."),
 )
 
-DEPTH_OPTS = group(
-    Opt("dedup", str, default_of(S, "dedup"), help="none, exact (normalised text) or near (also "
-        "embeddings within a cluster above --near-dup): one pick per duplicate group."),
-    Opt("near_dup", float, default_of(S, "near_dup_threshold"),
-        help="Cosine similarity that makes two rows near-duplicates."),
-    Opt("mmr_lambda", float, default_of(S, "mmr_lambda"),
-        help="With --pick mmr: 1 = most relevant, 0 = most novel."),
-    Opt("soft_noise", Optional[float], default_of(S, "soft_noise_threshold"),
-        help="Unclustered rows with HDBSCAN soft membership >= this join their cluster."),
-    Opt("budget_unit", str, default_of(S, "budget_unit"),
-        help="rows or tokens (budget, min/max, overrides in tokens)."),
-    Opt("tokenizer", str, default_of(S, "tokenizer"),
-        help="With --budget-unit tokens: model (the embedding model's tokenizer) or words."),
-    Opt("strata", Optional[str], default_of(S, "strata_column"),
-        help="A column to split each cluster's budget across (e.g. source)."),
-    Opt("strata_bound", Optional[list[str]], None,
-        help="STRATUM=MIN:MAX per cluster x stratum cell, repeatable."),
-    Opt("reference", Optional[str], default_of(S, "reference_path"),
-        help="A reference/eval file: coverage and leakage check."),
-    Opt("reference_text", str, default_of(S, "reference_text"),
-        help="The reference file's text column."),
-    Opt("coverage_distance", float, default_of(S, "coverage_distance"),
-        help="A reference row is covered within this cosine distance."),
-    Opt("leakage", str, "warn",
-        help="With --reference: off, warn or drop rows that are near-copies of reference rows."),
-    Opt("leakage_threshold", float, default_of(S, "leakage_threshold"),
-        help="Cosine similarity that counts as leakage."),
-    Opt("target", Optional[str], default_of(S, "target_path"),
-        help="A target file (any input format): the budget follows the share of its rows nearest each cluster "
-        "(importance resampling; replaces --policy)."),
-    Opt("target_text", str, default_of(S, "target_text"), help="The target file's text column."),
-)
+def _depth(name: str, annotation: Any, field: str | None, help: str, default: Any = None) -> Opt:
+    """A selection-depth option whose default is SelectParams' ``field`` (None: ``default``)."""
+    return Opt(name, annotation, default if field is None else default_of(S, field), help=help)
+
+
+# option, type, the SelectParams field it sets (its default), help
+DEPTH_OPTS = group(*(_depth(*row) for row in (
+    ("dedup", str, "dedup", "none, exact (normalised text) or near (also embeddings within a cluster above "
+     "--near-dup): one pick per duplicate group."),
+    ("near_dup", float, "near_dup_threshold", "Cosine similarity that makes two rows near-duplicates."),
+    ("mmr_lambda", float, "mmr_lambda", "With --pick mmr: 1 = most relevant, 0 = most novel."),
+    ("soft_noise", Optional[float], "soft_noise_threshold",
+     "Unclustered rows with HDBSCAN soft membership >= this join their cluster."),
+    ("budget_unit", str, "budget_unit", "rows or tokens (budget, min/max, overrides in tokens)."),
+    ("tokenizer", str, "tokenizer", "With --budget-unit tokens: model (the embedding model's tokenizer) or words."),
+    ("strata", Optional[str], "strata_column", "A column to split each cluster's budget across (e.g. source)."),
+    ("strata_bound", Optional[list[str]], None, "STRATUM=MIN:MAX per cluster x stratum cell, repeatable."),
+    ("reference", Optional[str], "reference_path", "A reference/eval file: coverage and leakage check."),
+    ("reference_text", str, "reference_text", "The reference file's text column."),
+    ("coverage_distance", float, "coverage_distance", "A reference row is covered within this cosine distance."),
+    ("leakage", str, None, "With --reference: off, warn or drop rows that are near-copies of reference rows.",
+     "warn"),
+    ("leakage_threshold", float, "leakage_threshold", "Cosine similarity that counts as leakage."),
+    ("target", Optional[str], "target_path", "A target file (any input format): the budget follows the share of "
+     "its rows nearest each cluster (importance resampling; replaces --policy)."),
+    ("target_text", str, "target_text", "The target file's text column."),
+)))
 
 EXPORT = group(
     Opt("out_path", Path, REQUIRED, ("--out", "-o"), "Output file: .parquet, .jsonl or .csv."),
