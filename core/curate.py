@@ -34,9 +34,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from core.stages.cluster import NOISE
-from core.stages.naming import ClusterInfo, LabelParams, label_clusters
-from core.store.workspace import SieveError, Workspace
+from core.stages.dataset import load_texts
+from core.stages.embed import load_embeddings
+from core.stages.naming import ClusterInfo, LabelParams, label_clusters, load_labels
 from core.store.artifacts import read_json_file, stage_key
+from core.store.workspace import SieveError, Workspace
 
 OPS = ("rename", "merge", "split")
 EDITS_VERSION = 1
@@ -254,10 +256,6 @@ def run_curate(ws: Workspace, keys, edits: Sequence[dict],
                label_params: LabelParams = LabelParams()) -> tuple[str, bool]:
     """Apply ``edits`` to the map ``keys`` (a ``MapKeys``) and store the result as the
     ``curate`` artifact (written atomically, cached by :func:`curate_key`).  Returns (key, cached)."""
-    from core.stages.embed import load_embeddings
-    from core.stages.dataset import load_texts
-    from core.stages.naming import load_labels
-
     edits = normalise_edits(edits)
     key = curate_key(keys.label, edits)
     if ws.has_artifact("curate", key):

@@ -17,15 +17,24 @@ Small I/O helpers for the app (DuckDB / files, imported lazily) follow at the en
 from __future__ import annotations
 
 import hashlib
+import html
 import os
 import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+import duckdb
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from core.selection import allocate
 from core.stages.dialect import normal_encoding, parse_delimiter, reader_error, sniff_delimiter, utf8_files
+from core.stages.export import export_rows, format_for
+from core.stages.sources import detect_format, numeric_text_columns, read_raw, resolve_sources
+from core.store.artifacts import atomic_write_bytes
+from core.store.workspace import DATASET_TABLE
 
 NOISE = -1
 
@@ -206,8 +215,6 @@ def draw_sample(labels, max_points: int = 100_000, seed: int = 0, *, min_keep: i
     shared in proportion to size; rows inside a cluster are drawn with a generator
     seeded by ``(seed, cluster)``, so the result is the same on every call.
     """
-    from .selection import allocate
-
     labels = np.asarray(labels)
     n = len(labels)
     if max_points < 1:
@@ -237,9 +244,6 @@ def draw_sample(labels, max_points: int = 100_000, seed: int = 0, *, min_keep: i
 
 def text_search(texts, query: str | None) -> np.ndarray:
     """Rows whose text contains ``query`` (case-insensitive, literal: no regex)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     arr = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(list(texts), pa.string())
     n = len(arr)
     if not query or not str(query).strip():
@@ -250,8 +254,6 @@ def text_search(texts, query: str | None) -> np.ndarray:
 
 def snippet(text: Any, length: int = 80) -> str:
     """A one-line, HTML-escaped prefix of ``text`` for Plotly hover labels."""
-    import html
-
     s = "" if text is None else " ".join(str(text).split())
     if len(s) > length:
         s = s[: max(1, length - 1)] + "…"
@@ -381,8 +383,6 @@ UPLOADS_MAX_MB = 2048  # default of $SIEVE_UPLOADS_MAX_MB
 def save_upload(root: Path | str, name: str, data, *, keep: Iterable[str] = ()) -> Path:
     """Write uploaded bytes to ``root/uploads/<hash>-<safe name>`` (atomically, once), then
     prune the folder (see :func:`prune_uploads`; ``keep``: paths never removed)."""
-    from core.store.artifacts import atomic_write_bytes
-
     buf = memoryview(data) if not isinstance(data, (bytes, bytearray, memoryview)) else data
     digest = hashlib.sha256(buf).hexdigest()[:12]
     path = Path(root) / "uploads" / f"{digest}-{safe_filename(name)}"
@@ -428,10 +428,6 @@ def preview_source(source, *, limit: int = 20, file_format: str | None = None, d
     written; column types from the first 10,000 rows; ``df.attrs["numeric_text"]``: the
     text columns whose values are all numbers).  Raises SieveError with the reader's
     reason (e.g. a file that is not UTF-8, named)."""
-    import duckdb
-
-    from core.stages.sources import detect_format, numeric_text_columns, read_raw, resolve_sources
-
     paths = resolve_sources(source)
     fmt = detect_format(paths, file_format)
     delim = parse_delimiter(delimiter)
@@ -454,10 +450,6 @@ def preview_source(source, *, limit: int = 20, file_format: str | None = None, d
 
 def fetch_rows(ws, row_ids, *, columns: Sequence[str] | None = None):
     """The dataset rows with these ids (original columns + ``sieve_text``), in the ids' order."""
-    import pyarrow as pa
-
-    from core.store.workspace import DATASET_TABLE
-
     ids = [int(i) for i in row_ids]
     wanted = pa.table({"sieve_row_id": pa.array(ids, pa.int64()), "sieve_order": pa.array(range(len(ids)), pa.int64())})
     with ws.connect() as con:
@@ -481,10 +473,6 @@ def export_bytes(ws, selection, cluster_names: Mapping[int, str], fmt: str, *, k
                  include_duplicates: bool = False, dataset_key: str | None = None) -> bytes:
     """The exported file's bytes (written to a temporary folder with core.stages.export, then read).
     ``dataset_key``: refuse (SieveError) if the workspace no longer holds that dataset."""
-    import tempfile
-
-    from core.stages.export import export_rows, format_for
-
     fmt = format_for(f"x.{fmt}", fmt)
     with tempfile.TemporaryDirectory(prefix="sieve-export-") as tmp:
         path = export_rows(ws, selection, dict(cluster_names), Path(tmp) / f"subset.{fmt}", fmt, keep_text=keep_text,

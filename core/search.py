@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from core.encoders.registry import load_encoder
 from core.store.workspace import SieveError
 
 CHUNK_ROWS = 131_072  # rows per block of the product (about 200 MB of float32 at 384 dims)
@@ -76,8 +77,6 @@ def query_encoder(model_id: str, params) -> Any:
 
     Raises SieveError for a map built from a dataset's own vector column: no model made
     those vectors, so only "more like this" (a row's own vector) can search them."""
-    from core.encoders.registry import load_encoder
-
     if str(model_id).startswith("column:"):
         raise SieveError(f"this map's vectors come from the data ({model_id}), not from a model, so a text query "
                          "cannot be embedded; use more like this (a row's own vector) instead")

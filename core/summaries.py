@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from core.stages.dataset import load_column
 
 OTHER = "(other)"
 MISSING = "(missing)"
@@ -71,11 +75,6 @@ def numeric_view(name: str, values: np.ndarray, bins: int = 12) -> ColumnView:
 
 def column_view(ws, column: str, row_ids: np.ndarray, *, max_categories: int = 12, bins: int = 12) -> ColumnView:
     """A dataset column over ``row_ids``: numeric columns are binned, the others are categories."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from core.stages.dataset import load_column
-
     col = load_column(ws, column, row_ids)
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_decimal(col.type):
         vals = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)

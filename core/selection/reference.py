@@ -9,24 +9,23 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import duckdb
 import numpy as np
 
+from core.encoders.models import model_id
+from core.encoders.registry import load_encoder
 from core.stages.dialect import reader_error, sniff_delimiter, utf8_files
 from core.stages.embed import embed_texts
-from core.encoders.registry import load_encoder
-from core.encoders.models import model_id
 from core.stages.ingest import as_text, blank_regex
 from core.stages.sources import detect_format, fingerprint_files, read_raw, resolve_sources
-from core.store.workspace import SieveError, Workspace, fetch_arrow
 from core.store.artifacts import stage_key
+from core.store.workspace import SieveError, Workspace, fetch_arrow
 
 STAGE = "reference"
 
 
 def read_reference_texts(path: str, column: str = "text") -> tuple[list[str], str]:
     """Non-empty texts of ``column`` in ``path`` (a file or glob) and the files' fingerprint."""
-    import duckdb
-
     try:
         paths = resolve_sources(path)
     except SieveError as exc:
