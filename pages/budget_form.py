@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from core.budget_settings import NOISE_CHOICES, PER_CLUSTER_MODES, default_budget
-from core.explore import column_kinds
+from core.explore_files import column_kinds
 from core.selection import (BUDGET_UNITS, DEDUP_MODES, DEFAULT_PICK, DEFAULT_POLICY, LEAKAGE_MODES, PICKS, POLICIES,
                             TOKENIZERS, describe)
 from core.selection.inputs import token_counts

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.explore import column_kinds, preview_source, safe_filename, save_upload
+from core.explore_files import column_kinds, preview_source, safe_filename, save_upload
 from core.stages.ingest import IngestParams, ingest
 from core.stages.sources import FORMATS
 from core.stages.dataset import TextSpec, unescape_template

@@ -10,7 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from core import workflows
-from core.explore import EXPORT_MIME, export_bytes
+from core.explore_files import EXPORT_MIME, export_bytes
 from core.stages.export import format_for
 from core.map_sidecar import map_sidecar_bytes, map_sidecar_name
 from core.store.paths import check_new_files, confine_write

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.explore import (cluster_table, draw_sample, fetch_rows, has_shapes, ids_in, selection_mask,
-                          selection_summary, text_search)
+from core.explore import cluster_table, draw_sample, has_shapes, ids_in, selection_mask, selection_summary, text_search
+from core.explore_files import fetch_rows
 from core.encoders.long_text import LongTextCount
 from core.store.query import run_filter
 from pages import common as C

@@ -17,7 +17,7 @@ import streamlit as st
 from core import workflows
 from core.encoders.models import DEFAULT_MODEL
 from core.engines import ray as scale
-from core.explore import fetch_rows
+from core.explore_files import fetch_rows
 from core.store.paths import check_new_files, confine_write
 from core.workflow_types import ExportTarget, ScaledMap
 from pages import common as C

@@ -393,7 +393,7 @@ def test_export_download_builds_bytes_on_demand(map_env):
     """The download button's data is a callable; the same builder gives the file's bytes."""
     import io
 
-    from core.explore import export_bytes
+    from core.explore_files import export_bytes
 
     ws, data = map_env
     at = open_page(S.PAGE_BUDGET)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from core import explore as ex
+from core import explore_files as exf
 
 
 def _naive_pip(xy, xs, ys):
@@ -174,7 +175,7 @@ def test_selection_summary_and_cluster_table():
 def test_ids_in_and_column_kinds():
     assert ex.ids_in(np.array([1, 3, 5, 7]), [5, 1, 42]).tolist() == [True, False, True, False]
     assert not ex.ids_in(np.array([1, 2]), []).any()
-    kinds = ex.column_kinds({"text": "VARCHAR", "q": "DOUBLE", "n": "BIGINT", "v": "FLOAT[]", "s": "STRUCT(a INT)",
+    kinds = exf.column_kinds({"text": "VARCHAR", "q": "DOUBLE", "n": "BIGINT", "v": "FLOAT[]", "s": "STRUCT(a INT)",
                              "sieve_text": "VARCHAR", "tags": "VARCHAR[]"})
     assert kinds == {"text": ["text"], "numeric": ["q", "n"], "vector": ["v"]}
 
@@ -198,16 +199,16 @@ def test_ids_in_and_column_kinds():
     ("data.c\x00sv", "data.csv"),
 ])
 def test_safe_filename(raw, safe):
-    out = ex.safe_filename(raw)
+    out = exf.safe_filename(raw)
     assert out == safe
     assert "/" not in out and "\\" not in out and not out.startswith(".")
 
 
 def test_save_upload_stays_in_uploads(tmp_path):
-    p = ex.save_upload(tmp_path, "../../../evil name.csv", b"a,b\n1,2\n")
+    p = exf.save_upload(tmp_path, "../../../evil name.csv", b"a,b\n1,2\n")
     assert p.parent == tmp_path / "uploads"
     assert p.name.endswith("-evil_name.csv") and p.read_bytes() == b"a,b\n1,2\n"
-    assert ex.save_upload(tmp_path, "../../../evil name.csv", b"a,b\n1,2\n") == p  # idempotent
+    assert exf.save_upload(tmp_path, "../../../evil name.csv", b"a,b\n1,2\n") == p  # idempotent
 
 
 def test_uploads_are_pruned_oldest_first_keeping_the_loaded_one(tmp_path, monkeypatch):
@@ -217,12 +218,12 @@ def test_uploads_are_pruned_oldest_first_keeping_the_loaded_one(tmp_path, monkey
     monkeypatch.setenv("SIEVE_UPLOADS_KEEP", "3")
     paths = []
     for i in range(6):
-        paths.append(ex.save_upload(tmp_path, f"f{i}.csv", f"text\n{i}\n".encode(), keep=[paths[0]] if paths else ()))
+        paths.append(exf.save_upload(tmp_path, f"f{i}.csv", f"text\n{i}\n".encode(), keep=[paths[0]] if paths else ()))
         os.utime(paths[-1], (1000 + i, 1000 + i))  # a strict age order
     left = sorted(p.name for p in (tmp_path / "uploads").iterdir())
     assert len(left) == 3 and paths[0].exists() and paths[-1].exists(), left  # the kept one survives
     monkeypatch.setenv("SIEVE_UPLOADS_MAX_MB", "0")
-    p = ex.save_upload(tmp_path, "big.csv", b"text\nbig\n")
+    p = exf.save_upload(tmp_path, "big.csv", b"text\nbig\n")
     assert [q.name for q in (tmp_path / "uploads").iterdir()] == [p.name]  # the newest is always kept
 
 

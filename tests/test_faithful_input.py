@@ -21,7 +21,7 @@ from core.stages import ingest as ingest_mod
 from core.stages import sources as sources_mod
 from core.cli.parse import parse_ids as _parse_ids
 from core.stages.embed import precomputed_vectors
-from core.explore import column_kinds, preview_source
+from core.explore_files import column_kinds, preview_source
 from core.stages.export import export_rows
 from core.stages.ingest import BLANK_CATEGORIES, IngestParams, blank_regex, ingest, is_blank
 from core.stages.dataset import TextSpec

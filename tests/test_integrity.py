@@ -102,7 +102,7 @@ def test_export_racing_an_ingest_never_mixes_datasets(tmp_path):
 def test_lazy_download_refuses_rows_of_a_changed_dataset(tmp_path):
     """The Download button's builder runs on click: if another process changed the dataset
     since the page was drawn, it fails with one line instead of pulling the new rows."""
-    from core.explore import export_bytes
+    from core.explore_files import export_bytes
 
     ws, _, data = _mapped_ws(tmp_path)
     sel = run_selection(ws, data, SelectParams(budget=20, seed=0))
@@ -511,7 +511,7 @@ def test_map_seed_out_of_range_fails_before_any_stage(tmp_path):
 def test_nul_in_an_upload_or_path_name_is_a_clear_error_and_the_page_recovers(tmp_path, monkeypatch):
     """A NUL (or another control character) in a name: the upload is saved under a safe
     name; the path box shows one st.error line and the page keeps working."""
-    from core.explore import save_upload
+    from core.explore_files import save_upload
     from tests.app_fixtures import new_app
 
     saved = save_upload(tmp_path, "da\x00ta\x1b[31m.csv", b"text\nhello\n")

@@ -92,7 +92,7 @@ def test_local_shards_cover_every_row_once_with_named_clusters(sharded):
     # the generator's topics are recovered, on the assigned rows as well as the sampled ones
     from sklearn.metrics import homogeneity_score
 
-    from core.explore import fetch_rows
+    from core.explore_files import fetch_rows
 
     topic = np.asarray(fetch_rows(ws, ids, columns=["topic"]).column("topic").to_pylist())
     sampled = np.isin(ids, scale.sample_row_ids(ids, SAMPLE, 3))

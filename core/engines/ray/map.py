@@ -21,7 +21,7 @@ from core.engines.ray.embed import embed_folder
 from core.engines.ray.fit import SampleFit, assign, fit_sample, map_table, sample_row_ids
 from core.engines.ray.shards import (META_SCALE, STAGE_VERSION, arrow_vectors, cluster_sizes, duck, load_vectors,
                                      parquet_glob, shard_source, shards_root, write_parquet_atomic)
-from core.explore import fetch_rows
+from core.explore_files import fetch_rows
 from core.stages.dataset import current_dataset
 from core.stages.naming import label_clusters
 from core.stages.project import ProjectParams
