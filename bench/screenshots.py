@@ -23,7 +23,7 @@ from tests.browser.test_browser import (
     goto,
     running_app,
     wait_chart,
-    wait_text,
+    wait_metric,
 )
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -57,7 +57,7 @@ def _compute(page) -> None:
     compute.click()
     page.get_by_role("button", name="Stop").wait_for(timeout=60_000)
     print("computing the map…", flush=True)
-    wait_text(page, "selected_count", lambda v: v == "0", timeout=900_000)
+    wait_metric(page, "Selected rows", lambda v: v == "0", timeout=900_000)
     wait_chart(page)
 
 
@@ -65,12 +65,12 @@ def _search(page, out: Path) -> None:
     page.get_by_role("tab", name="Search by meaning").click()
     page.get_by_role("textbox", name="Search by meaning").fill("how to cook rice without it getting sticky")
     page.get_by_role("button", name="Search", exact=True).click()
-    wait_text(page, "semantic_results", lambda v: int(v) > 0, timeout=120_000)
+    wait_metric(page, "Rows found", lambda v: int(v) > 0, timeout=120_000)
     wait_chart(page)
     page.wait_for_function(f"() => {GD}.data.some(t => t.name === 'search matches')")
     _shot(page, out, "search", 1500, at_map=True)
     page.get_by_role("button", name="Select these rows").click()  # the selection the summaries compare
-    wait_text(page, "selected_count", lambda v: v != "0", timeout=60_000)
+    wait_metric(page, "Selected rows", lambda v: v != "0", timeout=60_000)
     _idle(page)
 
 
@@ -95,7 +95,7 @@ def _curate(page, out: Path) -> None:
     page.get_by_role("tab", name="Curate clusters").click()
     page.get_by_role("textbox", name="New name").fill('python scripts')
     page.get_by_role("button", name="Rename", exact=True).click()
-    wait_text(page, "edits", lambda v: v == "1", timeout=120_000)
+    wait_metric(page, "Cluster edits", lambda v: v == "1", timeout=120_000)
     wait_chart(page)
     page.wait_for_function(f"() => {GD}.data.some(t => t.name === 'python scripts')")
     _idle(page)
@@ -117,7 +117,7 @@ def take(out: Path) -> None:
         page.set_default_timeout(60_000)
         page.goto(url)
         page.wait_for_selector("[data-testid=stApp]")
-        wait_text(page, "rows", lambda v: int(v) > 0, timeout=120_000)
+        wait_metric(page, "Rows", lambda v: int(v) > 0, timeout=120_000)
         _idle(page)
         _shot(page, out, "data")
         _compute(page)
