@@ -11,8 +11,8 @@ import streamlit as st
 
 from core import workflows
 from core.explore_files import EXPORT_MIME, export_bytes
-from core.stages.export import format_for
 from core.map_sidecar import map_sidecar_bytes, map_sidecar_name
+from core.stages.export import format_for
 from core.store.paths import check_new_files, confine_write
 from core.workflow_types import ExportTarget
 from pages import common as C
@@ -61,7 +61,7 @@ def _save(ws, data, params, result, fmt: str, name: str, include_duplicates: boo
     out, mpath = exported.path, exported.manifest_path
     ws.set_meta("selection", params.to_dict())  # `sieve export` in a shell now repeats this choice
     b.last_save = {"path": str(out), "manifest": str(mpath), "rows": len(result["selection"]),
-                             "key": result["key"]}  # the (map, selection) it saved
+                   "key": result["key"]}  # the (map, selection) it saved
 
 
 def _format(state: S.State, selection) -> tuple[str, bool]:
