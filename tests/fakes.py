@@ -212,3 +212,28 @@ def run_sieve(*args, timeout: float = 600):
         out, err = proc.communicate()
         raise
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def build_topic_map(root: Path) -> tuple:
+    """(Workspace, table) of a real map under ``root``: 200 generated rows of known topics
+    (sample_data.generate, seed 3, no mess) embedded with the packaged model (torch fp32,
+    CPU), UMAP n_neighbors 10 seed 1, HDBSCAN min_cluster_size 6.  Row ids follow the
+    table's row order; its ``topic`` column is the ground truth."""
+    import pyarrow.parquet as pq
+
+    from core.engines.local import MapParams, build_map
+    from core.stages.cluster import ClusterParams
+    from core.stages.dataset import TextSpec
+    from core.stages.embed import EmbedParams
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.project import ProjectParams
+    from core.store.workspace import Workspace
+    from sample_data.generate import generate_rows
+
+    table = generate_rows(200, seed=3, mess=False)
+    pq.write_table(table, root / "rows.parquet")
+    ws = Workspace(root / "ws")
+    ingest(ws, IngestParams(str(root / "rows.parquet"), TextSpec(column="text")))
+    build_map(ws, MapParams(EmbedParams(backend="torch", device="cpu"), ProjectParams(n_neighbors=10, seed=1),
+                            ClusterParams(min_cluster_size=6)))
+    return ws, table

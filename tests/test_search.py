@@ -9,30 +9,15 @@ import numpy as np
 import pytest
 
 from core.search import embed_query, nearest, row_norms
+from core.engines.local import load_map
 from core.store.workspace import SieveError
+from tests.fakes import build_topic_map
 
 
 @pytest.fixture(scope="module")
 def real_map(tmp_path_factory):
     """(workspace, MapData, topics by row id) of 200 generated rows embedded with all-MiniLM-L6-v2."""
-    import pyarrow.parquet as pq
-
-    from core.stages.cluster import ClusterParams
-    from core.stages.embed import EmbedParams
-    from core.stages.ingest import IngestParams, ingest
-    from core.stages.dataset import TextSpec
-    from core.engines.local import MapParams, build_map, load_map
-    from core.stages.project import ProjectParams
-    from core.store.workspace import Workspace
-    from sample_data.generate import generate_rows
-
-    root = tmp_path_factory.mktemp("search")
-    table = generate_rows(200, seed=3, mess=False)
-    pq.write_table(table, root / "rows.parquet")
-    ws = Workspace(root / "ws")
-    ingest(ws, IngestParams(str(root / "rows.parquet"), TextSpec(column="text")))
-    build_map(ws, MapParams(EmbedParams(backend="torch", device="cpu"), ProjectParams(n_neighbors=10, seed=1),
-                            ClusterParams(min_cluster_size=6)))
+    ws, table = build_topic_map(tmp_path_factory.mktemp("search"))
     data = load_map(ws)
     topics = dict(zip(range(table.num_rows), table.column("topic").to_pylist()))  # row ids follow file order
     return ws, data, topics

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from core.engines.local import load_map
 from tests.browser.test_browser import (  # noqa: F401  (fixtures and helpers shared with the main flow)
     GD,
     SHOTS,
@@ -19,30 +20,14 @@ from tests.browser.test_browser import (  # noqa: F401  (fixtures and helpers sh
     wait_chart,
     wait_metric,
 )
+from tests.fakes import build_topic_map
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def explore_app(tmp_path_factory):
-    import pyarrow.parquet as pq
-
-    from core.stages.cluster import ClusterParams
-    from core.stages.embed import EmbedParams
-    from core.stages.ingest import IngestParams, ingest
-    from core.stages.dataset import TextSpec
-    from core.engines.local import MapParams, build_map, load_map
-    from core.stages.project import ProjectParams
-    from core.store.workspace import Workspace
-    from sample_data.generate import generate_rows
-
-    root = tmp_path_factory.mktemp("explore-browser")
-    table = generate_rows(200, seed=3, mess=False)
-    pq.write_table(table, root / "rows.parquet")
-    ws = Workspace(root / "ws")
-    ingest(ws, IngestParams(str(root / "rows.parquet"), TextSpec(column="text")))
-    build_map(ws, MapParams(EmbedParams(backend="torch", device="cpu"), ProjectParams(n_neighbors=10, seed=1),
-                            ClusterParams(min_cluster_size=6)))
+    ws, table = build_topic_map(tmp_path_factory.mktemp("explore-browser"))
     topics = table.column("topic").to_pylist()
     with running_app({"SIEVE_WORKSPACE": str(ws.root), "SIEVE_NO_WARMUP": "1"}, "streamlit-explore.log") as url:
         yield ws, load_map(ws), topics, url
