@@ -38,7 +38,7 @@ from core.store.paths import plain_absolute
 from core.stages.project import ProjectParams
 from core.selection import SelectParams
 from core.store.workspace import SieveError, Workspace
-from core.store.artifacts import SCHEMA_VERSION, atomic_write_json, read_json_file
+from core.store.artifacts import SCHEMA_VERSION, atomic_write_json, file_sha256, read_json_file
 
 MANIFEST_VERSION = 1
 
@@ -210,15 +210,6 @@ def ids_digest(row_ids) -> str:
     h = hashlib.sha256()
     for r in sorted(int(x) for x in row_ids):
         h.update(f"{r}\n".encode())
-    return h.hexdigest()
-
-
-def file_sha256(path: Path | str) -> str:
-    """sha256 (hex) of a file's bytes, read in 1 MiB blocks; OSError when it cannot be read."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
     return h.hexdigest()
 
 

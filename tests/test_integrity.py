@@ -121,7 +121,8 @@ def test_lazy_download_refuses_rows_of_a_changed_dataset(tmp_path):
 
 
 def test_manifest_carries_the_data_hash_and_reproduce_checks_it(tmp_path):
-    from core.manifest import file_sha256, verify_export
+    from core.manifest import verify_export
+    from core.store.artifacts import file_sha256
 
     ws, _, _ = _mapped_ws(tmp_path)
     out = tmp_path / "s.parquet"
