@@ -22,6 +22,7 @@ from core.stages.sources import detect_format, numeric_text_columns, read_raw, r
 from core.store.artifacts import atomic_write_bytes
 from core.store.workspace import DATASET_TABLE
 
+
 def column_kinds(columns: Mapping[str, str], numeric_text: Iterable[str] = ()) -> dict[str, list[str]]:
     """Split DuckDB column types into text-like, numeric and vector-like (list of numbers) columns.
     ``numeric_text``: text columns whose values are all numbers (kept as written, e.g. ``2.50``);

@@ -25,20 +25,20 @@ from typing import Any
 
 import numpy as np
 
-from core.stages.cluster import ClusterParams
 from core.curate import EDITS_VERSION
+from core.manifest_schema import LOCAL_KEYS, TOP_ORDER, validate_manifest
+from core.map_sidecar import map_section, map_sidecar_name, write_map_arrays
+from core.selection import SelectParams
+from core.stages.cluster import ClusterParams
+from core.stages.dataset import DatasetInfo, TextSpec
 from core.stages.embed import EmbedParams
 from core.stages.export import copy_rows, disk_error, publish, staged_file
 from core.stages.ingest import IngestParams, ingest
-from core.stages.dataset import DatasetInfo, TextSpec
 from core.stages.naming import LabelParams
-from core.manifest_schema import LOCAL_KEYS, TOP_ORDER, validate_manifest
-from core.map_sidecar import map_section, map_sidecar_name, write_map_arrays
-from core.store.paths import plain_absolute
 from core.stages.project import ProjectParams
-from core.selection import SelectParams
-from core.store.workspace import SieveError, Workspace
 from core.store.artifacts import SCHEMA_VERSION, atomic_write_json, file_sha256, read_json_file
+from core.store.paths import plain_absolute
+from core.store.workspace import SieveError, Workspace
 
 MANIFEST_VERSION = 1
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.stages.cluster import ClusterParams
 from core.curate import normalise_edits
-from core.stages.embed import EmbedParams
+from core.selection import SelectParams
+from core.stages.cluster import ClusterParams
 from core.stages.dataset import TextSpec
+from core.stages.embed import EmbedParams
 from core.stages.naming import LabelParams
 from core.stages.project import ProjectParams
-from core.selection import SelectParams
 from core.store.workspace import SieveError
 
 TOP_ORDER = ("manifest_version", "schema_version", "engine", "created", "dataset", "model", "project", "cluster",

@@ -19,24 +19,25 @@ import os
 import time
 from pathlib import Path
 
+from core.encoders.base import Encoder
+from core.stages.dataset import DatasetInfo, current_dataset
+from core.stages.embed import EmbedParams, EmbedResult, run_embed
+from core.stages.export import format_for
+from core.stages.ingest import IngestParams
+from core.stages.ingest import ingest as ingest_dataset
+from core.stages.knn import EXACT_KNN_MAX_ROWS
+from core.stages.long_texts import count_dataset
+from core.stages.prewarm import start_background_warmup
+from core.store.workspace import SieveError, Workspace
+
+from .curate import read_edits
 from .engines import local as pipeline
 from .engines import ray as scale
-from .curate import read_edits
-from core.stages.embed import EmbedParams, EmbedResult, run_embed
-from core.encoders.base import Encoder
-from core.stages.export import format_for
-from .manifest import build_manifest, export_with_manifest, read_manifest, verify_export, write_manifest
-from core.stages.ingest import IngestParams
-from core.stages.dataset import DatasetInfo, current_dataset
-from core.stages.ingest import ingest as ingest_dataset
-from core.stages.long_texts import count_dataset
 from .engines.local import MapData, MapParams
-from core.stages.knn import EXACT_KNN_MAX_ROWS
+from .manifest import build_manifest, export_with_manifest, read_manifest, verify_export, write_manifest
 from .selection import Selection, SelectParams
-from core.stages.prewarm import start_background_warmup
 from .workflow_types import (ENGINES, LOCAL, RAY, Events, Exported, ExportTarget, MapHandle, RayOptions, RunResult,
                              ScaledMap)
-from core.store.workspace import SieveError, Workspace
 
 REPORT_VECTORS_MAX_ROWS = 20_000  # larger subsets skip the vector metrics (diversity, coverage, ...)
 

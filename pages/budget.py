@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.explore import draw_sample
-from core.stages.metrics import fmt_distance, metric_aims
 from core.engines.local import run_selection
+from core.explore import draw_sample
 from core.selection import SelectParams
-from pages import budget_form, figures, forms
+from core.stages.metrics import fmt_distance, metric_aims
+from pages import budget_form
 from pages import common as C
+from pages import figures, forms
 from pages import state as S
 from pages.state import State
 

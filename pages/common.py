@@ -19,15 +19,15 @@ from typing import Any, Callable
 import numpy as np
 import streamlit as st
 
-from core.store import paths
-from core.stages.embed import Cancelled
 from core.encoders.registry import load_encoder
-from core.stages.ingest import IngestParams, ingest
-from core.stages.dataset import DatasetInfo, TextSpec, current_dataset, load_texts
 from core.engines.local import current_map, load_map, map_by_label, run_selection, selection_report
+from core.stages.dataset import DatasetInfo, TextSpec, current_dataset, load_texts
+from core.stages.embed import Cancelled
+from core.stages.ingest import IngestParams, ingest
 from core.stages.prewarm import start_background_warmup
-from core.store.workspace import DEFAULT_WORKSPACE, SieveError, Workspace
+from core.store import paths
 from core.store.artifacts import canonical_json
+from core.store.workspace import DEFAULT_WORKSPACE, SieveError, Workspace
 from pages import state as S
 
 try:  # private Streamlit API (see _leave_pages_directory_mode); a Streamlit without it skips that step

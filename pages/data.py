@@ -9,10 +9,10 @@ from pathlib import Path
 import streamlit as st
 
 from core.explore_files import column_kinds, preview_source, safe_filename, save_upload
-from core.stages.ingest import IngestParams, ingest
-from core.stages.sources import FORMATS
 from core.stages.dataset import TextSpec, unescape_template
+from core.stages.ingest import IngestParams, ingest
 from core.stages.long_texts import count_dataset
+from core.stages.sources import FORMATS
 from core.store.workspace import SieveError
 from pages import common as C
 from pages import state as S

@@ -13,16 +13,16 @@ from typing import Any, MutableMapping
 import streamlit as st
 
 from core.budget_settings import BudgetSettings
+from core.encoders.base import BACKENDS, DEVICES
+from core.encoders.long_text import LONG_TEXT_MODES
+from core.encoders.models import confine_model
+from core.encoders.registry import backend_caption
+from core.engines.local import MapParams
+from core.selection import DEFAULT_PICK, DEFAULT_POLICY, SelectParams, engine_picks
 from core.stages.cluster import ClusterParams
 from core.stages.cluster_methods import ALGORITHMS
 from core.stages.embed import EmbedParams
-from core.encoders.base import BACKENDS, DEVICES
-from core.encoders.registry import backend_caption
-from core.encoders.long_text import LONG_TEXT_MODES
-from core.encoders.models import confine_model
-from core.engines.local import MapParams
 from core.stages.project import METRICS, ProjectParams
-from core.selection import DEFAULT_PICK, DEFAULT_POLICY, SelectParams, engine_picks
 from pages import common as C
 from pages import state as S
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.encoders.long_text import LongTextCount
 from core.explore import cluster_table, draw_sample, has_shapes, ids_in, selection_mask, selection_summary, text_search
 from core.explore_files import fetch_rows
-from core.encoders.long_text import LongTextCount
 from core.store.query import run_filter
 from pages import common as C
 from pages import figures, forms, map_compute, map_tools

@@ -7,12 +7,12 @@ import time
 
 import streamlit as st
 
-from core.stages.embed import Cancelled, embed_key
-from core.runtime.eta import estimate_map_seconds, human_seconds, remaining_seconds
 from core.encoders.onnx import is_exported
 from core.engines.local import build_map
-from core.runtime.warmup import wait_for_model, warmup_state
+from core.runtime.eta import estimate_map_seconds, human_seconds, remaining_seconds
 from core.runtime.hardware import usable_cores
+from core.runtime.warmup import wait_for_model, warmup_state
+from core.stages.embed import Cancelled, embed_key
 from pages import common as C
 from pages import forms
 from pages import state as S

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.engines.local import curate_map
 from core.explore import event_point_ids, ids_in
 from core.explore_files import column_kinds
-from core.engines.local import curate_map
 from core.search import embed_query, nearest, row_norms
 from core.summaries import TEXT_LENGTH, bar_labels, bar_mask, bars, column_view, text_length_view
 from pages import common as C

@@ -18,8 +18,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from core.stages.embed import Cancelled
-from ..workflow_types import Events, Step
 from core.store.workspace import DEFAULT_WORKSPACE, SieveError, Workspace, database_error, is_damage
+
+from ..workflow_types import Events, Step
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 

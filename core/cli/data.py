@@ -12,14 +12,16 @@ from typing import Optional
 
 import typer
 
+from core.stages.dataset import current_dataset, load_texts
+from core.store.workspace import SieveError, Workspace
+
 from .. import workflows
 from ..curate import read_edits, stored_edits
-from core.stages.dataset import current_dataset, load_texts
-from ..engines.local import curate_map, load_map
+from ..engines.local import curate_map
 from ..engines.local import current_map as current_local_map
+from ..engines.local import load_map
 from ..search import embed_query, nearest, query_encoder
 from ..workflow_types import LOCAL, RAY, RayOptions
-from core.store.workspace import SieveError, Workspace
 from .console import err, fail, note, progress
 from .options import EMBED, INGEST, LONG_TEXT, MAP, RAY_OPTS, WORKSPACE, Opt, pick, with_options
 from .parse import embed_params, ingest_params, map_params

@@ -22,9 +22,10 @@ import typer
 from core.stages.cluster import ClusterParams
 from core.stages.embed import EmbedParams
 from core.stages.project import ProjectParams
+from core.store.workspace import DEFAULT_WORKSPACE
+
 from ..engines.ray import ScaleEmbedParams, ScaleMapParams
 from ..selection import DEFAULT_PICK, DEFAULT_POLICY, SelectParams, describe
-from core.store.workspace import DEFAULT_WORKSPACE
 
 REQUIRED = ...
 

@@ -8,13 +8,14 @@ from types import SimpleNamespace
 from typing import Optional
 
 from core.stages.cluster import ClusterParams
+from core.stages.dataset import TextSpec, unescape_template
 from core.stages.embed import EmbedParams
 from core.stages.ingest import IngestParams
-from core.stages.dataset import TextSpec, unescape_template
-from ..engines.local import MapParams
 from core.stages.project import ProjectParams
-from ..selection import SelectParams
 from core.store.workspace import SieveError
+
+from ..engines.local import MapParams
+from ..selection import SelectParams
 
 
 def ingest_params(o: SimpleNamespace, fmt: str | None) -> IngestParams:

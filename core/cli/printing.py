@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from core.stages.metrics import fmt_distance
+
 from ..workflow_types import Exported
 from .console import err, note
 

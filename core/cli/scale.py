@@ -6,13 +6,14 @@ from types import SimpleNamespace
 
 import typer
 
-from .. import workflows
 from core.stages.cluster import ClusterParams
+from core.store.workspace import Workspace
+
+from .. import workflows
 from ..engines.ray import ScaleMapParams
 from ..workflow_types import RAY, ExportTarget, RayOptions
-from core.store.workspace import Workspace
 from .console import err, guard
-from .options import EXPORT, MAP, RAY_OPTS, RAY_ADDRESS_HELP, SELECT_OPTS, WORKSPACE, pick, with_options
+from .options import EXPORT, MAP, RAY_ADDRESS_HELP, RAY_OPTS, SELECT_OPTS, WORKSPACE, pick, with_options
 from .parse import project_params, select_params
 from .printing import print_step
 

@@ -8,9 +8,10 @@ from typing import Optional
 
 import typer
 
+from core.store.workspace import SieveError, Workspace
+
 from .. import workflows
 from ..workflow_types import LOCAL, RAY, Events, ExportTarget, RayOptions
-from core.store.workspace import SieveError, Workspace
 from .console import err, note, progress
 from .options import DEPTH_OPTS, EMBED, EXPORT, INGEST, MAP, RAY_OPTS, SELECT_OPTS, WORKSPACE, Opt, with_options
 from .parse import ingest_params, map_params, select_params

@@ -18,18 +18,19 @@ from typing import Callable
 import numpy as np
 
 from core import curate
-from core.stages.cluster import ClusterParams, cluster_key, run_cluster
-from core.stages.embed import EmbedParams, run_embed
 from core.encoders.base import Encoder
-from core.stages.dataset import DatasetInfo, current_dataset, drop_previous_dataset, restore_dataset, saved_pointers
-from core.stages.naming import ClusterInfo, LabelParams, load_labels, run_label
 from core.manifest import Manifest, check_same_ids, reingest
 from core.map_sidecar import import_map_sidecar
-from core.stages.metrics import selection_metrics
-from core.stages.project import ProjectParams, project_key, run_project
 from core.scores import score_values
-from core.selection import VECTOR_PICKS, Selection, SelectParams, select
+from core.selection import VECTOR_PICKS, Selection, SelectParams
 from core.selection import inputs as si
+from core.selection import select
+from core.stages.cluster import ClusterParams, cluster_key, run_cluster
+from core.stages.dataset import DatasetInfo, current_dataset, drop_previous_dataset, restore_dataset, saved_pointers
+from core.stages.embed import EmbedParams, run_embed
+from core.stages.metrics import selection_metrics
+from core.stages.naming import ClusterInfo, LabelParams, load_labels, run_label
+from core.stages.project import ProjectParams, project_key, run_project
 from core.store.workspace import SieveError, Workspace
 
 META_MAP = "map"

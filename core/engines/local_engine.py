@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.stages.embed import run_embed
 from core.encoders.base import Encoder
 from core.engines.base import ExportResult
 from core.engines.local import MapData, MapParams, build_map, load_map, run_selection, selection_report
-from core.stages.export import format_for
 from core.manifest import build_manifest, export_with_manifest
 from core.selection import Selection, SelectParams
+from core.stages.embed import run_embed
+from core.stages.export import format_for
 from core.store.workspace import Workspace
 
 METRICS_MAX_ROWS = 20_000  # vector metrics (diversity, coverage) only for subsets up to this size

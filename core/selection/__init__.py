@@ -11,8 +11,8 @@ from .candidates import effective_labels
 from .params import (ALGO_VERSION, ALGO_VERSIONS, BUDGET_UNITS, DEDUP_MODES, DEFAULT_POLICY, LEAKAGE_MODES,
                      MISSING_STRATUM, NOISE_MODES, POLICIES, TOKENIZERS, SelectParams)
 from .picks import (DEFAULT_PICK, DIVERSE_POOL_FACTOR, DIVERSE_POOL_MIN, ENGINES, FACILITY_MAX_CANDIDATES,
-                    FACILITY_MAX_CLIENTS, PICKS, REGISTRY, VECTOR_PICKS, Pick, PickMethod, PickRequest,
-                    describe, engine_picks, pick_facility, register)
+                    FACILITY_MAX_CLIENTS, PICKS, REGISTRY, VECTOR_PICKS, Pick, PickMethod, PickRequest, describe,
+                    engine_picks, pick_facility, register)
 from .selector import Selection, select
 
 __all__ = [

@@ -11,6 +11,7 @@ import numpy as np
 
 from core.stages.cluster import NOISE
 from core.store.workspace import SieveError
+
 from .params import POLICIES, SelectParams
 
 

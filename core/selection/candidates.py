@@ -12,8 +12,9 @@ from typing import Sequence
 import numpy as np
 
 from core.stages.cluster import NOISE
-from ..nn import max_sim
 from core.store.workspace import SieveError
+
+from ..nn import max_sim
 from .dedup import find_groups, text_keys
 from .params import SelectParams
 

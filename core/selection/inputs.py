@@ -15,12 +15,13 @@ import hashlib
 import numpy as np
 
 from core.stages.dataset import load_column, load_texts
-from ..nn import max_sim
-from core.store.workspace import SieveError, Workspace
 from core.store.artifacts import stage_key
+from core.store.workspace import SieveError, Workspace
+
+from ..nn import max_sim
+from .candidates import effective_labels
 from .dedup import find_groups
 from .dedup import text_keys as keys_of
-from .candidates import effective_labels
 from .params import MISSING_STRATUM
 from .reference import reference_vectors as ref_vectors
 from .tokens import count_tokens, tokenizer_id

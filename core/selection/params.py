@@ -16,6 +16,7 @@ from typing import Mapping
 import numpy as np
 
 from core.store.workspace import SieveError
+
 from .picks import REGISTRY
 from .tokens import TOKENIZERS
 

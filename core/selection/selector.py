@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
     threadpool_limits = None
 
 from core.store.workspace import SieveError
+
 from .allocate import Allocation, allocate, group_bounds, shortfall_note
 from .candidates import Groups, cluster_members, duplicate_groups, leakage, pin_ban_masks, soft_noise
 from .clusters import Picked, PickPlan, pick_clusters

@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from core.store.workspace import SieveError
+
 from .allocate import Allocation, allocate
 from .params import MISSING_STRATUM, SelectParams
 

@@ -23,13 +23,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from core.runtime import warmup
+from core.runtime.hardware import gpu_available, usable_cores
 from core.stages.base import StageResult, stage_result
 from core.stages.cluster_methods import ALGORITHMS, ON_VECTORS, evoc_labels, leiden_labels, plscan_labels
 from core.stages.distinct import duplicate_groups
-from core.store.workspace import SieveError, Workspace
 from core.store.artifacts import stage_key
-from core.runtime import warmup
-from core.runtime.hardware import gpu_available, usable_cores
+from core.store.workspace import SieveError, Workspace
 
 NOISE = -1
 # Bumped when the stage's output changes, so cached results of older code are recomputed

@@ -12,7 +12,6 @@ import numpy as np
 from core.store.sql import quote_ident
 from core.store.workspace import DATASET_TABLE, SieveError, Workspace, fetch_arrow
 
-
 META_DATASET = "dataset"
 
 

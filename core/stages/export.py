@@ -10,8 +10,8 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from core.store.artifacts import tmp_sibling

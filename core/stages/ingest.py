@@ -31,15 +31,14 @@ from typing import Callable
 
 import duckdb
 
-from core.stages.dataset import (META_DATASET, DatasetInfo, TextSpec, require_column, stash_dataset,
-                                 template_fields)
+from core.stages.dataset import META_DATASET, DatasetInfo, TextSpec, require_column, stash_dataset, template_fields
 from core.stages.dialect import (count_records, normal_encoding, parse_delimiter, reader_error, sniff_delimiter,
                                  uses_quotes, utf8_files)
 from core.stages.sources import (FORMATS, detect_format, fingerprint_files, has_body, numeric_text_columns, read_raw,
                                  resolve_sources, source_name)
-from core.store.workspace import DATASET_TABLE, SieveError, Workspace
 from core.store.artifacts import stage_key
 from core.store.sql import quote_ident
+from core.store.workspace import DATASET_TABLE, SieveError, Workspace
 
 RESERVED_PREFIX = "sieve_"
 BLANK_CATEGORIES = ("Zs", "Zl", "Zp", "Cc", "Cf")

@@ -35,8 +35,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from core.stages.cluster import NOISE
 from core.nn import max_sim
+from core.stages.cluster import NOISE
 
 RANDOM_KEYS = ("coverage", "jsd", "nn_distance", "facility", "dup_rate", "reference_coverage")
 

@@ -9,15 +9,14 @@ from typing import Sequence
 
 import numpy as np
 
+from core.encoders.long_text import max_text_chars
 from core.stages.base import StageResult, stage_result
 from core.stages.cluster import NOISE, NOISE_NAME
-from core.encoders.long_text import max_text_chars
-from core.stages.words import CJK, document_terms, script_of
-from core.store.workspace import SieveError, Workspace
-from core.store.artifacts import stage_key
-from core.stages.embed import load_embeddings
 from core.stages.dataset import load_texts
-
+from core.stages.embed import load_embeddings
+from core.stages.words import CJK, document_terms, script_of
+from core.store.artifacts import stage_key
+from core.store.workspace import SieveError, Workspace
 
 NAME_POOL = 24  # terms beyond n_keywords a name may draw on when the one-fifth rule takes words away
 NAMING_VERSION = 2  # 2: Unicode/CJK tokens, multilingual stop words, stems, the one-fifth rule

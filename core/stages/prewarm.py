@@ -13,11 +13,11 @@ import numpy as np
 
 from core.encoders.models import DEFAULT_MODEL
 from core.encoders.onnx import export_onnx
+from core.encoders.registry import resolve_backend
 from core.runtime.warmup import enable_disk_cache, start_warmup
 from core.stages.cluster import ClusterParams, cluster
-from core.encoders.registry import resolve_backend
-from core.stages.project import ProjectParams, project
 from core.stages.knn import nndescent, query_knn
+from core.stages.project import ProjectParams, project
 
 
 def tiny_vectors(n: int = 300, dims: int = 16) -> np.ndarray:

@@ -23,9 +23,9 @@ Tiny inputs (fewer than ``MIN_UMAP_ROWS`` rows) fall back to PCA, and say so.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable
-import warnings
 
 import numpy as np
 
@@ -33,10 +33,10 @@ from core.runtime import warmup
 from core.runtime.hardware import gpu_available
 from core.stages.base import StageResult, stage_result
 from core.stages.distinct import duplicate_groups
-from core.stages.knn import EXACT_KNN_MAX_ROWS, knn, query_knn
-from core.store.workspace import SieveError, Workspace
-from core.store.artifacts import stage_key
 from core.stages.embed import load_embeddings
+from core.stages.knn import EXACT_KNN_MAX_ROWS, knn, query_knn
+from core.store.artifacts import stage_key
+from core.store.workspace import SieveError, Workspace
 
 METRICS = ("cosine", "euclidean", "manhattan", "correlation")
 MIN_UMAP_ROWS = 10

@@ -15,7 +15,6 @@ from core.stages.dialect import uses_quotes
 from core.store.sql import quote_ident
 from core.store.workspace import SieveError
 
-
 FORMATS = {
     ".csv": "csv",
     ".tsv": "tsv",

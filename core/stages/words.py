@@ -27,8 +27,8 @@ from functools import lru_cache
 from typing import Iterable, NamedTuple, Sequence
 
 import regex
-import stopwordsiso
 import snowballstemmer
+import stopwordsiso
 
 CJK = "cjk"
 _CJK_CLASS = r"\p{Han}\p{Hiragana}\p{Katakana}" + "\u30fc"  # ー, the long-vowel mark

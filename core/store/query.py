@@ -28,9 +28,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
-import duckdb
 
 from core.store.workspace import DATASET_TABLE, SieveError, Workspace, fetch_arrow
 

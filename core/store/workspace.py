@@ -10,13 +10,13 @@ or not at all; ``meta.json`` inside it names the parent artifact (lineage).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import threading
 import time
 from pathlib import Path
-import fcntl
 from typing import Any, Callable
 
 import duckdb

@@ -12,17 +12,16 @@ from typing import Callable
 import numpy as np
 import pyarrow.parquet as pq
 
-from core.stages.embed import EmbedParams, embed_prepared, encoder_limit, precomputed_vectors
 from core.encoders.models import DEFAULT_MODEL, backend_model_id
 from core.encoders.registry import load_encoder
 from core.engines.ray.cluster import plan_workers, resolve_cluster_backend, run_shard_jobs
 from core.engines.ray.shards import (META_SCALE, STAGE_VERSION, input_shards, parquet_glob, shard_name, shards_root,
                                      vector_table, write_parquet_atomic)
-from core.store.workspace import DATASET_TABLE
 from core.stages.dataset import current_dataset
-from core.store.workspace import SieveError, Workspace, fetch_arrow
+from core.stages.embed import EmbedParams, embed_prepared, encoder_limit, precomputed_vectors
 from core.store.artifacts import atomic_write_json, stage_key
 from core.store.sql import quote_ident
+from core.store.workspace import DATASET_TABLE, SieveError, Workspace, fetch_arrow
 
 
 @dataclass(frozen=True)

@@ -11,19 +11,18 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
-from core.stages.cluster import ClusterParams
 from core.engines.ray.embed import ScaleEmbedParams, embed_shards
 from core.engines.ray.map import ScaleMapParams, scale_map
 from core.engines.ray.select import scale_select
-from core.store.workspace import DATASET_TABLE
-from core.stages.dataset import current_dataset
 from core.manifest import Manifest, dataset_section, new_manifest, reingest
 from core.manifest_schema import RAY_KEYS
-from core.store.paths import plain_absolute
-from core.stages.project import ProjectParams
 from core.selection import Selection, SelectParams
-from core.store.workspace import SieveError, Workspace
+from core.stages.cluster import ClusterParams
+from core.stages.dataset import current_dataset
+from core.stages.project import ProjectParams
 from core.store.artifacts import atomic_path
+from core.store.paths import plain_absolute
+from core.store.workspace import DATASET_TABLE, SieveError, Workspace
 
 
 def export_scaled(ws: Workspace, selection: Selection, out_dir: Path | str, *, rows_per_file: int = 1_000_000,

@@ -15,18 +15,18 @@ import numpy as np
 import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
 
-from core.stages.cluster import NOISE, ClusterParams
 from core.engines.ray.cluster import plan_workers, run_shard_jobs
 from core.engines.ray.embed import embed_folder
 from core.engines.ray.fit import SampleFit, assign, fit_sample, map_table, sample_row_ids
 from core.engines.ray.shards import (META_SCALE, STAGE_VERSION, arrow_vectors, cluster_sizes, duck, load_vectors,
                                      parquet_glob, shard_source, shards_root, write_parquet_atomic)
 from core.explore_files import fetch_rows
+from core.stages.cluster import NOISE, ClusterParams
 from core.stages.dataset import current_dataset
 from core.stages.naming import label_clusters
 from core.stages.project import ProjectParams
-from core.store.workspace import SieveError, Workspace, fetch_arrow
 from core.store.artifacts import atomic_path, atomic_write_json, stage_key
+from core.store.workspace import SieveError, Workspace, fetch_arrow
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from core.engines.ray.shards import arrow_vectors, cluster_sizes, duck, parquet_
 from core.selection import VECTOR_PICKS, Selection, SelectParams, allocate, engine_picks, group_bounds, select
 from core.store.workspace import SieveError, fetch_arrow
 
-
 # The picks the Ray engine runs come from the pick registry (core.selection.engine_picks("ray")).
 # (option, the only value the Ray engine takes): dedup, token budgets, strata, reference sets,
 # soft noise and scores need the whole map in memory

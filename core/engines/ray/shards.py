@@ -15,10 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.store.workspace import DATASET_TABLE
 from core.stages.dataset import current_dataset
-from core.store.workspace import Workspace, fetch_arrow
 from core.store.artifacts import atomic_path, atomic_write_json
+from core.store.workspace import DATASET_TABLE, Workspace, fetch_arrow
 
 SHARDS_DIR = "shards"
 META_SCALE = "scale"  # workspace meta key: the latest sharded embed/map
