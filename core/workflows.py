@@ -2,10 +2,12 @@
 
 ``build_map``, ``select``, ``export`` (the rows and their manifest, written as a pair),
 ``run`` (ingest -> embed -> map -> select -> export) and ``reproduce`` chain the stages
-for one *engine*: ``"local"`` (this process, :mod:`core.engines.local`) or ``"ray"``
-(Parquet shards on a Ray cluster, :mod:`core.engines.ray`).  A map handle says which engine
-made it: :class:`core.engines.local.MapData` (local) or :class:`ScaledMap` (Ray).  The types
-live in :mod:`core.workflow_types`.
+through an *engine* (:class:`core.engines.base.Engine`): ``"local"`` (this process,
+:class:`core.engines.local_engine.LocalEngine`) or ``"ray"`` (Parquet shards on a Ray
+cluster, :class:`core.engines.ray.RayEngine`).  Every workflow takes the engine as an
+argument, an Engine or its name (:func:`resolve_engine`); a map handle says which engine
+made it (MapData: local, ShardedMap: Ray), so the steps over a handle need no engine.
+What differs between engines lives in the engine classes; nothing here asks which one runs.
 
 Nothing here prints.  Progress goes through :class:`Events` (the stage callbacks of
 :mod:`core.engines.local` plus ``on_step(name, value)`` after each finished step); bad
@@ -15,55 +17,47 @@ input raises :class:`core.store.workspace.SieveError` with a one-line message.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from core.encoders.base import Encoder
-from core.stages.dataset import DatasetInfo, current_dataset
-from core.stages.embed import EmbedParams, EmbedResult, run_embed
-from core.stages.export import format_for
+from core.stages.dataset import DatasetInfo
+from core.stages.embed import EmbedParams
 from core.stages.ingest import IngestParams
 from core.stages.ingest import ingest as ingest_dataset
-from core.stages.knn import EXACT_KNN_MAX_ROWS
 from core.stages.long_texts import count_dataset
-from core.stages.prewarm import start_background_warmup
 from core.store.workspace import SieveError, Workspace
 
 from .curate import read_edits
-from .engines import local as pipeline
-from .engines import ray as scale
+from .engines.base import Engine
 from .engines.local import MapData, MapParams
-from .manifest import build_manifest, export_with_manifest, read_manifest, verify_export, write_manifest
+from .engines.local_engine import METRICS_MAX_ROWS, long_text_note
+from .engines.registry import engine_for, engine_from_options
+from .manifest import build_manifest, read_manifest, verify_export
 from .selection import Selection, SelectParams
-from .workflow_types import (ENGINES, LOCAL, RAY, Events, Exported, ExportTarget, MapHandle, RayOptions, RunResult,
-                             ScaledMap)
+from .workflow_types import LOCAL, Events, Exported, ExportTarget, MapHandle, RunResult
 
-REPORT_VECTORS_MAX_ROWS = 20_000  # larger subsets skip the vector metrics (diversity, coverage, ...)
-
-
-def check_engine(engine: str) -> None:
-    """Raises SieveError unless ``engine`` is one of ENGINES."""
-    if engine not in ENGINES:
-        raise SieveError(f"--engine must be local or ray, got {engine!r}")
+REPORT_VECTORS_MAX_ROWS = METRICS_MAX_ROWS  # larger subsets skip the vector metrics (diversity, coverage, ...)
 
 
-def check_target(engine: str, target: ExportTarget) -> None:
+def resolve_engine(engine: Engine | str = LOCAL, *, encoder: Encoder | None = None, **options) -> Engine:
+    """The Engine a workflow runs on: ``engine`` itself, or the engine of that name
+    (core.engines.registry) with those of ``encoder`` and ``options`` (e.g. a command line's
+    ``address``, ``workers``, ``shard_rows``, ``sample_size``, ``sample_seed``, ``backend``)
+    it takes; None values keep its defaults.  An ``encoder`` given with an Engine that has
+    one replaces it.  SieveError for an unknown name (``--engine must be local or ray``)."""
+    if isinstance(engine, str):
+        return engine_from_options(engine, {"encoder": encoder, **options})
+    if encoder is not None and hasattr(engine, "encoder"):
+        return replace(engine, encoder=encoder)
+    return engine
+
+
+def check_target(engine: Engine | str, target: ExportTarget) -> None:
     """Fail fast, before any work, on an output the engine cannot write (SieveError):
     local needs a known format; Ray writes Parquet shards only."""
-    check_engine(engine)
-    if engine == LOCAL:
-        format_for(target.path, target.fmt)
-    elif target.fmt not in (None, "parquet"):
-        raise SieveError(f"--format {target.fmt} is not available with --engine ray: it writes Parquet shards")
-
-
-def warm_up_large_map(n_rows: int) -> None:
-    """A map above EXACT_KNN_MAX_ROWS rows needs pynndescent, whose compilation (tens of
-    seconds) no disk cache keeps: compile it in the background while the embedding runs
-    (the projection waits for it).  SIEVE_NO_WARMUP=1 turns this off."""
-    if n_rows > EXACT_KNN_MAX_ROWS and not os.environ.get("SIEVE_NO_WARMUP"):
-        start_background_warmup()
+    resolve_engine(engine).check_target(target)
 
 
 @contextlib.contextmanager
@@ -91,79 +85,53 @@ def dataset_long_text_note(ws: Workspace, info: DatasetInfo, model: str) -> str 
 
 
 def embedded_long_text_note(ws: Workspace, embed_key: str, mode: str) -> str | None:
-    """After embedding: how many texts were over the model's limit and what ``mode``
+    """After a local embedding: how many texts were over the model's limit and what ``mode``
     (truncate or chunk) did with them, as one sentence; None when none were."""
-    meta = ws.load_artifact("embed", embed_key)[1]
-    res = EmbedResult(embed_key, meta["model_id"], meta["dim"], meta["n_rows"], 0, True, meta.get("long_texts"))
-    return res.long_text_message(mode) or None
+    return long_text_note(ws, embed_key, mode)
 
 
-def embed(ws: Workspace, params: EmbedParams, *, engine: str = LOCAL, ray: RayOptions = RayOptions(),
-          events: Events = Events()):
-    """Embed the current dataset (cached by model and text; resumable).  Local: an
-    EmbedResult (core.stages.embed.run_embed); Ray: a ScaleEmbedResult (Parquet shards).
+def embed(ws: Workspace, params: EmbedParams, *, engine: Engine | str = LOCAL, events: Events = Events()):
+    """Embed the current dataset on ``engine`` (cached by model and text; resumable).  Local:
+    an EmbedResult (core.stages.embed.run_embed); Ray: a ScaleEmbedResult (Parquet shards).
     Raises SieveError on an option the engine cannot honour."""
-    check_engine(engine)
-    if engine == LOCAL:
-        on_progress = events.progress
-        return run_embed(ws, params, progress=(lambda d, t, m: on_progress("embed", d, t, m)) if on_progress else None)
-    if params.long_text != "truncate":
-        raise SieveError("--long-text chunk is not available with --engine ray yet; use --engine local")
-    ray.connect()
-    return scale.embed_shards(ws, scale.ScaleEmbedParams(
-        model=params.model, batch_size=params.batch_size, device=params.device, shard_rows=ray.shard_rows,
-        workers=ray.workers, backend=params.backend))
+    return resolve_engine(engine).embed(ws, params, events)
 
 
-def build_scaled_map(ws: Workspace, params: scale.ScaleMapParams, ray: RayOptions = RayOptions()):
-    """Fit the map on a seeded sample of the sharded embeddings, then place every row on Ray
-    (core.engines.ray.scale_map): a ScaleMapResult."""
-    ray.connect()
-    return scale.scale_map(ws, None, params)
-
-
-def build_map(ws: Workspace, params: MapParams, *, edits_path: Path | str | None = None,
-              encoder: Encoder | None = None, events: Events = Events()) -> MapData:
-    """Embed (if needed), project, cluster and label the current dataset on the local engine
-    (core.engines.local.build_map; cached stages are skipped) and load the map.
+def build_map(ws: Workspace, params: MapParams, *, engine: Engine | str = LOCAL, edits_path: Path | str | None = None,
+              encoder: Encoder | None = None, events: Events = Events()) -> MapHandle:
+    """Embed (if needed), project, cluster and label the current dataset on ``engine``
+    (cached stages are skipped); returns the map handle (local: MapData).
 
     ``edits_path``: a JSON file of cluster edits applied on top (read before any work;
     an edit that does not apply names the file); ``encoder`` replaces the model of ``params``.
     Raises SieveError on bad input."""
+    eng = resolve_engine(engine, encoder=encoder)
     edits = read_edits(edits_path) if edits_path is not None else None
-    return _build_local(ws, params, edits, edits_path, current_dataset(ws).n_rows, encoder, events)
-
-
-def _build_local(ws, params, edits, edits_path, n_rows, encoder, events) -> MapData:
-    warm_up_large_map(n_rows)
     with naming_edits_file(edits_path):
-        keys = pipeline.build_map(ws, params, encoder=encoder, progress=events.progress, on_stage=events.on_stage,
-                                  edits=edits)
-    return pipeline.load_map(ws, keys)
+        return eng.map(ws, params, edits=edits, events=events)
 
 
-def current_map(ws: Workspace, engine: str = LOCAL) -> MapHandle:
+def map_embeddings(ws: Workspace, params: MapParams, *, engine: Engine | str, events: Events = Events()) -> MapHandle:
+    """Map the embeddings the workspace holds (from :func:`embed` on ``engine``) without
+    embedding again (``sieve scale map``); the map handle.  Raises SieveError."""
+    return resolve_engine(engine).map_embeddings(ws, params, events)
+
+
+def current_map(ws: Workspace, engine: Engine | str = LOCAL) -> MapHandle:
     """The workspace's current map on ``engine``; SieveError when there is none."""
-    check_engine(engine)
-    if engine == RAY:
-        map_dir, embed_dir = scale.map_folder(ws)
-        return ScaledMap(embed_dir, map_dir)
-    return pipeline.load_map(ws)
+    return resolve_engine(engine).current_map(ws)
 
 
-def select(ws: Workspace, handle: MapHandle, params: SelectParams, *, remember: bool = True,
-           encoder: Encoder | None = None, ray: RayOptions | None = None):
-    """Apply ``params`` to a map: a :class:`Selection` for a local map, a ScaleSelection
-    (per-cluster picks in parallel on Ray) for a :class:`ScaledMap`.  ``remember`` keeps
-    ``params`` as the workspace's selection (``sieve export`` repeats it; local only);
-    ``encoder`` embeds a reference or target set (default: the map's model).
-    ``ray``: where the picks run.  Raises SieveError on parameters the engine cannot apply."""
-    if isinstance(handle, ScaledMap):
-        if ray is not None:
-            ray.connect()
-        return scale.scale_select(handle.map_dir, handle.embed_dir, params)
-    selection = pipeline.run_selection(ws, handle, params, encoder=encoder)
-    if remember:
+def select(ws: Workspace, handle: MapHandle, params: SelectParams, *, engine: Engine | str | None = None,
+           remember: bool = True, encoder: Encoder | None = None) -> Selection:
+    """Apply ``params`` to the map ``handle`` on ``engine`` (default: the kind of engine that
+    made the handle; Ray: per-cluster picks in parallel).  ``remember`` keeps ``params`` as the
+    workspace's selection (``sieve export`` repeats it) on an engine that keeps selections
+    (local); ``encoder`` embeds a reference or target set (default: the map's model).
+    Raises SieveError on parameters the engine cannot apply."""
+    eng = resolve_engine(engine if engine is not None else engine_for(handle), encoder=encoder)
+    selection = eng.select(ws, handle, params)
+    if remember and eng.keeps_selection:
         ws.set_meta("selection", params.to_dict())
     return selection
 
@@ -176,10 +144,12 @@ def saved_selection(ws: Workspace) -> SelectParams:
     return SelectParams.from_dict(saved)
 
 
-def report(data: MapData, selection: Selection, params: SelectParams):
-    """The selection's metrics beside random subsets of the same size
-    (core.engines.local.selection_report); the vector metrics only up to REPORT_VECTORS_MAX_ROWS rows."""
-    return pipeline.selection_report(data, selection, params, vectors=len(selection) <= REPORT_VECTORS_MAX_ROWS)
+def report(handle: MapHandle, selection: Selection, params: SelectParams, *, engine: Engine | str | None = None):
+    """The selection's metrics beside random subsets of the same size (local:
+    core.engines.local.selection_report; the vector metrics only up to
+    REPORT_VECTORS_MAX_ROWS rows); None on an engine without them (Ray)."""
+    eng = resolve_engine(engine if engine is not None else engine_for(handle))
+    return eng.report(handle, selection, params, max_vector_rows=REPORT_VECTORS_MAX_ROWS)
 
 
 def manifest(ws: Workspace, data: MapData, params: SelectParams, selection: Selection, metrics,
@@ -189,109 +159,46 @@ def manifest(ws: Workspace, data: MapData, params: SelectParams, selection: Sele
     return build_manifest(data, data.params, params, selection, metrics, export_info)
 
 
-def export(ws: Workspace, handle: MapHandle, params: SelectParams, selection, target: ExportTarget, *,
-           metrics=None) -> Exported:
-    """Write the chosen rows and their manifest as a consistent pair.
+def export(ws: Workspace, handle: MapHandle, params: SelectParams, selection: Selection, target: ExportTarget, *,
+           metrics=None, engine: Engine | str | None = None) -> Exported:
+    """Write the chosen rows and their manifest as a consistent pair, on ``engine`` (default:
+    the kind that made ``handle``).
 
     Local map: one file (core.manifest.export_with_manifest; ``metrics`` from :func:`report`
-    when not given).  :class:`ScaledMap`: a folder of Parquet part files and the manifest.
-    Paths are used as given (callers resolve or confine them).  Raises SieveError on a bad
-    format or output, OSError on a disk failure (nothing half-written)."""
-    if isinstance(handle, ScaledMap):
-        return _export_scaled(ws, handle, params, selection, target)
-    fmt = format_for(target.path, target.fmt)
-    path = Path(target.path).expanduser()
+    when not given).  Ray: a folder of Parquet part files and the manifest.  Paths are used
+    as given (callers resolve or confine them).  Raises SieveError on a bad format or
+    output, OSError on a disk failure (nothing half-written)."""
+    eng = resolve_engine(engine if engine is not None else engine_for(handle))
     if metrics is None:
-        metrics = report(handle, selection, params)
-    man = manifest(ws, handle, params, selection, metrics,
-                   {"path": str(path), "format": fmt, "include_duplicates": target.include_duplicates})
-    path, mpath, man = export_with_manifest(
-        ws, selection, handle.cluster_names, path, fmt, target.manifest_file(), man, handle,
-        keep_text=handle.dataset.text.template is not None, include_duplicates=target.include_duplicates,
-        dataset_key=handle.keys.dataset)
-    extra = None
-    if target.include_duplicates and selection.duplicate_positions is not None:
-        extra = len(selection.duplicate_positions)
-    return Exported(path, mpath, man, len(selection), extra, [path])
-
-
-def _export_scaled(ws: Workspace, handle: ScaledMap, params: SelectParams, selection, target: ExportTarget):
-    out_dir = Path(target.path).expanduser()
-    files = scale.export_scaled(ws, selection, out_dir)
-    man = scale.ray_manifest(ws, handle.embed_dir, handle.map_dir, params, selection,
-                             {"path": str(out_dir), "format": "parquet", "files": [f.name for f in files]}).to_dict()
-    mpath = write_manifest(target.manifest_file(), man)
-    return Exported(out_dir, Path(mpath), man, len(selection), None, list(files))
+        metrics = report(handle, selection, params, engine=eng)
+    return eng.export(ws, handle, selection, params, target, metrics=metrics)
 
 
 def run(ws: Workspace, ingest_params: IngestParams, map_params: MapParams, sel_params: SelectParams,
-        target: ExportTarget, *, engine: str = LOCAL, edits_path: Path | str | None = None,
-        encoder: Encoder | None = None, ray: RayOptions = RayOptions(), events: Events = Events()) -> RunResult:
+        target: ExportTarget, *, engine: Engine | str = LOCAL, edits_path: Path | str | None = None,
+        encoder: Encoder | None = None, events: Events = Events()) -> RunResult:
     """Everything: ingest -> embed -> map -> select -> export, on ``engine``.
 
-    Steps reported through ``events.on_step``: ``dataset`` ((DatasetInfo, cached)), then
-    local: ``map`` (MapData), ``selection`` ((MapData, Selection, SelectParams, metrics));
-    Ray: ``embeddings`` (ScaleEmbedResult), ``scaled_map`` ((ScaleMapResult, map info dict));
-    last ``export`` (Exported).  ``encoder`` (local) replaces the model of ``map_params``.
-    Options an engine cannot honour raise SieveError before any work."""
-    check_target(engine, target)
-    if engine == RAY:
-        return _run_scaled(ws, ingest_params, map_params, sel_params, target, edits_path, ray, events)
+    Steps reported through ``events.on_step``: ``dataset`` ((DatasetInfo, cached)), then the
+    engine's map steps (local: ``map`` (MapData); Ray: ``embeddings`` (ScaleEmbedResult),
+    ``scaled_map`` ((ScaleMapResult, map info dict))), ``selection`` ((handle, Selection,
+    SelectParams, metrics), when the engine computes metrics), last ``export`` (Exported).
+    ``encoder`` (local) replaces the model of ``map_params``.  Options the engine cannot
+    honour (Engine.check_run) raise SieveError before any work."""
+    eng = resolve_engine(engine, encoder=encoder)
+    target = eng.check_run(map_params, sel_params, target, edits_path)
     edits = read_edits(edits_path) if edits_path is not None else None
-    info, cached = ingest_dataset(ws, ingest_params)
-    events.step("dataset", (info, cached))
-    t0 = time.perf_counter()
-    data = _build_local(ws, map_params, edits, edits_path, info.n_rows, encoder, events)
-    events.step("map", data)
-    selection = select(ws, data, sel_params, encoder=encoder)
-    metrics = report(data, selection, sel_params)
-    events.step("selection", (data, selection, sel_params, metrics))
-    exported = export(ws, data, sel_params, selection, target, metrics=metrics)
-    events.step("export", exported)
-    return RunResult(data, selection, exported, time.perf_counter() - t0)
-
-
-def check_scaled_run(map_params: MapParams, sel_params: SelectParams, target: ExportTarget,
-                     edits_path: Path | str | None) -> Path:
-    """Refuse, before any hour-long embedding, what the Ray engine cannot do (SieveError);
-    returns the output folder (which must be new or empty)."""
-    if map_params.cluster.algorithm != "hdbscan":
-        raise SieveError(f"--cluster-method {map_params.cluster.algorithm} is available with --engine local only")
-    if map_params.embed.long_text != "truncate":
-        raise SieveError("--long-text chunk is not available with --engine ray yet; use --engine local")
-    if edits_path is not None:
-        raise SieveError("--edits is not available with --engine ray: cluster edits apply to a local map")
-    if target.include_duplicates:
-        raise SieveError("--include-duplicates is not available with --engine ray (duplicate groups are "
-                         "not computed at scale)")
-    scale.check_select_params(sel_params)
-    out_dir = Path(target.path).expanduser().resolve()
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise SieveError(f"--out {out_dir} exists and is not an empty folder; --engine ray writes a new folder "
-                         "of Parquet shards")
-    return out_dir
-
-
-def _run_scaled(ws, ingest_params, map_params, sel_params, target, edits_path, ray, events) -> RunResult:
-    """``run`` on Ray: ingest, sharded embedding, sample fit + assignment, per-cluster picks, shards + manifest."""
-    out_dir = check_scaled_run(map_params, sel_params, target, edits_path)
-    t0 = time.perf_counter()
-    embed_params = scale.ScaleEmbedParams(
-        model=map_params.embed.model, batch_size=map_params.embed.batch_size, device=map_params.embed.device,
-        shard_rows=ray.shard_rows, workers=ray.workers, backend=ray.backend)
-    scale_params = scale.ScaleMapParams(ray.sample_size, ray.sample_seed, map_params.project, map_params.cluster,
-                                        ray.workers)
     events.step("dataset", ingest_dataset(ws, ingest_params))
-    scale.connect(ray.address)
-    emb = scale.embed_shards(ws, embed_params)
-    events.step("embeddings", emb)
-    res = scale.scale_map(ws, emb.folder, scale_params)
-    events.step("scaled_map", (res, scale.scaled_map_info(res.folder)))
-    handle = ScaledMap(Path(emb.folder), Path(res.folder))
-    sel = select(ws, handle, sel_params)
-    exported = export(ws, handle, sel_params, sel, ExportTarget(out_dir, manifest_path=target.manifest_path))
+    t0 = time.perf_counter()
+    with naming_edits_file(edits_path):
+        handle = eng.map(ws, map_params, edits=edits, events=events)
+    selection = select(ws, handle, sel_params, engine=eng)
+    metrics = report(handle, selection, sel_params, engine=eng)
+    if metrics is not None:
+        events.step("selection", (handle, selection, sel_params, metrics))
+    exported = eng.export(ws, handle, selection, sel_params, target, metrics=metrics)
     events.step("export", exported)
-    return RunResult(handle, sel, exported, time.perf_counter() - t0)
+    return RunResult(handle, selection, exported, time.perf_counter() - t0)
 
 
 def verify(manifest_path: Path | str) -> tuple[dict, str | None]:
@@ -302,40 +209,18 @@ def verify(manifest_path: Path | str) -> tuple[dict, str | None]:
 
 
 def reproduce(ws: Workspace, manifest_path: Path | str, target: ExportTarget, *, data: str | None = None,
-              encoder: Encoder | None = None, events: Events = Events()) -> Exported:
+              encoder: Encoder | None = None, engine: Engine | None = None, events: Events = Events()) -> Exported:
     """Rebuild the exact subset of a manifest and export it with a new manifest; SieveError
     when the row ids differ (a failure leaves the workspace as it was).
 
-    The engine is the manifest's (Ray: ``target.path`` is a new folder of Parquet shards).
-    Steps reported: ``warning`` (a data file beside the manifest that does not match it),
-    ``long_texts`` (a note or None, local), ``export`` (Exported).  ``encoder`` (local)
+    The engine is the manifest's (``engine``: one of that kind with its options; Ray:
+    ``target.path`` is a new folder of Parquet shards).  Steps reported (Engine.reproduce):
+    local ``warning`` (a data file beside the manifest that does not match it), ``export``
+    (Exported), ``long_texts`` (a note or None); Ray ``export``.  ``encoder`` (local)
     replaces the manifest's model."""
     man = read_manifest(manifest_path)
-    if man.get("engine") == RAY:
-        return _reproduce_scaled(ws, man, data, target, events)
-    format_for(target.path, target.fmt)
-    problem = verify_export(man, manifest_path)
-    if problem:
-        events.step("warning", problem)
-    dups = bool(man.get("export", {}).get("include_duplicates", False))
-    target = ExportTarget(target.path, target.fmt, target.manifest_path, dups)
-    with pipeline.restoring(ws):  # a failure leaves the workspace as it was
-        mdata, selection, map_params, sel_params = pipeline.reproduce(
-            ws, man, data, encoder=encoder, progress=events.progress, on_stage=events.on_stage,
-            manifest_path=manifest_path)
-        exported = export(ws, mdata, sel_params, selection, target)
-    events.step("export", exported)
-    events.step("long_texts", embedded_long_text_note(ws, mdata.keys.embed, map_params.embed.long_text))
-    return exported
-
-
-def _reproduce_scaled(ws: Workspace, man: dict, data: str | None, target: ExportTarget, events: Events) -> Exported:
-    sel, embed_dir, map_dir = scale.reproduce_scaled(ws, man, data)
-    if sorted(int(x) for x in sel.row_ids) != man["selected_row_ids"]:
-        a, b = set(sel.row_ids.tolist()), set(man["selected_row_ids"])
-        raise SieveError(f"reproduced subset differs from the manifest: {len(a - b)} row(s) added, "
-                         f"{len(b - a)} missing")
-    exported = export(ws, ScaledMap(Path(embed_dir), Path(map_dir)), SelectParams.from_dict(man["select"]), sel,
-                      target)
-    events.step("export", exported)
-    return exported
+    kind = man.get("engine", LOCAL)
+    eng = resolve_engine(engine if engine is not None else kind, encoder=encoder)
+    if eng.name != kind:
+        raise SieveError(f"manifest {manifest_path} was written by the {kind} engine, not {eng.name}")
+    return eng.reproduce(ws, man, manifest_path, target, data=data, events=events)

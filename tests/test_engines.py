@@ -12,7 +12,8 @@ from core.stages.cluster import ClusterParams
 from core.stages.embed import EmbedParams
 from core.engines.local import MapData, MapParams
 from core.engines.ray.engine import ShardedMap
-from core.engines.registry import get_engine
+from core.engines.base import ExportTarget, refusals
+from core.engines.registry import engine_for, get_engine
 from core.stages.ingest import IngestParams, ingest
 from core.stages.dataset import TextSpec
 from core.manifest import load_manifest, read_manifest
@@ -50,7 +51,7 @@ def test_each_engine_maps_selects_and_exports_through_one_interface(name, data_p
     assert isinstance(sel, Selection) and len(sel) == 40 == sum(sel.allocation.values())
     ids = sel.row_ids.tolist()
     assert 5 in ids and 6 not in ids and len(set(ids)) == 40 and all(0 <= i < 400 for i in ids)
-    res = engine.export(ws, handle, sel, params, tmp_path / out_name)
+    res = engine.export(ws, handle, sel, params, ExportTarget(tmp_path / out_name))
     man = read_manifest(res.manifest_path)  # strictly validated
     assert man == res.manifest and man["selected_row_ids"] == sorted(ids) and man["n_selected"] == 40
     assert ("engine" in man) == (name == "ray") and man.get("engine", "local") == name
@@ -62,7 +63,7 @@ def test_each_engine_maps_selects_and_exports_through_one_interface(name, data_p
 
 
 def test_what_an_engine_cannot_run_is_refused_before_any_work():
-    with pytest.raises(SieveError, match="engine must be one of"):
+    with pytest.raises(SieveError, match="--engine must be local or ray, got 'spark'"):
         get_engine("spark")
     ray = get_engine("ray", local=True)
     for bad in (SelectParams(budget=5, pick="score", score_column="s"), SelectParams(budget=5, pick="facility-global"),
@@ -70,3 +71,50 @@ def test_what_an_engine_cannot_run_is_refused_before_any_work():
         with pytest.raises(SieveError, match="not supported by the Ray engine"):
             ray.check(bad)
     get_engine("local").check(SelectParams(budget=5, pick="facility-global"))  # the local engine runs every pick
+
+
+def test_each_refusal_names_its_option_and_the_engines_that_run_it():
+    """The Ray engine's refusals come from declarations: SelectParams field metadata and the
+    pick registry; every one is listed (not only the first), each naming its option."""
+    ray = get_engine("ray", local=True)
+    params = SelectParams(budget=5, dedup="exact", budget_unit="tokens", strata_column="src", reference_path="r.csv",
+                          soft_noise_threshold=0.2, pick="score", score_column="s")
+    lines = ray.unsupported(params)
+    names = ["score_column", "dedup", "soft_noise_threshold", "budget_unit", "strata_column", "reference_path",
+             "pick"]
+    assert len(lines) == len(names)
+    for name, line in zip(names, lines):
+        assert line.startswith(f"{name}=") and "not supported by the Ray engine" in line
+        assert "use the local engine" in line and "\n" not in line
+    assert get_engine("local").unsupported(params) == []
+    assert ray.unsupported(SelectParams(budget=5, pick="centroid", pins=(1,), seed=3)) == []
+    with pytest.raises(SieveError, match=r"^score_column='s' is not supported by the Ray engine"):
+        ray.check(params)
+
+
+def test_a_field_declared_local_only_is_refused_by_ray(monkeypatch):
+    """Declaring ``metadata={"engines": ("local",)}`` on a SelectParams field is all it takes:
+    Ray refuses the field set away from its default, naming it; the local engine runs it."""
+    import dataclasses
+
+    from core.engines import base
+
+    @dataclasses.dataclass
+    class Extended(SelectParams):
+        fancy: str = dataclasses.field(default="off", metadata={"engines": ("local",)})
+
+    monkeypatch.setattr(base, "SelectParams", Extended)
+    ray, local = get_engine("ray", local=True), get_engine("local")
+    on = Extended(budget=5, fancy="on")
+    assert ray.unsupported(Extended(budget=5)) == []  # the default is what every engine does
+    assert ray.unsupported(on) == ["fancy='on' is not supported by the Ray engine yet; use the local engine for it"]
+    with pytest.raises(SieveError, match="fancy='on'"):
+        ray.check(on)
+    local.check(on)
+    assert refusals(on, "ray", "Ray") == ray.unsupported(on) and refusals(on, "local") == []
+
+
+def test_a_map_handle_names_its_engine():
+    with pytest.raises(SieveError, match="not a map handle"):
+        engine_for(object())
+    assert engine_for(ShardedMap("m", "e", {})).name == "ray"

@@ -15,9 +15,14 @@ from core.manifest import ids_digest, read_manifest
 from core.stages.ingest import IngestParams
 from core.stages.dataset import TextSpec
 from core.engines.local import MapParams
+from core.engines.local_engine import LocalEngine
+from core.engines.ray import RayEngine, ShardedMap
+from core.stages.embed import EmbedParams
+from core.stages.project import ProjectParams
 from core.selection import SelectParams
 from core.workflow_types import ENGINES, LOCAL, RAY, Events, ExportTarget
 from core.store.workspace import SieveError, Workspace
+from tests.app_fixtures import HashEncoder
 from tests.fakes import TopicEncoder, read_any, write_table
 
 ROWS, SEED = 300, 5
@@ -196,3 +201,73 @@ def test_report_skips_vector_metrics_above_the_row_limit(local_run, monkeypatch)
     monkeypatch.setattr(workflows, "REPORT_VECTORS_MAX_ROWS", len(result.selection) - 1)
     m = workflows.report(result.map, result.selection, params)
     assert np.isfinite(m.jsd) and m.nn_distance is None
+
+
+class Recording:
+    """An engine that delegates to another and records which of its methods the workflows call."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+
+    def __getattr__(self, name):
+        attr = getattr(self.inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            self.calls.append(name)
+            return attr(*args, **kwargs)
+
+        return call
+
+
+def test_the_workflows_run_through_the_engine_protocol(local_run, data_file, tmp_path):
+    """run, select, export and current_map call only the Engine's methods, in the order of
+    the steps, whatever the engine (here a recording wrapper of the local engine)."""
+    ws, _, params, _, result, _, enc = local_run
+    path = data_file[0]
+    eng = Recording(LocalEngine(encoder=enc))
+    again = workflows.run(ws, IngestParams(str(path), TextSpec(column="text")), MapParams(), params,
+                          ExportTarget(tmp_path / "again.parquet"), engine=eng)
+    assert eng.calls == ["check_run", "map", "select", "report", "export"]
+    assert again.selection.row_ids.tolist() == result.selection.row_ids.tolist()  # cached stages: the same subset
+    eng.calls.clear()
+    handle = workflows.current_map(ws, eng)
+    sel = workflows.select(ws, handle, params, engine=eng, remember=False)
+    workflows.export(ws, handle, params, sel, ExportTarget(tmp_path / "b.csv"), engine=eng)
+    assert eng.calls == ["current_map", "select", "report", "export"]
+    with pytest.raises(SieveError, match="--engine must be local or ray, got 'spark'"):
+        workflows.resolve_engine("spark")
+    assert workflows.resolve_engine(RAY, address="auto", encoder=enc, shard_rows=7).shard_rows == 7  # Ray takes no encoder
+    assert workflows.resolve_engine(LOCAL, address="auto", encoder=enc).encoder is enc
+
+
+def test_run_and_reproduce_on_the_ray_engine_in_this_process(data_file, tmp_path):
+    """The Ray engine (``local=True``: its shards, sample fit and per-cluster picks, without a
+    cluster) through the same workflows: run writes Parquet shards + a Ray manifest, and
+    reproduce (the engine is the manifest's) gives the same ids in a fresh workspace."""
+    path = data_file[0]
+
+    def engine():
+        return RayEngine(local=True, encoder_factory=HashEncoder, shard_rows=100, sample_size=300)
+
+    steps = []
+    params = SelectParams(budget=30, pick="centroid", seed=1, pins=(4,), bans=(9,))
+    mparams = MapParams(EmbedParams(model="test/hash-bow"), ProjectParams(n_neighbors=10, seed=1),
+                        ClusterParams(min_cluster_size=8))
+    result = workflows.run(Workspace(tmp_path / "ws"), IngestParams(str(path), TextSpec(column="text")), mparams,
+                           params, ExportTarget(tmp_path / "shards"), engine=engine(),
+                           events=Events(on_step=lambda n, v: steps.append(n)))
+    assert steps == ["dataset", "embeddings", "scaled_map", "export"]  # no metrics on Ray: no "selection" step
+    assert isinstance(result.map, ShardedMap) and result.map.n_rows == ROWS
+    man = read_manifest(result.exported.manifest_path)
+    ids = sorted(result.selection.row_ids.tolist())
+    assert man["engine"] == RAY and man["selected_row_ids"] == ids and len(ids) == 30 and 4 in ids and 9 not in ids
+    files = sorted((tmp_path / "shards").glob("*.parquet"))
+    assert files and sorted(i for f in files for i in read_any(f).column("sieve_row_id").to_pylist()) == ids
+    with pytest.raises(SieveError, match="written by the ray engine, not local"):
+        workflows.reproduce(Workspace(tmp_path / "fresh"), result.exported.manifest_path,
+                            ExportTarget(tmp_path / "x"), engine=LocalEngine())
+    again = workflows.reproduce(Workspace(tmp_path / "fresh"), result.exported.manifest_path,
+                                ExportTarget(tmp_path / "again"), engine=engine())
+    assert again.manifest["selected_row_ids"] == ids and again.manifest["engine"] == RAY

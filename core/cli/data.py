@@ -21,7 +21,7 @@ from ..engines.local import curate_map
 from ..engines.local import current_map as current_local_map
 from ..engines.local import load_map
 from ..search import embed_query, nearest, query_encoder
-from ..workflow_types import LOCAL, RAY, RayOptions
+from ..workflow_types import LOCAL, RAY
 from .console import err, fail, note, progress
 from .options import EMBED, INGEST, LONG_TEXT, MAP, RAY_OPTS, WORKSPACE, Opt, pick, with_options
 from .parse import embed_params, ingest_params, map_params
@@ -47,15 +47,14 @@ def ingest(o: SimpleNamespace) -> None:
 def embed(o: SimpleNamespace) -> None:
     """Embed the current dataset (cached by model and text; resumable)."""
     ws = Workspace(o.workspace)
-    workflows.check_engine(o.engine)
-    ray = RayOptions(address=o.address, workers=o.workers, shard_rows=o.shard_rows)
+    engine = workflows.resolve_engine(o.engine, address=o.address, workers=o.workers, shard_rows=o.shard_rows)
     if o.engine == RAY:
-        res = workflows.embed(ws, embed_params(o), engine=o.engine, ray=ray)
+        res = workflows.embed(ws, embed_params(o), engine=engine)
         err.print(f"embeddings: {res.n_rows} x {res.dim} from {res.model_id} in {res.n_shards} shard(s) "
                   f"({res.n_computed} computed, {res.n_skipped} already done) at {res.glob}")
         return
     with progress() as events:
-        res = workflows.embed(ws, embed_params(o), events=events)
+        res = workflows.embed(ws, embed_params(o), engine=engine, events=events)
     err.print(f"embeddings: {res.n_rows} x {res.dim} from {res.model_id}"
               + (" (cached)" if res.cached else f", {res.n_computed} computed"), markup=False, highlight=False)
     note(res.long_text_message(o.long_text))

@@ -10,8 +10,8 @@ from core.stages.cluster import ClusterParams
 from core.store.workspace import Workspace
 
 from .. import workflows
-from ..engines.ray import ScaleMapParams
-from ..workflow_types import RAY, ExportTarget, RayOptions
+from ..engines.local import MapParams
+from ..workflow_types import RAY, Events, ExportTarget
 from .console import err, guard
 from .options import EXPORT, MAP, RAY_ADDRESS_HELP, RAY_OPTS, SELECT_OPTS, WORKSPACE, pick, with_options
 from .parse import project_params, select_params
@@ -34,9 +34,13 @@ ADDRESS = RAY_OPTS["address"].but(help=RAY_ADDRESS_HELP)
 def scale_map_(o: SimpleNamespace) -> None:
     """Fit the map on a seeded sample, then place every row on Ray (map-*.parquet shards)."""
     ws = Workspace(o.workspace)
-    params = ScaleMapParams(o.sample_size, o.sample_seed, project_params(o, o.seed),
-                            ClusterParams(min_cluster_size=o.min_cluster_size, min_samples=o.min_samples), o.workers)
-    res = workflows.build_scaled_map(ws, params, RayOptions(address=o.address))
+    params = MapParams(project=project_params(o, o.seed),
+                       cluster=ClusterParams(min_cluster_size=o.min_cluster_size, min_samples=o.min_samples))
+    engine = workflows.resolve_engine(RAY, address=o.address, sample_size=o.sample_size, sample_seed=o.sample_seed,
+                                      workers=o.workers)
+    steps = {}
+    workflows.map_embeddings(ws, params, engine=engine, events=Events(on_step=steps.__setitem__))
+    res = steps["scaled_map"][0]
     err.print(f"map: {res.n_rows} rows, {res.n_clusters} clusters fitted on {res.n_sample} sampled rows; "
               f"{res.n_computed} shard(s) placed, {res.n_skipped} already done; {res.glob}")
 
@@ -56,7 +60,8 @@ def scale_select_(o: SimpleNamespace) -> None:
     """Allocate on per-cluster counts, pick per cluster in parallel, export shards + manifest."""
     ws = Workspace(o.workspace)
     params = select_params(o)
-    handle = workflows.current_map(ws, RAY)
-    sel = workflows.select(ws, handle, params, ray=RayOptions(address=o.address))
+    engine = workflows.resolve_engine(RAY, address=o.address)
+    handle = workflows.current_map(ws, engine)
+    sel = workflows.select(ws, handle, params, engine=engine)
     target = ExportTarget(o.out_path.expanduser().resolve(), manifest_path=o.manifest)
-    print_step("export", workflows.export(ws, handle, params, sel, target))
+    print_step("export", workflows.export(ws, handle, params, sel, target, engine=engine))

@@ -11,7 +11,7 @@ import typer
 from core.store.workspace import SieveError, Workspace
 
 from .. import workflows
-from ..workflow_types import LOCAL, RAY, Events, ExportTarget, RayOptions
+from ..workflow_types import LOCAL, RAY, Events, ExportTarget
 from .console import err, note, progress
 from .options import DEPTH_OPTS, EMBED, EXPORT, INGEST, MAP, RAY_OPTS, SELECT_OPTS, WORKSPACE, Opt, with_options
 from .parse import ingest_params, map_params, select_params
@@ -57,12 +57,13 @@ def export(o: SimpleNamespace) -> None:
 def run(o: SimpleNamespace) -> None:
     """Everything: ingest -> embed -> map -> select -> export."""
     target = _target(o, o.include_duplicates)
-    workflows.check_target(o.engine, target)  # fail fast on a bad output name
+    engine = workflows.resolve_engine(o.engine, address=o.address, workers=o.workers, shard_rows=o.shard_rows,
+                                      sample_size=o.sample_size, sample_seed=o.sample_seed, backend=o.backend)
+    workflows.check_target(engine, target)  # fail fast on a bad output name
     ws = Workspace(o.workspace)
     ingest = ingest_params(o, o.fmt_in)
     mparams = map_params(o, o.map_seed)
     sparams = select_params(o)
-    ray = RayOptions(o.address, o.workers, o.shard_rows, o.sample_size, o.sample_seed, o.backend)
 
     def on_step(name, value):
         if name == "map":
@@ -72,11 +73,12 @@ def run(o: SimpleNamespace) -> None:
             print_step(name, value)
 
     if o.engine == RAY:
-        result = workflows.run(ws, ingest, mparams, sparams, target, engine=o.engine, edits_path=o.edits, ray=ray,
+        result = workflows.run(ws, ingest, mparams, sparams, target, engine=engine, edits_path=o.edits,
                                events=Events(on_step=on_step))
     else:
         with progress(on_step) as events:
-            result = workflows.run(ws, ingest, mparams, sparams, target, edits_path=o.edits, events=events)
+            result = workflows.run(ws, ingest, mparams, sparams, target, engine=engine, edits_path=o.edits,
+                                   events=events)
     err.print(f"done in {result.seconds:.1f} s")
 
 

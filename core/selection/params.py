@@ -36,6 +36,11 @@ MISSING_STRATUM = "(missing)"
 ALGO_VERSIONS = (1, 2)
 ALGO_VERSION = 2  # the default for new parameters
 
+# Field metadata: the engines that honour a field set away from its default (no "engines":
+# every engine).  core.engines.base.refusals reads it; dedup, token budgets, strata, reference
+# sets, soft noise and scores need the whole map in memory, so the Ray engine refuses them.
+LOCAL_ONLY = {"engines": ("local",)}
+
 
 def _is_int(v) -> bool:
     return not isinstance(v, bool) and isinstance(v, (int, np.integer))
@@ -213,19 +218,22 @@ class SelectParams:
     max_per_cluster: int | None = None  # cap for every cluster
     overrides: dict[int, int] = field(default_factory=dict)  # cluster -> exact budget
     bounds: dict[int, tuple[int | None, int | None]] = field(default_factory=dict)  # cluster -> (min, max)
-    score_column: str | None = None  # pick='score'; with pick='mmr' the relevance
+    score_column: str | None = field(default=None, metadata=LOCAL_ONLY)  # pick='score'; with pick='mmr' the relevance
     score_ascending: bool = False
     pins: tuple[int, ...] = ()
     bans: tuple[int, ...] = ()
-    dedup: str = "none"  # none | exact | near (near implies exact)
+    dedup: str = field(default="none", metadata=LOCAL_ONLY)  # none | exact | near (near implies exact)
     near_dup_threshold: float = 0.95  # cosine similarity joining near-duplicates (inside a cluster)
     mmr_lambda: float = 0.5  # pick='mmr': weight of relevance vs. novelty
-    soft_noise_threshold: float | None = None  # noise rows with soft membership >= this join their cluster
-    budget_unit: str = "rows"  # rows | tokens
+    # noise rows with soft membership >= this join their cluster
+    soft_noise_threshold: float | None = field(default=None, metadata=LOCAL_ONLY)
+    budget_unit: str = field(default="rows", metadata=LOCAL_ONLY)  # rows | tokens
     tokenizer: str = "model"  # model | words (budget_unit='tokens')
-    strata_column: str | None = None  # a metadata column: allocate over clusters x strata cells
+    # a metadata column: allocate over clusters x strata cells
+    strata_column: str | None = field(default=None, metadata=LOCAL_ONLY)
     strata_bounds: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)  # stratum -> per-cell (min, max)
-    reference_path: str | None = None  # an evaluation/reference file (coverage, leakage)
+    # an evaluation/reference file (coverage, leakage)
+    reference_path: str | None = field(default=None, metadata=LOCAL_ONLY)
     reference_text: str = "text"  # its text column
     coverage_distance: float = 0.3  # a reference row is covered if a chosen row is within this cosine distance
     leakage: str = "off"  # off | warn | drop: candidate rows that are near-copies of reference rows

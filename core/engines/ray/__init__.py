@@ -31,8 +31,7 @@ from core.engines.ray.engine import RayEngine, ShardedMap
 from core.engines.ray.export import export_scaled, ray_manifest, reproduce_scaled
 from core.engines.ray.fit import SampleFit, assign, fit_sample, map_table, sample_row_ids
 from core.engines.ray.map import ScaleMapParams, ScaleMapResult, load_scaled_map, map_folder, scale_map, scaled_map_info
-from core.engines.ray.select import (RAY_FIXED_OPTIONS, check_select_params, cluster_counts, count_by_cluster,
-                                     pick_cluster, scale_select)
+from core.engines.ray.select import check_select_params, cluster_counts, count_by_cluster, pick_cluster, scale_select
 from core.engines.ray.shards import (arrow_vectors, input_shards, load_vectors, parquet_glob, shard_name, vector_table,
                                      write_parquet_atomic)
 from core.engines.ray.view import draw_points, event_row_ids, lasso_row_ids
@@ -43,7 +42,7 @@ __all__ = [
     "RayEngine", "ShardedMap", "export_scaled", "ray_manifest", "reproduce_scaled",
     "SampleFit", "assign", "fit_sample", "map_table", "sample_row_ids",
     "ScaleMapParams", "ScaleMapResult", "load_scaled_map", "map_folder", "scale_map", "scaled_map_info",
-    "RAY_FIXED_OPTIONS", "check_select_params", "cluster_counts", "count_by_cluster", "pick_cluster",
+    "check_select_params", "cluster_counts", "count_by_cluster", "pick_cluster",
     "scale_select", "arrow_vectors", "input_shards", "load_vectors", "parquet_glob", "shard_name", "vector_table",
     "write_parquet_atomic", "draw_points", "event_row_ids", "lasso_row_ids",
 ]

@@ -91,21 +91,21 @@ def ray_manifest(ws: Workspace, embed_dir: Path | str, map_dir: Path | str, para
 
 def reproduce_scaled(ws: Workspace, manifest: dict, data: str | None = None, *, allow_changed_data: bool = False,
                      encoder_factory: Callable | None = None, workers: int | None = None,
-                     local_picks: bool = False) -> tuple[Selection, Path, Path]:
+                     local: bool = False) -> tuple[Selection, Path, Path]:
     """Re-run a sharded manifest (its JSON object): ingest, sharded embed, the same seeded
-    sample fit and assignment, and the selection.  Returns (selection, embed folder, map
-    folder).  SieveError when the data differs from the manifest's (unless
-    ``allow_changed_data``)."""
+    sample fit and assignment, and the selection (``local=True``: every step in this process,
+    without Ray).  Returns (selection, embed folder, map folder).  SieveError when the data
+    differs from the manifest's (unless ``allow_changed_data``)."""
     reingest(ws, manifest, data, allow_changed_data=allow_changed_data)
     sc = manifest["scale"]
     mp = manifest["model"]["params"]
     emb = embed_shards(ws, ScaleEmbedParams(model=mp["model"], batch_size=mp["batch_size"], device=mp["device"],
                                             normalize=mp["normalize"], shard_rows=int(sc["shard_rows"]),
                                             backend=mp.get("backend", "torch"),
-                                            workers=workers), encoder_factory=encoder_factory)
+                                            workers=workers), encoder_factory=encoder_factory, local=local)
     mparams = ScaleMapParams(int(sc["sample_size"]), int(sc["sample_seed"]),
                              ProjectParams.from_dict(dict(manifest["project"]["params"])),
                              ClusterParams.from_dict(dict(manifest["cluster"]["params"])), workers)
-    mres = scale_map(ws, emb.folder, mparams)
-    sel = scale_select(mres.folder, emb.folder, SelectParams.from_dict(manifest["select"]), local=local_picks)
+    mres = scale_map(ws, emb.folder, mparams, local=local)
+    sel = scale_select(mres.folder, emb.folder, SelectParams.from_dict(manifest["select"]), local=local)
     return sel, emb.folder, mres.folder

@@ -11,26 +11,18 @@ from typing import Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from core.engines.base import check_supported
 from core.engines.ray.cluster import require_ray
 from core.engines.ray.shards import arrow_vectors, cluster_sizes, duck, parquet_glob, shard_source, sql_str
-from core.selection import VECTOR_PICKS, Selection, SelectParams, allocate, engine_picks, group_bounds, select
+from core.selection import VECTOR_PICKS, Selection, SelectParams, allocate, group_bounds, select
 from core.store.workspace import SieveError, fetch_arrow
-
-# The picks the Ray engine runs come from the pick registry (core.selection.engine_picks("ray")).
-# (option, the only value the Ray engine takes): dedup, token budgets, strata, reference sets,
-# soft noise and scores need the whole map in memory
-RAY_FIXED_OPTIONS = (("dedup", "none"), ("budget_unit", "rows"), ("strata_column", None), ("reference_path", None),
-                     ("soft_noise_threshold", None), ("score_column", None))
 
 
 def check_select_params(params: SelectParams) -> None:
-    """SieveError naming the first option or pick of ``params`` the Ray engine cannot run."""
-    for name, ok in RAY_FIXED_OPTIONS:
-        if getattr(params, name) != ok:
-            raise SieveError(f"{name}={getattr(params, name)!r} is not supported by the Ray engine yet; "
-                             "use the local engine for it")
-    if params.pick not in engine_picks("ray"):
-        raise SieveError(f"pick={params.pick!r} is not supported by the Ray engine yet; use the local engine for it")
+    """SieveError naming the first option or pick of ``params`` the Ray engine cannot run
+    (:func:`core.engines.base.check_supported`: the pick registry's ``engines`` and the
+    SelectParams fields' ``engines`` metadata)."""
+    check_supported(params, "ray", "Ray")
 
 
 def count_by_cluster(map_dir: Path | str, row_ids: Sequence[int]) -> dict[int, int]:
