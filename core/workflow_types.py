@@ -13,7 +13,8 @@ from .engines.local import MapData
 from .engines.ray.engine import ShardedMap
 from .engines.registry import ENGINES as ENGINE_CLASSES
 
-__all__ = ["LOCAL", "RAY", "ENGINES", "Events", "Exported", "ExportTarget", "Step", "MapHandle", "RunResult"]
+__all__ = ["LOCAL", "RAY", "ENGINES", "Events", "Exported", "ExportTarget", "Step", "MapHandle", "MapData", "ShardedMap",
+           "RunResult"]
 
 LOCAL = "local"
 RAY = "ray"

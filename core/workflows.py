@@ -30,7 +30,7 @@ from core.stages.long_texts import count_dataset
 from core.store.workspace import SieveError, Workspace
 
 from .curate import read_edits
-from .engines.base import Engine
+from .engines.base import Engine, not_run_by
 from .engines.local import MapData, MapParams
 from .engines.local_engine import METRICS_MAX_ROWS, long_text_note
 from .engines.registry import engine_for, engine_from_options
@@ -52,6 +52,12 @@ def resolve_engine(engine: Engine | str = LOCAL, *, encoder: Encoder | None = No
     if encoder is not None and hasattr(engine, "encoder"):
         return replace(engine, encoder=encoder)
     return engine
+
+
+def engine_limits(engine: Engine | str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What ``engine`` cannot run, as declared (core.engines.base.not_run_by): (SelectParams
+    options it takes only at their defaults, pick methods it does not run)."""
+    return not_run_by(resolve_engine(engine).name)
 
 
 def check_target(engine: Engine | str, target: ExportTarget) -> None:

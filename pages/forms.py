@@ -156,7 +156,8 @@ def select_params(state: State, data) -> SelectParams:
 
 
 def scale_select_form(state: State, n_rows: int) -> tuple[SelectParams, bool]:
-    """The At scale page's budget form: (SelectParams with this session's pins/bans, pick on Ray)."""
+    """The At scale page's budget form: (SelectParams with this session's pins/bans, pick on Ray),
+    made by the Budget page's rules (core.budget_settings.BudgetSettings.select_params)."""
     c1, c2, c3, c4 = st.columns(4)
     budget = S.persisted(state, c1.number_input, "Total budget (rows)", S.W_SCALE_BUDGET, S.C_SCALE_BUDGET,
                          min(1000, n_rows), min_value=1, max_value=max(1, n_rows), step=100)
@@ -177,7 +178,7 @@ def scale_select_form(state: State, n_rows: int) -> tuple[SelectParams, bool]:
     on_ray = S.persisted(state, d4.checkbox, "Pick on Ray", S.W_SCALE_ON_RAY, S.C_SCALE_ON_RAY, False,
                          help="Run the per-cluster picks as Ray tasks (RAY_ADDRESS, else a local Ray instance). "
                               "Off: in this process; the rows chosen are the same.")
-    params = SelectParams(budget=int(budget), policy=policy, pick=pick, seed=int(seed), noise=noise,
-                          min_per_cluster=int(lo), max_per_cluster=int(hi) or None,
-                          pins=sorted(S.SessionView(state).pins), bans=sorted(S.SessionView(state).bans))
-    return params, bool(on_ray)
+    settings = BudgetSettings(budget=int(budget), policy=policy, pick=pick, seed=int(seed), noise=noise,
+                              min_per_cluster=int(lo), max_per_cluster=int(hi))
+    sv = S.SessionView(state)
+    return settings.select_params(n_rows, sv.pins, sv.bans), bool(on_ray)  # the Budget page's rules

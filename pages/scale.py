@@ -2,7 +2,12 @@
 too large to hold in memory.  The app draws a per-cluster sample of the map; box and lasso
 shapes are applied to every row on the server (DuckDB over the map shards); the budget is
 allocated on per-cluster counts and picked per cluster; the export is Parquet shards plus a
-manifest that ``sieve reproduce`` rebuilds."""
+manifest that ``sieve reproduce`` rebuilds.
+
+The map, the selection and the export go through the same workflows as the Map, Budget and
+Export pages (core.workflows with the Ray engine); the budget's values become SelectParams by
+the Budget page's rules (pages.forms -> core.budget_settings); what the Ray engine cannot run
+is read from its declarations (workflows.engine_limits)."""
 
 from __future__ import annotations
 
@@ -17,9 +22,11 @@ import streamlit as st
 from core import workflows
 from core.encoders.models import DEFAULT_MODEL
 from core.engines import ray as scale
+from core.engines.local import MapParams
 from core.explore_files import fetch_rows
+from core.stages.embed import EmbedParams
 from core.store.paths import check_new_files, confine_write
-from core.workflow_types import ExportTarget, ScaledMap
+from core.workflow_types import RAY, Events, ExportTarget, ShardedMap
 from pages import common as C
 from pages import figures, forms
 from pages import state as S
@@ -47,16 +54,26 @@ def _selected() -> np.ndarray:
 
 
 def _build(ws, sample_size: int, shard_rows: int) -> None:
+    """workflows.build_map on the Ray engine in this process (``local=True``): the shards, the
+    sample fit and the assignment a cluster would run."""
     sc = S.ScaleState(S.ss())
+    engine = workflows.resolve_engine(RAY, local=True, shard_rows=shard_rows, sample_size=sample_size,
+                                      backend="auto")
     with st.status("Building the sharded map in this process…", expanded=True) as status:
         st.write("Embedding the shards (cached per shard; an interrupted build resumes)…")
-        emb = scale.embed_shards(ws, scale.ScaleEmbedParams(model=DEFAULT_MODEL, shard_rows=shard_rows,
-                                                            backend="auto"), local=True)
-        st.write(f"{emb.n_rows:,} vectors in {emb.n_shards} shard(s) ({emb.n_skipped} already done).")
-        st.write(f"Fitting the map on a sample of up to {sample_size:,} rows, then placing every row…")
-        res = scale.scale_map(ws, emb.folder, scale.ScaleMapParams(sample_size=sample_size), local=True)
-        status.update(label=f"Sharded map: {res.n_clusters} clusters over {res.n_rows:,} rows", state="complete")
-    sc.build = {"timings": res.seconds}
+
+        def on_step(name, value):
+            if name == "embeddings":
+                st.write(f"{value.n_rows:,} vectors in {value.n_shards} shard(s) ({value.n_skipped} already done).")
+                st.write(f"Fitting the map on a sample of up to {sample_size:,} rows, then placing every row…")
+            elif name == "scaled_map":
+                res, _ = value
+                sc.build = {"timings": res.seconds}
+                status.update(label=f"Sharded map: {res.n_clusters} clusters over {res.n_rows:,} rows",
+                              state="complete")
+
+        workflows.build_map(ws, MapParams(EmbedParams(model=DEFAULT_MODEL)), engine=engine,
+                            events=Events(on_step=on_step))
     del sc.fig, sc.selected, sc.selection
     st.rerun()
 
@@ -176,17 +193,26 @@ def _rows(ws, ids: np.ndarray) -> None:
 
 
 
-def _select(map_dir: Path, embed_dir: Path, params, on_ray: bool) -> dict:
+def _select(ws, handle: ShardedMap, params, on_ray: bool) -> dict:
+    """workflows.select on the Ray engine (``on_ray``: per-cluster picks as Ray tasks, else in
+    this process; the same rows), cached in session state per map and parameters."""
     sc = S.ScaleState(S.ss())
-    key = (str(map_dir), json.dumps(params.to_dict(), sort_keys=True, default=str))
+    key = (str(handle.folder), json.dumps(params.to_dict(), sort_keys=True, default=str))
     cached = sc.selection
     if cached is not None and cached["key"] == key:
         return cached
     with st.spinner("Allocating on cluster counts and picking per cluster…"):
-        sel = scale.scale_select(map_dir, embed_dir, params, local=not on_ray)
+        sel = workflows.select(ws, handle, params, engine=workflows.resolve_engine(RAY, local=not on_ray))
     cached = {"key": key, "selection": sel, "params": params}
     sc.selection = cached
     return cached
+
+
+def _limits() -> None:
+    """What the Ray engine cannot run (its declarations), beside its budget form."""
+    options, picks = workflows.engine_limits(RAY)
+    st.caption("Not on the Ray engine (they need the whole map in memory; use the Budget page on a local map): "
+               f"options {', '.join(options)}; picks {', '.join(picks) or 'none'}.")
 
 
 def _allocation(sel, names: dict) -> None:
@@ -201,7 +227,7 @@ def _allocation(sel, names: dict) -> None:
         st.caption(f"Note: {C.esc(note)}")
 
 
-def _export(ws, embed_dir: Path, map_dir: Path, result: dict) -> None:
+def _export(ws, handle: ShardedMap, result: dict) -> None:
     sc = S.ScaleState(S.ss())
     S.init_widget(S.ss(), S.W_SCALE_FOLDER, S.C_SCALE_FOLDER, "subset-shards")
     c1, c2 = st.columns([3, 1])
@@ -216,8 +242,7 @@ def _export(ws, embed_dir: Path, map_dir: Path, result: dict) -> None:
         mpath = confine_write(f"{name.strip()}.manifest.json", root, "export folder", "export folder")
         check_new_files([mpath], overwrite=overwrite)
         sel, params = result["selection"], result["params"]
-        exported = workflows.export(ws, ScaledMap(embed_dir, map_dir), params, sel,
-                                    ExportTarget(out_dir, manifest_path=mpath))
+        exported = workflows.export(ws, handle, params, sel, ExportTarget(out_dir, manifest_path=mpath))
         sc.last_export = {"path": str(out_dir), "manifest": str(exported.manifest_path),
                           "rows": len(sel), "files": len(exported.files)}
     last = sc.last_export
@@ -240,13 +265,13 @@ def body() -> None:
     state, ws, info = opened
     C.sync_pins_bans(state, info.key)
     try:
-        map_dir, embed_dir = scale.map_folder(ws)
-        meta = scale.scaled_map_info(map_dir)
+        handle = workflows.current_map(ws, RAY)
     except C.SieveError:
         _no_map(ws, info)
         return
+    map_dir, embed_dir, meta = handle.folder, handle.embed_folder, handle.info
     sc.map_dir = str(map_dir)
-    names = {c["id"]: c["name"] for c in meta.get("clusters", [])}
+    names = handle.cluster_names
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Rows on the map", f"{meta['n_rows']:,}")
     m2.metric("Clusters", f"{meta['n_clusters']:,}")
@@ -269,15 +294,16 @@ def body() -> None:
     tabs = st.tabs(["Budget", "Selected rows", "Clusters"])
     with tabs[0]:
         params, on_ray = forms.scale_select_form(state, int(meta["n_rows"]))
+        _limits()
         try:
-            result = _select(map_dir, embed_dir, params, on_ray)
+            result = _select(ws, handle, params, on_ray)
         except C.SieveError as exc:  # e.g. pins beyond the budget: say so here, keep the rest of the page
             C.show_error(exc)
             result = None
         if result is not None:
             _allocation(result["selection"], names)
             st.subheader("Export")
-            _export(ws, embed_dir, map_dir, result)
+            _export(ws, handle, result)
     with tabs[1]:
         _rows(ws, _selected())
     with tabs[2]:

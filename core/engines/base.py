@@ -75,12 +75,12 @@ class Exported:
     files: list[Path] = field(default_factory=list)
 
 
-def field_engines(name: str) -> tuple[str, ...] | None:
-    """The engines a SelectParams field declares (``metadata["engines"]``); None: every engine."""
-    for f in fields(SelectParams):
-        if f.name == name:
-            return f.metadata.get("engines")
-    raise KeyError(name)
+def not_run_by(engine: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What ``engine`` does not run, as declared: (the SelectParams fields it honours only at
+    their defaults, the pick methods it does not run), each in declaration order."""
+    opts = tuple(f.name for f in fields(SelectParams)
+                 if f.metadata.get("engines") is not None and engine not in f.metadata["engines"])
+    return opts, tuple(name for name, m in REGISTRY.items() if engine not in m.engines)
 
 
 def _default(f) -> Any:
