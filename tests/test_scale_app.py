@@ -405,3 +405,26 @@ def test_page_draws_cluster_names_at_their_centres_in_distinct_colours(scale_env
     noise = [t["marker"]["color"] for t in fig["data"] if t["name"] == names.get(-1, "unclustered")]
     assert all(c == NOISE_COLOR for c in noise)
     assert len(set(colors) - {NOISE_COLOR}) == len(named)
+
+
+def test_page_names_what_the_ray_engine_cannot_run_from_its_declarations(scale_env, monkeypatch):
+    """The page's pick box and its "Not on the Ray engine" caption follow the declarations
+    (pick registry, SelectParams field metadata): a field newly declared local-only shows up."""
+    import dataclasses
+
+    from core.engines import base
+    from core.selection import REGISTRY, SelectParams, engine_picks
+
+    @dataclasses.dataclass
+    class Extended(SelectParams):
+        fancy: str = dataclasses.field(default="off", metadata={"engines": ("local",)})
+
+    monkeypatch.setattr(base, "SelectParams", Extended)
+    at = open_page(S.PAGE_SCALE)
+    no_errors(at)
+    assert tuple(at.selectbox(key=S.W_SCALE_PICK).options) == engine_picks("ray")
+    notes = [c.value for c in at.caption if c.value.startswith("Not on the Ray engine")]
+    assert len(notes) == 1
+    for name in ("dedup", "budget_unit", "strata_column", "reference_path", "soft_noise_threshold", "score_column",
+                 "fancy", *(p for p, m in REGISTRY.items() if "ray" not in m.engines)):
+        assert name in notes[0], name

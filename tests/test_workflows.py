@@ -176,6 +176,9 @@ def test_check_target_fails_fast(engine, target, needle):
     (dict(edits_path="edits.json"), "--edits is not available with --engine ray"),
     (dict(target=ExportTarget("shards", include_duplicates=True)), "--include-duplicates"),
     (dict(target="full"), "is not an empty folder"),
+    (dict(sel_params=SelectParams(budget=5, dedup="exact")), "^dedup='exact' is not supported by the Ray engine"),
+    (dict(sel_params=SelectParams(budget=5, pick="facility-global")), "^pick='facility-global' is not supported"),
+    (dict(target=ExportTarget("shards", "csv")), "--format csv is not available with --engine ray"),
 ])
 def test_the_ray_engine_refuses_what_it_cannot_do_before_any_work(change, needle, tmp_path):
     full = tmp_path / "full"
