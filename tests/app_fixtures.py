@@ -40,7 +40,7 @@ class HashEncoder:
             self._cache[w] = v
         return v
 
-    def encode(self, texts):
+    def embed(self, texts):
         out = np.zeros((len(texts), self.dim), np.float32)
         for i, t in enumerate(texts):
             words = [w for w in re.findall(r"[a-z]{4,}", t.lower()) if w not in STOP]

@@ -1,7 +1,7 @@
 """Seeded fake encoders and small data writers shared by the core tests.
 
 Every fake implements the ``core.encoders.base.Encoder`` protocol (``model_id``, ``dim``,
-``encode(texts) -> float32 (n, dim)``) and is *per-text deterministic*: a text's
+``embed(texts) -> float32 (n, dim)``) and is *per-text deterministic*: a text's
 vector depends only on the text (and the fake's seed), never on the batch it
 arrived in, so cached, resumed and uninterrupted runs must agree bit for bit.
 """
@@ -58,7 +58,7 @@ class HashEncoder:
     def _finish(self, text: str, rng: np.random.Generator) -> np.ndarray:
         return rng.standard_normal(self.dim).astype(np.float32)
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
         if self.fail_after_calls is not None and len(self.calls) >= self.fail_after_calls:
             raise RuntimeError(f"simulated encoder crash after {len(self.calls)} calls")
         texts = list(texts)

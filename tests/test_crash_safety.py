@@ -41,9 +41,9 @@ CHILD = textwrap.dedent(
     from tests.fakes import HashEncoder
 
     class SlowEncoder(HashEncoder):
-        def encode(self, texts):
+        def embed(self, texts):
             time.sleep(0.02)
-            return super().encode(texts)
+            return super().embed(texts)
 
     ws = Workspace(sys.argv[1])
     print("started", flush=True)

@@ -229,9 +229,9 @@ def test_disk_full_during_export_is_one_line_naming_the_file(tmp_path, monkeypat
 
 
 class SlowEncoder(HashEncoder):
-    def encode(self, texts):
+    def embed(self, texts):
         time.sleep(0.05)
-        return super().encode(texts)
+        return super().embed(texts)
 
 
 def test_second_session_queues_behind_a_long_stage_instead_of_failing(tmp_path):

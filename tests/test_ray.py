@@ -64,11 +64,11 @@ class CrashOnceEncoder(HashEncoder):
         super().__init__(dim=16, seed=5)
         self.marker, self.trigger = marker, trigger
 
-    def encode(self, texts):
+    def embed(self, texts):
         if self.trigger in texts and not os.path.exists(self.marker):
             Path(self.marker).write_text("killed once")
             os._exit(1)
-        return super().encode(texts)
+        return super().embed(texts)
 
 
 class FailUntilEncoder(HashEncoder):
@@ -78,10 +78,10 @@ class FailUntilEncoder(HashEncoder):
         super().__init__(dim=16, seed=5)
         self.allow, self.trigger = allow, trigger
 
-    def encode(self, texts):
+    def embed(self, texts):
         if self.trigger in texts and not os.path.exists(self.allow):
             raise RuntimeError("simulated failure of one shard")
-        return super().encode(texts)
+        return super().embed(texts)
 
 
 class Factory:
