@@ -21,11 +21,10 @@ import streamlit as st
 
 from core import workflows
 from core.encoders.models import DEFAULT_MODEL
-from core.engines import ray as scale
 from core.engines.local import MapParams
 from core.explore_files import fetch_rows
 from core.stages.embed import EmbedParams
-from core.store.paths import check_new_files, confine_write
+from core.queries import check_new_files, confine_write
 from core.workflow_types import RAY, Events, ExportTarget, ShardedMap
 from pages import common as C
 from pages import figures, forms
@@ -107,21 +106,20 @@ def _drawn_cap() -> int:
                                 "apply to every row."))
 
 
-def _figure(ws, map_dir: Path, info: dict, cap: int) -> dict:
+def _figure(ws, handle: ShardedMap, cap: int) -> dict:
     """The drawn sample's figure (pages.figures.cluster_scatter, customdata = row ids), cached
     in session state so it is identical across reruns."""
     sc = S.ScaleState(S.ss())
-    key = (str(map_dir), cap)
+    key = (str(handle.folder), cap)
     cached = sc.fig
     if cached is not None and cached["key"] == key:
         return cached
-    pts = scale.draw_points(map_dir, cap)
+    pts = handle.draw(cap)
     ids = pts.column("sieve_row_id").to_numpy().astype(np.int64)
     xy = np.column_stack([pts.column("x").to_numpy(), pts.column("y").to_numpy()])
     labels = pts.column("cluster").to_numpy().astype(np.int64)
     texts = fetch_rows(ws, ids, columns=["sieve_text"]).column("sieve_text").to_pylist()
-    names = {c["id"]: c["name"] for c in info.get("clusters", [])}
-    fig, _ = figures.cluster_scatter(xy, labels, ids, texts, names, height=640, uirevision="sieve-scale")
+    fig, _ = figures.cluster_scatter(xy, labels, ids, texts, handle.cluster_names, height=640, uirevision="sieve-scale")
     cached = {"key": key, "fig": fig, "n_drawn": int(len(ids))}
     sc.fig = cached
     _bump_chart()
@@ -134,7 +132,7 @@ def _on_select() -> None:
     map_dir = sc.map_dir
     if map_dir is None:
         return
-    ids, how = scale.event_row_ids(Path(map_dir), S.ss().get(_chart_key()))
+    ids, how = workflows.current_map(C.get_workspace(), RAY).rows_in(S.ss().get(_chart_key()))
     sc.select(ids, how)
 
 
@@ -155,7 +153,7 @@ def _clear() -> None:
     _bump_chart()
 
 
-def _selection_panel(ws, map_dir: Path, names: dict) -> None:
+def _selection_panel(ws, handle: ShardedMap, names: dict) -> None:
     ids = _selected()
     st.metric("Selected rows (all shards)", f"{len(ids):,}")
     m1, m2 = st.columns(2)
@@ -168,7 +166,7 @@ def _selection_panel(ws, map_dir: Path, names: dict) -> None:
               icon=":material/block:", help="Never include these rows in the subset.")
     st.button("Clear selection", key=S.W_SCALE_CLEAR, on_click=_clear, width="stretch", icon=":material/deselect:")
     if not empty:
-        counts = scale.count_by_cluster(map_dir, ids)
+        counts = handle.count_by_cluster(ids)
         df = pd.DataFrame([{"cluster touched": names.get(c, str(c)), "rows": n}
                            for c, n in sorted(counts.items(), key=lambda kv: -kv[1])])
         st.dataframe(df, hide_index=True, width="stretch", height=min(300, 38 + 35 * len(df)))
@@ -283,14 +281,14 @@ def body() -> None:
     left, right = st.columns([4, 1.3])
     with right:
         cap = _drawn_cap()
-    fig = _figure(ws, map_dir, meta, cap)
+    fig = _figure(ws, handle, cap)
     with left:
         st.plotly_chart(fig["fig"], key=_chart_key(), on_select=_on_select, selection_mode=("points", "box", "lasso"),
                         config={"displaylogo": False, "scrollZoom": True})
         st.caption(f"Drawing {fig['n_drawn']:,} of {meta['n_rows']:,} rows (every cluster represented). A box or "
                    "lasso selects every row inside it, drawn or not.")
     with right:
-        _selection_panel(ws, map_dir, names)
+        _selection_panel(ws, handle, names)
     tabs = st.tabs(["Budget", "Selected rows", "Clusters"])
     with tabs[0]:
         params, on_ray = forms.scale_select_form(state, int(meta["n_rows"]))

@@ -29,12 +29,7 @@ EXPLORE_LAYER = {"core.explore", "core.explore_files", "core.search", "core.cura
 FRONT_ENDS = ("pages", "core.cli")
 # Calls a front end still makes below the workflow layer, each with why; an entry that no
 # longer matches anything fails too, so the list only shrinks.
-PENDING = {
-    ("pages/scale.py", "core.engines.ray"): "the At scale page: its Ray calls move behind core.workflows "
-                                            "with the Engine protocol (issue 13, engine dispatch)",
-    ("pages/scale.py", "core.store.paths"): "the At scale page is edited by the engine dispatch work; "
-                                            "core.queries.confine_write/check_new_files replace these",
-}
+PENDING: dict[tuple[str, str], str] = {}
 HEAVY = {"torch", "sentence_transformers", "transformers", "tokenizers", "huggingface_hub", "onnxruntime", "ray",
          "umap", "hdbscan", "fast_hdbscan", "evoc", "pynndescent", "numba", "scipy", "sklearn", "cuml", "cupy",
          "igraph", "leidenalg", "charset_normalizer"}
@@ -220,10 +215,10 @@ def test_front_ends_call_only_workflows_and_the_explore_layer():
 def test_rule_1_catches_a_page_calling_a_lower_layer():
     src = ("from core.engines.local import MapParams, run_selection\n"
            "from core.store import paths\n"
-           "from core import workflows\n"
+           "from core import actions, workflows\n"
            "from core.explore import draw_sample\n"
            "paths.export_root('x')\n"
-           "workflows.pipeline.load_map(None)\n"
+           "actions.local.load_map(None)\n"
            "workflows.select(None, None, None)\n")
     found = front_end_violations("pages.bad", Path("pages/bad.py"), ast.parse(src))
     assert ("pages/bad.py", 1, "run_selection from core.engines.local") in found

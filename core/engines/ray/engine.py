@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from core.engines.base import Events, Exported, ExportTarget, check_supported, refusals
 from core.engines.local import MapParams
 from core.engines.ray.cluster import connect
 from core.engines.ray.embed import ScaleEmbedParams, ScaleEmbedResult, embed_shards
 from core.engines.ray.export import export_scaled, ray_manifest, reproduce_scaled
 from core.engines.ray.map import ScaleMapParams, map_folder, scale_map, scaled_map_info
-from core.engines.ray.select import scale_select
+from core.engines.ray.select import count_by_cluster, scale_select
+from core.engines.ray.view import draw_points, event_row_ids
 from core.manifest import write_manifest
 from core.selection import Selection, SelectParams
 from core.stages.embed import EmbedParams
@@ -48,6 +51,20 @@ class ShardedMap:
     def n_rows(self) -> int:
         """Rows on the map (every shard)."""
         return int(self.info["n_rows"])
+
+    def draw(self, max_points: int = 100_000, seed: int = 0):
+        """At most ``max_points`` rows to draw, every cluster represented (Arrow table:
+        sieve_row_id int64, x, y float32, cluster int32; :func:`core.engines.ray.view.draw_points`)."""
+        return draw_points(self.folder, max_points, seed)
+
+    def rows_in(self, event) -> tuple[np.ndarray, str]:
+        """A plotly selection event on a drawn sample -> (row ids int64 of every row inside its
+        boxes and lassos, drawn or not, or the clicked points; how) (:func:`~core.engines.ray.view.event_row_ids`)."""
+        return event_row_ids(self.folder, event)
+
+    def count_by_cluster(self, row_ids) -> dict[int, int]:
+        """{cluster: how many of ``row_ids``} over the map shards (:func:`core.engines.ray.select.count_by_cluster`)."""
+        return count_by_cluster(self.folder, row_ids)
 
 
 @dataclass
