@@ -95,7 +95,7 @@ def refusals(params: SelectParams, engine: str, label: str | None = None) -> lis
     ``label``: the engine's name in the message (default ``engine``).  [] when it runs them all."""
     label = label or engine
     out = []
-    for f in fields(SelectParams):
+    for f in fields(params):
         allowed = f.metadata.get("engines")
         value = getattr(params, f.name)
         if allowed is not None and engine not in allowed and value != _default(f):
