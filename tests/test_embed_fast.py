@@ -25,8 +25,9 @@ from core.stages.embed import EmbedParams, embed_key, embed_texts, run_embed
 from core.encoders.registry import resolve_backend
 from core.store.workspace import SieveError, Workspace
 from core.store.artifacts import stage_key
+from tests.fakes import SAMPLE_CSV
 
-SAMPLE = os.path.join(os.path.dirname(__file__), "..", "sample_data", "prompts.csv")
+SAMPLE = str(SAMPLE_CSV)  # IngestParams.source is a str
 
 
 @pytest.fixture(scope="session")

@@ -26,8 +26,8 @@ from core.stages.ingest import IngestParams, ingest
 from core.stages.dataset import TextSpec, current_dataset
 from core.store.workspace import SieveError, Workspace
 from core.store.artifacts import stage_key
+from tests.fakes import REPO_ROOT as ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 WORDS = ("we study graph neural networks for protein structure prediction and report strong results on "
          "several benchmark datasets with careful ablations of attention layers and contrastive losses").split()
 

@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
+from tests.fakes import REPO_ROOT as ROOT
 from tests.fakes import SAMPLE_CSV, HashEncoder
 
-ROOT = Path(__file__).resolve().parent.parent
 EMBED_ROWS = 600  # the real-model comparison runs on the first 600 rows of prompts.csv (for speed)
 
 
