@@ -19,7 +19,7 @@ import time
 import pyarrow as pa
 import pytest
 
-from tests.app_fixtures import HashEncoder
+from tests.fakes import BagOfWordsEncoder
 from tests.browser.test_browser import (  # noqa: F401  (fixtures and helpers shared with the main flow)
     SHOTS,
     _chromium_present,
@@ -79,7 +79,7 @@ def hostile(tmp_path_factory, evil_host):
     ws = Workspace(root / "ws")
     ingest(ws, IngestParams(str(data / "hostile.csv"), TextSpec(column="text")))
     build_map(ws, MapParams(EmbedParams(model="test/hash-bow"), ProjectParams(n_neighbors=10, seed=1),
-                            ClusterParams(min_cluster_size=8)), encoder=HashEncoder())
+                            ClusterParams(min_cluster_size=8)), encoder=BagOfWordsEncoder())
     return {"ws": ws.root, "data": data, "img": img, "link": link}
 
 

@@ -43,7 +43,7 @@ def sharded(tmp_path_factory):
     from core.stages.project import ProjectParams
     from core.store.workspace import Workspace
     from sample_data.generate import generate_rows
-    from tests.app_fixtures import HashEncoder
+    from tests.fakes import BagOfWordsEncoder
 
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make browser-deps` (apt chromium) first"
     root = tmp_path_factory.mktemp("scale-browser")
@@ -51,7 +51,7 @@ def sharded(tmp_path_factory):
     ws = Workspace(root / "ws")
     ingest(ws, IngestParams(str(root / "rows.parquet"), TextSpec(column="text")))
     emb = scale.embed_shards(ws, scale.ScaleEmbedParams(model="test/hash-bow", shard_rows=1000),
-                             encoder_factory=HashEncoder, local=True)
+                             encoder_factory=BagOfWordsEncoder, local=True)
     res = scale.scale_map(ws, emb.folder, scale.ScaleMapParams(1500, 0, ProjectParams(n_neighbors=10, seed=1),
                                                                ClusterParams(min_cluster_size=15)), local=True)
     return ws, emb, res

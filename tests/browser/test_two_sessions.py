@@ -70,7 +70,7 @@ def test_two_sessions_keep_their_own_state_and_compute_at_once(browser, shared):
     from core.stages.cluster import ClusterParams
     from core.explore import points_in_box
     from core.engines.local import build_map, current_map, load_map
-    from tests.app_fixtures import HashEncoder
+    from tests.fakes import BagOfWordsEncoder
 
     ws, data, url = shared
     ctx_a, a = _open(browser, url)
@@ -103,7 +103,7 @@ def test_two_sessions_keep_their_own_state_and_compute_at_once(browser, shared):
         _, params = current_map(ws)
         for page, mcs in ((a, 9), (b, 12)):
             p = type(params)(params.embed, params.project, ClusterParams(min_cluster_size=mcs), params.label)
-            expected = load_map(ws, build_map(ws, p, encoder=HashEncoder()))
+            expected = load_map(ws, build_map(ws, p, encoder=BagOfWordsEncoder()))
             n_clusters = len([c for c in expected.clusters if c.id >= 0])
             caption = page.get_by_text("Map:").first.inner_text()
             assert f"{n_clusters} clusters" in caption, (mcs, caption)

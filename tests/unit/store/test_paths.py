@@ -146,11 +146,11 @@ def test_budget_reference_path_is_confined_in_server_mode(ref, map_env, tree, mo
 
 
 def test_budget_reference_inside_the_data_folder_is_read(map_env, tree, monkeypatch):
-    from tests.app_fixtures import HashEncoder
+    from tests.fakes import BagOfWordsEncoder
 
     data, _ = tree
     monkeypatch.setenv("SIEVE_DATA_DIR", str(data))
-    monkeypatch.setattr(C, "reference_encoder", lambda ws, data: HashEncoder())  # the map's fake model
+    monkeypatch.setattr(C, "reference_encoder", lambda ws, data: BagOfWordsEncoder())  # the map's fake model
     at = open_page(S.PAGE_BUDGET, state={S.C_REFERENCE: "sub/rows.csv", S.C_REFERENCE_TEXT: "nope"})
     assert any("'nope' is not in" in e.value.replace("\\", "") for e in at.error), [e.value for e in at.error]
 
