@@ -8,16 +8,14 @@ from __future__ import annotations
 import pytest
 
 from tests.app_fixtures import build_small_map
-from tests.browser.test_browser import (  # noqa: F401  (fixtures and helpers shared with the main flow)
-    _chromium_present,
+from tests.browser.helpers import (
     axis_ranges,
-    browser_context_args,
-    browser_type_launch_args,
     drag_mode,
     goto,
+    metric_value,
+    open_app,
     plotly_selections,
     running_app,
-    metric_value,
     to_px,
     wait_chart,
     wait_metric,
@@ -35,11 +33,7 @@ def shared(tmp_path_factory):
 
 
 def _open(browser, url):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    page = ctx.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(url)
-    page.wait_for_selector("[data-testid=stApp]")
+    ctx, page = open_app(browser, url, timeout=60_000, accept_downloads=True)
     goto(page, "Map")
     wait_chart(page)
     return ctx, page
