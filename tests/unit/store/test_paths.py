@@ -126,6 +126,46 @@ def test_write_manifest_replaces_a_planted_link_instead_of_writing_through_it(tm
     assert not link.is_symlink() and '"selected_row_ids"' in link.read_text()
 
 
+# -- export and data paths, as the shared-server safety tests checked them ---------------------
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "../outside.csv", "a/../../outside.csv", "~/x.csv", ""])
+def test_export_paths_are_confined(bad, tmp_path):
+    with pytest.raises(SieveError):
+        confine_write(bad, tmp_path / "exports")
+
+
+def test_export_path_inside_is_allowed(tmp_path):
+    root = tmp_path / "exports"
+    assert confine_write("sub/dir/out.parquet", root) == root.resolve() / "sub/dir/out.parquet"
+
+
+def test_export_path_cannot_escape_through_a_symlink(tmp_path):
+    root = tmp_path / "exports"
+    root.mkdir()
+    (root / "link").symlink_to(tmp_path)
+    with pytest.raises(SieveError):
+        confine_write("link/escaped.csv", root)
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "../outside.csv", "a/../../x.csv", "~/x.csv", "", "link/*.csv"])
+def test_data_paths_are_confined_in_server_mode(bad, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (tmp_path / "secret.csv").write_text("text\nsecret\n")
+    (root / "link").symlink_to(tmp_path)  # a symlink out of the data folder
+    with pytest.raises(SieveError):
+        confine_read(bad, root)
+
+
+def test_data_path_inside_is_allowed(tmp_path):
+    root = tmp_path / "data"
+    (root / "sub").mkdir(parents=True)
+    for name in ("a.csv", "b.csv"):
+        (root / "sub" / name).write_text("text\nhello\n")
+    assert confine_read("sub/*.csv", root) == str(root.resolve() / "sub/*.csv")
+
+
 # -- the app ------------------------------------------------------------------------------
 
 
