@@ -1,7 +1,7 @@
 """Seeded fake encoders and small data writers shared by the core tests.
 
 Every fake implements the ``core.encoders.base.Encoder`` protocol (``model_id``, ``dim``,
-``encode(texts) -> float32 (n, dim)``) and is *per-text deterministic*: a text's
+``embed(texts) -> float32 (n, dim)``) and is *per-text deterministic*: a text's
 vector depends only on the text (and the fake's seed), never on the batch it
 arrived in, so cached, resumed and uninterrupted runs must agree bit for bit.
 The exceptions say so: ``WrongDimEncoder`` breaks the protocol on purpose, and
@@ -64,7 +64,7 @@ class HashEncoder:
     def _finish(self, text: str, rng: np.random.Generator) -> np.ndarray:
         return rng.standard_normal(self.dim).astype(np.float32)
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
         if self.fail_after_calls is not None and len(self.calls) >= self.fail_after_calls:
             raise RuntimeError(f"simulated encoder crash after {len(self.calls)} calls")
         texts = list(texts)
@@ -142,7 +142,7 @@ class BagOfWordsEncoder:
             self._cache[w] = v
         return v
 
-    def encode(self, texts):
+    def embed(self, texts):
         out = np.zeros((len(texts), self.dim), np.float32)
         for i, t in enumerate(texts):
             words = [w for w in re.findall(r"[a-z]{4,}", t.lower()) if w not in BOW_STOP]
@@ -160,21 +160,21 @@ class SlowEncoder(HashEncoder):
         super().__init__(*args, **kwargs)
         self.delay = delay
 
-    def encode(self, texts):
+    def embed(self, texts):
         time.sleep(self.delay)
-        return super().encode(texts)
+        return super().embed(texts)
 
 
 class WrongDimEncoder(HashEncoder):
     """Returns vectors one wider than its declared ``dim`` (an encoder that breaks the protocol)."""
 
-    def encode(self, texts):
+    def embed(self, texts):
         return np.zeros((len(texts), self.dim + 1), np.float32)
 
 
 class PrefetchingEncoder:
     """Wraps a real encoder as a prefetching (GPU-style) one: ``tokenize`` + ``encode_tokenized``
-    only; calling ``encode`` fails, so a test can check the prefetch loop is the one used."""
+    only; calling ``embed`` fails, so a test can check the prefetch loop is the one used."""
 
     prefetch = True
 
@@ -187,8 +187,8 @@ class PrefetchingEncoder:
     def encode_tokenized(self, feats):
         return self.inner.encode_tokenized(feats)
 
-    def encode(self, texts):
-        raise AssertionError("the prefetch loop must not call encode")
+    def embed(self, texts):
+        raise AssertionError("the prefetch loop must not call embed")
 
 
 # -- encoders for the Ray crash tests (picklable: the Ray workers import this module) ------
@@ -201,11 +201,11 @@ class CrashOnceEncoder(HashEncoder):
         super().__init__(dim=16, seed=5)
         self.marker, self.trigger = marker, trigger
 
-    def encode(self, texts):
+    def embed(self, texts):
         if self.trigger in texts and not os.path.exists(self.marker):
             Path(self.marker).write_text("killed once")
             os._exit(1)
-        return super().encode(texts)
+        return super().embed(texts)
 
 
 class FailUntilEncoder(HashEncoder):
@@ -215,10 +215,10 @@ class FailUntilEncoder(HashEncoder):
         super().__init__(dim=16, seed=5)
         self.allow, self.trigger = allow, trigger
 
-    def encode(self, texts):
+    def embed(self, texts):
         if self.trigger in texts and not os.path.exists(self.allow):
             raise RuntimeError("simulated failure of one shard")
-        return super().encode(texts)
+        return super().embed(texts)
 
 
 class EncoderFactory:

@@ -257,5 +257,5 @@ class OnnxInt8Encoder:
             out = out / np.maximum(norms, 1e-12)
         return np.ascontiguousarray(out, dtype=np.float32)
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.encode_tokenized(self.tokenize(texts))

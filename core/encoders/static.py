@@ -145,7 +145,7 @@ class StaticEncoder:
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
         n = len(texts)
         out = np.zeros((n, self.dim), dtype=np.float32)
         if n == 0:

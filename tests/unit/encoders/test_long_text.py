@@ -85,7 +85,7 @@ def test_truncate_gives_equal_vectors_and_chunk_tells_them_apart(backend, sieve_
         assert cos.min() > (0.99999 if backend == "torch" else 0.98), cos
 
     agree(chunk[2:], trunc[2:])
-    agree(trunc[:2], enc.encode([a, b]))
+    agree(trunc[:2], enc.embed([a, b]))
 
 
 def test_static_backend_reads_every_token_in_both_modes():

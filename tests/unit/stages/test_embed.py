@@ -56,7 +56,7 @@ def test_embed_texts_sorted_batches_and_input_order(texts, batch_size):
     assert out.shape == (len(texts), 8) and out.dtype == np.float32
     # rows come back in input order: each row equals the text's own (per-text deterministic) vector
     for i, t in enumerate(texts):
-        np.testing.assert_array_equal(out[i], HashEncoder(dim=8).encode([t])[0])
+        np.testing.assert_array_equal(out[i], HashEncoder(dim=8).embed([t])[0])
     # batches: at most batch_size, every text exactly once, lengths never increase across the run
     assert all(1 <= len(b) <= batch_size for b in enc.calls)
     assert sorted(enc.texts_seen) == sorted(texts)
@@ -94,7 +94,7 @@ def test_second_run_is_cached_and_computes_nothing(tmp_path):
     assert enc2.calls == []
     row_ids, vectors = load_embeddings(ws, first.key)
     assert row_ids.tolist() == list(range(30))
-    np.testing.assert_array_equal(vectors, enc.encode(texts))
+    np.testing.assert_array_equal(vectors, enc.embed(texts))
 
 
 def test_superset_computes_only_new_texts(tmp_path):
@@ -113,7 +113,7 @@ def test_superset_computes_only_new_texts(tmp_path):
     assert res.n_computed == len(set(new)) == 15
     assert sorted(enc2.texts_seen) == sorted(new)
     _, vectors = load_embeddings(ws, res.key)
-    np.testing.assert_array_equal(vectors, HashEncoder().encode(superset))
+    np.testing.assert_array_equal(vectors, HashEncoder().embed(superset))
 
 
 def test_duplicate_texts_are_embedded_once(tmp_path):
@@ -205,7 +205,7 @@ def test_missing_chunk_file_is_recomputed(tmp_path):
     res = run_embed(ws, EmbedParams(chunk_size=10), encoder=enc)
     assert res.n_computed == 11
     _, v = load_embeddings(ws, res.key)
-    np.testing.assert_array_equal(v, HashEncoder().encode(texts + ["one more"]))
+    np.testing.assert_array_equal(v, HashEncoder().embed(texts + ["one more"]))
 
 
 # -- parameter validation ---------------------------------------------------------------
