@@ -17,7 +17,7 @@ from core.encoders.models import DEFAULT_MODEL_ID, default_model_path, model_id,
 from core.stages.ingest import IngestParams, ingest
 from core.stages.dataset import TextSpec
 from core.store.workspace import SieveError, Workspace
-from tests.fakes import HashEncoder, write_table
+from tests.fakes import HashEncoder, WrongDimEncoder, write_table
 
 
 def _ingest_texts(ws: Workspace, texts, path: Path) -> None:
@@ -73,12 +73,8 @@ def test_embed_texts_cancel_and_bad_encoder():
     with pytest.raises(Cancelled):
         embed_texts(["a", "b"], HashEncoder(), 1, cancel=lambda: True)
 
-    class Wrong(HashEncoder):
-        def embed(self, texts):
-            return np.zeros((len(texts), self.dim + 1), np.float32)
-
     with pytest.raises(SieveError, match="shape"):
-        embed_texts(["a", "b"], Wrong(), 2)
+        embed_texts(["a", "b"], WrongDimEncoder(), 2)
 
 
 # -- run_embed: the cache ------------------------------------------------------------------

@@ -22,8 +22,7 @@ from core.stages.project import ProjectParams
 from core.selection import SelectParams
 from core.workflow_types import ENGINES, LOCAL, RAY, Events, ExportTarget
 from core.store.workspace import SieveError, Workspace
-from tests.app_fixtures import HashEncoder
-from tests.fakes import TopicEncoder, read_any, write_table
+from tests.fakes import BagOfWordsEncoder, TopicEncoder, read_any, write_table
 
 ROWS, SEED = 300, 5
 
@@ -252,7 +251,7 @@ def test_run_and_reproduce_on_the_ray_engine_in_this_process(data_file, tmp_path
     path = data_file[0]
 
     def engine():
-        return RayEngine(local=True, encoder_factory=HashEncoder, shard_rows=100, sample_size=300)
+        return RayEngine(local=True, encoder_factory=BagOfWordsEncoder, shard_rows=100, sample_size=300)
 
     steps = []
     params = SelectParams(budget=30, pick="centroid", seed=1, pins=(4,), bans=(9,))

@@ -25,8 +25,9 @@ from core.stages.embed import EmbedParams, embed_key, embed_texts, run_embed
 from core.encoders.registry import resolve_backend
 from core.store.workspace import SieveError, Workspace
 from core.store.artifacts import stage_key
+from tests.fakes import SAMPLE_CSV, PrefetchingEncoder
 
-SAMPLE = os.path.join(os.path.dirname(__file__), "..", "sample_data", "prompts.csv")
+SAMPLE = str(SAMPLE_CSV)  # IngestParams.source is a str
 
 
 @pytest.fixture(scope="session")
@@ -227,24 +228,9 @@ def test_static_preview_is_normalised_and_deterministic(static_encoder, mixed_te
 
 
 def test_prefetch_loop_gives_the_same_vectors(sieve_real_encoder, mixed_texts):
-    class Prefetching:
-        prefetch = True
-
-        def __init__(self, inner):
-            self.inner, self.model_id, self.dim = inner, inner.model_id, inner.dim
-
-        def tokenize(self, texts):
-            return self.inner.tokenize(texts)
-
-        def encode_tokenized(self, feats):
-            return self.inner.encode_tokenized(feats)
-
-        def embed(self, texts):
-            raise AssertionError("the prefetch loop must not call embed")
-
     texts = mixed_texts[190:230]
     plain = embed_texts(texts, sieve_real_encoder, batch_size=8)
-    pre = embed_texts(texts, Prefetching(sieve_real_encoder), batch_size=8)
+    pre = embed_texts(texts, PrefetchingEncoder(sieve_real_encoder), batch_size=8)
     np.testing.assert_allclose(pre, plain, atol=1e-5)
     assert T.effective_batch_size(64, "cuda") == T.CUDA_BATCH_SIZE
     assert T.effective_batch_size(64, "cpu") == 64 and T.effective_batch_size(32, "cuda") == 32
