@@ -1,23 +1,18 @@
 """pick='facility-balanced' (core.selection.coverage): balanced facility location over all
 clusters at once -- every eligible row a client weighted 1/sqrt(its cluster's size), each
 cluster capped at the policy's allocation.  Determinism, budgets, pins/bans, the objective,
-the refusals, and `sieve reproduce` giving the same ids."""
+and the refusals (the CLI and `sieve reproduce`:
+tests/integration/test_facility_balanced_cli.py)."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
-from core.cli import app
 from core.nn import unit
 from core.selection import PICKS, SelectParams, allocate, engine_picks, select
 from core.selection.coverage import client_weights, pick_facility_balanced
 from core.store.workspace import SieveError
-from tests.fixtures.make_manifests import write_vectors_jsonl
 
 
 def blobs(n_per=(200, 120, 60, 30, 15), d=12, seed=0):
@@ -129,27 +124,3 @@ def test_refused_with_tokens_or_strata_and_not_on_ray():
         SelectParams(budget=10, pick="facility-balanced", strata_column="source")
     with pytest.raises(SieveError, match="needs the embedding vectors"):
         select(np.zeros(20, int), np.arange(20), SelectParams(budget=5, pick="facility-balanced"))
-
-
-def sieve(*args) -> str:
-    res = CliRunner().invoke(app, [str(a) for a in args])
-    assert res.exit_code == 0, (args, res.output, res.exception)
-    return res.output
-
-
-def test_cli_manifest_and_reproduce_give_the_same_ids(tmp_path):
-    data = write_vectors_jsonl(tmp_path / "topics_vectors.jsonl")
-    ws = tmp_path / "ws"
-    sieve("ingest", data, "--text", "text", "--vectors", "vec", "-w", ws)
-    sieve("map", "-w", ws)
-    sieve("select", "--budget", "45", "--pick", "facility-balanced", "--pin", "3", "--ban", "4,5", "-w", ws)
-    out, man_path = tmp_path / "sub.parquet", tmp_path / "sub.manifest.json"
-    sieve("export", "--out", out, "--manifest", man_path, "-w", ws)
-    man = json.loads(man_path.read_text())
-    assert (man["select"]["policy"], man["select"]["pick"]) == ("sqrt", "facility-balanced")
-    ids = pq.read_table(out).column("sieve_row_id").to_pylist()
-    assert len(ids) == 45 and 3 in ids and not {4, 5} & set(ids)
-    again = tmp_path / "again.parquet"
-    sieve("reproduce", man_path, "--data", data, "--out", again, "--manifest", tmp_path / "again.json",
-          "-w", tmp_path / "ws2")
-    assert sorted(pq.read_table(again).column("sieve_row_id").to_pylist()) == man["selected_row_ids"] == sorted(ids)
