@@ -19,7 +19,7 @@ allocation) is a 1/2-approximation (Fisher, Nemhauser & Wolsey 1978).  Lazy eval
 the true best.
 
 Unlike ``facility-global`` (2,000 unweighted clients), every eligible row up to 10,000 is a
-client: on the quality harness the client sample's size mattered more than any other knob.
+client: on the quality harness, 2,000 sampled clients covered 1-3 classes fewer at 1 %.
 """
 
 from __future__ import annotations
