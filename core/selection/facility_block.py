@@ -69,5 +69,5 @@ def _lower_gains(ST: np.ndarray, cur: np.ndarray, s: np.ndarray, raised: np.ndar
     part = np.take(ST, raised, axis=0)
     np.maximum(part, old[:, None], out=part)  # clip(S, old, new): two SIMD passes beat np.clip's one
     np.minimum(part, new[:, None], out=part)
-    gains -= np.add.reduce(part, axis=0) - old.sum()
+    gains -= np.add.reduce(part, axis=0, dtype=np.float64) - old.sum(dtype=np.float64)  # float64: no drift
     cur[raised] = new
