@@ -80,8 +80,8 @@ def _load(folder: Path):
 
 def _map_data(folder: Path):
     """A core.engines.local.MapData over the generated arrays (no workspace needed for these params)."""
-    from core.stages.naming import ClusterInfo
     from core.engines.local import MapData, MapParams
+    from core.stages.naming import ClusterInfo
 
     labels, xy, vectors = _load(folder)
     ids, cnt = np.unique(labels, return_counts=True)

@@ -18,9 +18,8 @@ import numpy as np
 from ...nn import unit
 from ..facility_block import greedy_block, similarity_block
 from ..facility_global import pick_facility_global
-from .base import PickMethod, PickRequest
+from .base import ClusterView, PickMethod, PickRequest
 from .fill import PickBudget, pool_then_rest
-from .base import ClusterView
 from .views import exact_view, seed_key
 
 FACILITY_MAX_CLIENTS = 1000  # rows of a cluster that the facility objective is evaluated on
