@@ -1,10 +1,10 @@
 """Facility location inside a cluster ('facility') and over all clusters at once
-('facility-global'): greedy with lazy evaluation (Nemhauser, Wolsey & Fisher 1978;
-lazy greedy: Minoux 1978).
+('facility-global'): the greedy of Nemhauser, Wolsey & Fisher (1978).
 
-``algo_version`` 1 and 2: :func:`pick_facility` (gains refreshed by matrix products).
-``algo_version`` 3: :func:`pick_facility_block`, the same greedy on a similarity block
-computed once (:mod:`core.selection.facility_block`), with a bounded candidate pool.
+``algo_version`` 1 and 2: :func:`pick_facility`, lazy evaluation (Minoux 1978) with the
+stale gains refreshed by matrix products.  ``algo_version`` 3: :func:`pick_facility_block`,
+the exact greedy on a client x candidate similarity block computed once
+(:mod:`core.selection.facility_block`), with bounded client and candidate samples.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ def facility_view(vectors: np.ndarray, members: np.ndarray, seed: int, cluster_i
     return ClusterView(rows=UnitRows(vectors))
 
 
-FACILITY = PickMethod("facility", "facility location (lazy greedy): rows that best represent their cluster",
+FACILITY = PickMethod("facility", "facility location (greedy): rows that best represent their cluster",
                       pick=_facility, view=facility_view, vectors=True)
 FACILITY_GLOBAL = PickMethod("facility-global", "facility location over all clusters at once, per-cluster counts "
                              "kept (row budgets, no strata)", joint=pick_facility_global, vectors=True,
