@@ -109,14 +109,15 @@ def weighted_lazy_greedy(X: np.ndarray, C: np.ndarray, owner: np.ndarray, wts: n
 
 def pick_facility_balanced(cands: Mapping[int, np.ndarray], need: Mapping[int, int], vectors: np.ndarray,
                            clients: np.ndarray, seeds: np.ndarray | None = None, *, seed: int = 0,
-                           max_clients: int = BALANCED_MAX_CLIENTS, power: float = BALANCED_POWER
-                           ) -> dict[int, np.ndarray]:
+                           max_clients: int = BALANCED_MAX_CLIENTS, power: float = BALANCED_POWER,
+                           algo_version: int | None = None) -> dict[int, np.ndarray]:
     """Per cluster, the chosen candidate positions in greedy order (at most ``need[c]``).
 
     ``cands``: cluster -> candidate positions (int64, into ``vectors`` (n, d) float); ``need``:
     cluster -> rows to choose (the allocation less the pins); ``clients``: eligible positions
     (a seeded sample of ``max_clients`` beyond); ``seeds``: positions already chosen (pins).
-    Deterministic for ``seed``; a cluster whose candidates run out keeps fewer rows."""
+    Deterministic for ``seed``; a cluster whose candidates run out keeps fewer rows.  ``algo_version``
+    (the joint-pick protocol's) is accepted and unused: this method has one version."""
     rng = np.random.default_rng([seed, 17])
     clients = np.asarray(clients, dtype=np.int64)
     if len(clients) > max_clients:
