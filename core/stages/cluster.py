@@ -90,8 +90,9 @@ class ClusterParams:
     algorithm: str = "hdbscan"
     # The rule for the None values above (AUTO_RULES); a params dict without it: 1, the old rule.
     auto_rule: int = DEFAULT_AUTO_RULE
-    # Noise rows whose soft membership is >= this join that cluster (their strength = that
-    # membership); None: noise stays noise (maps made before, and --keep-noise).
+    # HDBSCAN: noise rows whose soft membership is >= this join that cluster (their strength =
+    # that membership); None: noise stays noise (maps made before, and --keep-noise).  Other
+    # algorithms keep their noise.
     assign_noise: float | None = DEFAULT_ASSIGN_NOISE
 
     def __post_init__(self):
@@ -256,7 +257,8 @@ def _other_algorithm(points: np.ndarray, p: ClusterParams, vectors, notes: list[
     if (labels == NOISE).all():
         notes.append(f"{p.algorithm} found no cluster: every row is unclustered")
     soft_labels, soft_strength = knn_soft_membership(points, labels, strength)
-    return join_noise(Clustering(labels, strength, p, notes, soft_labels, soft_strength), has_soft=True)
+    # assign_noise applies to HDBSCAN's soft membership only: a kNN majority share is another scale
+    return Clustering(labels, strength, p, notes, soft_labels, soft_strength)
 
 
 def join_noise(c: Clustering, has_soft: bool) -> Clustering:
