@@ -17,17 +17,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.browser.test_browser import (
+from tests.browser.helpers import (
     CHROMIUM,
+    CHROMIUM_ARGS,
     GD,
     goto,
     running_app,
     wait_chart,
     wait_metric,
 )
-
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 
 
 def _idle(page) -> None:
@@ -112,7 +110,7 @@ def take(out: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="sieve-shots-") as tmp, \
             running_app({"SIEVE_WORKSPACE": str(Path(tmp) / "ws")}, "streamlit-screenshots.log") as url, \
             sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         page.set_default_timeout(60_000)
         page.goto(url)

@@ -72,11 +72,11 @@ def embed_rows(n_calls: int = 10) -> list[tuple[str, list[tuple[float, float]]]]
     out = []
     for backend in ("onnx-int8", "torch"):
         enc = load_encoder("all-MiniLM-L6-v2", device="cpu", backend=backend)
-        enc.encode([QUERIES[0]])
+        enc.embed([QUERIES[0]])
         times = []
         for i in range(n_calls):
             t0, c0 = time.perf_counter(), time.process_time()
-            enc.encode([QUERIES[i % len(QUERIES)]])
+            enc.embed([QUERIES[i % len(QUERIES)]])
             times.append((time.perf_counter() - t0, time.process_time() - c0))
         out.append((f"embed one query, {backend}", times))
     return out

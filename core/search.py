@@ -68,7 +68,7 @@ def embed_query(encoder: Any, query: str) -> np.ndarray:
     text = " ".join(str(query or "").split())
     if not text:
         raise SieveError("the search query is empty; type what you are looking for")
-    return np.asarray(encoder.encode([text]), dtype=np.float32)[0]
+    return np.asarray(encoder.embed([text]), dtype=np.float32)[0]
 
 
 def query_encoder(model_id: str, params) -> Any:

@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.engines.local import run_selection
+from core import queries, workflows
 from core.explore import draw_sample
 from core.selection import SelectParams
-from core.stages.metrics import fmt_distance, metric_aims
 from pages import budget_form
 from pages import common as C
 from pages import figures, forms
@@ -98,9 +97,9 @@ def _headline(state: State, metrics, params, aims: dict) -> None:
     if metrics.nn_distance is not None:
         delta = None
         if metrics.nn_distance_random is not None:
-            delta = f"{fmt_distance(metrics.nn_distance - metrics.nn_distance_random, signed=True)} vs random"
+            delta = f"{queries.fmt_distance(metrics.nn_distance - metrics.nn_distance_random, signed=True)} vs random"
         nn_aim, nn_judged = aims["nn_distance"]
-        c3.metric("Diversity (mean NN distance)", fmt_distance(metrics.nn_distance), delta=delta,
+        c3.metric("Diversity (mean NN distance)", queries.fmt_distance(metrics.nn_distance), delta=delta,
                   delta_color="normal" if nn_judged else "off",
                   help="Mean cosine distance from each chosen row to its nearest other chosen row; "
                        "compared with random subsets of the same size.")
@@ -115,7 +114,7 @@ def _headline(state: State, metrics, params, aims: dict) -> None:
 def _charts(state: State, data, sizes, selection, metrics, params) -> None:
     """The headline metrics, the comparison with random subsets, the per-cluster shares and
     the chosen rows on the map."""
-    aims = metric_aims(params.policy, params.pick)
+    aims = queries.metric_aims(params.policy, params.pick)
     _headline(state, metrics, params, aims)
     _comparison(metrics, aims)
     chosen = dict(zip(*np.unique(selection.clusters, return_counts=True))) if len(selection) else {}
@@ -135,7 +134,7 @@ def _auto_split(state: State, ws, data) -> dict[int, int]:
     p = forms.select_params(state, data).to_dict()
     p.update(overrides={}, bounds={}, pick="random", score_column=None, budget=int(state[S.C_BUDGET]),
              reference_path=None, leakage="off")
-    return run_selection(ws, data, SelectParams.from_dict(p)).allocation
+    return workflows.select(ws, data, SelectParams.from_dict(p), remember=False).allocation
 
 
 def _per_cluster(state: State, ws, data, sizes: dict[int, int], slot) -> None:

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core import queries
 from core.budget_settings import NOISE_CHOICES, PER_CLUSTER_MODES, default_budget
 from core.explore_files import column_kinds
 from core.selection import (BUDGET_UNITS, DEDUP_MODES, DEFAULT_PICK, DEFAULT_POLICY, LEAKAGE_MODES, PICKS, POLICIES,
-                            TOKENIZERS, describe)
-from core.selection.inputs import token_counts
+                            TOKENIZERS)
 from pages import common as C
 from pages import state as S
 from pages.state import State
@@ -24,7 +24,7 @@ MAX_SLIDERS = 12
 
 def token_budget_widget(state: State, ws, data) -> None:
     """The total in tokens (a tenth of the whole set's tokens the first time)."""
-    total = int(np.asarray(token_counts(ws, data, state.get(S.C_TOKENIZER, "model"))).sum())
+    total = queries.token_total(ws, data, state.get(S.C_TOKENIZER, "model"))
     if not state.get(S.C_TOKEN_BUDGET):
         state[S.C_TOKEN_BUDGET] = max(1, total // 10)
     S.persisted(state, st.number_input, f"Total budget (tokens; the whole set has {total:,})", S.W_TOKEN_BUDGET,
@@ -203,7 +203,7 @@ def pick_settings(state: State, info) -> None:
     st.subheader("Pick")
     c1, c2, c3, c4 = st.columns(4)
     pick = S.persisted(state, c1.selectbox, "Method", S.W_PICK, S.C_PICK, DEFAULT_PICK, PICKS,
-                       help=describe())
+                       help=queries.pick_help())
     S.persisted(state, c2.number_input, "Seed", S.W_SEED, S.C_SEED, 0, min_value=0, max_value=2**31 - 1, step=1,
                 help="Seeds the random pick, and the candidate pool of diverse/facility in large clusters.")
     numeric = column_kinds(info.columns, info.numeric_text)["numeric"]

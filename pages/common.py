@@ -19,14 +19,10 @@ from typing import Any, Callable
 import numpy as np
 import streamlit as st
 
-from core.encoders.registry import load_encoder
-from core.engines.local import current_map, load_map, map_by_label, run_selection, selection_report
-from core.stages.dataset import DatasetInfo, TextSpec, current_dataset, load_texts
+from core import actions, queries, workflows
+from core.stages.dataset import DatasetInfo, TextSpec
 from core.stages.embed import Cancelled
-from core.stages.ingest import IngestParams, ingest
-from core.stages.prewarm import start_background_warmup
-from core.store import paths
-from core.store.artifacts import canonical_json
+from core.stages.ingest import IngestParams
 from core.store.workspace import DEFAULT_WORKSPACE, SieveError, Workspace
 from pages import state as S
 
@@ -74,18 +70,17 @@ def workspace_root() -> str:
 
 def data_root() -> Path | None:
     """Server mode: $SIEVE_DATA_DIR is the only folder typed paths may read (core.store.paths)."""
-    return paths.data_root()
+    return queries.data_root()
 
 
 def export_root(ws: Workspace) -> Path:
     """Where "Save" may write on the server: $SIEVE_EXPORT_DIR, else <workspace>/exports."""
-    return paths.export_root(ws.root)
+    return queries.export_root(ws)
 
 
 def confine_read(raw: str, what: str = "data path") -> str:
     """A typed path to read: confined to $SIEVE_DATA_DIR in server mode, else as typed."""
-    root = data_root()
-    return paths.confine_read(raw, root, what) if root else str(raw).strip()
+    return queries.confine_read(raw, what)
 
 
 @st.cache_resource(show_spinner=False)
@@ -102,7 +97,7 @@ def get_encoder(model: str, device: str, normalize: bool, backend: str = "torch"
     """The encoder (cached per process); ``_progress(done, total, msg)`` hears the one-time
     model preparation (not part of the cache key)."""
 
-    return load_encoder(model, device=device, normalize=normalize, backend=backend, progress=_progress)
+    return actions.load_encoder(model, device, normalize, backend, progress=_progress)
 
 
 # -- errors -----------------------------------------------------------------------------
@@ -130,9 +125,7 @@ def report_error(exc: BaseException) -> str:
 def start_warmup() -> None:
     """Compile UMAP/HDBSCAN once per process in a background thread, so the first map is
     not slowed by numba compilation (idempotent; SIEVE_NO_WARMUP=1 turns it off)."""
-    if not os.environ.get("SIEVE_NO_WARMUP"):
-
-        start_background_warmup()
+    actions.start_warmup()
 
 
 def _leave_pages_directory_mode() -> None:
@@ -176,10 +169,7 @@ def safe_callback(fn: Callable) -> Callable:
 
 
 def current_dataset_or_none(ws: Workspace):
-    try:
-        return current_dataset(ws)
-    except SieveError:
-        return None
+    return queries.dataset_or_none(ws)
 
 
 def sync_pins_bans(state: S.State, dataset_key: str) -> None:
@@ -239,7 +229,7 @@ def _reload_dataset() -> None:
     mine = pin["info"]
     params = IngestParams(tuple(mine["sources"]), TextSpec(**mine["text"]), mine["vector_column"], pin["file_format"],
                           delimiter=mine.get("delimiter"), encoding=mine.get("encoding"))
-    info, _ = ingest(get_workspace(), params)
+    info, _ = workflows.ingest(get_workspace(), params)
     if info.key != mine["key"]:  # the files changed since: this is a new dataset
         sv.flash("warning", "The files changed since this session loaded them: loaded them as a new dataset.")
         pin_dataset(sv.state, info, pin["file_format"])
@@ -297,24 +287,17 @@ def get_map(state: S.State, ws: Workspace, label_key: str | None = None):
         m.forget()
         return None
     sync_pins_bans(state, info.key)
-    want = label_key or m.map_key
-    try:
-        keys = map_by_label(ws, want)[0] if want else None
-    except SieveError:
-        keys = None
+    keys = queries.map_keys(ws, label_key or m.map_key)
     if keys is None:
-        try:
-            keys, _ = current_map(ws)
-        except SieveError:
-            m.forget()
-            return None
+        m.forget()
+        return None
     if m.map_key == keys.map_id and m.map is not None:
         return m.map
     if m.map_key is not None:  # another map: its cluster ids mean other clusters
         m.forget_cluster_settings()
     m.forget()
-    data = load_map(ws, keys)
-    row_ids, texts, _ = load_texts(ws)
+    data = queries.map_data(ws, keys)
+    row_ids, texts = queries.texts(ws)
     if not np.array_equal(np.asarray(row_ids), np.asarray(data.row_ids)):
         raise SieveError("the dataset changed since the map was computed; compute the map again")
     m.map, m.map_key, m.texts = data, keys.map_id, texts
@@ -329,16 +312,16 @@ def current_selection(state: S.State, ws: Workspace, data, params, *, diversity:
     """Run core selection + metrics (beside random subsets of the same size) for ``params``
     once per (map, params); cached in session state."""
     b = S.BudgetState(state)
-    key = canonical_json({"map": S.MapState(state).map_key, "params": params.to_dict()})
+    key = queries.selection_key(S.MapState(state).map_key, params)
     cached = b.selection
     if cached is None or cached["key"] != key:
         encoder = reference_encoder(ws, data) if params.reference_path else None
-        selection = run_selection(ws, data, params, encoder=encoder)
+        selection = workflows.select(ws, data, params, remember=False, encoder=encoder)
         cached = {"key": key, "selection": selection, "metrics": None, "metrics_nn": False}
         b.selection = cached
     want_nn = diversity if diversity is not None else len(cached["selection"]) <= S.AUTO_DIVERSITY_MAX
     if cached["metrics"] is None or (want_nn and not cached["metrics_nn"]):
-        cached["metrics"] = selection_report(data, cached["selection"], params, vectors=bool(want_nn))
+        cached["metrics"] = queries.selection_metrics(data, cached["selection"], params, vectors=bool(want_nn))
         cached["metrics_nn"] = bool(want_nn)
     return cached
 

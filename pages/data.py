@@ -8,10 +8,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from core import actions, queries
 from core.explore_files import column_kinds, preview_source, safe_filename, save_upload
-from core.stages.dataset import TextSpec, unescape_template
-from core.stages.ingest import IngestParams, ingest
-from core.stages.long_texts import count_dataset
+from core.stages.dataset import TextSpec
+from core.stages.ingest import IngestParams
 from core.stages.sources import FORMATS
 from core.store.workspace import SieveError
 from pages import common as C
@@ -38,7 +38,7 @@ def _ingest(ws, source: str, spec, vector_column, file_format, *, quiet: bool = 
             bar.progress(min(1.0, done / max(total, 1)), text=msg)
 
     try:
-        return ingest(ws, params, progress=progress)
+        return actions.load_dataset(ws, params, progress=progress)
     finally:  # a failed load leaves no half-filled bar behind
         if bar is not None:
             bar.empty()
@@ -163,7 +163,7 @@ def _long_texts(ws, info) -> None:
         return
     model = str((S.ss().get(S.C_MAP_SETTINGS) or {}).get("model") or "all-MiniLM-L6-v2").strip()
     try:
-        counts = count_dataset(ws, model)
+        counts = queries.long_text_count(ws, model)
     except SieveError:
         return
     if counts.max_seq_length is None:
@@ -229,7 +229,7 @@ def _text_spec(state: S.State, columns: list[str], kinds: dict) -> dict:
     default_t = "{" + preferred + "}" if preferred else ""  # the text column, never the ids
     tpl = S.persisted(state, st.text_input, "Template (columns in braces; \\n for a new line)", S.W_TEMPLATE,
                       S.C_TEMPLATE, default_t)
-    return {"template": unescape_template(tpl)}
+    return {"template": queries.template_text(tpl)}
 
 
 def _optional_column(state: S.State, wkey: str, ckey: str, options: list[str]) -> None:

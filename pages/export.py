@@ -9,11 +9,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import workflows
+from core import queries, workflows
 from core.explore_files import EXPORT_MIME, export_bytes
-from core.map_sidecar import map_sidecar_bytes, map_sidecar_name
-from core.stages.export import format_for
-from core.store.paths import check_new_files, confine_write
 from core.workflow_types import ExportTarget
 from pages import common as C
 from pages import forms
@@ -52,10 +49,10 @@ def _save(ws, data, params, result, fmt: str, name: str, include_duplicates: boo
     if not Path(name).suffix:
         name = f"{name}.{fmt}"
     root = C.export_root(ws)
-    path = confine_write(name, root)
-    fmt = format_for(path)  # the extension decides; an unknown one is a clear error
-    mpath = confine_write(f"{name}.manifest.json", root)
-    check_new_files([path, mpath, mpath.with_name(map_sidecar_name(mpath))], overwrite=overwrite)
+    path = queries.confine_write(name, root)
+    fmt = queries.export_format(path)  # the extension decides; an unknown one is a clear error
+    mpath = queries.confine_write(f"{name}.manifest.json", root)
+    queries.check_new_files([path, mpath, mpath.with_name(queries.map_file_name(mpath))], overwrite=overwrite)
     exported = workflows.export(ws, data, params, result["selection"],
                                 ExportTarget(path, fmt, mpath, include_duplicates), metrics=result["metrics"])
     out, mpath = exported.path, exported.manifest_path
@@ -94,13 +91,13 @@ def _downloads(ws, data, params, result, fmt: str, include_dups: bool) -> dict:
                                                      "include_duplicates": include_dups})
     map_name = None
     if (manifest.get("map") or {}).get("required"):  # parallel UMAP: the map travels with the manifest
-        map_name = map_sidecar_name(manifest_name)
+        map_name = queries.map_file_name(manifest_name)
         manifest = {**manifest, "map": {**manifest["map"], "file": map_name}}
     c2.download_button(f"Download {manifest_name}", data=json.dumps(manifest, indent=2, sort_keys=True),
                        file_name=manifest_name, mime="application/json", key=S.W_DOWNLOAD_MANIFEST,
                        on_click="ignore", icon=":material/description:")
     if map_name:
-        st.download_button(f"Download {map_name}", data=lambda: map_sidecar_bytes(data), file_name=map_name,
+        st.download_button(f"Download {map_name}", data=lambda: queries.map_file_bytes(data), file_name=map_name,
                            mime="application/octet-stream", key=S.W_DOWNLOAD_MAP, on_click="ignore",
                            icon=":material/map:")
         st.caption("This map was computed with parallel UMAP, which cannot be recomputed bit for bit: keep the map "

@@ -12,13 +12,12 @@ from typing import Any, MutableMapping
 
 import streamlit as st
 
+from core import queries
 from core.budget_settings import BudgetSettings
 from core.encoders.base import BACKENDS, DEVICES
 from core.encoders.long_text import LONG_TEXT_MODES
-from core.encoders.models import confine_model
-from core.encoders.registry import backend_caption
 from core.engines.local import MapParams
-from core.selection import DEFAULT_PICK, DEFAULT_POLICY, SelectParams, engine_picks
+from core.selection import DEFAULT_PICK, DEFAULT_POLICY, SelectParams
 from core.stages.cluster import DEFAULT_ASSIGN_NOISE, ClusterParams
 from core.stages.cluster_methods import ALGORITHMS
 from core.stages.embed import EmbedParams
@@ -35,7 +34,7 @@ MAP_SETTINGS = {
     "min_cluster_size": 0, "min_samples": 0, "seed": 42, "exact": False, "long_text": "truncate", "cluster_method": "hdbscan",
     "join_noise": True, "assign_noise": DEFAULT_ASSIGN_NOISE,
 }
-SCALE_PICKS = engine_picks("ray")  # what the Ray engine supports (the pick registry says)
+SCALE_PICKS = queries.engine_pick_names("ray")  # what the Ray engine supports (the pick registry says)
 SCALE_POLICIES = ("equal", "proportional", "sqrt")
 
 
@@ -107,7 +106,7 @@ def _embed_settings(state: State, key: dict) -> None:
     c3.number_input("Batch size", min_value=1, max_value=4096, step=16, key=key["batch_size"])
     c1, c2 = st.columns([1, 2])
     c1.selectbox("Embedding backend", BACKENDS, key=key["backend"])
-    c2.caption(backend_caption(state[key["backend"]]))
+    c2.caption(queries.encoder_caption(state[key["backend"]]))
     c1, c2 = st.columns([1, 2])
     c1.selectbox("Texts over the token limit", LONG_TEXT_MODES, key=key["long_text"])
     c2.caption("truncate: embed the first max_seq_length tokens (256 for all-MiniLM-L6-v2), as "
@@ -119,7 +118,7 @@ def _embed_settings(state: State, key: dict) -> None:
 def map_params(v: dict) -> MapParams:
     """MapParams of the advanced-settings values ``v`` (a model path confined in server mode)."""
     return MapParams(
-        EmbedParams(model=confine_model(v["model"], C.data_root()), batch_size=int(v["batch_size"]), device=v["device"],
+        EmbedParams(model=queries.model_path(v["model"], C.data_root()), batch_size=int(v["batch_size"]), device=v["device"],
                     backend=v.get("backend", "auto"), long_text=v.get("long_text", "truncate")).resolved(),
         ProjectParams(n_neighbors=int(v["n_neighbors"]), min_dist=float(v["min_dist"]), metric=v["metric"],
                       cluster_dims=int(v["dims"]), seed=int(v["seed"]), exact=bool(v.get("exact", False))),

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core import queries
 from core.encoders.long_text import LongTextCount
 from core.explore import cluster_table, draw_sample, has_shapes, ids_in, selection_mask, selection_summary, text_search
 from core.explore_files import fetch_rows
-from core.store.query import run_filter
 from pages import common as C
 from pages import figures, forms, map_compute, map_tools
 from pages import state as S
@@ -207,7 +207,7 @@ def _sql_filter(ws, data, fig) -> None:
     if st.button("Select matching rows", key=S.W_SQL_SELECT, disabled=not where.strip()):
 
         try:
-            ids = np.asarray(run_filter(ws, where), dtype=np.int64)
+            ids = queries.filter_row_ids(ws, where)
         except C.SieveError as exc:
             C.show_error(exc)
             return

@@ -7,12 +7,8 @@ import time
 
 import streamlit as st
 
-from core.encoders.onnx import is_exported
-from core.engines.local import build_map
-from core.runtime.eta import estimate_map_seconds, human_seconds, remaining_seconds
-from core.runtime.hardware import usable_cores
-from core.runtime.warmup import wait_for_model, warmup_state
-from core.stages.embed import Cancelled, embed_key
+from core import actions, queries
+from core.stages.embed import Cancelled
 from pages import common as C
 from pages import forms
 from pages import state as S
@@ -24,9 +20,10 @@ def _load_encoder(params, status):
     """The encoder, saying what takes the time: waiting for the background preparation
     of the int8 model, preparing it here (one time), or loading it."""
     e = params.embed
-    if e.backend == "onnx-int8" and warmup_state()["started"] and not warmup_state()["model"]:
+    warm = queries.warmup_state()
+    if e.backend == "onnx-int8" and warm["started"] and not warm["model"]:
         status.update(label="Preparing the int8 ONNX model (one time on this machine, about half a minute)…")
-        wait_for_model()
+        actions.wait_for_model()
     status.update(label=f"Loading the model {e.model} ({e.backend})…")
 
     def progress(done, total, msg):  # the one-time export, when it runs here
@@ -39,18 +36,7 @@ def _load_encoder(params, status):
 
 def estimate(ws, info, params) -> str:
     """'about 40 s' for this dataset on this machine, from core.runtime.eta's throughput table."""
-    e = params.embed
-    embedded = bool(info.vector_column) or ws.has_artifact("embed", embed_key(ws, e)[0])
-    ready = True
-    if e.backend == "onnx-int8" and not embedded:
-        ready = is_exported(e.model)
-    secs = estimate_map_seconds(info.n_embeddable - info.n_duplicates, e.backend, cores=usable_cores(),
-                                gpu=e.device in ("cuda", "mps"), embedded=embedded, model_ready=ready,
-                                compiled=warmup_state()["compiled"])
-    extra = [] if ready else ["the one-time int8 model preparation"]
-    if not warmup_state()["compiled"]:
-        extra.append("compiling UMAP/HDBSCAN once")
-    return human_seconds(secs) + (f", including {' and '.join(extra)}" if extra else "")
+    return queries.map_time_estimate(ws, info, params)
 
 
 class _StageProgress:
@@ -69,7 +55,8 @@ class _StageProgress:
     def on_stage(self, stage, event, meta) -> None:
         if event == "start":
             self.started[stage] = time.perf_counter()
-            waiting = stage in ("project", "cluster") and warmup_state()["started"] and not warmup_state()["compiled"]
+            warm = queries.warmup_state()
+            waiting = stage in ("project", "cluster") and warm["started"] and not warm["compiled"]
             self.lines[stage].text(f"{stage}: " + ("compiling UMAP/HDBSCAN once for this server process, then "
                                                    "running…" if waiting else "running…"))
         else:
@@ -90,8 +77,8 @@ class _StageProgress:
         if stage not in self.bars:
             self.bars[stage] = self.box.progress(0.0)
         elapsed = now - self.started.get(stage, now)
-        left = remaining_seconds(done, total, elapsed) if done < total else None
-        eta = f", {human_seconds(left)} left" if left is not None else ""
+        left = queries.remaining_seconds(done, total, elapsed) if done < total else None
+        eta = f", {queries.human_seconds(left)} left" if left is not None else ""
         self.bars[stage].progress(min(1.0, done / max(total, 1)),
                                   text=f"{stage}: {msg} ({done:,}/{total:,}, {elapsed:.0f} s{eta})")
 
@@ -103,15 +90,14 @@ def _compute(ws, info, params) -> None:
     m = S.MapState(S.ss())
     encoder = None
     if not info.vector_column:
-        key, _ = embed_key(ws, params.embed)
-        if not ws.has_artifact("embed", key):
+        if not queries.embeddings_cached(ws, params.embed):
             with st.status(f"Loading model {C.esc(params.embed.model)}…") as status:
                 encoder = _load_encoder(params, status)
     report = _StageProgress()
     m.computing = True
     try:
-        keys = build_map(ws, params, encoder=encoder, on_stage=report.on_stage, progress=report.progress,
-                         on_wait=report.on_wait)
+        keys = actions.compute_map(ws, params, encoder=encoder, on_stage=report.on_stage, progress=report.progress,
+                                   on_wait=report.on_wait)
     except Cancelled as exc:
         st.warning(f"{C.esc(exc)}. Press **Compute map** again to resume.")
         return

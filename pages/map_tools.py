@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.engines.local import curate_map
+from core import actions
 from core.explore import event_point_ids, ids_in
 from core.explore_files import column_kinds
 from core.search import embed_query, nearest, row_norms
@@ -53,7 +53,7 @@ def _apply(state: S.State, edits: list[dict], done: str) -> None:
     filter) start afresh."""
     m = S.MapState(state)
     ws, data = C.get_workspace(), m.map
-    keys = curate_map(ws, data.keys, edits, data.params)
+    keys = actions.edit_clusters(ws, edits, data)
     C.get_map(state, ws, keys.map_id)
     for k in (W_CUR_RENAME_ID, W_CUR_RENAME_NAME, W_CUR_MERGE_IDS, W_CUR_SPLIT_ID, S.W_FILTER):
         state.pop(k, None)

@@ -5,52 +5,14 @@ Import the fixtures into a test module with ``from tests.app_fixtures import *``
 
 from __future__ import annotations
 
-import hashlib
-import re
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from tests.fakes import BagOfWordsEncoder
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 N_ROWS = 400
-DIM = 48
-# Words the generator uses in every topic ("Please help me ..."); the fake encoder skips them.
-STOP = set("""help with what please should explain from give write about need between some thank thanks when
-advance detailed step using quick question that this keep brief after list bullet points best last year hello
-could would your have there they their them then than into like make does much many more most very also just
-only other which where while will were been being here know want make tell show short simple really""".split())
-
-
-class HashEncoder:
-    """A deterministic bag-of-words encoder: each word adds a fixed random vector,
-    so texts that share vocabulary (the generator's topics) land close together."""
-
-    model_id = "test/hash-bow"
-    dim = DIM
-
-    def __init__(self):
-        self._cache: dict[str, np.ndarray] = {}
-
-    def _word(self, w: str) -> np.ndarray:
-        v = self._cache.get(w)
-        if v is None:
-            seed = int.from_bytes(hashlib.md5(w.encode()).digest()[:8], "little")
-            v = np.random.default_rng(seed).normal(size=self.dim).astype(np.float32)
-            self._cache[w] = v
-        return v
-
-    def encode(self, texts):
-        out = np.zeros((len(texts), self.dim), np.float32)
-        for i, t in enumerate(texts):
-            words = [w for w in re.findall(r"[a-z]{4,}", t.lower()) if w not in STOP]
-            for w in words:
-                out[i] += self._word(w)
-            n = np.linalg.norm(out[i])
-            out[i] = out[i] / n if n else out[i]
-        return out
-
-
 def build_small_map(root: Path, n_rows: int = N_ROWS, seed: int = 7):
     """Ingest generated rows into a workspace at ``root`` and build its map. Returns (ws, MapData)."""
     import pyarrow.parquet as pq
@@ -72,7 +34,7 @@ def build_small_map(root: Path, n_rows: int = N_ROWS, seed: int = 7):
     ingest(ws, IngestParams(str(data_path), TextSpec(column="text")))
     params = MapParams(EmbedParams(model="test/hash-bow"), ProjectParams(n_neighbors=10, seed=1),
                        ClusterParams(min_cluster_size=8))
-    build_map(ws, params, encoder=HashEncoder())
+    build_map(ws, params, encoder=BagOfWordsEncoder())
     return ws, load_map(ws)
 
 

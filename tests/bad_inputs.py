@@ -1,7 +1,7 @@
 """The corpus of bad inputs (issue: "never lets bad input through").
 
 Each case writes its file(s) into a folder at test time (so nothing large or binary is
-committed) and says what the one-line error must mention.  ``tests/test_bad_inputs.py``
+committed) and says what the one-line error must mention.  ``tests/integration/test_bad_inputs.py``
 runs every case through ``core``, the CLI and, for a few, the app.
 """
 

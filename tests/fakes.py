@@ -1,16 +1,21 @@
 """Seeded fake encoders and small data writers shared by the core tests.
 
 Every fake implements the ``core.encoders.base.Encoder`` protocol (``model_id``, ``dim``,
-``encode(texts) -> float32 (n, dim)``) and is *per-text deterministic*: a text's
+``embed(texts) -> float32 (n, dim)``) and is *per-text deterministic*: a text's
 vector depends only on the text (and the fake's seed), never on the batch it
 arrived in, so cached, resumed and uninterrupted runs must agree bit for bit.
+The exceptions say so: ``WrongDimEncoder`` breaks the protocol on purpose, and
+``PrefetchingEncoder`` wraps a real encoder.  This is the only module that defines
+fakes; no two share a name.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -18,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+BOW_DIM = 48
 SAMPLE_CSV = REPO_ROOT / "sample_data" / "prompts.csv"
 
 
@@ -58,7 +64,7 @@ class HashEncoder:
     def _finish(self, text: str, rng: np.random.Generator) -> np.ndarray:
         return rng.standard_normal(self.dim).astype(np.float32)
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
         if self.fail_after_calls is not None and len(self.calls) >= self.fail_after_calls:
             raise RuntimeError(f"simulated encoder crash after {len(self.calls)} calls")
         texts = list(texts)
@@ -108,6 +114,121 @@ class TopicEncoder(HashEncoder):
         if topic is None:
             return noise
         return self.direction(topic) + self.noise * noise
+
+
+# Words the generator uses in every topic ("Please help me ..."); BagOfWordsEncoder skips them.
+BOW_STOP = set("""help with what please should explain from give write about need between some thank thanks when
+advance detailed step using quick question that this keep brief after list bullet points best last year hello
+could would your have there they their them then than into like make does much many more most very also just
+only other which where while will were been being here know want make tell show short simple really""".split())
+
+
+
+class BagOfWordsEncoder:
+    """A deterministic bag-of-words encoder: each word adds a fixed random vector,
+    so texts that share vocabulary (the generator's topics) land close together."""
+
+    model_id = "test/hash-bow"
+    dim = BOW_DIM
+
+    def __init__(self):
+        self._cache: dict[str, np.ndarray] = {}
+
+    def _word(self, w: str) -> np.ndarray:
+        v = self._cache.get(w)
+        if v is None:
+            seed = int.from_bytes(hashlib.md5(w.encode()).digest()[:8], "little")
+            v = np.random.default_rng(seed).normal(size=self.dim).astype(np.float32)
+            self._cache[w] = v
+        return v
+
+    def embed(self, texts):
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, t in enumerate(texts):
+            words = [w for w in re.findall(r"[a-z]{4,}", t.lower()) if w not in BOW_STOP]
+            for w in words:
+                out[i] += self._word(w)
+            n = np.linalg.norm(out[i])
+            out[i] = out[i] / n if n else out[i]
+        return out
+
+
+class SlowEncoder(HashEncoder):
+    """A :class:`HashEncoder` that sleeps ``delay`` seconds per call (a stage that runs long)."""
+
+    def __init__(self, *args, delay: float = 0.05, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.delay = delay
+
+    def embed(self, texts):
+        time.sleep(self.delay)
+        return super().embed(texts)
+
+
+class WrongDimEncoder(HashEncoder):
+    """Returns vectors one wider than its declared ``dim`` (an encoder that breaks the protocol)."""
+
+    def embed(self, texts):
+        return np.zeros((len(texts), self.dim + 1), np.float32)
+
+
+class PrefetchingEncoder:
+    """Wraps a real encoder as a prefetching (GPU-style) one: ``tokenize`` + ``encode_tokenized``
+    only; calling ``embed`` fails, so a test can check the prefetch loop is the one used."""
+
+    prefetch = True
+
+    def __init__(self, inner):
+        self.inner, self.model_id, self.dim = inner, inner.model_id, inner.dim
+
+    def tokenize(self, texts):
+        return self.inner.tokenize(texts)
+
+    def encode_tokenized(self, feats):
+        return self.inner.encode_tokenized(feats)
+
+    def embed(self, texts):
+        raise AssertionError("the prefetch loop must not call embed")
+
+
+# -- encoders for the Ray crash tests (picklable: the Ray workers import this module) ------
+
+
+class CrashOnceEncoder(HashEncoder):
+    """Kills its worker process (os._exit) the first time it sees ``trigger``."""
+
+    def __init__(self, marker: str, trigger: str):
+        super().__init__(dim=16, seed=5)
+        self.marker, self.trigger = marker, trigger
+
+    def embed(self, texts):
+        if self.trigger in texts and not os.path.exists(self.marker):
+            Path(self.marker).write_text("killed once")
+            os._exit(1)
+        return super().embed(texts)
+
+
+class FailUntilEncoder(HashEncoder):
+    """Raises on ``trigger`` until the file ``allow`` exists (a run that fails, then resumes)."""
+
+    def __init__(self, allow: str, trigger: str):
+        super().__init__(dim=16, seed=5)
+        self.allow, self.trigger = allow, trigger
+
+    def embed(self, texts):
+        if self.trigger in texts and not os.path.exists(self.allow):
+            raise RuntimeError("simulated failure of one shard")
+        return super().embed(texts)
+
+
+class EncoderFactory:
+    """A picklable ``encoder_factory``: ``EncoderFactory(cls, *args)()`` is ``cls(*args)``."""
+
+    def __init__(self, cls, *args):
+        self.cls, self.args = cls, args
+
+    def __call__(self):
+        return self.cls(*self.args)
 
 
 # -- data files ----------------------------------------------------------------------

@@ -18,8 +18,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from core.stages.embed import Cancelled
-from core.store.workspace import DEFAULT_WORKSPACE, SieveError, Workspace, database_error, is_damage
+from core.store.workspace import SieveError
 
+from .. import queries
 from ..workflow_types import Events, Step
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -57,12 +58,6 @@ def fail(exc: BaseException) -> None:
     raise typer.Exit(2)
 
 
-def _database_failure(exc: duckdb.Error, workspace) -> SieveError:
-    if is_damage(exc):  # a damaged workspace database surfaces in the middle of a query
-        return database_error(Workspace(workspace or DEFAULT_WORKSPACE).db_path, exc)
-    return SieveError(f"DuckDB error: {' '.join(str(exc).split())[:300]}")
-
-
 @contextlib.contextmanager
 def exits_on_failure(workspace=None):
     """Library errors inside the block become one line on stderr and exit 2 (130 when
@@ -80,7 +75,7 @@ def exits_on_failure(workspace=None):
     except OSError as exc:
         fail(SieveError(f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)))
     except duckdb.Error as exc:
-        fail(_database_failure(exc, workspace))
+        fail(queries.database_failure(exc, workspace))  # a damaged database surfaces mid-query
 
 
 def guard(fn: Callable) -> Callable:

@@ -12,14 +12,10 @@ from typing import Optional
 
 import typer
 
-from core.stages.dataset import current_dataset, load_texts
 from core.store.workspace import SieveError, Workspace
 
-from .. import workflows
-from ..curate import read_edits, stored_edits
-from ..engines.local import curate_map
-from ..engines.local import current_map as current_local_map
-from ..engines.local import load_map
+from .. import actions, queries, workflows
+from ..curate import read_edits
 from ..search import embed_query, nearest, query_encoder
 from ..workflow_types import LOCAL, RAY, RayOptions
 from .console import err, fail, note, progress
@@ -73,7 +69,7 @@ def map_(o: SimpleNamespace) -> None:
 
 
 def _search_lines(ws: Workspace, data, positions, sims, width: int) -> list[str]:
-    text_of = dict(zip(*load_texts(ws)[:2]))
+    text_of = dict(zip(*queries.texts(ws)))
     names = data.cluster_names
     lines = ["row_id\tsimilarity\tcluster\ttext"]
     for rid, sim, pos in zip(data.row_ids[positions].tolist(), sims.tolist(), positions.tolist()):
@@ -97,7 +93,7 @@ def search(
     if (query is None) == (row is None):
         raise SieveError("give a QUERY or --row ROW_ID (not both)")
     ws = Workspace(workspace)
-    data = load_map(ws)
+    data = workflows.current_map(ws)
     t0 = time.perf_counter()
     if row is not None:
         pos = data.positions([row])[0] if len(data.row_ids) else 0
@@ -128,12 +124,10 @@ def curate(
     if (edits is None) == (not clear):
         raise SieveError("give an edits file, or --clear (not both)")
     ws = Workspace(workspace)
-    keys, params = current_local_map(ws)
+    queries.map_record(ws)  # no map: say so before reading the edits file
     new = [] if clear else read_edits(edits)
-    if append:
-        new = stored_edits(ws, keys.label) + new
     with workflows.naming_edits_file(edits):
-        data = load_map(ws, curate_map(ws, keys, new, params))
+        data = queries.map_data(ws, actions.edit_clusters(ws, new, append=append))
     print_clusters(data)
     err.print(f"{len(data.edits)} edit(s) apply to this map" + ("; run `sieve select` again" if data.edits else ""))
 
@@ -141,7 +135,7 @@ def curate(
 def info(workspace: Path = WORKSPACE.info()):
     """What the workspace holds."""
     ws = Workspace(workspace)
-    print_dataset(current_dataset(ws), False)
+    print_dataset(queries.dataset(ws), False)
     m = ws.get_meta("map")
     if m:
         err.print(f"map: model {m['keys']['model_id']}, keys {m['keys']}")

@@ -24,8 +24,9 @@ from core.stages.embed import EmbedParams
 from core.stages.project import ProjectParams
 from core.store.workspace import DEFAULT_WORKSPACE
 
+from .. import queries
 from ..engines.ray import ScaleEmbedParams, ScaleMapParams
-from ..selection import DEFAULT_PICK, DEFAULT_POLICY, SelectParams, describe
+from ..selection import DEFAULT_PICK, DEFAULT_POLICY, SelectParams
 
 REQUIRED = ...
 
@@ -154,7 +155,7 @@ SELECT_OPTS = group(
     Opt("policy", str, DEFAULT_POLICY, help="sqrt (the default: budget by the square root of cluster size), "
                                             "proportional or equal."),
     Opt("pick", str, DEFAULT_PICK, help=f"How rows are picked inside a cluster (default {DEFAULT_PICK}). "
-                                        f"{describe()}."),
+                                        f"{queries.pick_help()}."),
     Opt("seed", int, default_of(S, "seed"), help="Seed of the pick."),
     Opt("noise", str, default_of(S, "noise"), help="include, exclude, or a row budget for unclustered rows."),
     Opt("min_per_cluster", int, default_of(S, "min_per_cluster"), ("--min",), "Floor per cluster."),

@@ -8,12 +8,13 @@ from types import SimpleNamespace
 from typing import Optional
 
 from core.stages.cluster import DEFAULT_ASSIGN_NOISE, ClusterParams
-from core.stages.dataset import TextSpec, unescape_template
+from core.stages.dataset import TextSpec
 from core.stages.embed import EmbedParams
 from core.stages.ingest import IngestParams
 from core.stages.project import ProjectParams
 from core.store.workspace import SieveError
 
+from .. import queries
 from ..engines.local import MapParams
 from ..selection import SelectParams
 
@@ -23,7 +24,7 @@ def ingest_params(o: SimpleNamespace, fmt: str | None) -> IngestParams:
     and the input format ``fmt``; SieveError when neither --text nor --template is given."""
     if o.text is None and o.template is None:
         raise SieveError("give --text COLUMN or --template '{col1}\\n{col2}'")
-    spec = TextSpec(column=o.text, template=unescape_template(o.template) if o.template is not None else None)
+    spec = TextSpec(column=o.text, template=queries.template_text(o.template) if o.template is not None else None)
     return IngestParams(str(o.data), spec, o.vectors, fmt, delimiter=o.delimiter, encoding=o.encoding)
 
 

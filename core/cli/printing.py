@@ -7,8 +7,7 @@ import numpy as np
 from rich.markup import escape
 from rich.table import Table
 
-from core.stages.metrics import fmt_distance
-
+from .. import queries
 from ..workflow_types import Exported
 from .console import err, note
 
@@ -65,8 +64,8 @@ def print_selection(data, selection, params, m) -> None:
     for c, n in sorted(selection.allocation.items(), key=lambda kv: (kv[0] == -1, kv[0])):
         t.add_row(str(c), names.get(c, str(c)), str(m.counts_full.get(c, 0)), str(n), str(int(chosen.get(c, 0))))
     err.print(t)
-    rnd = f" (random: {fmt_distance(m.nn_distance_random)})" if m.nn_distance_random is not None else ""
-    nn = fmt_distance(m.nn_distance)
+    rnd = f" (random: {queries.fmt_distance(m.nn_distance_random)})" if m.nn_distance_random is not None else ""
+    nn = queries.fmt_distance(m.nn_distance)
     err.print(f"coverage {m.coverage:.0%} of clusters, JS divergence {m.jsd:.3f}, mean NN distance {nn}{rnd}")
     cmp = Table(title=f"this subset vs random subsets of the same size (mean of {m.n_random})")
     for col in ("metric", "subset", "random", "better"):

@@ -12,7 +12,7 @@ Progress = Callable[[int, int, str], None]  # (done, total, message)
 
 
 class Encoder(Protocol):
-    """A text encoder: ``encode(texts)`` returns an (n, dim) float32 array, row i the
+    """A text encoder: ``embed(texts)`` returns an (n, dim) float32 array, row i the
     vector of ``texts[i]`` (unit length when the encoder normalizes).  ``model_id`` names
     the vectors (the cache and the manifest key them by it); ``dim`` is their width.
 
@@ -22,5 +22,5 @@ class Encoder(Protocol):
     model_id: str
     dim: int
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:  # (n, dim) float32
+    def embed(self, texts: Sequence[str]) -> np.ndarray:  # (n, dim) float32
         ...

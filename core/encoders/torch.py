@@ -88,7 +88,7 @@ class SentenceTransformerEncoder:
     def prefetch(self) -> bool:
         return self.device == "cuda"  # on the CPU a second busy thread only slows things down
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
         out = self._model.encode(
             list(texts),
             batch_size=max(1, len(texts)),

@@ -12,8 +12,8 @@ cuML's HDBSCAN is used instead when it imports and a GPU is present (not exact-c
 
 ``algorithm`` chooses another clusterer (``core.stages.cluster_methods``: EVoC, PLSCAN, Leiden);
 "hdbscan" is the default and what a params dict without the field means.  For those, a
-noise row's soft membership is the majority cluster among its ``SOFT_KNN`` nearest
-clustered rows in the n-D projection (strength = that majority's share).
+noise row's soft membership is the majority cluster among its ``SOFT_KNN`` nearest clustered
+rows in the n-D projection (strength = that majority's share; :mod:`core.stages.cluster_soft`).
 
 Defaults (``auto_rule`` 2, issue 16, measured in ``bench/selection_quality.py``; see
 docs/SELECTION.md): ``min_cluster_size`` about sqrt(n)/4 and ``min_samples`` min(mcs, 5), and
@@ -33,6 +33,7 @@ from core.runtime import warmup
 from core.runtime.hardware import gpu_available, usable_cores
 from core.stages.base import StageResult, stage_result
 from core.stages.cluster_methods import ALGORITHMS, ON_VECTORS, evoc_labels, leiden_labels, plscan_labels
+from core.stages.cluster_soft import hdbscan_soft_membership, knn_soft_membership
 from core.stages.distinct import duplicate_groups
 from core.store.artifacts import stage_key
 from core.store.workspace import SieveError, Workspace
@@ -47,7 +48,6 @@ DEFAULT_FIT_SAMPLE = 200_000
 SOFT_MAX_ROWS = 200_000
 SAMPLE_SEED = 0
 ASSIGN_CHUNK = 100_000
-SOFT_KNN = 10
 
 
 # The rules that fill in min_cluster_size / min_samples left as None: {rule: (divisor of
@@ -231,7 +231,7 @@ def cluster(points: np.ndarray, params: ClusterParams = ClusterParams(), vectors
     if (labels == NOISE).all():
         notes.append("HDBSCAN found no cluster: every row is unclustered; try a smaller min_cluster_size")
     elif p.soft and model is not None and getattr(model, "prediction_data_", None) is not None:
-        _soft_membership(model, points, raw, mapping, soft_labels, soft_strength)
+        hdbscan_soft_membership(model, points, raw, mapping, soft_labels, soft_strength)
     elif p.soft:
         notes.append("soft membership is not available for a map clustered on a sample; "
                      "noise rows keep no nearest cluster")
@@ -288,26 +288,6 @@ def join_noise(c: Clustering, has_soft: bool) -> Clustering:
     return Clustering(new, strength, c.params, c.notes, soft_labels, c.soft_strength.copy())
 
 
-def knn_soft_membership(points: np.ndarray, labels: np.ndarray, strength: np.ndarray, k: int = SOFT_KNN):
-    """(soft_labels, soft_strength), (n,) int32 / float32: clustered rows keep their own;
-    a noise row gets the majority cluster of its ``k`` nearest clustered rows (scipy
-    cKDTree) and that majority's share as strength."""
-    from scipy.spatial import cKDTree
-
-    soft_labels, soft_strength = labels.astype(np.int32, copy=True), strength.astype(np.float32, copy=True)
-    noise, clustered = np.nonzero(labels == NOISE)[0], np.nonzero(labels != NOISE)[0]
-    if len(noise) == 0 or len(clustered) == 0:
-        return soft_labels, soft_strength
-    k = min(k, len(clustered))
-    _, idx = cKDTree(points[clustered]).query(points[noise], k=k)
-    near = labels[clustered][np.asarray(idx).reshape(len(noise), k)]
-    for i, row in enumerate(near):
-        ids, cnt = np.unique(row, return_counts=True)
-        soft_labels[noise[i]] = ids[np.argmax(cnt)]
-        soft_strength[noise[i]] = cnt.max() / k
-    return soft_labels, soft_strength
-
-
 def _sample_fit_assign(points: np.ndarray, p: ClusterParams, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """HDBSCAN on a seeded sample, then every other row takes the label (and strength) of
     its nearest sample row in mutual-reachability distance."""
@@ -351,22 +331,6 @@ def _gpu_hdbscan(points: np.ndarray, p: ClusterParams):  # pragma: no cover - no
     raw = np.asarray(model.fit_predict(points.astype(np.float32))).astype(np.int64)
     strength = np.nan_to_num(np.asarray(model.probabilities_, dtype=np.float32), nan=0.0)
     return None, raw, strength
-
-
-def _soft_membership(model, points, raw, mapping, soft_labels, soft_strength, chunk: int = 4096) -> None:
-    """Fill in, for noise rows, their most likely cluster and its membership (in place)."""
-    from hdbscan.prediction import membership_vector
-
-    noise = np.nonzero(raw < 0)[0]
-    order = np.array([mapping[k] for k in range(len(mapping))], dtype=np.int32)  # raw id -> renumbered id
-    for start in range(0, len(noise), chunk):
-        idx = noise[start : start + chunk]
-        mv = np.nan_to_num(np.asarray(membership_vector(model, points[idx]), dtype=np.float64), nan=0.0)
-        if mv.ndim == 1:
-            mv = mv.reshape(len(idx), -1)
-        best = mv.argmax(axis=1)
-        soft_labels[idx] = order[best]
-        soft_strength[idx] = mv[np.arange(len(idx)), best].astype(np.float32)
 
 
 def relabel_by_size(raw: np.ndarray, return_mapping: bool = False):

@@ -150,7 +150,7 @@ def embed_texts(
                     pending = pool.submit(encoder.tokenize, batch_texts(starts[k + 1]))
                 vecs = encoder.encode_tokenized(features)
             else:
-                vecs = encoder.encode([texts[i] for i in idx])
+                vecs = encoder.embed([texts[i] for i in idx])
             if vecs.shape != (len(idx), encoder.dim):
                 raise SieveError(f"encoder {encoder.model_id} returned shape {vecs.shape}, "
                                  f"expected {(len(idx), encoder.dim)}")

@@ -9,13 +9,11 @@ import time
 import pytest
 
 from core.engines.local import load_map
-from tests.browser.test_browser import (  # noqa: F401  (fixtures and helpers shared with the main flow)
+from tests.browser.helpers import (
     GD,
     SHOTS,
-    _chromium_present,
-    browser_context_args,
-    browser_type_launch_args,
     goto,
+    open_app,
     running_app,
     wait_chart,
     wait_metric,
@@ -35,11 +33,7 @@ def explore_app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(browser, explore_app):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    p = ctx.new_page()
-    p.set_default_timeout(60_000)
-    p.goto(explore_app[3])
-    p.wait_for_selector("[data-testid=stApp]")
+    ctx, p = open_app(browser, explore_app[3], timeout=60_000)
     goto(p, "Map")
     wait_chart(p)
     yield p

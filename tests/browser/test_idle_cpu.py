@@ -14,13 +14,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+from tests.browser.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_idle_server_uses_almost_no_cpu():

@@ -19,13 +19,11 @@ import time
 import pyarrow as pa
 import pytest
 
-from tests.app_fixtures import HashEncoder
-from tests.browser.test_browser import (  # noqa: F401  (fixtures and helpers shared with the main flow)
+from tests.fakes import BagOfWordsEncoder
+from tests.browser.helpers import (
     SHOTS,
-    _chromium_present,
-    _free_port,
-    browser_context_args,
-    browser_type_launch_args,
+    VIEWPORT,
+    free_port,
     goto,
     running_app,
 )
@@ -48,7 +46,7 @@ def evil_host():
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", _free_port()), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}", seen
     server.shutdown()
@@ -79,7 +77,7 @@ def hostile(tmp_path_factory, evil_host):
     ws = Workspace(root / "ws")
     ingest(ws, IngestParams(str(data / "hostile.csv"), TextSpec(column="text")))
     build_map(ws, MapParams(EmbedParams(model="test/hash-bow"), ProjectParams(n_neighbors=10, seed=1),
-                            ClusterParams(min_cluster_size=8)), encoder=HashEncoder())
+                            ClusterParams(min_cluster_size=8)), encoder=BagOfWordsEncoder())
     return {"ws": ws.root, "data": data, "img": img, "link": link}
 
 
@@ -88,7 +86,7 @@ def page(browser, hostile, evil_host):
     base, _ = evil_host
     env = {"SIEVE_WORKSPACE": str(hostile["ws"]), "SIEVE_DATA_DIR": str(hostile["data"]), "SIEVE_NO_WARMUP": "1"}
     with running_app(env, "streamlit-markdown.log") as url:
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context = browser.new_context(viewport=VIEWPORT)
         pg = context.new_page()
         pg.set_default_timeout(60_000)
         requested: list[str] = []

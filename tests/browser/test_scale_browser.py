@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.test_browser import (  # noqa: F401  (the two browser fixtures are shared with the main flow)
+from tests.browser.helpers import (
     CHROMIUM,
-    browser_context_args,
-    browser_type_launch_args,
     SHOTS,
     axis_ranges,
     drag_mode,
+    open_app,
     plotly_selections,
     running_app,
     shot,
@@ -43,7 +42,7 @@ def sharded(tmp_path_factory):
     from core.stages.project import ProjectParams
     from core.store.workspace import Workspace
     from sample_data.generate import generate_rows
-    from tests.app_fixtures import HashEncoder
+    from tests.fakes import BagOfWordsEncoder
 
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make browser-deps` (apt chromium) first"
     root = tmp_path_factory.mktemp("scale-browser")
@@ -51,7 +50,7 @@ def sharded(tmp_path_factory):
     ws = Workspace(root / "ws")
     ingest(ws, IngestParams(str(root / "rows.parquet"), TextSpec(column="text")))
     emb = scale.embed_shards(ws, scale.ScaleEmbedParams(model="test/hash-bow", shard_rows=1000),
-                             encoder_factory=HashEncoder, local=True)
+                             encoder_factory=BagOfWordsEncoder, local=True)
     res = scale.scale_map(ws, emb.folder, scale.ScaleMapParams(1500, 0, ProjectParams(n_neighbors=10, seed=1),
                                                                ClusterParams(min_cluster_size=15)), local=True)
     return ws, emb, res
@@ -61,11 +60,7 @@ def sharded(tmp_path_factory):
 def page(browser, sharded):
     ws, _, _ = sharded
     with running_app({"SIEVE_WORKSPACE": str(ws.root), "SIEVE_NO_WARMUP": "1"}, "streamlit-scale.log") as url:
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        pg = context.new_page()
-        pg.set_default_timeout(30_000)
-        pg.goto(url + "/scale")
-        pg.wait_for_selector("[data-testid=stApp]")
+        context, pg = open_app(browser, url + "/scale", timeout=30_000)
         SHOTS.mkdir(parents=True, exist_ok=True)
         yield pg
         context.close()

@@ -13,13 +13,11 @@ import time
 import pytest
 
 from tests.app_fixtures import build_small_map
-from tests.browser.test_browser import (  # noqa: F401  (fixtures and helpers shared with the main flow)
+from tests.browser.helpers import (
     GD,
     SHOTS,
-    _chromium_present,
+    VIEWPORT,
     axis_ranges,
-    browser_context_args,
-    browser_type_launch_args,
     drag_mode,
     plotly_selections,
     running_app,
@@ -42,7 +40,7 @@ def app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(browser, app):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx = browser.new_context(viewport=VIEWPORT)
     p = ctx.new_page()
     p.set_default_timeout(60_000)
     yield p

@@ -8,16 +8,14 @@ from __future__ import annotations
 import pytest
 
 from tests.app_fixtures import build_small_map
-from tests.browser.test_browser import (  # noqa: F401  (fixtures and helpers shared with the main flow)
-    _chromium_present,
+from tests.browser.helpers import (
     axis_ranges,
-    browser_context_args,
-    browser_type_launch_args,
     drag_mode,
     goto,
+    metric_value,
+    open_app,
     plotly_selections,
     running_app,
-    metric_value,
     to_px,
     wait_chart,
     wait_metric,
@@ -35,11 +33,7 @@ def shared(tmp_path_factory):
 
 
 def _open(browser, url):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    page = ctx.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(url)
-    page.wait_for_selector("[data-testid=stApp]")
+    ctx, page = open_app(browser, url, timeout=60_000, accept_downloads=True)
     goto(page, "Map")
     wait_chart(page)
     return ctx, page
@@ -70,7 +64,7 @@ def test_two_sessions_keep_their_own_state_and_compute_at_once(browser, shared):
     from core.stages.cluster import ClusterParams
     from core.explore import points_in_box
     from core.engines.local import build_map, current_map, load_map
-    from tests.app_fixtures import HashEncoder
+    from tests.fakes import BagOfWordsEncoder
 
     ws, data, url = shared
     ctx_a, a = _open(browser, url)
@@ -103,7 +97,7 @@ def test_two_sessions_keep_their_own_state_and_compute_at_once(browser, shared):
         _, params = current_map(ws)
         for page, mcs in ((a, 9), (b, 12)):
             p = type(params)(params.embed, params.project, ClusterParams(min_cluster_size=mcs), params.label)
-            expected = load_map(ws, build_map(ws, p, encoder=HashEncoder()))
+            expected = load_map(ws, build_map(ws, p, encoder=BagOfWordsEncoder()))
             n_clusters = len([c for c in expected.clusters if c.id >= 0])
             caption = page.get_by_text("Map:").first.inner_text()
             assert f"{n_clusters} clusters" in caption, (mcs, caption)

@@ -126,6 +126,46 @@ def test_write_manifest_replaces_a_planted_link_instead_of_writing_through_it(tm
     assert not link.is_symlink() and '"selected_row_ids"' in link.read_text()
 
 
+# -- export and data paths, as the shared-server safety tests checked them ---------------------
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "../outside.csv", "a/../../outside.csv", "~/x.csv", ""])
+def test_export_paths_are_confined(bad, tmp_path):
+    with pytest.raises(SieveError):
+        confine_write(bad, tmp_path / "exports")
+
+
+def test_export_path_inside_is_allowed(tmp_path):
+    root = tmp_path / "exports"
+    assert confine_write("sub/dir/out.parquet", root) == root.resolve() / "sub/dir/out.parquet"
+
+
+def test_export_path_cannot_escape_through_a_symlink(tmp_path):
+    root = tmp_path / "exports"
+    root.mkdir()
+    (root / "link").symlink_to(tmp_path)
+    with pytest.raises(SieveError):
+        confine_write("link/escaped.csv", root)
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "../outside.csv", "a/../../x.csv", "~/x.csv", "", "link/*.csv"])
+def test_data_paths_are_confined_in_server_mode(bad, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (tmp_path / "secret.csv").write_text("text\nsecret\n")
+    (root / "link").symlink_to(tmp_path)  # a symlink out of the data folder
+    with pytest.raises(SieveError):
+        confine_read(bad, root)
+
+
+def test_data_path_inside_is_allowed(tmp_path):
+    root = tmp_path / "data"
+    (root / "sub").mkdir(parents=True)
+    for name in ("a.csv", "b.csv"):
+        (root / "sub" / name).write_text("text\nhello\n")
+    assert confine_read("sub/*.csv", root) == str(root.resolve() / "sub/*.csv")
+
+
 # -- the app ------------------------------------------------------------------------------
 
 
@@ -146,11 +186,11 @@ def test_budget_reference_path_is_confined_in_server_mode(ref, map_env, tree, mo
 
 
 def test_budget_reference_inside_the_data_folder_is_read(map_env, tree, monkeypatch):
-    from tests.app_fixtures import HashEncoder
+    from tests.fakes import BagOfWordsEncoder
 
     data, _ = tree
     monkeypatch.setenv("SIEVE_DATA_DIR", str(data))
-    monkeypatch.setattr(C, "reference_encoder", lambda ws, data: HashEncoder())  # the map's fake model
+    monkeypatch.setattr(C, "reference_encoder", lambda ws, data: BagOfWordsEncoder())  # the map's fake model
     at = open_page(S.PAGE_BUDGET, state={S.C_REFERENCE: "sub/rows.csv", S.C_REFERENCE_TEXT: "nope"})
     assert any("'nope' is not in" in e.value.replace("\\", "") for e in at.error), [e.value for e in at.error]
 

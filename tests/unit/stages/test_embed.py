@@ -17,7 +17,7 @@ from core.encoders.models import DEFAULT_MODEL_ID, default_model_path, model_id,
 from core.stages.ingest import IngestParams, ingest
 from core.stages.dataset import TextSpec
 from core.store.workspace import SieveError, Workspace
-from tests.fakes import HashEncoder, write_table
+from tests.fakes import HashEncoder, WrongDimEncoder, write_table
 
 
 def _ingest_texts(ws: Workspace, texts, path: Path) -> None:
@@ -56,7 +56,7 @@ def test_embed_texts_sorted_batches_and_input_order(texts, batch_size):
     assert out.shape == (len(texts), 8) and out.dtype == np.float32
     # rows come back in input order: each row equals the text's own (per-text deterministic) vector
     for i, t in enumerate(texts):
-        np.testing.assert_array_equal(out[i], HashEncoder(dim=8).encode([t])[0])
+        np.testing.assert_array_equal(out[i], HashEncoder(dim=8).embed([t])[0])
     # batches: at most batch_size, every text exactly once, lengths never increase across the run
     assert all(1 <= len(b) <= batch_size for b in enc.calls)
     assert sorted(enc.texts_seen) == sorted(texts)
@@ -73,12 +73,8 @@ def test_embed_texts_cancel_and_bad_encoder():
     with pytest.raises(Cancelled):
         embed_texts(["a", "b"], HashEncoder(), 1, cancel=lambda: True)
 
-    class Wrong(HashEncoder):
-        def encode(self, texts):
-            return np.zeros((len(texts), self.dim + 1), np.float32)
-
     with pytest.raises(SieveError, match="shape"):
-        embed_texts(["a", "b"], Wrong(), 2)
+        embed_texts(["a", "b"], WrongDimEncoder(), 2)
 
 
 # -- run_embed: the cache ------------------------------------------------------------------
@@ -98,7 +94,7 @@ def test_second_run_is_cached_and_computes_nothing(tmp_path):
     assert enc2.calls == []
     row_ids, vectors = load_embeddings(ws, first.key)
     assert row_ids.tolist() == list(range(30))
-    np.testing.assert_array_equal(vectors, enc.encode(texts))
+    np.testing.assert_array_equal(vectors, enc.embed(texts))
 
 
 def test_superset_computes_only_new_texts(tmp_path):
@@ -117,7 +113,7 @@ def test_superset_computes_only_new_texts(tmp_path):
     assert res.n_computed == len(set(new)) == 15
     assert sorted(enc2.texts_seen) == sorted(new)
     _, vectors = load_embeddings(ws, res.key)
-    np.testing.assert_array_equal(vectors, HashEncoder().encode(superset))
+    np.testing.assert_array_equal(vectors, HashEncoder().embed(superset))
 
 
 def test_duplicate_texts_are_embedded_once(tmp_path):
@@ -209,7 +205,7 @@ def test_missing_chunk_file_is_recomputed(tmp_path):
     res = run_embed(ws, EmbedParams(chunk_size=10), encoder=enc)
     assert res.n_computed == 11
     _, v = load_embeddings(ws, res.key)
-    np.testing.assert_array_equal(v, HashEncoder().encode(texts + ["one more"]))
+    np.testing.assert_array_equal(v, HashEncoder().embed(texts + ["one more"]))
 
 
 # -- parameter validation ---------------------------------------------------------------

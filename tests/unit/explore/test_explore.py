@@ -228,7 +228,7 @@ def test_uploads_are_pruned_oldest_first_keeping_the_loaded_one(tmp_path, monkey
 
 
 def test_snippet_escapes_html():
-    """(Markdown escaping is pages.common.esc, tested in test_rendering.py.)"""
+    """(Markdown escaping is pages.common.esc, tested in app/test_rendering_app.py.)"""
     s = ex.snippet("<script>alert('x')</script>\n   more", 200)
     assert "<" not in s and "&lt;script&gt;" in s and "\n" not in s
     assert len(ex.snippet("y" * 500, 80)) <= 80

@@ -137,7 +137,8 @@ def test_curated_map_in_the_workspace_selection_manifest_and_reproduce(tmp_path)
     from core.manifest import build_manifest, write_manifest
     from core.engines.local import build_map, current_map, curate_map, load_map, reproduce, run_selection
     from core.selection import SelectParams
-    from tests.app_fixtures import HashEncoder, build_small_map
+    from tests.fakes import BagOfWordsEncoder
+    from tests.app_fixtures import build_small_map
 
     ws, data = build_small_map(tmp_path / "ws", n_rows=300, seed=3)
     keys, params = current_map(ws)
@@ -158,7 +159,7 @@ def test_curated_map_in_the_workspace_selection_manifest_and_reproduce(tmp_path)
     assert np.array_equal(cur.base_labels, data.labels)
     assert sum(c.size for c in cur.clusters) == len(cur.row_ids)
     # a rebuild with the same settings keeps the workspace's edits; the same edits hit the cache
-    again = build_map(ws, params, encoder=HashEncoder())
+    again = build_map(ws, params, encoder=BagOfWordsEncoder())
     assert again.edits == new.edits
     # the selection sees the curated clusters; the manifest carries the edits and the new names
     sp = SelectParams(budget=60, policy="equal")
@@ -169,7 +170,7 @@ def test_curated_map_in_the_workspace_selection_manifest_and_reproduce(tmp_path)
     assert {c["id"]: c["name"] for c in man["clusters"]}[other] == "first [b]*x*"
     mpath = write_manifest(tmp_path / "m.json", man, cur)
     # reproduce in a fresh workspace replays the edits: identical ids, clusters and names
-    ws2_data, sel2, _, _ = reproduce(type(ws)(tmp_path / "ws2"), man, encoder=HashEncoder(), manifest_path=mpath)
+    ws2_data, sel2, _, _ = reproduce(type(ws)(tmp_path / "ws2"), man, encoder=BagOfWordsEncoder(), manifest_path=mpath)
     assert sorted(sel2.row_ids.tolist()) == man["selected_row_ids"]
     assert np.array_equal(ws2_data.labels, cur.labels) and ws2_data.cluster_names == cur.cluster_names
     # clearing the edits goes back to HDBSCAN's clusters
@@ -185,7 +186,8 @@ def test_edits_on_a_parallel_map_replay_from_the_map_file(tmp_path, monkeypatch)
     from core.engines.local import current_map, curate_map, load_map, reproduce, run_selection
     from core.selection import SelectParams
     from core.store.workspace import Workspace
-    from tests.app_fixtures import HashEncoder, build_small_map
+    from tests.fakes import BagOfWordsEncoder
+    from tests.app_fixtures import build_small_map
 
     monkeypatch.setattr(P, "PARALLEL_MIN_ROWS", 0)
     ws, data = build_small_map(tmp_path / "ws", n_rows=300, seed=3)
@@ -200,7 +202,7 @@ def test_edits_on_a_parallel_map_replay_from_the_map_file(tmp_path, monkeypatch)
     mpath = write_manifest(tmp_path / "out" / "m.json", man, cur)
     man = read_manifest(mpath)
     assert man["map"]["file"] and man["curate"]["edits"] == cur.edits
-    again, sel2, _, _ = reproduce(Workspace(tmp_path / "ws2"), man, encoder=HashEncoder(), manifest_path=mpath)
+    again, sel2, _, _ = reproduce(Workspace(tmp_path / "ws2"), man, encoder=BagOfWordsEncoder(), manifest_path=mpath)
     assert np.array_equal(again.base_labels, data.labels) and np.array_equal(again.labels, cur.labels)
     assert sorted(sel2.row_ids.tolist()) == man["selected_row_ids"]
 

@@ -2,7 +2,7 @@
 
 Kind 1 (text fidelity), 2 (CSV/TSV dialects and encodings), 3 (blank and invisible text),
 5 (precomputed vectors with extreme values) and 8 (inline --pin/--ban lists), each on data
-built here.  The property test of kind 1 is in test_loaders_property.py."""
+built here.  The property test of kind 1 is in unit/stages/test_ingest_property.py."""
 
 from __future__ import annotations
 

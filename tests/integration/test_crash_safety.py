@@ -38,16 +38,11 @@ CHILD = textwrap.dedent(
     sys.path.insert(0, {root!r})
     from core.stages.embed import EmbedParams, run_embed
     from core.store.workspace import Workspace
-    from tests.fakes import HashEncoder
-
-    class SlowEncoder(HashEncoder):
-        def encode(self, texts):
-            time.sleep(0.02)
-            return super().encode(texts)
+    from tests.fakes import SlowEncoder
 
     ws = Workspace(sys.argv[1])
     print("started", flush=True)
-    run_embed(ws, EmbedParams(batch_size=8, chunk_size=24), encoder=SlowEncoder(dim=16),
+    run_embed(ws, EmbedParams(batch_size=8, chunk_size=24), encoder=SlowEncoder(dim=16, delay=0.02),
               progress=lambda done, total, msg: print(f"progress {{done}} {{total}}", flush=True))
     print("finished", flush=True)
     """

@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pages import state as S
-from tests.app_fixtures import HashEncoder, chart, no_errors, open_page, send_selection, metric_value
+from tests.fakes import BagOfWordsEncoder
+from tests.app_fixtures import chart, no_errors, open_page, send_selection, metric_value
 
 N_ROWS = 1200
 SAMPLE = 700
@@ -39,7 +40,7 @@ def _build(root: Path, n_rows: int = N_ROWS, sample: int = SAMPLE, shard_rows: i
     ws = Workspace(root)
     ingest(ws, IngestParams(str(data_path), TextSpec(column="text")))
     emb = scale.embed_shards(ws, scale.ScaleEmbedParams(model="test/hash-bow", shard_rows=shard_rows),
-                             encoder_factory=HashEncoder, local=True)
+                             encoder_factory=BagOfWordsEncoder, local=True)
     res = scale.scale_map(ws, emb.folder, scale.ScaleMapParams(sample, 3, ProjectParams(n_neighbors=10, seed=1),
                                                                ClusterParams(min_cluster_size=10)), local=True)
     return ws, emb, res
@@ -112,7 +113,7 @@ def test_rerun_of_the_local_path_skips_every_shard_and_keeps_the_map(sharded, tm
 
     ws, emb, res = sharded
     again = scale.embed_shards(ws, scale.ScaleEmbedParams(model="test/hash-bow", shard_rows=300),
-                               encoder_factory=HashEncoder, local=True)
+                               encoder_factory=BagOfWordsEncoder, local=True)
     assert again.n_computed == 0 and again.n_skipped == emb.n_shards
     res2 = scale.scale_map(ws, emb.folder, scale.ScaleMapParams(SAMPLE, 3, ProjectParams(n_neighbors=10, seed=1),
                                                                 ClusterParams(min_cluster_size=10)), local=True)
@@ -310,7 +311,7 @@ def test_page_without_a_sharded_map_explains_and_builds_one_here(tmp_path, monke
     pq.write_table(generate_rows(400, seed=5), data_path)
     ingest(Workspace(root), IngestParams(str(data_path), TextSpec(column="text")))
     monkeypatch.setenv("SIEVE_WORKSPACE", str(root))
-    monkeypatch.setattr(E, "load_encoder", lambda *a, **k: HashEncoder())
+    monkeypatch.setattr(E, "load_encoder", lambda *a, **k: BagOfWordsEncoder())
     at = open_page(S.PAGE_SCALE)
     no_errors(at)
     assert any("no sharded map" in i.value for i in at.info)

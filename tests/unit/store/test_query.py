@@ -1,4 +1,5 @@
-"""Shared-server safety of core: the SQL filter box and export paths (see also test_confinement.py).
+"""Shared-server safety of the SQL filter box (core.store.query and its worker, core/store/sql_sandbox.py).
+(The export and data paths: tests/unit/store/test_paths.py.)
 
 Every attack below must be refused with a clear SieveError, and must have no effect
 (no file read or written, no database attached, no setting changed).
@@ -12,7 +13,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from core.store.paths import confine_read, confine_write
 from core.stages.ingest import IngestParams, ingest
 from core.stages.dataset import TextSpec
 from core.store.query import filter_rows, run_filter
@@ -95,43 +95,6 @@ def test_filter_runs_against_the_workspace_dataset_only(tmp_path):
 def test_filter_rejects_empty_or_huge(bad, table):
     with pytest.raises(SieveError):
         filter_rows(table, bad)
-
-
-@pytest.mark.parametrize("bad", ["/etc/passwd", "../outside.csv", "a/../../outside.csv", "~/x.csv", ""])
-def test_export_paths_are_confined(bad, tmp_path):
-    with pytest.raises(SieveError):
-        confine_write(bad, tmp_path / "exports")
-
-
-def test_export_path_inside_is_allowed(tmp_path):
-    root = tmp_path / "exports"
-    assert confine_write("sub/dir/out.parquet", root) == root.resolve() / "sub/dir/out.parquet"
-
-
-def test_export_path_cannot_escape_through_a_symlink(tmp_path):
-    root = tmp_path / "exports"
-    root.mkdir()
-    (root / "link").symlink_to(tmp_path)
-    with pytest.raises(SieveError):
-        confine_write("link/escaped.csv", root)
-
-
-@pytest.mark.parametrize("bad", ["/etc/passwd", "../outside.csv", "a/../../x.csv", "~/x.csv", "", "link/*.csv"])
-def test_data_paths_are_confined_in_server_mode(bad, tmp_path):
-    root = tmp_path / "data"
-    root.mkdir()
-    (tmp_path / "secret.csv").write_text("text\nsecret\n")
-    (root / "link").symlink_to(tmp_path)  # a symlink out of the data folder
-    with pytest.raises(SieveError):
-        confine_read(bad, root)
-
-
-def test_data_path_inside_is_allowed(tmp_path):
-    root = tmp_path / "data"
-    (root / "sub").mkdir(parents=True)
-    for name in ("a.csv", "b.csv"):
-        (root / "sub" / name).write_text("text\nhello\n")
-    assert confine_read("sub/*.csv", root) == str(root.resolve() / "sub/*.csv")
 
 
 def test_ids_from_filter_are_numpy_int64(table):

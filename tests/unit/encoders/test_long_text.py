@@ -26,8 +26,8 @@ from core.stages.ingest import IngestParams, ingest
 from core.stages.dataset import TextSpec, current_dataset
 from core.store.workspace import SieveError, Workspace
 from core.store.artifacts import stage_key
+from tests.fakes import REPO_ROOT as ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 WORDS = ("we study graph neural networks for protein structure prediction and report strong results on "
          "several benchmark datasets with careful ablations of attention layers and contrastive losses").split()
 
@@ -85,7 +85,7 @@ def test_truncate_gives_equal_vectors_and_chunk_tells_them_apart(backend, sieve_
         assert cos.min() > (0.99999 if backend == "torch" else 0.98), cos
 
     agree(chunk[2:], trunc[2:])
-    agree(trunc[:2], enc.encode([a, b]))
+    agree(trunc[:2], enc.embed([a, b]))
 
 
 def test_static_backend_reads_every_token_in_both_modes():
@@ -235,13 +235,14 @@ def test_data_and_map_pages_count_texts_over_the_limit(tmp_path, monkeypatch):
     from core.engines.local import MapParams, build_map
     from core.stages.project import ProjectParams
     from pages import state as S
-    from tests.app_fixtures import HashEncoder, no_errors, open_page
+    from tests.fakes import BagOfWordsEncoder
+    from tests.app_fixtures import no_errors, open_page
 
     a, b = _long_pair()
     rows = [a, b] + [f"short prompt number {i} about {w}" for i, w in enumerate(WORDS[:20])]
     ws = Workspace(tmp_path / "ws")
     _ingest(ws, rows, tmp_path / "d.parquet")
-    build_map(ws, MapParams(EP(long_text="chunk"), ProjectParams(n_neighbors=5, seed=1)), encoder=HashEncoder())
+    build_map(ws, MapParams(EP(long_text="chunk"), ProjectParams(n_neighbors=5, seed=1)), encoder=BagOfWordsEncoder())
     monkeypatch.setenv("SIEVE_WORKSPACE", str(ws.root))
     at = open_page(S.PAGE_DATA, 120)
     no_errors(at)

@@ -28,7 +28,7 @@ from core.stages.dataset import TextSpec, current_dataset
 from core.engines.local import MapParams, build_map, load_map, run_selection
 from core.selection import SelectParams
 from core.store.workspace import SieveError, Workspace
-from tests.fakes import HashEncoder, read_any, run_sieve, start_sieve, write_table
+from tests.fakes import HashEncoder, SlowEncoder, read_any, run_sieve, start_sieve, write_table
 
 
 def _table_a(n: int = 240) -> pa.Table:
@@ -226,12 +226,6 @@ def test_disk_full_during_export_is_one_line_naming_the_file(tmp_path, monkeypat
 
 
 # -- item 11: two sessions computing at once --------------------------------------------------
-
-
-class SlowEncoder(HashEncoder):
-    def encode(self, texts):
-        time.sleep(0.05)
-        return super().encode(texts)
 
 
 def test_second_session_queues_behind_a_long_stage_instead_of_failing(tmp_path):

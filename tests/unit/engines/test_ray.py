@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from tests.fakes import SAMPLE_CSV, HashEncoder
+from tests.fakes import REPO_ROOT as ROOT
+from tests.fakes import SAMPLE_CSV, CrashOnceEncoder, EncoderFactory, FailUntilEncoder, HashEncoder
 
-ROOT = Path(__file__).resolve().parent.parent
 EMBED_ROWS = 600  # the real-model comparison runs on the first 600 rows of prompts.csv (for speed)
 
 
@@ -52,44 +52,6 @@ def _shard_rows(folder: Path) -> pa.Table:
     """Every vector shard file, concatenated (no dedup: duplicates would show)."""
     tables = [pq.read_table(p) for p in sorted(folder.glob("vec-*.parquet"))]
     return pa.concat_tables(tables)
-
-
-# -- encoders for the crash tests (picklable: the Ray workers import this module) ---------
-
-
-class CrashOnceEncoder(HashEncoder):
-    """Kills its worker process (os._exit) the first time it sees ``trigger``."""
-
-    def __init__(self, marker: str, trigger: str):
-        super().__init__(dim=16, seed=5)
-        self.marker, self.trigger = marker, trigger
-
-    def encode(self, texts):
-        if self.trigger in texts and not os.path.exists(self.marker):
-            Path(self.marker).write_text("killed once")
-            os._exit(1)
-        return super().encode(texts)
-
-
-class FailUntilEncoder(HashEncoder):
-    """Raises on ``trigger`` until the file ``allow`` exists (a run that fails, then resumes)."""
-
-    def __init__(self, allow: str, trigger: str):
-        super().__init__(dim=16, seed=5)
-        self.allow, self.trigger = allow, trigger
-
-    def encode(self, texts):
-        if self.trigger in texts and not os.path.exists(self.allow):
-            raise RuntimeError("simulated failure of one shard")
-        return super().encode(texts)
-
-
-class Factory:
-    def __init__(self, cls, *args):
-        self.cls, self.args = cls, args
-
-    def __call__(self):
-        return self.cls(*self.args)
 
 
 def _synthetic(n: int, k: int = 8, dim: int = 384, latent: int = 5, seed: int = 0):
@@ -171,7 +133,7 @@ def test_killed_worker_and_failed_run_resume_without_lost_or_duplicated_rows(tmp
     params = scale.ScaleEmbedParams(shard_rows=100, workers=2)
     clean_ws = Workspace(tmp_path / "clean")
     _ingest(clean_ws, path)
-    clean = scale.embed_shards(clean_ws, params, encoder_factory=Factory(HashEncoder, 16, 5))
+    clean = scale.embed_shards(clean_ws, params, encoder_factory=EncoderFactory(HashEncoder, 16, 5))
     ref = _shard_rows(clean.folder)
     ref_vec = dict(zip(ref.column(0).to_pylist(), scale.arrow_vectors(ref.column(1))))
     assert len(ref_vec) == ref.num_rows == 900
@@ -180,7 +142,7 @@ def test_killed_worker_and_failed_run_resume_without_lost_or_duplicated_rows(tmp
     ws = Workspace(tmp_path / "killed")
     _ingest(ws, path)
     marker = tmp_path / "killed.marker"
-    factory = Factory(CrashOnceEncoder, str(marker), "row 450 about topic 2")
+    factory = EncoderFactory(CrashOnceEncoder, str(marker), "row 450 about topic 2")
     res = scale.embed_shards(ws, params, encoder_factory=factory)
     assert marker.is_file(), "the worker was never killed"
     got = _shard_rows(res.folder)
@@ -193,7 +155,7 @@ def test_killed_worker_and_failed_run_resume_without_lost_or_duplicated_rows(tmp
     ws2 = Workspace(tmp_path / "failed")
     _ingest(ws2, path)
     allow = tmp_path / "allow"
-    factory = Factory(FailUntilEncoder, str(allow), "row 850 about topic 3")
+    factory = EncoderFactory(FailUntilEncoder, str(allow), "row 850 about topic 3")
     with pytest.raises(Exception):
         scale.embed_shards(ws2, params, encoder_factory=factory)
     folder = next((ws2.root / "shards" / "embed").iterdir())

@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pages import state as S
-from tests.app_fixtures import HashEncoder, new_app, no_errors, open_page, metric_value
+from tests.fakes import BagOfWordsEncoder
+from tests.app_fixtures import new_app, no_errors, open_page, metric_value
 
 SAME = "Summarize this article in three sentences."
 
@@ -41,7 +42,7 @@ def _map(root, texts, min_cluster_size=None):
     ingest(ws, IngestParams(str(data), TextSpec(column="text")))
     params = MapParams(EmbedParams(model="test/hash-bow"), ProjectParams(n_neighbors=10, seed=1),
                        ClusterParams(min_cluster_size=min_cluster_size))
-    build_map(ws, params, encoder=HashEncoder())
+    build_map(ws, params, encoder=BagOfWordsEncoder())
     return ws, load_map(ws)
 
 
@@ -206,7 +207,7 @@ def test_scale_page_works_on_degenerate_sharded_maps(tmp_path, monkeypatch, name
     ws = Workspace(tmp_path / "ws")
     ingest(ws, IngestParams(str(_csv(tmp_path / "in.csv", texts)), TextSpec(column="text")))
     emb = scale.embed_shards(ws, scale.ScaleEmbedParams(model="test/hash-bow", shard_rows=300),
-                             encoder_factory=HashEncoder, local=True)
+                             encoder_factory=BagOfWordsEncoder, local=True)
     res = scale.scale_map(ws, emb.folder, scale.ScaleMapParams(100, 3, ProjectParams(n_neighbors=10, seed=1),
                                                                ClusterParams()), local=True)
     assert res.n_clusters == 1  # identical rows: one group, not noise

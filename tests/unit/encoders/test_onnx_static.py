@@ -25,8 +25,9 @@ from core.stages.embed import EmbedParams, embed_key, embed_texts, run_embed
 from core.encoders.registry import resolve_backend
 from core.store.workspace import SieveError, Workspace
 from core.store.artifacts import stage_key
+from tests.fakes import SAMPLE_CSV, PrefetchingEncoder
 
-SAMPLE = os.path.join(os.path.dirname(__file__), "..", "sample_data", "prompts.csv")
+SAMPLE = str(SAMPLE_CSV)  # IngestParams.source is a str
 
 
 @pytest.fixture(scope="session")
@@ -132,7 +133,7 @@ def test_onnx_int8_agrees_with_fp32(onnx_encoder, sieve_real_encoder, mixed_text
     assert cos[200:].mean() >= 0.98, cos[200:].mean()
     # batch composition barely changes a text's vector (padding is masked out; only the
     # dynamic int8 activation scales depend on the batch)
-    alone = onnx_encoder.encode(mixed_texts[:3])
+    alone = onnx_encoder.embed(mixed_texts[:3])
     assert (alone * got[:3]).sum(axis=1).min() >= 0.99
 
 
@@ -213,13 +214,13 @@ def test_static_preview_is_normalised_and_deterministic(static_encoder, mixed_te
     from core.encoders.static import StaticEncoder
 
     assert static_encoder.model_id == M.DEFAULT_MODEL_ID + "#static"
-    a = static_encoder.encode(mixed_texts)
+    a = static_encoder.embed(mixed_texts)
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
-    b = StaticEncoder(path=static_encoder.path).encode(list(reversed(mixed_texts)))[::-1]
+    b = StaticEncoder(path=static_encoder.path).embed(list(reversed(mixed_texts)))[::-1]
     np.testing.assert_array_equal(a, b)  # a fresh load, another order: the same bits
     np.testing.assert_array_equal(embed_texts(mixed_texts, static_encoder, batch_size=7), a)
     # related texts are closer than unrelated ones
-    v = static_encoder.encode(["bake sourdough bread at home", "a recipe for baking bread", "tcp handshake explained"])
+    v = static_encoder.embed(["bake sourdough bread at home", "a recipe for baking bread", "tcp handshake explained"])
     assert v[0] @ v[1] > v[0] @ v[2]
 
 
@@ -227,24 +228,9 @@ def test_static_preview_is_normalised_and_deterministic(static_encoder, mixed_te
 
 
 def test_prefetch_loop_gives_the_same_vectors(sieve_real_encoder, mixed_texts):
-    class Prefetching:
-        prefetch = True
-
-        def __init__(self, inner):
-            self.inner, self.model_id, self.dim = inner, inner.model_id, inner.dim
-
-        def tokenize(self, texts):
-            return self.inner.tokenize(texts)
-
-        def encode_tokenized(self, feats):
-            return self.inner.encode_tokenized(feats)
-
-        def encode(self, texts):
-            raise AssertionError("the prefetch loop must not call encode")
-
     texts = mixed_texts[190:230]
     plain = embed_texts(texts, sieve_real_encoder, batch_size=8)
-    pre = embed_texts(texts, Prefetching(sieve_real_encoder), batch_size=8)
+    pre = embed_texts(texts, PrefetchingEncoder(sieve_real_encoder), batch_size=8)
     np.testing.assert_allclose(pre, plain, atol=1e-5)
     assert T.effective_batch_size(64, "cuda") == T.CUDA_BATCH_SIZE
     assert T.effective_batch_size(64, "cpu") == 64 and T.effective_batch_size(32, "cuda") == 32

@@ -20,12 +20,12 @@ from core.stages.project import ProjectParams
 from core.selection import Selection, SelectParams
 from core.store.workspace import SieveError, Workspace
 from sample_data.generate import generate_rows
-from tests.app_fixtures import HashEncoder
+from tests.fakes import BagOfWordsEncoder
 
 PARAMS = MapParams(EmbedParams(model="test/hash-bow"), ProjectParams(n_neighbors=10, seed=1),
                    ClusterParams(min_cluster_size=8))
-ENGINES = {"local": ({"encoder": HashEncoder()}, MapData, "out.parquet"),
-           "ray": ({"local": True, "encoder_factory": HashEncoder, "shard_rows": 150, "sample_size": 300},
+ENGINES = {"local": ({"encoder": BagOfWordsEncoder()}, MapData, "out.parquet"),
+           "ray": ({"local": True, "encoder_factory": BagOfWordsEncoder, "shard_rows": 150, "sample_size": 300},
                    ShardedMap, "out-shards")}
 
 
