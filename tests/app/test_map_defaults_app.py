@@ -28,7 +28,8 @@ def test_map_page_shows_the_maps_noise_handling(tmp_path, monkeypatch, assign):
     path = write_table(pa.table({"text": rows}), tmp_path / "d.parquet")
     ingest(ws, IngestParams(str(path), TextSpec(column="text")))
     build_map(ws, MapParams(project=ProjectParams(n_neighbors=5, seed=1),
-                            cluster=ClusterParams(min_cluster_size=5, assign_noise=assign)), encoder=BagOfWordsEncoder())
+                            cluster=ClusterParams(min_cluster_size=5, assign_noise=assign)),
+              encoder=BagOfWordsEncoder())
     monkeypatch.setenv("SIEVE_WORKSPACE", str(ws.root))
     at = open_page(S.PAGE_MAP, 120)
     no_errors(at)
