@@ -79,7 +79,7 @@ def joint_picks(plan: PickPlan) -> dict | None:
     cands = {c: m[c][avail[m[c]] & ~pinned[m[c]]] for c in plan.clusters}
     need = {c: max(0, plan.counts[c] - int(pinned[m[c]].sum())) for c in plan.clusters}
     return plan.method.joint(cands, need, plan.vectors, np.nonzero(avail)[0], np.nonzero(pinned)[0],
-                             seed=plan.params.seed)
+                             seed=plan.params.seed, algo_version=plan.params.algo_version)
 
 
 def pick_cluster(plan: PickPlan, c: int, members: np.ndarray, pins: np.ndarray, cands: np.ndarray,

@@ -6,7 +6,8 @@
   gets at most its allocated ``counts[c]`` rows (the budget split still decides how many
   per cluster; the global objective decides which, so a row that also covers neighbouring
   clusters is preferred).  Greedy under a matroid is a 1/2-approximation (Fisher,
-  Nemhauser & Wolsey 1978).
+  Nemhauser & Wolsey 1978).  ``algo_version`` 3 runs the same greedy on a client x
+  candidate similarity block computed once (:mod:`core.selection.facility_block`).
 * :func:`target_cluster_weights`: importance resampling at cluster level toward a target
   (reference) set, as in data selection by importance resampling (DSIR, Xie et al. 2023)
   with the map's clusters as the features: each target row is assigned to the cluster of
@@ -21,6 +22,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..nn import unit
+from .facility_block import greedy_block, similarity_block
 
 GLOBAL_MAX_CLIENTS = 2000  # rows the global objective is evaluated on (a seeded sample)
 GLOBAL_MAX_CANDIDATES = 20_000  # candidates in all (a seeded per-cluster sample beyond)
@@ -46,15 +48,35 @@ def _candidate_pool(cands: Mapping[int, np.ndarray], counts: Mapping[int, int], 
     return np.concatenate(pos), np.concatenate(owner)
 
 
+def _greedy_on_block(X: np.ndarray, C: np.ndarray, cur: np.ndarray, pos: np.ndarray, owner: np.ndarray,
+                     left: dict[int, int], out: dict[int, list[int]]) -> None:
+    """algo_version 3: the partition-matroid greedy on the (clients x candidates) block;
+    a cluster's candidates close when its quota ``left[c]`` is used up."""
+    is_open = np.array([left[int(c)] > 0 for c in owner], dtype=bool)
+
+    def take(i: int) -> None:
+        c = int(owner[i])
+        out[c].append(int(pos[i]))
+        left[c] -= 1
+        is_open[i] = False
+        if left[c] <= 0:
+            is_open[owner == c] = False
+
+    greedy_block(similarity_block(False, C, X), cur, lambda: is_open, take, lambda: not is_open.any(),
+                 closes_others=True)
+
+
 def pick_facility_global(cands: Mapping[int, np.ndarray], counts: Mapping[int, int], vectors: np.ndarray,
                          clients: np.ndarray, seeds: np.ndarray | None = None, *, seed: int = 0,
-                         batch_size: int = 32) -> dict[int, np.ndarray]:
+                         batch_size: int = 32, algo_version: int = 2) -> dict[int, np.ndarray]:
     """Per cluster, the chosen candidate positions in pick order (at most ``counts[c]``).
 
     ``cands``: cluster -> candidate positions (into ``vectors``, (n, d)); ``clients``:
     eligible positions the objective covers (a seeded sample of GLOBAL_MAX_CLIENTS);
     ``seeds``: positions already chosen (pins).  A cluster whose candidates run out
-    short of its count keeps fewer rows (the caller tops up)."""
+    short of its count keeps fewer rows (the caller tops up).  ``algo_version`` < 3: lazy
+    greedy with matrix-product refreshes; 3: the exact greedy on a precomputed block (the
+    same clients and candidates; the same picks up to float rounding and ties)."""
     rng = np.random.default_rng([seed, 11])
     clients = np.asarray(clients, dtype=np.int64)
     if len(clients) > GLOBAL_MAX_CLIENTS:
@@ -68,8 +90,11 @@ def pick_facility_global(cands: Mapping[int, np.ndarray], counts: Mapping[int, i
     cur = np.zeros(len(X), np.float32)
     if seeds is not None and len(seeds):
         cur = np.maximum(cur, np.maximum((X @ unit(np.asarray(vectors[seeds], np.float32)).T).max(axis=1), 0))
-    gains = np.maximum(np.maximum(C @ X.T, 0.0) - cur, 0.0).sum(axis=1, dtype=np.float64)
     left = {c: int(counts.get(c, 0)) for c in cands}
+    if algo_version >= 3:
+        _greedy_on_block(X, C, cur.astype(np.float32), pos, owner, left, out)
+        return {c: np.asarray(v, dtype=np.int64) for c, v in out.items()}
+    gains = np.maximum(np.maximum(C @ X.T, 0.0) - cur, 0.0).sum(axis=1, dtype=np.float64)
     heap = [(-float(g), int(i)) for i, g in enumerate(gains)]
     heapq.heapify(heap)
     while heap and any(v > 0 for v in left.values()):

@@ -33,8 +33,10 @@ MISSING_STRATUM = "(missing)"
 # Versions of the pick algorithms.  1: the original exact k-center greedy for pick='diverse'
 # (what a manifest without ``algo_version`` replays).  2: k-center greedy on a seeded
 # candidate pool of bounded size per cluster, with float32 matrix-vector updates (fast at 1M rows).
-ALGO_VERSIONS = (1, 2)
-ALGO_VERSION = 2  # the default for new parameters
+# 3: as 2, and pick='facility' / 'facility-global' run their lazy greedy on a candidate x client
+# similarity block computed once (O(clients) per gain refresh), on a bounded candidate pool.
+ALGO_VERSIONS = (1, 2, 3)
+ALGO_VERSION = 3  # the default for new parameters
 
 
 def _is_int(v) -> bool:

@@ -75,7 +75,7 @@ class JointPick(Protocol):
     """A pick over all clusters at once: cluster -> chosen positions in pick order (at most ``need[c]``)."""
 
     def __call__(self, cands: Mapping[int, np.ndarray], need: Mapping[int, int], vectors: np.ndarray,
-                 clients: np.ndarray, seeds: np.ndarray, *, seed: int) -> dict[int, np.ndarray]: ...
+                 clients: np.ndarray, seeds: np.ndarray, *, seed: int, algo_version: int) -> dict[int, np.ndarray]: ...
 
 
 @dataclass(frozen=True)

@@ -431,7 +431,7 @@ def test_select_params_roundtrip_through_json():
 
 SELECT_BAD = {
     "budget": [0, -1, 2.5, True, "10"],
-    "algo_version": [0, 3, "2", True, 1.5],
+    "algo_version": [0, 4, "2", True, 1.5],
     "policy": ["uniform", "", None],
     "pick": ["best", None],
     "seed": [-1, 1.5, True, "0"],

@@ -26,7 +26,7 @@ import pytest
 
 from core.stages import metrics as M
 from core.explore import draw_sample, ids_in, points_in_lasso, selection_summary
-from core.selection import DIVERSE_POOL_MIN, SelectParams, select
+from core.selection import ALGO_VERSION, DIVERSE_POOL_MIN, SelectParams, select
 from core.store.workspace import SieveError
 
 
@@ -108,14 +108,14 @@ def test_old_manifest_dict_replays_the_original_algorithm():
     assert sel.row_ids.tolist() == expected
     # new parameters get the fast version, which records itself and round-trips
     fresh = SelectParams(budget=30, pick="diverse", seed=5, pins=(10,), bans=(17,))
-    assert fresh.algo_version == 2 and fresh.to_dict()["algo_version"] == 2
+    assert fresh.algo_version == ALGO_VERSION and fresh.to_dict()["algo_version"] == ALGO_VERSION
     assert SelectParams.from_dict(json.loads(json.dumps(fresh.to_dict()))) == fresh
     new = select(labels, row_ids, fresh, vectors=v)
     assert new.row_ids.tolist() != expected and new.row_ids[0] == 10 and len(new) == 30
     assert 17 not in new.row_ids.tolist()
 
 
-@pytest.mark.parametrize("bad", [0, 3, "2", True, 1.5, None])
+@pytest.mark.parametrize("bad", [0, 4, "2", True, 1.5, None])
 def test_algo_version_is_validated(bad):
     with pytest.raises(SieveError, match="algo_version"):
         SelectParams(budget=5, algo_version=bad)
