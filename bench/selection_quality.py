@@ -71,6 +71,10 @@ METHODS = [
     ("sqrt + facility, unclustered excluded", dict(policy="sqrt", pick="facility", noise="exclude")),
     ("equal + facility-global", dict(policy="equal", pick="facility-global")),
     ("sqrt + facility-global", dict(policy="sqrt", pick="facility-global")),
+    ("sqrt + facility-balanced", dict(policy="sqrt", pick="facility-balanced")),
+    ("proportional + facility-balanced", dict(policy="proportional", pick="facility-balanced")),
+    ("sqrt + facility-balanced, soft noise 0", dict(policy="sqrt", pick="facility-balanced",
+                                                    soft_noise_threshold=0.0)),
     ("target (other test half) + facility", dict(pick="facility", target_path="target")),
     ("target (other test half) + random", dict(pick="random", target_path="target")),
 ]

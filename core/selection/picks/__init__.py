@@ -5,6 +5,7 @@ the tuple below; PICKS, VECTOR_PICKS, the CLI's ``--pick`` choices, the Budget p
 options and the Ray engine's refusals all follow from :data:`REGISTRY`.
 """
 
+from .balanced import FACILITY_BALANCED
 from .base import ENGINES, REGISTRY, ClusterView, Pick, PickMethod, PickRequest, engine_picks, register
 from .diverse import DIVERSE, diverse_pool_size, pick_diverse, pick_diverse_pool
 from .facility import FACILITY, FACILITY_GLOBAL, FACILITY_MAX_CANDIDATES, FACILITY_MAX_CLIENTS, pick_facility
@@ -13,7 +14,8 @@ from .mmr import MMR, pick_mmr
 from .ordered import BOUNDARY, CENTROID, CORE, RANDOM, SCORE, pick_boundary, pick_centroid, pick_random, pick_score
 from .views import DIVERSE_POOL_FACTOR, DIVERSE_POOL_MIN
 
-for _method in (RANDOM, CENTROID, DIVERSE, SCORE, FACILITY, MMR, BOUNDARY, CORE, FACILITY_GLOBAL, KCENTER_COSINE):
+for _method in (RANDOM, CENTROID, DIVERSE, SCORE, FACILITY, MMR, BOUNDARY, CORE, FACILITY_GLOBAL, KCENTER_COSINE,
+                FACILITY_BALANCED):
     register(_method)
 
 PICKS = tuple(REGISTRY)

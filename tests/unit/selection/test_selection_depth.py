@@ -18,10 +18,11 @@ from hypothesis import strategies as st
 from core.selection.dedup import find_groups, normalize_text, text_key, text_keys
 from core.stages.metrics import facility_score, selection_metrics
 from core.nn import similar_pairs, unit
-from core.selection import PICKS, VECTOR_PICKS, SelectParams, pick_facility, select
+from core.selection import PICKS, REGISTRY, VECTOR_PICKS, SelectParams, pick_facility, select
 
-# facility-global is refused with token budgets (tested in test_quality_options): the other picks take them
-TOKEN_BUDGET_PICKS = tuple(p for p in PICKS if p != "facility-global")
+# the joint picks (facility-global, facility-balanced) are refused with token budgets (tested in
+# test_quality_options and test_coverage): the other picks take them
+TOKEN_BUDGET_PICKS = tuple(p for p in PICKS if REGISTRY[p].joint is None)
 from core.store.workspace import SieveError
 from tests.fakes import blobs_on_sphere
 
