@@ -275,7 +275,7 @@ def subset_scores(pos, true, rare, vectors, eval_x, eval_y, classes) -> dict:
 def run_set(name, vectors, true, eval_x, eval_y, target_x, budgets, which, log, evoc=True,
             fresh=False, cached_only=False) -> tuple[list, list]:
     from core.nn import max_sim
-    from core.selection import SelectParams, select
+    from core.selection import ALGO_VERSION, SelectParams, select
 
     classes = sorted(set(eval_y.tolist()))
     names, counts = np.unique(true, return_counts=True)
@@ -300,7 +300,7 @@ def run_set(name, vectors, true, eval_x, eval_y, target_x, budgets, which, log, 
         k = max(1, int(round(b * n)))
         for method, spec in METHODS:
             # the map's labels are part of a Sieve method's key (not of random's: it never reads them)
-            key = zlib.crc32(repr((spec, N_RANDOM, SIEVE_SEEDS, PROBE_C) + ((map_digest,) if spec else ())).encode())
+            key = zlib.crc32(repr((spec, N_RANDOM, SIEVE_SEEDS, PROBE_C) + ((map_digest, ALGO_VERSION) if spec else ())).encode())
             saved = CACHE / f"subset-{name}-{n}-{k}-{key}.json"
             if saved.is_file() and not fresh:  # an identical earlier computation (set, size, method, seeds)
                 sel_rows.append((b, k, method, json.loads(saved.read_text())))
@@ -422,10 +422,11 @@ def main(argv=None) -> None:
         log(f"{tag}: {desc}")
         evoc = tag in args.evoc.split(",")
         which = args.maps if tag in args.all_maps_on.split(",") else "fast"
+        from core.selection import ALGO_VERSION
         from core.stages.cluster import ClusterParams
 
         key = zlib.crc32(repr((3, tag, budgets, METHODS, which, evoc, N_RANDOM, SIEVE_SEEDS, PROBE_C,
-                               ClusterParams().key_dict())).encode())
+                               ClusterParams().key_dict(), ALGO_VERSION)).encode())
         saved = CACHE / f"results-{tag}-{key}.json"
         if saved.is_file() and not args.fresh:
             map_rows, sel_rows = json.loads(saved.read_text())
