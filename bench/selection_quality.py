@@ -22,7 +22,10 @@ For each set:
   one more cluster) and over the clustered rows, the noise share, the cluster count, seconds;
   the plain baseline (``umap.UMAP(n_components=5)`` + ``hdbscan.HDBSCAN()``, every default)
   side by side with Sieve's default map and the alternatives (HDBSCAN on UMAP-10D,
-  PLSCAN, EVoC, Leiden; each also after soft assignment of its noise).
+  PLSCAN, EVoC, Leiden; each also after soft assignment of its noise), and the map
+  defaults before issue 16 (min_cluster_size ~sqrt(n)/2, noise kept) and each half of the
+  change alone.  "noise" is the share of rows left unclustered by the map as made (the
+  default map joins a noise row to its most likely cluster at soft membership >= 0.02).
 * **subset**, per budget (share of the pool) and method: class coverage, coverage of the
   rarest fifth of classes, label entropy (bits), and the **probe**: a logistic regression
   (scikit-learn, C = 10, on the subset's unit vectors with their true labels) scored by
@@ -75,6 +78,16 @@ METHODS = [
     ("target (other test half) + facility", dict(pick="facility", target_path="target")),
     ("target (other test half) + random", dict(pick="random", target_path="target")),
 ]
+
+
+def old_defaults() -> list:
+    """(table name, ClusterParams) of the map defaults before issue 16's change, and each half of it."""
+    from core.stages.cluster import ClusterParams
+
+    return [("previous default (min_cluster_size ~sqrt(n)/2, min_samples <= 10, noise kept)",
+             ClusterParams(auto_rule=1, assign_noise=None)),
+            ("new sizes only (~sqrt(n)/4, min_samples <= 5, noise kept)", ClusterParams(assign_noise=None)),
+            ("previous sizes + noise joined at soft membership >= 0.02", ClusterParams(auto_rule=1))]
 
 
 def default_method() -> str:
@@ -177,6 +190,7 @@ def map_variants(name: str, vectors: np.ndarray, which: str, log, evoc: bool = T
     from core.stages import cluster_methods as cm
     from core.stages.cluster import ClusterParams, cluster, relabel_by_size
 
+    OLD_DEFAULTS = old_defaults()
     out = {}
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -189,6 +203,11 @@ def map_variants(name: str, vectors: np.ndarray, which: str, log, evoc: bool = T
         t0 = time.perf_counter()
         c = cluster(xnd, ClusterParams())
         tag = "Sieve default: UMAP-5D + HDBSCAN" if d == 5 else f"UMAP-{d}D + HDBSCAN"
+        out[tag] = (c.labels, c.soft_labels, time.perf_counter() - t0)
+    xnd = cached_projection(name, vectors, 5, log)
+    for tag, p in OLD_DEFAULTS:  # what the default map was, and each half of the change alone
+        t0 = time.perf_counter()
+        c = cluster(xnd, p)
         out[tag] = (c.labels, c.soft_labels, time.perf_counter() - t0)
     xnd = cached_projection(name, vectors, 5, log)
     runs = [("UMAP-5D + PLSCAN", lambda: cm.plscan_labels(xnd)),
@@ -256,7 +275,7 @@ def subset_scores(pos, true, rare, vectors, eval_x, eval_y, classes) -> dict:
 def run_set(name, vectors, true, eval_x, eval_y, target_x, budgets, which, log, evoc=True,
             fresh=False, cached_only=False) -> tuple[list, list]:
     from core.nn import max_sim
-    from core.selection import SelectParams, select
+    from core.selection import ALGO_VERSION, SelectParams, select
 
     classes = sorted(set(eval_y.tolist()))
     names, counts = np.unique(true, return_counts=True)
@@ -271,6 +290,7 @@ def run_set(name, vectors, true, eval_x, eval_y, target_x, budgets, which, log, 
         map_rows.append(row)
         log(f"  map {tag}: {row}")
     labels, soft, _ = maps["Sieve default: UMAP-5D + HDBSCAN"]
+    map_digest = zlib.crc32(np.ascontiguousarray(labels, np.int32).tobytes())
     strength = np.where(labels >= 0, 1.0, 0.5).astype(np.float32)  # soft noise 0: every noise row moves
     row_ids = np.arange(len(true), dtype=np.int64)
     n = len(true)
@@ -279,7 +299,8 @@ def run_set(name, vectors, true, eval_x, eval_y, target_x, budgets, which, log, 
     for b in budgets:
         k = max(1, int(round(b * n)))
         for method, spec in METHODS:
-            key = zlib.crc32(repr((spec, N_RANDOM, SIEVE_SEEDS, PROBE_C)).encode())
+            # the map's labels are part of a Sieve method's key (not of random's: it never reads them)
+            key = zlib.crc32(repr((spec, N_RANDOM, SIEVE_SEEDS, PROBE_C) + ((map_digest, ALGO_VERSION) if spec else ())).encode())
             saved = CACHE / f"subset-{name}-{n}-{k}-{key}.json"
             if saved.is_file() and not fresh:  # an identical earlier computation (set, size, method, seeds)
                 sel_rows.append((b, k, method, json.loads(saved.read_text())))
@@ -401,7 +422,11 @@ def main(argv=None) -> None:
         log(f"{tag}: {desc}")
         evoc = tag in args.evoc.split(",")
         which = args.maps if tag in args.all_maps_on.split(",") else "fast"
-        key = zlib.crc32(repr((3, tag, budgets, METHODS, which, evoc, N_RANDOM, SIEVE_SEEDS, PROBE_C)).encode())
+        from core.selection import ALGO_VERSION
+        from core.stages.cluster import ClusterParams
+
+        key = zlib.crc32(repr((3, tag, budgets, METHODS, which, evoc, N_RANDOM, SIEVE_SEEDS, PROBE_C,
+                               ClusterParams().key_dict(), ALGO_VERSION)).encode())
         saved = CACHE / f"results-{tag}-{key}.json"
         if saved.is_file() and not args.fresh:
             map_rows, sel_rows = json.loads(saved.read_text())

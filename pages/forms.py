@@ -18,7 +18,7 @@ from core.encoders.base import BACKENDS, DEVICES
 from core.encoders.long_text import LONG_TEXT_MODES
 from core.engines.local import MapParams
 from core.selection import DEFAULT_PICK, DEFAULT_POLICY, SelectParams
-from core.stages.cluster import ClusterParams
+from core.stages.cluster import DEFAULT_ASSIGN_NOISE, ClusterParams
 from core.stages.cluster_methods import ALGORITHMS
 from core.stages.embed import EmbedParams
 from core.stages.project import METRICS, ProjectParams
@@ -32,6 +32,7 @@ MAP_SETTINGS = {
     "model": "all-MiniLM-L6-v2", "device": "auto", "batch_size": 64, "backend": "auto",
     "n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "dims": 5,
     "min_cluster_size": 0, "min_samples": 0, "seed": 42, "exact": False, "long_text": "truncate", "cluster_method": "hdbscan",
+    "join_noise": True, "assign_noise": DEFAULT_ASSIGN_NOISE,
 }
 SCALE_PICKS = queries.engine_pick_names("ray")  # what the Ray engine supports (the pick registry says)
 SCALE_POLICIES = ("equal", "proportional", "sqrt")
@@ -53,6 +54,9 @@ def settings_from_params(params) -> dict:
         "seed": params.project.seed, "exact": bool(getattr(params.project, "exact", False)),
         "long_text": getattr(params.embed, "long_text", "truncate"),
         "cluster_method": getattr(params.cluster, "algorithm", "hdbscan"),
+        "join_noise": params.cluster.assign_noise is not None,
+        "assign_noise": float(params.cluster.assign_noise if params.cluster.assign_noise is not None
+                              else DEFAULT_ASSIGN_NOISE),
     }
 
 
@@ -76,7 +80,7 @@ def map_settings_form(state: State, data) -> dict:
                     help="Bit-reproducible UMAP. Otherwise UMAP runs in parallel and exports store the map.")
         st.markdown("**HDBSCAN**")
         c1, c2, c3 = st.columns(3)
-        c1.number_input("min_cluster_size (0 = auto, about √n / 2)", min_value=0, max_value=1_000_000,
+        c1.number_input("min_cluster_size (0 = auto, about √n / 4)", min_value=0, max_value=1_000_000,
                         key=key["min_cluster_size"])
         c2.number_input("min_samples (0 = auto)", min_value=0, max_value=100_000, key=key["min_samples"])
         c3.number_input("seed", min_value=0, max_value=2**31 - 1, key=key["seed"])
@@ -84,6 +88,12 @@ def map_settings_form(state: State, data) -> dict:
                      help="hdbscan: HDBSCAN on the UMAP projection (default). plscan: fast_hdbscan's PLSCAN on it. "
                           "evoc: EVoC on the vectors. leiden: Leiden communities of the kNN graph (no noise). "
                           "min_cluster_size/min_samples apply to hdbscan and plscan.")
+        c1, c2 = st.columns(2)
+        c1.checkbox("Unclustered rows join their most likely cluster", key=key["join_noise"],
+                    help="A row HDBSCAN leaves unclustered joins the cluster of its highest soft membership when "
+                         "that membership is at least the threshold; the others stay unclustered.")
+        c2.number_input("… at soft membership ≥", min_value=0.0, max_value=1.0, step=0.01, format="%.2f",
+                        key=key["assign_noise"], disabled=not state[key["join_noise"]])
     values = {name: state[k] for name, k in key.items()}
     state[S.C_MAP_SETTINGS] = values
     return values
@@ -113,7 +123,9 @@ def map_params(v: dict) -> MapParams:
         ProjectParams(n_neighbors=int(v["n_neighbors"]), min_dist=float(v["min_dist"]), metric=v["metric"],
                       cluster_dims=int(v["dims"]), seed=int(v["seed"]), exact=bool(v.get("exact", False))),
         ClusterParams(min_cluster_size=int(v["min_cluster_size"]) or None, min_samples=int(v["min_samples"]) or None,
-                      algorithm=v.get("cluster_method", "hdbscan")),
+                      algorithm=v.get("cluster_method", "hdbscan"),
+                      assign_noise=float(v.get("assign_noise", DEFAULT_ASSIGN_NOISE)) if v.get("join_noise", True)
+                      else None),
     )
 
 

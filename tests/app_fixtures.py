@@ -32,8 +32,9 @@ def build_small_map(root: Path, n_rows: int = N_ROWS, seed: int = 7):
     pq.write_table(generate_rows(n_rows, seed=seed), data_path)
     ws = Workspace(root)
     ingest(ws, IngestParams(str(data_path), TextSpec(column="text")))
+    # auto_rule 1, assign_noise None: the map these tests were written against (before issue 16)
     params = MapParams(EmbedParams(model="test/hash-bow"), ProjectParams(n_neighbors=10, seed=1),
-                       ClusterParams(min_cluster_size=8))
+                       ClusterParams(min_cluster_size=8, auto_rule=1, assign_noise=None))
     build_map(ws, params, encoder=BagOfWordsEncoder())
     return ws, load_map(ws)
 

@@ -355,6 +355,7 @@ def build_topic_map(root: Path) -> tuple:
     pq.write_table(table, root / "rows.parquet")
     ws = Workspace(root / "ws")
     ingest(ws, IngestParams(str(root / "rows.parquet"), TextSpec(column="text")))
+    # auto_rule 1, assign_noise None: the map these tests were written against (before issue 16)
     build_map(ws, MapParams(EmbedParams(backend="torch", device="cpu"), ProjectParams(n_neighbors=10, seed=1),
-                            ClusterParams(min_cluster_size=6)))
+                            ClusterParams(min_cluster_size=6, auto_rule=1, assign_noise=None)))
     return ws, table

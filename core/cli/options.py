@@ -130,9 +130,14 @@ MAP = group(
     Opt("metric", str, default_of(P, "metric"), help="UMAP metric."),
     Opt("dims", int, default_of(P, "cluster_dims"), help="Dimensions of the projection used for clustering."),
     Opt("min_cluster_size", Optional[int], default_of(C, "min_cluster_size"),
-        help="HDBSCAN min_cluster_size (default ~sqrt(n)/2)."),
+        help="HDBSCAN min_cluster_size (default ~sqrt(n)/4)."),
     Opt("min_samples", Optional[int], default_of(C, "min_samples"),
-        help="HDBSCAN min_samples (default min(10, min_cluster_size))."),
+        help="HDBSCAN min_samples (default min(5, min_cluster_size))."),
+    Opt("assign_noise", float, default_of(C, "assign_noise"), ("--assign-noise",),
+        "A row HDBSCAN leaves unclustered joins its most likely cluster when its soft membership is at least "
+        "this (0-1; 0: every such row)."),
+    Opt("keep_noise", bool, False, ("--keep-noise",),
+        "Leave every unclustered row unclustered (no --assign-noise; the behaviour of maps made before it)."),
     Opt("seed", int, default_of(P, "seed"), help="Seed of the projection."),
     Opt("exact", bool, default_of(P, "exact"), ("--exact",),
         "Seeded single-threaded UMAP: bit-reproducible, slower (default: parallel UMAP; exports then store the "

@@ -7,7 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Optional
 
-from core.stages.cluster import ClusterParams
+from core.stages.cluster import DEFAULT_ASSIGN_NOISE, ClusterParams
 from core.stages.dataset import TextSpec
 from core.stages.embed import EmbedParams
 from core.stages.ingest import IngestParams
@@ -46,7 +46,9 @@ def map_params(o: SimpleNamespace, seed: int) -> MapParams:
     return MapParams(
         embed_params(o).resolved(),
         project_params(o, seed),
-        ClusterParams(min_cluster_size=o.min_cluster_size, min_samples=o.min_samples, algorithm=o.cluster_method),
+        ClusterParams(min_cluster_size=o.min_cluster_size, min_samples=o.min_samples, algorithm=o.cluster_method,
+                      assign_noise=None if getattr(o, "keep_noise", False) else getattr(o, "assign_noise",
+                                                                                       DEFAULT_ASSIGN_NOISE)),
     )
 
 

@@ -12,14 +12,20 @@ cuML's HDBSCAN is used instead when it imports and a GPU is present (not exact-c
 
 ``algorithm`` chooses another clusterer (``core.stages.cluster_methods``: EVoC, PLSCAN, Leiden);
 "hdbscan" is the default and what a params dict without the field means.  For those, a
-noise row's soft membership is the majority cluster among its ``SOFT_KNN`` nearest
-clustered rows in the n-D projection (strength = that majority's share).
+noise row's soft membership is the majority cluster among its ``SOFT_KNN`` nearest clustered
+rows in the n-D projection (strength = that majority's share; :mod:`core.stages.cluster_soft`).
+
+Defaults (``auto_rule`` 2, issue 16, measured in ``bench/selection_quality.py``; see
+docs/SELECTION.md): ``min_cluster_size`` about sqrt(n)/4 and ``min_samples`` min(mcs, 5), and
+noise rows whose soft membership is at least ``assign_noise`` (0.02) join that cluster.
+A params dict without ``auto_rule`` / ``assign_noise`` (maps made before) means the old
+rule (sqrt(n)/2, min(mcs, 10)) and no assignment, so old manifests replay the same ids.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -27,6 +33,7 @@ from core.runtime import warmup
 from core.runtime.hardware import gpu_available, usable_cores
 from core.stages.base import StageResult, stage_result
 from core.stages.cluster_methods import ALGORITHMS, ON_VECTORS, evoc_labels, leiden_labels, plscan_labels
+from core.stages.cluster_soft import hdbscan_soft_membership, knn_soft_membership
 from core.stages.distinct import duplicate_groups
 from core.store.artifacts import stage_key
 from core.store.workspace import SieveError, Workspace
@@ -41,20 +48,34 @@ DEFAULT_FIT_SAMPLE = 200_000
 SOFT_MAX_ROWS = 200_000
 SAMPLE_SEED = 0
 ASSIGN_CHUNK = 100_000
-SOFT_KNN = 10
 
 
-def default_min_cluster_size(n: int) -> int:
-    """About sqrt(n)/2, at least 5 and at most 1000 (≈27 at 3k rows, ≈112 at 50k)."""
-    return int(min(1000, max(5, round(math.sqrt(max(n, 1)) / 2))))
+# The rules that fill in min_cluster_size / min_samples left as None: {rule: (divisor of
+# sqrt(n), min_samples cap)}.  1: maps made before 2026-11-30 (and params dicts without
+# ``auto_rule``); 2: the default since (finer clusters, less noise: issue 16).
+AUTO_RULES = {1: (2.0, 10), 2: (4.0, 5)}
+DEFAULT_AUTO_RULE = 2
+# Noise rows with a soft membership >= this join their most likely cluster (the default map).
+DEFAULT_ASSIGN_NOISE = 0.02
+
+
+def default_min_cluster_size(n: int, rule: int = DEFAULT_AUTO_RULE) -> int:
+    """About sqrt(n)/4 (``rule`` 2, the default; rule 1: sqrt(n)/2), at least 5 and at most
+    1000 (rule 2: ≈14 at 3k rows, ≈56 at 50k; rule 1: ≈27, ≈112)."""
+    return int(min(1000, max(5, round(math.sqrt(max(n, 1)) / AUTO_RULES[rule][0]))))
+
+
+def default_min_samples(min_cluster_size: int, rule: int = DEFAULT_AUTO_RULE) -> int:
+    """min(min_cluster_size, 5) (``rule`` 2, the default; rule 1: min(min_cluster_size, 10))."""
+    return int(min(min_cluster_size, AUTO_RULES[rule][1]))
 
 
 @dataclass(frozen=True)
 class ClusterParams:
     """HDBSCAN (Campello et al. 2013; the ``hdbscan`` package) or another clusterer's parameters
     (see the module docstring); validated on creation (SieveError)."""
-    min_cluster_size: int | None = None  # None: default_min_cluster_size(n)
-    min_samples: int | None = None  # None: min(min_cluster_size, 10)
+    min_cluster_size: int | None = None  # None: default_min_cluster_size(n, auto_rule)
+    min_samples: int | None = None  # None: default_min_samples(min_cluster_size, auto_rule)
     method: str = "eom"
     epsilon: float = 0.0
     # Above this many rows: fit on a seeded sample of this size, assign the rest.  None: never.
@@ -67,6 +88,12 @@ class ClusterParams:
     merge_duplicates: bool = True
     # The clusterer (core.stages.cluster_methods.ALGORITHMS); EVoC and Leiden cluster the raw vectors.
     algorithm: str = "hdbscan"
+    # The rule for the None values above (AUTO_RULES); a params dict without it: 1, the old rule.
+    auto_rule: int = DEFAULT_AUTO_RULE
+    # HDBSCAN: noise rows whose soft membership is >= this join that cluster (their strength =
+    # that membership); None: noise stays noise (maps made before, and --keep-noise).  Other
+    # algorithms keep their noise.
+    assign_noise: float | None = DEFAULT_ASSIGN_NOISE
 
     def __post_init__(self):
         if self.min_cluster_size is not None and (not isinstance(self.min_cluster_size, int) or self.min_cluster_size < 2):
@@ -85,6 +112,11 @@ class ClusterParams:
             raise SieveError(f"merge_duplicates must be true or false, got {self.merge_duplicates!r}")
         if self.algorithm not in ALGORITHMS:
             raise SieveError(f"cluster algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
+        if isinstance(self.auto_rule, bool) or self.auto_rule not in AUTO_RULES:
+            raise SieveError(f"auto_rule must be one of {sorted(AUTO_RULES)}, got {self.auto_rule!r}")
+        a = self.assign_noise
+        if a is not None and (isinstance(a, bool) or not isinstance(a, (int, float)) or not 0.0 <= a <= 1.0):
+            raise SieveError(f"assign_noise must be between 0 and 1 or null, got {a!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClusterParams":
@@ -101,14 +133,15 @@ class ClusterParams:
         return d
 
     def resolved(self, n: int) -> "ClusterParams":
-        mcs = self.min_cluster_size or default_min_cluster_size(n)
-        ms = self.min_samples or min(mcs, 10)
+        """These params for ``n`` rows, with min_cluster_size, min_samples and soft filled in."""
+        mcs = self.min_cluster_size or default_min_cluster_size(n, self.auto_rule)
+        ms = self.min_samples or default_min_samples(mcs, self.auto_rule)
         soft = self.soft if self.soft is not None else n <= SOFT_MAX_ROWS
-        return ClusterParams(mcs, ms, self.method, self.epsilon, self.fit_sample, soft, self.merge_duplicates,
-                             self.algorithm)
+        return replace(self, min_cluster_size=mcs, min_samples=ms, soft=soft)
 
 
-LEGACY_CLUSTER = {"fit_sample": None, "soft": True, "merge_duplicates": False, "algorithm": "hdbscan"}
+LEGACY_CLUSTER = {"fit_sample": None, "soft": True, "merge_duplicates": False, "algorithm": "hdbscan",
+                  "auto_rule": 1, "assign_noise": None}
 
 
 @dataclass
@@ -198,11 +231,12 @@ def cluster(points: np.ndarray, params: ClusterParams = ClusterParams(), vectors
     if (labels == NOISE).all():
         notes.append("HDBSCAN found no cluster: every row is unclustered; try a smaller min_cluster_size")
     elif p.soft and model is not None and getattr(model, "prediction_data_", None) is not None:
-        _soft_membership(model, points, raw, mapping, soft_labels, soft_strength)
+        hdbscan_soft_membership(model, points, raw, mapping, soft_labels, soft_strength)
     elif p.soft:
         notes.append("soft membership is not available for a map clustered on a sample; "
                      "noise rows keep no nearest cluster")
-    return Clustering(labels, strength, p, notes, soft_labels, soft_strength)
+    return join_noise(Clustering(labels, strength, p, notes, soft_labels, soft_strength),
+                      has_soft=bool(p.soft) and model is not None)
 
 
 def _other_algorithm(points: np.ndarray, p: ClusterParams, vectors, notes: list[str]) -> Clustering:
@@ -223,27 +257,35 @@ def _other_algorithm(points: np.ndarray, p: ClusterParams, vectors, notes: list[
     if (labels == NOISE).all():
         notes.append(f"{p.algorithm} found no cluster: every row is unclustered")
     soft_labels, soft_strength = knn_soft_membership(points, labels, strength)
+    # assign_noise applies to HDBSCAN's soft membership only: a kNN majority share is another scale
     return Clustering(labels, strength, p, notes, soft_labels, soft_strength)
 
 
-def knn_soft_membership(points: np.ndarray, labels: np.ndarray, strength: np.ndarray, k: int = SOFT_KNN):
-    """(soft_labels, soft_strength), (n,) int32 / float32: clustered rows keep their own;
-    a noise row gets the majority cluster of its ``k`` nearest clustered rows (scipy
-    cKDTree) and that majority's share as strength."""
-    from scipy.spatial import cKDTree
-
-    soft_labels, soft_strength = labels.astype(np.int32, copy=True), strength.astype(np.float32, copy=True)
-    noise, clustered = np.nonzero(labels == NOISE)[0], np.nonzero(labels != NOISE)[0]
-    if len(noise) == 0 or len(clustered) == 0:
-        return soft_labels, soft_strength
-    k = min(k, len(clustered))
-    _, idx = cKDTree(points[clustered]).query(points[noise], k=k)
-    near = labels[clustered][np.asarray(idx).reshape(len(noise), k)]
-    for i, row in enumerate(near):
-        ids, cnt = np.unique(row, return_counts=True)
-        soft_labels[noise[i]] = ids[np.argmax(cnt)]
-        soft_strength[noise[i]] = cnt.max() / k
-    return soft_labels, soft_strength
+def join_noise(c: Clustering, has_soft: bool) -> Clustering:
+    """``c`` with every noise row whose soft membership is >= ``c.params.assign_noise`` moved
+    into its most likely cluster (label = soft label, strength = that membership), the
+    clusters renumbered by size again (soft labels too), and a note; unchanged when
+    ``assign_noise`` is None, when no row moves, or without soft membership (``has_soft``)."""
+    thr = c.params.assign_noise
+    noise = c.labels == NOISE
+    if thr is None or not noise.any() or noise.all():
+        return c
+    if not has_soft or c.soft_labels is None:
+        c.notes.append("unclustered rows were not joined to a cluster: this map has no soft membership")
+        return c
+    move = noise & (c.soft_labels != NOISE) & (c.soft_strength >= thr)
+    if not move.any():
+        return c
+    labels = np.where(move, c.soft_labels, c.labels).astype(np.int64)
+    strength = np.where(move, c.soft_strength, c.strength).astype(np.float32)
+    new, mapping = relabel_by_size(labels, return_mapping=True)
+    lut = np.full(max(mapping, default=0) + 2, NOISE, np.int32)  # old id -> new id; index -1 stays noise
+    for old, to in mapping.items():
+        lut[old] = to
+    soft_labels = lut[c.soft_labels.astype(np.int64)]
+    c.notes.append(f"{int(move.sum()):,} of {int(noise.sum()):,} unclustered rows joined their most likely "
+                   f"cluster (soft membership >= {thr:g}); {int(noise.sum() - move.sum()):,} stay unclustered")
+    return Clustering(new, strength, c.params, c.notes, soft_labels, c.soft_strength.copy())
 
 
 def _sample_fit_assign(points: np.ndarray, p: ClusterParams, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -289,22 +331,6 @@ def _gpu_hdbscan(points: np.ndarray, p: ClusterParams):  # pragma: no cover - no
     raw = np.asarray(model.fit_predict(points.astype(np.float32))).astype(np.int64)
     strength = np.nan_to_num(np.asarray(model.probabilities_, dtype=np.float32), nan=0.0)
     return None, raw, strength
-
-
-def _soft_membership(model, points, raw, mapping, soft_labels, soft_strength, chunk: int = 4096) -> None:
-    """Fill in, for noise rows, their most likely cluster and its membership (in place)."""
-    from hdbscan.prediction import membership_vector
-
-    noise = np.nonzero(raw < 0)[0]
-    order = np.array([mapping[k] for k in range(len(mapping))], dtype=np.int32)  # raw id -> renumbered id
-    for start in range(0, len(noise), chunk):
-        idx = noise[start : start + chunk]
-        mv = np.nan_to_num(np.asarray(membership_vector(model, points[idx]), dtype=np.float64), nan=0.0)
-        if mv.ndim == 1:
-            mv = mv.reshape(len(idx), -1)
-        best = mv.argmax(axis=1)
-        soft_labels[idx] = order[best]
-        soft_strength[idx] = mv[np.arange(len(idx)), best].astype(np.float32)
 
 
 def relabel_by_size(raw: np.ndarray, return_mapping: bool = False):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import pickle
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -46,6 +46,8 @@ class ScaleMapParams:
             raise SieveError(f"sample_seed must be a non-negative integer, got {self.sample_seed!r}")
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
             raise SieveError(f"workers must be a positive integer, got {self.workers!r}")
+        if self.cluster.assign_noise is not None:  # no soft membership here: unclustered rows stay so
+            object.__setattr__(self, "cluster", replace(self.cluster, assign_noise=None))
 
     def to_dict(self) -> dict:
         """The JSON form (``workers`` is not part of it: it does not change the map)."""

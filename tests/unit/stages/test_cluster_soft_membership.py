@@ -15,7 +15,8 @@ def test_noise_rows_get_their_nearest_cluster_and_clustered_rows_keep_theirs():
     strays = [c + rng.normal(0, 3.5, (15, 5)) for c in centres]
     pts = np.concatenate(blobs + strays)
     truth = np.concatenate([np.full(250, i) for i in range(3)] + [np.full(15, i) for i in range(3)])
-    res = cluster(pts, ClusterParams(min_cluster_size=40, min_samples=25))
+    # assign_noise=None: the raw HDBSCAN noise and its soft membership (the default joins noise rows)
+    res = cluster(pts, ClusterParams(min_cluster_size=40, min_samples=25, assign_noise=None))
     assert res.n_clusters == 3
     clustered = res.labels != NOISE
     assert np.array_equal(res.soft_labels[clustered], res.labels[clustered])

@@ -94,8 +94,9 @@ def test_cluster_on_a_sample_then_assign_agrees_with_a_full_fit():
     rng = np.random.default_rng(5)
     centres = rng.uniform(-10, 10, (5, 5))
     pts = np.concatenate([c + rng.normal(0, 0.5, (700, 5)) for c in centres] + [rng.uniform(-12, 12, (100, 5))])
-    full = cluster(pts, ClusterParams(min_cluster_size=60))
-    part = cluster(pts, ClusterParams(min_cluster_size=60, fit_sample=1000))
+    # assign_noise=None: HDBSCAN's own noise on both paths (the sample path has no soft membership to join by)
+    full = cluster(pts, ClusterParams(min_cluster_size=60, assign_noise=None))
+    part = cluster(pts, ClusterParams(min_cluster_size=60, fit_sample=1000, assign_noise=None))
     assert full.n_clusters == part.n_clusters == 5
     assert any("sample of 1,000 of 3,600 rows" in n for n in part.notes)
     clustered = (full.labels != NOISE) & (part.labels != NOISE)
@@ -106,7 +107,7 @@ def test_cluster_on_a_sample_then_assign_agrees_with_a_full_fit():
     # soft membership: auto (on) for the full fit; not available on a sample, said so
     assert full.params.soft is True and (full.soft_labels[full.labels == NOISE] >= 0).all()
     np.testing.assert_array_equal(part.soft_labels, part.labels)
-    off = cluster(pts, ClusterParams(min_cluster_size=60, soft=False))
+    off = cluster(pts, ClusterParams(min_cluster_size=60, soft=False, assign_noise=None))
     np.testing.assert_array_equal(off.labels, full.labels)
     np.testing.assert_array_equal(off.soft_labels, off.labels)
 
@@ -179,7 +180,8 @@ def test_parallel_map_reproduces_in_a_fresh_workspace_through_the_map_file(tmp_p
 
 def test_old_manifest_without_the_new_fields_reproduces_with_the_exact_path(tmp_path):
     params = MapParams(project=ProjectParams(exact=True, fit_sample=None),
-                       cluster=ClusterParams(fit_sample=None, soft=True, merge_duplicates=False))
+                       cluster=ClusterParams(fit_sample=None, soft=True, merge_duplicates=False, auto_rule=1,
+                                             assign_noise=None))
     ws, enc, data, sel_params, sel = _mapped(tmp_path, params)
     man = json.loads(json.dumps(build_manifest(data, params, sel_params, sel)))
     assert man["map"]["required"] is False
@@ -188,7 +190,7 @@ def test_old_manifest_without_the_new_fields_reproduces_with_the_exact_path(tmp_
         del man["project"]["params"][k]
     for k in ("fit_sample", "soft"):
         del man["cluster"]["params"][k]
-    for k in ("merge_duplicates", "algorithm"):  # later fields, at their legacy values here
+    for k in ("merge_duplicates", "algorithm", "auto_rule", "assign_noise"):  # later fields, at their legacy values here
         man["cluster"]["params"].pop(k, None)
     del man["map"]
     old_project = dict(man["project"]["params"])

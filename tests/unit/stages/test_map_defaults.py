@@ -1,0 +1,142 @@
+"""The map's defaults (issue 16): min_cluster_size ~sqrt(n)/4, min_samples min(mcs, 5), and noise
+rows joining their most likely cluster at soft membership >= 0.02 -- while a params dict
+without ``auto_rule`` / ``assign_noise`` (every map made before) keeps the old rule, no
+joining and its cache key."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from core.engines.local import MapParams
+from core.engines.ray.map import ScaleMapParams
+from core.stages.cluster import (DEFAULT_ASSIGN_NOISE, LEGACY_CLUSTER, NOISE, ClusterParams, cluster, cluster_key,
+                                 default_min_cluster_size, default_min_samples)
+from core.store.workspace import SieveError
+
+OLD = {"min_cluster_size": None, "min_samples": None, "method": "eom", "epsilon": 0.0}
+
+
+def _blobs_and_strays(seed=3):
+    """Three tight 5-D blobs of 250 rows and 15 stragglers around each (row order: blobs, strays)."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0] * 5, [6.0] * 5, [-6.0, 6.0, -6.0, 6.0, -6.0]])
+    pts = np.concatenate([rng.normal(c, 0.35, (250, 5)) for c in centres] + [c + rng.normal(0, 3.5, (15, 5))
+                                                                          for c in centres])
+    truth = np.concatenate([np.full(250, i) for i in range(3)] + [np.full(15, i) for i in range(3)])
+    return pts, truth
+
+
+def test_new_rule_halves_min_cluster_size_and_caps_min_samples_at_5():
+    p = ClusterParams()
+    assert p.auto_rule == 2 and p.assign_noise == DEFAULT_ASSIGN_NOISE == 0.02
+    r = p.resolved(10_003)
+    assert (r.min_cluster_size, r.min_samples) == (25, 5)
+    assert (ClusterParams().resolved(1069).min_cluster_size, ClusterParams().resolved(2942).min_cluster_size) == (8, 14)
+    old = ClusterParams.from_dict(OLD).resolved(10_003)
+    assert (old.min_cluster_size, old.min_samples) == (50, 10)
+    # explicit values win under either rule
+    assert ClusterParams(min_cluster_size=7, auto_rule=1).resolved(10_003).min_samples == 7
+    assert ClusterParams(min_cluster_size=40, min_samples=3).resolved(10_003).min_samples == 3
+    for n in (0, 10, 999, 10**5, 10**8):
+        assert default_min_cluster_size(n) <= default_min_cluster_size(n, rule=1)
+        assert 5 <= default_min_cluster_size(n) <= 1000
+    assert default_min_samples(3) == 3 and default_min_samples(25) == 5 and default_min_samples(25, rule=1) == 10
+
+
+def test_old_params_dict_means_the_old_rule_no_joining_and_the_same_key():
+    p = ClusterParams.from_dict(OLD)
+    assert p.auto_rule == LEGACY_CLUSTER["auto_rule"] == 1 and p.assign_noise is None
+    kd = p.key_dict()
+    assert "auto_rule" not in kd and "assign_noise" not in kd
+    # the key of an old map equals the one computed from its dict with the legacy fields spelled out
+    spelled = ClusterParams.from_dict({**OLD, "auto_rule": 1, "assign_noise": None})
+    assert cluster_key(p, "pk") == cluster_key(spelled, "pk")
+    assert cluster_key(ClusterParams(), "pk") != cluster_key(ClusterParams(assign_noise=None), "pk") \
+        != cluster_key(ClusterParams(auto_rule=1), "pk")
+    # a new map's params record both fields, so it replays with them
+    d = json.loads(json.dumps(MapParams().to_dict()))
+    assert d["cluster"]["auto_rule"] == 2 and d["cluster"]["assign_noise"] == DEFAULT_ASSIGN_NOISE
+    assert MapParams.from_dict(d).cluster == ClusterParams()
+    for k in ("auto_rule", "assign_noise"):
+        del d["cluster"][k]
+    old = MapParams.from_dict(d).cluster
+    assert old.auto_rule == 1 and old.assign_noise is None
+
+
+def test_joining_moves_only_noise_rows_at_or_above_the_threshold():
+    pts, truth = _blobs_and_strays()
+    kept = cluster(pts, ClusterParams(min_cluster_size=40, min_samples=25, assign_noise=None))
+    joined = cluster(pts, ClusterParams(min_cluster_size=40, min_samples=25))
+    noise = kept.labels == NOISE
+    assert noise.sum() >= 5 and kept.n_clusters == joined.n_clusters == 3
+    move = noise & (kept.soft_strength >= 0.02)
+    assert move.any()
+    # rows HDBSCAN clustered keep their cluster (the same partition), noise rows below the threshold stay noise
+    assert (joined.labels[~noise] != NOISE).all() and (joined.labels[noise & ~move] == NOISE).all()
+    pairs = set(zip(kept.labels[~noise].tolist(), joined.labels[~noise].tolist()))
+    assert len(pairs) == 3
+    rename = dict(pairs)
+    # a moved row lands in its soft cluster, with that membership as its strength
+    assert all(joined.labels[i] == rename[int(kept.soft_labels[i])] for i in np.nonzero(move)[0])
+    np.testing.assert_allclose(joined.strength[move], kept.soft_strength[move])
+    assert (joined.soft_labels[joined.labels != NOISE] == joined.labels[joined.labels != NOISE]).all()
+    # ids still 0..k-1 by decreasing size; the note says how many moved
+    sizes = np.bincount(joined.labels[joined.labels != NOISE])
+    assert (np.diff(sizes) <= 0).all()
+    assert any(f"{int(move.sum()):,} of {int(noise.sum()):,} unclustered rows joined" in n for n in joined.notes)
+    # the stragglers mostly land in their own blob
+    blob_of = {c: np.bincount(truth[joined.labels == c]).argmax() for c in range(3)}
+    assert np.mean([blob_of[c] == t for c, t in zip(joined.labels[move], truth[move])]) >= 0.8
+    # threshold 0: every noise row with a soft cluster joins; 1: (almost) none does
+    everyone = cluster(pts, ClusterParams(min_cluster_size=40, min_samples=25, assign_noise=0.0))
+    assert (everyone.labels != NOISE).all()
+    strict = cluster(pts, ClusterParams(min_cluster_size=40, min_samples=25, assign_noise=1.0))
+    assert (strict.labels == NOISE).sum() == int((noise & (kept.soft_strength < 1.0)).sum())
+
+
+def test_no_soft_membership_means_no_joining_and_a_note():
+    pts, _ = _blobs_and_strays()
+    off = cluster(pts, ClusterParams(min_cluster_size=40, min_samples=25, soft=False))
+    kept = cluster(pts, ClusterParams(min_cluster_size=40, min_samples=25, assign_noise=None))
+    np.testing.assert_array_equal(off.labels, kept.labels)
+    assert any("not joined" in n for n in off.notes)
+    sample = cluster(pts, ClusterParams(min_cluster_size=40, min_samples=25, fit_sample=400))
+    assert (sample.labels == NOISE).any() and any("not joined" in n for n in sample.notes)
+    # the sharded (Ray) map has no soft membership: its params never claim a joining
+    assert ScaleMapParams().cluster.assign_noise is None
+    assert ScaleMapParams(cluster=ClusterParams(assign_noise=0.3)).cluster.assign_noise is None
+
+
+@pytest.mark.parametrize("value", [-0.01, 1.01, True, "0.1"])
+def test_bad_assign_noise_is_named(value):
+    with pytest.raises(SieveError, match="assign_noise"):
+        ClusterParams(assign_noise=value)
+
+
+def test_cli_options_reach_the_cluster_params():
+    from core.cli.options import MAP
+    from core.cli.parse import map_params
+
+    assert MAP["assign_noise"].default == DEFAULT_ASSIGN_NOISE and MAP["keep_noise"].default is False
+    base = {o.name: o.default for o in MAP.values()} | {"model": "sentence-transformers/all-MiniLM-L6-v2",
+                                                           "device": "cpu", "batch_size": 8, "backend": "torch"}
+    assert map_params(SimpleNamespace(**base), 1).cluster.assign_noise == 0.02
+    assert map_params(SimpleNamespace(**{**base, "assign_noise": 0.1}), 1).cluster.assign_noise == 0.1
+    assert map_params(SimpleNamespace(**{**base, "keep_noise": True}), 1).cluster.assign_noise is None
+
+
+def test_map_page_settings_round_trip():
+    from pages.forms import MAP_SETTINGS, settings_from_params
+
+    assert MAP_SETTINGS["join_noise"] is True and MAP_SETTINGS["assign_noise"] == DEFAULT_ASSIGN_NOISE
+    old = MapParams.from_dict({**json.loads(json.dumps(MapParams().to_dict())),
+                               "cluster": dict(OLD)})
+    s = settings_from_params(old)
+    assert s["join_noise"] is False and s["assign_noise"] == DEFAULT_ASSIGN_NOISE
+    s = settings_from_params(MapParams(cluster=ClusterParams(assign_noise=0.2)))
+    assert s["join_noise"] is True and s["assign_noise"] == 0.2
+
