@@ -40,7 +40,7 @@ ALGO_VERSION = 3  # the default for new parameters
 
 # Field metadata: the engines that honour a field set away from its default (no "engines":
 # every engine).  core.engines.base.refusals reads it; dedup, token budgets, strata, reference
-# sets, soft noise and scores need the whole map in memory, so the Ray engine refuses them.
+# and target sets, soft noise and scores need the whole map in memory, so the Ray engine refuses them.
 LOCAL_ONLY = {"engines": ("local",)}
 
 
@@ -245,7 +245,7 @@ class SelectParams:
     algo_version: int = ALGO_VERSION
     # Importance resampling toward a target set: cluster weights = the target rows' shares
     # (each target row counts for the cluster of its nearest map row); replaces the policy.
-    target_path: str | None = None
+    target_path: str | None = field(default=None, metadata=LOCAL_ONLY)
     target_text: str = "text"
 
     def __post_init__(self):

@@ -78,10 +78,10 @@ def test_each_refusal_names_its_option_and_the_engines_that_run_it():
     pick registry; every one is listed (not only the first), each naming its option."""
     ray = get_engine("ray", local=True)
     params = SelectParams(budget=5, dedup="exact", budget_unit="tokens", strata_column="src", reference_path="r.csv",
-                          soft_noise_threshold=0.2, pick="score", score_column="s")
+                          soft_noise_threshold=0.2, pick="score", score_column="s", target_path="t.jsonl")
     lines = ray.unsupported(params)
     names = ["score_column", "dedup", "soft_noise_threshold", "budget_unit", "strata_column", "reference_path",
-             "pick"]
+             "target_path", "pick"]
     assert len(lines) == len(names)
     for name, line in zip(names, lines):
         assert line.startswith(f"{name}=") and "not supported by the Ray engine" in line
