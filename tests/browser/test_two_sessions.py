@@ -81,7 +81,7 @@ def test_two_sessions_keep_their_own_state_and_compute_at_once(browser, shared):
         # both change a clustering parameter and compute at the same moment
         for page, mcs in ((a, 9), (b, 12)):
             page.get_by_text("Advanced settings").first.click()
-            box = page.get_by_label("min_cluster_size (0 = auto, about √n / 2)")
+            box = page.get_by_label("min_cluster_size (0 = auto")
             box.fill(str(mcs))
             box.press("Enter")
             page.wait_for_function("() => document.querySelector('[data-testid=stApp]')"
