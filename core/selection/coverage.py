@@ -30,28 +30,11 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..nn import unit
+from .facility_global import candidate_pool
 
 BALANCED_MAX_CLIENTS = 10_000  # clients the objective is evaluated on (a seeded sample beyond)
 BALANCED_MAX_CANDIDATES = 20_000  # candidates in all (a seeded per-cluster sample beyond)
 BALANCED_POWER = 0.5  # w_j = n_c(j) ** -BALANCED_POWER
-
-
-def candidate_pool(cands: Mapping[int, np.ndarray], need: Mapping[int, int], rng,
-                   max_candidates: int = BALANCED_MAX_CANDIDATES) -> tuple[np.ndarray, np.ndarray]:
-    """(positions, cluster of each), int64: every candidate of the clusters that need rows, or,
-    above ``max_candidates`` in all, a seeded sample of max(4 x need, share of the cap) per cluster."""
-    live = [c for c in sorted(cands) if need.get(c, 0) > 0 and len(cands[c])]
-    total = sum(len(cands[c]) for c in live)
-    pos, owner = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    for c in live:
-        p = np.asarray(cands[c], dtype=np.int64)
-        if total > max_candidates:
-            m = max(4 * int(need[c]), int(max_candidates * len(p) / total))
-            if len(p) > m:
-                p = np.sort(rng.choice(p, m, replace=False))
-        pos.append(p)
-        owner.append(np.full(len(p), c, np.int64))
-    return np.concatenate(pos), np.concatenate(owner)
 
 
 def client_weights(cands: Mapping[int, np.ndarray], clients: np.ndarray, power: float = BALANCED_POWER) -> np.ndarray:
@@ -122,7 +105,7 @@ def pick_facility_balanced(cands: Mapping[int, np.ndarray], need: Mapping[int, i
     clients = np.asarray(clients, dtype=np.int64)
     if len(clients) > max_clients:
         clients = np.sort(rng.choice(clients, max_clients, replace=False))
-    pos, owner = candidate_pool(cands, need, rng)
+    pos, owner = candidate_pool(cands, need, rng, BALANCED_MAX_CANDIDATES)
     out = {c: np.zeros(0, np.int64) for c in cands}
     if len(pos) == 0 or len(clients) == 0:
         return out

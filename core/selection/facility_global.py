@@ -28,17 +28,19 @@ GLOBAL_MAX_CLIENTS = 2000  # rows the global objective is evaluated on (a seeded
 GLOBAL_MAX_CANDIDATES = 20_000  # candidates in all (a seeded per-cluster sample beyond)
 
 
-def _candidate_pool(cands: Mapping[int, np.ndarray], counts: Mapping[int, int], rng) -> tuple[np.ndarray, np.ndarray]:
-    """(positions, cluster of each) of the candidates evaluated: every candidate of the
-    clusters with a budget, or, above GLOBAL_MAX_CANDIDATES in all, a seeded sample of
-    max(4 x budget, share of the cap) per cluster."""
+def candidate_pool(cands: Mapping[int, np.ndarray], counts: Mapping[int, int], rng,
+                   max_candidates: int = GLOBAL_MAX_CANDIDATES) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, cluster of each), int64, of the candidates a joint pick evaluates: every
+    candidate of the clusters with a budget ``counts[c] > 0``, or, above ``max_candidates`` in
+    all, a seeded sample of max(4 x budget, share of the cap) per cluster.  Used by
+    ``facility-global`` and ``facility-balanced`` (:mod:`core.selection.coverage`)."""
     live = [c for c in sorted(cands) if counts.get(c, 0) > 0 and len(cands[c])]
     total = sum(len(cands[c]) for c in live)
     pos, owner = [], []
     for c in live:
         p = np.asarray(cands[c], dtype=np.int64)
-        if total > GLOBAL_MAX_CANDIDATES:
-            m = max(4 * counts[c], int(GLOBAL_MAX_CANDIDATES * len(p) / total))
+        if total > max_candidates:
+            m = max(4 * int(counts[c]), int(max_candidates * len(p) / total))
             if len(p) > m:
                 p = np.sort(rng.choice(p, m, replace=False))
         pos.append(p)
@@ -81,7 +83,7 @@ def pick_facility_global(cands: Mapping[int, np.ndarray], counts: Mapping[int, i
     clients = np.asarray(clients, dtype=np.int64)
     if len(clients) > GLOBAL_MAX_CLIENTS:
         clients = np.sort(rng.choice(clients, GLOBAL_MAX_CLIENTS, replace=False))
-    pos, owner = _candidate_pool(cands, counts, rng)
+    pos, owner = candidate_pool(cands, counts, rng)
     out: dict[int, list[int]] = {c: [] for c in cands}
     if len(pos) == 0 or len(clients) == 0:
         return {c: np.zeros(0, np.int64) for c in cands}
