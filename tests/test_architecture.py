@@ -27,9 +27,6 @@ WORKFLOW_LAYER = {"core.workflows", "core.actions"}  # core.actions: steps core.
 EXPLORE_LAYER = {"core.explore", "core.explore_files", "core.search", "core.curate", "core.summaries",
                  "core.palette", "core.nn", "core.budget_settings", "core.scores", "core.queries"}
 FRONT_ENDS = ("pages", "core.cli")
-# Calls a front end still makes below the workflow layer, each with why; an entry that no
-# longer matches anything fails too, so the list only shrinks.
-PENDING: dict[tuple[str, str], str] = {}
 HEAVY = {"torch", "sentence_transformers", "transformers", "tokenizers", "huggingface_hub", "onnxruntime", "ray",
          "umap", "hdbscan", "fast_hdbscan", "evoc", "pynndescent", "numba", "scipy", "sklearn", "cuml", "cupy",
          "igraph", "leidenalg", "charset_normalizer"}
@@ -194,21 +191,13 @@ def _module_of(node: ast.expr, aliases: dict[str, str]) -> str | None:
 
 
 def test_front_ends_call_only_workflows_and_the_explore_layer():
-    problems, used = [], set()
+    problems = []
     for module, rel in project_files().items():
         if not is_front_end(module):
             continue
         for file, line, what in front_end_violations(module, rel, parsed(rel)):
-            origin = what.rsplit(" from ", 1)[1]
-            pending = next((k for k in PENDING if k[0] == file and (origin == k[1] or origin.startswith(k[1] + "."))),
-                           None)
-            if pending:
-                used.add(pending)
-                continue
             problems.append(f"{file}:{line}: rule 1 (front ends call only core.workflows and the explore layer): "
                             f"calls {what}")
-    problems += [f"{f}: rule 1: PENDING entry for {m} matches nothing any more; remove it" for f, m in
-                 set(PENDING) - used]
     assert not problems, "\n".join(problems)
 
 
