@@ -115,8 +115,11 @@ def test_ray_embedding_matches_local_vectors_and_clusters(tmp_path, ray_session,
     # identical prompts are clustered as one point, as the sharded map does when its sample is everything;
     # the sharded map keeps HDBSCAN's unclustered rows (no soft membership there: ScaleMapParams sets
     # assign_noise=None), so the local map it must equal is the one with the same cluster params
+    # It is fitted on the shard vectors: they match the local ones to 1e-4 (above), but on another
+    # machine's thread counts that last-digit noise alone can move UMAP (CI saw ARI 0.94), and this
+    # checks the map pipelines, not the encoder again.
     local_params = map_params.cluster
-    labels_l = cluster(project(vec_l, ProjectParams(exact=True)).xnd, local_params, groups=duplicate_groups(vec_l)).labels
+    labels_l = cluster(project(vec_r, ProjectParams(exact=True)).xnd, local_params, groups=duplicate_groups(vec_r)).labels
     assert len(set(labels_l.tolist())) > 3
     assert adjusted_rand_score(labels_l, labels_r) == 1.0
 
