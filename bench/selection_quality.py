@@ -58,7 +58,7 @@ SIEVE_SEEDS = (0, 1, 2)
 PROBE_C = 10.0
 
 # (name, SelectParams fields); None = uniform random over the whole pool (no map).  The row
-# whose fields are exactly (DEFAULT_POLICY, DEFAULT_PICK) is marked "(default)" in the table.
+# whose fields are exactly the CLI's default recipe is marked "(default)" in the table.
 METHODS = [
     ("random (global)", None),
     ("proportional + random", dict(policy="proportional", pick="random")),
@@ -91,10 +91,11 @@ def old_defaults() -> list:
 
 
 def default_method() -> str:
-    """The METHODS name of the shipped default (core.selection.DEFAULT_POLICY / DEFAULT_PICK)."""
-    from core.selection import DEFAULT_PICK, DEFAULT_POLICY
+    """The METHODS name of the shipped default (core.selection.DEFAULT_POLICY / DEFAULT_PICK / DEFAULT_SOFT_NOISE)."""
+    from core.selection import DEFAULT_PICK, DEFAULT_POLICY, DEFAULT_SOFT_NOISE
 
-    return next(name for name, spec in METHODS if spec == dict(policy=DEFAULT_POLICY, pick=DEFAULT_PICK))
+    recipe = dict(policy=DEFAULT_POLICY, pick=DEFAULT_PICK, soft_noise_threshold=DEFAULT_SOFT_NOISE)
+    return next(name for name, spec in METHODS if spec == recipe)
 
 
 # -- data ------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.selection import DEFAULT_PICK, DEFAULT_POLICY, SelectParams
+from core.selection import DEFAULT_PICK, DEFAULT_POLICY, DEFAULT_SOFT_NOISE, SelectParams
 
 PER_CLUSTER_MODES = ("Automatic", "Sliders", "Table")
 NOISE_CHOICES = ("include", "exclude", "own budget")
@@ -52,7 +52,7 @@ class BudgetSettings:
     dedup: str = "none"
     near_dup_threshold: float = 0.95
     mmr_lambda: float = 0.5
-    soft_noise: float | None = None  # None: off
+    soft_noise: float | None = DEFAULT_SOFT_NOISE  # None: off
     tokenizer: str = "model"
     token_budget: int | None = None
     strata_column: str | None = None

@@ -13,8 +13,8 @@ import streamlit as st
 from core import queries
 from core.budget_settings import NOISE_CHOICES, PER_CLUSTER_MODES, default_budget
 from core.explore_files import column_kinds
-from core.selection import (BUDGET_UNITS, DEDUP_MODES, DEFAULT_PICK, DEFAULT_POLICY, LEAKAGE_MODES, PICKS, POLICIES,
-                            TOKENIZERS)
+from core.selection import (BUDGET_UNITS, DEDUP_MODES, DEFAULT_PICK, DEFAULT_POLICY, DEFAULT_SOFT_NOISE, LEAKAGE_MODES,
+                            PICKS, POLICIES, TOKENIZERS)
 from pages import common as C
 from pages import state as S
 from pages.state import State
@@ -234,11 +234,13 @@ def depth_settings(state: State, info) -> None:
     if dedup == "near":
         S.persisted(state, c2.number_input, "Near-duplicate similarity", S.W_NEAR_DUP, S.C_NEAR_DUP, 0.95,
                     min_value=0.5, max_value=1.0, step=0.01, format="%.2f")
-    soft = S.persisted(state, c3.checkbox, "Soft noise", S.W_SOFT_NOISE_ON, S.C_SOFT_NOISE_ON, False,
-                       help="Unclustered rows whose HDBSCAN soft membership reaches the threshold join their "
-                            "most likely cluster for this selection.")
+    soft = S.persisted(state, c3.checkbox, "Soft noise", S.W_SOFT_NOISE_ON, S.C_SOFT_NOISE_ON, True,
+                       help="Unclustered rows whose soft membership reaches the threshold join their most likely "
+                            "cluster for this selection (default: on at 0, every one; it covered more classes on "
+                            "the quality harness, docs/SELECTION.md).")
     if soft:
-        S.persisted(state, c4.slider, "Soft membership ≥", S.W_SOFT_NOISE, S.C_SOFT_NOISE, 0.1, 0.0, 1.0, step=0.01)
+        S.persisted(state, c4.slider, "Soft membership ≥", S.W_SOFT_NOISE, S.C_SOFT_NOISE, DEFAULT_SOFT_NOISE, 0.0,
+                    1.0, step=0.01)
     kinds = column_kinds(info.columns, info.numeric_text)
     options = [""] + [c for c in kinds["text"] + kinds["numeric"] if c != info.text.column]
     _choose_column(state, S.C_STRATA, options)

@@ -17,7 +17,7 @@ from core.budget_settings import BudgetSettings
 from core.encoders.base import BACKENDS, DEVICES
 from core.encoders.long_text import LONG_TEXT_MODES
 from core.engines.local import MapParams
-from core.selection import DEFAULT_PICK, DEFAULT_POLICY, SelectParams
+from core.selection import DEFAULT_PICK, DEFAULT_POLICY, DEFAULT_SOFT_NOISE, SelectParams
 from core.stages.cluster import DEFAULT_ASSIGN_NOISE, ClusterParams
 from core.stages.cluster_methods import ALGORITHMS
 from core.stages.embed import EmbedParams
@@ -147,7 +147,7 @@ def budget_settings(state: State) -> BudgetSettings:
         pick=g(S.C_PICK, DEFAULT_PICK), score_column=g(S.C_SCORE_COLUMN) or None, relevance=g(S.C_RELEVANCE) or None,
         ascending=bool(g(S.C_ASCENDING, False)), seed=int(g(S.C_SEED, 0)), dedup=g(S.C_DEDUP, "none"),
         near_dup_threshold=float(g(S.C_NEAR_DUP, 0.95)), mmr_lambda=float(g(S.C_MMR_LAMBDA, 0.5)),
-        soft_noise=float(g(S.C_SOFT_NOISE, 0.1)) if g(S.C_SOFT_NOISE_ON) else None,
+        soft_noise=float(g(S.C_SOFT_NOISE, DEFAULT_SOFT_NOISE)) if g(S.C_SOFT_NOISE_ON, True) else None,
         tokenizer=g(S.C_TOKENIZER, "model"), token_budget=g(S.C_TOKEN_BUDGET) or None,
         strata_column=g(S.C_STRATA) or None, reference_path=reference, reference_text=g(S.C_REFERENCE_TEXT) or "text",
         coverage_distance=float(g(S.C_COVERAGE_DISTANCE, 0.3)), leakage=g(S.C_LEAKAGE, "warn"),
@@ -190,6 +190,6 @@ def scale_select_form(state: State, n_rows: int) -> tuple[SelectParams, bool]:
                          help="Run the per-cluster picks as Ray tasks (RAY_ADDRESS, else a local Ray instance). "
                               "Off: in this process; the rows chosen are the same.")
     settings = BudgetSettings(budget=int(budget), policy=policy, pick=pick, seed=int(seed), noise=noise,
-                              min_per_cluster=int(lo), max_per_cluster=int(hi))
+                              min_per_cluster=int(lo), max_per_cluster=int(hi), soft_noise=None)
     sv = S.SessionView(state)
     return settings.select_params(n_rows, sv.pins, sv.bans), bool(on_ray)  # the Budget page's rules

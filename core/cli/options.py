@@ -26,7 +26,7 @@ from core.store.workspace import DEFAULT_WORKSPACE
 
 from .. import queries
 from ..engines.ray import ScaleEmbedParams, ScaleMapParams
-from ..selection import DEFAULT_PICK, DEFAULT_POLICY, SelectParams
+from ..selection import DEFAULT_PICK, DEFAULT_POLICY, DEFAULT_SOFT_NOISE, SelectParams
 
 REQUIRED = ...
 
@@ -179,8 +179,9 @@ DEPTH_OPTS = group(*(_depth(*row) for row in (
      "--near-dup): one pick per duplicate group."),
     ("near_dup", float, "near_dup_threshold", "Cosine similarity that makes two rows near-duplicates."),
     ("mmr_lambda", float, "mmr_lambda", "With --pick mmr: 1 = most relevant, 0 = most novel."),
-    ("soft_noise", Optional[float], "soft_noise_threshold",
-     "Unclustered rows with HDBSCAN soft membership >= this join their cluster."),
+    ("soft_noise", Optional[float], None,
+     f"Unclustered rows with soft membership >= this join their most likely cluster for the selection "
+     f"(default {DEFAULT_SOFT_NOISE:g}: every one; --engine ray: off).", None),
     ("budget_unit", str, "budget_unit", "rows or tokens (budget, min/max, overrides in tokens)."),
     ("tokenizer", str, "tokenizer", "With --budget-unit tokens: model (the embedding model's tokenizer) or words."),
     ("strata", Optional[str], "strata_column", "A column to split each cluster's budget across (e.g. source)."),
@@ -194,7 +195,8 @@ DEPTH_OPTS = group(*(_depth(*row) for row in (
     ("target", Optional[str], "target_path", "A target file (any input format): the budget follows the share of "
      "its rows nearest each cluster (importance resampling; replaces --policy)."),
     ("target_text", str, "target_text", "The target file's text column."),
-)))
+)), Opt("no_soft_noise", bool, False, ("--no-soft-noise",),
+        "Leave the map's unclustered rows unclustered for the selection (soft noise off)."))
 
 EXPORT = group(
     Opt("out_path", Path, REQUIRED, ("--out", "-o"), "Output file: .parquet, .jsonl or .csv."),

@@ -16,7 +16,8 @@ from core.store.workspace import SieveError
 
 from .. import queries
 from ..engines.local import MapParams
-from ..selection import SelectParams
+from ..selection import DEFAULT_SOFT_NOISE, SelectParams
+from ..workflow_types import LOCAL, RAY
 
 
 def ingest_params(o: SimpleNamespace, fmt: str | None) -> IngestParams:
@@ -106,6 +107,19 @@ def _resolved(path: str | None) -> str | None:
     return str(Path(path).expanduser().resolve()) if path else None
 
 
+def soft_noise(o: SimpleNamespace) -> float | None:
+    """SelectParams.soft_noise_threshold of ``--soft-noise`` / ``--no-soft-noise``: the value given,
+    else DEFAULT_SOFT_NOISE -- except on the Ray engine (its maps have no soft membership), where
+    it stays off unless asked for (and the engine then refuses it by name)."""
+    if o.no_soft_noise:
+        if o.soft_noise is not None:
+            raise SieveError("--soft-noise and --no-soft-noise contradict each other; give one")
+        return None
+    if o.soft_noise is not None:
+        return o.soft_noise
+    return None if getattr(o, "engine", LOCAL) == RAY else DEFAULT_SOFT_NOISE
+
+
 def depth_fields(o: SimpleNamespace) -> dict:
     """The SelectParams fields of the selection-depth options (dedup, tokens, strata,
     reference, target); empty when the command has none of them."""
@@ -114,7 +128,7 @@ def depth_fields(o: SimpleNamespace) -> dict:
     ref = o.reference
     return dict(
         dedup=o.dedup, near_dup_threshold=o.near_dup, mmr_lambda=o.mmr_lambda,
-        soft_noise_threshold=o.soft_noise, budget_unit=o.budget_unit, tokenizer=o.tokenizer,
+        soft_noise_threshold=soft_noise(o), budget_unit=o.budget_unit, tokenizer=o.tokenizer,
         strata_column=o.strata, strata_bounds=parse_strata_bounds(o.strata_bound),
         reference_path=_resolved(ref), reference_text=o.reference_text, coverage_distance=o.coverage_distance,
         leakage=o.leakage if ref else ("off" if o.leakage == "warn" else o.leakage),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.selection import DEFAULT_SOFT_NOISE
 from pages import state as S
 from tests.app_fixtures import map_env, no_errors, open_page, small_map, metric_value  # noqa: F401
 
@@ -19,6 +20,9 @@ def test_budget_depth_widgets_reach_core_and_show_the_random_baseline(map_env):
     at = open_page(S.PAGE_BUDGET, state={S.C_BUDGET: 60})
     no_errors(at)
     assert not _vs_random(at).empty  # subset vs random, from the first paint
+    # the default recipe: soft noise on at 0 (every unclustered row joins its most likely cluster)
+    assert at.checkbox(key=S.W_SOFT_NOISE_ON).value is True and at.slider(key=S.W_SOFT_NOISE).value == 0.0
+    assert at.session_state[S.K_SELECT_PARAMS].soft_noise_threshold == DEFAULT_SOFT_NOISE
     at.selectbox(key=S.W_DEDUP).set_value("exact").run()
     at.selectbox(key=S.W_PICK).set_value("facility").run()
     at.checkbox(key=S.W_SOFT_NOISE_ON).check().run()

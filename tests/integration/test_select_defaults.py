@@ -5,13 +5,17 @@ records it in the manifest, and `sieve reproduce` rebuilds the same rows."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from core.cli import app
-from core.selection import DEFAULT_PICK, DEFAULT_POLICY
+from core.cli.parse import soft_noise
+from core.selection import DEFAULT_PICK, DEFAULT_POLICY, DEFAULT_SOFT_NOISE
+from core.store.workspace import SieveError
 from tests.fixtures.make_manifests import write_vectors_jsonl
 
 
@@ -32,6 +36,7 @@ def test_cli_select_defaults_to_sqrt_and_facility(tmp_path):
     sieve("export", "--out", out, "--manifest", man_path, "-w", ws)
     man = json.loads(man_path.read_text())
     assert (man["select"]["policy"], man["select"]["pick"]) == ("sqrt", "facility")
+    assert man["select"]["soft_noise_threshold"] == DEFAULT_SOFT_NOISE == 0.0  # every unclustered row joins
     t = pq.read_table(out)
     assert t.num_rows == 60 and set(t.column("sieve_reason").to_pylist()) == {"facility"}
     # sqrt: budgets follow the square root of cluster size (largest-remainder rounding), so a
@@ -47,3 +52,28 @@ def test_cli_select_defaults_to_sqrt_and_facility(tmp_path):
     sieve("reproduce", man_path, "--data", data, "--out", again, "--manifest", tmp_path / "again.json",
           "-w", tmp_path / "ws2")
     assert sorted(pq.read_table(again).column("sieve_row_id").to_pylist()) == man["selected_row_ids"]
+
+
+def test_soft_noise_default_is_the_recipe_on_local_and_off_on_ray():
+    def o(**kw):
+        return SimpleNamespace(**{"soft_noise": None, "no_soft_noise": False, **kw})
+
+    assert soft_noise(o()) == DEFAULT_SOFT_NOISE  # sieve select (no --engine)
+    assert soft_noise(o(engine="local")) == DEFAULT_SOFT_NOISE
+    assert soft_noise(o(engine="ray")) is None  # Ray maps have no soft membership
+    assert soft_noise(o(engine="ray", soft_noise=0.3)) == 0.3  # asked for: the engine refuses it by name
+    assert soft_noise(o(soft_noise=0.25)) == 0.25
+    assert soft_noise(o(no_soft_noise=True)) is None
+    with pytest.raises(SieveError, match="--no-soft-noise"):
+        soft_noise(o(no_soft_noise=True, soft_noise=0.1))
+
+
+def test_cli_no_soft_noise_is_recorded_as_off(tmp_path):
+    data = write_vectors_jsonl(tmp_path / "topics_vectors.jsonl")
+    ws = tmp_path / "ws"
+    sieve("ingest", data, "--text", "text", "--vectors", "vec", "-w", ws)
+    sieve("map", "-w", ws)
+    sieve("select", "--budget", "20", "--no-soft-noise", "-w", ws)
+    man_path = tmp_path / "sub.manifest.json"
+    sieve("export", "--out", tmp_path / "sub.parquet", "--manifest", man_path, "-w", ws)
+    assert json.loads(man_path.read_text())["select"]["soft_noise_threshold"] is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.budget_settings import BudgetSettings, default_budget
+from core.selection import DEFAULT_SOFT_NOISE
 from core.store.workspace import SieveError
 
 
@@ -68,7 +69,9 @@ def test_leakage_needs_a_reference_set_and_paths_are_stripped():
 def test_pins_and_bans_are_sorted_ids_and_soft_noise_is_optional():
     p = BudgetSettings(soft_noise=0.2, max_per_cluster=0).select_params(100, pins={5, 2}, bans=[9])
     assert p.pins == (2, 5) and p.bans == (9,) and p.soft_noise_threshold == 0.2 and p.max_per_cluster is None
-    assert BudgetSettings().select_params(100).soft_noise_threshold is None
+    # the default recipe joins every unclustered row (DEFAULT_SOFT_NOISE); None turns it off
+    assert BudgetSettings().select_params(100).soft_noise_threshold == DEFAULT_SOFT_NOISE == 0.0
+    assert BudgetSettings(soft_noise=None).select_params(100).soft_noise_threshold is None
 
 
 def test_bad_values_are_refused_by_select_params():
