@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.selection import DEFAULT_PICK, DEFAULT_POLICY, DEFAULT_SOFT_NOISE, SelectParams
+from core.selection import DEFAULT_CLUSTER_CHOICE, DEFAULT_PICK, DEFAULT_POLICY, DEFAULT_SOFT_NOISE, SelectParams
 
 PER_CLUSTER_MODES = ("Automatic", "Sliders", "Table")
 NOISE_CHOICES = ("include", "exclude", "own budget")
@@ -63,6 +63,7 @@ class BudgetSettings:
     leakage_threshold: float = 0.95
     target_path: str | None = None
     target_text: str = "text"
+    cluster_choice: str = DEFAULT_CLUSTER_CHOICE
 
     def effective_mode(self) -> str:
         """The per-cluster mode in force: token budgets have no sliders (Automatic instead)."""
@@ -111,4 +112,5 @@ class BudgetSettings:
             coverage_distance=float(self.coverage_distance), leakage=self.leakage if reference else "off",
             leakage_threshold=float(self.leakage_threshold),
             target_path=(self.target_path or "").strip() or None, target_text=self.target_text or "text",
+            cluster_choice=self.cluster_choice,
         )

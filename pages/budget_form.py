@@ -13,8 +13,8 @@ import streamlit as st
 from core import queries
 from core.budget_settings import NOISE_CHOICES, PER_CLUSTER_MODES, default_budget
 from core.explore_files import column_kinds
-from core.selection import (BUDGET_UNITS, DEDUP_MODES, DEFAULT_PICK, DEFAULT_POLICY, DEFAULT_SOFT_NOISE, LEAKAGE_MODES,
-                            PICKS, POLICIES, TOKENIZERS)
+from core.selection import (BUDGET_UNITS, CLUSTER_CHOICES, DEDUP_MODES, DEFAULT_CLUSTER_CHOICE, DEFAULT_PICK,
+                            DEFAULT_POLICY, DEFAULT_SOFT_NOISE, LEAKAGE_MODES, PICKS, POLICIES, TOKENIZERS)
 from pages import common as C
 from pages import state as S
 from pages.state import State
@@ -165,7 +165,7 @@ def split_settings(state: State, ws, data, sizes: dict[int, int]):
                     help="model: the embedding model's own tokenizer; words: whitespace-separated words.")
         modes = ("Automatic", "Table")
         _offer_modes(state, modes)
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     S.persisted(state, c1.radio, "Per-cluster budgets", S.W_MODE, S.C_PER_CLUSTER_MODE, "Automatic", modes,
                 horizontal=True,
                 help="Automatic: the policy splits the total. Sliders: set each cluster's rows (the total is "
@@ -175,6 +175,10 @@ def split_settings(state: State, ws, data, sizes: dict[int, int]):
                 help="proportional: like the full set; equal: the same for every cluster; sqrt: in between.")
     noise = S.persisted(state, c3.selectbox, "Unclustered rows", S.W_NOISE, S.C_NOISE, "include", NOISE_CHOICES,
                         help="include: treated as one more group; exclude: never picked; own budget: a fixed count.")
+    S.persisted(state, c4.selectbox, "Clusters that get a row", S.W_CLUSTER_CHOICE, S.C_CLUSTER_CHOICE,
+                DEFAULT_CLUSTER_CHOICE, CLUSTER_CHOICES,
+                help="When the budget cannot give every cluster a row: size: the clusters with the largest shares; "
+                     "coverage: the clusters whose medoids cover the others best (facility location).")
     slot = None
     if unit == "tokens":
         token_budget_widget(state, ws, data)

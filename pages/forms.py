@@ -17,7 +17,7 @@ from core.budget_settings import BudgetSettings
 from core.encoders.base import BACKENDS, DEVICES
 from core.encoders.long_text import LONG_TEXT_MODES
 from core.engines.local import MapParams
-from core.selection import DEFAULT_PICK, DEFAULT_POLICY, DEFAULT_SOFT_NOISE, SelectParams
+from core.selection import DEFAULT_CLUSTER_CHOICE, DEFAULT_PICK, DEFAULT_POLICY, DEFAULT_SOFT_NOISE, SelectParams
 from core.stages.cluster import DEFAULT_ASSIGN_NOISE, ClusterParams
 from core.stages.cluster_methods import ALGORITHMS
 from core.stages.embed import EmbedParams
@@ -152,7 +152,7 @@ def budget_settings(state: State) -> BudgetSettings:
         strata_column=g(S.C_STRATA) or None, reference_path=reference, reference_text=g(S.C_REFERENCE_TEXT) or "text",
         coverage_distance=float(g(S.C_COVERAGE_DISTANCE, 0.3)), leakage=g(S.C_LEAKAGE, "warn"),
         leakage_threshold=float(g(S.C_LEAKAGE_THRESHOLD, 0.95)), target_path=g(S.C_TARGET) or None,
-        target_text=g(S.C_TARGET_TEXT) or "text",
+        target_text=g(S.C_TARGET_TEXT) or "text", cluster_choice=g(S.C_CLUSTER_CHOICE, DEFAULT_CLUSTER_CHOICE),
     )
 
 
@@ -190,6 +190,7 @@ def scale_select_form(state: State, n_rows: int) -> tuple[SelectParams, bool]:
                          help="Run the per-cluster picks as Ray tasks (RAY_ADDRESS, else a local Ray instance). "
                               "Off: in this process; the rows chosen are the same.")
     settings = BudgetSettings(budget=int(budget), policy=policy, pick=pick, seed=int(seed), noise=noise,
-                              min_per_cluster=int(lo), max_per_cluster=int(hi), soft_noise=None)
+                              min_per_cluster=int(lo), max_per_cluster=int(hi), soft_noise=None,
+                              cluster_choice="size")
     sv = S.SessionView(state)
     return settings.select_params(n_rows, sv.pins, sv.bans), bool(on_ray)  # the Budget page's rules

@@ -83,6 +83,7 @@ C_SEARCH = "sieve.c.search"
 C_HIGHLIGHT = "sieve.c.highlight"
 C_BUDGET = "sieve.c.budget"
 C_POLICY = "sieve.c.policy"
+C_CLUSTER_CHOICE, W_CLUSTER_CHOICE = "sieve.c.cluster_choice", "w.cluster_choice"  # Budget: which clusters get a row
 C_NOISE = "sieve.c.noise"
 C_NOISE_BUDGET = "sieve.c.noise_budget"
 C_MIN = "sieve.c.min_per_cluster"

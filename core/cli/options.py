@@ -26,7 +26,7 @@ from core.store.workspace import DEFAULT_WORKSPACE
 
 from .. import queries
 from ..engines.ray import ScaleEmbedParams, ScaleMapParams
-from ..selection import DEFAULT_PICK, DEFAULT_POLICY, DEFAULT_SOFT_NOISE, SelectParams
+from ..selection import DEFAULT_CLUSTER_CHOICE, DEFAULT_PICK, DEFAULT_POLICY, DEFAULT_SOFT_NOISE, SelectParams
 
 REQUIRED = ...
 
@@ -195,6 +195,9 @@ DEPTH_OPTS = group(*(_depth(*row) for row in (
     ("target", Optional[str], "target_path", "A target file (any input format): the budget follows the share of "
      "its rows nearest each cluster (importance resampling; replaces --policy)."),
     ("target_text", str, "target_text", "The target file's text column."),
+    ("cluster_choice", Optional[str], None, "Which clusters get the rows when the budget cannot give each a row: "
+     "size (the largest shares) or coverage (facility location over cluster medoids) "
+     f"(default {DEFAULT_CLUSTER_CHOICE}; --engine ray: size).", None),
 )), Opt("no_soft_noise", bool, False, ("--no-soft-noise",),
         "Leave the map's unclustered rows unclustered for the selection (soft noise off)."))
 

@@ -16,7 +16,7 @@ from core.store.workspace import SieveError
 
 from .. import queries
 from ..engines.local import MapParams
-from ..selection import DEFAULT_SOFT_NOISE, SelectParams
+from ..selection import DEFAULT_CLUSTER_CHOICE, DEFAULT_SOFT_NOISE, SelectParams
 from ..workflow_types import LOCAL, RAY
 
 
@@ -120,6 +120,14 @@ def soft_noise(o: SimpleNamespace) -> float | None:
     return None if getattr(o, "engine", LOCAL) == RAY else DEFAULT_SOFT_NOISE
 
 
+def cluster_choice(o: SimpleNamespace) -> str:
+    """SelectParams.cluster_choice of ``--cluster-choice``: the value given, else
+    DEFAULT_CLUSTER_CHOICE ('size' on the Ray engine, which refuses 'coverage' by name)."""
+    if o.cluster_choice is not None:
+        return o.cluster_choice
+    return "size" if getattr(o, "engine", LOCAL) == RAY else DEFAULT_CLUSTER_CHOICE
+
+
 def depth_fields(o: SimpleNamespace) -> dict:
     """The SelectParams fields of the selection-depth options (dedup, tokens, strata,
     reference, target); empty when the command has none of them."""
@@ -133,6 +141,7 @@ def depth_fields(o: SimpleNamespace) -> dict:
         reference_path=_resolved(ref), reference_text=o.reference_text, coverage_distance=o.coverage_distance,
         leakage=o.leakage if ref else ("off" if o.leakage == "warn" else o.leakage),
         leakage_threshold=o.leakage_threshold, target_path=_resolved(o.target), target_text=o.target_text or "text",
+        cluster_choice=cluster_choice(o),
     )
 
 

@@ -286,7 +286,8 @@ def run_selection(ws: Workspace, data: MapData, params: SelectParams, *, encoder
     workspace, where the expensive ones are cached.  ``encoder`` embeds the reference
     set (default: the map's own model)."""
     scores = score_values(ws, params.score_column, data.row_ids) if params.score_column else None
-    needs_vectors = params.pick in VECTOR_PICKS or params.dedup == "near" or params.leakage != "off"
+    needs_vectors = (params.pick in VECTOR_PICKS or params.dedup == "near" or params.leakage != "off"
+                     or params.cluster_choice == "coverage")
     vectors = data.vectors if needs_vectors else None
     groups = si.duplicate_groups(ws, data, params) if params.dedup != "none" else None
     tokens = si.token_counts(ws, data, params.tokenizer) if params.budget_unit == "tokens" else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -91,6 +91,28 @@ def largest_remainder(x: Mapping[int, float], lo: Mapping[int, int], cap: Mappin
     return counts
 
 
+def rechoose_singles(x: Mapping[int, float], counts: dict[int, int], lo: Mapping[int, int], cap: Mapping[int, int],
+                     fixed: Mapping[int, int], w: Mapping[int, float], choose: Callable) -> dict[int, int]:
+    """``counts`` with its sub-unit groups' units handed out by ``choose`` instead of by remainder.
+
+    *Flexible* groups are the clusters (not noise) with a continuous share ``x`` below one unit,
+    no floor, no override and room for one unit: rounding gives each 0 or 1.  Their ``k`` units
+    go to ``choose(w, anchored, flexible, k)`` (``flexible`` in largest-remainder order,
+    ``anchored`` = the groups with a unit anyway), which returns ``k`` of them; the total is
+    unchanged.  Raises SieveError if ``choose`` returns another number of flexible groups."""
+    flexible = sorted((c for c in x if c != NOISE and c not in fixed and lo[c] == 0 and cap[c] >= 1
+                       and x[c] < 1 - 1e-9), key=lambda c: (-x[c], c))
+    k = sum(counts[c] for c in flexible)
+    if k == 0 or k == len(flexible):
+        return counts
+    flex = set(flexible)
+    anchored = [c for c in sorted(counts) if c != NOISE and c not in flex and counts[c] >= 1]
+    chosen = set(choose(w, anchored, flexible, k))
+    if len(chosen) != k or not chosen <= flex:
+        raise SieveError(f"cluster choice returned {len(chosen)} clusters for {k} rows")
+    return {c: (int(c in chosen) if c in flex else v) for c, v in counts.items()}
+
+
 def allocate(
     sizes: Mapping[int, int],
     budget: int,
@@ -101,6 +123,7 @@ def allocate(
     fixed: Mapping[int, int] | None = None,
     weights_from: Mapping[int, int] | None = None,
     unit: str = "rows",
+    choose: Callable | None = None,
 ) -> Allocation:
     """Split ``budget`` units (rows, or tokens with ``unit='tokens'``) across groups.
 
@@ -112,7 +135,9 @@ def allocate(
     to the others); it is rounded by largest remainder.  The result sums exactly to
     ``budget`` whenever ``sum(lower) <= budget <= sum(upper)``; when the caps allow
     fewer units every group gets its cap and a note says so.  Raises SieveError for a
-    negative budget, an unknown policy, or floors above the budget.
+    negative budget, an unknown policy, or floors above the budget.  ``choose``: which
+    clusters get the units of the groups whose share is below one unit (:func:`rechoose_singles`;
+    None: the largest remainders, i.e. by the policy's weight).
     """
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 0:
         raise SieveError(f"budget must be a non-negative integer, got {budget!r}")
@@ -126,7 +151,11 @@ def allocate(
         notes.append(f"budget={budget} cannot be reached: caps, overrides and bans allow at most {room} {unit}")
         target = room
     w = policy_weights({c: (weights_from or sizes).get(c, sizes[c]) for c in sorted(sizes)}, policy)
-    return Allocation(largest_remainder(water_fill(w, lo, cap, target), lo, cap, target), notes)
+    x = water_fill(w, lo, cap, target)
+    counts = largest_remainder(x, lo, cap, target)
+    if choose is not None:
+        counts = rechoose_singles(x, counts, lo, cap, dict(fixed or {}), w, choose)
+    return Allocation(counts, notes)
 
 
 def group_bounds(sizes: Mapping[int, int], params: SelectParams, pinned: Mapping[int, int]):

@@ -17,6 +17,7 @@ import numpy as np
 
 from core.store.workspace import SieveError
 
+from .cluster_cover import CLUSTER_CHOICES
 from .picks import REGISTRY
 from .tokens import TOKENIZERS
 
@@ -30,6 +31,9 @@ DEFAULT_POLICY = "sqrt"
 # the skewed sets; docs/SELECTION.md).  SelectParams' own field default stays None (off), so a
 # manifest without the field replays as before; the Ray engine (no soft membership) keeps it off.
 DEFAULT_SOFT_NOISE = 0.0
+# Which clusters get the rows when the budget cannot give each one (core.selection.cluster_cover),
+# as the CLI and the app start from.  SelectParams' own field default stays "size".
+DEFAULT_CLUSTER_CHOICE = "size"
 NOISE_MODES = ("include", "exclude")
 DEDUP_MODES = ("none", "exact", "near")
 BUDGET_UNITS = ("rows", "tokens")
@@ -150,13 +154,15 @@ def check_allocation(p: "SelectParams") -> None:
 
 
 def check_pick(p: "SelectParams") -> None:
-    """The pick method (one of the registry's), its score column, MMR weight and algorithm version."""
+    """The pick method (one of the registry's), its score column, MMR weight, the cluster choice and
+    the algorithm version."""
     _one_of(p.pick, tuple(REGISTRY), "pick")
     if not isinstance(p.score_ascending, bool):
         raise SieveError(f"score_ascending must be true or false, got {p.score_ascending!r}")
     if REGISTRY[p.pick].scores == "required" and not p.score_column:
         raise SieveError(f"pick={p.pick!r} needs a score_column")
     p.mmr_lambda = fraction(p.mmr_lambda, "mmr_lambda")
+    _one_of(p.cluster_choice, CLUSTER_CHOICES, "cluster_choice")
     if not _is_int(p.algo_version) or p.algo_version not in ALGO_VERSIONS:
         raise SieveError(f"algo_version must be one of {ALGO_VERSIONS}, got {p.algo_version!r}")
     p.algo_version = int(p.algo_version)
@@ -253,6 +259,9 @@ class SelectParams:
     # (each target row counts for the cluster of its nearest map row); replaces the policy.
     target_path: str | None = field(default=None, metadata=LOCAL_ONLY)
     target_text: str = "text"
+    # Which clusters get the rows when the budget cannot give each a row (core.selection.cluster_cover):
+    # "size" (largest remainders: what a manifest without the field replays) or "coverage".
+    cluster_choice: str = field(default="size", metadata=LOCAL_ONLY)
 
     def __post_init__(self):
         for check in CHECKS:
@@ -281,6 +290,7 @@ class SelectParams:
             "leakage_threshold": self.leakage_threshold, "algo_version": self.algo_version,
             # only when set, so manifests without a target keep their exact shape
             **({"target_path": self.target_path, "target_text": self.target_text} if self.target_path else {}),
+            **({"cluster_choice": self.cluster_choice} if self.cluster_choice != "size" else {}),
         }
 
     @classmethod

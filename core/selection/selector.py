@@ -26,6 +26,7 @@ from core.store.workspace import SieveError
 
 from .allocate import Allocation, allocate, group_bounds, shortfall_note
 from .candidates import Groups, cluster_members, duplicate_groups, leakage, pin_ban_masks, soft_noise
+from .cluster_cover import coverage_chooser
 from .clusters import Picked, PickPlan, pick_clusters
 from .facility_global import target_cluster_weights
 from .params import SelectParams
@@ -93,6 +94,8 @@ def check_inputs(labels: np.ndarray, row_ids: np.ndarray, params: SelectParams, 
     method = REGISTRY[params.pick]
     if method.vectors and x.vectors is None:
         raise SieveError(f"pick={params.pick!r} needs the embedding vectors")
+    if params.cluster_choice == "coverage" and x.vectors is None:
+        raise SieveError("cluster_choice='coverage' needs the embedding vectors")
     if method.scores == "required" or (method.scores == "optional" and params.score_column):
         x.scores = check_scores(x.scores, params)
     if params.budget_unit == "tokens":
@@ -138,18 +141,38 @@ def target_policy(eff, clusters, params: SelectParams, x: RowInputs, full_sizes,
     return "proportional", tw
 
 
-def allocate_clusters(sizes, params: SelectParams, bounds, policy, weights_from) -> Allocation:
+def allocate_clusters(sizes, params: SelectParams, bounds, policy, weights_from, choose=None) -> Allocation:
     """:func:`allocate` over the clusters, its shortfall notes said with their reasons."""
     lower, upper, fixed = bounds
     try:
         alloc = allocate(sizes, params.budget, policy, lower=lower, upper=upper, fixed=fixed,
-                         weights_from=weights_from, unit=params.unit)
+                         weights_from=weights_from, unit=params.unit, choose=choose)
     except SieveError as exc:
         if params.strata_bounds:
             raise SieveError(f"{exc} (with the strata_bounds floors of every cluster x stratum cell)") from exc
         raise
     alloc.notes[:] = [shortfall_note(note, sizes, params) for note in alloc.notes]
     return alloc
+
+
+def cluster_chooser(params: SelectParams, vectors, members_of, avail, notes: list, stats: dict):
+    """The allocation's ``choose`` for ``params.cluster_choice`` ('coverage' on a row budget:
+    core.selection.cluster_cover; the rows it hands out are counted in ``stats``), else None."""
+    if params.cluster_choice != "coverage":
+        return None
+    if params.budget_unit == "tokens":
+        notes.append("cluster_choice='coverage' applies to row budgets; with a token budget the largest "
+                     "shares get the units")
+        return None
+    inner = coverage_chooser(vectors, {c: m[avail[m]] for c, m in members_of.items()})
+
+    def choose(weights, anchored, flexible, k):
+        stats["clusters_chosen_by_coverage"] = int(k)
+        notes.append(f"cluster choice: {k} of the {len(flexible)} clusters too small for a whole row by share "
+                     "get one, chosen by coverage (facility location over cluster medoids)")
+        return inner(weights, anchored, flexible, k)
+
+    return choose
 
 
 def one_blas_thread():
@@ -260,7 +283,8 @@ def select(
         cells = strata_cells(x.strata, clusters, members_of, w, avail, pinned, active, params, lower, upper, sizes,
                              pin_counts)
     policy, weights_from = target_policy(eff, clusters, params, x, full_sizes, notes, stats)
-    alloc = allocate_clusters(sizes, params, (lower, upper, fixed), policy, weights_from)
+    choose = cluster_chooser(params, x.vectors, members_of, avail, notes, stats)
+    alloc = allocate_clusters(sizes, params, (lower, upper, fixed), policy, weights_from, choose)
     plan = PickPlan(params, REGISTRY[params.pick], clusters, members_of, alloc.counts, pinned, avail, w,
                     params.budget_unit == "tokens", x.vectors, x.scores, cells)
     with one_blas_thread():
