@@ -16,7 +16,8 @@ in one fresh worker process per case:
   exactly as the Budget page calls them (``pages.common.current_selection``), with
   the page's defaults (equal policy, random pick, budget = a tenth of the rows, vector
   metrics on), alternating the budget so nothing is cached; also with ``pick='diverse'``
-  and with the CLI's and app's defaults (``DEFAULT_POLICY`` + ``DEFAULT_PICK``: sqrt + facility).
+  and with the CLI's and app's default recipe (``DEFAULT_POLICY`` + ``DEFAULT_PICK`` + ``DEFAULT_SOFT_NOISE`` +
+  ``DEFAULT_CLUSTER_CHOICE``: sqrt + facility, soft noise 0).
 
 ``--cases budget,budget_default`` runs only those cases (and generates only the maps they need).
 
@@ -143,17 +144,20 @@ def work_lasso(folder: Path, repeats: int) -> dict:
 
 
 def work_budget(folder: Path, repeats: int, pick: str | None, policy: str | None = "equal") -> dict:
-    """``pick``/``policy`` None: the CLI's and the app's defaults (DEFAULT_PICK, DEFAULT_POLICY)."""
+    """``pick``/``policy`` None: the CLI's and the app's default recipe (DEFAULT_PICK, DEFAULT_POLICY,
+    DEFAULT_SOFT_NOISE, DEFAULT_CLUSTER_CHOICE)."""
     from core.engines.local import run_selection, selection_report
-    from core.selection import DEFAULT_PICK, DEFAULT_POLICY, SelectParams
+    from core.selection import DEFAULT_CLUSTER_CHOICE, DEFAULT_PICK, DEFAULT_POLICY, DEFAULT_SOFT_NOISE, SelectParams
 
+    recipe = {} if pick or policy else dict(soft_noise_threshold=DEFAULT_SOFT_NOISE,
+                                            cluster_choice=DEFAULT_CLUSTER_CHOICE)
     pick, policy = pick or DEFAULT_PICK, policy or DEFAULT_POLICY
 
     data = _map_data(folder)
     n = len(data.row_ids)
     times, cpu = [], []
     for i in range(repeats):
-        params = SelectParams(budget=n // 10 - 500 * (i % 2), policy=policy, pick=pick)
+        params = SelectParams(budget=n // 10 - 500 * (i % 2), policy=policy, pick=pick, **recipe)
         t, c = time.perf_counter(), time.process_time()
         sel = run_selection(None, data, params)  # what pages.common.current_selection does
         report = selection_report(data, sel, params, vectors=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.selection import DEFAULT_SOFT_NOISE
+from core.selection import CLUSTER_CHOICES, DEFAULT_CLUSTER_CHOICE, DEFAULT_SOFT_NOISE
 from pages import state as S
 from tests.app_fixtures import map_env, no_errors, open_page, small_map, metric_value  # noqa: F401
 
@@ -23,6 +23,13 @@ def test_budget_depth_widgets_reach_core_and_show_the_random_baseline(map_env):
     # the default recipe: soft noise on at 0 (every unclustered row joins its most likely cluster)
     assert at.checkbox(key=S.W_SOFT_NOISE_ON).value is True and at.slider(key=S.W_SOFT_NOISE).value == 0.0
     assert at.session_state[S.K_SELECT_PARAMS].soft_noise_threshold == DEFAULT_SOFT_NOISE
+    # which clusters get a row when the budget cannot give each one: the widget reaches the params
+    choice = at.selectbox(key=S.W_CLUSTER_CHOICE)
+    assert choice.value == DEFAULT_CLUSTER_CHOICE and set(choice.options) == set(CLUSTER_CHOICES)
+    other = next(c for c in CLUSTER_CHOICES if c != DEFAULT_CLUSTER_CHOICE)
+    choice.set_value(other).run()
+    no_errors(at)
+    assert at.session_state[S.K_SELECT_PARAMS].cluster_choice == other
     at.selectbox(key=S.W_DEDUP).set_value("exact").run()
     at.selectbox(key=S.W_PICK).set_value("facility").run()
     at.checkbox(key=S.W_SOFT_NOISE_ON).check().run()

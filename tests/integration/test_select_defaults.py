@@ -77,3 +77,19 @@ def test_cli_no_soft_noise_is_recorded_as_off(tmp_path):
     man_path = tmp_path / "sub.manifest.json"
     sieve("export", "--out", tmp_path / "sub.parquet", "--manifest", man_path, "-w", ws)
     assert json.loads(man_path.read_text())["select"]["soft_noise_threshold"] is None
+
+
+def test_cli_cluster_choice_coverage_is_recorded_and_reproduced(tmp_path):
+    data = write_vectors_jsonl(tmp_path / "topics_vectors.jsonl")
+    ws = tmp_path / "ws"
+    sieve("ingest", data, "--text", "text", "--vectors", "vec", "-w", ws)
+    sieve("map", "-w", ws)
+    sieve("select", "--budget", "2", "--cluster-choice", "coverage", "-w", ws)
+    out, man_path = tmp_path / "sub.parquet", tmp_path / "sub.manifest.json"
+    sieve("export", "--out", out, "--manifest", man_path, "-w", ws)
+    man = json.loads(man_path.read_text())
+    assert man["select"]["cluster_choice"] == "coverage" and len(man["selected_row_ids"]) == 2
+    again = tmp_path / "again.parquet"
+    sieve("reproduce", man_path, "--data", data, "--out", again, "--manifest", tmp_path / "again.json",
+          "-w", tmp_path / "ws2")
+    assert sorted(pq.read_table(again).column("sieve_row_id").to_pylist()) == man["selected_row_ids"]

@@ -459,6 +459,7 @@ SELECT_BAD = {
     "leakage_threshold": [0, 1.2, None],
     "target_path": ["", 5],
     "target_text": ["", None],
+    "cluster_choice": ["biggest", "", None],
 }
 
 
