@@ -235,7 +235,7 @@ def main(argv=None) -> None:
          "budget 10,000 / 9,500, vector metrics on)", "≤ 1 s", 1.0),
         ("budget_diverse", "Budget change at 100k rows with `pick='diverse'` (extra; same calls)", "≤ 1 s", 1.0),
         ("budget_default", "Budget change at 100k rows with the CLI's and app's defaults (`sqrt` policy, "
-         "`facility` pick; same calls)", "≤ 1 s", 1.0),
+         "`facility` pick, soft noise 0; same calls)", "≤ 1 s", 1.0),
     ]
     rows = [r for r in rows if r[0] in res]
     cores = os.cpu_count()
