@@ -39,8 +39,9 @@ def soft_noise(labels, soft_labels, soft_strength, params: SelectParams, notes: 
     eff, moved = effective_labels(labels, soft_labels, soft_strength, params.soft_noise_threshold)
     if params.soft_noise_threshold is not None:
         if soft_labels is None or soft_strength is None:
-            notes.append("soft_noise_threshold: this map has no soft membership (compute the map again); "
-                         "no unclustered row was moved")
+            if (eff == NOISE).any():
+                notes.append("soft noise: this map has no soft membership (a map fitted on a sample, or made "
+                             "before it was stored), so its unclustered rows stay unclustered")
         else:
             notes.append(f"soft noise: {int(moved.sum())} unclustered row(s) with soft membership >= "
                          f"{params.soft_noise_threshold:g} joined their most likely cluster")

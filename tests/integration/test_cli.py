@@ -57,7 +57,10 @@ def test_run_end_to_end_on_the_sample(sieve_cli_e2e):
     assert man["model"]["params"]["backend"] == "onnx-int8"
     assert man["dataset"]["n_rows"] == pacsv.read_csv(SAMPLE_CSV).num_rows
     # equal policy: per-cluster budgets differ by at most one unless a group is exhausted
-    budgets = [(c["budget"], c["size"]) for c in man["clusters"]]
+    # (soft noise 0, the default, moves the map's unclustered rows into their clusters: the noise
+    # group the manifest lists with its map size is empty for the selection)
+    assert man["select"]["soft_noise_threshold"] == 0.0
+    budgets = [(c["budget"], c["size"]) for c in man["clusters"] if c["id"] >= 0]
     assert sum(b for b, _ in budgets) == e.budget
     open_ = [b for b, s in budgets if b < s]
     assert max(b for b, _ in budgets) - min(open_) <= 1
@@ -233,7 +236,7 @@ def test_selection_options_are_declared_once_for_select_and_run():
     sel = {p.name: p for p in cmd.commands["select"].params}
     run = {p.name: p for p in cmd.commands["run"].params}
     names = [*SELECT_OPTS, *DEPTH_OPTS]
-    assert len(names) == 27 and set(names) <= set(sel) and set(names) <= set(run)
+    assert len(names) == 29 and set(names) <= set(sel) and set(names) <= set(run)  # + cluster_choice, no_soft_noise
     for name in names:
         a, b = sel[name], run[name]
         assert (a.opts, a.default, a.help, a.required, a.multiple) == (b.opts, b.default, b.help, b.required,
@@ -250,11 +253,14 @@ def test_cli_defaults_are_the_params_defaults():
     from core.stages.embed import EmbedParams
     from core.engines.local import MapParams
     from core.stages.project import ProjectParams
-    from core.selection import DEFAULT_PICK, DEFAULT_POLICY, SelectParams
+    from core.selection import DEFAULT_CLUSTER_CHOICE, DEFAULT_PICK, DEFAULT_POLICY, DEFAULT_SOFT_NOISE, SelectParams
 
     o = SimpleNamespace(**{opt.name: opt.default for opt in [*SELECT_OPTS.values(), *DEPTH_OPTS.values()]})
     o.budget = 10
-    # the CLI's own defaults: the harness winner (sqrt + facility); --leakage warn means off without --reference
-    assert select_params(o) == SelectParams(budget=10, pick=DEFAULT_PICK, policy=DEFAULT_POLICY)
+    # the CLI's own defaults: the harness winner (sqrt + facility + soft noise 0); --leakage warn means off
+    # without --reference
+    assert select_params(o) == SelectParams(budget=10, pick=DEFAULT_PICK, policy=DEFAULT_POLICY,
+                                            soft_noise_threshold=DEFAULT_SOFT_NOISE,
+                                            cluster_choice=DEFAULT_CLUSTER_CHOICE)
     o = SimpleNamespace(**{opt.name: opt.default for opt in [*EMBED.values(), *MAP.values()]})
     assert map_params(o, o.seed) == MapParams(EmbedParams().resolved(), ProjectParams(), ClusterParams())
