@@ -188,7 +188,7 @@ DEPTH_OPTS = group(*(_depth(*row) for row in (
      "--near-dup): one pick per duplicate group."),
     ("near_dup", float, "near_dup_threshold", "Cosine similarity that makes two rows near-duplicates."),
     ("mmr_lambda", float, "mmr_lambda", "With --pick mmr: 1 = most relevant, 0 = most novel."),
-    ("soft_noise", Optional[float], None,
+    ("soft_noise", Optional[float], "soft_noise_threshold",
      f"Unclustered rows with soft membership >= this join their most likely cluster for the selection "
      f"(default {DEFAULT_SOFT_NOISE:g}: every one; --engine ray: off).", None),
     ("budget_unit", str, "budget_unit", "rows or tokens (budget, min/max, overrides in tokens)."),
@@ -205,12 +205,13 @@ DEPTH_OPTS = group(*(_depth(*row) for row in (
     ("target", Optional[str], "target_path", "A target file (any input format): the budget follows the share of "
      "its rows nearest each cluster (importance resampling; replaces --policy)."),
     ("target_text", str, "target_text", "The target file's text column."),
-    ("cluster_choice", Optional[str], None, "Which clusters get the rows when the budget cannot give each a row: "
-     "size (the largest shares) or coverage (facility location over cluster medoids) "
-     f"(default {DEFAULT_CLUSTER_CHOICE}; --engine ray: size).", None),
+    ("cluster_choice", Optional[str], "cluster_choice",
+     "Which clusters get the rows when the budget cannot give each a row: size (the largest shares) or "
+     f"coverage (facility location over cluster medoids) (default {DEFAULT_CLUSTER_CHOICE}; --engine ray: size).",
+     None),
 )), Opt("no_soft_noise", bool, False, ("--no-soft-noise",),
-        "Leave the map's unclustered rows unclustered for the selection (soft noise off)."))
-
+        "Leave the map's unclustered rows unclustered for the selection (soft noise off).",
+        field="soft_noise_threshold"))
 
 
 def selection_flag(field: str) -> str:

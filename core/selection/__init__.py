@@ -10,7 +10,8 @@ from .allocate import Allocation, allocate, group_bounds, policy_weights, shortf
 from .candidates import effective_labels
 from .cluster_cover import CLUSTER_CHOICES
 from .params import (ALGO_VERSION, ALGO_VERSIONS, BUDGET_UNITS, DEDUP_MODES, DEFAULT_CLUSTER_CHOICE, DEFAULT_POLICY,
-                     DEFAULT_SOFT_NOISE, LEAKAGE_MODES, MISSING_STRATUM, NOISE_MODES, POLICIES, TOKENIZERS, SelectParams)
+                     DEFAULT_SOFT_NOISE, LEAKAGE_MODES, MISSING_STRATUM, NOISE_MODES, POLICIES, TOKENIZERS,
+                     SelectParams)
 from .picks import (DEFAULT_PICK, DIVERSE_POOL_FACTOR, DIVERSE_POOL_MIN, ENGINES, FACILITY_MAX_CANDIDATES,
                     FACILITY_MAX_CLIENTS, PICKS, REGISTRY, VECTOR_PICKS, Pick, PickMethod, PickRequest, describe,
                     engine_picks, pick_facility, register)
