@@ -126,6 +126,7 @@ def test_other_command_errors(tmp_path):
     ["--budget-unit", "tokens"],
     ["--strata", "source"],
     ["--pick", "facility-global"],
+    ["--cluster-choice", "coverage"],
 ])
 def test_an_option_the_ray_engine_cannot_run_is_named_by_its_flag(typed, tmp_path):
     """The engine's refusal names what the user typed (the flag and its value, the engine as
