@@ -1,5 +1,6 @@
 """Export: download or save the chosen rows (Parquet, JSONL or CSV) with a manifest
-that `sieve reproduce` turns back into the same rows."""
+that `sieve reproduce` turns back into the same rows.  On the Ray engine (chosen on the Map
+page): Parquet shards plus a manifest (pages.export_sharded)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import streamlit as st
 
 from core import queries, workflows
 from core.explore_files import EXPORT_MIME, export_bytes
-from core.workflow_types import ExportTarget
+from core.workflow_types import RAY, ExportTarget
 from pages import common as C
-from pages import forms
+from pages import engine_choice, export_sharded, forms
 from pages import state as S
 
 FORMATS = ("parquet", "jsonl", "csv")
@@ -163,9 +164,17 @@ def _render(state: S.State, ws, data) -> None:
 
 
 def body() -> None:
-    opened = C.page_map("Export")
-    if opened is not None:
-        state, ws, _, data = opened
+    opened = C.page_dataset("Export")
+    if opened is None:
+        return
+    state, ws, info = opened
+    engine = engine_choice.current(state, ws, info)
+    engine_choice.caption(engine)
+    if engine == RAY:
+        export_sharded.render(state, ws, info)
+        return
+    data = C.map_or_guidance(state, ws)
+    if data is not None:
         _render(state, ws, data)
 
 
