@@ -21,7 +21,7 @@ import pytest
 
 from pages import state as S
 from tests.fakes import BagOfWordsEncoder
-from tests.app_fixtures import chart, empty_env, metric_value, no_errors, open_page, send_selection  # noqa: F401
+from tests.app_fixtures import chart, empty_env, metric_value, new_app, no_errors, open_page, send_selection  # noqa: F401
 
 N_ROWS = 1200
 SAMPLE = 700
@@ -469,7 +469,8 @@ def test_navigation_lists_the_four_pages_and_no_at_scale_page(empty_env, monkeyp
         return real(pages, *a, **k)
 
     monkeypatch.setattr(st, "navigation", spy)
-    at = open_page(S.PAGE_DATA)
+    at = new_app()
+    at.run()  # app.py itself (switch_page would run a page file directly)
     assert not at.exception
     assert titles == ["Data", "Map", "Budget", "Export"]
     assert not (Path(S.REPO_ROOT) / "pages" / "scale.py").exists()
