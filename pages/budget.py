@@ -12,7 +12,6 @@ import streamlit as st
 from core import queries, workflows
 from core.explore import draw_sample
 from core.selection import SelectParams
-from core.workflow_types import RAY
 from pages import budget_form, budget_sharded, engine_choice
 from pages import common as C
 from pages import figures, forms
@@ -187,18 +186,7 @@ def _render(state: State, ws, info, data) -> None:
 
 
 def body() -> None:
-    opened = C.page_dataset("Budget")
-    if opened is None:
-        return
-    state, ws, info = opened
-    engine = engine_choice.current(state, ws, info)
-    engine_choice.caption(engine)
-    if engine == RAY:
-        budget_sharded.render(state, ws, info)
-        return
-    data = C.map_or_guidance(state, ws)
-    if data is not None:
-        _render(state, ws, info, data)
+    engine_choice.dispatch("Budget", budget_sharded.render, _render)
 
 
 C.run_page(body)

@@ -18,7 +18,7 @@ from pages import budget_form
 from pages import common as C
 from pages import forms
 from pages import state as S
-from pages.engine_choice import sharded_map
+from pages.engine_choice import sharded_map_or_guidance
 from pages.state import State
 
 RAY_NOISE = ("include", "exclude")
@@ -101,11 +101,8 @@ def _allocation(sel, names: dict) -> None:
 
 def render(state: State, ws, info) -> None:
     """The Budget page on the Ray engine for the dataset ``info``."""
-    C.sync_pins_bans(state, info.key)
-    handle = sharded_map(ws)
+    handle = sharded_map_or_guidance(state, ws, info)
     if handle is None:
-        C.need("This dataset has no sharded map yet. Build one on the Map page (engine: Sharded) first.",
-               S.PAGE_MAP, "Go to Map", ":material/scatter_plot:")
         return
     n_rows = int(handle.info["n_rows"])
     on_ray = settings_form(state, n_rows)

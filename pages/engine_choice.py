@@ -9,11 +9,14 @@ a dataset with a sharded map and no in-memory map runs on Ray, any other on loca
 
 from __future__ import annotations
 
+from typing import Callable
+
 import streamlit as st
 
 from core import queries, workflows
 from core.store.errors import SieveError
 from core.workflow_types import LOCAL, RAY
+from pages import common as C
 from pages import state as S
 from pages.state import State
 
@@ -58,3 +61,32 @@ def choose(state: State, ws, info) -> str:
 def caption(engine: str) -> None:
     """Which engine the page runs on, and where to change it."""
     st.caption(f"Engine: {LABELS[engine]}. Change it on the Map page.")
+
+
+def sharded_map_or_guidance(state: State, ws, info):
+    """The sharded map of the dataset ``info`` (its pins and bans synced), or None after telling
+    the user to build one on the Map page (with a link)."""
+    C.sync_pins_bans(state, info.key)
+    handle = sharded_map(ws)
+    if handle is None:
+        C.need("This dataset has no sharded map yet. Build one on the Map page (engine: Sharded) first.",
+               S.PAGE_MAP, "Go to Map", ":material/scatter_plot:")
+    return handle
+
+
+def dispatch(title: str, on_ray: Callable, on_local: Callable) -> None:
+    """The Budget and Export pages' body: title the page, open this session's dataset (else
+    guidance), say the engine, then ``on_ray(state, ws, info)`` on Ray, else
+    ``on_local(state, ws, info, data)`` with this session's in-memory map (else guidance)."""
+    opened = C.page_dataset(title)
+    if opened is None:
+        return
+    state, ws, info = opened
+    engine = current(state, ws, info)
+    caption(engine)
+    if engine == RAY:
+        on_ray(state, ws, info)
+        return
+    data = C.map_or_guidance(state, ws)
+    if data is not None:
+        on_local(state, ws, info, data)

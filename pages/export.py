@@ -12,7 +12,7 @@ import streamlit as st
 
 from core import queries, workflows
 from core.explore_files import EXPORT_MIME, export_bytes
-from core.workflow_types import RAY, ExportTarget
+from core.workflow_types import ExportTarget
 from pages import common as C
 from pages import engine_choice, export_sharded, forms
 from pages import state as S
@@ -164,18 +164,7 @@ def _render(state: S.State, ws, data) -> None:
 
 
 def body() -> None:
-    opened = C.page_dataset("Export")
-    if opened is None:
-        return
-    state, ws, info = opened
-    engine = engine_choice.current(state, ws, info)
-    engine_choice.caption(engine)
-    if engine == RAY:
-        export_sharded.render(state, ws, info)
-        return
-    data = C.map_or_guidance(state, ws)
-    if data is not None:
-        _render(state, ws, data)
+    engine_choice.dispatch("Export", export_sharded.render, lambda state, ws, info, data: _render(state, ws, data))
 
 
 C.run_page(body)

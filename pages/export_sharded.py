@@ -15,7 +15,7 @@ from pages import budget_sharded
 from pages import common as C
 from pages import forms
 from pages import state as S
-from pages.engine_choice import sharded_map
+from pages.engine_choice import sharded_map_or_guidance
 from pages.state import State
 
 
@@ -62,11 +62,8 @@ def _form(state: State, ws, handle: ShardedMap, result: dict) -> None:
 
 def render(state: State, ws, info) -> None:
     """The Export page on the Ray engine for the dataset ``info``."""
-    C.sync_pins_bans(state, info.key)
-    handle = sharded_map(ws)
+    handle = sharded_map_or_guidance(state, ws, info)
     if handle is None:
-        C.need("This dataset has no sharded map yet. Build one on the Map page (engine: Sharded) first.",
-               S.PAGE_MAP, "Go to Map", ":material/scatter_plot:")
         return
     if S.ShardedState(state).selection is None:
         C.need("No budget has been set in this session yet. Choose one on the Budget page first.", S.PAGE_BUDGET,
