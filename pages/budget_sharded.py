@@ -21,9 +21,6 @@ from pages import state as S
 from pages.engine_choice import sharded_map_or_guidance
 from pages.state import State
 
-RAY_NOISE = ("include", "exclude")
-
-
 def _offer(state: State, wkey: str, ckey: str, options: tuple, default) -> None:
     """Keep the persisted value ``ckey`` (and its widget's) among ``options`` (else ``default``)."""
     if state.get(ckey, default) not in options:
@@ -35,15 +32,20 @@ def _offer(state: State, wkey: str, ckey: str, options: tuple, default) -> None:
 def settings_form(state: State, n_rows: int) -> bool:
     """The Budget page's total, policy, noise, min/max, pick and seed widgets on a sharded map of
     ``n_rows`` rows (only what the Ray engine runs), and "Pick on Ray"; returns that switch."""
-    picks = queries.engine_pick_names(RAY)  # what the Ray engine supports (the pick registry says)
+    offered = forms.ray_choices()
+    picks = offered["pick"]
     _offer(state, S.W_PICK, S.C_PICK, picks, forms.RAY_DEFAULTS["pick"])
-    _offer(state, S.W_NOISE, S.C_NOISE, RAY_NOISE, "include")
+    _offer(state, S.W_NOISE, S.C_NOISE, offered["noise"], "include")
+    for wkey, ckey in ((S.W_MIN, S.C_MIN), (S.W_MAX, S.C_MAX)):  # e.g. tokens, set on a local map
+        if int(state.get(ckey, 0) or 0) > n_rows:
+            state[ckey] = n_rows
+            state.pop(wkey, None)
     st.subheader("Split")
     budget_form.total_widgets(state, st.container(), n_rows, False, None)
     c1, c2, c3, c4 = st.columns(4)
     S.persisted(state, c1.selectbox, "Policy", S.W_POLICY, S.C_POLICY, forms.RAY_DEFAULTS["policy"], POLICIES,
                 help="proportional: like the full set; equal: the same for every cluster; sqrt: in between.")
-    S.persisted(state, c2.selectbox, "Unclustered rows", S.W_NOISE, S.C_NOISE, "include", RAY_NOISE,
+    S.persisted(state, c2.selectbox, "Unclustered rows", S.W_NOISE, S.C_NOISE, "include", offered["noise"],
                 help="include: treated as one more group; exclude: never picked.")
     S.persisted(state, c3.number_input, "Min per cluster (rows)", S.W_MIN, S.C_MIN, 0, min_value=0,
                 max_value=n_rows, step=1)

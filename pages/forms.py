@@ -22,6 +22,7 @@ from core.stages.cluster import DEFAULT_ASSIGN_NOISE, ClusterParams
 from core.stages.cluster_methods import ALGORITHMS
 from core.stages.embed import EmbedParams
 from core.stages.project import METRICS, ProjectParams
+from core.workflow_types import RAY
 from pages import common as C
 from pages import state as S
 
@@ -164,16 +165,27 @@ def select_params(state: State, data) -> SelectParams:
 # -- Budget on the Ray engine -------------------------------------------------------------------
 
 RAY_DEFAULTS = {"policy": "equal", "pick": "random"}  # until set: cheap on a corpus too large for memory
+RAY_NOISE = ("include", "exclude")  # the unclustered rows' choices offered on Ray
+
+
+def ray_choices() -> dict[str, tuple]:
+    """What the Budget page offers on the Ray engine: {"pick": its pick methods (the pick
+    registry says), "noise": RAY_NOISE}."""
+    return {"pick": queries.engine_pick_names(RAY), "noise": RAY_NOISE}
 
 
 def ray_budget_settings(state: State) -> BudgetSettings:
     """The Budget page's persisted values that the Ray engine runs (total rows, policy, noise,
-    min/max per cluster, pick, seed) as one typed object; the others stay at their defaults
-    (the engine refuses them: core.workflows.engine_limits)."""
-    g = state.get
+    min/max per cluster, pick, seed) as one typed object; a pick or noise choice Ray does not
+    offer reads as its default, and the other options stay at theirs (the engine refuses them:
+    core.workflows.engine_limits)."""
+    g, offered = state.get, ray_choices()
+    pick = g(S.C_PICK, RAY_DEFAULTS["pick"])
+    noise = g(S.C_NOISE, "include")
     return BudgetSettings(budget=None if g(S.C_BUDGET) is None else int(g(S.C_BUDGET)),
-                          policy=g(S.C_POLICY, RAY_DEFAULTS["policy"]), pick=g(S.C_PICK, RAY_DEFAULTS["pick"]),
-                          seed=int(g(S.C_SEED, 0)), noise=g(S.C_NOISE, "include"),
+                          policy=g(S.C_POLICY, RAY_DEFAULTS["policy"]),
+                          pick=pick if pick in offered["pick"] else RAY_DEFAULTS["pick"],
+                          seed=int(g(S.C_SEED, 0)), noise=noise if noise in offered["noise"] else "include",
                           min_per_cluster=int(g(S.C_MIN, 0) or 0), max_per_cluster=int(g(S.C_MAX, 0) or 0))
 
 

@@ -481,7 +481,8 @@ def test_engine_choice_persists_from_map_to_budget_to_export(scale_env):
     from core.selection import engine_picks
 
     ws, emb, res = scale_env
-    at = open_page(S.PAGE_MAP, state={S.K_PINS: set(), S.K_BANS: set()})
+    # a pick and a noise choice the Ray engine does not run, as set on a local map's Budget page
+    at = open_page(S.PAGE_MAP, state={S.K_PINS: set(), S.K_BANS: set(), S.C_PICK: "score", S.C_NOISE: "own budget"})
     no_errors(at)
     assert _engine_radio(at).value == "ray" and len(at.get("plotly_chart")) == 1
     _engine_radio(at).set_value("local").run()
@@ -502,6 +503,7 @@ def test_engine_choice_persists_from_map_to_budget_to_export(scale_env):
     no_errors(at)
     assert any(c.value.startswith("Engine: Sharded (Ray)") for c in at.caption)
     assert tuple(at.selectbox(key=S.W_PICK).options) == engine_picks("ray")
+    assert at.selectbox(key=S.W_PICK).value == "random" and at.selectbox(key=S.W_NOISE).value == "include"
     at = _budget(at, 50)
     assert metric_value(at, "Rows in the subset") == "50"
     at.switch_page(S.PAGE_EXPORT).run()
