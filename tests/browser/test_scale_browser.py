@@ -116,9 +116,9 @@ def test_box_on_a_partly_drawn_sharded_map_selects_every_row_inside_it(page, sha
     shot(page, "scale", 1600)
 
     goto(page, "Budget")  # the engine chosen on the Map page holds there
-    wait_metric(page, "Rows in the subset", lambda v: int(v) > 0, timeout=120_000)
-    assert page.get_by_text("Engine: Sharded (Ray)").count() == 1
     budget = page.get_by_role("spinbutton", name="Rows", exact=True)
+    budget.wait_for(timeout=120_000)
+    assert page.get_by_text("Engine: Sharded (Ray)").count() == 1
     budget.fill(str(got + 100))
     page.get_by_role("button", name="Apply", exact=True).click()  # the total is a form, as on a local map
     wait_metric(page, "Rows in the subset", lambda v: v == str(got + 100), timeout=60_000)
