@@ -437,14 +437,11 @@ def test_page_draws_cluster_names_at_their_centres_in_distinct_colours(scale_env
 def test_page_names_what_the_ray_engine_cannot_run_from_its_declarations(scale_env, monkeypatch):
     """The page's pick box and its "Not on the Ray engine" caption follow the declarations
     (pick registry, SelectParams field metadata): a field newly declared local-only shows up."""
-    import dataclasses
-
     from core.engines import base
-    from core.selection import REGISTRY, SelectParams, engine_picks
+    from core.selection import REGISTRY, engine_picks
+    from tests.fakes import params_with_a_local_only_field
 
-    @dataclasses.dataclass
-    class Extended(SelectParams):
-        fancy: str = dataclasses.field(default="off", metadata={"engines": ("local",)})
+    Extended = params_with_a_local_only_field()
 
     monkeypatch.setattr(base, "SelectParams", Extended)
     at = open_page(S.PAGE_BUDGET)
