@@ -21,6 +21,7 @@ from pages import state as S
 from pages.engine_choice import sharded_map_or_guidance
 from pages.state import State
 
+
 def _offer(state: State, wkey: str, ckey: str, options: tuple, default) -> None:
     """Keep the persisted value ``ckey`` (and its widget's) among ``options`` (else ``default``)."""
     if state.get(ckey, default) not in options:
