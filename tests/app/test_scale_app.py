@@ -21,7 +21,8 @@ import pytest
 
 from pages import state as S
 from tests.fakes import BagOfWordsEncoder
-from tests.app_fixtures import chart, empty_env, metric_value, new_app, no_errors, open_page, send_selection  # noqa: F401
+from tests.app_fixtures import (chart, empty_env, map_env, metric_value, new_app, no_errors, open_page,  # noqa: F401
+                                 send_selection, small_map)
 
 N_ROWS = 1200
 SAMPLE = 700
@@ -508,3 +509,20 @@ def test_engine_choice_persists_from_map_to_budget_to_export(scale_env):
     assert metric_value(at, "Rows to export") == "50"
     assert at.button(key=S.W_SCALE_EXPORT) is not None
     assert list(at.session_state[S.K_ENGINE].values()) == ["ray"]  # one choice, for this dataset
+
+
+def test_a_workspace_with_an_in_memory_map_starts_on_the_local_engine(map_env):
+    """An in-memory map and no sharded one: Map, Budget and Export run locally and say so."""
+    ws, data = map_env
+    at = open_page(S.PAGE_MAP)
+    no_errors(at)
+    assert _engine_radio(at).value == "local"
+    assert metric_value(at, "Selected rows") == "0"  # the local Map page's own panel
+    at.switch_page(S.PAGE_BUDGET).run()
+    no_errors(at)
+    assert any(c.value.startswith("Engine: In memory (local)") for c in at.caption)
+    assert int(metric_value(at, "Rows in the subset")) > 0
+    at.switch_page(S.PAGE_EXPORT).run()
+    no_errors(at)
+    assert any(c.value.startswith("Engine: In memory (local)") for c in at.caption)
+    assert int(metric_value(at, "Rows to export")) > 0
