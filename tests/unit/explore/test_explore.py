@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
 from core import explore as ex
 from core import explore_files as exf
+from core.explore import draw_sample, ids_in, points_in_lasso, selection_summary
 
 
 def _naive_pip(xy, xs, ys):
@@ -232,3 +231,48 @@ def test_snippet_escapes_html():
     s = ex.snippet("<script>alert('x')</script>\n   more", 200)
     assert "<" not in s and "&lt;script&gt;" in s and "\n" not in s
     assert len(ex.snippet("y" * 500, 80)) <= 80
+
+
+def test_ids_in_matches_a_plain_isin():
+    rng = np.random.default_rng(0)
+    sorted_ids = np.sort(rng.choice(10**6, 20_000, replace=False)).astype(np.int64)
+    shuffled = rng.permutation(sorted_ids)
+    for row_ids in (sorted_ids, shuffled):
+        for ids in (rng.choice(row_ids, 3000), np.concatenate([rng.choice(row_ids, 50), [-5, 10**7]]),
+                    np.zeros(0, np.int64)):
+            want = np.isin(row_ids, ids)
+            assert np.array_equal(ids_in(row_ids, ids), want)
+            assert np.array_equal(ids_in(row_ids, ids.tolist()), want)
+
+
+def test_selection_summary_and_draw_sample_match_plain_versions():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(-1, 40, 50_000).astype(np.int32)
+    mask = rng.random(50_000) < 0.2
+    summ = selection_summary(labels, mask)
+    ids, cnt = np.unique(labels[mask], return_counts=True)
+    full = {int(c): int((labels == c).sum()) for c in ids}
+    want = sorted(((int(c), int(k)) for c, k in zip(ids, cnt)), key=lambda t: (-t[1], t[0]))
+    assert [(r["id"], r["count"]) for r in summ["clusters"]] == want
+    assert all(r["share"] == r["count"] / full[r["id"]] for r in summ["clusters"])
+    drawn = draw_sample(labels, 5000, seed=2)
+    assert len(drawn) == 5000 and np.array_equal(drawn, np.unique(drawn))
+    assert set(np.unique(labels[drawn]).tolist()) == set(np.unique(labels).tolist())
+    assert np.array_equal(draw_sample(labels, 5000, seed=2), drawn)
+
+
+def test_lasso_matches_a_plain_ray_cast():
+    rng = np.random.default_rng(3)
+    xy = rng.standard_normal((20_000, 2)).astype(np.float32)
+    th = np.linspace(0, 2 * np.pi, 37, endpoint=False)
+    r = 1 + 0.4 * np.sin(5 * th)
+    px, py = r * np.cos(th), r * np.sin(th)
+    got = points_in_lasso(xy, px, py)
+    x, y = xy[:, 0].astype(np.float64), xy[:, 1].astype(np.float64)
+    inside = np.zeros(len(xy), bool)
+    for i in range(len(px)):
+        xi, yi, xj, yj = px[i], py[i], px[i - 1], py[i - 1]
+        cross = ((yi > y) != (yj > y)) & (x < (xj - xi) * (y - yi) / (yj - yi + 1e-300) + xi)
+        inside ^= cross
+    assert (got != inside).sum() <= 2  # points exactly on an edge may go either way
+    assert 0.2 < got.mean() < 0.6

@@ -9,6 +9,7 @@ import dataclasses
 import pytest
 
 from core.selection import SelectParams
+from core.store.workspace import SieveError
 
 
 def test_select_params_roundtrip_through_json():
@@ -77,3 +78,9 @@ def test_conflicting_params_name_both(kwargs, names):
     with pytest.raises(ValueError) as exc:
         SelectParams(budget=10, **kwargs)
     assert all(n in str(exc.value) for n in names)
+
+
+@pytest.mark.parametrize("bad", [0, 4, "2", True, 1.5, None])
+def test_algo_version_is_validated(bad):
+    with pytest.raises(SieveError, match="algo_version"):
+        SelectParams(budget=5, algo_version=bad)
