@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.nn import unit
 from core.selection import SelectParams, select
 from core.store.workspace import SieveError
 from tests.fakes import blobs_on_sphere
@@ -77,3 +78,28 @@ def test_score_pick_top_k_with_nan_last():
                scores=np.array([1, np.inf, 2, 3, 4, 5.0]))
     with pytest.raises(SieveError, match="score_column"):
         select(labels, row_ids, SelectParams(budget=2, pick="score", score_column="q"))
+
+
+def _blob_cluster(n=200, dim=12, seed=0):
+    """One cluster of ``n`` unit vectors scattered around one direction."""
+    rng = np.random.default_rng(seed)
+    centre = rng.standard_normal(dim)
+    return blobs_on_sphere([centre], [n], spread=0.6, seed=seed), centre / np.linalg.norm(centre)
+
+
+def test_boundary_picks_far_from_the_centre_and_core_near_it():
+    v, _ = _blob_cluster(200, seed=3)
+    labels = np.zeros(200, int)
+    row_ids = np.arange(200)
+    u = unit(v)
+    centre = u.mean(0) / np.linalg.norm(u.mean(0))
+    d = np.linalg.norm(u - centre, axis=1)
+    far = select(labels, row_ids, SelectParams(budget=10, pick="boundary"), vectors=v)
+    near = select(labels, row_ids, SelectParams(budget=10, pick="core"), vectors=v)
+    assert sorted(far.positions.tolist()) == sorted(np.argsort(-d)[:10].tolist())
+    assert sorted(near.positions.tolist()) == sorted(np.argsort(d)[:10].tolist())
+    assert d[far.positions].min() > d[near.positions].max()
+    assert far.reasons == ["boundary"] * 10 and near.reasons == ["core"] * 10
+    # core is the centroid pick under its own name
+    cen = select(labels, row_ids, SelectParams(budget=10, pick="centroid"), vectors=v)
+    assert cen.positions.tolist() == near.positions.tolist()

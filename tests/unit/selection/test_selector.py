@@ -16,6 +16,7 @@ The feasibility rules below are the spec, written independently of core.selectio
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from core.stages.cluster import NOISE
-from core.selection import PICKS, POLICIES, SelectParams, select
+from core.selection import PICKS, POLICIES, VECTOR_PICKS, SelectParams, select
 from core.store.workspace import SieveError
 
 
@@ -184,3 +185,27 @@ def test_select_errors_name_the_problem():
         select(labels, row_ids, SelectParams(budget=2, pick="diverse"))
     with pytest.raises(SieveError, match="same length"):
         select(labels, row_ids[:3], SelectParams(budget=2))
+
+
+def test_depth_inputs_missing_name_what_is_needed():
+    labels, row_ids = np.zeros(5, int), np.arange(5)
+    for pick in VECTOR_PICKS:
+        with pytest.raises(SieveError, match="vectors"):
+            select(labels, row_ids, SelectParams(budget=2, pick=pick))
+    with pytest.raises(SieveError, match="texts"):
+        select(labels, row_ids, SelectParams(budget=2, dedup="exact"))
+    with pytest.raises(SieveError, match="vectors"):
+        select(labels, row_ids, SelectParams(budget=2, dedup="near"), texts=["a"] * 5)
+    with pytest.raises(SieveError, match="strata_column"):
+        select(labels, row_ids, SelectParams(budget=2, strata_column="src"))
+    with pytest.raises(SieveError, match="reference"):
+        select(labels, row_ids, SelectParams(budget=2, reference_path="x", leakage="warn"))
+    with pytest.raises(SieveError, match="strata_bounds"):
+        SelectParams(budget=2, strata_bounds={"a": (1, 2)})
+    p = SelectParams(budget=9, dedup="near", near_dup_threshold=0.9, pick="facility", mmr_lambda=0.2,
+                     soft_noise_threshold=0.1, budget_unit="tokens", tokenizer="words", strata_column="source",
+                     strata_bounds={"docs": (1, None)}, reference_path="/x/eval.jsonl", reference_text="q",
+                     coverage_distance=0.2, leakage="drop", leakage_threshold=0.9)
+    assert SelectParams.from_dict(json.loads(json.dumps(p.to_dict()))) == p
+    with pytest.raises(SieveError, match="unknown"):
+        SelectParams.from_dict({**p.to_dict(), "future_knob": 1})

@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 from core.stages import metrics as M
 from core.stages.metrics import coverage, jensen_shannon, mean_nn_distance, selection_metrics
 from core.engines.local import run_selection
-from core.selection import SelectParams
+from core.nn import unit
+from core.selection import SelectParams, select
 from core.store.workspace import SieveError
+from tests.fakes import blobs_on_sphere
 
 dist = st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=12)
 
@@ -185,3 +187,33 @@ def test_duplicate_rate_on_a_sampled_subset_mixes_no_partial_baselines():
     first = np.random.default_rng(1).choice(np.arange(len(labels)), 2000, replace=False)
     want = M.duplicate_rate(first, keys=keys, vectors=v, max_rows=M.sample_size(2000, 4000), seed=0)
     assert m.random["dup_rate"] == pytest.approx(want, abs=1e-9)
+
+
+def test_reference_coverage_and_the_random_baseline():
+    centres = np.eye(10)
+    v = blobs_on_sphere(centres, [500] + [10] * 9, spread=0.1, seed=1)
+    labels = np.repeat(np.arange(10), [500] + [10] * 9)
+    reference = blobs_on_sphere(centres, [3] * 10, spread=0.1, seed=9)  # 3 rows near every blob
+    chosen = select(labels, np.arange(len(v)), SelectParams(budget=20, policy="equal")).positions
+    m = selection_metrics(labels, chosen, v, reference=reference, coverage_distance=0.3, n_random=5)
+    assert m.coverage == 1.0 and m.reference_coverage == 1.0
+    assert m.n_random == 5 and set(m.random) >= {"coverage", "jsd", "nn_distance", "facility", "dup_rate",
+                                                 "reference_coverage"}
+    assert m.random["reference_coverage"] < 0.8 and m.random["coverage"] < 1.0
+    rows = {r["key"]: r for r in m.comparison()}
+    assert rows["coverage"]["better"] == "subset" and rows["reference_coverage"]["better"] == "subset"
+    assert rows["jsd"]["better"] == "random"  # balanced is far from the skewed full mix: by design
+    d = json.loads(json.dumps(m.to_dict()))
+    assert d["random"]["coverage"] == m.random["coverage"] and d["comparison"]
+
+
+def test_duplicate_rate_counts_exact_and_near_twins():
+    rng = np.random.default_rng(0)
+    v = unit(rng.standard_normal((10, 16)))
+    v[1] = v[0]  # near (identical vectors)
+    keys = np.arange(10)
+    keys[5] = keys[4]  # exact (same normalised text, different vectors)
+    m = selection_metrics(np.zeros(10, int), np.arange(10), v, keys=keys, n_random=0)
+    assert m.dup_rate == pytest.approx(0.4)
+    m2 = selection_metrics(np.zeros(10, int), np.array([0, 2, 3, 4]), v, keys=keys, n_random=0)
+    assert m2.dup_rate == 0.0
