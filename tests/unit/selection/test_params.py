@@ -5,6 +5,7 @@ JSON round trip and old manifests' dicts.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -84,3 +85,12 @@ def test_conflicting_params_name_both(kwargs, names):
 def test_algo_version_is_validated(bad):
     with pytest.raises(SieveError, match="algo_version"):
         SelectParams(budget=5, algo_version=bad)
+
+
+def test_select_params_round_trip_and_old_dicts():
+    p = SelectParams(budget=10, pick="facility-global", target_path="/x/t.csv", target_text="q")
+    d = json.loads(json.dumps(p.to_dict()))
+    assert d["target_path"] == "/x/t.csv" and SelectParams.from_dict(d) == p
+    plain = SelectParams(budget=10).to_dict()
+    assert "target_path" not in plain  # manifests without a target keep their shape
+    assert SelectParams.from_dict(plain).target_path is None
