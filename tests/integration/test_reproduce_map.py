@@ -1,6 +1,7 @@
-"""Fast map: parallel UMAP (shared graph + spectral init) vs the exact seeded path, fitting
-on a sample and placing/assigning the rest, the exported map file (sidecar) that lets a
-parallel map reproduce in a fresh workspace, old manifests, and the numba warm-up."""
+"""Reproducing a map from a manifest: the exported map file (sidecar) that lets a parallel
+map reproduce in a fresh workspace (missing, corrupt and tampered files named), and old
+manifests without the fast-map fields replaying the exact path with their old cache keys.
+"""
 
 from __future__ import annotations
 
@@ -9,107 +10,19 @@ import shutil
 
 import numpy as np
 import pytest
-from sklearn.metrics import adjusted_rand_score
 
 from core.stages import project as P
-from core.runtime import warmup
-from core.stages.prewarm import start_background_warmup
-from core.stages.cluster import NOISE, ClusterParams, cluster, cluster_key
+from core.stages.cluster import ClusterParams, cluster_key
 from core.manifest import build_manifest, read_manifest, write_manifest
 from core.map_sidecar import map_sidecar_name
 from core.stages.ingest import IngestParams, ingest
 from core.stages.dataset import TextSpec
 from core.engines.local import MapParams, build_map, load_map, reproduce, run_selection
-from core.stages.project import ProjectParams, project, project_key
+from core.stages.project import ProjectParams, project_key
 from core.selection import SelectParams
 from core.store.workspace import SieveError, Workspace
 from core.store.artifacts import stage_key
-from tests.fakes import TopicEncoder, blobs_on_sphere, write_table
-
-SIZES = (260, 220, 200, 180, 160, 140)  # 1160 rows, 6 well-separated clusters
-
-
-def _blobs(dim: int = 32, seed: int = 0):
-    centers = np.random.default_rng(100 + seed).standard_normal((len(SIZES), dim))
-    v = blobs_on_sphere(centers, SIZES, spread=0.06, seed=seed).astype(np.float32)
-    truth = np.repeat(np.arange(len(SIZES)), SIZES)
-    return v, truth
-
-
-@pytest.fixture(scope="module")
-def blobs():
-    return _blobs()
-
-
-@pytest.fixture(scope="module")
-def exact_map(blobs):
-    return project(blobs[0], ProjectParams(exact=True))
-
-
-def _ari(a, b) -> float:
-    return adjusted_rand_score(np.asarray(a), np.asarray(b))
-
-
-def test_parallel_and_exact_maps_give_the_same_clusters(blobs, exact_map):
-    v, truth = blobs
-    fast = project(v, ProjectParams(), parallel=True)  # parallel even at this size
-    assert not fast.reproducible and exact_map.reproducible
-    assert fast.xy.shape == (len(v), 2) and fast.xnd.shape == (len(v), 5) and np.isfinite(fast.xnd).all()
-    lf, le = cluster(fast.xnd).labels, cluster(exact_map.xnd).labels
-    print(f"ARI parallel vs exact {_ari(lf, le):.3f}; vs truth {_ari(lf, truth):.3f} / {_ari(le, truth):.3f}")
-    assert _ari(lf, le) >= 0.9
-    assert _ari(lf, truth) >= 0.9 and _ari(le, truth) >= 0.9
-
-
-def test_exact_path_is_bit_identical_and_small_fast_maps_are_deterministic(blobs, exact_map):
-    v, _ = blobs
-    again = project(v, ProjectParams(exact=True))
-    np.testing.assert_array_equal(again.xy, exact_map.xy)
-    np.testing.assert_array_equal(again.xnd, exact_map.xnd)
-    # below PARALLEL_MIN_ROWS the shared-graph path runs single-threaded and seeded
-    assert len(v) < P.PARALLEL_MIN_ROWS
-    a, b = project(v, ProjectParams()), project(v, ProjectParams())
-    assert a.reproducible and b.reproducible
-    np.testing.assert_array_equal(a.xy, b.xy)
-    np.testing.assert_array_equal(a.xnd, b.xnd)
-    assert not np.array_equal(a.xnd, exact_map.xnd)  # it really is the other path
-
-
-def test_fit_on_a_sample_then_place_the_rest_agrees_with_a_full_fit(blobs, exact_map):
-    v, truth = blobs
-    sampled = project(v, ProjectParams(fit_sample=400))
-    assert any("sample of 400 of 1,160 rows" in n for n in sampled.notes)
-    assert np.isfinite(sampled.xy).all() and np.isfinite(sampled.xnd).all()
-    full_labels = cluster(exact_map.xnd).labels
-    ls = cluster(sampled.xnd).labels
-    assert _ari(ls, full_labels) >= 0.9 and _ari(ls, truth) >= 0.9
-    # the exact path on a sample is still bit-reproducible
-    e1 = project(v, ProjectParams(exact=True, fit_sample=400))
-    e2 = project(v, ProjectParams(exact=True, fit_sample=400))
-    np.testing.assert_array_equal(e1.xnd, e2.xnd)
-    assert _ari(cluster(e1.xnd).labels, full_labels) >= 0.9
-
-
-def test_cluster_on_a_sample_then_assign_agrees_with_a_full_fit():
-    rng = np.random.default_rng(5)
-    centres = rng.uniform(-10, 10, (5, 5))
-    pts = np.concatenate([c + rng.normal(0, 0.5, (700, 5)) for c in centres] + [rng.uniform(-12, 12, (100, 5))])
-    # assign_noise=None: HDBSCAN's own noise on both paths (the sample path has no soft membership to join by)
-    full = cluster(pts, ClusterParams(min_cluster_size=60, assign_noise=None))
-    part = cluster(pts, ClusterParams(min_cluster_size=60, fit_sample=1000, assign_noise=None))
-    assert full.n_clusters == part.n_clusters == 5
-    assert any("sample of 1,000 of 3,600 rows" in n for n in part.notes)
-    clustered = (full.labels != NOISE) & (part.labels != NOISE)
-    print(f"ARI sample-fit-assign vs full: {_ari(part.labels, full.labels):.3f} "
-          f"(clustered rows {_ari(part.labels[clustered], full.labels[clustered]):.3f})")
-    assert _ari(part.labels, full.labels) >= 0.9
-    assert ((part.strength >= 0) & (part.strength <= 1)).all()
-    # soft membership: auto (on) for the full fit; not available on a sample, said so
-    assert full.params.soft is True and (full.soft_labels[full.labels == NOISE] >= 0).all()
-    np.testing.assert_array_equal(part.soft_labels, part.labels)
-    off = cluster(pts, ClusterParams(min_cluster_size=60, soft=False, assign_noise=None))
-    np.testing.assert_array_equal(off.labels, full.labels)
-    np.testing.assert_array_equal(off.soft_labels, off.labels)
+from tests.fakes import TopicEncoder, write_table
 
 
 def _topic_table(n_per: int = 70):
@@ -208,30 +121,3 @@ def test_old_manifest_without_the_new_fields_reproduces_with_the_exact_path(tmp_
     assert again_data.keys.project == project_key(map_params.project, again_data.keys.embed) == data.keys.project
     assert again_data.keys.cluster == cluster_key(map_params.cluster, again_data.keys.project)
     assert ProjectParams.from_dict({"seed": 1}).exact is True and ProjectParams().exact is False
-
-
-def test_numba_cache_dir_respects_the_user_and_warmup_is_idempotent(tmp_path, monkeypatch):
-    from numba.core import config
-
-    try:
-        monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
-        assert warmup.configure_numba_cache() == str(tmp_path / "mine")
-        monkeypatch.delenv("NUMBA_CACHE_DIR")
-        monkeypatch.setenv("SIEVE_CACHE_DIR", str(tmp_path / "sieve"))
-        assert warmup.configure_numba_cache() == str(tmp_path / "sieve" / "numba")
-        assert (tmp_path / "sieve" / "numba").is_dir() and config.CACHE_DIR == str(tmp_path / "sieve" / "numba")
-    finally:
-        monkeypatch.undo()
-        config.reload_config()
-
-    t1 = start_background_warmup()
-    t2 = start_background_warmup()
-    assert t1 is t2 and t1.daemon and t1.name == "sieve-warmup"
-    assert warmup.wait_for_warmup(timeout=600, knn=True)
-    assert warmup.warmup_error() is None and not t1.is_alive()
-    # the pynndescent kernels (kNN above EXACT_KNN_MAX_ROWS rows) were compiled too
-    from pynndescent import pynndescent_
-
-    assert pynndescent_.process_candidates.signatures and pynndescent_.init_rp_tree.signatures
-    assert start_background_warmup() is t1  # still once per process
-    assert warmup.enable_disk_cache() == 0  # already enabled for every umap module
