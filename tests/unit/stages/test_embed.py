@@ -1,8 +1,14 @@
-"""Embed: length-sorted batches, the (model, text hash) cache, resumability, the real model."""
+"""Embed: length-sorted batches, the (model, text hash) cache, resumability, the real model, and
+texts over the model's token limit (long_text truncate/chunk, a 20 MB cell in bounded memory)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +17,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.stages.embed import Cancelled, EmbedParams, embed_texts, load_embeddings, run_embed
+from core.encoders import long_text as lt
+from core.stages.embed import (Cancelled, EmbedParams, embed_prepared, embed_texts, encoder_limit, load_embeddings,
+                               run_embed)
 from core.stages.embed_cache import length_order
-from core.encoders.models import DEFAULT_MODEL_ID, default_model_path, model_id, resolve_model
+from core.stages.long_texts import count_dataset
+from core.encoders.models import DEFAULT_MODEL, DEFAULT_MODEL_ID, default_model_path, model_id, resolve_model
+from core.encoders.registry import load_encoder
 from core.stages.ingest import IngestParams, ingest
-from core.stages.dataset import TextSpec
+from core.stages.dataset import TextSpec, current_dataset
 from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import stage_key
+from tests.fakes import REPO_ROOT as ROOT
 from tests.fakes import HashEncoder, WrongDimEncoder, write_table
 
 
@@ -280,3 +292,115 @@ def test_real_model_semantic_similarity(sieve_real_encoder):
     assert s[2, 3] > s[2, 0] and s[2, 3] > s[2, 1] and s[2, 3] > s[2, 4]
     # batching does not change the vectors
     np.testing.assert_allclose(embed_texts(texts, enc, batch_size=5), v, atol=1e-5)
+
+
+WORDS = ("we study graph neural networks for protein structure prediction and report strong results on "
+         "several benchmark datasets with careful ablations of attention layers and contrastive losses").split()
+
+
+def _long_pair(n_words: int = 330, seed: int = 0) -> tuple[str, str]:
+    """Two texts identical in their first ~n_words words (> 256 tokens), different after."""
+    rng = np.random.default_rng(seed)
+    base = " ".join(rng.choice(WORDS, n_words))
+    return (base + " In conclusion the method fails on small molecules and noisy labels.",
+            base + " Finally we release code for quantum chemistry simulations of crystals.")
+
+
+@pytest.fixture(scope="module")
+def limit():
+    lim = lt.model_limit(DEFAULT_MODEL)
+    assert lim is not None and lim.max_seq_length == 256 and lim.n_special == 2
+    return lim
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx-int8"])
+def test_truncate_gives_equal_vectors_and_chunk_tells_them_apart(backend, sieve_real_encoder, limit):
+    enc = sieve_real_encoder if backend == "torch" else load_encoder(backend=backend)
+    lim_info = encoder_limit(enc, DEFAULT_MODEL)
+    a, b = _long_pair(n_words=700)  # ~4,300 characters: clipped before tokenising in truncate mode
+    assert len(lt.prepare([a], "truncate", limit).inputs[0]) < len(a)
+    short = ["a short prompt about bread", "how do I sort a list in python?"]
+    trunc = embed_prepared([a, b, *short], enc, EmbedParams(long_text="truncate"), lim_info)
+    chunk = embed_prepared([a, b, *short], enc, EmbedParams(long_text="chunk"), lim_info)
+    assert float(trunc[0] @ trunc[1]) > 0.99999  # the tail is never seen
+    assert float(chunk[0] @ chunk[1]) < 0.995  # the tail changes the vector
+    np.testing.assert_allclose(np.linalg.norm(chunk, axis=1), 1.0, atol=1e-5)  # re-normalised
+    # Texts within the limit are one window: the same vector as truncate, and the clip changes
+    # nothing.  onnx-int8 quantizes activations per batch, so its vectors depend on the batch
+    # they are in (cosine ~0.99); torch fp32 agrees to float rounding.
+    def agree(x, y):
+        cos = np.sum(x * y, axis=1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
+        assert cos.min() > (0.99999 if backend == "torch" else 0.98), cos
+
+    agree(chunk[2:], trunc[2:])
+    agree(trunc[:2], enc.embed([a, b]))
+
+
+def test_static_backend_reads_every_token_in_both_modes():
+    enc = load_encoder(backend="static")
+    lim_info = encoder_limit(enc, DEFAULT_MODEL)
+    assert lim_info[1] is False  # no token limit
+    a, b = _long_pair()
+    for mode in ("truncate", "chunk"):
+        v = embed_prepared([a, b], enc, EmbedParams(long_text=mode, backend="static"), lim_info)
+        assert float(v[0] @ v[1]) < 0.99999
+
+
+def _ingest(ws: Workspace, texts, path: Path) -> None:
+    write_table(pa.table({"k": list(range(len(texts))), "text": list(texts)}), path)
+    ingest(ws, IngestParams(str(path), TextSpec(column="text")))
+
+
+def test_run_embed_records_the_count_and_keys_by_mode(tmp_path, sieve_real_encoder):
+    ws = Workspace(tmp_path / "ws")
+    a, b = _long_pair()
+    _ingest(ws, [a, b, "short one", "short two"], tmp_path / "d.parquet")
+    info = current_dataset(ws)
+    truncate = run_embed(ws, EmbedParams(backend="torch"), encoder=sieve_real_encoder)
+    chunk = run_embed(ws, EmbedParams(backend="torch", long_text="chunk"), encoder=sieve_real_encoder)
+    assert truncate.key != chunk.key
+    # truncate keeps the key of workspaces and manifests from before the option existed
+    assert truncate.key == stage_key("embed", {"model": truncate.model_id, "normalize": True}, info.key)
+    assert truncate.long_texts["n_over_limit"] == chunk.long_texts["n_over_limit"] == 2
+    assert "2 of 4 texts exceed the model's limit of 256 tokens" in chunk.long_text_message("chunk")
+    ws2 = Workspace(tmp_path / "ws")
+    assert run_embed(ws2, EmbedParams(backend="torch", long_text="chunk"), encoder=sieve_real_encoder).cached
+    assert count_dataset(ws, DEFAULT_MODEL).n_over_limit == 2
+
+
+def test_old_params_without_long_text_mean_truncate():
+    old = {"model": "all-MiniLM-L6-v2", "batch_size": 64, "device": "auto", "normalize": True, "chunk_size": 2048}
+    p = EmbedParams.from_dict(old)
+    assert p.long_text == "truncate" and p.backend == "torch"
+
+
+def test_embedding_a_20mb_cell_keeps_memory_bounded(tmp_path):
+    """In a fresh process: the peak RSS (VmHWM) grows by less than 200 MB while a 20 MB cell
+    is embedded (tokenising it whole took gigabytes), and its vector is that of its first words."""
+    script = textwrap.dedent("""
+        import json
+        from core.stages.embed import EmbedParams, embed_prepared, encoder_limit, load_encoder
+
+        def hwm_mb():  # this process's own peak RSS
+            with open("/proc/self/status") as fh:
+                return next(int(x.split()[1]) for x in fh if x.startswith("VmHWM")) / 1024
+
+        enc = load_encoder(backend="onnx-int8")
+        lim = encoder_limit(enc, "all-MiniLM-L6-v2")
+        small = embed_prepared(["warm up"], enc, EmbedParams(), lim)
+        cell = "we study graph neural networks for protein structure prediction " * 330_000
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # reset the peak to the current RSS
+        before = hwm_mb()
+        v = embed_prepared([cell], enc, EmbedParams(), lim)
+        after = hwm_mb()
+        head = embed_prepared([cell[:5000]], enc, EmbedParams(), lim)
+        print(json.dumps({"mb": len(cell) / 1e6, "grew_mb": after - before, "cos": float(v[0] @ head[0])}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["mb"] > 20
+    assert res["grew_mb"] < 200, res
+    assert res["cos"] > 0.9999, res
