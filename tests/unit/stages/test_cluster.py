@@ -1,21 +1,24 @@
-"""The map's defaults (issue 16): min_cluster_size ~sqrt(n)/4, min_samples min(mcs, 5), and noise
-rows joining their most likely cluster at soft membership >= 0.02 -- while a params dict
-without ``auto_rule`` / ``assign_noise`` (every map made before) keeps the old rule, no
-joining and its cache key."""
+"""core.stages.cluster: ClusterParams and the map's defaults (issue 16): min_cluster_size
+~sqrt(n)/4, min_samples min(mcs, 5), and noise rows joining their most likely cluster at soft
+membership >= 0.02 -- while a params dict without ``auto_rule`` / ``assign_noise`` (every map
+made before) keeps the old rule, no joining and its cache key; the algorithm's inputs; and
+clustering a sample then assigning the rest.
+"""
 
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from sklearn.metrics import adjusted_rand_score
 
 from core.engines.local import MapParams
 from core.engines.ray.map import ScaleMapParams
 from core.stages.cluster import (DEFAULT_ASSIGN_NOISE, LEGACY_CLUSTER, NOISE, ClusterParams, cluster, cluster_key,
                                  default_min_cluster_size, default_min_samples)
 from core.store.workspace import SieveError
+
 
 OLD = {"min_cluster_size": None, "min_samples": None, "method": "eom", "epsilon": 0.0}
 
@@ -117,26 +120,57 @@ def test_bad_assign_noise_is_named(value):
         ClusterParams(assign_noise=value)
 
 
-def test_cli_options_reach_the_cluster_params():
-    from core.cli.options import MAP
-    from core.cli.parse import map_params
+def _blobs(seed=0, sizes=(120, 120, 120, 60, 12)):
+    """Well separated Gaussian blobs (the last one small) in 5-D, plus 32-D unit vectors
+    that carry the same structure (for the algorithms that cluster the raw vectors)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(len(sizes), 5)) * 12
+    pts = np.concatenate([centres[i] + rng.normal(size=(s, 5)) for i, s in enumerate(sizes)])
+    truth = np.repeat(np.arange(len(sizes)), sizes)
+    dirs = rng.normal(size=(len(sizes), 32))
+    vec = dirs[truth] + 0.25 * rng.normal(size=(len(truth), 32))
+    vec = (vec / np.linalg.norm(vec, axis=1, keepdims=True)).astype(np.float32)
+    return pts, vec, truth
 
-    assert MAP["assign_noise"].default == DEFAULT_ASSIGN_NOISE and MAP["keep_noise"].default is False
-    base = {o.name: o.default for o in MAP.values()} | {"model": "sentence-transformers/all-MiniLM-L6-v2",
-                                                           "device": "cpu", "batch_size": 8, "backend": "torch"}
-    assert map_params(SimpleNamespace(**base), 1).cluster.assign_noise == 0.02
-    assert map_params(SimpleNamespace(**{**base, "assign_noise": 0.1}), 1).cluster.assign_noise == 0.1
-    assert map_params(SimpleNamespace(**{**base, "keep_noise": True}), 1).cluster.assign_noise is None
+
+def test_old_cluster_params_mean_hdbscan_and_keep_their_key():
+    old = {"min_cluster_size": None, "min_samples": None, "method": "eom", "epsilon": 0.0}
+    p = ClusterParams.from_dict(old)
+    assert p.algorithm == "hdbscan"
+    assert "algorithm" not in p.key_dict() and "algorithm" not in ClusterParams().key_dict()
+    assert cluster_key(p, "pk") == cluster_key(ClusterParams.from_dict({**old, "algorithm": "hdbscan"}), "pk")
+    assert cluster_key(ClusterParams(algorithm="leiden"), "pk") != cluster_key(ClusterParams(), "pk")
+    with pytest.raises(SieveError, match="cluster algorithm"):
+        ClusterParams(algorithm="kmeans")
 
 
-def test_map_page_settings_round_trip():
-    from pages.forms import MAP_SETTINGS, settings_from_params
+def test_vector_algorithms_need_the_vectors():
+    pts, _, _ = _blobs()
+    with pytest.raises(SieveError, match="needs the embedding vectors"):
+        cluster(pts, ClusterParams(algorithm="leiden"))
 
-    assert MAP_SETTINGS["join_noise"] is True and MAP_SETTINGS["assign_noise"] == DEFAULT_ASSIGN_NOISE
-    old = MapParams.from_dict({**json.loads(json.dumps(MapParams().to_dict())),
-                               "cluster": dict(OLD)})
-    s = settings_from_params(old)
-    assert s["join_noise"] is False and s["assign_noise"] == DEFAULT_ASSIGN_NOISE
-    s = settings_from_params(MapParams(cluster=ClusterParams(assign_noise=0.2)))
-    assert s["join_noise"] is True and s["assign_noise"] == 0.2
 
+def _ari(a, b) -> float:
+    return adjusted_rand_score(np.asarray(a), np.asarray(b))
+
+
+def test_cluster_on_a_sample_then_assign_agrees_with_a_full_fit():
+    rng = np.random.default_rng(5)
+    centres = rng.uniform(-10, 10, (5, 5))
+    pts = np.concatenate([c + rng.normal(0, 0.5, (700, 5)) for c in centres] + [rng.uniform(-12, 12, (100, 5))])
+    # assign_noise=None: HDBSCAN's own noise on both paths (the sample path has no soft membership to join by)
+    full = cluster(pts, ClusterParams(min_cluster_size=60, assign_noise=None))
+    part = cluster(pts, ClusterParams(min_cluster_size=60, fit_sample=1000, assign_noise=None))
+    assert full.n_clusters == part.n_clusters == 5
+    assert any("sample of 1,000 of 3,600 rows" in n for n in part.notes)
+    clustered = (full.labels != NOISE) & (part.labels != NOISE)
+    print(f"ARI sample-fit-assign vs full: {_ari(part.labels, full.labels):.3f} "
+          f"(clustered rows {_ari(part.labels[clustered], full.labels[clustered]):.3f})")
+    assert _ari(part.labels, full.labels) >= 0.9
+    assert ((part.strength >= 0) & (part.strength <= 1)).all()
+    # soft membership: auto (on) for the full fit; not available on a sample, said so
+    assert full.params.soft is True and (full.soft_labels[full.labels == NOISE] >= 0).all()
+    np.testing.assert_array_equal(part.soft_labels, part.labels)
+    off = cluster(pts, ClusterParams(min_cluster_size=60, soft=False, assign_noise=None))
+    np.testing.assert_array_equal(off.labels, full.labels)
+    np.testing.assert_array_equal(off.soft_labels, off.labels)
