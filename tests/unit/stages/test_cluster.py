@@ -1,8 +1,8 @@
 """core.stages.cluster: ClusterParams and the map's defaults (issue 16): min_cluster_size
 ~sqrt(n)/4, min_samples min(mcs, 5), and noise rows joining their most likely cluster at soft
 membership >= 0.02 -- while a params dict without ``auto_rule`` / ``assign_noise`` (every map
-made before) keeps the old rule, no joining and its cache key; the algorithm's inputs; and
-clustering a sample then assigning the rest.
+made before) keeps the old rule, no joining and its cache key; noise, relabelling by size, the
+algorithm's inputs, and clustering a sample then assigning the rest.
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import adjusted_rand_score
 
 from core.engines.local import MapParams
 from core.engines.ray.map import ScaleMapParams
 from core.stages.cluster import (DEFAULT_ASSIGN_NOISE, LEGACY_CLUSTER, NOISE, ClusterParams, cluster, cluster_key,
-                                 default_min_cluster_size, default_min_samples)
+                                 default_min_cluster_size, default_min_samples, relabel_by_size)
 from core.store.workspace import SieveError
 
 
@@ -174,3 +176,54 @@ def test_cluster_on_a_sample_then_assign_agrees_with_a_full_fit():
     off = cluster(pts, ClusterParams(min_cluster_size=60, soft=False, assign_noise=None))
     np.testing.assert_array_equal(off.labels, full.labels)
     np.testing.assert_array_equal(off.soft_labels, off.labels)
+
+
+def test_cluster_marks_scattered_points_as_noise():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0, 0, 0], [10, 0, 0], [0, 10, 0]], float)
+    blobs = np.concatenate([c + 0.3 * rng.standard_normal((60, 3)) for c in centres])
+    outliers = rng.uniform(-30, 40, size=(25, 3))
+    outliers = outliers[np.min(np.linalg.norm(outliers[:, None] - centres[None], axis=2), axis=1) > 5]
+    pts = np.concatenate([blobs, outliers])
+    res = cluster(pts, ClusterParams(min_cluster_size=10))
+    assert len(res.labels) == len(pts)  # noise is never dropped
+    assert res.n_clusters == 3
+    assert (res.labels[180:] == NOISE).mean() >= 0.8
+    assert (res.labels[:180] != NOISE).mean() >= 0.95
+    assert adjusted_rand_score(np.repeat([0, 1, 2], 60), res.labels[:180]) > 0.95
+    assert res.strength.shape == (len(pts),)
+
+
+def test_default_min_cluster_size():
+    # the default rule (auto_rule 2, issue 16): about sqrt(n)/4; rule 1 (older maps): sqrt(n)/2
+    assert default_min_cluster_size(0) == 5
+    assert default_min_cluster_size(50) == 5
+    assert default_min_cluster_size(600) == 6
+    assert default_min_cluster_size(3000) == 14
+    assert default_min_cluster_size(50_000) == 56
+    assert default_min_cluster_size(10**9) == 1000
+    assert [default_min_cluster_size(n, rule=1) for n in (0, 50, 600, 3000, 50_000, 10**9)] == [5, 5, 12, 27, 112, 1000]
+    rng = np.random.default_rng(1)
+    res = cluster(rng.standard_normal((400, 3)), ClusterParams())
+    assert res.params.min_cluster_size == default_min_cluster_size(400) == 5
+    assert res.params.min_samples == 5
+    assert ClusterParams(min_cluster_size=4).resolved(400).min_samples == 4
+
+
+def test_real_map_used_the_default_min_cluster_size(sieve_real_map):
+    _, meta = sieve_real_map.ws.load_artifact("cluster", sieve_real_map.keys.cluster)
+    assert meta["resolved_params"]["min_cluster_size"] == default_min_cluster_size(sieve_real_map.table.num_rows)
+    assert meta["params"]["min_cluster_size"] is None
+
+
+@given(st.lists(st.integers(min_value=-1, max_value=6), max_size=80))
+@settings(max_examples=150, deadline=None)
+def test_relabel_by_size(raw):
+    raw = np.asarray(raw, dtype=np.int64)
+    out = relabel_by_size(raw)
+    assert len(out) == len(raw)
+    assert ((out == NOISE) == (raw == NOISE)).all()
+    if (raw >= 0).any():
+        assert adjusted_rand_score(raw[raw >= 0], out[raw >= 0]) == pytest.approx(1.0)
+    sizes = [int((out == c).sum()) for c in range(len(set(out.tolist()) - {NOISE}))]
+    assert sizes == sorted(sizes, reverse=True) and all(s > 0 for s in sizes)

@@ -1,5 +1,5 @@
 """core.stages.project: parallel UMAP (shared graph + spectral init) vs the exact seeded path,
-and fitting on a sample then placing the rest.
+fitting on a sample then placing the rest, small inputs and seeded determinism.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from core.stages import project as P
 from core.stages.cluster import cluster
-from core.stages.project import ProjectParams, project
+from core.stages.project import MIN_UMAP_ROWS, ProjectParams, project
 from tests.fakes import blobs_on_sphere
 
 
@@ -76,3 +76,22 @@ def test_fit_on_a_sample_then_place_the_rest_agrees_with_a_full_fit(blobs, exact
     e2 = project(v, ProjectParams(exact=True, fit_sample=400))
     np.testing.assert_array_equal(e1.xnd, e2.xnd)
     assert _ari(cluster(e1.xnd).labels, full_labels) >= 0.9
+
+
+def test_small_input_lowers_n_neighbors_with_a_note():
+    v = np.random.default_rng(0).standard_normal((12, 6)).astype(np.float32)
+    p = project(v, ProjectParams(n_neighbors=15))
+    assert p.xy.shape == (12, 2)
+    assert any("n_neighbors lowered from 15 to 11" in note for note in p.notes)
+    assert MIN_UMAP_ROWS <= 12
+
+
+def test_projection_is_deterministic_for_a_seed(sieve_fake_map):
+    v = np.asarray(sieve_fake_map.data.vectors)[:150]
+    a = project(v, ProjectParams(seed=7))
+    b = project(v, ProjectParams(seed=7))
+    np.testing.assert_array_equal(a.xy, b.xy)
+    np.testing.assert_array_equal(a.xnd, b.xnd)
+    assert a.xnd.shape == (150, 5)
+    c1, c2 = cluster(a.xnd), cluster(b.xnd)
+    np.testing.assert_array_equal(c1.labels, c2.labels)
