@@ -22,7 +22,7 @@ from core.stages.embed import (Cancelled, EmbedParams, embed_prepared, embed_tex
                                run_embed)
 from core.stages.embed_cache import length_order
 from core.stages.long_texts import count_dataset
-from core.encoders.models import DEFAULT_MODEL, DEFAULT_MODEL_ID, default_model_path, model_id, resolve_model
+from core.encoders.models import DEFAULT_MODEL, DEFAULT_MODEL_ID
 from core.encoders.registry import load_encoder
 from core.stages.ingest import IngestParams, ingest
 from core.stages.dataset import TextSpec, current_dataset
@@ -245,14 +245,6 @@ def test_embed_params_bad_value_names_the_field(field, value):
 
 
 # -- the real packaged model -----------------------------------------------------------------
-
-
-def test_default_model_resolves_to_the_local_package():
-    path = Path(resolve_model("all-MiniLM-L6-v2"))
-    assert path == default_model_path() and path.is_dir()
-    assert (path / "config.json").is_file() or (path / "modules.json").is_file()
-    for alias in ("all-MiniLM-L6-v2", "default", DEFAULT_MODEL_ID):
-        assert model_id(alias) == DEFAULT_MODEL_ID
 
 
 def test_real_model_embeddings(sieve_real_map, sieve_real_encoder):
