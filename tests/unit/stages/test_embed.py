@@ -1,5 +1,6 @@
 """Embed: length-sorted batches, the (model, text hash) cache, resumability, the real model, and
-texts over the model's token limit (long_text truncate/chunk, a 20 MB cell in bounded memory)."""
+texts over the model's token limit (long_text truncate/chunk, a 20 MB cell in bounded memory), and the
+backend in EmbedParams (validated, old dicts mean torch, part of the key, one artifact per backend)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.encoders import long_text as lt
-from core.stages.embed import (Cancelled, EmbedParams, embed_prepared, embed_texts, encoder_limit, load_embeddings,
-                               run_embed)
-from core.stages.embed_cache import length_order
+from core.encoders import models as M
+from core.encoders import registry as R
+from core.stages.embed import (Cancelled, EmbedParams, embed_key, embed_prepared, embed_texts, encoder_limit,
+                               load_embeddings, run_embed)
+from core.stages.embed_cache import CACHE_TABLE, length_order
 from core.stages.long_texts import count_dataset
 from core.encoders.models import DEFAULT_MODEL, DEFAULT_MODEL_ID
 from core.encoders.registry import load_encoder
@@ -396,3 +399,93 @@ def test_embedding_a_20mb_cell_keeps_memory_bounded(tmp_path):
     assert res["mb"] > 20
     assert res["grew_mb"] < 200, res
     assert res["cos"] > 0.9999, res
+
+
+@pytest.fixture(scope="session")
+def fast_cache(tmp_path_factory):
+    """A private Sieve cache dir for the session (the export/distillation happen once),
+    unless SIEVE_CACHE_DIR is set (then the models built there are reused)."""
+    old = os.environ.get("SIEVE_CACHE_DIR")
+    os.environ["SIEVE_CACHE_DIR"] = old or str(tmp_path_factory.mktemp("sieve-cache"))
+    yield os.environ["SIEVE_CACHE_DIR"]
+    if old is None:
+        os.environ.pop("SIEVE_CACHE_DIR", None)
+    else:
+        os.environ["SIEVE_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def onnx_encoder(fast_cache):
+    return R.load_encoder(backend="onnx-int8")
+
+
+@pytest.fixture(scope="session")
+def static_encoder(fast_cache):
+    return R.load_encoder(backend="static")
+
+
+def test_backend_params_are_validated():
+    with pytest.raises(SieveError, match="backend"):
+        EmbedParams(backend="onnx")
+    with pytest.raises(SieveError, match="backend"):
+        EmbedParams(backend="static", device="cuda")
+    assert EmbedParams().backend == "auto"
+
+
+def test_a_params_dict_without_backend_means_torch():
+    old = {k: v for k, v in dataclasses.asdict(EmbedParams()).items() if k != "backend"}
+    assert EmbedParams.from_dict(old).backend == "torch"
+    assert EmbedParams.from_dict({**old, "backend": "static"}).backend == "static"
+    # the manifest/map-record reader must go through it (old manifests reproduce with torch)
+    from core.engines.local import MapParams
+
+    mp = MapParams().to_dict()
+    mp["embed"] = old
+    assert MapParams.from_dict(mp).embed.backend == "torch"
+
+
+def test_backend_is_part_of_the_key_and_torch_keeps_its_old_key(tmp_path):
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec, current_dataset
+
+    path = tmp_path / "d.csv"
+    path.write_text("text\nhello there\nhow do I cook rice\n")
+    ws = Workspace(tmp_path / "ws")
+    ingest(ws, IngestParams(str(path), TextSpec(column="text")))
+    keys = {b: embed_key(ws, EmbedParams(backend=b, device="cpu")) for b in ("torch", "onnx-int8", "static")}
+    assert len({k for k, _ in keys.values()}) == 3
+    assert keys["torch"][1] == M.DEFAULT_MODEL_ID  # the model id of today's caches and manifests
+    old_key = stage_key("embed", {"model": M.DEFAULT_MODEL_ID, "normalize": True}, current_dataset(ws).key)
+    assert keys["torch"][0] == old_key
+    assert keys["onnx-int8"][1] == M.DEFAULT_MODEL_ID + "#onnx-int8"
+    assert embed_key(ws, EmbedParams(device="cpu"))[0] == keys["onnx-int8"][0]  # auto -> onnx-int8 here
+
+
+def test_two_backends_two_artifacts_no_mixing(tmp_path, onnx_encoder, static_encoder, sieve_real_encoder):
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
+    from core.stages.embed import load_embeddings
+
+    texts = ["how do I fix a flat tyre", "write a haiku about autumn", "sort a list in python", "explain tides"]
+    path = tmp_path / "d.parquet"
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": texts}), path)
+    ws = Workspace(tmp_path / "ws")
+    ingest(ws, IngestParams(str(path), TextSpec(column="text")))
+    res = {b: run_embed(ws, EmbedParams(backend=b, device="cpu"), encoder=enc)
+           for b, enc in (("torch", sieve_real_encoder), ("onnx-int8", onnx_encoder), ("static", static_encoder))}
+    assert len({r.key for r in res.values()}) == 3
+    assert all(not r.cached and r.n_computed == 4 for r in res.values())
+    vecs = {b: load_embeddings(ws, r.key)[1] for b, r in res.items()}
+    assert vecs["static"].shape[1] == static_encoder.dim
+    assert not np.allclose(vecs["torch"], vecs["onnx-int8"])  # int8 vectors are close, never identical
+    for b, r in res.items():
+        assert ws.load_artifact("embed", r.key)[1]["params"]["backend"] == b  # the resolved backend is recorded
+    # run again with "auto": the onnx-int8 artifact is reused, nothing is recomputed
+    again = run_embed(ws, EmbedParams(device="cpu"), encoder=onnx_encoder)
+    assert again.cached and again.key == res["onnx-int8"].key
+    # the text cache keeps one entry per (backend, text)
+    with ws.connect() as con:
+        n = con.execute(f"SELECT count(DISTINCT model_key), count(*) FROM {CACHE_TABLE}").fetchall()[0]
+    assert n == (3, 12)
