@@ -22,7 +22,7 @@ from core.encoders import long_text as lt
 from core.encoders import models as M
 from core.encoders import registry as R
 from core.stages.embed import (Cancelled, EmbedParams, embed_key, embed_prepared, embed_texts, encoder_limit,
-                               load_embeddings, run_embed)
+                               load_embeddings, precomputed_vectors, run_embed)
 from core.stages.embed_cache import CACHE_TABLE, length_order
 from core.stages.long_texts import count_dataset
 from core.encoders.models import DEFAULT_MODEL, DEFAULT_MODEL_ID
@@ -489,3 +489,35 @@ def test_two_backends_two_artifacts_no_mixing(tmp_path, onnx_encoder, static_enc
     with ws.connect() as con:
         n = con.execute(f"SELECT count(DISTINCT model_key), count(*) FROM {CACHE_TABLE}").fetchall()[0]
     assert n == (3, 12)
+
+
+def _vec_file(tmp_path, vectors):
+    path = tmp_path / "v.jsonl"
+    path.write_text("".join(json.dumps({"text": f"t{i}", "vec": v}) + "\n" for i, v in enumerate(vectors)))
+    return path
+
+
+def test_overflowing_and_underflowing_norms_normalise_to_unit_vectors(tmp_path):
+    from core.stages.embed import EmbedParams, load_embeddings, run_embed
+
+    vectors = [[3e19, 3e19, 0.0], [1e-30, 1e-30, 0.0], [3e38, -3e38, 1.0], [1e-44, 0.0, 0.0], [1.0, 2.0, 2.0]]
+    path = _vec_file(tmp_path, vectors)
+    ws = Workspace(tmp_path / "ws")
+    ingest(ws, IngestParams(str(path), TextSpec(column="text"), "vec"))
+    res = run_embed(ws, EmbedParams())
+    _, got = load_embeddings(ws, res.key)
+    assert got.dtype == np.float32 and np.isfinite(got).all()
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-6)
+    want = np.asarray(vectors, np.float64)
+    want = want / np.abs(want).max(axis=1, keepdims=True)
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_without_normalising_a_row_that_underflows_float32_is_refused():
+    col = pa.array([[1.0, 2.0], [1e-60, 1e-60]], pa.list_(pa.float64()))
+    with pytest.raises(SieveError, match=r"'vec' has a vector whose values all underflow float32 .* at row 8"):
+        precomputed_vectors(np.array([7, 8]), col, "vec", normalize=False)
+    ok = precomputed_vectors(np.array([7, 8]), pa.array([[1.0, 2.0], [3.0, 4.0]], pa.list_(pa.float64())), "vec",
+                             normalize=False)
+    assert ok.tolist() == [[1.0, 2.0], [3.0, 4.0]]
