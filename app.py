@@ -10,6 +10,5 @@ st.navigation(
         st.Page("pages/map.py", title="Map", icon=":material/scatter_plot:"),
         st.Page("pages/budget.py", title="Budget", icon=":material/balance:"),
         st.Page("pages/export.py", title="Export", icon=":material/download:"),
-        st.Page("pages/scale.py", title="At scale", icon=":material/hub:"),
     ]
 ).run()

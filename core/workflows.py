@@ -8,30 +8,39 @@ cluster, :class:`core.engines.ray.RayEngine`).  Every workflow takes the engine 
 argument, an Engine or its name (:func:`resolve_engine`); a map handle says which engine
 made it (MapData: local, ShardedMap: Ray), so the steps over a handle need no engine.
 What differs between engines lives in the engine classes; nothing here asks which one runs.
+The front ends' smaller steps are here too: ``ingest`` (with a progress callback),
+``edit_clusters`` of a local map, ``load_encoder``, ``start_warmup`` and ``wait_for_model``.
 
 Nothing here prints.  Progress goes through :class:`Events` (the stage callbacks of
-:mod:`core.engines.local` plus ``on_step(name, value)`` after each finished step); bad
-input raises :class:`core.store.workspace.SieveError` with a one-line message.
+:mod:`core.engines.local`, ``on_step(name, value)`` after each finished step, ``on_wait``
+when a local map queues behind another session); bad input raises
+:class:`core.store.workspace.SieveError` with a one-line message.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from core.encoders.base import Encoder
+from core.encoders.registry import load_encoder as registry_encoder
+from core.runtime import warmup
+from core.stages import ingest as ingest_stage
+from core.stages import prewarm
 from core.stages.dataset import DatasetInfo
 from core.stages.embed import EmbedParams
 from core.stages.ingest import IngestParams
-from core.stages.ingest import ingest as ingest_dataset
 from core.stages.long_texts import count_dataset
 from core.store.workspace import SieveError, Workspace
 
-from .curate import read_edits
+from .curate import read_edits, stored_edits
+from .engines import local
 from .engines.base import Engine, not_run_by
-from .engines.local import MapData, MapParams
+from .engines.local import MapData, MapKeys, MapParams
 from .engines.local_engine import METRICS_MAX_ROWS, long_text_note
 from .engines.registry import engine_for, engine_from_options
 from .manifest import build_manifest, read_manifest, verify_export
@@ -39,6 +48,7 @@ from .selection import Selection, SelectParams
 from .workflow_types import LOCAL, Events, Exported, ExportTarget, MapHandle, RunResult
 
 REPORT_VECTORS_MAX_ROWS = METRICS_MAX_ROWS  # larger subsets skip the vector metrics (diversity, coverage, ...)
+StepProgress = Callable[[int, int, str], None]  # (done, total, message)
 
 
 def resolve_engine(engine: Engine | str = LOCAL, *, encoder: Encoder | None = None, **options) -> Engine:
@@ -77,9 +87,32 @@ def naming_edits_file(path: Path | str | None):
         raise
 
 
-def ingest(ws: Workspace, params: IngestParams) -> tuple[DatasetInfo, bool]:
-    """Load a dataset into the workspace (core.stages.ingest.ingest): (its info, whether it was already loaded)."""
-    return ingest_dataset(ws, params)
+def ingest(ws: Workspace, params: IngestParams, progress: StepProgress | None = None) -> tuple[DatasetInfo, bool]:
+    """Load a dataset into the workspace (core.stages.ingest.ingest), reporting
+    ``progress(done, total, message)``: (its info, whether it was already loaded).
+    SieveError naming the file, column or parameter; a failure leaves the workspace as it was."""
+    return ingest_stage.ingest(ws, params, progress=progress)
+
+
+def load_encoder(model: str, device: str = "auto", normalize: bool = True, backend: str = "torch",
+                 progress: StepProgress | None = None) -> Encoder:
+    """The encoder of ``model`` on ``backend`` ("auto" resolved here; core.encoders.registry),
+    reporting a one-time model preparation through ``progress(done, total, message)``.
+    SieveError for an unknown backend or a model that cannot be loaded."""
+    return registry_encoder(model, device=device, normalize=normalize, backend=backend, progress=progress)
+
+
+def start_warmup() -> None:
+    """Start, once per process and in a background thread, preparing the default model and
+    compiling UMAP/HDBSCAN, so the first map does not wait for them (SIEVE_NO_WARMUP=1: not)."""
+    if not os.environ.get("SIEVE_NO_WARMUP"):
+        prewarm.start_background_warmup()
+
+
+def wait_for_model(timeout: float | None = None) -> bool:
+    """Block while the background warm-up prepares the default model (at most ``timeout``
+    seconds; None: until done); True when that is done or no warm-up runs."""
+    return warmup.wait_for_model(timeout)
 
 
 def dataset_long_text_note(ws: Workspace, info: DatasetInfo, model: str) -> str | None:
@@ -110,11 +143,25 @@ def build_map(ws: Workspace, params: MapParams, *, engine: Engine | str = LOCAL,
 
     ``edits_path``: a JSON file of cluster edits applied on top (read before any work;
     an edit that does not apply names the file); ``encoder`` replaces the model of ``params``.
-    Raises SieveError on bad input."""
+    Progress goes to ``events`` (local: ``on_wait(holder)`` when the map queues behind
+    another computation that holds the workspace).  Raises SieveError on bad input;
+    Cancelled (core.stages.embed) when the embedding is stopped."""
     eng = resolve_engine(engine, encoder=encoder)
     edits = read_edits(edits_path) if edits_path is not None else None
     with naming_edits_file(edits_path):
         return eng.map(ws, params, edits=edits, events=events)
+
+
+def edit_clusters(ws: Workspace, edits: list[dict], base: MapData | None = None, *,
+                  append: bool = False) -> MapKeys:
+    """Make ``edits`` (core.curate: rename, merge, split) the cluster edits of the local map
+    ``base`` (default: the workspace's latest map), replacing its earlier ones (``append``:
+    after them), and make the result the workspace's current map.  Returns its keys
+    (the base map's when no edit is left).  SieveError naming a bad edit; nothing is stored then."""
+    keys, params = (base.keys, base.params) if base is not None else local.current_map(ws)
+    if append:
+        edits = stored_edits(ws, keys.label) + list(edits)
+    return local.curate_map(ws, keys, edits, params)
 
 
 def map_embeddings(ws: Workspace, params: MapParams, *, engine: Engine | str, events: Events = Events()) -> MapHandle:
@@ -194,7 +241,7 @@ def run(ws: Workspace, ingest_params: IngestParams, map_params: MapParams, sel_p
     eng = resolve_engine(engine, encoder=encoder)
     target = eng.check_run(map_params, sel_params, target, edits_path)
     edits = read_edits(edits_path) if edits_path is not None else None
-    events.step("dataset", ingest_dataset(ws, ingest_params))
+    events.step("dataset", ingest_stage.ingest(ws, ingest_params))
     t0 = time.perf_counter()
     with naming_edits_file(edits_path):
         handle = eng.map(ws, map_params, edits=edits, events=events)

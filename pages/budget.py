@@ -1,6 +1,7 @@
 """Budget: split a row budget across clusters (policy, noise handling, per-cluster
 sliders or a min/max/override table), pick rows inside each cluster, and see how
-the subset compares with the full set and with a random subset of the same size."""
+the subset compares with the full set and with a random subset of the same size.
+On the Ray engine (chosen on the Map page): pages.budget_sharded."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import streamlit as st
 from core import queries, workflows
 from core.explore import draw_sample
 from core.selection import SelectParams
-from pages import budget_form
+from pages import budget_form, budget_sharded, engine_choice
 from pages import common as C
 from pages import figures, forms
 from pages import state as S
@@ -185,9 +186,7 @@ def _render(state: State, ws, info, data) -> None:
 
 
 def body() -> None:
-    opened = C.page_map("Budget")
-    if opened is not None:
-        _render(*opened)
+    engine_choice.dispatch("Budget", budget_sharded.render, _render)
 
 
 C.run_page(body)

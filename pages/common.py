@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import streamlit as st
 
-from core import actions, queries, workflows
+from core import queries, workflows
 from core.stages.dataset import DatasetInfo, TextSpec
 from core.stages.embed import Cancelled
 from core.stages.ingest import IngestParams
@@ -97,7 +97,7 @@ def get_encoder(model: str, device: str, normalize: bool, backend: str = "torch"
     """The encoder (cached per process); ``_progress(done, total, msg)`` hears the one-time
     model preparation (not part of the cache key)."""
 
-    return actions.load_encoder(model, device, normalize, backend, progress=_progress)
+    return workflows.load_encoder(model, device, normalize, backend, progress=_progress)
 
 
 # -- errors -----------------------------------------------------------------------------
@@ -125,7 +125,7 @@ def report_error(exc: BaseException) -> str:
 def start_warmup() -> None:
     """Compile UMAP/HDBSCAN once per process in a background thread, so the first map is
     not slowed by numba compilation (idempotent; SIEVE_NO_WARMUP=1 turns it off)."""
-    actions.start_warmup()
+    workflows.start_warmup()
 
 
 def _leave_pages_directory_mode() -> None:

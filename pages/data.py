@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import actions, queries
+from core import queries, workflows
 from core.explore_files import column_kinds, preview_source, safe_filename, save_upload
 from core.stages.dataset import TextSpec
 from core.stages.ingest import IngestParams
@@ -38,7 +38,7 @@ def _ingest(ws, source: str, spec, vector_column, file_format, *, quiet: bool = 
             bar.progress(min(1.0, done / max(total, 1)), text=msg)
 
     try:
-        return actions.load_dataset(ws, params, progress=progress)
+        return workflows.ingest(ws, params, progress=progress)
     finally:  # a failed load leaves no half-filled bar behind
         if bar is not None:
             bar.empty()

@@ -1,5 +1,6 @@
 """Export: download or save the chosen rows (Parquet, JSONL or CSV) with a manifest
-that `sieve reproduce` turns back into the same rows."""
+that `sieve reproduce` turns back into the same rows.  On the Ray engine (chosen on the Map
+page): Parquet shards plus a manifest (pages.export_sharded)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from core import queries, workflows
 from core.explore_files import EXPORT_MIME, export_bytes
 from core.workflow_types import ExportTarget
 from pages import common as C
-from pages import forms
+from pages import engine_choice, export_sharded, forms
 from pages import state as S
 
 FORMATS = ("parquet", "jsonl", "csv")
@@ -163,10 +164,7 @@ def _render(state: S.State, ws, data) -> None:
 
 
 def body() -> None:
-    opened = C.page_map("Export")
-    if opened is not None:
-        state, ws, _, data = opened
-        _render(state, ws, data)
+    engine_choice.dispatch("Export", export_sharded.render, lambda state, ws, info, data: _render(state, ws, data))
 
 
 C.run_page(body)

@@ -1,5 +1,5 @@
-"""Every figure the pages draw: ONE cluster scatter (:func:`cluster_scatter`) for the Map, Budget
-and At scale pages, its search highlight and colour-by-column recolouring, the box/lasso shapes
+"""Every figure the pages draw: ONE cluster scatter (:func:`cluster_scatter`) for the Map page
+(on either engine) and the Budget page, its search highlight and colour-by-column recolouring, the box/lasso shapes
 redrawn on it, and the small bar charts (per-cluster shares, linked summaries).
 
 Names from data are HTML-escaped (plotly renders trace names and annotations as HTML).

@@ -1,6 +1,6 @@
 """Widgets -> Params: the Map page's advanced settings -> core.engines.local.MapParams, the Budget
-page's persisted values -> core.budget_settings.BudgetSettings -> SelectParams, and the At scale
-page's budget form -> SelectParams.
+page's persisted values -> core.budget_settings.BudgetSettings -> SelectParams (on a local map, and the
+part the Ray engine runs on a sharded map).
 
 Every function takes the session state it reads (``state``, a mapping: st.session_state in the
 app); the rules that turn settings into parameters live in core (core.budget_settings).
@@ -22,6 +22,7 @@ from core.stages.cluster import DEFAULT_ASSIGN_NOISE, ClusterParams
 from core.stages.cluster_methods import ALGORITHMS
 from core.stages.embed import EmbedParams
 from core.stages.project import METRICS, ProjectParams
+from core.workflow_types import RAY
 from pages import common as C
 from pages import state as S
 
@@ -34,8 +35,6 @@ MAP_SETTINGS = {
     "min_cluster_size": 0, "min_samples": 0, "seed": 42, "exact": False, "long_text": "truncate", "cluster_method": "hdbscan",
     "join_noise": True, "assign_noise": DEFAULT_ASSIGN_NOISE,
 }
-SCALE_PICKS = queries.engine_pick_names("ray")  # what the Ray engine supports (the pick registry says)
-SCALE_POLICIES = ("equal", "proportional", "sqrt")
 
 
 # -- Map ----------------------------------------------------------------------------------------
@@ -163,33 +162,35 @@ def select_params(state: State, data) -> SelectParams:
     return budget_settings(state).select_params(len(data.row_ids), sv.pins, sv.bans)
 
 
-# -- At scale -----------------------------------------------------------------------------------
+# -- Budget on the Ray engine -------------------------------------------------------------------
+
+RAY_DEFAULTS = {"policy": "equal", "pick": "random"}  # until set: cheap on a corpus too large for memory
+RAY_NOISE = ("include", "exclude")  # the unclustered rows' choices offered on Ray
 
 
-def scale_select_form(state: State, n_rows: int) -> tuple[SelectParams, bool]:
-    """The At scale page's budget form: (SelectParams with this session's pins/bans, pick on Ray),
-    made by the Budget page's rules (core.budget_settings.BudgetSettings.select_params)."""
-    c1, c2, c3, c4 = st.columns(4)
-    budget = S.persisted(state, c1.number_input, "Total budget (rows)", S.W_SCALE_BUDGET, S.C_SCALE_BUDGET,
-                         min(1000, n_rows), min_value=1, max_value=max(1, n_rows), step=100)
-    policy = S.persisted(state, c2.selectbox, "Allocation across clusters", S.W_SCALE_POLICY, S.C_SCALE_POLICY, "equal",
-                         SCALE_POLICIES)
-    pick = S.persisted(state, c3.selectbox, "Pick inside a cluster", S.W_SCALE_PICK, S.C_SCALE_PICK, "random",
-                       SCALE_PICKS, help="random: seeded; centroid/core: nearest the cluster centre; diverse: farthest-point "
-                            "sampling; facility: coverage; boundary: farthest from the centre; mmr: relevance to "
-                            "the centre traded against novelty (the vector picks read only the shards that hold "
-                            "the cluster).")
-    seed = S.persisted(state, c4.number_input, "Seed", S.W_SCALE_SEED, S.C_SCALE_SEED, 0, min_value=0, step=1)
-    d1, d2, d3, d4 = st.columns(4)
-    noise = S.persisted(state, d1.selectbox, "Unclustered rows", S.W_SCALE_NOISE, S.C_SCALE_NOISE, "include",
-                        ("include", "exclude"))
-    lo = S.persisted(state, d2.number_input, "Floor per cluster", S.W_SCALE_MIN, S.C_SCALE_MIN, 0, min_value=0, step=10)
-    hi = S.persisted(state, d3.number_input, "Cap per cluster (0 = none)", S.W_SCALE_MAX, S.C_SCALE_MAX, 0, min_value=0,
-                     step=10)
-    on_ray = S.persisted(state, d4.checkbox, "Pick on Ray", S.W_SCALE_ON_RAY, S.C_SCALE_ON_RAY, False,
-                         help="Run the per-cluster picks as Ray tasks (RAY_ADDRESS, else a local Ray instance). "
-                              "Off: in this process; the rows chosen are the same.")
-    settings = BudgetSettings(budget=int(budget), policy=policy, pick=pick, seed=int(seed), noise=noise,
-                              min_per_cluster=int(lo), max_per_cluster=int(hi))
+def ray_choices() -> dict[str, tuple]:
+    """What the Budget page offers on the Ray engine: {"pick": its pick methods (the pick
+    registry says), "noise": RAY_NOISE}."""
+    return {"pick": queries.engine_pick_names(RAY), "noise": RAY_NOISE}
+
+
+def ray_budget_settings(state: State) -> BudgetSettings:
+    """The Budget page's persisted values that the Ray engine runs (total rows, policy, noise,
+    min/max per cluster, pick, seed) as one typed object; a pick or noise choice Ray does not
+    offer reads as its default, and the other options stay at theirs (the engine refuses them:
+    core.workflows.engine_limits)."""
+    g, offered = state.get, ray_choices()
+    pick = g(S.C_PICK, RAY_DEFAULTS["pick"])
+    noise = g(S.C_NOISE, "include")
+    return BudgetSettings(budget=None if g(S.C_BUDGET) is None else int(g(S.C_BUDGET)),
+                          policy=g(S.C_POLICY, RAY_DEFAULTS["policy"]),
+                          pick=pick if pick in offered["pick"] else RAY_DEFAULTS["pick"],
+                          seed=int(g(S.C_SEED, 0)), noise=noise if noise in offered["noise"] else "include",
+                          min_per_cluster=int(g(S.C_MIN, 0) or 0), max_per_cluster=int(g(S.C_MAX, 0) or 0))
+
+
+def ray_select_params(state: State, n_rows: int) -> SelectParams:
+    """SelectParams of the Budget page's settings on a sharded map of ``n_rows`` rows, with this
+    session's pins and bans, by the Budget page's rules (BudgetSettings.select_params); raises SieveError."""
     sv = S.SessionView(state)
-    return settings.select_params(n_rows, sv.pins, sv.bans), bool(on_ray)  # the Budget page's rules
+    return ray_budget_settings(state).select_params(n_rows, sv.pins, sv.bans)

@@ -1,6 +1,7 @@
-"""Map: compute (embed -> project -> cluster -> label) with progress, then explore
-the clusters: box/lasso selection re-applied to all rows on the server, search,
-a cluster filter, and pins/bans that the Budget page honours."""
+"""Map: choose the engine (in memory, or a sharded map on Ray: pages.map_sharded), compute
+(embed -> project -> cluster -> label) with progress, then explore the clusters: box/lasso
+selection re-applied to all rows on the server, search, a cluster filter, and pins/bans that
+the Budget page honours."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from core import queries
 from core.encoders.long_text import LongTextCount
 from core.explore import cluster_table, draw_sample, has_shapes, ids_in, selection_mask, selection_summary, text_search
 from core.explore_files import fetch_rows
+from core.workflow_types import RAY
 from pages import common as C
-from pages import figures, forms, map_compute, map_tools
+from pages import engine_choice, figures, forms, map_compute, map_sharded, map_tools
 from pages import state as S
 
 log = logging.getLogger("sieve.app")
@@ -303,6 +305,9 @@ def body() -> None:
     if opened is None:
         return
     state, ws, info = opened
+    if engine_choice.choose(state, ws, info) == RAY:
+        map_sharded.render(state, ws, info)
+        return
     data = C.get_map(state, ws)
     st.caption(f"Dataset: {info.n_rows:,} rows ({info.n_embeddable:,} to embed) from "
                f"{C.esc(', '.join(info.sources[:2]))}{' …' if len(info.sources) > 2 else ''}")

@@ -7,8 +7,9 @@ import time
 
 import streamlit as st
 
-from core import actions, queries
+from core import queries, workflows
 from core.stages.embed import Cancelled
+from core.workflow_types import Events
 from pages import common as C
 from pages import forms
 from pages import state as S
@@ -23,7 +24,7 @@ def _load_encoder(params, status):
     warm = queries.warmup_state()
     if e.backend == "onnx-int8" and warm["started"] and not warm["model"]:
         status.update(label="Preparing the int8 ONNX model (one time on this machine, about half a minute)…")
-        actions.wait_for_model()
+        workflows.wait_for_model()
     status.update(label=f"Loading the model {e.model} ({e.backend})…")
 
     def progress(done, total, msg):  # the one-time export, when it runs here
@@ -96,8 +97,8 @@ def _compute(ws, info, params) -> None:
     report = _StageProgress()
     m.computing = True
     try:
-        keys = actions.compute_map(ws, params, encoder=encoder, on_stage=report.on_stage, progress=report.progress,
-                                   on_wait=report.on_wait)
+        keys = workflows.build_map(ws, params, encoder=encoder, events=Events(
+            progress=report.progress, on_stage=report.on_stage, on_wait=report.on_wait)).keys
     except Cancelled as exc:
         st.warning(f"{C.esc(exc)}. Press **Compute map** again to resume.")
         return

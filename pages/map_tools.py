@@ -1,5 +1,5 @@
 """The Map page's exploration tools, kept out of pages/map.py: curating the clusters
-(rename, merge, split; core.curate / core.engines.local.curate_map) and search by meaning
+(rename, merge, split; core.curate / core.workflows.edit_clusters) and search by meaning
 (core.search).
 
 Session-state keys of these tools are defined here (prefix ``w.curate.`` for widgets).
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import actions
+from core import workflows
 from core.explore import event_point_ids, ids_in
 from core.explore_files import column_kinds
 from core.search import embed_query, nearest, row_norms
@@ -53,7 +53,7 @@ def _apply(state: S.State, edits: list[dict], done: str) -> None:
     filter) start afresh."""
     m = S.MapState(state)
     ws, data = C.get_workspace(), m.map
-    keys = actions.edit_clusters(ws, edits, data)
+    keys = workflows.edit_clusters(ws, edits, data)
     C.get_map(state, ws, keys.map_id)
     for k in (W_CUR_RENAME_ID, W_CUR_RENAME_NAME, W_CUR_MERGE_IDS, W_CUR_SPLIT_ID, S.W_FILTER):
         state.pop(k, None)

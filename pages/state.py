@@ -1,7 +1,7 @@
 """Session state of the app: the pages' links, the session-state keys (app state ``K_``,
 persisted widget values ``C_``, widget keys ``W_``), the widget-persistence protocol, and one
 typed state object per page over those keys (SessionView, DataState, MapState, BudgetState,
-ExportState, ScaleState).
+ExportState, ShardedState, EngineState).
 
 Rules: pages reach app state through the typed objects (``S.MapState(state).selected``), never
 by key; every helper takes the session state (``state``) as an argument, and only :func:`ss`
@@ -29,7 +29,6 @@ PAGE_DATA = "pages/data.py"
 PAGE_MAP = "pages/map.py"
 PAGE_BUDGET = "pages/budget.py"
 PAGE_EXPORT = "pages/export.py"
-PAGE_SCALE = "pages/scale.py"
 
 # -- session-state keys (app state) ---------------------------------------------------
 K_AUTOLOADED = "sieve.autoloaded"  # bool: the sample was auto-loaded once this session
@@ -58,8 +57,9 @@ K_SEARCH = "sieve.search"  # {"key": (map key, query), "mask": bool array}
 K_WANT_DIVERSITY = "sieve.want_diversity"  # the user asked for the NN diversity of a large subset
 K_SAVE_DEFAULT = "sieve.save_default"  # the default file name last offered on the Export page
 K_LAST_SAVE = "sieve.last_save"  # {"path", "manifest", "rows"} of the last Save on the Export page
-K_SCALE_MAP_DIR = "sieve.scale.map_dir"  # str: the sharded map the At-scale page shows
-K_SCALE_FIG = "sieve.scale.fig"  # {"key": map key, "fig", "ids": drawn row ids} of the At-scale page
+K_ENGINE = "sieve.engine"  # {dataset key: "local" | "ray"}: the engine the Map, Budget and Export pages run on
+K_SCALE_MAP_DIR = "sieve.scale.map_dir"  # str: the sharded map the pages show on the Ray engine
+K_SCALE_FIG = "sieve.scale.fig"  # {"key": map key, "fig", "n_drawn"} of the sharded map
 K_SCALE_CHART_VERSION = "sieve.scale.chart_version"  # bumped to reset its chart widget
 K_SCALE_SELECTED = "sieve.scale.selected_ids"  # np.ndarray of row ids inside the shapes (all rows)
 K_SCALE_SELECTED_HOW = "sieve.scale.selected_how"
@@ -113,13 +113,6 @@ C_COVERAGE_DISTANCE = "sieve.c.coverage_distance"
 C_INCLUDE_DUPLICATES = "sieve.c.include_duplicates"
 C_FORMAT = "sieve.c.export_format"
 C_SAVE_PATH = "sieve.c.save_path"
-C_SCALE_BUDGET = "sieve.c.scale_budget"
-C_SCALE_POLICY = "sieve.c.scale_policy"
-C_SCALE_PICK = "sieve.c.scale_pick"
-C_SCALE_SEED = "sieve.c.scale_seed"
-C_SCALE_NOISE = "sieve.c.scale_noise"
-C_SCALE_MIN = "sieve.c.scale_min"
-C_SCALE_MAX = "sieve.c.scale_max"
 C_SCALE_ON_RAY = "sieve.c.scale_on_ray"
 C_SCALE_SAMPLE = "sieve.c.scale_sample_size"
 C_SCALE_SHARD_ROWS = "sieve.c.scale_shard_rows"
@@ -194,15 +187,7 @@ W_TEXT_COLUMN = "w.text_column"
 W_TEXT_MODE = "w.text_mode"
 W_UPLOAD = "w.upload"
 W_VECTOR_COLUMN = "w.vector_column"
-W_SCALE_BUDGET = "w.scale.budget"
-W_SCALE_POLICY = "w.scale.policy"
-W_SCALE_PICK = "w.scale.pick"
-W_SCALE_SEED = "w.scale.seed"
-W_SCALE_NOISE = "w.scale.noise"
-W_SCALE_MIN = "w.scale.min"
-W_SCALE_MAX = "w.scale.max"
 W_SCALE_ON_RAY = "w.scale.on_ray"
-W_SCALE_SELECT = "w.scale.select"
 W_SCALE_SAMPLE = "w.scale.sample_size"
 W_SCALE_SHARD_ROWS = "w.scale.shard_rows"
 W_SCALE_BUILD = "w.scale.build"
@@ -214,6 +199,7 @@ W_SCALE_DRAWN = "w.scale.drawn"
 W_SCALE_EXPORT = "w.scale.export"
 W_SCALE_OVERWRITE = "w.scale.overwrite"
 W_SCALE_MANIFEST = "w.scale.download_manifest"
+W_ENGINE_PREFIX = "w.engine."  # + dataset key (the Map page's engine choice)
 W_MAP_PREFIX = "w.map."  # + setting name (Map page advanced settings)
 W_SLIDER_PREFIX = "w.slider."  # + map key + "." + cluster id (Budget page sliders)
 W_TABLE_PREFIX = "w.cluster_table."  # + a counter (Budget page per-cluster editor)
@@ -376,9 +362,16 @@ class ExportState(BudgetState):
     last_save = Slot(K_LAST_SAVE)  # {"path", "manifest", "rows", "key"}
 
 
-class ScaleState(SessionView):
-    """The At scale page: the sharded map shown, its drawn figure and chart widget, the
-    selection over all rows, the cached selection and the last export and build."""
+class EngineState(SessionView):
+    """The engine each dataset's Map, Budget and Export pages run on (pages.engine_choice)."""
+
+    engines = Slot(K_ENGINE, factory=dict)  # {dataset key: "local" | "ray"}
+
+
+class ShardedState(SessionView):
+    """The Map, Budget and Export pages on the Ray engine: the sharded map shown, its drawn
+    figure and chart widget, the selection over all rows, the cached selection and the last
+    export and build."""
 
     map_dir = Slot(K_SCALE_MAP_DIR)
     fig = Slot(K_SCALE_FIG)  # {"key", "fig", "n_drawn"}

@@ -335,6 +335,22 @@ def run_sieve(*args, timeout: float = 600):
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+def params_with_a_local_only_field() -> type:
+    """A SelectParams subclass with one more field, ``fancy`` (str, default ``"off"``), declared
+    local-only (``metadata={"engines": ("local",)}``): patched in as
+    ``core.engines.base.SelectParams`` it shows that a declaration is all an engine's refusals
+    read.  core is imported here, not at module load (Ray workers import this module)."""
+    import dataclasses
+
+    from core.selection import SelectParams
+
+    @dataclasses.dataclass
+    class Extended(SelectParams):
+        fancy: str = dataclasses.field(default="off", metadata={"engines": ("local",)})
+
+    return Extended
+
+
 def build_topic_map(root: Path) -> tuple:
     """(Workspace, table) of a real map under ``root``: 200 generated rows of known topics
     (sample_data.generate, seed 3, no mess) embedded with the packaged model (torch fp32,

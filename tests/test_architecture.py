@@ -2,9 +2,8 @@
 pages/ and app.py; nothing under test is imported.
 
 1. The front ends (pages/, core/cli/) call functions only from the workflow layer
-   (core.workflows, and core.actions for the steps it lacks) and the explore layer
-   (EXPLORE_LAYER, including core.queries); they may import classes and constants from
-   anywhere in core.
+   (core.workflows) and the explore layer (EXPLORE_LAYER, including core.queries); they
+   may import classes and constants from anywhere in core.
 2. No import cycles (imports inside functions included).
 3. No imports inside functions, except of a heavy or optional library (HEAVY).
 4. No ``_private`` name imported (or read as ``module._name``) from another project module.
@@ -23,7 +22,7 @@ from pathlib import Path
 
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 
-WORKFLOW_LAYER = {"core.workflows", "core.actions"}  # core.actions: steps core.workflows lacks (yet)
+WORKFLOW_LAYER = {"core.workflows"}
 EXPLORE_LAYER = {"core.explore", "core.explore_files", "core.search", "core.curate", "core.summaries",
                  "core.palette", "core.nn", "core.budget_settings", "core.scores", "core.queries"}
 FRONT_ENDS = ("pages", "core.cli")
@@ -204,10 +203,10 @@ def test_front_ends_call_only_workflows_and_the_explore_layer():
 def test_rule_1_catches_a_page_calling_a_lower_layer():
     src = ("from core.engines.local import MapParams, run_selection\n"
            "from core.store import paths\n"
-           "from core import actions, workflows\n"
+           "from core import queries, workflows\n"
            "from core.explore import draw_sample\n"
            "paths.export_root('x')\n"
-           "actions.local.load_map(None)\n"
+           "queries.local.load_map(None)\n"
            "workflows.select(None, None, None)\n")
     found = front_end_violations("pages.bad", Path("pages/bad.py"), ast.parse(src))
     assert ("pages/bad.py", 1, "run_selection from core.engines.local") in found

@@ -21,7 +21,9 @@ from core.stages.embed import Cancelled
 from core.store.workspace import SieveError
 
 from .. import queries
+from ..engines.base import Unsupported
 from ..workflow_types import Events, Step
+from .options import selection_flag
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -61,9 +63,12 @@ def fail(exc: BaseException) -> None:
 @contextlib.contextmanager
 def exits_on_failure(workspace=None):
     """Library errors inside the block become one line on stderr and exit 2 (130 when
-    cancelled or interrupted); ``workspace`` names the database a damage message points at."""
+    cancelled or interrupted); ``workspace`` names the database a damage message points at.
+    An option the engine cannot run is named by its flag, as typed (:func:`refusal`)."""
     try:
         yield
+    except Unsupported as exc:
+        fail(SieveError(refusal(exc)))
     except SieveError as exc:
         fail(exc)
     except Cancelled as exc:
@@ -76,6 +81,13 @@ def exits_on_failure(workspace=None):
         fail(SieveError(f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)))
     except duckdb.Error as exc:
         fail(queries.database_failure(exc, workspace))  # a damaged database surfaces mid-query
+
+
+def refusal(exc: Unsupported) -> str:
+    """An engine's refusal of a selection option, naming the flag a user typed and the engine
+    as ``--engine`` takes it (``--soft-noise 0.5 is not supported by the ray engine yet; use
+    the local engine for it``; core.cli.options.selection_flag)."""
+    return exc.named(selection_flag(exc.option), str(exc.value))
 
 
 def guard(fn: Callable) -> Callable:

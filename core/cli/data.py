@@ -14,7 +14,7 @@ import typer
 
 from core.store.workspace import SieveError, Workspace
 
-from .. import actions, queries, workflows
+from .. import queries, workflows
 from ..curate import read_edits
 from ..search import embed_query, nearest, query_encoder
 from ..workflow_types import LOCAL, RAY
@@ -126,7 +126,7 @@ def curate(
     queries.map_record(ws)  # no map: say so before reading the edits file
     new = [] if clear else read_edits(edits)
     with workflows.naming_edits_file(edits):
-        data = queries.map_data(ws, actions.edit_clusters(ws, new, append=append))
+        data = queries.map_data(ws, workflows.edit_clusters(ws, new, append=append))
     print_clusters(data)
     err.print(f"{len(data.edits)} edit(s) apply to this map" + ("; run `sieve select` again" if data.edits else ""))
 

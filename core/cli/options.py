@@ -40,8 +40,8 @@ def default_of(cls: type, name: str) -> Any:
 @dataclass(frozen=True)
 class Opt:
     """One command-line parameter: ``name`` (the Python parameter), ``flags`` (none: typer's
-    ``--name``), ``annotation``, ``default`` (REQUIRED: must be given), ``help``, and whether
-    it is a positional ``argument``."""
+    ``--name``), ``annotation``, ``default`` (REQUIRED: must be given), ``help``, whether
+    it is a positional ``argument``, and the Params ``field`` it fills (None: ``name``)."""
 
     name: str
     annotation: Any
@@ -49,6 +49,11 @@ class Opt:
     flags: tuple[str, ...] = ()
     help: str | None = None
     argument: bool = False
+    field: str | None = None
+
+    def flag(self) -> str:
+        """The flag a user types (the first of ``flags``, else typer's ``--name`` with dashes)."""
+        return self.flags[0] if self.flags else "--" + self.name.replace("_", "-")
 
     def info(self):
         """The typer.Option (or typer.Argument) declaring this parameter."""
@@ -160,20 +165,24 @@ SELECT_OPTS = group(
     Opt("noise", str, default_of(S, "noise"), help="include, exclude, or a row budget for unclustered rows."),
     Opt("min_per_cluster", int, default_of(S, "min_per_cluster"), ("--min",), "Floor per cluster."),
     Opt("max_per_cluster", Optional[int], default_of(S, "max_per_cluster"), ("--max",), "Cap per cluster."),
-    Opt("override", Optional[list[str]], None, ("--override",), "CLUSTER=ROWS, repeatable."),
+    Opt("override", Optional[list[str]], None, ("--override",), "CLUSTER=ROWS, repeatable.", field="overrides"),
     Opt("score_column", Optional[str], default_of(S, "score_column"),
         help="Numeric column for --pick score (or the relevance of --pick mmr)."),
-    Opt("ascending", bool, default_of(S, "score_ascending"), ("--ascending",), "With --pick score: lowest first."),
-    Opt("pin", Optional[str], None, help="Row ids always included (comma-separated, or a file)."),
-    Opt("ban", Optional[str], None, help="Row ids never included (comma-separated, or a file)."),
+    Opt("ascending", bool, default_of(S, "score_ascending"), ("--ascending",), "With --pick score: lowest first.",
+        field="score_ascending"),
+    Opt("pin", Optional[str], None, help="Row ids always included (comma-separated, or a file).", field="pins"),
+    Opt("ban", Optional[str], None, help="Row ids never included (comma-separated, or a file).", field="bans"),
 )
-
-def _depth(name: str, annotation: Any, field: str | None, help: str, default: Any = None) -> Opt:
-    """A selection-depth option whose default is SelectParams' ``field`` (None: ``default``)."""
-    return Opt(name, annotation, default if field is None else default_of(S, field), help=help)
+FIELD_DEFAULT = object()  # an option whose default is its field's
 
 
-# option, type, the SelectParams field it sets (its default), help
+def _depth(name: str, annotation: Any, field: str, help: str, default: Any = FIELD_DEFAULT) -> Opt:
+    """A selection-depth option that fills SelectParams' ``field``, with that field's default
+    unless the CLI gives its own ``default``."""
+    return Opt(name, annotation, default_of(S, field) if default is FIELD_DEFAULT else default, help=help, field=field)
+
+
+# option, type, the SelectParams field it sets, help (, the CLI's own default; else the field's)
 DEPTH_OPTS = group(*(_depth(*row) for row in (
     ("dedup", str, "dedup", "none, exact (normalised text) or near (also embeddings within a cluster above "
      "--near-dup): one pick per duplicate group."),
@@ -184,17 +193,28 @@ DEPTH_OPTS = group(*(_depth(*row) for row in (
     ("budget_unit", str, "budget_unit", "rows or tokens (budget, min/max, overrides in tokens)."),
     ("tokenizer", str, "tokenizer", "With --budget-unit tokens: model (the embedding model's tokenizer) or words."),
     ("strata", Optional[str], "strata_column", "A column to split each cluster's budget across (e.g. source)."),
-    ("strata_bound", Optional[list[str]], None, "STRATUM=MIN:MAX per cluster x stratum cell, repeatable."),
+    ("strata_bound", Optional[list[str]], "strata_bounds", "STRATUM=MIN:MAX per cluster x stratum cell, repeatable.",
+     None),
     ("reference", Optional[str], "reference_path", "A reference/eval file: coverage and leakage check."),
     ("reference_text", str, "reference_text", "The reference file's text column."),
     ("coverage_distance", float, "coverage_distance", "A reference row is covered within this cosine distance."),
-    ("leakage", str, None, "With --reference: off, warn or drop rows that are near-copies of reference rows.",
+    ("leakage", str, "leakage", "With --reference: off, warn or drop rows that are near-copies of reference rows.",
      "warn"),
     ("leakage_threshold", float, "leakage_threshold", "Cosine similarity that counts as leakage."),
     ("target", Optional[str], "target_path", "A target file (any input format): the budget follows the share of "
      "its rows nearest each cluster (importance resampling; replaces --policy)."),
     ("target_text", str, "target_text", "The target file's text column."),
 )))
+
+
+
+def selection_flag(field: str) -> str:
+    """The flag of the selection option (SELECT_OPTS, DEPTH_OPTS) that fills SelectParams'
+    ``field`` (``soft_noise_threshold`` -> ``--soft-noise``, ``min_per_cluster`` -> ``--min``);
+    ``field`` itself when no option fills it."""
+    return next((o.flag() for o in (*SELECT_OPTS.values(), *DEPTH_OPTS.values()) if (o.field or o.name) == field),
+                field)
+
 
 EXPORT = group(
     Opt("out_path", Path, REQUIRED, ("--out", "-o"), "Output file: .parquet, .jsonl or .csv."),

@@ -33,11 +33,14 @@ class Events:
 
     ``progress(stage, done, total, message)`` and ``on_stage(stage, 'start'|'done', info)``
     are :mod:`core.engines.local`'s callbacks; ``on_step(name, value)`` runs after each finished
-    step with its result (see each workflow and engine for the names it reports)."""
+    step with its result (see each workflow and engine for the names it reports);
+    ``on_wait(holder)`` runs when the local engine's map queues behind another computation
+    that holds the workspace (``holder``: what it computes)."""
 
     progress: Progress | None = None
     on_stage: StageCallback | None = None
     on_step: Step | None = None
+    on_wait: Callable[[str], None] | None = None
 
     def step(self, name: str, value: Any) -> None:
         """Report a finished step (nothing when no ``on_step`` is given)."""
@@ -87,35 +90,61 @@ def _default(f) -> Any:
     return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
-def refusals(params: SelectParams, engine: str, label: str | None = None) -> list[str]:
-    """One line per option of ``params`` that ``engine`` cannot run, each naming the option
-    (``dedup='exact' is not supported by the Ray engine yet; use the local engine for it``):
-    each field set away from its default whose metadata ``engines`` does not list ``engine``
-    (in field order), then a pick whose :class:`~core.selection.picks.PickMethod` does not.
-    ``label``: the engine's name in the message (default ``engine``).  [] when it runs them all."""
-    label = label or engine
+class Unsupported(SieveError):
+    """An option an engine cannot run: ``option`` (the SelectParams field, or ``pick``), its
+    ``value``, the ``engine``'s name (``label``: as the message calls it) and the engines that
+    run it (``allowed``).  The message names the field (``dedup='exact' is not supported by the
+    Ray engine yet; use the local engine for it``); a front end can name its own control
+    instead with :meth:`named` (the CLI: the flag as typed)."""
+
+    def __init__(self, option: str, value: Any, engine: str, allowed: tuple[str, ...], label: str | None = None):
+        self.option, self.value, self.engine, self.allowed = option, value, engine, tuple(allowed)
+        self.label = label or engine
+        super().__init__(self.named(f"{option}=", repr(value), self.label))
+
+    def named(self, name: str, value: str, label: str | None = None) -> str:
+        """The refusal with the option called ``name`` followed by ``value`` (e.g. ``--dedup``,
+        ``exact``: ``--dedup exact is not supported by the ray engine yet; ...``); ``label``:
+        the engine's name in it (default: its name, as ``--engine`` takes it).  A ``name``
+        ending in ``=`` is joined to the value without a space."""
+        head = name + value if name.endswith("=") else f"{name} {value}"
+        return (f"{head} is not supported by the {label or self.engine} engine yet; "
+                f"use the {' or '.join(self.allowed)} engine for it")
+
+    def __reduce__(self):  # picklable (Ray ships exceptions between processes)
+        return (Unsupported, (self.option, self.value, self.engine, self.allowed, self.label))
+
+
+def unsupported_options(params: SelectParams, engine: str, label: str | None = None) -> list[Unsupported]:
+    """Each option of ``params`` that ``engine`` cannot run, as an :class:`Unsupported`: each
+    field set away from its default whose metadata ``engines`` does not list ``engine`` (in
+    field order), then a pick whose :class:`~core.selection.picks.PickMethod` does not.
+    ``label``: the engine's name in the messages (default ``engine``).  [] when it runs them all."""
     out = []
     for f in fields(params):
         allowed = f.metadata.get("engines")
         value = getattr(params, f.name)
         if allowed is not None and engine not in allowed and value != _default(f):
-            out.append(_refusal(f.name, value, label, allowed))
+            out.append(Unsupported(f.name, value, engine, allowed, label))
     method = REGISTRY.get(params.pick)
     if method is not None and engine not in method.engines:
-        out.append(_refusal("pick", params.pick, label, method.engines))
+        out.append(Unsupported("pick", params.pick, engine, method.engines, label))
     return out
 
 
-def _refusal(name: str, value: Any, label: str, allowed: tuple[str, ...]) -> str:
-    return (f"{name}={value!r} is not supported by the {label} engine yet; "
-            f"use the {' or '.join(allowed)} engine for it")
+def refusals(params: SelectParams, engine: str, label: str | None = None) -> list[str]:
+    """One line per option of ``params`` that ``engine`` cannot run, each naming the option
+    (``dedup='exact' is not supported by the Ray engine yet; use the local engine for it``),
+    in the order of :func:`unsupported_options`.  [] when it runs them all."""
+    return [str(u) for u in unsupported_options(params, engine, label)]
 
 
 def check_supported(params: SelectParams, engine: str, label: str | None = None) -> None:
-    """SieveError with the first of :func:`refusals` (nothing when ``engine`` runs ``params``)."""
-    problems = refusals(params, engine, label)
+    """Raise the first of :func:`unsupported_options` (an :class:`Unsupported`, a SieveError);
+    nothing when ``engine`` runs ``params``."""
+    problems = unsupported_options(params, engine, label)
     if problems:
-        raise SieveError(problems[0])
+        raise problems[0]
 
 
 class Engine(Protocol):

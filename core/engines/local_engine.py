@@ -76,10 +76,11 @@ class LocalEngine:
     def map(self, ws: Workspace, params: MapParams, *, edits: list[dict] | None = None,
             events: Events = Events()) -> MapData:
         """:func:`core.engines.local.build_map` (cached stages skipped; ``edits`` applied on
-        top) then :func:`~core.engines.local.load_map`; reports the step ``map`` (MapData)."""
+        top; ``events.on_wait`` told when it queues behind another computation) then
+        :func:`~core.engines.local.load_map`; reports the step ``map`` (MapData)."""
         warm_up_large_map(current_dataset(ws).n_rows)
         keys = build_map(ws, params, encoder=self.encoder, progress=events.progress,
-                         on_stage=events.on_stage, edits=edits)
+                         on_stage=events.on_stage, edits=edits, on_wait=events.on_wait)
         data = load_map(ws, keys)
         events.step("map", data)
         return data

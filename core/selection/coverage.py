@@ -24,13 +24,12 @@ client: on the quality harness, 2,000 sampled clients covered 1-3 classes fewer 
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Mapping
 
 import numpy as np
 
 from ..nn import unit
-from .facility_global import candidate_pool
+from .facility_global import candidate_pool, lazy_greedy
 
 BALANCED_MAX_CLIENTS = 10_000  # clients the objective is evaluated on (a seeded sample beyond)
 BALANCED_MAX_CANDIDATES = 20_000  # candidates in all (a seeded per-cluster sample beyond)
@@ -58,36 +57,14 @@ def client_weights(cands: Mapping[int, np.ndarray], clients: np.ndarray, power: 
 def weighted_lazy_greedy(X: np.ndarray, C: np.ndarray, owner: np.ndarray, wts: np.ndarray, cur: np.ndarray,
                          left: dict[int, int], batch_size: int = 32, block: int = 1024) -> list[int]:
     """Indices into ``C`` ((m, d) unit candidates) in greedy order for clients ``X`` ((q, d) unit)
-    with weights ``wts`` (q,) and coverage so far ``cur`` (q,); ``left``: rows each cluster may still take."""
+    with weights ``wts`` (q,) and coverage so far ``cur`` (q,); ``left``: rows each cluster may still take.
+    The first gains are computed in blocks of ``block`` candidates; the loop is
+    :func:`core.selection.facility_global.lazy_greedy` with the weighted sum (tolerance 1e-12)."""
     gains = np.empty(len(C), np.float64)
     for s in range(0, len(C), block):
         sims = np.maximum(C[s : s + block] @ X.T, 0.0)
         gains[s : s + block] = np.maximum(sims - cur, 0.0) @ wts
-    heap = [(-float(g), int(i)) for i, g in enumerate(gains)]
-    heapq.heapify(heap)
-    chosen: list[int] = []
-    while heap and any(v > 0 for v in left.values()):
-        batch = []
-        while heap and len(batch) < batch_size:
-            _, i = heapq.heappop(heap)
-            if left.get(int(owner[i]), 0) > 0:
-                batch.append(i)
-        if not batch:
-            break
-        sims = np.maximum(X @ C[batch].T, 0.0)
-        g = wts @ np.maximum(sims - cur[:, None], 0.0)
-        best = min(range(len(batch)), key=lambda j: (-g[j], batch[j]))
-        bound = -heap[0][0] if heap else -np.inf
-        if g[best] >= bound - 1e-12:
-            chosen.append(batch[best])
-            left[int(owner[batch[best]])] -= 1
-            cur = np.maximum(cur, sims[:, best])
-        else:
-            best = -1
-        for j, i in enumerate(batch):
-            if j != best:
-                heapq.heappush(heap, (-float(g[j]), i))
-    return chosen
+    return lazy_greedy(X, C, owner, cur, left, gains, lambda d: wts @ d, tol=1e-12, batch_size=batch_size)
 
 
 def pick_facility_balanced(cands: Mapping[int, np.ndarray], need: Mapping[int, int], vectors: np.ndarray,

@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -97,31 +97,51 @@ def pick_facility_global(cands: Mapping[int, np.ndarray], counts: Mapping[int, i
         _greedy_on_block(X, C, cur.astype(np.float32), pos, owner, left, out)
         return {c: np.asarray(v, dtype=np.int64) for c, v in out.items()}
     gains = np.maximum(np.maximum(C @ X.T, 0.0) - cur, 0.0).sum(axis=1, dtype=np.float64)
+    for i in lazy_greedy(X, C, owner, cur, left, gains, lambda d: d.sum(axis=0, dtype=np.float64),
+                         tol=1e-9, batch_size=batch_size):
+        out[int(owner[i])].append(int(pos[i]))
+    return {c: np.asarray(v, dtype=np.int64) for c, v in out.items()}
+
+
+def lazy_greedy(X: np.ndarray, C: np.ndarray, owner: np.ndarray, cur: np.ndarray, left: dict[int, int],
+                gains: np.ndarray, refresh: Callable[[np.ndarray], np.ndarray], *, tol: float,
+                batch_size: int = 32) -> list[int]:
+    """Lazy greedy (Minoux 1978) for facility location under a partition matroid: indices into
+    ``C`` ((m, d) float32 unit candidates) in pick order.
+
+    ``X`` (q, d) float32 unit clients; ``owner`` (m,) int64: each candidate's cluster; ``cur``
+    (q,) float32: each client's coverage so far (pins); ``left``: rows each cluster may still
+    take (updated in place); ``gains`` (m,) float64: the first gains (upper bounds later);
+    ``refresh(d)``: the gains of a batch from ``d`` = max(0, sim - cur), (q, b) float32, as
+    (b,) float64 (a plain or weighted sum over the clients).  Up to ``batch_size`` stale
+    candidates are refreshed at once; a refreshed best within ``tol`` of the heap's top bound
+    is taken (stale bounds only overestimate); ties go to the lower index.  Used by
+    ``facility-global`` (``algo_version`` < 3) and ``facility-balanced`` (core.selection.coverage)."""
     heap = [(-float(g), int(i)) for i, g in enumerate(gains)]
     heapq.heapify(heap)
+    chosen: list[int] = []
     while heap and any(v > 0 for v in left.values()):
         batch = []
         while heap and len(batch) < batch_size:
             _, i = heapq.heappop(heap)
-            if left[int(owner[i])] > 0:
+            if left.get(int(owner[i]), 0) > 0:
                 batch.append(i)
         if not batch:
             break
         sims = np.maximum(X @ C[batch].T, 0.0)
-        g = np.maximum(sims - cur[:, None], 0.0).sum(axis=0, dtype=np.float64)
+        g = refresh(np.maximum(sims - cur[:, None], 0.0))
         best = min(range(len(batch)), key=lambda j: (-g[j], batch[j]))
         bound = -heap[0][0] if heap else -np.inf
-        if g[best] >= bound - 1e-9:  # the true best (stale bounds only overestimate)
-            i = batch[best]
-            out[int(owner[i])].append(int(pos[i]))
-            left[int(owner[i])] -= 1
+        if g[best] >= bound - tol:
+            chosen.append(batch[best])
+            left[int(owner[batch[best]])] -= 1
             cur = np.maximum(cur, sims[:, best])
         else:
             best = -1
         for j, i in enumerate(batch):
             if j != best:
                 heapq.heappush(heap, (-float(g[j]), i))
-    return {c: np.asarray(v, dtype=np.int64) for c, v in out.items()}
+    return chosen
 
 
 def target_cluster_weights(target_clusters: np.ndarray, clusters: list[int]) -> dict[int, float]:

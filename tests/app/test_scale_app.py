@@ -1,11 +1,13 @@
-"""The At-scale page (pages/scale.py) and the in-process shard path (core.engines.ray, local=True).
+"""The Map, Budget and Export pages on the Ray engine (pages/map_sharded.py, budget_sharded.py,
+export_sharded.py) and the in-process shard path (core.engines.ray, local=True).
 
 The sharded map is built without Ray (``local=True`` runs the same shard workers in this
 process) from the app tests' generated rows and bag-of-words encoder, fitted on a sample
-smaller than the data so that the assignment path runs.  The page must draw a sample,
+smaller than the data so that the assignment path runs.  The Map page must draw a sample,
 apply a box or lasso to *every* row (not only the drawn ones), keep pins and bans through
-a new selection, allocate and pick on the shards, and export shards + a manifest that
-reproduces the same rows.
+a new selection; the Budget page must allocate and pick on the shards; the Export page must
+write shards + a manifest that reproduces the same rows.  The engine is chosen once per
+dataset on the Map page (a workspace with only a sharded map starts on Ray).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import pytest
 
 from pages import state as S
 from tests.fakes import BagOfWordsEncoder
-from tests.app_fixtures import chart, no_errors, open_page, send_selection, metric_value
+from tests.app_fixtures import (chart, empty_env, map_env, metric_value, new_app, no_errors, open_page,  # noqa: F401
+                                 send_selection, small_map)
 
 N_ROWS = 1200
 SAMPLE = 700
@@ -57,6 +60,18 @@ def scale_env(sharded, monkeypatch):
     monkeypatch.setenv("SIEVE_WORKSPACE", str(ws.root))
     monkeypatch.setenv("SIEVE_EXPORT_DIR", str(ws.root.parent / "exports"))
     return sharded
+
+
+def _budget(at, total: int):
+    """Set the Budget page's total (its form: the Rows box, then Apply)."""
+    at.number_input(key=S.W_BUDGET_NUMBER).set_value(total)
+    return at.button(key=S.W_BUDGET_APPLY).click().run()
+
+
+def _engine_radio(at):
+    found = [r for r in at.radio if r.label == "Engine"]
+    assert len(found) == 1, [r.label for r in at.radio]
+    return found[0]
 
 
 def _map(res):
@@ -171,8 +186,9 @@ def test_page_draws_a_sample_and_a_lasso_selects_every_row_inside_it(scale_env):
 
     ws, emb, res = scale_env
     ids, xy, labels = _map(res)
-    at = open_page(S.PAGE_SCALE)
+    at = open_page(S.PAGE_MAP)
     no_errors(at)
+    assert _engine_radio(at).value == "ray"  # only a sharded map: the Map page starts on Ray
     fig = json.loads(chart(at).proto.spec)
     drawn = _n_drawn(fig)
     assert drawn == res.n_rows  # under the drawing cap: every row
@@ -196,7 +212,7 @@ def test_page_box_applies_to_rows_that_are_not_drawn(scale_env):
     """With a drawing cap below the row count, a box still selects every row inside it."""
     ws, emb, res = scale_env
     ids, xy, _ = _map(res)
-    at = open_page(S.PAGE_SCALE, state={S.C_SCALE_DRAWN: 300})
+    at = open_page(S.PAGE_MAP, state={S.C_SCALE_DRAWN: 300})
     fig = json.loads(chart(at).proto.spec)
     assert _n_drawn(fig) <= 300 + 200  # the cap (plus per-cluster floors)
     lo, hi = xy.min(axis=0) - 1, xy.max(axis=0) + 1
@@ -209,7 +225,7 @@ def test_page_box_applies_to_rows_that_are_not_drawn(scale_env):
 def test_page_pins_and_bans_survive_a_new_selection_and_reach_the_picks(scale_env):
     ws, emb, res = scale_env
     ids, xy, labels = _map(res)
-    at = open_page(S.PAGE_SCALE)
+    at = open_page(S.PAGE_MAP)
     no_errors(at)
     # ban the left part of the map, pin a few rows at the right
     xcut = float(np.percentile(xy[:, 0], 30))
@@ -230,15 +246,16 @@ def test_page_pins_and_bans_survive_a_new_selection_and_reach_the_picks(scale_en
     assert metric_value(at, "Selected rows (all shards)") == "0"
     assert metric_value(at, "Pinned rows") == str(len(pinned))
     assert metric_value(at, "Banned rows") == str(len(banned))
-    at.number_input(key=S.W_SCALE_BUDGET).set_value(120).run()
-    at.selectbox(key=S.W_SCALE_PICK).set_value("diverse").run()
+    at.switch_page(S.PAGE_BUDGET).run()
+    _budget(at, 120)
+    at.selectbox(key=S.W_PICK).set_value("diverse").run()
     no_errors(at)
     sel = at.session_state[S.K_SCALE_SELECTION]["selection"]
     chosen = set(sel.row_ids.tolist())
     assert len(chosen) == len(sel) == 120 == int(metric_value(at, "Rows in the subset"))
     assert pinned <= chosen and not chosen & banned
     # a new seed resamples; pins and bans still hold
-    at.number_input(key=S.W_SCALE_SEED).set_value(5).run()
+    at.number_input(key=S.W_SEED).set_value(5).run()
     sel2 = at.session_state[S.K_SCALE_SELECTION]["selection"]
     assert pinned <= set(sel2.row_ids.tolist()) and not set(sel2.row_ids.tolist()) & banned
     C_pins = at.session_state[S.K_PINS]
@@ -251,9 +268,9 @@ def test_page_vector_picks_equal_core(scale_env, pick):
     from core.selection import SelectParams
 
     ws, emb, res = scale_env
-    at = open_page(S.PAGE_SCALE, state={S.K_PINS: set(), S.K_BANS: set()})
-    at.number_input(key=S.W_SCALE_BUDGET).set_value(60).run()
-    at.selectbox(key=S.W_SCALE_PICK).set_value(pick).run()
+    at = open_page(S.PAGE_BUDGET, state={S.K_PINS: set(), S.K_BANS: set()})
+    _budget(at, 60)
+    at.selectbox(key=S.W_PICK).set_value(pick).run()
     no_errors(at)
     sel = at.session_state[S.K_SCALE_SELECTION]["selection"]
     want = scale.scale_select(res.folder, emb.folder, SelectParams(budget=60, pick=pick), local=True)
@@ -266,15 +283,18 @@ def test_page_selection_equals_core_and_export_reproduces(scale_env, tmp_path):
     from core.selection import SelectParams
 
     ws, emb, res = scale_env
-    at = open_page(S.PAGE_SCALE, state={S.K_PINS: set(), S.K_BANS: set()})
-    at.number_input(key=S.W_SCALE_BUDGET).set_value(90).run()
-    at.selectbox(key=S.W_SCALE_POLICY).set_value("sqrt").run()
-    at.number_input(key=S.W_SCALE_MIN).set_value(2).run()
+    at = open_page(S.PAGE_BUDGET, state={S.K_PINS: set(), S.K_BANS: set()})
+    _budget(at, 90)
+    at.selectbox(key=S.W_POLICY).set_value("sqrt").run()
+    at.number_input(key=S.W_MIN).set_value(2).run()
     no_errors(at)
     sel = at.session_state[S.K_SCALE_SELECTION]["selection"]
     want = scale.scale_select(res.folder, emb.folder, SelectParams(budget=90, policy="sqrt", min_per_cluster=2),
                               local=True)
     assert sel.row_ids.tolist() == want.row_ids.tolist()
+    at.switch_page(S.PAGE_EXPORT).run()
+    no_errors(at)
+    assert metric_value(at, "Rows to export") == "90"
     at.text_input(key=S.W_SCALE_FOLDER).input("picked").run()
     at.button(key=S.W_SCALE_EXPORT).click().run()
     no_errors(at)
@@ -312,7 +332,10 @@ def test_page_without_a_sharded_map_explains_and_builds_one_here(tmp_path, monke
     ingest(Workspace(root), IngestParams(str(data_path), TextSpec(column="text")))
     monkeypatch.setenv("SIEVE_WORKSPACE", str(root))
     monkeypatch.setattr(E, "load_encoder", lambda *a, **k: BagOfWordsEncoder())
-    at = open_page(S.PAGE_SCALE)
+    at = open_page(S.PAGE_MAP)
+    no_errors(at)
+    assert _engine_radio(at).value == "local"  # no map of either kind: the Map page starts in memory
+    _engine_radio(at).set_value("ray").run()
     no_errors(at)
     assert any("no sharded map" in i.value for i in at.info)
     assert any("--engine ray" in c.value for c in at.code)
@@ -341,12 +364,15 @@ def test_page_reports_a_budget_below_the_pins_and_keeps_rendering(scale_env):
     ws, emb, res = scale_env
     ids, _, _ = _map(res)
     pins = set(int(i) for i in ids[:30])
-    at = open_page(S.PAGE_SCALE, state={S.K_PINS: pins, S.K_PINBAN_DATASET: None})
-    at.number_input(key=S.W_SCALE_BUDGET).set_value(10).run()
+    at = open_page(S.PAGE_BUDGET, state={S.K_PINS: pins, S.K_PINBAN_DATASET: None})
+    at = _budget(at, 10)
     assert not at.exception
     assert len(at.error) == 1 and "pin" in at.error[0].value.lower(), [e.value for e in at.error]
+    assert at.number_input(key=S.W_BUDGET_NUMBER).value == 10  # the budget form still renders
+    at.switch_page(S.PAGE_MAP).run()
     assert len(at.dataframe) >= 1  # the cluster table still renders
-    at.number_input(key=S.W_SCALE_BUDGET).set_value(40).run()
+    at.switch_page(S.PAGE_BUDGET).run()
+    at = _budget(at, 40)
     no_errors(at)
     assert pins <= set(at.session_state[S.K_SCALE_SELECTION]["selection"].row_ids.tolist())
 
@@ -376,8 +402,9 @@ def test_page_export_stays_inside_the_export_folder(scale_env, tmp_path):
     root.mkdir(exist_ok=True)
     (root / "keep.txt").write_text("kept")
     (root / "lnk.manifest.json").symlink_to(tmp_path / "planted.json")
-    at = open_page(S.PAGE_SCALE, state={S.K_PINS: set(), S.K_BANS: set()})
-    at.number_input(key=S.W_SCALE_BUDGET).set_value(40).run()
+    at = open_page(S.PAGE_BUDGET, state={S.K_PINS: set(), S.K_BANS: set()})
+    _budget(at, 40)
+    at.switch_page(S.PAGE_EXPORT).run()
     for name, message in ((".", "itself"), ("./", "itself"), ("sub/..", ".."), ("lnk", "symbolic link")):
         at.text_input(key=S.W_SCALE_FOLDER).input(name).run()
         at.button(key=S.W_SCALE_EXPORT).click().run()
@@ -393,7 +420,7 @@ def test_page_draws_cluster_names_at_their_centres_in_distinct_colours(scale_env
 
     ws, emb, res = scale_env
     ids, xy, labels = _map(res)
-    at = open_page(S.PAGE_SCALE)
+    at = open_page(S.PAGE_MAP)
     no_errors(at)
     fig = json.loads(chart(at).proto.spec)
     names = {c["id"]: c["name"] for c in json.loads((Path(res.folder) / "_meta.json").read_text())["clusters"]}
@@ -411,21 +438,91 @@ def test_page_draws_cluster_names_at_their_centres_in_distinct_colours(scale_env
 def test_page_names_what_the_ray_engine_cannot_run_from_its_declarations(scale_env, monkeypatch):
     """The page's pick box and its "Not on the Ray engine" caption follow the declarations
     (pick registry, SelectParams field metadata): a field newly declared local-only shows up."""
-    import dataclasses
-
     from core.engines import base
-    from core.selection import REGISTRY, SelectParams, engine_picks
+    from core.selection import REGISTRY, engine_picks
+    from tests.fakes import params_with_a_local_only_field
 
-    @dataclasses.dataclass
-    class Extended(SelectParams):
-        fancy: str = dataclasses.field(default="off", metadata={"engines": ("local",)})
+    Extended = params_with_a_local_only_field()
 
     monkeypatch.setattr(base, "SelectParams", Extended)
-    at = open_page(S.PAGE_SCALE)
+    at = open_page(S.PAGE_BUDGET)
     no_errors(at)
-    assert tuple(at.selectbox(key=S.W_SCALE_PICK).options) == engine_picks("ray")
+    assert tuple(at.selectbox(key=S.W_PICK).options) == engine_picks("ray")
     notes = [c.value for c in at.caption if c.value.startswith("Not on the Ray engine")]
     assert len(notes) == 1
     for name in ("dedup", "budget_unit", "strata_column", "reference_path", "soft_noise_threshold", "score_column",
                  "fancy", *(p for p, m in REGISTRY.items() if "ray" not in m.engines)):
         assert name in notes[0], name
+
+
+def test_navigation_lists_the_four_pages_and_no_at_scale_page(empty_env, monkeypatch):
+    """The sharded map runs on the Map/Budget/Export pages: app.py's navigation has no At scale page."""
+    import streamlit as st
+
+    titles = []
+    real = st.navigation
+
+    def spy(pages, *a, **k):
+        titles[:] = [p.title for p in pages]
+        return real(pages, *a, **k)
+
+    monkeypatch.setattr(st, "navigation", spy)
+    at = new_app()
+    at.run()  # app.py itself (switch_page would run a page file directly)
+    assert not at.exception
+    assert titles == ["Data", "Map", "Budget", "Export"]
+    assert not (Path(S.REPO_ROOT) / "pages" / "scale.py").exists()
+
+
+def test_engine_choice_persists_from_map_to_budget_to_export(scale_env):
+    """One engine per dataset, chosen on the Map page: Budget and Export follow it and say so."""
+    from core.selection import engine_picks
+
+    ws, emb, res = scale_env
+    # a pick and a noise choice the Ray engine does not run, as set on a local map's Budget page
+    at = open_page(S.PAGE_MAP, state={S.K_PINS: set(), S.K_BANS: set(), S.C_PICK: "score", S.C_NOISE: "own budget"})
+    no_errors(at)
+    assert _engine_radio(at).value == "ray" and len(at.get("plotly_chart")) == 1
+    _engine_radio(at).set_value("local").run()
+    no_errors(at)
+    assert not at.get("plotly_chart") and any("No map of this dataset yet" in i.value for i in at.info)
+    at.switch_page(S.PAGE_BUDGET).run()
+    no_errors(at)
+    assert any(c.value.startswith("Engine: In memory (local)") for c in at.caption)
+    assert any("no map of this dataset yet" in i.value for i in at.info)  # the local Budget page's guidance
+    at.switch_page(S.PAGE_MAP).run()
+    assert _engine_radio(at).value == "local"  # kept across pages
+    _engine_radio(at).set_value("ray").run()
+    at.switch_page(S.PAGE_EXPORT).run()
+    no_errors(at)
+    assert any(c.value.startswith("Engine: Sharded (Ray)") for c in at.caption)
+    assert any("No budget has been set" in i.value for i in at.info)
+    at.switch_page(S.PAGE_BUDGET).run()
+    no_errors(at)
+    assert any(c.value.startswith("Engine: Sharded (Ray)") for c in at.caption)
+    assert tuple(at.selectbox(key=S.W_PICK).options) == engine_picks("ray")
+    assert at.selectbox(key=S.W_PICK).value == "random" and at.selectbox(key=S.W_NOISE).value == "include"
+    at = _budget(at, 50)
+    assert metric_value(at, "Rows in the subset") == "50"
+    at.switch_page(S.PAGE_EXPORT).run()
+    no_errors(at)
+    assert metric_value(at, "Rows to export") == "50"
+    assert at.button(key=S.W_SCALE_EXPORT) is not None
+    assert list(at.session_state[S.K_ENGINE].values()) == ["ray"]  # one choice, for this dataset
+
+
+def test_a_workspace_with_an_in_memory_map_starts_on_the_local_engine(map_env):
+    """An in-memory map and no sharded one: Map, Budget and Export run locally and say so."""
+    ws, data = map_env
+    at = open_page(S.PAGE_MAP)
+    no_errors(at)
+    assert _engine_radio(at).value == "local"
+    assert metric_value(at, "Selected rows") == "0"  # the local Map page's own panel
+    at.switch_page(S.PAGE_BUDGET).run()
+    no_errors(at)
+    assert any(c.value.startswith("Engine: In memory (local)") for c in at.caption)
+    assert int(metric_value(at, "Rows in the subset")) > 0
+    at.switch_page(S.PAGE_EXPORT).run()
+    no_errors(at)
+    assert any(c.value.startswith("Engine: In memory (local)") for c in at.caption)
+    assert int(metric_value(at, "Rows to export")) > 0

@@ -1,10 +1,12 @@
-"""Real-browser test of the At-scale page on a sharded map (Chromium + Playwright).
+"""Real-browser test of the Map and Budget pages on the Ray engine, on a sharded map
+(Chromium + Playwright).
 
 The sharded map is built before the server starts, in this process and without Ray
 (``core.engines.ray`` with ``local=True``, the app tests' bag-of-words encoder), over 3,000
-generated rows fitted on a 1,500-row sample.  The browser draws only part of it (*Points
-drawn* is lowered to 600); a box dragged on the chart must select every row inside the
-box on the server, drawn or not, and the budget must include the pinned rows.
+generated rows fitted on a 1,500-row sample; the workspace has no in-memory map, so the pages
+start on the Ray engine.  The browser draws only part of it (*Points drawn* is lowered to
+600); a box dragged on the chart must select every row inside the box on the server, drawn or
+not, and the Budget page's subset must include the pinned rows.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tests.browser.helpers import (
     SHOTS,
     axis_ranges,
     drag_mode,
+    goto,
     open_app,
     plotly_selections,
     running_app,
@@ -60,7 +63,7 @@ def sharded(tmp_path_factory):
 def page(browser, sharded):
     ws, _, _ = sharded
     with running_app({"SIEVE_WORKSPACE": str(ws.root), "SIEVE_NO_WARMUP": "1"}, "streamlit-scale.log") as url:
-        context, pg = open_app(browser, url + "/scale", timeout=30_000)
+        context, pg = open_app(browser, url + "/map", timeout=30_000)
         SHOTS.mkdir(parents=True, exist_ok=True)
         yield pg
         context.close()
@@ -72,10 +75,11 @@ def test_box_on_a_partly_drawn_sharded_map_selects_every_row_inside_it(page, sha
     ws, emb, res = sharded
     wait_chart(page)
     # The server's first visit was this deep link: app.py's navigation still runs (not
-    # Streamlit's old pages/-directory mode, which would list every file in pages/).
+    # Streamlit's old pages/-directory mode, which would list every file in pages/), and it
+    # has no At scale page: the sharded map is the Map page on the Ray engine.
     nav = page.locator("[data-testid=stSidebarNav]").inner_text()
-    assert "At scale" in nav and "Budget" in nav and "common" not in nav, nav
-    wait_metric(page, "Rows in the subset", lambda v: int(v) > 0, timeout=120_000)
+    assert "At scale" not in nav and "Budget" in nav and "Map" in nav and "common" not in nav, nav
+    assert page.get_by_role("radio", name="Sharded (Ray)").is_checked()
     drawn_input = page.get_by_role("spinbutton", name="Points drawn")
     drawn_input.fill("600")
     drawn_input.press("Enter")
@@ -107,12 +111,17 @@ def test_box_on_a_partly_drawn_sharded_map_selects_every_row_inside_it(page, sha
 
     page.get_by_role("button", name="Pin selection").click()
     wait_metric(page, "Pinned rows", lambda v: v == str(got))
-    budget = page.get_by_role("spinbutton", name="Total budget (rows)")
+    page.mouse.move(5, 5)  # no tooltip in the screenshot (docs/screenshot-scale.png)
+    page.evaluate("() => document.querySelector('[data-testid=stMain]')?.scrollTo(0, 0)")
+    shot(page, "scale", 1600)
+
+    goto(page, "Budget")  # the engine chosen on the Map page holds there
+    budget = page.get_by_role("spinbutton", name="Rows", exact=True)
+    budget.wait_for(timeout=120_000)
+    assert page.get_by_text("Engine: Sharded (Ray)").count() == 1
     budget.fill(str(got + 100))
-    budget.press("Enter")
+    page.get_by_role("button", name="Apply", exact=True).click()  # the total is a form, as on a local map
     wait_metric(page, "Rows in the subset", lambda v: v == str(got + 100), timeout=60_000)
     alerts = page.evaluate("() => [...document.querySelectorAll('[data-testid=stAlert]')].map(e => e.innerText)")
     assert not [a for a in alerts if "rror" in a], alerts
-    page.mouse.move(5, 5)  # no tooltip in the screenshot (docs/screenshot-scale.png)
-    page.evaluate("() => document.querySelector('[data-testid=stMain]')?.scrollTo(0, 0)")
-    shot(page, "scale", 2300)
+    shot(page, "scale-budget", 1800)

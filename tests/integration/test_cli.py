@@ -117,6 +117,24 @@ def test_other_command_errors(tmp_path):
     assert_one_line_error(sieve("select", "--budget", "5", "-w", tmp_path / "empty_ws"), "no dataset")
 
 
+@pytest.mark.parametrize("typed", [
+    ["--soft-noise", "0.5"],
+    ["--dedup", "exact"],
+    ["--budget-unit", "tokens"],
+    ["--strata", "source"],
+    ["--pick", "facility-global"],
+])
+def test_an_option_the_ray_engine_cannot_run_is_named_by_its_flag(typed, tmp_path):
+    """The engine's refusal names what the user typed (the flag and its value, the engine as
+    --engine takes it), not the SelectParams field; it comes before any work."""
+    proc = sieve("run", SAMPLE_CSV, "--text", "text", "--budget", "10", "--engine", "ray", "--out", tmp_path / "o",
+                 "-w", tmp_path / "ws", *typed)
+    flag, value = typed
+    assert_one_line_error(proc, f"error: {flag} {value} is not supported by the ray engine yet; "
+                                "use the local engine for it")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()
+
+
 # -- step by step -------------------------------------------------------------------------------------
 
 

@@ -190,7 +190,7 @@ def test_nn_distance_never_shows_negative_zero():
     assert fmt_distance(0.1234) == "0.123"
 
 
-# -- the At scale page on a sharded degenerate map --------------------------------------------
+# -- the Map/Budget/Export pages on the Ray engine, on a sharded degenerate map --------------------------------------
 
 
 @pytest.mark.parametrize("name", sorted(DEGENERATE))
@@ -213,12 +213,19 @@ def test_scale_page_works_on_degenerate_sharded_maps(tmp_path, monkeypatch, name
     assert res.n_clusters == 1  # identical rows: one group, not noise
     monkeypatch.setenv("SIEVE_WORKSPACE", str(ws.root))
     monkeypatch.setenv("SIEVE_EXPORT_DIR", str(tmp_path / "exports"))
-    at = open_page(S.PAGE_SCALE, 240, state={S.K_PINS: set(), S.K_BANS: set()})
+    at = open_page(S.PAGE_MAP, 240, state={S.K_PINS: set(), S.K_BANS: set()})
     no_errors(at)
-    at.number_input(key=S.W_SCALE_BUDGET).set_value(1).run()
+    assert len(at.get("plotly_chart")) == 1  # the sharded map is drawn
+    at.switch_page(S.PAGE_BUDGET).run()
+    no_errors(at)
+    if not at.number_input(key=S.W_BUDGET_NUMBER).disabled:  # a one-row map's budget is that row
+        at.number_input(key=S.W_BUDGET_NUMBER).set_value(1)
+        at.button(key=S.W_BUDGET_APPLY).click().run()
     no_errors(at)
     sel = at.session_state[S.K_SCALE_SELECTION]["selection"]
     assert len(sel.row_ids) == 1
+    at.switch_page(S.PAGE_EXPORT).run()
+    no_errors(at)
     at.text_input(key=S.W_SCALE_FOLDER).input("picked").run()
     at.button(key=S.W_SCALE_EXPORT).click().run()
     no_errors(at)

@@ -154,6 +154,41 @@ def test_build_map_names_the_edits_file_of_an_edit_that_does_not_apply(local_run
         workflows.build_map(ws, result.map.params or MapParams(), edits_path=edits, encoder=enc)
 
 
+def test_ingest_progress_a_queued_build_map_and_cluster_edits_of_a_given_map(data_file, tmp_path):
+    """The steps the pages need in their own shape: ``ingest`` reports its progress, a
+    ``build_map`` that queues behind another session tells ``events.on_wait`` and then runs,
+    ``edit_clusters`` replaces (or, ``append``, extends) the edits of the map it is given."""
+    import threading
+
+    path, _, enc = data_file
+    ws = Workspace(tmp_path / "ws")
+    seen = []
+    info, cached = workflows.ingest(ws, IngestParams(str(path), TextSpec(column="text")),
+                                    progress=lambda done, total, msg: seen.append((done, total)))
+    assert info.n_rows == ROWS and not cached and seen and seen[-1][0] == seen[-1][1]
+    held, release, waits = threading.Event(), threading.Event(), []
+
+    def holder():  # another session of this process holds the workspace until this one queues
+        with ws.lock("the map"):
+            held.set()
+            release.wait(60)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    assert held.wait(60)
+    data = workflows.build_map(ws, MapParams(), encoder=enc,
+                               events=Events(on_wait=lambda h: (waits.append(h), release.set())))
+    t.join(60)
+    assert len(waits) == 1 and "the map" in waits[0], waits
+    assert isinstance(data, workflows.MapData) and len(data.row_ids) == ROWS and data.keys.edits is None
+    first = workflows.edit_clusters(ws, [{"op": "rename", "cluster": 0, "name": "first"}], data)
+    both = workflows.edit_clusters(ws, [{"op": "rename", "cluster": 1, "name": "second"}], data, append=True)
+    only = workflows.edit_clusters(ws, [{"op": "rename", "cluster": 1, "name": "second"}], data)
+    assert first.edits and len({first.edits, both.edits, only.edits}) == 3
+    assert [e["name"] for e in workflows.current_map(ws).edits] == ["second"]
+    assert workflows.edit_clusters(ws, [], data) == data.keys  # no edit left: the base map
+
+
 def test_saved_selection_without_one_is_a_clear_error(tmp_path):
     with pytest.raises(SieveError, match="no selection yet"):
         workflows.saved_selection(Workspace(tmp_path / "ws"))

@@ -12,7 +12,7 @@ from core.stages.cluster import ClusterParams
 from core.stages.embed import EmbedParams
 from core.engines.local import MapData, MapParams
 from core.engines.ray.engine import ShardedMap
-from core.engines.base import ExportTarget, refusals
+from core.engines.base import ExportTarget, Unsupported, refusals
 from core.engines.registry import engine_for, get_engine
 from core.stages.ingest import IngestParams, ingest
 from core.stages.dataset import TextSpec
@@ -21,7 +21,7 @@ from core.stages.project import ProjectParams
 from core.selection import Selection, SelectParams
 from core.store.workspace import SieveError, Workspace
 from sample_data.generate import generate_rows
-from tests.fakes import BagOfWordsEncoder
+from tests.fakes import BagOfWordsEncoder, params_with_a_local_only_field
 
 PARAMS = MapParams(EmbedParams(model="test/hash-bow"), ProjectParams(n_neighbors=10, seed=1),
                    ClusterParams(min_cluster_size=8))
@@ -95,14 +95,9 @@ def test_each_refusal_names_its_option_and_the_engines_that_run_it():
 def test_a_field_declared_local_only_is_refused_by_ray(monkeypatch):
     """Declaring ``metadata={"engines": ("local",)}`` on a SelectParams field is all it takes:
     Ray refuses the field set away from its default, naming it; the local engine runs it."""
-    import dataclasses
-
     from core.engines import base
 
-    @dataclasses.dataclass
-    class Extended(SelectParams):
-        fancy: str = dataclasses.field(default="off", metadata={"engines": ("local",)})
-
+    Extended = params_with_a_local_only_field()
     monkeypatch.setattr(base, "SelectParams", Extended)
     ray, local = get_engine("ray", local=True), get_engine("local")
     on = Extended(budget=5, fancy="on")
@@ -112,6 +107,22 @@ def test_a_field_declared_local_only_is_refused_by_ray(monkeypatch):
         ray.check(on)
     local.check(on)
     assert refusals(on, "ray", "Ray") == ray.unsupported(on) and refusals(on, "local") == []
+
+
+def test_a_refusal_carries_the_option_for_a_front_end_to_name_it_its_way():
+    """check() raises Unsupported: the same message, plus the field, value and engines, so the
+    CLI can name the flag as typed; it survives pickling (Ray ships exceptions)."""
+    import pickle
+
+    with pytest.raises(Unsupported) as caught:
+        get_engine("ray", local=True).check(SelectParams(budget=5, soft_noise_threshold=0.5))
+    exc = caught.value
+    assert str(exc) == "soft_noise_threshold=0.5 is not supported by the Ray engine yet; use the local engine for it"
+    assert (exc.option, exc.value, exc.engine, exc.allowed) == ("soft_noise_threshold", 0.5, "ray", ("local",))
+    assert exc.named("--soft-noise", "0.5") == ("--soft-noise 0.5 is not supported by the ray engine yet; "
+                                                "use the local engine for it")
+    again = pickle.loads(pickle.dumps(exc))
+    assert isinstance(again, SieveError) and str(again) == str(exc) and again.option == exc.option
 
 
 def test_a_map_handle_names_its_engine():

@@ -105,10 +105,8 @@ def test_ray_embedding_matches_local_vectors_and_clusters(tmp_path, ray_session,
     again = scale.embed_shards(ws, scale.ScaleEmbedParams(shard_rows=250, device="cpu", workers=2))
     assert (again.n_computed, again.n_skipped) == (0, 3)
 
-    # fitted on the whole sample: the local map's clusters
-    # the map rule this equality was written for (before issue 16's finer default; with the new
-    # rule the two agree at ARI 0.91 on this sample: an open difference, see the closing note)
-    map_params = scale.ScaleMapParams(sample_size=10_000, cluster=ClusterParams(auto_rule=1))
+    # fitted on the whole sample: the local map's clusters (the default map rule)
+    map_params = scale.ScaleMapParams(sample_size=10_000, cluster=ClusterParams())
     m = scale.scale_map(ws, res.folder, map_params)
     assert m.n_sample == info.n_embeddable
     labels_r = scale.load_scaled_map(m.folder).column("cluster").to_numpy()
