@@ -41,7 +41,7 @@ settings.register_profile("sieve", derandomize=True, database=None)
 settings.register_profile("explore")
 settings.load_profile("explore" if os.environ.get("SIEVE_HYPOTHESIS") == "explore" else "sieve")
 
-# The generated data the real-model map is built from (see unit/stages/test_project_cluster.py
+# The generated data the real-model map is built from (see unit/engines/test_local.py
 # for the calibration of the cluster-recovery threshold on exactly this set).
 REAL_MAP_ROWS = 600
 REAL_MAP_SEED = 3

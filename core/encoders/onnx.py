@@ -49,7 +49,7 @@ QUANT_OPTIONS = {"weight_type": "QInt8", "per_channel": True, "reduce_range": Fa
 # Shown in the UI next to the backend choice.  Speed: texts/s vs one fp32
 # SentenceTransformer.encode, on 19,934 ~20-word and 498 ~200-word generated prompts
 # (python -m bench, quiet 2-core CPU, 2026-11-21; bench/RESULTS.md).  Agreement: median
-# cosine there; cluster ARI vs the fp32 pipeline on sample_data/prompts.csv (tests/unit/encoders/test_onnx_static.py).
+# cosine there; cluster ARI vs the fp32 pipeline on sample_data/prompts.csv (tests/unit/encoders/test_static.py).
 ONNX_QUALITY = {
     "speedup_short": 2.24,
     "speedup_long": 2.17,

@@ -37,7 +37,7 @@ DISTILL_BATCH = 512
 TABLE_FILE = "vectors.npy"
 TOKENIZER_FILE = "tokenizer.json"
 
-# Measured (tests/unit/encoders/test_onnx_static.py re-checks the ARI): HDBSCAN clusters of the static
+# Measured (tests/unit/encoders/test_static.py re-checks the ARI): HDBSCAN clusters of the static
 # preview vs the torch fp32 pipeline's clusters on sample_data/prompts.csv (3,000 rows,
 # default map params with seeded exact UMAP); texts/s vs one fp32 SentenceTransformer.encode
 # on ~20-word and ~200-word generated prompts (python -m bench, quiet 2-core CPU, 2026-11-21).

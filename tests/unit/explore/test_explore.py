@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
 from core import explore as ex
 from core import explore_files as exf
+from core.explore import draw_sample, ids_in, points_in_lasso, selection_summary
 
 
 def _naive_pip(xy, xs, ys):
@@ -183,52 +182,53 @@ def test_ids_in_and_column_kinds():
 # -- names and escaping ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw,safe", [
-    ("../../etc/passwd", "passwd"),
-    ("..\\..\\windows\\evil.CSV", "evil.csv"),
-    ("my data (1).CSV", "my_data_1.csv"),
-    ("", "upload"),
-    ("....", "upload"),
-    (".hidden.parquet", "hidden.parquet"),
-    ("a/b/ok.jsonl", "ok.jsonl"),
-    ("x" * 300 + ".csv", "x" * 96 + ".csv"),
-    ("résumé;rm -rf.tsv", "r_sum_rm_-rf.tsv"),
-    ("\x00.csv", "upload.csv"),  # issue 15 item 10: NUL and separators in an upload's name
-    ("a\x00b.csv", "a_b.csv"),
-    ("x/\x00/..\\\x1b[31m.JSONL", "31m.jsonl"),
-    ("data.c\x00sv", "data.csv"),
-])
-def test_safe_filename(raw, safe):
-    out = exf.safe_filename(raw)
-    assert out == safe
-    assert "/" not in out and "\\" not in out and not out.startswith(".")
-
-
-def test_save_upload_stays_in_uploads(tmp_path):
-    p = exf.save_upload(tmp_path, "../../../evil name.csv", b"a,b\n1,2\n")
-    assert p.parent == tmp_path / "uploads"
-    assert p.name.endswith("-evil_name.csv") and p.read_bytes() == b"a,b\n1,2\n"
-    assert exf.save_upload(tmp_path, "../../../evil name.csv", b"a,b\n1,2\n") == p  # idempotent
-
-
-def test_uploads_are_pruned_oldest_first_keeping_the_loaded_one(tmp_path, monkeypatch):
-    """Issue 15 item 12: uploads no longer accumulate without limit."""
-    import os
-
-    monkeypatch.setenv("SIEVE_UPLOADS_KEEP", "3")
-    paths = []
-    for i in range(6):
-        paths.append(exf.save_upload(tmp_path, f"f{i}.csv", f"text\n{i}\n".encode(), keep=[paths[0]] if paths else ()))
-        os.utime(paths[-1], (1000 + i, 1000 + i))  # a strict age order
-    left = sorted(p.name for p in (tmp_path / "uploads").iterdir())
-    assert len(left) == 3 and paths[0].exists() and paths[-1].exists(), left  # the kept one survives
-    monkeypatch.setenv("SIEVE_UPLOADS_MAX_MB", "0")
-    p = exf.save_upload(tmp_path, "big.csv", b"text\nbig\n")
-    assert [q.name for q in (tmp_path / "uploads").iterdir()] == [p.name]  # the newest is always kept
-
-
 def test_snippet_escapes_html():
     """(Markdown escaping is pages.common.esc, tested in app/test_rendering_app.py.)"""
     s = ex.snippet("<script>alert('x')</script>\n   more", 200)
     assert "<" not in s and "&lt;script&gt;" in s and "\n" not in s
     assert len(ex.snippet("y" * 500, 80)) <= 80
+
+
+def test_ids_in_matches_a_plain_isin():
+    rng = np.random.default_rng(0)
+    sorted_ids = np.sort(rng.choice(10**6, 20_000, replace=False)).astype(np.int64)
+    shuffled = rng.permutation(sorted_ids)
+    for row_ids in (sorted_ids, shuffled):
+        for ids in (rng.choice(row_ids, 3000), np.concatenate([rng.choice(row_ids, 50), [-5, 10**7]]),
+                    np.zeros(0, np.int64)):
+            want = np.isin(row_ids, ids)
+            assert np.array_equal(ids_in(row_ids, ids), want)
+            assert np.array_equal(ids_in(row_ids, ids.tolist()), want)
+
+
+def test_selection_summary_and_draw_sample_match_plain_versions():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(-1, 40, 50_000).astype(np.int32)
+    mask = rng.random(50_000) < 0.2
+    summ = selection_summary(labels, mask)
+    ids, cnt = np.unique(labels[mask], return_counts=True)
+    full = {int(c): int((labels == c).sum()) for c in ids}
+    want = sorted(((int(c), int(k)) for c, k in zip(ids, cnt)), key=lambda t: (-t[1], t[0]))
+    assert [(r["id"], r["count"]) for r in summ["clusters"]] == want
+    assert all(r["share"] == r["count"] / full[r["id"]] for r in summ["clusters"])
+    drawn = draw_sample(labels, 5000, seed=2)
+    assert len(drawn) == 5000 and np.array_equal(drawn, np.unique(drawn))
+    assert set(np.unique(labels[drawn]).tolist()) == set(np.unique(labels).tolist())
+    assert np.array_equal(draw_sample(labels, 5000, seed=2), drawn)
+
+
+def test_lasso_matches_a_plain_ray_cast():
+    rng = np.random.default_rng(3)
+    xy = rng.standard_normal((20_000, 2)).astype(np.float32)
+    th = np.linspace(0, 2 * np.pi, 37, endpoint=False)
+    r = 1 + 0.4 * np.sin(5 * th)
+    px, py = r * np.cos(th), r * np.sin(th)
+    got = points_in_lasso(xy, px, py)
+    x, y = xy[:, 0].astype(np.float64), xy[:, 1].astype(np.float64)
+    inside = np.zeros(len(xy), bool)
+    for i in range(len(px)):
+        xi, yi, xj, yj = px[i], py[i], px[i - 1], py[i - 1]
+        cross = ((yi > y) != (yj > y)) & (x < (xj - xi) * (y - yi) / (yj - yi + 1e-300) + xi)
+        inside ^= cross
+    assert (got != inside).sum() <= 2  # points exactly on an edge may go either way
+    assert 0.2 < got.mean() < 0.6

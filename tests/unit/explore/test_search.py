@@ -1,9 +1,9 @@
-"""Search by meaning (core.search, `sieve search`, the Map page's search box) on a small
-map made with the real packaged model (torch fp32) and generated rows of known topics."""
+"""Search by meaning (core.search) on a small map made with the real packaged model (torch
+fp32) and generated rows of known topics.  (`sieve search`: integration/test_search_cli.py;
+the Map page's search box: app/test_search_app.py.)
+"""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
@@ -54,64 +54,3 @@ def test_a_query_about_a_topic_returns_that_topic_first(real_map):
         assert 0 < sims[-1] <= sims[0] <= 1
     with pytest.raises(SieveError, match="empty"):
         embed_query(enc, "   ")
-
-
-def test_sieve_search_cli_prints_plain_rows(real_map):
-    from tests.fakes import run_sieve
-
-    ws, data, topics = real_map
-    p = run_sieve("search", "budget for monthly savings and expenses", "-k", "4", "-w", ws.root, timeout=300)
-    assert p.returncode == 0, p.stderr[-2000:]
-    lines = p.stdout.strip().splitlines()
-    assert lines[0] == "row_id\tsimilarity\tcluster\ttext" and len(lines) == 5
-    rows = [ln.split("\t") for ln in lines[1:]]
-    assert [topics[int(r[0])] for r in rows].count("personal_finance") >= 3
-    sims = [float(r[1]) for r in rows]
-    assert sims == sorted(sims, reverse=True)
-    # more like this: a row's own vector finds itself first, at similarity 1
-    rid = int(rows[0][0])
-    p = run_sieve("search", "--row", str(rid), "-k", "3", "-w", ws.root, timeout=300)
-    assert p.returncode == 0, p.stderr
-    first = p.stdout.strip().splitlines()[1].split("\t")
-    assert int(first[0]) == rid and abs(float(first[1]) - 1) < 1e-4
-    p = run_sieve("search", "--row", "999999", "-w", ws.root, timeout=300)
-    assert p.returncode == 2 and "999999" in p.stderr and len(p.stderr.strip().splitlines()) == 1
-
-
-def test_map_page_search_by_meaning_rings_selects_and_pins(real_map, monkeypatch):
-    from pages import state as S
-    from pages import map_tools as T
-    from tests.app_fixtures import chart, no_errors, open_page, metric_value
-
-    ws, data, topics = real_map
-    monkeypatch.setenv("SIEVE_WORKSPACE", str(ws.root))
-    at = open_page(S.PAGE_MAP, timeout=180)
-    no_errors(at)
-    before = json.loads(chart(at).proto.spec)
-    at.text_input(key=T.W_SEM_QUERY).input("chords and scales to practise on the guitar")
-    at.number_input(key=T.W_SEM_K).set_value(5)
-    at.button(key=T.W_SEM_GO).click().run()
-    no_errors(at)
-    assert metric_value(at, "Rows found") == "5"
-    table = at.dataframe[-1].value
-    ids = [int(r) for r in table["row id"]]
-    assert [topics[r] for r in ids].count("music_theory") >= 4
-    assert list(table["similarity"]) == sorted(table["similarity"], reverse=True)
-    after = json.loads(chart(at).proto.spec)  # the results are ringed on the map
-    assert len(after["data"]) == len(before["data"]) + 1
-    assert after["data"][-1]["name"] == "search matches"
-    ringed = {int(data.row_ids[p]) for p in at.session_state[S.K_FIG]["traces"][-1]}
-    assert ringed == set(ids)
-    at.button(key=T.W_SEM_SELECT).click().run()
-    assert metric_value(at, "Selected rows") == "5"
-    at.button(key=T.W_SEM_PIN).click().run()
-    no_errors(at)
-    assert metric_value(at, "Pinned rows") == "5" and at.session_state[S.K_PINS] == set(ids)
-    # more like this: a row's own vector finds that row first
-    at.number_input(key=T.W_SEM_ROW).set_value(ids[2])
-    at.button(key=T.W_SEM_LIKE).click().run()
-    no_errors(at)
-    assert int(at.dataframe[-1].value["row id"][0]) == ids[2]
-    at.number_input(key=T.W_SEM_ROW).set_value(10**6)
-    at.button(key=T.W_SEM_LIKE).click().run()
-    assert not at.exception and any("not on the map" in e.value for e in at.error)

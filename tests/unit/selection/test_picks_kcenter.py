@@ -1,23 +1,19 @@
 """pick='kcenter-greedy-cosine' (core/selection/picks/kcenter.py): the property of greedy
 k-center (covering radius within 2x the optimum, brute-forced on tiny sets), seeded
 determinism, pins kept, bans excluded, row and token budgets respected, and that the one
-registration makes it a CLI choice, a Budget-page option and a Ray-engine pick."""
+registration makes it a CLI choice, a Budget-page option and a Ray-engine pick (the CLI run
+and its reproduce: integration/test_picks_kcenter_cli.py)."""
 
 from __future__ import annotations
 
 import itertools
-import json
-import shutil
 
 import numpy as np
 import pytest
 
-from core.manifest import read_manifest
-from core.engines.local import reproduce
 from core.engines.ray import check_select_params
 from core.selection import PICKS, REGISTRY, VECTOR_PICKS, SelectParams, engine_picks, select
-from core.store.workspace import SieveError, Workspace
-from tests.fakes import TopicEncoder
+from core.store.workspace import SieveError
 
 PICK = "kcenter-greedy-cosine"
 
@@ -95,27 +91,3 @@ def test_registered_once_for_every_surface():
     check_select_params(SelectParams(budget=5, pick=PICK))  # the Ray engine runs it
     with pytest.raises(SieveError, match="needs the embedding vectors"):
         select(np.zeros(3, np.int32), np.arange(3), SelectParams(budget=2, pick=PICK))
-
-
-def test_cli_select_with_the_pick_then_export_reproduces(sieve_fake_map, tmp_path):
-    from typer.testing import CliRunner
-
-    from core.cli import app
-
-    root = tmp_path / "ws"
-    shutil.copytree(sieve_fake_map.ws.root, root)
-    runner = CliRunner()
-    help_text = runner.invoke(app, ["select", "--help"]).output
-    assert PICK.split("-")[0] in help_text  # the --pick help lists the registry
-    res = runner.invoke(app, ["select", "-w", str(root), "--budget", "30", "--pick", PICK, "--seed", "5"])
-    assert res.exit_code == 0, res.output
-    assert Workspace(root).get_meta("selection")["pick"] == PICK
-    out = tmp_path / "sub.csv"
-    res = runner.invoke(app, ["export", "-w", str(root), "--out", str(out)])
-    assert res.exit_code == 0, res.output
-    man_path = out.with_name("sub.csv.manifest.json")
-    man = json.loads(man_path.read_text())
-    assert man["select"]["pick"] == PICK and len(man["selected_row_ids"]) == 30
-    enc = TopicEncoder(dict(sieve_fake_map.encoder.text_topics))
-    _, again, _, params = reproduce(Workspace(tmp_path / "fresh"), read_manifest(man_path), encoder=enc)
-    assert params.pick == PICK and sorted(again.row_ids.tolist()) == sorted(man["selected_row_ids"])

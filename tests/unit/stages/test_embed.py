@@ -1,8 +1,15 @@
-"""Embed: length-sorted batches, the (model, text hash) cache, resumability, the real model."""
+"""Embed: length-sorted batches, the (model, text hash) cache, resumability, the real model, and
+texts over the model's token limit (long_text truncate/chunk, a 20 MB cell in bounded memory), and the
+backend in EmbedParams (validated, old dicts mean torch, part of the key, one artifact per backend)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +18,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.stages.embed import Cancelled, EmbedParams, embed_texts, load_embeddings, run_embed
-from core.stages.embed_cache import length_order
-from core.encoders.models import DEFAULT_MODEL_ID, default_model_path, model_id, resolve_model
+from core.encoders import long_text as lt
+from core.encoders import models as M
+from core.encoders import registry as R
+from core.stages.embed import (Cancelled, EmbedParams, embed_key, embed_prepared, embed_texts, encoder_limit,
+                               load_embeddings, precomputed_vectors, run_embed)
+from core.stages.embed_cache import CACHE_TABLE, length_order
+from core.stages.long_texts import count_dataset
+from core.encoders.models import DEFAULT_MODEL, DEFAULT_MODEL_ID
+from core.encoders.registry import load_encoder
 from core.stages.ingest import IngestParams, ingest
-from core.stages.dataset import TextSpec
+from core.stages.dataset import TextSpec, current_dataset
 from core.store.workspace import SieveError, Workspace
+from core.store.artifacts import stage_key
+from tests.fakes import REPO_ROOT as ROOT
 from tests.fakes import HashEncoder, WrongDimEncoder, write_table
 
 
@@ -235,14 +250,6 @@ def test_embed_params_bad_value_names_the_field(field, value):
 # -- the real packaged model -----------------------------------------------------------------
 
 
-def test_default_model_resolves_to_the_local_package():
-    path = Path(resolve_model("all-MiniLM-L6-v2"))
-    assert path == default_model_path() and path.is_dir()
-    assert (path / "config.json").is_file() or (path / "modules.json").is_file()
-    for alias in ("all-MiniLM-L6-v2", "default", DEFAULT_MODEL_ID):
-        assert model_id(alias) == DEFAULT_MODEL_ID
-
-
 def test_real_model_embeddings(sieve_real_map, sieve_real_encoder):
     """~600 generated texts through run_embed with the real model (session map)."""
     m = sieve_real_map
@@ -280,3 +287,237 @@ def test_real_model_semantic_similarity(sieve_real_encoder):
     assert s[2, 3] > s[2, 0] and s[2, 3] > s[2, 1] and s[2, 3] > s[2, 4]
     # batching does not change the vectors
     np.testing.assert_allclose(embed_texts(texts, enc, batch_size=5), v, atol=1e-5)
+
+
+WORDS = ("we study graph neural networks for protein structure prediction and report strong results on "
+         "several benchmark datasets with careful ablations of attention layers and contrastive losses").split()
+
+
+def _long_pair(n_words: int = 330, seed: int = 0) -> tuple[str, str]:
+    """Two texts identical in their first ~n_words words (> 256 tokens), different after."""
+    rng = np.random.default_rng(seed)
+    base = " ".join(rng.choice(WORDS, n_words))
+    return (base + " In conclusion the method fails on small molecules and noisy labels.",
+            base + " Finally we release code for quantum chemistry simulations of crystals.")
+
+
+@pytest.fixture(scope="module")
+def limit():
+    lim = lt.model_limit(DEFAULT_MODEL)
+    assert lim is not None and lim.max_seq_length == 256 and lim.n_special == 2
+    return lim
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx-int8"])
+def test_truncate_gives_equal_vectors_and_chunk_tells_them_apart(backend, sieve_real_encoder, limit):
+    enc = sieve_real_encoder if backend == "torch" else load_encoder(backend=backend)
+    lim_info = encoder_limit(enc, DEFAULT_MODEL)
+    a, b = _long_pair(n_words=700)  # ~4,300 characters: clipped before tokenising in truncate mode
+    assert len(lt.prepare([a], "truncate", limit).inputs[0]) < len(a)
+    short = ["a short prompt about bread", "how do I sort a list in python?"]
+    trunc = embed_prepared([a, b, *short], enc, EmbedParams(long_text="truncate"), lim_info)
+    chunk = embed_prepared([a, b, *short], enc, EmbedParams(long_text="chunk"), lim_info)
+    assert float(trunc[0] @ trunc[1]) > 0.99999  # the tail is never seen
+    assert float(chunk[0] @ chunk[1]) < 0.995  # the tail changes the vector
+    np.testing.assert_allclose(np.linalg.norm(chunk, axis=1), 1.0, atol=1e-5)  # re-normalised
+    # Texts within the limit are one window: the same vector as truncate, and the clip changes
+    # nothing.  onnx-int8 quantizes activations per batch, so its vectors depend on the batch
+    # they are in (cosine ~0.99); torch fp32 agrees to float rounding.
+    def agree(x, y):
+        cos = np.sum(x * y, axis=1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
+        assert cos.min() > (0.99999 if backend == "torch" else 0.98), cos
+
+    agree(chunk[2:], trunc[2:])
+    agree(trunc[:2], enc.embed([a, b]))
+
+
+def test_static_backend_reads_every_token_in_both_modes():
+    enc = load_encoder(backend="static")
+    lim_info = encoder_limit(enc, DEFAULT_MODEL)
+    assert lim_info[1] is False  # no token limit
+    a, b = _long_pair()
+    for mode in ("truncate", "chunk"):
+        v = embed_prepared([a, b], enc, EmbedParams(long_text=mode, backend="static"), lim_info)
+        assert float(v[0] @ v[1]) < 0.99999
+
+
+def _ingest(ws: Workspace, texts, path: Path) -> None:
+    write_table(pa.table({"k": list(range(len(texts))), "text": list(texts)}), path)
+    ingest(ws, IngestParams(str(path), TextSpec(column="text")))
+
+
+def test_run_embed_records_the_count_and_keys_by_mode(tmp_path, sieve_real_encoder):
+    ws = Workspace(tmp_path / "ws")
+    a, b = _long_pair()
+    _ingest(ws, [a, b, "short one", "short two"], tmp_path / "d.parquet")
+    info = current_dataset(ws)
+    truncate = run_embed(ws, EmbedParams(backend="torch"), encoder=sieve_real_encoder)
+    chunk = run_embed(ws, EmbedParams(backend="torch", long_text="chunk"), encoder=sieve_real_encoder)
+    assert truncate.key != chunk.key
+    # truncate keeps the key of workspaces and manifests from before the option existed
+    assert truncate.key == stage_key("embed", {"model": truncate.model_id, "normalize": True}, info.key)
+    assert truncate.long_texts["n_over_limit"] == chunk.long_texts["n_over_limit"] == 2
+    assert "2 of 4 texts exceed the model's limit of 256 tokens" in chunk.long_text_message("chunk")
+    ws2 = Workspace(tmp_path / "ws")
+    assert run_embed(ws2, EmbedParams(backend="torch", long_text="chunk"), encoder=sieve_real_encoder).cached
+    assert count_dataset(ws, DEFAULT_MODEL).n_over_limit == 2
+
+
+def test_old_params_without_long_text_mean_truncate():
+    old = {"model": "all-MiniLM-L6-v2", "batch_size": 64, "device": "auto", "normalize": True, "chunk_size": 2048}
+    p = EmbedParams.from_dict(old)
+    assert p.long_text == "truncate" and p.backend == "torch"
+
+
+def test_embedding_a_20mb_cell_keeps_memory_bounded(tmp_path):
+    """In a fresh process: the peak RSS (VmHWM) grows by less than 200 MB while a 20 MB cell
+    is embedded (tokenising it whole took gigabytes), and its vector is that of its first words."""
+    script = textwrap.dedent("""
+        import json
+        from core.stages.embed import EmbedParams, embed_prepared, encoder_limit, load_encoder
+
+        def hwm_mb():  # this process's own peak RSS
+            with open("/proc/self/status") as fh:
+                return next(int(x.split()[1]) for x in fh if x.startswith("VmHWM")) / 1024
+
+        enc = load_encoder(backend="onnx-int8")
+        lim = encoder_limit(enc, "all-MiniLM-L6-v2")
+        small = embed_prepared(["warm up"], enc, EmbedParams(), lim)
+        cell = "we study graph neural networks for protein structure prediction " * 330_000
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # reset the peak to the current RSS
+        before = hwm_mb()
+        v = embed_prepared([cell], enc, EmbedParams(), lim)
+        after = hwm_mb()
+        head = embed_prepared([cell[:5000]], enc, EmbedParams(), lim)
+        print(json.dumps({"mb": len(cell) / 1e6, "grew_mb": after - before, "cos": float(v[0] @ head[0])}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["mb"] > 20
+    assert res["grew_mb"] < 200, res
+    assert res["cos"] > 0.9999, res
+
+
+@pytest.fixture(scope="session")
+def fast_cache(tmp_path_factory):
+    """A private Sieve cache dir for the session (the export/distillation happen once),
+    unless SIEVE_CACHE_DIR is set (then the models built there are reused)."""
+    old = os.environ.get("SIEVE_CACHE_DIR")
+    os.environ["SIEVE_CACHE_DIR"] = old or str(tmp_path_factory.mktemp("sieve-cache"))
+    yield os.environ["SIEVE_CACHE_DIR"]
+    if old is None:
+        os.environ.pop("SIEVE_CACHE_DIR", None)
+    else:
+        os.environ["SIEVE_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def onnx_encoder(fast_cache):
+    return R.load_encoder(backend="onnx-int8")
+
+
+@pytest.fixture(scope="session")
+def static_encoder(fast_cache):
+    return R.load_encoder(backend="static")
+
+
+def test_backend_params_are_validated():
+    with pytest.raises(SieveError, match="backend"):
+        EmbedParams(backend="onnx")
+    with pytest.raises(SieveError, match="backend"):
+        EmbedParams(backend="static", device="cuda")
+    assert EmbedParams().backend == "auto"
+
+
+def test_a_params_dict_without_backend_means_torch():
+    old = {k: v for k, v in dataclasses.asdict(EmbedParams()).items() if k != "backend"}
+    assert EmbedParams.from_dict(old).backend == "torch"
+    assert EmbedParams.from_dict({**old, "backend": "static"}).backend == "static"
+    # the manifest/map-record reader must go through it (old manifests reproduce with torch)
+    from core.engines.local import MapParams
+
+    mp = MapParams().to_dict()
+    mp["embed"] = old
+    assert MapParams.from_dict(mp).embed.backend == "torch"
+
+
+def test_backend_is_part_of_the_key_and_torch_keeps_its_old_key(tmp_path):
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec, current_dataset
+
+    path = tmp_path / "d.csv"
+    path.write_text("text\nhello there\nhow do I cook rice\n")
+    ws = Workspace(tmp_path / "ws")
+    ingest(ws, IngestParams(str(path), TextSpec(column="text")))
+    keys = {b: embed_key(ws, EmbedParams(backend=b, device="cpu")) for b in ("torch", "onnx-int8", "static")}
+    assert len({k for k, _ in keys.values()}) == 3
+    assert keys["torch"][1] == M.DEFAULT_MODEL_ID  # the model id of today's caches and manifests
+    old_key = stage_key("embed", {"model": M.DEFAULT_MODEL_ID, "normalize": True}, current_dataset(ws).key)
+    assert keys["torch"][0] == old_key
+    assert keys["onnx-int8"][1] == M.DEFAULT_MODEL_ID + "#onnx-int8"
+    assert embed_key(ws, EmbedParams(device="cpu"))[0] == keys["onnx-int8"][0]  # auto -> onnx-int8 here
+
+
+def test_two_backends_two_artifacts_no_mixing(tmp_path, onnx_encoder, static_encoder, sieve_real_encoder):
+    from core.stages.ingest import IngestParams, ingest
+    from core.stages.dataset import TextSpec
+    from core.stages.embed import load_embeddings
+
+    texts = ["how do I fix a flat tyre", "write a haiku about autumn", "sort a list in python", "explain tides"]
+    path = tmp_path / "d.parquet"
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": texts}), path)
+    ws = Workspace(tmp_path / "ws")
+    ingest(ws, IngestParams(str(path), TextSpec(column="text")))
+    res = {b: run_embed(ws, EmbedParams(backend=b, device="cpu"), encoder=enc)
+           for b, enc in (("torch", sieve_real_encoder), ("onnx-int8", onnx_encoder), ("static", static_encoder))}
+    assert len({r.key for r in res.values()}) == 3
+    assert all(not r.cached and r.n_computed == 4 for r in res.values())
+    vecs = {b: load_embeddings(ws, r.key)[1] for b, r in res.items()}
+    assert vecs["static"].shape[1] == static_encoder.dim
+    assert not np.allclose(vecs["torch"], vecs["onnx-int8"])  # int8 vectors are close, never identical
+    for b, r in res.items():
+        assert ws.load_artifact("embed", r.key)[1]["params"]["backend"] == b  # the resolved backend is recorded
+    # run again with "auto": the onnx-int8 artifact is reused, nothing is recomputed
+    again = run_embed(ws, EmbedParams(device="cpu"), encoder=onnx_encoder)
+    assert again.cached and again.key == res["onnx-int8"].key
+    # the text cache keeps one entry per (backend, text)
+    with ws.connect() as con:
+        n = con.execute(f"SELECT count(DISTINCT model_key), count(*) FROM {CACHE_TABLE}").fetchall()[0]
+    assert n == (3, 12)
+
+
+def _vec_file(tmp_path, vectors):
+    path = tmp_path / "v.jsonl"
+    path.write_text("".join(json.dumps({"text": f"t{i}", "vec": v}) + "\n" for i, v in enumerate(vectors)))
+    return path
+
+
+def test_overflowing_and_underflowing_norms_normalise_to_unit_vectors(tmp_path):
+    from core.stages.embed import EmbedParams, load_embeddings, run_embed
+
+    vectors = [[3e19, 3e19, 0.0], [1e-30, 1e-30, 0.0], [3e38, -3e38, 1.0], [1e-44, 0.0, 0.0], [1.0, 2.0, 2.0]]
+    path = _vec_file(tmp_path, vectors)
+    ws = Workspace(tmp_path / "ws")
+    ingest(ws, IngestParams(str(path), TextSpec(column="text"), "vec"))
+    res = run_embed(ws, EmbedParams())
+    _, got = load_embeddings(ws, res.key)
+    assert got.dtype == np.float32 and np.isfinite(got).all()
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-6)
+    want = np.asarray(vectors, np.float64)
+    want = want / np.abs(want).max(axis=1, keepdims=True)
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_without_normalising_a_row_that_underflows_float32_is_refused():
+    col = pa.array([[1.0, 2.0], [1e-60, 1e-60]], pa.list_(pa.float64()))
+    with pytest.raises(SieveError, match=r"'vec' has a vector whose values all underflow float32 .* at row 8"):
+        precomputed_vectors(np.array([7, 8]), col, "vec", normalize=False)
+    ok = precomputed_vectors(np.array([7, 8]), pa.array([[1.0, 2.0], [3.0, 4.0]], pa.list_(pa.float64())), "vec",
+                             normalize=False)
+    assert ok.tolist() == [[1.0, 2.0], [3.0, 4.0]]

@@ -10,10 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.stages import metrics as M
 from core.stages.metrics import coverage, jensen_shannon, mean_nn_distance, selection_metrics
 from core.engines.local import run_selection
-from core.selection import SelectParams
+from core.nn import unit
+from core.selection import SelectParams, select
 from core.store.workspace import SieveError
+from tests.fakes import blobs_on_sphere
 
 dist = st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=12)
 
@@ -107,3 +110,110 @@ def test_score_pick_through_the_workspace(sieve_fake_map):
         run_selection(m.ws, d, SelectParams(budget=5, pick="score", score_column="topic"))
     with pytest.raises(SieveError, match="'nope'"):
         run_selection(m.ws, d, SelectParams(budget=5, pick="score", score_column="nope"))
+
+
+def _blobs(seed: int, sizes, dim: int, spread: float = 0.6, noise: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((len(sizes), dim))
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    if noise:
+        labels = np.concatenate([labels, np.full(noise, -1)])
+    v = centres[np.maximum(labels, 0)] + rng.standard_normal((len(labels), dim)) * spread
+    v[labels < 0] = rng.standard_normal((noise, dim)) * 2
+    perm = rng.permutation(len(labels))  # clusters interleaved in row order, like a real map
+    return labels[perm], v[perm].astype(np.float32)
+
+
+def _unit(v):
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_label_metrics_equal_a_plain_count():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(-1, 30, 5000)
+    chosen = rng.choice(5000, 400, replace=False)
+    m = M.selection_metrics(labels, chosen, n_random=2)
+    groups = sorted(set(labels.tolist()))
+    assert m.counts_full == {c: int((labels == c).sum()) for c in groups}
+    assert m.counts_subset == {c: int((labels[chosen] == c).sum()) for c in groups}
+    real = set(groups) - {-1}
+    assert m.coverage == len(set(labels[chosen].tolist()) & real) / len(real)
+    assert M.coverage(labels, chosen) == m.coverage
+    assert m.jsd == M.jensen_shannon(np.array([m.counts_full[c] for c in groups]),
+                                     np.array([m.counts_subset[c] for c in groups]))
+    assert M.coverage(np.full(10, -1), np.arange(3)) == 1.0  # only noise: noise counts as the group
+
+
+def test_small_subsets_are_measured_exactly():
+    labels, v = _blobs(5, [900, 700], 32)
+    chosen = np.random.default_rng(2).choice(len(labels), 500, replace=False)
+    m = M.selection_metrics(labels, chosen, v, n_random=3, seed=4)
+    assert m.nn_distance == pytest.approx(M.mean_nn_distance(v, chosen, max_rows=10**6), abs=1e-5)
+    u = _unit(v)
+    exact_fac = float(np.maximum((u @ u[chosen].T).max(axis=1), 0).mean())  # 1,600 rows <= 2,000 clients
+    assert m.facility == pytest.approx(exact_fac, abs=1e-5)
+    assert m.n_random == 3 and m.n_random_vectors == 3
+
+
+def test_big_subsets_are_sampled_and_close_to_exact():
+    labels, v = _blobs(6, [6000, 5000, 4000], 16, spread=0.8)
+    n = len(labels)
+    chosen = np.sort(np.random.default_rng(3).choice(n, 5000, replace=False))
+    m = M.selection_metrics(labels, chosen, v, n_random=5, seed=1)
+    assert M.sample_size(5000, 4000) == 500 and M.sample_size(5000, 2000) == 500
+    exact_nn = M.mean_nn_distance(v, chosen, max_rows=10**6)
+    assert m.nn_distance == pytest.approx(exact_nn, rel=0.05)
+    u = _unit(v)
+    exact_fac = float(np.concatenate([np.maximum((u[s:s + 4000] @ u[chosen].T).max(axis=1), 0)
+                                      for s in range(0, n, 4000)]).mean())
+    assert m.facility == pytest.approx(exact_fac, rel=0.03)
+    assert m.n_random == 5 and m.n_random_vectors == 1
+    # a random subset vs the random baseline: the same distribution, so close values
+    assert m.random["nn_distance"] == pytest.approx(m.nn_distance, rel=0.08)
+    assert m.random["facility"] == pytest.approx(m.facility, rel=0.05)
+    again = M.selection_metrics(labels, chosen, v, n_random=5, seed=1)
+    assert again.to_dict() == m.to_dict()  # seeded samples: deterministic
+
+
+def test_duplicate_rate_on_a_sampled_subset_mixes_no_partial_baselines():
+    labels, v = _blobs(8, [3000], 8)
+    keys = np.arange(len(labels)) % 1500  # every text twice
+    chosen = np.arange(2000)
+    m = M.selection_metrics(labels, chosen, v, keys=keys, n_random=4, seed=0)
+    assert m.dup_rate == pytest.approx(M.duplicate_rate(chosen, keys=keys, vectors=v,
+                                                        max_rows=M.sample_size(2000, 4000)), abs=1e-9)
+    # the random baseline's duplicate rate is the first random subset's (exact + near), not a
+    # mean with exact-only rates of the others
+    first = np.random.default_rng(1).choice(np.arange(len(labels)), 2000, replace=False)
+    want = M.duplicate_rate(first, keys=keys, vectors=v, max_rows=M.sample_size(2000, 4000), seed=0)
+    assert m.random["dup_rate"] == pytest.approx(want, abs=1e-9)
+
+
+def test_reference_coverage_and_the_random_baseline():
+    centres = np.eye(10)
+    v = blobs_on_sphere(centres, [500] + [10] * 9, spread=0.1, seed=1)
+    labels = np.repeat(np.arange(10), [500] + [10] * 9)
+    reference = blobs_on_sphere(centres, [3] * 10, spread=0.1, seed=9)  # 3 rows near every blob
+    chosen = select(labels, np.arange(len(v)), SelectParams(budget=20, policy="equal")).positions
+    m = selection_metrics(labels, chosen, v, reference=reference, coverage_distance=0.3, n_random=5)
+    assert m.coverage == 1.0 and m.reference_coverage == 1.0
+    assert m.n_random == 5 and set(m.random) >= {"coverage", "jsd", "nn_distance", "facility", "dup_rate",
+                                                 "reference_coverage"}
+    assert m.random["reference_coverage"] < 0.8 and m.random["coverage"] < 1.0
+    rows = {r["key"]: r for r in m.comparison()}
+    assert rows["coverage"]["better"] == "subset" and rows["reference_coverage"]["better"] == "subset"
+    assert rows["jsd"]["better"] == "random"  # balanced is far from the skewed full mix: by design
+    d = json.loads(json.dumps(m.to_dict()))
+    assert d["random"]["coverage"] == m.random["coverage"] and d["comparison"]
+
+
+def test_duplicate_rate_counts_exact_and_near_twins():
+    rng = np.random.default_rng(0)
+    v = unit(rng.standard_normal((10, 16)))
+    v[1] = v[0]  # near (identical vectors)
+    keys = np.arange(10)
+    keys[5] = keys[4]  # exact (same normalised text, different vectors)
+    m = selection_metrics(np.zeros(10, int), np.arange(10), v, keys=keys, n_random=0)
+    assert m.dup_rate == pytest.approx(0.4)
+    m2 = selection_metrics(np.zeros(10, int), np.array([0, 2, 3, 4]), v, keys=keys, n_random=0)
+    assert m2.dup_rate == 0.0

@@ -1,5 +1,5 @@
-"""The fast paths for large maps (issue 6): pick='diverse' on a bounded candidate pool
-(``algo_version`` 2), sampled metrics, and the Map page's selection helpers.
+"""core.selection.picks.diverse: pick='diverse' (k-center greedy), and its bounded candidate
+pool for large maps (``algo_version`` 2, issue 6).
 
 Claims checked here:
 
@@ -12,9 +12,7 @@ Claims checked here:
 * a manifest's select dict without ``algo_version`` replays the original algorithm:
   the same ids as the code before the fast path (frozen below);
 * budgets, caps, token budgets and strata still hold, and the pick is deterministic;
-* the sampled metrics equal the exact ones for small subsets and stay within a few
-  per cent for big ones; the label metrics equal a plain count;
-* ids_in / selection_summary / draw_sample agree with straightforward versions.
+* with four blobs of unequal size, the greedy hits every blob and random usually does not.
 """
 
 from __future__ import annotations
@@ -25,9 +23,8 @@ import numpy as np
 import pytest
 
 from core.stages import metrics as M
-from core.explore import draw_sample, ids_in, points_in_lasso, selection_summary
 from core.selection import ALGO_VERSION, DIVERSE_POOL_MIN, SelectParams, select
-from core.store.workspace import SieveError
+from tests.fakes import blobs_on_sphere
 
 
 def _blobs(seed: int, sizes, dim: int, spread: float = 0.6, noise: int = 0):
@@ -44,9 +41,6 @@ def _blobs(seed: int, sizes, dim: int, spread: float = 0.6, noise: int = 0):
 
 def _unit(v):
     return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-
-# -- pick='diverse': version 2 vs the original ------------------------------------------------
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -115,12 +109,6 @@ def test_old_manifest_dict_replays_the_original_algorithm():
     assert 17 not in new.row_ids.tolist()
 
 
-@pytest.mark.parametrize("bad", [0, 4, "2", True, 1.5, None])
-def test_algo_version_is_validated(bad):
-    with pytest.raises(SieveError, match="algo_version"):
-        SelectParams(budget=5, algo_version=bad)
-
-
 def test_pool_diverse_budgets_caps_and_determinism():
     labels, v = _blobs(3, [3000, 1800, 40, 700], 24, noise=200)
     row_ids = np.arange(len(labels))
@@ -160,113 +148,27 @@ def test_pool_diverse_token_budget_and_strata():
             assert int(((st.clusters == int(c)) & (strata[st.positions] == s)).sum()) == k
 
 
-# -- metrics --------------------------------------------------------------------------------------
+def _four_blobs():
+    """One cluster made of four tight blobs of unequal size (40, 3, 3, 3) on the unit sphere."""
+    centres = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [-1, -1, 0]], float)
+    v = blobs_on_sphere(centres, [40, 3, 3, 3], spread=0.03, seed=0)
+    blob = np.repeat([0, 1, 2, 3], [40, 3, 3, 3])
+    return v, blob
 
 
-def test_label_metrics_equal_a_plain_count():
-    rng = np.random.default_rng(1)
-    labels = rng.integers(-1, 30, 5000)
-    chosen = rng.choice(5000, 400, replace=False)
-    m = M.selection_metrics(labels, chosen, n_random=2)
-    groups = sorted(set(labels.tolist()))
-    assert m.counts_full == {c: int((labels == c).sum()) for c in groups}
-    assert m.counts_subset == {c: int((labels[chosen] == c).sum()) for c in groups}
-    real = set(groups) - {-1}
-    assert m.coverage == len(set(labels[chosen].tolist()) & real) / len(real)
-    assert M.coverage(labels, chosen) == m.coverage
-    assert m.jsd == M.jensen_shannon(np.array([m.counts_full[c] for c in groups]),
-                                     np.array([m.counts_subset[c] for c in groups]))
-    assert M.coverage(np.full(10, -1), np.arange(3)) == 1.0  # only noise: noise counts as the group
-
-
-def test_small_subsets_are_measured_exactly():
-    labels, v = _blobs(5, [900, 700], 32)
-    chosen = np.random.default_rng(2).choice(len(labels), 500, replace=False)
-    m = M.selection_metrics(labels, chosen, v, n_random=3, seed=4)
-    assert m.nn_distance == pytest.approx(M.mean_nn_distance(v, chosen, max_rows=10**6), abs=1e-5)
-    u = _unit(v)
-    exact_fac = float(np.maximum((u @ u[chosen].T).max(axis=1), 0).mean())  # 1,600 rows <= 2,000 clients
-    assert m.facility == pytest.approx(exact_fac, abs=1e-5)
-    assert m.n_random == 3 and m.n_random_vectors == 3
-
-
-def test_big_subsets_are_sampled_and_close_to_exact():
-    labels, v = _blobs(6, [6000, 5000, 4000], 16, spread=0.8)
-    n = len(labels)
-    chosen = np.sort(np.random.default_rng(3).choice(n, 5000, replace=False))
-    m = M.selection_metrics(labels, chosen, v, n_random=5, seed=1)
-    assert M.sample_size(5000, 4000) == 500 and M.sample_size(5000, 2000) == 500
-    exact_nn = M.mean_nn_distance(v, chosen, max_rows=10**6)
-    assert m.nn_distance == pytest.approx(exact_nn, rel=0.05)
-    u = _unit(v)
-    exact_fac = float(np.concatenate([np.maximum((u[s:s + 4000] @ u[chosen].T).max(axis=1), 0)
-                                      for s in range(0, n, 4000)]).mean())
-    assert m.facility == pytest.approx(exact_fac, rel=0.03)
-    assert m.n_random == 5 and m.n_random_vectors == 1
-    # a random subset vs the random baseline: the same distribution, so close values
-    assert m.random["nn_distance"] == pytest.approx(m.nn_distance, rel=0.08)
-    assert m.random["facility"] == pytest.approx(m.facility, rel=0.05)
-    again = M.selection_metrics(labels, chosen, v, n_random=5, seed=1)
-    assert again.to_dict() == m.to_dict()  # seeded samples: deterministic
-
-
-def test_duplicate_rate_on_a_sampled_subset_mixes_no_partial_baselines():
-    labels, v = _blobs(8, [3000], 8)
-    keys = np.arange(len(labels)) % 1500  # every text twice
-    chosen = np.arange(2000)
-    m = M.selection_metrics(labels, chosen, v, keys=keys, n_random=4, seed=0)
-    assert m.dup_rate == pytest.approx(M.duplicate_rate(chosen, keys=keys, vectors=v,
-                                                        max_rows=M.sample_size(2000, 4000)), abs=1e-9)
-    # the random baseline's duplicate rate is the first random subset's (exact + near), not a
-    # mean with exact-only rates of the others
-    first = np.random.default_rng(1).choice(np.arange(len(labels)), 2000, replace=False)
-    want = M.duplicate_rate(first, keys=keys, vectors=v, max_rows=M.sample_size(2000, 4000), seed=0)
-    assert m.random["dup_rate"] == pytest.approx(want, abs=1e-9)
-
-
-# -- Map page helpers ------------------------------------------------------------------------------
-
-
-def test_ids_in_matches_a_plain_isin():
-    rng = np.random.default_rng(0)
-    sorted_ids = np.sort(rng.choice(10**6, 20_000, replace=False)).astype(np.int64)
-    shuffled = rng.permutation(sorted_ids)
-    for row_ids in (sorted_ids, shuffled):
-        for ids in (rng.choice(row_ids, 3000), np.concatenate([rng.choice(row_ids, 50), [-5, 10**7]]),
-                    np.zeros(0, np.int64)):
-            want = np.isin(row_ids, ids)
-            assert np.array_equal(ids_in(row_ids, ids), want)
-            assert np.array_equal(ids_in(row_ids, ids.tolist()), want)
-
-
-def test_selection_summary_and_draw_sample_match_plain_versions():
-    rng = np.random.default_rng(1)
-    labels = rng.integers(-1, 40, 50_000).astype(np.int32)
-    mask = rng.random(50_000) < 0.2
-    summ = selection_summary(labels, mask)
-    ids, cnt = np.unique(labels[mask], return_counts=True)
-    full = {int(c): int((labels == c).sum()) for c in ids}
-    want = sorted(((int(c), int(k)) for c, k in zip(ids, cnt)), key=lambda t: (-t[1], t[0]))
-    assert [(r["id"], r["count"]) for r in summ["clusters"]] == want
-    assert all(r["share"] == r["count"] / full[r["id"]] for r in summ["clusters"])
-    drawn = draw_sample(labels, 5000, seed=2)
-    assert len(drawn) == 5000 and np.array_equal(drawn, np.unique(drawn))
-    assert set(np.unique(labels[drawn]).tolist()) == set(np.unique(labels).tolist())
-    assert np.array_equal(draw_sample(labels, 5000, seed=2), drawn)
-
-
-def test_lasso_matches_a_plain_ray_cast():
-    rng = np.random.default_rng(3)
-    xy = rng.standard_normal((20_000, 2)).astype(np.float32)
-    th = np.linspace(0, 2 * np.pi, 37, endpoint=False)
-    r = 1 + 0.4 * np.sin(5 * th)
-    px, py = r * np.cos(th), r * np.sin(th)
-    got = points_in_lasso(xy, px, py)
-    x, y = xy[:, 0].astype(np.float64), xy[:, 1].astype(np.float64)
-    inside = np.zeros(len(xy), bool)
-    for i in range(len(px)):
-        xi, yi, xj, yj = px[i], py[i], px[i - 1], py[i - 1]
-        cross = ((yi > y) != (yj > y)) & (x < (xj - xi) * (y - yi) / (yj - yi + 1e-300) + xi)
-        inside ^= cross
-    assert (got != inside).sum() <= 2  # points exactly on an edge may go either way
-    assert 0.2 < got.mean() < 0.6
+def test_diverse_hits_every_blob_and_random_usually_does_not():
+    v, blob = _four_blobs()
+    labels = np.zeros(len(v), int)
+    row_ids = np.arange(len(v))
+    sel = select(labels, row_ids, SelectParams(budget=4, pick="diverse"), vectors=v)
+    assert sorted(blob[sel.positions].tolist()) == [0, 1, 2, 3]
+    assert sel.reasons == ["diverse"] * 4 and sel.ranks.tolist() == [1, 2, 3, 4]
+    all_hit = sum(
+        len(set(blob[select(labels, row_ids, SelectParams(budget=4, pick="random", seed=s)).positions])) == 4
+        for s in range(20)
+    )
+    assert all_hit <= 5  # ~0.5 % chance per seed
+    # the same with a pinned row in the big blob: the picks go to the three others
+    pinned = select(labels, row_ids, SelectParams(budget=4, pick="diverse", pins=(7,)), vectors=v)
+    assert pinned.reasons == ["pinned", "diverse", "diverse", "diverse"] and pinned.row_ids[0] == 7
+    assert sorted(blob[pinned.positions].tolist()) == [0, 1, 2, 3]
