@@ -24,23 +24,8 @@ import pytest
 
 from core.stages import metrics as M
 from core.selection import ALGO_VERSION, DIVERSE_POOL_MIN, SelectParams, select
+from tests.builders import labelled_blobs as _blobs, unit_rows as _unit
 from tests.fakes import blobs_on_sphere
-
-
-def _blobs(seed: int, sizes, dim: int, spread: float = 0.6, noise: int = 0):
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((len(sizes), dim))
-    labels = np.repeat(np.arange(len(sizes)), sizes)
-    if noise:
-        labels = np.concatenate([labels, np.full(noise, -1)])
-    v = centres[np.maximum(labels, 0)] + rng.standard_normal((len(labels), dim)) * spread
-    v[labels < 0] = rng.standard_normal((noise, dim)) * 2
-    perm = rng.permutation(len(labels))  # clusters interleaved in row order, like a real map
-    return labels[perm], v[perm].astype(np.float32)
-
-
-def _unit(v):
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -16,6 +16,7 @@ from core.engines.local import run_selection
 from core.nn import unit
 from core.selection import SelectParams, select
 from core.store.workspace import SieveError
+from tests.builders import labelled_blobs as _blobs, unit_rows as _unit
 from tests.fakes import blobs_on_sphere
 
 dist = st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=12)
@@ -110,22 +111,6 @@ def test_score_pick_through_the_workspace(sieve_fake_map):
         run_selection(m.ws, d, SelectParams(budget=5, pick="score", score_column="topic"))
     with pytest.raises(SieveError, match="'nope'"):
         run_selection(m.ws, d, SelectParams(budget=5, pick="score", score_column="nope"))
-
-
-def _blobs(seed: int, sizes, dim: int, spread: float = 0.6, noise: int = 0):
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((len(sizes), dim))
-    labels = np.repeat(np.arange(len(sizes)), sizes)
-    if noise:
-        labels = np.concatenate([labels, np.full(noise, -1)])
-    v = centres[np.maximum(labels, 0)] + rng.standard_normal((len(labels), dim)) * spread
-    v[labels < 0] = rng.standard_normal((noise, dim)) * 2
-    perm = rng.permutation(len(labels))  # clusters interleaved in row order, like a real map
-    return labels[perm], v[perm].astype(np.float32)
-
-
-def _unit(v):
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
 def test_label_metrics_equal_a_plain_count():
