@@ -9,19 +9,7 @@ import pytest
 
 from core.selection import SelectParams, select
 from core.store.workspace import SieveError
-
-
-def _blobs(seed=0, sizes=(120, 120, 120, 60, 12)):
-    """Well separated Gaussian blobs (the last one small) in 5-D, plus 32-D unit vectors
-    that carry the same structure (for the algorithms that cluster the raw vectors)."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(len(sizes), 5)) * 12
-    pts = np.concatenate([centres[i] + rng.normal(size=(s, 5)) for i, s in enumerate(sizes)])
-    truth = np.repeat(np.arange(len(sizes)), sizes)
-    dirs = rng.normal(size=(len(sizes), 32))
-    vec = dirs[truth] + 0.25 * rng.normal(size=(len(truth), 32))
-    vec = (vec / np.linalg.norm(vec, axis=1, keepdims=True)).astype(np.float32)
-    return pts, vec, truth
+from tests.builders import separated_blobs as _blobs
 
 
 def _skewed_map(seed=0):

@@ -6,14 +6,7 @@ import numpy as np
 
 from core.nn import unit
 from core.selection import SelectParams, select
-from tests.fakes import blobs_on_sphere
-
-
-def _blob_cluster(n=200, dim=12, seed=0):
-    """One cluster of ``n`` unit vectors scattered around one direction."""
-    rng = np.random.default_rng(seed)
-    centre = rng.standard_normal(dim)
-    return blobs_on_sphere([centre], [n], spread=0.6, seed=seed), centre / np.linalg.norm(centre)
+from tests.builders import blob_cluster as _blob_cluster
 
 
 def test_mmr_lambda_one_is_top_relevance_and_small_lambda_spreads_out():

@@ -8,6 +8,7 @@ import pytest
 from core.nn import unit
 from core.selection import SelectParams, select
 from core.store.workspace import SieveError
+from tests.builders import blob_cluster as _blob_cluster
 from tests.fakes import blobs_on_sphere
 
 
@@ -78,13 +79,6 @@ def test_score_pick_top_k_with_nan_last():
                scores=np.array([1, np.inf, 2, 3, 4, 5.0]))
     with pytest.raises(SieveError, match="score_column"):
         select(labels, row_ids, SelectParams(budget=2, pick="score", score_column="q"))
-
-
-def _blob_cluster(n=200, dim=12, seed=0):
-    """One cluster of ``n`` unit vectors scattered around one direction."""
-    rng = np.random.default_rng(seed)
-    centre = rng.standard_normal(dim)
-    return blobs_on_sphere([centre], [n], spread=0.6, seed=seed), centre / np.linalg.norm(centre)
 
 
 def test_boundary_picks_far_from_the_centre_and_core_near_it():

@@ -20,6 +20,7 @@ from core.engines.ray.map import ScaleMapParams
 from core.stages.cluster import (DEFAULT_ASSIGN_NOISE, LEGACY_CLUSTER, NOISE, ClusterParams, cluster, cluster_key,
                                  default_min_cluster_size, default_min_samples, relabel_by_size)
 from core.store.workspace import SieveError
+from tests.builders import separated_blobs as _blobs
 
 
 OLD = {"min_cluster_size": None, "min_samples": None, "method": "eom", "epsilon": 0.0}
@@ -120,19 +121,6 @@ def test_no_soft_membership_means_no_joining_and_a_note():
 def test_bad_assign_noise_is_named(value):
     with pytest.raises(SieveError, match="assign_noise"):
         ClusterParams(assign_noise=value)
-
-
-def _blobs(seed=0, sizes=(120, 120, 120, 60, 12)):
-    """Well separated Gaussian blobs (the last one small) in 5-D, plus 32-D unit vectors
-    that carry the same structure (for the algorithms that cluster the raw vectors)."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(len(sizes), 5)) * 12
-    pts = np.concatenate([centres[i] + rng.normal(size=(s, 5)) for i, s in enumerate(sizes)])
-    truth = np.repeat(np.arange(len(sizes)), sizes)
-    dirs = rng.normal(size=(len(sizes), 32))
-    vec = dirs[truth] + 0.25 * rng.normal(size=(len(truth), 32))
-    vec = (vec / np.linalg.norm(vec, axis=1, keepdims=True)).astype(np.float32)
-    return pts, vec, truth
 
 
 def test_old_cluster_params_mean_hdbscan_and_keep_their_key():
