@@ -4,25 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 from pyarrow.parquet import write_table
 
 from core.stages.ingest import IngestParams, ingest
 from core.stages.dataset import TextSpec
 from core.store.workspace import Workspace
-
-
-WORDS = ("we study graph neural networks for protein structure prediction and report strong results on "
-         "several benchmark datasets with careful ablations of attention layers and contrastive losses").split()
-
-
-def _long_pair(n_words: int = 330, seed: int = 0) -> tuple[str, str]:
-    """Two texts identical in their first ~n_words words (> 256 tokens), different after."""
-    rng = np.random.default_rng(seed)
-    base = " ".join(rng.choice(WORDS, n_words))
-    return (base + " In conclusion the method fails on small molecules and noisy labels.",
-            base + " Finally we release code for quantum chemistry simulations of crystals.")
+from tests.builders import WORDS, long_pair as _long_pair
 
 
 def _ingest(ws: Workspace, texts, path: Path) -> None:

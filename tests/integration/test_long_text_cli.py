@@ -6,22 +6,11 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from typer.testing import CliRunner
 
-
-WORDS = ("we study graph neural networks for protein structure prediction and report strong results on "
-         "several benchmark datasets with careful ablations of attention layers and contrastive losses").split()
-
-
-def _long_pair(n_words: int = 330, seed: int = 0) -> tuple[str, str]:
-    """Two texts identical in their first ~n_words words (> 256 tokens), different after."""
-    rng = np.random.default_rng(seed)
-    base = " ".join(rng.choice(WORDS, n_words))
-    return (base + " In conclusion the method fails on small molecules and noisy labels.",
-            base + " Finally we release code for quantum chemistry simulations of crystals.")
+from tests.builders import WORDS, long_pair as _long_pair
 
 
 def test_cli_reports_long_texts_and_reproduces_chunk(tmp_path):

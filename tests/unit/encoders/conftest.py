@@ -1,37 +1,11 @@
-"""Fixtures of the embedding backends' tests: the exported/distilled models are built once
-per session in a temporary SIEVE_CACHE_DIR, and a mix of short and long generated texts.
+"""Fixtures of the embedding backends' tests: a mix of short and long generated texts.  (The
+encoders built once per session, ``fast_cache``/``onnx_encoder``/``static_encoder``, are in
+tests/unit/conftest.py: unit/stages/test_embed.py uses them too.)
 """
 
 from __future__ import annotations
 
-import os
-
 import pytest
-
-from core.encoders import registry as R
-
-
-@pytest.fixture(scope="session")
-def fast_cache(tmp_path_factory):
-    """A private Sieve cache dir for the session (the export/distillation happen once),
-    unless SIEVE_CACHE_DIR is set (then the models built there are reused)."""
-    old = os.environ.get("SIEVE_CACHE_DIR")
-    os.environ["SIEVE_CACHE_DIR"] = old or str(tmp_path_factory.mktemp("sieve-cache"))
-    yield os.environ["SIEVE_CACHE_DIR"]
-    if old is None:
-        os.environ.pop("SIEVE_CACHE_DIR", None)
-    else:
-        os.environ["SIEVE_CACHE_DIR"] = old
-
-
-@pytest.fixture(scope="session")
-def onnx_encoder(fast_cache):
-    return R.load_encoder(backend="onnx-int8")
-
-
-@pytest.fixture(scope="session")
-def static_encoder(fast_cache):
-    return R.load_encoder(backend="static")
 
 
 @pytest.fixture(scope="session")

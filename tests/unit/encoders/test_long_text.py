@@ -9,20 +9,8 @@ import numpy as np
 import pytest
 
 from core.encoders import long_text as lt
-from core.encoders.models import DEFAULT_MODEL
 from core.store.workspace import SieveError
-
-
-WORDS = ("we study graph neural networks for protein structure prediction and report strong results on "
-         "several benchmark datasets with careful ablations of attention layers and contrastive losses").split()
-
-
-def _long_pair(n_words: int = 330, seed: int = 0) -> tuple[str, str]:
-    """Two texts identical in their first ~n_words words (> 256 tokens), different after."""
-    rng = np.random.default_rng(seed)
-    base = " ".join(rng.choice(WORDS, n_words))
-    return (base + " In conclusion the method fails on small molecules and noisy labels.",
-            base + " Finally we release code for quantum chemistry simulations of crystals.")
+from tests.builders import WORDS, long_pair as _long_pair
 
 
 def _hf_token_count(text: str) -> int:
@@ -33,13 +21,6 @@ def _hf_token_count(text: str) -> int:
 
     tok = AutoTokenizer.from_pretrained(str(default_model_path()))
     return len(tok(text, truncation=False)["input_ids"])
-
-
-@pytest.fixture(scope="module")
-def limit():
-    lim = lt.model_limit(DEFAULT_MODEL)
-    assert lim is not None and lim.max_seq_length == 256 and lim.n_special == 2
-    return lim
 
 
 def test_pair_really_differs_only_after_the_limit(limit):

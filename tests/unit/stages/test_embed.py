@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 
 from core.encoders import long_text as lt
 from core.encoders import models as M
-from core.encoders import registry as R
 from core.stages.embed import (Cancelled, EmbedParams, embed_key, embed_prepared, embed_texts, encoder_limit,
                                load_embeddings, precomputed_vectors, run_embed)
 from core.stages.embed_cache import CACHE_TABLE, length_order
@@ -31,6 +30,7 @@ from core.stages.ingest import IngestParams, ingest
 from core.stages.dataset import TextSpec, current_dataset
 from core.store.workspace import SieveError, Workspace
 from core.store.artifacts import stage_key
+from tests.builders import long_pair as _long_pair
 from tests.fakes import REPO_ROOT as ROOT
 from tests.fakes import HashEncoder, WrongDimEncoder, write_table
 
@@ -289,25 +289,6 @@ def test_real_model_semantic_similarity(sieve_real_encoder):
     np.testing.assert_allclose(embed_texts(texts, enc, batch_size=5), v, atol=1e-5)
 
 
-WORDS = ("we study graph neural networks for protein structure prediction and report strong results on "
-         "several benchmark datasets with careful ablations of attention layers and contrastive losses").split()
-
-
-def _long_pair(n_words: int = 330, seed: int = 0) -> tuple[str, str]:
-    """Two texts identical in their first ~n_words words (> 256 tokens), different after."""
-    rng = np.random.default_rng(seed)
-    base = " ".join(rng.choice(WORDS, n_words))
-    return (base + " In conclusion the method fails on small molecules and noisy labels.",
-            base + " Finally we release code for quantum chemistry simulations of crystals.")
-
-
-@pytest.fixture(scope="module")
-def limit():
-    lim = lt.model_limit(DEFAULT_MODEL)
-    assert lim is not None and lim.max_seq_length == 256 and lim.n_special == 2
-    return lim
-
-
 @pytest.mark.parametrize("backend", ["torch", "onnx-int8"])
 def test_truncate_gives_equal_vectors_and_chunk_tells_them_apart(backend, sieve_real_encoder, limit):
     enc = sieve_real_encoder if backend == "torch" else load_encoder(backend=backend)
@@ -399,29 +380,6 @@ def test_embedding_a_20mb_cell_keeps_memory_bounded(tmp_path):
     assert res["mb"] > 20
     assert res["grew_mb"] < 200, res
     assert res["cos"] > 0.9999, res
-
-
-@pytest.fixture(scope="session")
-def fast_cache(tmp_path_factory):
-    """A private Sieve cache dir for the session (the export/distillation happen once),
-    unless SIEVE_CACHE_DIR is set (then the models built there are reused)."""
-    old = os.environ.get("SIEVE_CACHE_DIR")
-    os.environ["SIEVE_CACHE_DIR"] = old or str(tmp_path_factory.mktemp("sieve-cache"))
-    yield os.environ["SIEVE_CACHE_DIR"]
-    if old is None:
-        os.environ.pop("SIEVE_CACHE_DIR", None)
-    else:
-        os.environ["SIEVE_CACHE_DIR"] = old
-
-
-@pytest.fixture(scope="session")
-def onnx_encoder(fast_cache):
-    return R.load_encoder(backend="onnx-int8")
-
-
-@pytest.fixture(scope="session")
-def static_encoder(fast_cache):
-    return R.load_encoder(backend="static")
 
 
 def test_backend_params_are_validated():
