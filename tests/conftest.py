@@ -1,4 +1,6 @@
-"""Shared fixtures.  Names are prefixed ``sieve_`` so other suites can add their own.
+"""Shared fixtures.  Names are prefixed ``sieve_`` so other suites can add their own; the
+few fixtures that moved here from test files of several folders (``tree``, ``real_map``)
+keep the names those tests already use.
 
 Expensive things (the real model, a real-model map, a fake-encoder map) are built once
 per session under ``tmp_path_factory``; tests must treat them as read-only (write new
@@ -32,7 +34,8 @@ import pyarrow as pa  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
-from tests.fakes import SAMPLE_CSV, TopicEncoder, start_sieve, write_table  # noqa: E402
+from tests.builders import secret_tree  # noqa: E402
+from tests.fakes import SAMPLE_CSV, TopicEncoder, build_topic_map, start_sieve, write_table  # noqa: E402
 
 # Property tests draw the same examples on every run, so a CI result can be reproduced
 # (a failure that only a random draw finds would otherwise come and go).  Set
@@ -106,6 +109,26 @@ def sieve_fake_map(tmp_path_factory) -> SieveMapFixture:
     table = generate_rows(FAKE_MAP_ROWS, seed=FAKE_MAP_SEED, mess=False)
     enc = TopicEncoder(dict(zip(table.column("text").to_pylist(), table.column("topic").to_pylist())))
     return _build_map(tmp_path_factory.mktemp("sieve_fake_map"), table, enc)
+
+
+@pytest.fixture(scope="session")
+def real_map(tmp_path_factory):
+    """(workspace, MapData, topics by row id) of 200 generated rows embedded with all-MiniLM-L6-v2
+    (:func:`tests.fakes.build_topic_map`), for the search tests of unit/explore, integration and
+    app; built once per session (the tests only read it: searching writes nothing)."""
+    from core.engines.local import load_map
+
+    ws, table = build_topic_map(tmp_path_factory.mktemp("search"))
+    data = load_map(ws)
+    topics = dict(zip(range(table.num_rows), table.column("topic").to_pylist()))  # row ids follow file order
+    return ws, data, topics
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """data/ (the allowed folder, with a link out of it) beside outside/ (a secret CSV):
+    :func:`tests.builders.secret_tree` under ``tmp_path``; returns (data, outside)."""
+    return secret_tree(tmp_path)
 
 
 @pytest.fixture

@@ -10,22 +10,7 @@ import pytest
 from pages import common as C
 from pages import state as S
 from tests.app_fixtures import empty_env, map_env, new_app, no_errors, open_page, small_map  # noqa: F401
-
-
-SECRET = "TOPSECRETHEADER"
-
-
-@pytest.fixture
-def tree(tmp_path):
-    """data/ (the allowed folder, with a link out of it) beside outside/ (a secret CSV)."""
-    data, outside, empty = tmp_path / "data", tmp_path / "outside", tmp_path / "empty"
-    for d in (data / "sub", outside, empty):
-        d.mkdir(parents=True)
-    (outside / "secret.csv").write_text(f"{SECRET},b\n1,2\n")
-    (data / "sub" / "rows.csv").write_text("text,n\nhello world,1\nsecond row,2\n")
-    (data / "out").symlink_to(outside)
-    (data / "void").symlink_to(empty)
-    return data, outside
+from tests.builders import SECRET
 
 
 def _messages(at) -> list[str]:

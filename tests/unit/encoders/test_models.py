@@ -11,22 +11,6 @@ from core.encoders.models import DEFAULT_MODEL_ID, confine_model, default_model_
 from core.store.workspace import SieveError
 
 
-SECRET = "TOPSECRETHEADER"
-
-
-@pytest.fixture
-def tree(tmp_path):
-    """data/ (the allowed folder, with a link out of it) beside outside/ (a secret CSV)."""
-    data, outside, empty = tmp_path / "data", tmp_path / "outside", tmp_path / "empty"
-    for d in (data / "sub", outside, empty):
-        d.mkdir(parents=True)
-    (outside / "secret.csv").write_text(f"{SECRET},b\n1,2\n")
-    (data / "sub" / "rows.csv").write_text("text,n\nhello world,1\nsecond row,2\n")
-    (data / "out").symlink_to(outside)
-    (data / "void").symlink_to(empty)
-    return data, outside
-
-
 def test_model_folders_are_confined_in_server_mode(tree):
     data, _ = tree
     (data / "models" / "mini").mkdir(parents=True)

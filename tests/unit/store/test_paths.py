@@ -13,22 +13,7 @@ import pytest
 
 from core.store.paths import check_new_files, confine_read, confine_write
 from core.store.workspace import SieveError
-
-
-SECRET = "TOPSECRETHEADER"
-
-
-@pytest.fixture
-def tree(tmp_path):
-    """data/ (the allowed folder, with a link out of it) beside outside/ (a secret CSV)."""
-    data, outside, empty = tmp_path / "data", tmp_path / "outside", tmp_path / "empty"
-    for d in (data / "sub", outside, empty):
-        d.mkdir(parents=True)
-    (outside / "secret.csv").write_text(f"{SECRET},b\n1,2\n")
-    (data / "sub" / "rows.csv").write_text("text,n\nhello world,1\nsecond row,2\n")
-    (data / "out").symlink_to(outside)
-    (data / "void").symlink_to(empty)
-    return data, outside
+from tests.builders import SECRET
 
 
 @pytest.mark.parametrize("raw", ["/etc/passwd", "~/x.csv", "../outside/secret.csv", "sub/../../outside/secret.csv",
