@@ -6,20 +6,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from core.engines.local import load_map
-from tests.fakes import build_topic_map
-
-
-@pytest.fixture(scope="module")
-def real_map(tmp_path_factory):
-    """(workspace, MapData, topics by row id) of 200 generated rows embedded with all-MiniLM-L6-v2."""
-    ws, table = build_topic_map(tmp_path_factory.mktemp("search"))
-    data = load_map(ws)
-    topics = dict(zip(range(table.num_rows), table.column("topic").to_pylist()))  # row ids follow file order
-    return ws, data, topics
-
 
 def test_map_page_search_by_meaning_rings_selects_and_pins(real_map, monkeypatch):
     from pages import state as S

@@ -4,20 +4,6 @@ packaged model and generated rows of known topics.
 
 from __future__ import annotations
 
-import pytest
-
-from core.engines.local import load_map
-from tests.fakes import build_topic_map
-
-
-@pytest.fixture(scope="module")
-def real_map(tmp_path_factory):
-    """(workspace, MapData, topics by row id) of 200 generated rows embedded with all-MiniLM-L6-v2."""
-    ws, table = build_topic_map(tmp_path_factory.mktemp("search"))
-    data = load_map(ws)
-    topics = dict(zip(range(table.num_rows), table.column("topic").to_pylist()))  # row ids follow file order
-    return ws, data, topics
-
 
 def test_sieve_search_cli_prints_plain_rows(real_map):
     from tests.fakes import run_sieve

@@ -9,18 +9,7 @@ import numpy as np
 import pytest
 
 from core.search import embed_query, nearest, row_norms
-from core.engines.local import load_map
 from core.store.workspace import SieveError
-from tests.fakes import build_topic_map
-
-
-@pytest.fixture(scope="module")
-def real_map(tmp_path_factory):
-    """(workspace, MapData, topics by row id) of 200 generated rows embedded with all-MiniLM-L6-v2."""
-    ws, table = build_topic_map(tmp_path_factory.mktemp("search"))
-    data = load_map(ws)
-    topics = dict(zip(range(table.num_rows), table.column("topic").to_pylist()))  # row ids follow file order
-    return ws, data, topics
 
 
 def test_nearest_is_exact_cosine_top_k():

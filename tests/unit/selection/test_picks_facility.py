@@ -9,14 +9,8 @@ import numpy as np
 from core.stages.metrics import facility_score
 from core.nn import unit
 from core.selection import SelectParams, pick_facility, select
+from tests.builders import blob_cluster as _blob_cluster
 from tests.fakes import blobs_on_sphere
-
-
-def _blob_cluster(n=200, dim=12, seed=0):
-    """One cluster of ``n`` unit vectors scattered around one direction."""
-    rng = np.random.default_rng(seed)
-    centre = rng.standard_normal(dim)
-    return blobs_on_sphere([centre], [n], spread=0.6, seed=seed), centre / np.linalg.norm(centre)
 
 
 def test_facility_beats_random_on_the_facility_objective():
