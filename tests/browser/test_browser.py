@@ -159,7 +159,7 @@ def test_lasso_selection_matches_server_count(ui, workspace):
 
 
 def test_budget_slider_changes_allocation(ui, workspace):
-    from core.selection import DEFAULT_POLICY, SelectParams, select
+    from core.selection import DEFAULT_POLICY, DEFAULT_SOFT_NOISE, SelectParams, select
 
     ui.get_by_role("button", name="Clear pins").click()
     wait_metric(ui, "Pinned rows", lambda v: v == "0")
@@ -173,8 +173,12 @@ def test_budget_slider_changes_allocation(ui, workspace):
     total = int(wait_metric(ui, "Rows in the subset", lambda v: int(v) == start + 5))
     assert ui.get_by_role("spinbutton", name="Rows", exact=True).input_value() == str(total)
     data = load_map_here(workspace)
-    # the page's default policy
-    want = select(data.labels, data.row_ids, SelectParams(budget=total, policy=DEFAULT_POLICY)).allocation
+    # the page's default policy and soft noise (unclustered rows join their most likely cluster)
+    alloc = select(data.labels, data.row_ids,
+                   SelectParams(budget=total, policy=DEFAULT_POLICY, soft_noise_threshold=DEFAULT_SOFT_NOISE),
+                   soft_labels=data.soft_labels, soft_strength=data.soft_strength).allocation
+    # the table lists every group of the map, the unclustered one (emptied by soft noise) at 0
+    want = {int(c): alloc.get(int(c), 0) for c in np.unique(data.labels)}
     got = {}
     deadline = time.time() + 20
     while time.time() < deadline:  # the table may still be the previous run's for a moment
