@@ -190,7 +190,7 @@ DEPTH_OPTS = group(*(_depth(*row) for row in (
     ("mmr_lambda", float, "mmr_lambda", "With --pick mmr: 1 = most relevant, 0 = most novel."),
     ("soft_noise", Optional[float], "soft_noise_threshold",
      f"Unclustered rows with soft membership >= this join their most likely cluster for the selection "
-     f"(default {DEFAULT_SOFT_NOISE:g}: every one; --engine ray: off).", None),
+     f"(default {DEFAULT_SOFT_NOISE:g}: every one; off with --engine ray, --noise exclude or a noise budget).", None),
     ("budget_unit", str, "budget_unit", "rows or tokens (budget, min/max, overrides in tokens)."),
     ("tokenizer", str, "tokenizer", "With --budget-unit tokens: model (the embedding model's tokenizer) or words."),
     ("strata", Optional[str], "strata_column", "A column to split each cluster's budget across (e.g. source)."),

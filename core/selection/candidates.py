@@ -42,7 +42,7 @@ def soft_noise(labels, soft_labels, soft_strength, params: SelectParams, notes: 
             if (eff == NOISE).any():
                 notes.append("soft noise: this map has no soft membership (a map fitted on a sample, or made "
                              "before it was stored), so its unclustered rows stay unclustered")
-        else:
+        elif moved.any():  # nothing to say when no row moved (no noise, or no cluster to join)
             notes.append(f"soft noise: {int(moved.sum())} unclustered row(s) with soft membership >= "
                          f"{params.soft_noise_threshold:g} joined their most likely cluster")
         stats["soft_noise_moved"] = int(moved.sum())

@@ -68,6 +68,18 @@ def test_soft_noise_default_is_the_recipe_on_local_and_off_on_ray():
         soft_noise(o(no_soft_noise=True, soft_noise=0.1))
 
 
+def test_soft_noise_default_is_off_when_noise_has_its_own_rule():
+    """--noise exclude or a noise budget says what the unclustered rows get: the recipe's soft
+    noise does not move them into clusters first (a --soft-noise given still applies)."""
+    def o(**kw):
+        return SimpleNamespace(**{"soft_noise": None, "no_soft_noise": False, **kw})
+
+    assert soft_noise(o(noise="include")) == DEFAULT_SOFT_NOISE
+    assert soft_noise(o(noise="exclude")) is None
+    assert soft_noise(o(noise="5")) is None
+    assert soft_noise(o(noise="exclude", soft_noise=0.2)) == 0.2
+
+
 def test_cli_no_soft_noise_is_recorded_as_off(tmp_path):
     data = write_vectors_jsonl(tmp_path / "topics_vectors.jsonl")
     ws = tmp_path / "ws"

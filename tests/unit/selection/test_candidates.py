@@ -36,6 +36,18 @@ def test_soft_noise_moves_the_rows_above_the_threshold():
     assert {20, 21, 23, 24} & set(ex.row_ids.tolist())
 
 
+def test_soft_noise_says_nothing_when_no_row_moves():
+    """A note only when rows moved: a map without noise (or none above the threshold) gets none."""
+    labels = np.array([0] * 10 + [1] * 10)
+    sel = select(labels, np.arange(20), SelectParams(budget=6, soft_noise_threshold=0.0),
+                 soft_labels=labels, soft_strength=np.ones(20, np.float32))
+    assert sel.stats["soft_noise_moved"] == 0 and not any("soft noise" in n for n in sel.notes)
+    noisy = np.array([0] * 10 + [-1] * 4)
+    weak = select(noisy, np.arange(14), SelectParams(budget=6, soft_noise_threshold=0.5),
+                  soft_labels=np.array([0] * 14), soft_strength=np.array([1.0] * 10 + [0.1] * 4, np.float32))
+    assert weak.stats["soft_noise_moved"] == 0 and not any("soft noise" in n for n in weak.notes)
+
+
 def test_leakage_check_catches_planted_near_copies_of_eval_rows():
     rng = np.random.default_rng(3)
     v = unit(rng.standard_normal((300, 32)))
