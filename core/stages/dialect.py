@@ -121,15 +121,21 @@ def count_records(path: Path, delimiter: str, quoted: bool = True) -> int | None
         return None
 
 
-def guess_encoding(path: Path) -> str | None:
-    """charset-normalizer's best guess for the first 1 MiB of ``path`` (or None)."""
+def guess_encodings(path: Path, most: int = 3) -> list[str]:
+    """charset-normalizer's likeliest encodings for the first 1 MiB of ``path``: up to ``most``
+    of those that decode it with the least chaos, best first ([] when it has none).  On a short
+    file several legacy code pages fit equally (a Latin-1 file may come first as cp1250), so a
+    message shows them together rather than one as fact."""
     try:
         from charset_normalizer import from_bytes
     except ImportError:  # pragma: no cover - a dependency
-        return None
+        return []
     with open(path, "rb") as fh:
-        best = from_bytes(fh.read(1 << 20)).best()
-    return best.encoding if best is not None else None
+        matches = list(from_bytes(fh.read(1 << 20)))
+    if not matches:
+        return []
+    least = min(m.chaos for m in matches)
+    return [m.encoding for m in matches if m.chaos <= least][:most]
 
 
 def check_utf8(path: Path, limit: int = UTF8_CHECK_BYTES) -> None:
@@ -155,8 +161,9 @@ def check_utf8(path: Path, limit: int = UTF8_CHECK_BYTES) -> None:
 
 def not_utf8_message(path: Path, where: str = "") -> str:
     """The one-line error for a file that is not UTF-8, with charset-normalizer's guess."""
-    guess = guess_encoding(path)
-    hint = f"; it looks like {guess}" if guess and guess.replace("_", "-").lower() not in ("utf-8", "ascii") else ""
+    guesses = [g for g in guess_encodings(path) if g.replace("_", "-").lower() not in ("utf-8", "ascii")]
+    named = " or ".join([", ".join(guesses[:-1]), guesses[-1]] if len(guesses) > 1 else guesses)
+    hint = f"; it may be {named} (guessed from its bytes: check accented letters after loading)" if guesses else ""
     at = f" ({where})" if where else ""
     return (f"file {path} is not UTF-8 encoded{at}{hint}; convert it to UTF-8 or give its encoding "
             f"(--encoding, e.g. latin-1 or cp1252)")
