@@ -241,7 +241,8 @@ def depth_settings(state: State, info) -> None:
     soft = S.persisted(state, c3.checkbox, "Soft noise", S.W_SOFT_NOISE_ON, S.C_SOFT_NOISE_ON, True,
                        help="Unclustered rows whose soft membership reaches the threshold join their most likely "
                             "cluster for this selection (default: on at 0, every one; it covered more classes on "
-                            "the quality harness, docs/SELECTION.md).")
+                            "the quality harness, docs/SELECTION.md). Turn it off to keep the unclustered rows "
+                            "out with Unclustered rows: exclude, or to give them their own budget.")
     if soft:
         S.persisted(state, c4.slider, "Soft membership ≥", S.W_SOFT_NOISE, S.C_SOFT_NOISE, DEFAULT_SOFT_NOISE, 0.0,
                     1.0, step=0.01)
