@@ -166,7 +166,7 @@ def not_utf8_message(path: Path, where: str = "") -> str:
     hint = f"; it may be {named} (guessed from its bytes: check accented letters after loading)" if guesses else ""
     at = f" ({where})" if where else ""
     return (f"file {path} is not UTF-8 encoded{at}{hint}; convert it to UTF-8 or give its encoding "
-            f"(--encoding, e.g. latin-1 or cp1252)")
+            f"(--encoding in the CLI, Encoding under File format in the app; e.g. latin-1 or cp1252)")
 
 
 def utf8_files(paths: list[Path], fmt: str, encoding: str | None, tmpdir: Path) -> list[str]:

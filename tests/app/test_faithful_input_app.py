@@ -15,7 +15,7 @@ def test_data_page_names_a_non_utf8_file_and_reads_it_with_an_encoding(empty_env
     at.text_input(key="w.source_path").input(str(path)).run()
     assert not at.exception
     errors = [e.value for e in at.error]
-    assert any("latin.csv" in e and "not UTF-8" in e and "encoding" in e for e in errors), errors
+    assert any("latin.csv" in e and "not UTF-8" in e and "Encoding under File format" in e for e in errors), errors
     at.text_input(key="w.encoding").input("latin-1").run()
     no_errors(at)
     at.selectbox(key="w.text_column").set_value("text").run()
