@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -68,6 +68,15 @@ def engine_limits(engine: Engine | str) -> tuple[tuple[str, ...], tuple[str, ...
     """What ``engine`` cannot run, as declared (core.engines.base.not_run_by): (SelectParams
     options it takes only at their defaults, pick methods it does not run)."""
     return not_run_by(resolve_engine(engine).name)
+
+
+def recipe_default(engine: Engine | str, name: str, value):
+    """``value`` (a front end's starting value for the SelectParams field ``name``, e.g. the
+    harness's recipe DEFAULT_SOFT_NOISE) where ``engine`` runs that field, else the field's own
+    default, which every engine takes (:func:`engine_limits`): a front end's default never gets
+    an option refused."""
+    options, _ = engine_limits(engine)
+    return next(f.default for f in fields(SelectParams) if f.name == name) if name in options else value
 
 
 def check_target(engine: Engine | str, target: ExportTarget) -> None:
@@ -241,7 +250,7 @@ def run(ws: Workspace, ingest_params: IngestParams, map_params: MapParams, sel_p
     eng = resolve_engine(engine, encoder=encoder)
     target = eng.check_run(map_params, sel_params, target, edits_path)
     edits = read_edits(edits_path) if edits_path is not None else None
-    events.step("dataset", ingest_stage.ingest(ws, ingest_params))
+    events.step("dataset", ingest(ws, ingest_params))
     t0 = time.perf_counter()
     with naming_edits_file(edits_path):
         handle = eng.map(ws, map_params, edits=edits, events=events)

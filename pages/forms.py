@@ -12,7 +12,7 @@ from typing import Any, MutableMapping
 
 import streamlit as st
 
-from core import queries
+from core import queries, workflows
 from core.budget_settings import BudgetSettings
 from core.encoders.base import BACKENDS, DEVICES
 from core.encoders.long_text import LONG_TEXT_MODES
@@ -187,7 +187,9 @@ def ray_budget_settings(state: State) -> BudgetSettings:
                           pick=pick if pick in offered["pick"] else RAY_DEFAULTS["pick"],
                           seed=int(g(S.C_SEED, 0)), noise=noise if noise in offered["noise"] else "include",
                           min_per_cluster=int(g(S.C_MIN, 0) or 0), max_per_cluster=int(g(S.C_MAX, 0) or 0),
-                          soft_noise=None, cluster_choice="size")  # the local engine's recipe: not on Ray
+                          # the local engine's recipe where Ray runs it, else the field's own default
+                          soft_noise=workflows.recipe_default(RAY, "soft_noise_threshold", DEFAULT_SOFT_NOISE),
+                          cluster_choice=workflows.recipe_default(RAY, "cluster_choice", DEFAULT_CLUSTER_CHOICE))
 
 
 def ray_select_params(state: State, n_rows: int) -> SelectParams:

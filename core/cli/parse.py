@@ -3,7 +3,6 @@ naming the option (the CLI prints it and exits 2)."""
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Optional
@@ -108,18 +107,9 @@ def _resolved(path: str | None) -> str | None:
     return str(Path(path).expanduser().resolve()) if path else None
 
 
-def recipe_default(o: SimpleNamespace, name: str, value):
-    """``value``, the CLI's default for the SelectParams field ``name`` (the harness's recipe),
-    unless the command's engine runs that field only at its own default (its declarations,
-    workflows.engine_limits): then the field's own default, so an engine is never refused an
-    option the user did not give."""
-    options, _ = workflows.engine_limits(getattr(o, "engine", LOCAL))
-    return next(f.default for f in fields(SelectParams) if f.name == name) if name in options else value
-
-
 def soft_noise(o: SimpleNamespace) -> float | None:
     """SelectParams.soft_noise_threshold of ``--soft-noise`` / ``--no-soft-noise``: the value given,
-    else DEFAULT_SOFT_NOISE where the engine runs soft noise (:func:`recipe_default`; the Ray
+    else DEFAULT_SOFT_NOISE where the engine runs soft noise (workflows.recipe_default; the Ray
     engine's maps have no soft membership: off there, and refused by name when asked for) and
     ``--noise`` is ``include`` (with ``exclude`` or a noise budget: off unless given)."""
     if o.no_soft_noise:
@@ -130,15 +120,15 @@ def soft_noise(o: SimpleNamespace) -> float | None:
         return o.soft_noise
     if str(getattr(o, "noise", "include")) != "include":  # --noise exclude / a noise budget: the user said
         return None  # what the unclustered rows get, so the recipe does not move them into clusters first
-    return recipe_default(o, "soft_noise_threshold", DEFAULT_SOFT_NOISE)
+    return workflows.recipe_default(getattr(o, "engine", LOCAL), "soft_noise_threshold", DEFAULT_SOFT_NOISE)
 
 
 def cluster_choice(o: SimpleNamespace) -> str:
     """SelectParams.cluster_choice of ``--cluster-choice``: the value given, else
-    DEFAULT_CLUSTER_CHOICE where the engine runs it (:func:`recipe_default`)."""
+    DEFAULT_CLUSTER_CHOICE where the engine runs it (workflows.recipe_default)."""
     if o.cluster_choice is not None:
         return o.cluster_choice
-    return recipe_default(o, "cluster_choice", DEFAULT_CLUSTER_CHOICE)
+    return workflows.recipe_default(getattr(o, "engine", LOCAL), "cluster_choice", DEFAULT_CLUSTER_CHOICE)
 
 
 def depth_fields(o: SimpleNamespace) -> dict:
